@@ -1,0 +1,53 @@
+# tcpfork entry point. CMake does the building underneath; this file is the
+# contract users and CI rely on: `make run` and `make test` do all the set-up.
+
+BUILD_DIR  ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS       ?= $(shell nproc)
+LISTEN     ?= 0.0.0.0:8888
+
+# Debian packages the build, the tests and the benchmark need.
+DEB_PACKAGES := g++ make cmake pkg-config python3 \
+	libevent-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev \
+	libgtest-dev libgmock-dev
+
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: all deps configure build run test bench clean
+
+all: build
+
+# Installs only what is missing; `apt-get update` runs first only then.
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	else \
+	  echo "deps: all Debian packages present"; \
+	fi
+
+$(BUILD_DIR)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+configure: deps $(BUILD_DIR)/CMakeCache.txt
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# Foreground server on the default address; Ctrl-C stops it.
+run: build
+	$(BUILD_DIR)/bin/tcpfork-worker --listen $(LISTEN)
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+bench: build
+	python3 bench/run_bench.py --bin-dir $(BUILD_DIR)/bin --out $(BUILD_DIR)/bench.json $(BENCH_ARGS)
+
+clean:
+	rm -rf $(BUILD_DIR)

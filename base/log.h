@@ -1,0 +1,45 @@
+#pragma once
+// Process-wide logging set-up (spdlog) and a rate limiter for messages a peer
+// can trigger at will. Every line carries the role and the pid, so the
+// interleaved output of a master and its workers stays attributable.
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string_view>
+
+namespace tcpfork {
+
+// Replaces the default logger with one writing to stderr as
+// "2026-11-23 19:10:01.123 [worker.0 4242] warn: message".
+// `level` is one of spdlog's names (trace, debug, info, warn, error, critical, off).
+void initLogging(std::string_view role, std::string_view level = "info");
+
+// Admits at most `perSecond` messages per one-second window and reports how
+// many were dropped once the next window opens. One per call site; used from a
+// single loop thread, so not thread safe.
+class RateLimitedLog {
+ public:
+  explicit RateLimitedLog(unsigned perSecond = 10) : perSecond_(perSecond) {}
+
+  template <typename... Args>
+  void warn(spdlog::format_string_t<Args...> fmt, Args&&... args) {
+    uint64_t dropped = 0;
+    if (!admit(std::chrono::steady_clock::now(), dropped)) return;
+    if (dropped > 0) spdlog::warn("({} similar messages suppressed)", dropped);
+    spdlog::warn(fmt, std::forward<Args>(args)...);
+  }
+
+  // Exposed for tests: returns whether a message at `now` may be logged and
+  // sets `dropped` to the count suppressed since the last admitted one.
+  bool admit(std::chrono::steady_clock::time_point now, uint64_t& dropped);
+
+ private:
+  unsigned perSecond_;
+  std::chrono::steady_clock::time_point windowStart_{};
+  unsigned admittedInWindow_ = 0;
+  uint64_t suppressed_ = 0;
+};
+
+}  // namespace tcpfork

@@ -1,0 +1,46 @@
+#pragma once
+// Plain socket helpers shared by the worker, the client, the baseline server
+// and (later) the master: address parsing, listening and connecting sockets.
+// Errors throw std::system_error / std::invalid_argument naming the call and
+// the address.
+
+#include <sys/socket.h>
+
+#include <string>
+#include <string_view>
+
+#include "base/unique_fd.h"
+
+namespace tcpfork {
+
+struct SocketAddress {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
+  int family() const { return storage.ss_family; }
+  int port() const;
+  // "127.0.0.1:8888" or "[::1]:8888".
+  std::string toString() const;
+};
+
+// Parses "HOST:PORT", "[IPV6]:PORT" or ":PORT" (all IPv4 addresses). HOST is
+// numeric or "localhost". Throws std::invalid_argument with the reason.
+SocketAddress parseAddress(std::string_view text);
+
+struct ListenOptions {
+  int backlog = 4096;
+  bool reusePort = true;
+};
+
+// A non-blocking, close-on-exec listening TCP socket bound to `address`.
+UniqueFd listenTcp(const SocketAddress& address, const ListenOptions& options = {});
+
+// Blocking connect; the socket is close-on-exec with TCP_NODELAY set.
+UniqueFd connectTcp(const SocketAddress& address);
+
+SocketAddress localAddress(int fd);
+void setNonBlocking(int fd);
+void setNoDelay(int fd);
+
+}  // namespace tcpfork

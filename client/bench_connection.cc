@@ -1,0 +1,175 @@
+#include "client/bench_connection.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "protocol/codec.h"
+
+namespace tcpfork::client {
+namespace {
+
+using namespace protocol;
+
+// Unsent requests buffered per connection: enough for deep pipelines, bounded
+// for large payloads (at least one frame always fits).
+constexpr size_t kMaxOutBuffer = 256 * 1024;
+constexpr size_t kInBuffer = 64 * 1024;
+constexpr int kReadsPerCall = 4;
+constexpr size_t kIdOffset = kHeaderBytes;
+
+// Advances an 8-digit ASCII ID in place: "00000099" -> "00000100", wrapping at 10^8.
+void incrementId(std::byte* id) {
+  for (size_t i = kIdBytes; i-- > 0;) {
+    if (id[i] != std::byte{'9'}) {
+      id[i] = std::byte(uint8_t(id[i]) + 1);
+      return;
+    }
+    id[i] = std::byte{'0'};
+  }
+}
+
+}  // namespace
+
+BenchConnection::BenchConnection(size_t payloadBytes, unsigned window, uint64_t quota, ThreadCounters& counters)
+    : frameBytes_(requestFrameBytes(payloadBytes)),
+      window_(window),
+      quota_(quota),
+      counters_(counters),
+      requestTemplate_(frameBytes_),
+      out_(std::max(frameBytes_, std::min<size_t>(kMaxOutBuffer, size_t{window} * frameBytes_))),
+      in_(kInBuffer),
+      sendTimes_(window) {
+  std::vector<std::byte> payload(payloadBytes, std::byte{'x'});
+  Id first = formatId(0);
+  encodeRequest(Command::kSubmit, first, payload, requestTemplate_.data());
+  encodeAck(Command::kSubmitAck, first, kResultOk, expectedAck_.data());
+}
+
+bool BenchConnection::connect(const SocketAddress& address) {
+  try {
+    fd_ = connectTcp(address);
+    setNonBlocking(fd_.get());
+  } catch (const std::exception&) {
+    ThreadCounters::add(counters_.connectsFailed, 1);
+    return false;
+  }
+  // Whatever was in flight on an earlier socket is gone: expect the next new ID.
+  std::memcpy(expectedAck_.data() + kIdOffset, requestTemplate_.data() + kIdOffset, kIdBytes);
+  acked_ = sent_;
+  ackHead_ = sendHead_;
+  outBegin_ = outEnd_ = 0;
+  inLength_ = 0;
+  return true;
+}
+
+uint64_t BenchConnection::room() const {
+  uint64_t byWindow = window_ - inFlight();
+  uint64_t byBuffer = (out_.size() - (outEnd_ - outBegin_)) / frameBytes_;
+  uint64_t room = std::min(byWindow, byBuffer);
+  if (quota_ != 0) room = std::min(room, quota_ - std::min(quota_, sent_));
+  return room;
+}
+
+void BenchConnection::queue(uint64_t count, int64_t intendedNs, int64_t stepNs) {
+  if (count == 0) return;
+  if (out_.size() - outEnd_ < count * frameBytes_) {
+    std::memmove(out_.data(), out_.data() + outBegin_, outEnd_ - outBegin_);
+    outEnd_ -= outBegin_;
+    outBegin_ = 0;
+  }
+  for (uint64_t i = 0; i < count; ++i) {
+    std::memcpy(out_.data() + outEnd_, requestTemplate_.data(), frameBytes_);
+    incrementId(requestTemplate_.data() + kIdOffset);
+    outEnd_ += frameBytes_;
+    sendTimes_[sendHead_] = intendedNs;
+    intendedNs += stepNs;
+    if (++sendHead_ == window_) sendHead_ = 0;
+  }
+  sent_ += count;
+  ThreadCounters::add(counters_.sent, count);
+}
+
+bool BenchConnection::writePending() {
+  while (outEnd_ > outBegin_) {
+    ssize_t n = ::send(fd_.get(), out_.data() + outBegin_, outEnd_ - outBegin_, MSG_NOSIGNAL);
+    if (n > 0) {
+      outBegin_ += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+  outBegin_ = outEnd_ = 0;
+  return true;
+}
+
+int64_t BenchConnection::readAcks(int64_t nowNs) {
+  uint64_t ackedBefore = acked_;
+  for (int i = 0; i < kReadsPerCall; ++i) {
+    size_t asked = in_.size() - inLength_;
+    ssize_t n = ::read(fd_.get(), in_.data() + inLength_, asked);
+    if (n == 0) return -1;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      return -1;
+    }
+    size_t readBytes = static_cast<size_t>(n);
+    inLength_ += readBytes;
+    size_t offset = 0;
+    while (inLength_ - offset >= kAckFrameBytes) {
+      const std::byte* frame = in_.data() + offset;
+      if (std::memcmp(frame, expectedAck_.data(), kAckFrameBytes) != 0) {
+        auto decoded = decodeAck(std::span<const std::byte>(frame, inLength_ - offset), kDefaultMaxFrameBytes);
+        if (decoded.status != DecodeStatus::kFrame) {
+          ThreadCounters::add(counters_.errors[size_t(AckError::kMalformed)], 1);
+          return -1;  // the stream is no longer framed: nothing after this can be trusted
+        }
+        checkAck(frame, nowNs);
+      } else {
+        counters_.latencyNs.record(static_cast<uint64_t>(std::max<int64_t>(0, nowNs - sendTimes_[ackHead_])));
+        ++acked_;
+        if (++ackHead_ == window_) ackHead_ = 0;
+      }
+      incrementId(expectedAck_.data() + kIdOffset);
+      offset += kAckFrameBytes;
+    }
+    inLength_ -= offset;
+    if (inLength_ > 0) std::memmove(in_.data(), in_.data() + offset, inLength_);
+    if (readBytes < asked) break;  // socket drained: skip the EAGAIN read
+  }
+  ThreadCounters::add(counters_.acked, acked_ - ackedBefore);
+  return static_cast<int64_t>(acked_ - ackedBefore);
+}
+
+// The slow path: the frame is well formed but not the ack expected next.
+void BenchConnection::checkAck(const std::byte* frame, int64_t nowNs) {
+  auto decoded = decodeAck(std::span<const std::byte>(frame, kAckFrameBytes), kDefaultMaxFrameBytes);
+  const Ack& ack = decoded.message;
+  if (acked_ == sent_) {
+    ThreadCounters::add(counters_.errors[size_t(AckError::kWrongId)], 1);  // nothing was owed
+    return;
+  }
+  if (ack.command != Command::kSubmitAck) {
+    ThreadCounters::add(counters_.errors[size_t(AckError::kWrongCommand)], 1);
+  } else if (std::memcmp(ack.id.data(), expectedAck_.data() + kIdOffset, kIdBytes) != 0) {
+    ThreadCounters::add(counters_.errors[size_t(AckError::kWrongId)], 1);
+  } else if (ack.result != kResultOk) {
+    ThreadCounters::add(counters_.errors[size_t(AckError::kNonZeroResult)], 1);
+  }
+  counters_.latencyNs.record(static_cast<uint64_t>(std::max<int64_t>(0, nowNs - sendTimes_[ackHead_])));
+  ++acked_;
+  if (++ackHead_ == window_) ackHead_ = 0;
+}
+
+void BenchConnection::close() {
+  fd_.reset();
+  acked_ = sent_;
+  ackHead_ = sendHead_;
+}
+
+}  // namespace tcpfork::client

@@ -1,0 +1,81 @@
+// tcpfork-client: `send` one request and print its ack, or `bench` a server
+// with many pipelined connections, checking every ack.
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <atomic>
+#include <csignal>
+#include <fstream>
+
+#include "client/bench.h"
+#include "client/report.h"
+#include "client/send.h"
+
+using namespace tcpfork::client;
+
+namespace {
+
+// The one piece of global state: what SIGINT/SIGTERM need to reach the bench.
+std::atomic<bool> gStop{false};
+
+void onStopSignal(int) { gStop.store(true); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"tcpfork-client: talk to a tcpfork server (or any server of its protocol)"};
+  app.require_subcommand(1);
+
+  SendOptions send;
+  auto* sendCmd = app.add_subcommand("send", "send one request and print its ack");
+  sendCmd->add_option("--addr", send.addr, "server ADDR:PORT")->capture_default_str();
+  sendCmd->add_option("--id", send.id, "8-byte request ID (digits are zero-padded)")->capture_default_str();
+  sendCmd->add_option("--payload", send.payload, "Submit payload text")->capture_default_str();
+  sendCmd->add_flag("--conn", send.conn, "send Conn (0x01) instead of Submit (0x02)");
+  sendCmd->add_option("--timeout", send.timeoutSeconds, "seconds to wait for the ack")->capture_default_str();
+
+  BenchOptions bench;
+  auto* benchCmd = app.add_subcommand("bench", "load a server and check every ack");
+  benchCmd->add_option("--addr", bench.addr, "server ADDR:PORT")->capture_default_str();
+  benchCmd->add_option("-c,--connections", bench.connections, "connections")->capture_default_str();
+  benchCmd->add_option("-w,--window", bench.window, "requests in flight per connection (1 = request/response)")
+      ->capture_default_str();
+  benchCmd->add_option("-d,--duration", bench.durationSeconds, "seconds to send for")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  benchCmd->add_option("-n,--requests", bench.requests,
+                       "send this many requests in all, then stop (still bounded by -d)");
+  benchCmd->add_option("--payload-bytes", bench.payloadBytes, "Submit payload size")->capture_default_str();
+  benchCmd->add_option("--threads", bench.threads, "client threads")->capture_default_str();
+  benchCmd->add_option("--rate", bench.rate, "open loop: requests/s over all connections (0 = closed loop)")
+      ->capture_default_str();
+  benchCmd->add_option("--drain", bench.drainSeconds, "seconds to wait for owed acks after sending stops")
+      ->capture_default_str();
+  benchCmd->add_option("--json", bench.jsonPath, "also write the report as JSON to FILE");
+  bool quiet = false;
+  benchCmd->add_flag("-q,--quiet", quiet, "no progress lines");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (sendCmd->parsed()) return runSend(send);
+
+  bench.progress = !quiet;
+  std::signal(SIGINT, onStopSignal);
+  std::signal(SIGTERM, onStopSignal);
+  std::signal(SIGPIPE, SIG_IGN);
+  try {
+    BenchResult result = runBench(bench, gStop);
+    printReport(stdout, bench, result);
+    if (!bench.jsonPath.empty()) {
+      std::ofstream out(bench.jsonPath);
+      out << toJson(bench, result).dump(2) << '\n';
+      if (!out) throw std::runtime_error("cannot write " + bench.jsonPath);
+    }
+    if (result.totalErrors() > 0 || result.connectsFailed > 0 || result.acked == 0) return 1;
+    return 0;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "tcpfork-client bench: {}\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,95 @@
+#include "client/report.h"
+
+#include <fmt/format.h>
+
+namespace tcpfork::client {
+namespace {
+
+struct Quantile {
+  const char* name;
+  double q;
+};
+constexpr Quantile kQuantiles[] = {{"p50", 0.5}, {"p90", 0.9}, {"p99", 0.99}, {"p99.9", 0.999}};
+
+std::string withCommas(uint64_t n) {
+  std::string digits = std::to_string(n);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string formatNanos(uint64_t ns) {
+  if (ns < 10'000) return fmt::format("{} ns", ns);
+  if (ns < 10'000'000) return fmt::format("{:.1f} us", ns / 1e3);
+  if (ns < 10'000'000'000) return fmt::format("{:.2f} ms", ns / 1e6);
+  return fmt::format("{:.2f} s", ns / 1e9);
+}
+
+void printProgressLine(FILE* out, double elapsedSeconds, const Progress& now, const Progress& previous) {
+  HistogramSnapshot interval = now.latencyNs.since(previous.latencyNs);
+  fmt::print(out, "[{:6.1f}s] acks/s {:>12}  p99 {:>10}  in-flight {:>9}  errors {}\n", elapsedSeconds,
+             withCommas(now.acked - previous.acked), formatNanos(interval.percentile(0.99)),
+             withCommas(now.sent - now.acked), now.errors);
+  std::fflush(out);
+}
+
+void printReport(FILE* out, const BenchOptions& o, const BenchResult& r) {
+  std::string mode = o.rate > 0 ? fmt::format("open loop at {} req/s", withCommas(uint64_t(o.rate))) : "closed loop";
+  fmt::print(out, "bench {}: {} connections x window {}, {} thread(s), {}-byte payload, {}\n", o.addr, o.connections,
+             o.window, o.threads, o.payloadBytes, mode);
+  fmt::print(out, "  requests sent    {}\n", withCommas(r.sent));
+  fmt::print(out, "  acks received    {}  ({} acks/s over {:.2f} s)\n", withCommas(r.acked),
+             withCommas(uint64_t(r.acksPerSecond())), r.measuredSeconds);
+  std::string latency;
+  for (const auto& q : kQuantiles) latency += fmt::format("{} {}  ", q.name, formatNanos(r.latencyNs.percentile(q.q)));
+  fmt::print(out, "  latency          {}max {}  mean {}\n", latency, formatNanos(r.latencyNs.max()),
+             formatNanos(uint64_t(r.latencyNs.mean())));
+  std::string byKind;
+  for (size_t e = 0; e < kAckErrorCount; ++e) {
+    byKind += fmt::format("{}{} {}", e ? ", " : "", ackErrorName(AckError(e)), r.errors[e]);
+  }
+  fmt::print(out, "  ack errors       {}  ({})\n", r.totalErrors(), byKind);
+  fmt::print(out, "  unacked at end   {}\n", withCommas(r.unackedAtEnd));
+  fmt::print(out, "  connections      {} failed to connect, {} closed by server ({} acks lost on them)\n",
+             r.connectsFailed, r.connectionsClosedByServer, withCommas(r.unackedOnClosedConnections));
+}
+
+nlohmann::json toJson(const BenchOptions& o, const BenchResult& r) {
+  nlohmann::json latency;
+  for (const auto& q : kQuantiles) latency[q.name] = r.latencyNs.percentile(q.q);
+  latency["max"] = r.latencyNs.max();
+  latency["mean"] = r.latencyNs.mean();
+  latency["count"] = r.latencyNs.count();
+  nlohmann::json errors;
+  for (size_t e = 0; e < kAckErrorCount; ++e) errors[std::string(ackErrorName(AckError(e)))] = r.errors[e];
+  return {
+      {"options",
+       {{"addr", o.addr},
+        {"connections", o.connections},
+        {"window", o.window},
+        {"threads", o.threads},
+        {"payload_bytes", o.payloadBytes},
+        {"duration_s", o.durationSeconds},
+        {"requests", o.requests},
+        {"rate", o.rate}}},
+      {"sent", r.sent},
+      {"acked", r.acked},
+      {"acks_per_sec", r.acksPerSecond()},
+      {"measured_s", r.measuredSeconds},
+      {"elapsed_s", r.elapsedSeconds},
+      {"latency_ns", latency},
+      {"errors", errors},
+      {"errors_total", r.totalErrors()},
+      {"unacked_at_end", r.unackedAtEnd},
+      {"connects_failed", r.connectsFailed},
+      {"closed_by_server", r.connectionsClosedByServer},
+      {"unacked_on_closed", r.unackedOnClosedConnections},
+  };
+}
+
+}  // namespace tcpfork::client

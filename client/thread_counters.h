@@ -1,0 +1,32 @@
+#pragma once
+// ThreadCounters: what one bench thread has done. The thread is the only
+// writer (relaxed load + store, no locked instructions on the hot path); the
+// progress reporter reads them from the main thread.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+#include "client/bench_options.h"
+#include "client/histogram.h"
+
+namespace tcpfork::client {
+
+struct ThreadCounters {
+  using Counter = std::atomic<uint64_t>;
+
+  static void add(Counter& counter, uint64_t by) {
+    counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+  }
+  static uint64_t read(const Counter& counter) { return counter.load(std::memory_order_relaxed); }
+
+  Counter sent{0};
+  Counter acked{0};
+  std::array<Counter, kAckErrorCount> errors{};
+  Counter connectsFailed{0};
+  Counter closedByServer{0};
+  Counter unackedOnClose{0};
+  LatencyHistogram latencyNs;
+};
+
+}  // namespace tcpfork::client

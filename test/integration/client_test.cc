@@ -1,0 +1,183 @@
+// tcpfork-client against the real worker, and against a deliberately wrong
+// server to prove the bench's ack checks can fail.
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <thread>
+
+#include "protocol/codec.h"
+#include "test/integration/running_worker.h"
+
+namespace tcpfork::test {
+namespace {
+
+using namespace protocol;
+
+struct ClientRun {
+  int exitCode = -1;
+  std::string output;
+  nlohmann::json report;
+};
+
+ClientRun runClient(std::vector<std::string> args, bool json = false) {
+  std::string log = tempPath("client.out");
+  std::string jsonPath = tempPath("client.json");
+  std::vector<std::string> argv = {binary("tcpfork-client")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  if (json) argv.insert(argv.end(), {"--json", jsonPath});
+  ChildProcess client(argv, {}, log);
+  auto status = client.waitExit(60s);
+  ClientRun run;
+  if (!status) {
+    ADD_FAILURE() << "tcpfork-client did not finish";
+    return run;
+  }
+  run.exitCode = WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
+  run.output = readFile(log);
+  if (json) run.report = nlohmann::json::parse(readFile(jsonPath), nullptr, false);
+  return run;
+}
+
+std::string addr(int port) { return "127.0.0.1:" + std::to_string(port); }
+
+TEST(ClientSend, PrintsTheAck) {
+  RunningWorker worker;
+  auto run = runClient({"send", "--addr", addr(worker.port()), "--id", "7", "--payload", "hi"});
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_NE(run.output.find("SubmitAck id=00000007 result=0"), std::string::npos) << run.output;
+}
+
+TEST(ClientSend, SaysWhyWhenNoServerListens) {
+  int port;
+  {
+    UniqueFd fd = listenTcp(parseAddress("127.0.0.1:0"));
+    port = localAddress(fd.get()).port();
+  }
+  auto run = runClient({"send", "--addr", addr(port)});
+  EXPECT_EQ(run.exitCode, 2);
+  EXPECT_NE(run.output.find("connect(127.0.0.1:" + std::to_string(port) + "): Connection refused"),
+            std::string::npos)
+      << run.output;
+}
+
+TEST(ClientBench, SendsAndChecksExactlyTheRequestedCount) {
+  RunningWorker worker;
+  auto run = runClient({"bench", "--addr", addr(worker.port()), "-n", "20000", "-c", "4", "-w", "32", "--threads",
+                        "2", "-q"},
+                       true);
+  ASSERT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_EQ(run.report["sent"], 20000);
+  EXPECT_EQ(run.report["acked"], 20000);
+  EXPECT_EQ(run.report["errors_total"], 0);
+  EXPECT_EQ(run.report["unacked_at_end"], 0);
+  EXPECT_EQ(run.report["latency_ns"]["count"], 20000);
+  EXPECT_GT(run.report["latency_ns"]["p99"].get<uint64_t>(), 0u);
+  EXPECT_NE(run.output.find("acks received    20,000"), std::string::npos) << run.output;
+}
+
+TEST(ClientBench, PrintsProgressEverySecond) {
+  RunningWorker worker;
+  auto run = runClient({"bench", "--addr", addr(worker.port()), "-d", "2.5", "-c", "2", "-w", "4"});
+  ASSERT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_NE(run.output.find("[   1.0s] acks/s"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("[   2.0s] acks/s"), std::string::npos) << run.output;
+}
+
+TEST(ClientBench, OpenLoopOffersTheRequestedRate) {
+  RunningWorker worker;
+  auto run = runClient({"bench", "--addr", addr(worker.port()), "--rate", "2000", "-d", "2", "-c", "4", "-w", "16",
+                        "-q"},
+                       true);
+  ASSERT_EQ(run.exitCode, 0) << run.output;
+  uint64_t sent = run.report["sent"];
+  EXPECT_GE(sent, 3600u) << run.output;
+  EXPECT_LE(sent, 4400u) << run.output;
+  EXPECT_EQ(run.report["acked"], sent);
+}
+
+// One connection's worth of a server that answers every request wrongly.
+enum class Wrong { kId, kCommand, kResult, kGarbage };
+
+class WrongServer {
+ public:
+  explicit WrongServer(Wrong how) : listener_(listenTcp(parseAddress("127.0.0.1:0"))) {
+    port_ = localAddress(listener_.get()).port();
+    thread_ = std::thread([this, how] { serve(how); });
+  }
+  ~WrongServer() {
+    ::shutdown(listener_.get(), SHUT_RDWR);
+    thread_.join();
+  }
+  int port() const { return port_; }
+
+ private:
+  void serve(Wrong how) {
+    pollfd p{listener_.get(), POLLIN, 0};
+    if (::poll(&p, 1, 10000) <= 0) return;
+    UniqueFd conn(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!conn) return;
+    std::vector<std::byte> pending;
+    std::byte buffer[4096];
+    for (;;) {
+      pollfd cp{conn.get(), POLLIN, 0};
+      if (::poll(&cp, 1, 10000) <= 0) return;
+      ssize_t n = ::read(conn.get(), buffer, sizeof buffer);
+      if (n <= 0) return;
+      pending.insert(pending.end(), buffer, buffer + n);
+      size_t used = 0;
+      std::vector<std::byte> out;
+      for (;;) {
+        auto d = decodeRequest(std::span<const std::byte>(pending).subspan(used), kDefaultMaxFrameBytes);
+        if (d.status != DecodeStatus::kFrame) break;
+        std::vector<std::byte> ack(kAckFrameBytes);
+        Id id;
+        std::copy(d.message.id.begin(), d.message.id.end(), id.begin());
+        if (how == Wrong::kId) id = formatId(99999999);
+        Command command = how == Wrong::kCommand ? Command::kConnAck : Command::kSubmitAck;
+        encodeAck(command, id, how == Wrong::kResult ? 1 : 0, ack.data());
+        if (how == Wrong::kGarbage) ack[3] = std::byte{0x20};
+        out.insert(out.end(), ack.begin(), ack.end());
+        used += d.size;
+      }
+      pending.erase(pending.begin(), pending.begin() + used);
+      ::send(conn.get(), out.data(), out.size(), MSG_NOSIGNAL);
+    }
+  }
+
+  UniqueFd listener_;
+  int port_;
+  std::thread thread_;
+};
+
+struct WrongCase {
+  Wrong how;
+  const char* errorKey;
+};
+
+class ClientBenchCatches : public ::testing::TestWithParam<WrongCase> {};
+
+TEST_P(ClientBenchCatches, AWrongAck) {
+  WrongServer server(GetParam().how);
+  auto run = runClient({"bench", "--addr", addr(server.port()), "-n", "10", "-c", "1", "-w", "1", "--drain", "2",
+                        "-q"},
+                       true);
+  EXPECT_EQ(run.exitCode, 1) << run.output;
+  ASSERT_TRUE(run.report.is_object()) << run.output;
+  EXPECT_GT(run.report["errors"][GetParam().errorKey].get<uint64_t>(), 0u) << run.report.dump(2);
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryKind, ClientBenchCatches,
+                         ::testing::Values(WrongCase{Wrong::kId, "wrong_id"},
+                                           WrongCase{Wrong::kCommand, "wrong_command"},
+                                           WrongCase{Wrong::kResult, "nonzero_result"},
+                                           WrongCase{Wrong::kGarbage, "malformed_frame"}),
+                         [](const auto& info) { return std::string(info.param.errorKey); });
+
+}  // namespace
+}  // namespace tcpfork::test

@@ -1,0 +1,177 @@
+#include "test/integration/process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "protocol/codec.h"
+
+namespace tcpfork::test {
+
+std::string binary(const std::string& name) { return std::string(TCPFORK_BIN_DIR) + "/" + name; }
+
+bool waitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+}
+
+ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::vector<int>& inheritFds,
+                           const std::string& logPath) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  int logFd = -1;
+  if (!logPath.empty()) {
+    logFd = ::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (logFd < 0) throw std::runtime_error("open(" + logPath + "): " + std::strerror(errno));
+  }
+  pid_ = ::fork();
+  if (pid_ < 0) throw std::runtime_error(std::string("fork(): ") + std::strerror(errno));
+  if (pid_ == 0) {
+    // Only async-signal-safe calls from here to exec.
+    for (int fd : inheritFds) {
+      int flags = ::fcntl(fd, F_GETFD);
+      ::fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+    }
+    if (logFd >= 0) {
+      ::dup2(logFd, STDOUT_FILENO);
+      ::dup2(logFd, STDERR_FILENO);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execv(args[0], args.data());
+    _exit(127);
+  }
+  if (logFd >= 0) ::close(logFd);
+}
+
+ChildProcess::ChildProcess(ChildProcess&& other) noexcept
+    : pid_(std::exchange(other.pid_, -1)), status_(other.status_) {}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ > 0 && !status_) {
+    ::kill(pid_, SIGKILL);
+    int status;
+    ::waitpid(pid_, &status, 0);
+  }
+}
+
+void ChildProcess::signal(int signal) const {
+  if (pid_ > 0) ::kill(pid_, signal);
+}
+
+std::optional<int> ChildProcess::waitExit(std::chrono::milliseconds timeout) {
+  waitUntil([&] { return !running(); }, timeout);
+  return status_;
+}
+
+bool ChildProcess::running() {
+  if (status_ || pid_ <= 0) return false;
+  int status;
+  pid_t r = ::waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    status_ = status;
+    return false;
+  }
+  return true;
+}
+
+size_t residentBytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string tempPath(const std::string& stem) {
+  static std::atomic<int> counter{0};
+  const char* dir = std::getenv("TMPDIR");
+  std::string path = std::string(dir ? dir : "/tmp") + "/tcpfork-test-" + std::to_string(::getpid()) + "-" +
+                     std::to_string(counter++) + "-" + stem;
+  ::unlink(path.c_str());
+  return path;
+}
+
+TestConnection::TestConnection(int port, std::chrono::milliseconds readTimeout)
+    : fd_(connectTcp(parseAddress("127.0.0.1:" + std::to_string(port)))) {
+  timeval tv{static_cast<time_t>(readTimeout.count() / 1000), static_cast<suseconds_t>(readTimeout.count() % 1000 * 1000)};
+  ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+void TestConnection::send(std::span<const std::byte> bytes) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::send(fd_.get(), bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw std::runtime_error(std::string("send(): ") + std::strerror(errno));
+    done += static_cast<size_t>(n);
+  }
+}
+
+std::vector<std::byte> TestConnection::read(size_t n) {
+  std::vector<std::byte> out(n);
+  size_t have = 0;
+  while (have < n) {
+    ssize_t r = ::read(fd_.get(), out.data() + have, n - have);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    have += static_cast<size_t>(r);
+  }
+  out.resize(have);
+  return out;
+}
+
+bool TestConnection::closedWithin(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  char sink[4096];
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd_.get(), POLLIN, 0};
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (::poll(&p, 1, static_cast<int>(std::max<int64_t>(1, left.count()))) <= 0) continue;
+    ssize_t r = ::recv(fd_.get(), sink, sizeof sink, MSG_DONTWAIT);
+    if (r == 0 || (r < 0 && errno == ECONNRESET)) return true;
+  }
+  return false;
+}
+
+void TestConnection::shutdownWrite() { ::shutdown(fd_.get(), SHUT_WR); }
+
+std::vector<std::byte> submitFrame(uint64_t n, std::string_view payload) {
+  auto bytes = protocol::asBytes(payload);
+  std::vector<std::byte> frame(protocol::requestFrameBytes(bytes.size()));
+  protocol::encodeRequest(protocol::Command::kSubmit, protocol::formatId(n), bytes, frame.data());
+  return frame;
+}
+
+std::vector<std::byte> submitAckFrame(uint64_t n) {
+  std::vector<std::byte> frame(protocol::kAckFrameBytes);
+  protocol::encodeAck(protocol::Command::kSubmitAck, protocol::formatId(n), protocol::kResultOk, frame.data());
+  return frame;
+}
+
+}  // namespace tcpfork::test

@@ -1,0 +1,80 @@
+#pragma once
+// Test fixture helpers: a child process owned by pid (killed and reaped on
+// destruction), bounded waiting, and a blocking test connection with timeouts.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/socket.h"
+#include "base/unique_fd.h"
+
+namespace tcpfork::test {
+
+using namespace std::chrono_literals;
+
+// Path of a built binary: TCPFORK_BIN_DIR/name.
+std::string binary(const std::string& name);
+
+// Polls `condition` every 5 ms until it holds or `timeout` passes.
+bool waitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+class ChildProcess {
+ public:
+  // fork + exec of argv[0]. `inheritFds` stay open in the child under the same
+  // numbers; stdout and stderr go to `logPath` (appended) when given.
+  ChildProcess(const std::vector<std::string>& argv, const std::vector<int>& inheritFds = {},
+               const std::string& logPath = "");
+  ~ChildProcess();
+  ChildProcess(ChildProcess&& other) noexcept;
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  void signal(int signal) const;
+  // Waits for the child to exit; returns its wait status, or nullopt on timeout.
+  std::optional<int> waitExit(std::chrono::milliseconds timeout);
+  bool running();
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+};
+
+// Resident set size of a process in bytes (from /proc/PID/status), or 0.
+size_t residentBytes(pid_t pid);
+
+std::string readFile(const std::string& path);
+
+// A fresh, empty file path under the test temp dir.
+std::string tempPath(const std::string& stem);
+
+// A blocking client socket whose reads give up after a timeout.
+class TestConnection {
+ public:
+  explicit TestConnection(int port, std::chrono::milliseconds readTimeout = 5s);
+  void send(std::span<const std::byte> bytes);
+  void send(const std::vector<std::byte>& bytes) { send(std::span<const std::byte>(bytes)); }
+  // Reads exactly n bytes; returns fewer when the peer closed or the timeout hit.
+  std::vector<std::byte> read(size_t n);
+  // True when the peer closes (EOF or reset) within `timeout`, ignoring data.
+  bool closedWithin(std::chrono::milliseconds timeout);
+  void shutdownWrite();
+  void close() { fd_.reset(); }
+  int fd() const { return fd_.get(); }
+
+ private:
+  UniqueFd fd_;
+};
+
+// Bytes of one Submit with id formatId(n) and `payload`.
+std::vector<std::byte> submitFrame(uint64_t n, std::string_view payload = "hello");
+// Bytes of the SubmitAck expected for id formatId(n).
+std::vector<std::byte> submitAckFrame(uint64_t n);
+
+}  // namespace tcpfork::test

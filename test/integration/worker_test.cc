@@ -1,0 +1,280 @@
+// The real tcpfork-worker, driven over loopback: exact bytes, ordering, bounds,
+// malformed input and stop signals.
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <cstring>
+#include <random>
+
+#include "protocol/codec.h"
+#include "test/integration/running_worker.h"
+
+namespace tcpfork::test {
+namespace {
+
+using protocol::formatId;
+
+std::vector<std::byte> bytes(std::initializer_list<int> values) {
+  std::vector<std::byte> out;
+  for (int v : values) out.push_back(std::byte(v));
+  return out;
+}
+
+std::vector<std::byte> concat(std::vector<std::byte> a, const std::vector<std::byte>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+TEST(Worker, AnswersTheDesignExampleByteForByte) {
+  RunningWorker worker;
+  TestConnection c(worker.port());
+  c.send(bytes({0x00, 0x00, 0x00, 0x12, 0x02, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x31, 0x68, 0x65, 0x6c,
+                0x6c, 0x6f}));
+  EXPECT_EQ(c.read(14), bytes({0x00, 0x00, 0x00, 0x0e, 0x81, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x31, 0x00}));
+}
+
+TEST(Worker, AnswersConnWithConnAck) {
+  RunningWorker worker;
+  TestConnection c(worker.port());
+  c.send(bytes({0x00, 0x00, 0x00, 0x0d, 0x01, '0', '0', '0', '0', '0', '0', '4', '2'}));
+  EXPECT_EQ(c.read(14), bytes({0x00, 0x00, 0x00, 0x0e, 0x80, '0', '0', '0', '0', '0', '0', '4', '2', 0x00}));
+}
+
+TEST(Worker, AcksALoneRequestAtOnce) {
+  // The reference server holds acks until 4 KiB accumulate; we must not.
+  RunningWorker worker;
+  TestConnection c(worker.port(), 2s);
+  for (uint64_t i = 1; i <= 3; ++i) {
+    c.send(submitFrame(i));
+    EXPECT_EQ(c.read(14), submitAckFrame(i)) << "request " << i;
+  }
+}
+
+TEST(Worker, AcksA5000RequestBurstInOrder) {
+  RunningWorker worker;
+  TestConnection c(worker.port());
+  std::vector<std::byte> burst;
+  std::vector<std::byte> expected;
+  for (uint64_t i = 0; i < 5000; ++i) {
+    burst = concat(std::move(burst), submitFrame(i, std::string(i % 37, 'p')));
+    expected = concat(std::move(expected), submitAckFrame(i));
+  }
+  c.send(burst);
+  auto acks = c.read(expected.size());
+  ASSERT_EQ(acks.size(), expected.size());
+  for (size_t i = 0; i < 5000; ++i) {
+    ASSERT_EQ(std::memcmp(acks.data() + i * 14, expected.data() + i * 14, 14), 0) << "ack " << i << " out of order";
+  }
+}
+
+TEST(Worker, ReassemblesFramesSplitAtEveryPoint) {
+  RunningWorker worker;
+  TestConnection c(worker.port());
+  setNoDelay(c.fd());
+  std::vector<std::byte> stream;
+  for (uint64_t i = 0; i < 20; ++i) stream = concat(std::move(stream), submitFrame(i, std::string(i * 3, 'z')));
+  // Uneven pieces, each its own segment, so the worker sees partial headers and bodies.
+  std::mt19937 random(7);
+  size_t offset = 0;
+  while (offset < stream.size()) {
+    size_t piece = std::min<size_t>(stream.size() - offset, 1 + random() % 9);
+    c.send(std::span<const std::byte>(stream.data() + offset, piece));
+    offset += piece;
+  }
+  for (uint64_t i = 0; i < 20; ++i) ASSERT_EQ(c.read(14), submitAckFrame(i)) << "ack " << i;
+}
+
+struct MalformedCase {
+  const char* name;
+  std::vector<std::byte> frame;
+};
+
+class WorkerMalformed : public ::testing::TestWithParam<MalformedCase> {};
+
+TEST_P(WorkerMalformed, FlushesOwedAcksThenClosesOnlyThatConnection) {
+  RunningWorker worker({"--max-frame-bytes", "4096"});
+  TestConnection bystander(worker.port());
+  TestConnection offender(worker.port());
+  // Three good requests and the bad frame in one write: the acks are owed.
+  auto input = concat(concat(concat(submitFrame(1), submitFrame(2)), submitFrame(3)), GetParam().frame);
+  offender.send(input);
+  EXPECT_EQ(offender.read(14), submitAckFrame(1));
+  EXPECT_EQ(offender.read(14), submitAckFrame(2));
+  EXPECT_EQ(offender.read(14), submitAckFrame(3));
+  EXPECT_TRUE(offender.closedWithin(3s));
+  bystander.send(submitFrame(9));
+  EXPECT_EQ(bystander.read(14), submitAckFrame(9));
+  EXPECT_NE(worker.log().find(std::string("protocol error ") + GetParam().name), std::string::npos) << worker.log();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryClass, WorkerMalformed,
+    ::testing::Values(MalformedCase{"negative_length", bytes({0x80, 0x00, 0x00, 0x20, 0x02})},
+                      MalformedCase{"length_too_short", bytes({0x00, 0x00, 0x00, 0x04})},
+                      MalformedCase{"length_too_long", bytes({0x00, 0x00, 0x10, 0x01, 0x02})},
+                      MalformedCase{"length_too_long", bytes({0x7f, 0xff, 0xff, 0xff, 0x02})},
+                      MalformedCase{"body_too_short", bytes({0x00, 0x00, 0x00, 0x0a, 0x02, '1', '2', '3', '4', '5'})},
+                      MalformedCase{"unknown_command", bytes({0x00, 0x00, 0x00, 0x0d, 0x07, '0', '0', '0', '0', '0',
+                                                              '0', '0', '1'})},
+                      MalformedCase{"unknown_command", bytes({0x00, 0x00, 0x00, 0x0e, 0x81, '0', '0', '0', '0', '0',
+                                                              '0', '0', '1', 0x00})}),
+    [](const auto& info) { return std::string(info.param.name) + "_" + std::to_string(info.index); });
+
+TEST(Worker, ClosesConnectionsBeyondMaxConnections) {
+  RunningWorker worker({"--max-connections", "2"});
+  auto first = std::make_unique<TestConnection>(worker.port());
+  TestConnection second(worker.port());
+  first->send(submitFrame(1));
+  second.send(submitFrame(2));
+  ASSERT_EQ(first->read(14), submitAckFrame(1));
+  ASSERT_EQ(second.read(14), submitAckFrame(2));
+
+  TestConnection third(worker.port());
+  EXPECT_TRUE(third.closedWithin(3s)) << "the third connection should be closed at once";
+
+  first.reset();  // frees a place once the worker sees the close
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        TestConnection next(worker.port(), 500ms);
+        next.send(submitFrame(4));
+        return next.read(14) == submitAckFrame(4);
+      },
+      5s));
+  EXPECT_NE(worker.log().find("max_connections (2) reached"), std::string::npos);
+}
+
+TEST(Worker, ClosesIdleConnections) {
+  RunningWorker worker({"--idle-timeout", "300ms"});
+  TestConnection idle(worker.port());
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(idle.closedWithin(5s));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 250ms);
+}
+
+TEST(Worker, KeepsMemoryBoundedWhenAClientNeverReads) {
+  RunningWorker worker({"--output-high-water", "65536"});
+  TestConnection hog(worker.port());
+  size_t before = residentBytes(worker.process().pid());
+  ASSERT_GT(before, 0u);
+
+  // Pipeline without reading until the socket will not take more: the server
+  // must stop reading rather than buffer every ack.
+  setNonBlocking(hog.fd());
+  std::vector<std::byte> chunk;
+  for (uint64_t i = 0; i < 4096; ++i) chunk = concat(std::move(chunk), submitFrame(i, ""));
+  size_t sentFrames = 0;
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  auto lastProgress = std::chrono::steady_clock::now();
+  size_t offset = 0;
+  while (std::chrono::steady_clock::now() < deadline && std::chrono::steady_clock::now() - lastProgress < 500ms) {
+    ssize_t n = ::send(hog.fd(), chunk.data() + offset, chunk.size() - offset, MSG_NOSIGNAL);
+    if (n > 0) {
+      offset += size_t(n);
+      if (offset == chunk.size()) {
+        offset = 0;
+        sentFrames += 4096;
+      }
+      lastProgress = std::chrono::steady_clock::now();
+    } else {
+      std::this_thread::sleep_for(1ms);
+    }
+  }
+  ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the server never pushed back";
+  size_t after = residentBytes(worker.process().pid());
+  EXPECT_LT(after, before + 16 * 1024 * 1024) << "RSS grew from " << before << " to " << after;
+
+  // Reading now lets every whole frame sent through, in order.
+  int flags = fcntl(hog.fd(), F_GETFL);
+  fcntl(hog.fd(), F_SETFL, flags & ~O_NONBLOCK);
+  sentFrames += offset / protocol::kMinRequestFrameBytes;
+  std::vector<std::byte> expected(14);
+  for (uint64_t i = 0; i < sentFrames; ++i) {
+    auto ack = hog.read(14);
+    protocol::encodeAck(protocol::Command::kSubmitAck, formatId(i % 4096), 0, expected.data());
+    ASSERT_EQ(ack, expected) << "ack " << i << " of " << sentFrames;
+  }
+}
+
+TEST(Worker, HalfClosedClientStillGetsItsAcks) {
+  RunningWorker worker;
+  TestConnection c(worker.port());
+  std::vector<std::byte> requests;
+  for (uint64_t i = 0; i < 10; ++i) requests = concat(std::move(requests), submitFrame(i));
+  c.send(requests);
+  c.shutdownWrite();
+  for (uint64_t i = 0; i < 10; ++i) ASSERT_EQ(c.read(14), submitAckFrame(i));
+  EXPECT_TRUE(c.closedWithin(3s));
+}
+
+TEST(Worker, SigquitFlushesOwedAcksClosesAndExits) {
+  RunningWorker worker({"--drain-timeout", "5s"});
+  TestConnection busy(worker.port());
+  TestConnection idle(worker.port());
+  for (uint64_t i = 0; i < 100; ++i) busy.send(submitFrame(i));
+  for (uint64_t i = 0; i < 100; ++i) ASSERT_EQ(busy.read(14), submitAckFrame(i));
+
+  worker.process().signal(SIGQUIT);
+  EXPECT_TRUE(busy.closedWithin(3s));
+  EXPECT_TRUE(idle.closedWithin(3s));
+  // Like any client that sees EOF, close: the worker waits for that (or for
+  // drain_timeout) so its close cannot reset a peer still reading.
+  busy.close();
+  idle.close();
+  auto status = worker.process().waitExit(5s);
+  ASSERT_TRUE(status.has_value()) << "worker still running after SIGQUIT";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+  EXPECT_NE(worker.log().find("graceful stop"), std::string::npos);
+}
+
+TEST(Worker, SigquitGivesUpOnAClientThatNeverReadsAfterDrainTimeout) {
+  RunningWorker worker({"--drain-timeout", "500ms", "--output-high-water", "65536"});
+  TestConnection hog(worker.port());
+  setNonBlocking(hog.fd());
+  auto chunk = submitFrame(1, std::string(1000, 'x'));
+  for (int i = 0; i < 20000; ++i) {
+    if (::send(hog.fd(), chunk.data(), chunk.size(), MSG_NOSIGNAL) < 0) break;
+  }
+  worker.process().signal(SIGQUIT);
+  auto status = worker.process().waitExit(5s);
+  ASSERT_TRUE(status.has_value()) << "drain_timeout did not end the worker";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+  EXPECT_NE(worker.log().find("drain_timeout reached"), std::string::npos) << worker.log();
+}
+
+TEST(Worker, SigtermStopsAtOnce) {
+  RunningWorker worker;
+  TestConnection c(worker.port());
+  worker.process().signal(SIGTERM);
+  auto status = worker.process().waitExit(3s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+  EXPECT_TRUE(c.closedWithin(1s));
+}
+
+TEST(Worker, RefusesAnFdThatIsNotAListeningSocket) {
+  std::string log = tempPath("bad-fd.log");
+  ChildProcess worker({binary("tcpfork-worker"), "--listen-fd", "0"}, {}, log);
+  auto status = worker.waitExit(5s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(WEXITSTATUS(*status), 2);
+  EXPECT_NE(readFile(log).find("is not a listening socket"), std::string::npos) << readFile(log);
+}
+
+TEST(Worker, StandaloneBindFailureNamesTheAddress) {
+  UniqueFd taken = listenTcp(parseAddress("127.0.0.1:0"), {.backlog = 16, .reusePort = false});
+  std::string address = localAddress(taken.get()).toString();
+  std::string log = tempPath("bind.log");
+  ChildProcess worker({binary("tcpfork-worker"), "--listen", address}, {}, log);
+  auto status = worker.waitExit(5s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(WEXITSTATUS(*status), 2);
+  EXPECT_NE(readFile(log).find("bind(" + address + "): Address already in use"), std::string::npos)
+      << readFile(log);
+}
+
+}  // namespace
+}  // namespace tcpfork::test

@@ -1,0 +1,266 @@
+#include "worker/connection.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+#include "base/socket.h"
+#include "protocol/codec.h"
+
+namespace tcpfork {
+namespace {
+
+// One read() asks for this much; a batch is at most kReadsPerBatch reads, so a
+// connection flooding us cannot starve the others on the loop.
+constexpr size_t kReadChunk = 64 * 1024;
+constexpr int kReadsPerBatch = 4;
+// How long a closing connection may keep sending before it is cut off.
+constexpr std::chrono::milliseconds kLingerTimeout{5000};
+
+timeval toTimeval(std::chrono::milliseconds ms) {
+  return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>(ms.count() % 1000 * 1000)};
+}
+
+void addEvent(event* ev, std::chrono::milliseconds timeout) {
+  timeval tv = toTimeval(timeout);
+  if (event_add(ev, timeout.count() > 0 ? &tv : nullptr) != 0) {
+    throw std::system_error(ENOMEM, std::generic_category(), "event_add(connection)");
+  }
+}
+
+std::string peerName(int fd) {
+  SocketAddress peer;
+  peer.length = sizeof peer.storage;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer.storage), &peer.length) != 0) return "?";
+  return peer.toString();
+}
+
+}  // namespace
+
+Connection::Connection(ConnectionContext& context, UniqueFd fd)
+    : context_(context),
+      fd_(std::move(fd)),
+      readEvent_(event_new(context.base, fd_.get(), EV_READ | EV_PERSIST, &Connection::onReadEvent, this)),
+      writeEvent_(event_new(context.base, fd_.get(), EV_WRITE | EV_PERSIST, &Connection::onWriteEvent, this)),
+      input_(evbuffer_new()),
+      output_(evbuffer_new()) {
+  if (!readEvent_ || !writeEvent_ || !input_ || !output_) {
+    throw std::system_error(ENOMEM, std::generic_category(), "allocating connection events and buffers");
+  }
+  ++context_.counters->connectionsCurrent;
+}
+
+Connection::~Connection() { --context_.counters->connectionsCurrent; }
+
+void Connection::start() { resumeReading(); }
+
+void Connection::drain() {
+  if (state_ != State::kOpen) return;
+  stopReading();
+  state_ = State::kFlushing;
+  flush();
+}
+
+void Connection::onReadEvent(evutil_socket_t, short what, void* self) {
+  auto* connection = static_cast<Connection*>(self);
+  if (what & EV_TIMEOUT) {
+    connection->onIdleTimeout();
+  } else if (connection->state_ == State::kLingering) {
+    connection->discardInput();
+  } else {
+    connection->onReadable();
+  }
+}
+
+void Connection::onWriteEvent(evutil_socket_t, short what, void* self) {
+  auto* connection = static_cast<Connection*>(self);
+  if (what & EV_TIMEOUT) {
+    connection->onIdleTimeout();
+  } else {
+    connection->onWritable();
+  }
+}
+
+void Connection::onReadable() {
+  if (!readBatch()) {
+    if (!peerClosed_) {
+      close();  // reset or I/O error: nobody is left to send acks to
+      return;
+    }
+    // Half-close: the peer sent all it will; answer what it sent, then close.
+    stopReading();
+    state_ = State::kFlushing;
+  }
+  flush();
+}
+
+void Connection::onWritable() { flush(); }
+
+void Connection::onIdleTimeout() {
+  if (state_ == State::kOpen) ++context_.counters->idleTimeouts;
+  close();
+}
+
+bool Connection::readBatch() {
+  for (int i = 0; i < kReadsPerBatch; ++i) {
+    evbuffer_iovec vec;
+    if (evbuffer_reserve_space(input_.get(), kReadChunk, &vec, 1) < 1) {
+      context_.peerLog->warn("evbuffer_reserve_space({}) failed; closing fd {}", kReadChunk, fd());
+      return false;
+    }
+    ssize_t n = ::read(fd(), vec.iov_base, kReadChunk);
+    if (n > 0) {
+      vec.iov_len = static_cast<size_t>(n);
+      evbuffer_commit_space(input_.get(), &vec, 1);
+      context_.counters->bytesIn += static_cast<uint64_t>(n);
+      decodeInput();
+      if (state_ != State::kOpen) return true;
+      if (evbuffer_get_length(output_.get()) >= context_.limits.outputHighWater) return true;
+      if (static_cast<size_t>(n) < kReadChunk) return true;  // socket drained: skip the EAGAIN read
+      continue;
+    }
+    if (n == 0) {
+      peerClosed_ = true;
+      return false;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+    if (errno != ECONNRESET) context_.peerLog->warn("read(fd {}): {}", fd(), std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+void Connection::decodeInput() {
+  using namespace protocol;
+  for (;;) {
+    size_t available = evbuffer_get_length(input_.get());
+    if (available == 0) return;
+    evbuffer_iovec segment;
+    evbuffer_peek(input_.get(), -1, nullptr, &segment, 1);
+    std::span<const std::byte> bytes(static_cast<const std::byte*>(segment.iov_base), segment.iov_len);
+
+    // Acks go straight into the output buffer: reserve room for the most
+    // frames this segment can hold, commit what was used.
+    size_t maxAcks = bytes.size() / kMinRequestFrameBytes;
+    evbuffer_iovec out{};
+    if (maxAcks > 0 && evbuffer_reserve_space(output_.get(), maxAcks * kAckFrameBytes, &out, 1) < 1) {
+      context_.peerLog->warn("evbuffer_reserve_space({}) failed; closing fd {}", maxAcks * kAckFrameBytes, fd());
+      stopReading();
+      state_ = State::kFlushing;
+      return;
+    }
+    auto* ackOut = static_cast<std::byte*>(out.iov_base);
+    size_t consumed = 0;
+    size_t acks = 0;
+    Decoded<Request> decoded;
+    for (;;) {
+      decoded = decodeRequest(bytes.subspan(consumed), context_.limits.maxFrameBytes);
+      if (decoded.status != DecodeStatus::kFrame) break;
+      const Request& request = decoded.message;
+      uint8_t result = context_.handler->handle(request);
+      encodeAck(ackFor(request.command), request.id, result, ackOut + acks * kAckFrameBytes);
+      ++acks;
+      consumed += decoded.size;
+    }
+    if (maxAcks > 0) {
+      out.iov_len = acks * kAckFrameBytes;
+      evbuffer_commit_space(output_.get(), &out, 1);
+    }
+    if (consumed > 0) evbuffer_drain(input_.get(), consumed);
+    context_.counters->requestsReceived += acks;
+    context_.counters->responsesSent += acks;
+
+    if (decoded.status == DecodeStatus::kError) {
+      failProtocol(decoded.error);
+      return;
+    }
+    if (consumed > 0) continue;
+    // The next frame straddles two chains: make it contiguous, if it is all here.
+    if (available < decoded.size) return;
+    evbuffer_pullup(input_.get(), static_cast<ev_ssize_t>(decoded.size));
+  }
+}
+
+void Connection::failProtocol(protocol::DecodeError error) {
+  ++context_.counters->protocolErrors[static_cast<size_t>(error)];
+  context_.peerLog->warn("closing connection from {}: protocol error {}", peerName(fd()),
+                         protocol::decodeErrorName(error));
+  evbuffer_drain(input_.get(), evbuffer_get_length(input_.get()));
+  stopReading();
+  state_ = State::kFlushing;
+}
+
+bool Connection::flush() {
+  size_t pending = evbuffer_get_length(output_.get());
+  if (pending > 0) {
+    int n = evbuffer_write(output_.get(), fd());
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      if (errno != ECONNRESET && errno != EPIPE) context_.peerLog->warn("write(fd {}): {}", fd(), std::strerror(errno));
+      close();
+      return false;
+    }
+    if (n > 0) {
+      context_.counters->bytesOut += static_cast<uint64_t>(n);
+      pending -= static_cast<size_t>(n);
+    }
+  }
+
+  if (pending > 0) {
+    if (!event_pending(writeEvent_.get(), EV_WRITE, nullptr)) addEvent(writeEvent_.get(), context_.limits.idleTimeout);
+    if (state_ == State::kOpen) {
+      if (reading_ && pending >= context_.limits.outputHighWater) stopReading();
+      if (!reading_ && pending <= context_.limits.outputLowWater) resumeReading();
+    }
+    return true;
+  }
+
+  event_del(writeEvent_.get());
+  if (state_ == State::kOpen) {
+    if (!reading_) resumeReading();
+    return true;
+  }
+  if (state_ == State::kFlushing) {
+    if (peerClosed_) {
+      close();
+      return false;
+    }
+    // All owed acks are out: send FIN, and read until the peer closes so that
+    // unread input does not turn our close into a reset that eats those acks.
+    ::shutdown(fd(), SHUT_WR);
+    state_ = State::kLingering;
+    addEvent(readEvent_.get(), kLingerTimeout);
+    reading_ = true;
+  }
+  return true;
+}
+
+void Connection::discardInput() {
+  char sink[16 * 1024];
+  for (int i = 0; i < kReadsPerBatch; ++i) {
+    ssize_t n = ::read(fd(), sink, sizeof sink);
+    if (n > 0) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    close();  // EOF or error: the peer is done
+    return;
+  }
+}
+
+void Connection::stopReading() {
+  if (!reading_) return;
+  event_del(readEvent_.get());
+  reading_ = false;
+}
+
+void Connection::resumeReading() {
+  if (reading_) return;
+  addEvent(readEvent_.get(), context_.limits.idleTimeout);
+  reading_ = true;
+}
+
+void Connection::close() { context_.release(fd()); }
+
+}  // namespace tcpfork

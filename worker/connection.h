@@ -1,0 +1,81 @@
+#pragma once
+// Connection: one accepted client, owned by its Worker and used only on the
+// worker's loop. Data flows one way: socket -> input evbuffer -> decoder ->
+// handler -> encoder -> output evbuffer -> socket. Acks are flushed at the end
+// of every read batch, so a lone request is answered at once.
+//
+// Lifecycle: kOpen serves; a protocol error, a graceful drain or a read error
+// moves to kFlushing (no more reads, owed acks still sent); once they are out
+// the write side is shut and kLingering discards input until the peer closes,
+// so closing never resets a peer that is still reading our acks.
+
+#include <event2/event.h>
+
+#include <functional>
+
+#include "base/event_ptr.h"
+#include "base/log.h"
+#include "base/unique_fd.h"
+#include "worker/counters.h"
+#include "worker/handler.h"
+#include "worker/options.h"
+
+namespace tcpfork {
+
+// What every connection of one worker shares; owned by the Worker.
+struct ConnectionContext {
+  event_base* base = nullptr;
+  Handler* handler = nullptr;
+  ConnectionLimits limits;
+  WorkerCounters* counters = nullptr;
+  RateLimitedLog* peerLog = nullptr;          // for errors a peer can provoke
+  std::function<void(int fd)> release;        // destroys the connection; call last
+};
+
+class Connection {
+ public:
+  Connection(ConnectionContext& context, UniqueFd fd);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Starts reading. Throws std::system_error when libevent cannot add the event.
+  void start();
+  // Graceful stop: read nothing more, send the acks already owed, then close.
+  void drain();
+
+  int fd() const { return fd_.get(); }
+
+ private:
+  enum class State { kOpen, kFlushing, kLingering };
+
+  static void onReadEvent(evutil_socket_t fd, short what, void* self);
+  static void onWriteEvent(evutil_socket_t fd, short what, void* self);
+  void onReadable();
+  void onWritable();
+  void onIdleTimeout();
+  void discardInput();
+
+  // Reads one batch and decodes it; returns false when the peer closed or failed.
+  bool readBatch();
+  void decodeInput();
+  void failProtocol(protocol::DecodeError error);
+  // Writes what the socket takes, then arms or disarms events to match.
+  // Returns false when the connection has been released.
+  bool flush();
+  void stopReading();
+  void resumeReading();
+  void close();
+
+  ConnectionContext& context_;
+  UniqueFd fd_;
+  EventPtr readEvent_;
+  EventPtr writeEvent_;
+  EvbufferPtr input_;
+  EvbufferPtr output_;
+  State state_ = State::kOpen;
+  bool reading_ = false;
+  bool peerClosed_ = false;
+};
+
+}  // namespace tcpfork

@@ -1,0 +1,72 @@
+#include "worker/options.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <map>
+
+namespace tcpfork {
+namespace {
+
+// "250ms", "30s", "2m"; a bare number is seconds.
+CLI::AsNumberWithUnit durationUnits() {
+  return CLI::AsNumberWithUnit(std::map<std::string, double>{{"ms", 0.001}, {"s", 1.0}, {"m", 60.0}},
+                               CLI::AsNumberWithUnit::CASE_SENSITIVE, "DURATION");
+}
+
+std::chrono::milliseconds toMillis(double seconds) {
+  return std::chrono::milliseconds(std::llround(seconds * 1000.0));
+}
+
+}  // namespace
+
+WorkerOptions parseWorkerOptions(int argc, char** argv) {
+  WorkerOptions options;
+  double idleSeconds = options.limits.idleTimeout.count() / 1000.0;
+  double drainSeconds = options.drainTimeout.count() / 1000.0;
+
+  CLI::App app{"tcpfork-worker: one libevent loop serving the tcpfork protocol.\n"
+               "Normally started by the tcpfork master; --listen runs it standalone."};
+  auto* listen = app.add_option("--listen", options.listen, "ADDR:PORT to bind (standalone mode)");
+  auto* fd = app.add_option("--listen-fd", options.listenFd, "inherited listening socket (under a master)")
+                 ->check(CLI::NonNegativeNumber);
+  listen->excludes(fd);
+  app.add_option("--max-connections", options.maxConnections, "close new connections beyond this many")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-frame-bytes", options.limits.maxFrameBytes, "largest frame accepted (totalLength)")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{protocol::kMinRequestFrameBytes}, size_t{0x7fffffff}));
+  app.add_option("--idle-timeout", idleSeconds, "close a connection silent this long (0 = never)")
+      ->capture_default_str()
+      ->transform(durationUnits())
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--drain-timeout", drainSeconds, "graceful stop (SIGQUIT) closes what is left after this")
+      ->capture_default_str()
+      ->transform(durationUnits())
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--output-high-water", options.limits.outputHighWater,
+                 "stop reading a connection with more unsent bytes than this")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--log-level", options.logLevel, "trace, debug, info, warn, error")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--role", options.role, "name shown in log lines")->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+    if (options.listen.empty() && options.listenFd < 0) {
+      throw CLI::RequiredError("one of --listen or --listen-fd");
+    }
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e));
+  }
+  options.limits.idleTimeout = toMillis(idleSeconds);
+  options.drainTimeout = toMillis(drainSeconds);
+  options.limits.outputLowWater = options.limits.outputHighWater / 2;
+  return options;
+}
+
+}  // namespace tcpfork
