@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""make bench: tcpfork-worker against the bare epoll baseline, same scenarios,
+same run, same CPUs.
+
+Each scenario runs `rounds` times against each server, alternating, so slow
+drift of the machine hits both alike; the table shows the median round. The
+server is pinned to one CPU and the client to another, so "one worker" means
+one core. Prints a table and writes the raw numbers as JSON.
+"""
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+SCENARIOS = [
+    # name, connections, window
+    ("pipelined", 100, 1024),
+    ("shallow pipeline", 100, 16),
+    ("request/response", 100, 1),
+]
+
+TARGETS = {
+    "ratio": 0.9,
+    "pipelined_acks_per_sec": 8_000_000,
+    "request/response_acks_per_sec": 150_000,
+    "request/response_p99_ns": 2_000_000,
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def peak_rss_bytes(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class Server:
+    """One server process, pinned, on its own loopback port, stopped by pid."""
+
+    def __init__(self, kind, bin_dir, cpu):
+        self.port = free_port()
+        addr = f"127.0.0.1:{self.port}"
+        binary = "tcpfork-worker" if kind == "tcpfork" else "tcpfork-baseline"
+        cmd = ["taskset", "-c", str(cpu), os.path.join(bin_dir, binary), "--listen", addr]
+        if kind == "tcpfork":
+            cmd += ["--log-level", "warn"]
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
+        self.client = os.path.join(bin_dir, "tcpfork-client")
+        self.addr = addr
+        self._wait_ready()
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            probe = subprocess.run([self.client, "send", "--addr", self.addr, "--timeout", "1"],
+                                   capture_output=True)
+            if probe.returncode == 0:
+                return
+            time.sleep(0.05)
+        self.log.seek(0)
+        raise RuntimeError(f"server on {self.addr} never became ready:\n{self.log.read().decode()}")
+
+    def stop(self):
+        rss = peak_rss_bytes(self.proc.pid)
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        return rss
+
+
+def run_client(client, addr, connections, window, args, cpu):
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        cmd = ["taskset", "-c", str(cpu), client, "bench", "--addr", addr, "-c", str(connections), "-w",
+               str(window), "-d", str(args.duration), "--payload-bytes", str(args.payload_bytes), "--threads",
+               str(args.client_threads), "-q", "--json", out.name]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"client failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+        return json.load(open(out.name))
+
+
+def fmt_rate(v):
+    return f"{v / 1e6:.2f} M" if v >= 1e6 else f"{v / 1e3:.1f} k"
+
+
+def fmt_ns(ns):
+    return f"{ns / 1e6:.2f} ms" if ns >= 1e6 else f"{ns / 1e3:.0f} us"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin-dir", default="build/bin")
+    ap.add_argument("--out", default="build/bench.json")
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds per run")
+    ap.add_argument("--rounds", type=int, default=3, help="runs per scenario and server (median shown)")
+    ap.add_argument("--payload-bytes", type=int, default=16)
+    ap.add_argument("--client-threads", type=int, default=1)
+    ap.add_argument("--server-cpu", type=int, default=0)
+    ap.add_argument("--client-cpu", type=int, default=1)
+    args = ap.parse_args()
+
+    client = os.path.join(args.bin_dir, "tcpfork-client")
+    results = []
+    total_runs = len(SCENARIOS) * 2 * args.rounds
+    run_no = 0
+    for name, conns, window in SCENARIOS:
+        runs = {"tcpfork": [], "baseline": []}
+        peak = {"tcpfork": 0, "baseline": 0}
+        for r in range(args.rounds):
+            for kind in ("tcpfork", "baseline"):
+                run_no += 1
+                print(f"[{run_no}/{total_runs}] {name} ({conns} x {window}) against {kind}, round {r + 1}",
+                      file=sys.stderr, flush=True)
+                server = Server(kind, args.bin_dir, args.server_cpu)
+                try:
+                    report = run_client(client, server.addr, conns, window, args, args.client_cpu)
+                finally:
+                    peak[kind] = max(peak[kind], server.stop())
+                if report["errors_total"] or report["unacked_at_end"]:
+                    raise RuntimeError(f"{kind} {name}: ack errors {report['errors']}, "
+                                       f"unacked {report['unacked_at_end']}")
+                runs[kind].append(report)
+
+        def median_run(kind):
+            ordered = sorted(runs[kind], key=lambda rep: rep["acks_per_sec"])
+            return ordered[len(ordered) // 2]
+
+        ours, base = median_run("tcpfork"), median_run("baseline")
+        results.append({
+            "scenario": name, "connections": conns, "window": window,
+            "tcpfork_acks_per_sec": ours["acks_per_sec"], "baseline_acks_per_sec": base["acks_per_sec"],
+            "ratio": ours["acks_per_sec"] / base["acks_per_sec"] if base["acks_per_sec"] else 0.0,
+            "tcpfork_p50_ns": ours["latency_ns"]["p50"], "tcpfork_p99_ns": ours["latency_ns"]["p99"],
+            "baseline_p50_ns": base["latency_ns"]["p50"], "baseline_p99_ns": base["latency_ns"]["p99"],
+            "tcpfork_peak_rss_bytes": peak["tcpfork"], "baseline_peak_rss_bytes": peak["baseline"],
+            "tcpfork_rounds_acks_per_sec": [rep["acks_per_sec"] for rep in runs["tcpfork"]],
+            "baseline_rounds_acks_per_sec": [rep["acks_per_sec"] for rep in runs["baseline"]],
+        })
+
+    print()
+    print(f"one worker on CPU {args.server_cpu}, client on CPU {args.client_cpu}, {args.payload_bytes}-byte "
+          f"payloads, {args.duration:g} s per run, median of {args.rounds}")
+    header = (f"{'scenario':<18} {'tcpfork acks/s':>15} {'baseline acks/s':>16} {'ratio':>6} "
+              f"{'p50':>9} {'p99':>9} {'base p99':>9} {'peak RSS':>9}")
+    print(header)
+    print("-" * len(header))
+    for row in results:
+        print(f"{row['scenario']:<18} {fmt_rate(row['tcpfork_acks_per_sec']):>15} "
+              f"{fmt_rate(row['baseline_acks_per_sec']):>16} {row['ratio']:>6.2f} "
+              f"{fmt_ns(row['tcpfork_p50_ns']):>9} {fmt_ns(row['tcpfork_p99_ns']):>9} "
+              f"{fmt_ns(row['baseline_p99_ns']):>9} {row['tcpfork_peak_rss_bytes'] / 2**20:>7.1f} M")
+
+    by_name = {row["scenario"]: row for row in results}
+    checks = [
+        ("ratio >= 0.9 in every scenario", all(row["ratio"] >= TARGETS["ratio"] for row in results)),
+        ("pipelined >= 8 M acks/s",
+         by_name["pipelined"]["tcpfork_acks_per_sec"] >= TARGETS["pipelined_acks_per_sec"]),
+        ("request/response >= 150 k acks/s",
+         by_name["request/response"]["tcpfork_acks_per_sec"] >= TARGETS["request/response_acks_per_sec"]),
+        ("request/response p99 <= 2 ms",
+         by_name["request/response"]["tcpfork_p99_ns"] <= TARGETS["request/response_p99_ns"]),
+    ]
+    print()
+    for what, ok in checks:
+        print(f"  {'met  ' if ok else 'SHORT'}  {what}")
+
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump({"duration_s": args.duration, "rounds": args.rounds, "payload_bytes": args.payload_bytes,
+                   "scenarios": results, "targets_met": {what: ok for what, ok in checks}}, f, indent=2)
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except RuntimeError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        sys.exit(1)
