@@ -1,7 +1,12 @@
 #include "base/log.h"
 
 #include <fmt/format.h>
+#include <fcntl.h>
 #include <spdlog/sinks/stdout_sinks.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
 
 namespace tcpfork {
 
@@ -12,6 +17,16 @@ void initLogging(std::string_view role, std::string_view level) {
   // Warnings and errors reach the terminal or journal at once.
   logger->flush_on(spdlog::level::warn);
   spdlog::set_default_logger(std::move(logger));
+}
+
+void redirectOutputTo(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "open(" + path + ")");
+  std::fflush(stdout);
+  std::fflush(stderr);
+  int rc = (::dup2(fd, STDOUT_FILENO) < 0 || ::dup2(fd, STDERR_FILENO) < 0) ? errno : 0;
+  ::close(fd);
+  if (rc != 0) throw std::system_error(rc, std::generic_category(), "dup2(" + path + ")");
 }
 
 bool RateLimitedLog::admit(std::chrono::steady_clock::time_point now, uint64_t& dropped) {

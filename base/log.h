@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace tcpfork {
@@ -15,6 +16,11 @@ namespace tcpfork {
 // "2026-11-23 19:10:01.123 [worker.0 4242] warn: message".
 // `level` is one of spdlog's names (trace, debug, info, warn, error, critical, off).
 void initLogging(std::string_view role, std::string_view level = "info");
+
+// Points stdout and stderr at `path` (append, created 0640), so every later
+// log line of this process (and of children it starts) goes there. Used at
+// start-up and on SIGUSR1 (log rotation). Throws std::system_error naming the path.
+void redirectOutputTo(const std::string& path);
 
 // Admits at most `perSecond` messages per one-second window and reports how
 // many were dropped once the next window opens. One per call site; used from a

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <system_error>
 
@@ -37,15 +38,23 @@ void Acceptor::disable() {
   enabled_ = false;
 }
 
-void Acceptor::onReadable(evutil_socket_t, short, void* self) { static_cast<Acceptor*>(self)->acceptSome(); }
+void Acceptor::onReadable(evutil_socket_t, short, void* self) {
+  static_cast<Acceptor*>(self)->acceptSome(kAcceptsPerWakeup);
+}
+
+void Acceptor::acceptQueued() {
+  enabled_ = true;
+  acceptSome(INT_MAX);
+  disable();
+}
 
 void Acceptor::onResume(evutil_socket_t, short, void* self) {
   auto* acceptor = static_cast<Acceptor*>(self);
   if (acceptor->enabled_) event_add(acceptor->acceptEvent_.get(), nullptr);
 }
 
-void Acceptor::acceptSome() {
-  for (int i = 0; i < kAcceptsPerWakeup && enabled_; ++i) {
+void Acceptor::acceptSome(int limit) {
+  for (int i = 0; i < limit && enabled_; ++i) {
     int fd = ::accept4(listenFd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
       onConnection_(UniqueFd(fd));

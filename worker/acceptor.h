@@ -25,6 +25,9 @@ class Acceptor {
   Acceptor& operator=(const Acceptor&) = delete;
 
   void enable();
+  // Accepts everything already queued (no per-wakeup bound), for a listener
+  // about to be closed.
+  void acceptQueued();
   // Stops accepting for good (graceful stop); queued connections stay in the
   // kernel backlog for another process on the same listener.
   void disable();
@@ -32,7 +35,7 @@ class Acceptor {
  private:
   static void onReadable(evutil_socket_t fd, short what, void* self);
   static void onResume(evutil_socket_t fd, short what, void* self);
-  void acceptSome();
+  void acceptSome(int limit);
 
   int listenFd_;
   WorkerCounters& counters_;

@@ -1,8 +1,12 @@
-// tcpfork-worker: serves the tcpfork protocol on one listening socket.
-// Under the master it gets --listen-fd; standalone (development) it binds
-// --listen itself with SO_REUSEPORT, so several can share a port.
+// tcpfork-worker: serves the tcpfork protocol on its listening sockets.
+// Under the master it gets --listen-fd (one per listen address), its stats
+// slot and the master's pid; standalone (development) it binds --listen
+// itself with SO_REUSEPORT, so several can share a port.
 
+#include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <exception>
@@ -16,35 +20,50 @@ using namespace tcpfork;
 
 namespace {
 
-// Checks that an inherited fd is a listening socket and makes it non-blocking.
-void adoptListener(int fd) {
+// Checks that an inherited fd is a listening socket, makes it non-blocking and
+// close-on-exec, and takes ownership.
+UniqueFd adoptListener(int fd) {
   int listening = 0;
   socklen_t length = sizeof listening;
   if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) != 0 || !listening) {
     throw std::runtime_error("--listen-fd " + std::to_string(fd) + " is not a listening socket");
   }
   setNonBlocking(fd);
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  return UniqueFd(fd);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   WorkerOptions options = parseWorkerOptions(argc, argv);
+  if (options.parentPid > 0) {
+    // Die with the master; and if it died before we got here, do not serve.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != options.parentPid) return 0;
+  }
   initLogging(options.role, options.logLevel);
   // Peers that vanish surface as EPIPE from write(), not as a fatal signal.
   std::signal(SIGPIPE, SIG_IGN);
   try {
-    UniqueFd ownListener;
-    int listenFd = options.listenFd;
+    if (!options.logFile.empty()) redirectOutputTo(options.logFile);
+    std::vector<UniqueFd> listeners;
     if (!options.listen.empty()) {
-      ownListener = listenTcp(parseAddress(options.listen));
-      listenFd = ownListener.get();
+      listeners.push_back(listenTcp(parseAddress(options.listen)));
     } else {
-      adoptListener(listenFd);
+      for (int fd : options.listenFds) listeners.push_back(adoptListener(fd));
     }
-    Worker worker(options, listenFd, std::make_unique<AckHandler>());
-    spdlog::info("serving on {} (max_connections={}, max_frame_bytes={}, idle_timeout={}ms)",
-                 localAddress(listenFd).toString(), options.maxConnections, options.limits.maxFrameBytes,
+    std::string addresses;
+    for (const auto& l : listeners) addresses += (addresses.empty() ? "" : ", ") + localAddress(l.get()).toString();
+
+    std::unique_ptr<SlotPublisher> publisher;
+    if (!options.statsName.empty()) {
+      publisher = std::make_unique<SlotPublisher>(options.statsName, static_cast<uint32_t>(options.slot),
+                                                  options.generation, options.index);
+    }
+    Worker worker(options, std::move(listeners), std::make_unique<AckHandler>(), std::move(publisher));
+    spdlog::info("serving on {} (generation {}, max_connections={}, max_frame_bytes={}, idle_timeout={}ms)",
+                 addresses, options.generation, options.maxConnections, options.limits.maxFrameBytes,
                  options.limits.idleTimeout.count());
     return worker.run();
   } catch (const std::exception& e) {

@@ -29,7 +29,7 @@ WorkerOptions parseWorkerOptions(int argc, char** argv) {
   CLI::App app{"tcpfork-worker: one libevent loop serving the tcpfork protocol.\n"
                "Normally started by the tcpfork master; --listen runs it standalone."};
   auto* listen = app.add_option("--listen", options.listen, "ADDR:PORT to bind (standalone mode)");
-  auto* fd = app.add_option("--listen-fd", options.listenFd, "inherited listening socket (under a master)")
+  auto* fd = app.add_option("--listen-fd", options.listenFds, "inherited listening socket (repeatable)")
                  ->check(CLI::NonNegativeNumber);
   listen->excludes(fd);
   app.add_option("--max-connections", options.maxConnections, "close new connections beyond this many")
@@ -53,13 +53,22 @@ WorkerOptions parseWorkerOptions(int argc, char** argv) {
   app.add_option("--log-level", options.logLevel, "trace, debug, info, warn, error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--log-file", options.logFile, "append logs here (reopened on SIGUSR1)");
   app.add_option("--role", options.role, "name shown in log lines")->capture_default_str();
+  auto* stats = app.add_option("--stats-name", options.statsName, "shared-memory stats segment to publish into");
+  app.add_option("--slot", options.slot, "this worker's slot in the stats segment")
+      ->needs(stats)
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--generation", options.generation, "reload generation this worker belongs to");
+  app.add_option("--index", options.index, "worker index (which listeners it serves)");
+  app.add_option("--parent-pid", options.parentPid, "exit when this process (the master) is gone");
 
   try {
     app.parse(argc, argv);
-    if (options.listen.empty() && options.listenFd < 0) {
+    if (options.listen.empty() && options.listenFds.empty()) {
       throw CLI::RequiredError("one of --listen or --listen-fd");
     }
+    if (stats->count() > 0 && options.slot < 0) throw CLI::RequiredError("--slot (with --stats-name)");
   } catch (const CLI::ParseError& e) {
     std::exit(app.exit(e));
   }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "protocol/frame.h"
 
@@ -20,13 +21,20 @@ struct ConnectionLimits {
 };
 
 struct WorkerOptions {
-  std::string listen;   // standalone: make our own SO_REUSEPORT socket here
-  int listenFd = -1;    // under a master: an inherited listening socket
+  std::string listen;          // standalone: make our own SO_REUSEPORT socket here
+  std::vector<int> listenFds;  // under a master: inherited listening sockets
   size_t maxConnections = 10'000;
   std::chrono::milliseconds drainTimeout{10'000};
   ConnectionLimits limits;
   std::string logLevel = "info";
+  std::string logFile;         // reopened on SIGUSR1; empty = stderr as inherited
   std::string role = "worker";
+  // Under a master: where to publish state and heartbeat, and who the master is.
+  std::string statsName;
+  int slot = -1;
+  uint64_t generation = 0;
+  uint64_t index = 0;
+  int parentPid = 0;
 };
 
 // Parses argv; on --help or a usage error prints and exits (CLI11 conventions:

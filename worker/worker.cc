@@ -1,11 +1,16 @@
 #include "worker/worker.h"
 
+#include <unistd.h>
+
 #include <csignal>
+#include <cstring>
 #include <system_error>
-#include <vector>
 
 namespace tcpfork {
 namespace {
+
+// Heartbeat and parent check period: well under any sensible worker_timeout.
+constexpr timeval kTickInterval{0, 100'000};
 
 EventBasePtr newEventBase() {
   EventBasePtr base(event_base_new());
@@ -13,28 +18,31 @@ EventBasePtr newEventBase() {
   return base;
 }
 
-EventPtr newSignalEvent(event_base* base, int signal, event_callback_fn callback, void* arg) {
-  EventPtr ev(evsignal_new(base, signal, callback, arg));
-  if (!ev || event_add(ev.get(), nullptr) != 0) {
-    throw std::system_error(EINVAL, std::generic_category(), "evsignal_new(" + std::string(strsignal(signal)) + ")");
-  }
-  return ev;
-}
-
 }  // namespace
 
-Worker::Worker(const WorkerOptions& options, int listenFd, std::unique_ptr<Handler> handler)
+Worker::Worker(const WorkerOptions& options, std::vector<UniqueFd> listeners, std::unique_ptr<Handler> handler,
+               std::unique_ptr<SlotPublisher> publisher)
     : options_(options),
       base_(newEventBase()),
+      listeners_(std::move(listeners)),
       handler_(std::move(handler)),
+      publisher_(std::move(publisher)),
       context_{base_.get(), handler_.get(), options.limits, &counters_, &peerLog_,
                [this](int fd) { release(fd); }},
-      acceptor_(base_.get(), listenFd, counters_, [this](UniqueFd fd) { onNewConnection(std::move(fd)); }),
-      sigquit_(newSignalEvent(base_.get(), SIGQUIT, &Worker::onSignal, this)),
-      sigterm_(newSignalEvent(base_.get(), SIGTERM, &Worker::onSignal, this)),
-      sigint_(newSignalEvent(base_.get(), SIGINT, &Worker::onSignal, this)),
+      tick_(event_new(base_.get(), -1, EV_PERSIST, &Worker::onTick, this)),
       drainTimer_(evtimer_new(base_.get(), &Worker::onDrainDeadline, this)) {
-  if (!drainTimer_) throw std::system_error(ENOMEM, std::generic_category(), "evtimer_new(drain)");
+  if (!tick_ || !drainTimer_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(worker timers)");
+  for (const UniqueFd& listener : listeners_) {
+    acceptors_.push_back(std::make_unique<Acceptor>(base_.get(), listener.get(), counters_,
+                                                    [this](UniqueFd fd) { onNewConnection(std::move(fd)); }));
+  }
+  for (int signal : {SIGQUIT, SIGUSR2, SIGTERM, SIGINT, SIGUSR1, SIGTRAP}) {
+    EventPtr ev(evsignal_new(base_.get(), signal, &Worker::onSignal, this));
+    if (!ev || event_add(ev.get(), nullptr) != 0) {
+      throw std::system_error(EINVAL, std::generic_category(), std::string("evsignal_new(") + strsignal(signal) + ")");
+    }
+    signalEvents_.push_back(std::move(ev));
+  }
 }
 
 Worker::~Worker() {
@@ -43,7 +51,9 @@ Worker::~Worker() {
 }
 
 int Worker::run() {
-  acceptor_.enable();
+  for (auto& acceptor : acceptors_) acceptor->enable();
+  event_add(tick_.get(), &kTickInterval);
+  if (publisher_) publisher_->setState(stats::WorkerState::kServing);
   if (event_base_dispatch(base_.get()) < 0) {
     spdlog::error("event_base_dispatch() failed");
     return 1;
@@ -56,12 +66,34 @@ int Worker::run() {
 
 void Worker::onSignal(evutil_socket_t signal, short, void* self) {
   auto* worker = static_cast<Worker*>(self);
-  if (signal == SIGQUIT) {
-    worker->beginGracefulStop();
-    return;
+  switch (signal) {
+    case SIGQUIT:
+      worker->beginGracefulStop();
+      return;
+    case SIGUSR2:
+      worker->retire();
+      return;
+    case SIGUSR1:
+      worker->reopenLog();
+      return;
+    case SIGTRAP:
+      spdlog::warn("SIGTRAP: CPU profiling is not linked into this build; ignoring");
+      return;
+    default:
+      spdlog::info("{}: stopping now", strsignal(signal));
+      event_base_loopbreak(worker->base_.get());
   }
-  spdlog::info("{}: stopping now", strsignal(signal));
-  event_base_loopbreak(worker->base_.get());
+}
+
+void Worker::onTick(evutil_socket_t, short, void* self) {
+  auto* worker = static_cast<Worker*>(self);
+  if (worker->publisher_) worker->publisher_->heartbeat();
+  // PR_SET_PDEATHSIG covers most ways a master dies; this covers the rest
+  // (and the window before the worker set it).
+  if (worker->options_.parentPid > 0 && ::getppid() != worker->options_.parentPid) {
+    spdlog::warn("master (pid {}) is gone; stopping now", worker->options_.parentPid);
+    event_base_loopbreak(worker->base_.get());
+  }
 }
 
 void Worker::onDrainDeadline(evutil_socket_t, short, void* self) {
@@ -70,10 +102,32 @@ void Worker::onDrainDeadline(evutil_socket_t, short, void* self) {
   event_base_loopbreak(worker->base_.get());
 }
 
+void Worker::reopenLog() {
+  if (options_.logFile.empty()) return;
+  try {
+    redirectOutputTo(options_.logFile);
+    spdlog::info("reopened log file {}", options_.logFile);
+  } catch (const std::exception& e) {
+    spdlog::error("cannot reopen log file: {}", e.what());
+  }
+}
+
+void Worker::retire() {
+  if (draining_) return;
+  // The master has dropped its copy of our listeners: whatever is queued on
+  // them now is ours to serve, and closing them must find the queue empty.
+  for (auto& acceptor : acceptors_) acceptor->acceptQueued();
+  acceptors_.clear();
+  listeners_.clear();
+  spdlog::info("retiring: listeners closed");
+  beginGracefulStop();
+}
+
 void Worker::beginGracefulStop() {
   if (draining_) return;
   draining_ = true;
-  acceptor_.disable();
+  if (publisher_) publisher_->setState(stats::WorkerState::kDraining);
+  for (auto& acceptor : acceptors_) acceptor->disable();
   spdlog::info("graceful stop: draining {} connections (deadline {} ms)", connections_.size(),
                options_.drainTimeout.count());
   if (connections_.empty()) {

@@ -1,29 +1,40 @@
 #pragma once
-// Worker: one libevent loop serving one listening socket. Built in the
-// worker's main(), owns its connections and frees them only from its loop.
-// Signals are loop events: SIGQUIT drains gracefully (stop accepting, send the
-// acks owed, close, exit within drain_timeout); SIGTERM and SIGINT stop at once.
+// Worker: one libevent loop serving one or more listening sockets. Built in
+// the worker's main(), owns its listeners and connections and frees them only
+// from its loop. Signals are loop events:
+//   SIGQUIT        graceful stop: stop accepting, send the acks owed, close,
+//                  exit within drain_timeout
+//   SIGUSR2        retire (the master scales down): take every connection
+//                  already queued on the listeners, close them, then as SIGQUIT
+//   SIGTERM/SIGINT stop at once
+//   SIGUSR1        reopen the log file
+//   SIGTRAP        CPU profiling toggle (logged until the profiler is linked)
 
 #include <memory>
 #include <unordered_map>
+#include <vector>
 
 #include "base/event_ptr.h"
 #include "base/log.h"
+#include "base/unique_fd.h"
 #include "worker/acceptor.h"
 #include "worker/connection.h"
 #include "worker/counters.h"
 #include "worker/handler.h"
 #include "worker/options.h"
+#include "worker/slot_publisher.h"
 
 namespace tcpfork {
 
-// Exit status meaning "do not restart me": the failure will repeat (nginx's convention).
+// Exit status meaning "do not restart me at once": the failure will repeat
+// (nginx's convention); the master backs off instead.
 inline constexpr int kExitFatal = 2;
 
 class Worker {
  public:
-  // `listenFd` stays owned by the caller and must outlive the Worker.
-  Worker(const WorkerOptions& options, int listenFd, std::unique_ptr<Handler> handler);
+  // `publisher` may be null (standalone: no stats segment).
+  Worker(const WorkerOptions& options, std::vector<UniqueFd> listeners, std::unique_ptr<Handler> handler,
+         std::unique_ptr<SlotPublisher> publisher);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -35,22 +46,26 @@ class Worker {
 
  private:
   static void onSignal(evutil_socket_t signal, short what, void* self);
+  static void onTick(evutil_socket_t fd, short what, void* self);
   static void onDrainDeadline(evutil_socket_t fd, short what, void* self);
   void onNewConnection(UniqueFd fd);
   void release(int fd);
   void beginGracefulStop();
+  void retire();
+  void reopenLog();
 
   WorkerOptions options_;
   EventBasePtr base_;  // first member: destroyed last, after every event on it
+  std::vector<UniqueFd> listeners_;
   std::unique_ptr<Handler> handler_;
+  std::unique_ptr<SlotPublisher> publisher_;
   WorkerCounters counters_;
   RateLimitedLog peerLog_;
   ConnectionContext context_;
-  Acceptor acceptor_;
+  std::vector<std::unique_ptr<Acceptor>> acceptors_;
   std::unordered_map<int, std::unique_ptr<Connection>> connections_;  // by fd
-  EventPtr sigquit_;
-  EventPtr sigterm_;
-  EventPtr sigint_;
+  std::vector<EventPtr> signalEvents_;
+  EventPtr tick_;
   EventPtr drainTimer_;
   bool draining_ = false;
 };

@@ -1,0 +1,53 @@
+#include "master/cli.h"
+
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+#include <map>
+
+namespace tcpfork {
+namespace {
+
+const std::map<std::string, int>& actions() {
+  static const std::map<std::string, int> kActions = {
+      {"reload", SIGHUP}, {"stop", SIGTERM}, {"quit", SIGQUIT}, {"reopen", SIGUSR1}, {"profile", SIGTRAP},
+  };
+  return kActions;
+}
+
+}  // namespace
+
+int signalForAction(const std::string& action) {
+  auto it = actions().find(action);
+  return it == actions().end() ? 0 : it->second;
+}
+
+CliOptions parseCli(int argc, char** argv) {
+  CliOptions o;
+  CLI::App app{"tcpfork: prefork TCP server for the length-prefixed request/ack protocol.\n"
+               "Runs in the foreground (systemd style) unless -d; see the README for signals and config keys."};
+  app.set_version_flag("-v,--version", "tcpfork " TCPFORK_VERSION);
+  app.add_option("-c,--config", o.configPath, "YAML config file (default: built-in defaults)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--listen", o.overrides.listen, "ADDR:PORT to serve (repeatable; overrides listen)");
+  std::optional<unsigned> workers;
+  app.add_option("--workers", o.overrides.workers, "worker processes (overrides workers)")
+      ->check(CLI::Range(1u, 4096u));
+  app.add_option("--metrics-listen", o.overrides.metricsListen, "admin/metrics ADDR:PORT (overrides metrics.listen)");
+  app.add_option("--pid-file", o.overrides.pidFile, "pidfile path (overrides pid_file)");
+  app.add_option("--name", o.overrides.name, "instance name (overrides name)");
+  app.add_flag("-d,--daemon", o.daemonize, "detach and run in the background");
+  app.add_flag("-t,--test", o.testConfig, "check the configuration and exit 0 (valid) or 1");
+  app.add_option("-s,--signal", o.signal, "signal the running master: reload, stop, quit, reopen, profile")
+      ->check(CLI::IsMember({"reload", "stop", "quit", "reopen", "profile"}));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e));
+  }
+  return o;
+}
+
+}  // namespace tcpfork

@@ -1,0 +1,269 @@
+#include "master/config.h"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <cmath>
+#include <functional>
+#include <map>
+#include <regex>
+
+#include "base/socket.h"
+
+namespace tcpfork {
+namespace {
+
+// Walks one YAML document, failing with the file, line and key at fault.
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+
+  [[noreturn]] void fail(const YAML::Node& node, const std::string& key, const std::string& why) const {
+    if (node.Mark().is_null()) throw ConfigError(fmt::format("{}: {}: {}", file_, key, why));
+    throw ConfigError(fmt::format("{}:{}: {}: {}", file_, node.Mark().line + 1, key, why));
+  }
+
+  using Handlers = std::map<std::string, std::function<void(const YAML::Node&, const std::string&)>>;
+
+  // Calls the handler of each key in `map`; an unknown key is an error that
+  // lists the known ones.
+  void forEach(const YAML::Node& map, const std::string& prefix, const Handlers& handlers) const {
+    if (!map.IsMap()) fail(map, prefix.empty() ? "config" : prefix, "expected a mapping of keys");
+    for (const auto& entry : map) {
+      std::string key = entry.first.as<std::string>();
+      std::string full = prefix.empty() ? key : prefix + "." + key;
+      auto it = handlers.find(key);
+      if (it == handlers.end()) {
+        std::string known;
+        for (const auto& h : handlers) known += (known.empty() ? "" : ", ") + h.first;
+        fail(entry.first, full, fmt::format("unknown key (known here: {})", known));
+      }
+      if (entry.second.IsNull()) fail(entry.first, full, "has no value");
+      it->second(entry.second, full);
+    }
+  }
+
+  std::string scalar(const YAML::Node& node, const std::string& key) const {
+    if (!node.IsScalar()) fail(node, key, "expected a single value");
+    return node.Scalar();
+  }
+
+  uint64_t integer(const YAML::Node& node, const std::string& key, uint64_t min, uint64_t max) const {
+    std::string text = scalar(node, key);
+    uint64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size()) {
+      fail(node, key, fmt::format("expected a whole number, got '{}'", text));
+    }
+    if (value < min || value > max) fail(node, key, fmt::format("{} is out of range {}..{}", value, min, max));
+    return value;
+  }
+
+  double number(const YAML::Node& node, const std::string& key, double min, double max) const {
+    std::string text = scalar(node, key);
+    try {
+      size_t used = 0;
+      double value = std::stod(text, &used);
+      if (used != text.size()) throw std::invalid_argument(text);
+      if (value < min || value > max) fail(node, key, fmt::format("{} is out of range {}..{}", value, min, max));
+      return value;
+    } catch (const std::logic_error&) {
+      fail(node, key, fmt::format("expected a number, got '{}'", text));
+    }
+  }
+
+  bool boolean(const YAML::Node& node, const std::string& key) const {
+    std::string text = scalar(node, key);
+    if (text == "true" || text == "yes" || text == "on") return true;
+    if (text == "false" || text == "no" || text == "off") return false;
+    fail(node, key, fmt::format("expected true or false, got '{}'", text));
+  }
+
+  Millis duration(const YAML::Node& node, const std::string& key, Millis min = Millis(0)) const {
+    std::string text = scalar(node, key);
+    Millis value;
+    try {
+      value = parseDuration(text);
+    } catch (const std::invalid_argument& e) {
+      fail(node, key, e.what());
+    }
+    if (value < min) fail(node, key, fmt::format("must be at least {} ms", min.count()));
+    return value;
+  }
+
+ private:
+  std::string file_;
+};
+
+void readFile(const std::string& path, Config& c) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    throw ConfigError(fmt::format("{}: cannot read the file", path));
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(fmt::format("{}:{}: YAML syntax error: {}", path, e.mark.line + 1, e.msg));
+  }
+  if (root.IsNull()) return;  // an empty file means all defaults
+  Reader r(path);
+  constexpr uint64_t kMaxU32 = 0xffffffffu;
+  r.forEach(root, "",
+            {
+                {"name", [&](auto& n, auto& k) { c.name = r.scalar(n, k); }},
+                {"listen",
+                 [&](auto& n, auto& k) {
+                   c.listen.clear();
+                   if (n.IsScalar()) {
+                     c.listen.push_back(n.Scalar());
+                   } else if (n.IsSequence() && n.size() > 0) {
+                     for (const auto& item : n) c.listen.push_back(r.scalar(item, k));
+                   } else {
+                     r.fail(n, k, "expected ADDR:PORT or a list of them");
+                   }
+                   for (size_t i = 0; i < c.listen.size(); ++i) {
+                     try {
+                       parseAddress(c.listen[i]);
+                     } catch (const std::invalid_argument& e) {
+                       r.fail(n.IsSequence() ? n[i] : n, k, e.what());
+                     }
+                   }
+                 }},
+                {"workers",
+                 [&](auto& n, auto& k) {
+                   c.workers = r.scalar(n, k) == "auto" ? 0 : unsigned(r.integer(n, k, 1, 4096));
+                 }},
+                {"max_workers", [&](auto& n, auto& k) { c.maxWorkers = unsigned(r.integer(n, k, 1, 4096)); }},
+                {"max_connections", [&](auto& n, auto& k) { c.maxConnections = r.integer(n, k, 1, kMaxU32); }},
+                {"max_frame_bytes", [&](auto& n, auto& k) { c.maxFrameBytes = r.integer(n, k, 13, 0x7fffffff); }},
+                {"output_high_water", [&](auto& n, auto& k) { c.outputHighWater = r.integer(n, k, 1024, kMaxU32); }},
+                {"idle_timeout", [&](auto& n, auto& k) { c.idleTimeout = r.duration(n, k); }},
+                {"drain_timeout", [&](auto& n, auto& k) { c.drainTimeout = r.duration(n, k); }},
+                {"worker_timeout", [&](auto& n, auto& k) { c.workerTimeout = r.duration(n, k, Millis(500)); }},
+                {"pid_file", [&](auto& n, auto& k) { c.pidFile = r.scalar(n, k); }},
+                {"user", [&](auto& n, auto& k) { c.user = r.scalar(n, k); }},
+                {"group", [&](auto& n, auto& k) { c.group = r.scalar(n, k); }},
+                {"log",
+                 [&](auto& n, auto& k) {
+                   r.forEach(n, k,
+                             {{"file", [&](auto& m, auto& mk) { c.logFile = r.scalar(m, mk); }},
+                              {"level", [&](auto& m, auto& mk) {
+                                 c.logLevel = r.scalar(m, mk);
+                                 static const std::vector<std::string> kLevels = {"trace", "debug", "info",
+                                                                                  "warn",  "error", "critical"};
+                                 if (std::find(kLevels.begin(), kLevels.end(), c.logLevel) == kLevels.end()) {
+                                   r.fail(m, mk, "expected one of trace, debug, info, warn, error, critical");
+                                 }
+                               }}});
+                 }},
+                {"metrics",
+                 [&](auto& n, auto& k) {
+                   r.forEach(n, k,
+                             {{"listen",
+                               [&](auto& m, auto& mk) {
+                                 c.metricsListen = r.scalar(m, mk);
+                                 try {
+                                   parseAddress(c.metricsListen);
+                                 } catch (const std::invalid_argument& e) {
+                                   r.fail(m, mk, e.what());
+                                 }
+                               }},
+                              {"namespace", [&](auto& m, auto& mk) {
+                                 c.metricsNamespace = r.scalar(m, mk);
+                                 if (!std::regex_match(c.metricsNamespace, std::regex("[a-zA-Z_][a-zA-Z0-9_]*"))) {
+                                   r.fail(m, mk, "must match [a-zA-Z_][a-zA-Z0-9_]* (a Prometheus name prefix)");
+                                 }
+                               }}});
+                 }},
+                {"profile",
+                 [&](auto& n, auto& k) {
+                   r.forEach(
+                       n, k,
+                       {{"dir", [&](auto& m, auto& mk) { c.profile.dir = r.scalar(m, mk); }},
+                        {"duration", [&](auto& m, auto& mk) { c.profile.duration = r.duration(m, mk, Millis(100)); }},
+                        {"auto", [&](auto& m, auto& mk) {
+                           auto& a = c.profile.autoProfile;
+                           r.forEach(m, mk,
+                                     {{"enabled", [&](auto& v, auto& vk) { a.enabled = r.boolean(v, vk); }},
+                                      {"interval", [&](auto& v, auto& vk) { a.interval = r.duration(v, vk, Millis(100)); }},
+                                      {"threshold", [&](auto& v, auto& vk) { a.threshold = r.number(v, vk, 0.001, 100); }},
+                                      {"consecutive",
+                                       [&](auto& v, auto& vk) { a.consecutive = unsigned(r.integer(v, vk, 1, 1000)); }},
+                                      {"cooldown", [&](auto& v, auto& vk) { a.cooldown = r.duration(v, vk); }}});
+                         }}});
+                 }},
+            });
+}
+
+void validate(const Config& c, const std::string& source) {
+  auto fail = [&](const std::string& key, const std::string& why) {
+    throw ConfigError(fmt::format("{}: {}: {}", source, key, why));
+  };
+  if (!std::regex_match(c.name, std::regex("[A-Za-z0-9_.-]{1,64}"))) {
+    fail("name", "use 1-64 of A-Z a-z 0-9 _ . - (it names the stats segment and default paths)");
+  }
+  if (c.listen.empty()) fail("listen", "needs at least one address");
+  for (const auto& address : c.listen) {
+    try {
+      parseAddress(address);
+    } catch (const std::invalid_argument& e) {
+      fail("listen", e.what());
+    }
+  }
+  try {
+    parseAddress(c.metricsListen);
+  } catch (const std::invalid_argument& e) {
+    fail("metrics.listen", e.what());
+  }
+  if (c.effectiveWorkers() > c.maxWorkers) {
+    fail("workers", fmt::format("{} is more than max_workers ({})", c.effectiveWorkers(), c.maxWorkers));
+  }
+  if (c.outputHighWater < 2 * 14) fail("output_high_water", "too small");
+}
+
+}  // namespace
+
+Millis parseDuration(const std::string& text) {
+  static const std::regex kForm(R"(\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*)");
+  std::smatch m;
+  if (!std::regex_match(text, m, kForm)) {
+    throw std::invalid_argument(fmt::format("expected a duration like 250ms, 30s, 5m or 1h, got '{}'", text));
+  }
+  double value = std::stod(m[1].str());
+  std::string unit = m[2].matched ? m[2].str() : "s";
+  double ms = unit == "ms" ? value : unit == "s" ? value * 1e3 : unit == "m" ? value * 60e3 : value * 3600e3;
+  return Millis(std::llround(ms));
+}
+
+unsigned usableCores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? unsigned(n) : 1;
+}
+
+unsigned Config::effectiveWorkers() const { return workers > 0 ? workers : std::min(usableCores(), maxWorkers); }
+
+std::string Config::effectivePidFile() const {
+  if (!pidFile.empty()) return pidFile;
+  return (::geteuid() == 0 ? "/run/" : "/tmp/") + name + ".pid";
+}
+
+std::string Config::effectiveProfileDir() const { return profile.dir.empty() ? "/tmp/" + name + "_profile" : profile.dir; }
+
+Config loadConfig(const std::string& path, const ConfigOverrides& overrides) {
+  Config c;
+  if (!path.empty()) readFile(path, c);
+  if (!overrides.listen.empty()) c.listen = overrides.listen;
+  if (overrides.workers) c.workers = *overrides.workers;
+  if (overrides.metricsListen) c.metricsListen = *overrides.metricsListen;
+  if (overrides.pidFile) c.pidFile = *overrides.pidFile;
+  if (overrides.name) c.name = *overrides.name;
+  validate(c, path.empty() ? "config" : path);
+  return c;
+}
+
+}  // namespace tcpfork

@@ -1,0 +1,79 @@
+#pragma once
+// Config: everything the master runs with. Every key has a default, so no
+// file is needed; a YAML file overrides defaults and command-line flags
+// override the file. loadConfig() rejects unknown keys and bad values with
+// ConfigError("FILE:LINE: key: why").
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tcpfork {
+
+using Millis = std::chrono::milliseconds;
+
+class ConfigError : public std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct AutoProfileConfig {
+  bool enabled = false;
+  Millis interval{10'000};
+  double threshold = 80.0;  // percent of one core (CPU) or of memory limit
+  unsigned consecutive = 3;
+  Millis cooldown{300'000};
+};
+
+struct ProfileConfig {
+  std::string dir;  // empty = /tmp/<name>_profile
+  Millis duration{60'000};
+  AutoProfileConfig autoProfile;
+};
+
+struct Config {
+  std::string name = "tcpfork";
+  std::vector<std::string> listen = {"0.0.0.0:8888"};
+  unsigned workers = 0;  // 0 = auto: one per usable core
+  unsigned maxWorkers = 64;
+  size_t maxConnections = 10'000;
+  size_t maxFrameBytes = size_t{1} << 20;
+  size_t outputHighWater = 256 * 1024;
+  Millis idleTimeout{60'000};
+  Millis drainTimeout{10'000};
+  Millis workerTimeout{10'000};
+  std::string pidFile;  // empty = /run/<name>.pid as root, else /tmp/<name>.pid
+  std::string logFile;  // empty = stderr
+  std::string logLevel = "info";
+  std::string user;
+  std::string group;
+  std::string metricsListen = "127.0.0.1:8889";
+  std::string metricsNamespace = "tcp_server";
+  ProfileConfig profile;
+
+  // Defaults that depend on other keys or on the machine, resolved.
+  unsigned effectiveWorkers() const;
+  std::string effectivePidFile() const;
+  std::string effectiveProfileDir() const;
+};
+
+// Command-line values that override the file.
+struct ConfigOverrides {
+  std::vector<std::string> listen;
+  std::optional<unsigned> workers;
+  std::optional<std::string> metricsListen;
+  std::optional<std::string> pidFile;
+  std::optional<std::string> name;
+};
+
+// Reads `path` (empty = defaults only), applies `overrides`, validates.
+Config loadConfig(const std::string& path, const ConfigOverrides& overrides = {});
+
+// "250ms", "30s", "5m", "1h"; a bare number is seconds. Throws std::invalid_argument.
+Millis parseDuration(const std::string& text);
+
+unsigned usableCores();
+
+}  // namespace tcpfork

@@ -1,0 +1,42 @@
+#pragma once
+// Listeners: the master's listening sockets, kept open for its whole life so
+// that a worker's death or a reload never closes one (and never resets a
+// queued connection). One SO_REUSEPORT socket per worker index per address;
+// or, under systemd socket activation, the inherited sockets, shared by all
+// workers. Owned by the Master; used on its loop.
+
+#include <string>
+#include <vector>
+
+#include "base/unique_fd.h"
+
+namespace tcpfork {
+
+class Listeners {
+ public:
+  // Adopts sockets passed by systemd (LISTEN_FDS/LISTEN_PID), if any.
+  Listeners();
+
+  bool socketActivated() const { return !inherited_.empty(); }
+
+  // Makes sure worker `index` has a socket on every address in `addresses`
+  // (binding any that are missing). Throws std::system_error naming the address.
+  void ensure(unsigned index, const std::vector<std::string>& addresses);
+  // The fds worker `index` serves, one per address.
+  std::vector<int> fdsFor(unsigned index, const std::vector<std::string>& addresses) const;
+  // Closes the master's copies for indices >= `count`, and for addresses no
+  // longer listed.
+  void keepOnly(unsigned count, const std::vector<std::string>& addresses);
+  std::string describe() const;
+
+ private:
+  struct Entry {
+    unsigned index;
+    std::string address;
+    UniqueFd fd;
+  };
+  std::vector<Entry> entries_;
+  std::vector<UniqueFd> inherited_;
+};
+
+}  // namespace tcpfork

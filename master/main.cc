@@ -1,0 +1,89 @@
+// tcpfork: the master. Reads the config, takes the pidfile, creates the stats
+// segment and the listeners, starts the workers and supervises them; or, with
+// -t, checks a config; or, with -s, signals the running master.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+
+#include "base/log.h"
+#include "master/cli.h"
+#include "master/config.h"
+#include "master/daemon.h"
+#include "master/master.h"
+#include "master/pidfile.h"
+
+using namespace tcpfork;
+
+namespace {
+
+std::string absolute(const std::string& path) {
+  return path.empty() ? path : std::filesystem::absolute(path).lexically_normal().string();
+}
+
+int sendSignal(const CliOptions& cli) {
+  try {
+    Config config = loadConfig(cli.configPath, cli.overrides);
+    pid_t pid = runningMasterPid(config.effectivePidFile());
+    int signal = signalForAction(cli.signal);
+    if (::kill(pid, signal) != 0) {
+      fmt::print(stderr, "tcpfork: kill({}, SIG{}): {}\n", pid, sigabbrev_np(signal), std::strerror(errno));
+      return 1;
+    }
+    fmt::print("tcpfork: sent SIG{} ({}) to master pid {}\n", sigabbrev_np(signal), cli.signal, pid);
+    return 0;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "tcpfork: {}\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CliOptions cli = parseCli(argc, argv);
+  if (!cli.signal.empty()) return sendSignal(cli);
+
+  Config config;
+  try {
+    config = loadConfig(cli.configPath, cli.overrides);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "tcpfork: {}\n", e.what());
+    return 1;
+  }
+  if (cli.testConfig) {
+    fmt::print("tcpfork: configuration {} is valid ({} workers on {}; metrics on {})\n",
+               cli.configPath.empty() ? "(built-in defaults)" : cli.configPath, config.effectiveWorkers(),
+               fmt::join(config.listen, ", "), config.metricsListen);
+    return 0;
+  }
+
+  // Paths must survive the daemon's chdir("/") and later reloads.
+  std::string configPath = absolute(cli.configPath);
+  config.pidFile = absolute(config.effectivePidFile());
+  config.logFile = absolute(config.logFile);
+  cli.overrides.pidFile = config.pidFile;
+
+  initLogging("master", config.logLevel);
+  std::signal(SIGPIPE, SIG_IGN);
+  int readyFd = -1;
+  try {
+    if (cli.daemonize) {
+      readyFd = daemonize(config.logFile);
+    } else if (!config.logFile.empty()) {
+      redirectOutputTo(config.logFile);
+    }
+    Master master(config, configPath, cli.overrides, readyFd);
+    return master.run();
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot start: {}", e.what());
+    reportDaemonFailure(readyFd, e.what());
+    return 1;
+  }
+}

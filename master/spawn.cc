@@ -1,0 +1,84 @@
+#include "master/spawn.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+
+#include "base/unique_fd.h"
+
+namespace tcpfork {
+namespace {
+
+// Child side: report `what` failed with errno through the pipe, then exit.
+[[noreturn]] void childFail(int reportFd, int step) {
+  int report[2] = {step, errno};
+  ssize_t ignored = ::write(reportFd, report, sizeof report);
+  (void)ignored;
+  _exit(127);
+}
+
+constexpr const char* kSteps[] = {"fcntl(inherit fd)", "setgroups", "setgid", "setuid", "execv"};
+
+}  // namespace
+
+pid_t spawnProcess(const SpawnRequest& request) {
+  std::vector<char*> argv;
+  for (const auto& a : request.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+
+  int pipeFds[2];
+  if (::pipe2(pipeFds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe2()");
+  UniqueFd readEnd(pipeFds[0]);
+  UniqueFd writeEnd(pipeFds[1]);
+  pid_t parent = ::getpid();
+
+  pid_t pid = ::fork();
+  if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork()");
+  if (pid == 0) {
+    // Async-signal-safe calls only from here to exec.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int s = 1; s < NSIG; ++s) sigaction(s, &dfl, nullptr);
+    if (request.dieWithParent) {
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != parent) _exit(0);  // the master died before prctl
+    }
+    for (int fd : request.inheritFds) {
+      int flags = ::fcntl(fd, F_GETFD);
+      if (flags < 0 || ::fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) != 0) childFail(pipeFds[1], 0);
+    }
+    if (request.gid) {
+      gid_t gid = *request.gid;
+      if (::setgroups(1, &gid) != 0) childFail(pipeFds[1], 1);
+      if (::setgid(gid) != 0) childFail(pipeFds[1], 2);
+    }
+    if (request.uid && ::setuid(*request.uid) != 0) childFail(pipeFds[1], 3);
+    ::execv(argv[0], argv.data());
+    childFail(pipeFds[1], 4);
+  }
+
+  writeEnd.reset();
+  int report[2] = {0, 0};
+  ssize_t n;
+  do {
+    n = ::read(readEnd.get(), report, sizeof report);
+  } while (n < 0 && errno == EINTR);
+  if (n == sizeof report) {
+    int status;
+    ::waitpid(pid, &status, 0);
+    throw std::system_error(report[1], std::generic_category(),
+                            std::string(kSteps[report[0]]) + " for " + request.argv[0]);
+  }
+  return pid;
+}
+
+}  // namespace tcpfork

@@ -1,0 +1,354 @@
+#include "master/supervisor.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "master/spawn.h"
+
+namespace tcpfork {
+namespace {
+
+// A worker that lived at least this long before dying was not crash-looping.
+constexpr auto kStableUptime = std::chrono::seconds(10);
+constexpr auto kFirstBackoff = std::chrono::milliseconds(100);
+constexpr auto kMaxBackoff = std::chrono::seconds(30);
+// Beyond drain_timeout, how long a draining worker may take to exit.
+constexpr Millis kExitGrace{2000};
+
+uint64_t monotonicMillis() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1'000'000;
+}
+
+std::string seconds(Millis ms) { return fmt::format("{:.1f}s", ms.count() / 1000.0); }
+
+}  // namespace
+
+std::string describeExit(int status) {
+  if (WIFEXITED(status)) return fmt::format("exit status {}", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return fmt::format("killed by SIG{}", sigabbrev_np(WTERMSIG(status)) ?: "?");
+  return fmt::format("wait status {:#x}", status);
+}
+
+Supervisor::Supervisor(stats::StatsSegment& segment, Listeners& listeners, unsigned maxWorkers)
+    : segment_(segment), listeners_(listeners), maxWorkers_(maxWorkers), slotUsed_(segment.slotCount(), false) {}
+
+void Supervisor::start(const WorkerSettings& settings) {
+  settings_ = settings;
+  generation_ = 1;
+  stats::store(segment_.header().generation, generation_);
+  for (unsigned i = 0; i < settings_.count; ++i) listeners_.ensure(i, settings_.listen);
+  current_.assign(settings_.count, {});
+  for (unsigned i = 0; i < settings_.count; ++i) spawn(i);
+}
+
+uint32_t Supervisor::allocateSlot() {
+  for (uint32_t i = 0; i < slotUsed_.size(); ++i) {
+    if (!slotUsed_[i]) {
+      slotUsed_[i] = true;
+      stats::Slot& s = segment_.slot(i);
+      std::memset(&s, 0, sizeof s);
+      // The hang timeout counts from the spawn until the worker's first beat.
+      stats::store(s.heartbeatMonotonicMs, monotonicMillis());
+      return i;
+    }
+  }
+  throw std::runtime_error("no free stats slot (more than two generations of max_workers running?)");
+}
+
+void Supervisor::releaseSlot(uint32_t slot) {
+  stats::Slot& s = segment_.slot(slot);
+  stats::store(s.state, uint64_t(stats::WorkerState::kEmpty));
+  stats::store(s.pid, 0);
+  slotUsed_[slot] = false;
+}
+
+void Supervisor::spawn(unsigned index) {
+  IndexState& state = current_[index];
+  state.respawnAt.reset();
+  Process p;
+  p.index = index;
+  p.generation = generation_;
+  p.slot = allocateSlot();
+  std::vector<int> fds = listeners_.fdsFor(index, settings_.listen);
+  SpawnRequest request;
+  request.argv = {settings_.binary,
+                  "--role", fmt::format("worker.{}", index),
+                  "--index", std::to_string(index),
+                  "--generation", std::to_string(generation_),
+                  "--stats-name", segment_.name(),
+                  "--slot", std::to_string(p.slot),
+                  "--parent-pid", std::to_string(::getpid()),
+                  "--max-connections", std::to_string(settings_.maxConnections),
+                  "--max-frame-bytes", std::to_string(settings_.maxFrameBytes),
+                  "--output-high-water", std::to_string(settings_.outputHighWater),
+                  "--idle-timeout", fmt::format("{}ms", settings_.idleTimeout.count()),
+                  "--drain-timeout", fmt::format("{}ms", settings_.drainTimeout.count()),
+                  "--log-level", settings_.logLevel};
+  if (!settings_.logFile.empty()) request.argv.insert(request.argv.end(), {"--log-file", settings_.logFile});
+  for (int fd : fds) request.argv.insert(request.argv.end(), {"--listen-fd", std::to_string(fd)});
+  request.inheritFds = fds;
+  request.uid = settings_.uid;
+  request.gid = settings_.gid;
+  try {
+    p.pid = spawnProcess(request);
+  } catch (const std::exception& e) {
+    releaseSlot(p.slot);
+    ++state.crashes;
+    auto delay = std::min<Clock::duration>(kMaxBackoff, kFirstBackoff * (1 << std::min(state.crashes, 16u)));
+    spdlog::error("cannot start worker {}: {}; retrying in {}", index, e.what(),
+                  seconds(std::chrono::duration_cast<Millis>(delay)));
+    state.respawnAt = Clock::now() + delay;
+    return;
+  }
+  p.startedAt = Clock::now();
+  spdlog::info("started worker {} (pid {}, generation {}, slot {})", index, p.pid, generation_, p.slot);
+  state.process = p;
+}
+
+bool Supervisor::serving(const Process& p) const {
+  const stats::Slot& s = segment_.slot(p.slot);
+  return stats::load(s.pid) == uint64_t(p.pid) && stats::load(s.state) == uint64_t(stats::WorkerState::kServing);
+}
+
+bool Supervisor::allServing() const {
+  return !current_.empty() && std::all_of(current_.begin(), current_.end(), [&](const IndexState& s) {
+    return s.process && serving(*s.process);
+  });
+}
+
+bool Supervisor::noneRunning() const {
+  bool anyCurrent = std::any_of(current_.begin(), current_.end(), [](const IndexState& s) { return s.process; });
+  bool anyPrevious = switch_ && std::any_of(switch_->previous.begin(), switch_->previous.end(),
+                                            [](const IndexState& s) { return s.process; });
+  return !anyCurrent && !anyPrevious && retiring_.empty();
+}
+
+std::vector<pid_t> Supervisor::pids() const {
+  std::vector<pid_t> out;
+  for (const auto& s : current_) {
+    if (s.process) out.push_back(s.process->pid);
+  }
+  if (switch_) {
+    for (const auto& s : switch_->previous) {
+      if (s.process) out.push_back(s.process->pid);
+    }
+  }
+  for (const auto& p : retiring_) out.push_back(p.pid);
+  return out;
+}
+
+void Supervisor::retire(Process p, int signal, Millis grace) {
+  ::kill(p.pid, signal);
+  p.killAt = Clock::now() + grace;
+  retiring_.push_back(p);
+}
+
+bool Supervisor::reload(const WorkerSettings& settings, std::string& why) {
+  if (stopping_) {
+    why = "shutting down";
+    return false;
+  }
+  if (switch_) {
+    why = fmt::format("generation {} is still starting", generation_);
+    return false;
+  }
+  try {
+    for (unsigned i = 0; i < settings.count; ++i) listeners_.ensure(i, settings.listen);
+  } catch (const std::exception& e) {
+    why = e.what();
+    return false;
+  }
+  switch_ = PendingSwitch{Clock::now() + settings.workerTimeout, settings_, std::move(current_)};
+  settings_ = settings;
+  ++generation_;
+  stats::store(segment_.header().generation, generation_);
+  current_.assign(settings_.count, {});
+  for (unsigned i = 0; i < settings_.count; ++i) spawn(i);
+  spdlog::info("reload: generation {} starting ({} workers); generation {} serves until it is ready", generation_,
+               settings_.count, generation_ - 1);
+  return true;
+}
+
+void Supervisor::finishSwitch() {
+  for (auto& s : switch_->previous) {
+    if (s.process) retire(*s.process, SIGQUIT, settings_.drainTimeout + kExitGrace);
+  }
+  switch_.reset();
+  listeners_.keepOnly(settings_.count, settings_.listen);
+  ++reloads_;
+  spdlog::info("reload: generation {} serving; generation {} draining", generation_, generation_ - 1);
+}
+
+void Supervisor::abandonSwitch() {
+  spdlog::error("reload failed: generation {} did not serve within worker_timeout ({}); generation {} keeps serving",
+                generation_, seconds(settings_.workerTimeout), generation_ - 1);
+  for (auto& s : current_) {
+    if (s.process) retire(*s.process, SIGKILL, kExitGrace);
+  }
+  settings_ = switch_->previousSettings;
+  current_ = std::move(switch_->previous);
+  switch_.reset();
+  --generation_;
+  stats::store(segment_.header().generation, generation_);
+}
+
+void Supervisor::scale(int delta) {
+  if (stopping_ || switch_) {
+    spdlog::warn("not scaling while {}", stopping_ ? "shutting down" : "a reload is in progress");
+    return;
+  }
+  if (delta > 0) {
+    if (settings_.count >= maxWorkers_) {
+      spdlog::warn("TTIN: already at max_workers ({})", maxWorkers_);
+      return;
+    }
+    unsigned index = settings_.count;
+    try {
+      listeners_.ensure(index, settings_.listen);
+    } catch (const std::exception& e) {
+      spdlog::error("TTIN: cannot add a listener: {}", e.what());
+      return;
+    }
+    ++settings_.count;
+    current_.emplace_back();
+    spawn(index);
+    spdlog::info("TTIN: now {} workers", settings_.count);
+    return;
+  }
+  if (settings_.count <= 1) {
+    spdlog::warn("TTOU: keeping the last worker");
+    return;
+  }
+  --settings_.count;
+  // Drop our copy of its listeners first: the worker takes what is queued on
+  // them, and its close is then the last one.
+  listeners_.keepOnly(settings_.count, settings_.listen);
+  IndexState last = std::move(current_.back());
+  current_.pop_back();
+  if (last.process) retire(*last.process, SIGUSR2, settings_.drainTimeout + kExitGrace);
+  spdlog::info("TTOU: now {} workers", settings_.count);
+}
+
+void Supervisor::onChildExit(pid_t pid, int status) {
+  for (auto it = retiring_.begin(); it != retiring_.end(); ++it) {
+    if (it->pid == pid) {
+      spdlog::info("worker {} (pid {}, generation {}) exited: {}", it->index, pid, it->generation, describeExit(status));
+      releaseSlot(it->slot);
+      retiring_.erase(it);
+      return;
+    }
+  }
+  if (switch_) {
+    for (auto& s : switch_->previous) {
+      if (s.process && s.process->pid == pid) {
+        spdlog::warn("worker {} (pid {}, generation {}) exited during reload: {}", s.process->index, pid,
+                     s.process->generation, describeExit(status));
+        releaseSlot(s.process->slot);
+        s.process.reset();
+        return;
+      }
+    }
+  }
+  for (auto& state : current_) {
+    if (!state.process || state.process->pid != pid) continue;
+    Process p = *state.process;
+    state.process.reset();
+    releaseSlot(p.slot);
+    if (stopping_) {
+      spdlog::info("worker {} (pid {}) exited: {}", p.index, pid, describeExit(status));
+      return;
+    }
+    ++restarts_;
+    auto uptime = Clock::now() - p.startedAt;
+    state.crashes = uptime < kStableUptime ? state.crashes + 1 : 1;
+    std::string cause = p.hung ? "killed after its heartbeat stopped" : describeExit(status);
+    if (state.crashes <= 1) {
+      spdlog::warn("worker {} (pid {}) died unexpectedly ({}); restarting it", p.index, pid, cause);
+      spawn(p.index);
+      return;
+    }
+    auto delay = std::min<Clock::duration>(kMaxBackoff, kFirstBackoff * (1u << std::min(state.crashes - 2, 16u)));
+    state.respawnAt = Clock::now() + delay;
+    spdlog::error("worker {} (pid {}) died again ({}): {} exits in a row within {}s of starting; "
+                  "restarting in {}",
+                  p.index, pid, cause, state.crashes, kStableUptime.count(),
+                  seconds(std::chrono::duration_cast<Millis>(delay)));
+    return;
+  }
+  spdlog::debug("reaped unknown child pid {} ({})", pid, describeExit(status));
+}
+
+void Supervisor::tick() {
+  auto now = Clock::now();
+  uint64_t nowMs = monotonicMillis();
+  auto timeoutMs = uint64_t(settings_.workerTimeout.count());
+
+  for (auto& state : current_) {
+    if (state.process) {
+      Process& p = *state.process;
+      uint64_t beat = stats::load(segment_.slot(p.slot).heartbeatMonotonicMs);
+      if (!p.hung && !stopping_ && nowMs > beat + timeoutMs) {
+        spdlog::error("worker {} (pid {}) has not beaten for {} ms (worker_timeout {}); killing it", p.index, p.pid,
+                      nowMs - beat, timeoutMs);
+        p.hung = true;
+        ::kill(p.pid, SIGKILL);
+      }
+    } else if (state.respawnAt && now >= *state.respawnAt && !stopping_) {
+      spawn(unsigned(&state - current_.data()));
+    }
+  }
+
+  for (auto& p : retiring_) {
+    if (p.killAt && now >= *p.killAt) {
+      spdlog::warn("worker {} (pid {}) did not exit within drain_timeout; killing it", p.index, p.pid);
+      ::kill(p.pid, SIGKILL);
+      p.killAt.reset();
+    }
+  }
+
+  if (switch_) {
+    if (allServing()) {
+      finishSwitch();
+    } else if (now >= switch_->deadline) {
+      abandonSwitch();
+    }
+  }
+}
+
+void Supervisor::stopAll(bool graceful) {
+  stopping_ = true;
+  int signal = graceful ? SIGQUIT : SIGTERM;
+  Millis grace = graceful ? settings_.drainTimeout + kExitGrace : kExitGrace;
+  if (switch_) {
+    for (auto& s : switch_->previous) {
+      if (s.process) retire(*s.process, signal, grace);
+    }
+    switch_.reset();
+  }
+  for (auto& s : current_) {
+    if (s.process) retire(*s.process, signal, grace);
+    s.process.reset();
+    s.respawnAt.reset();
+  }
+  for (auto& p : retiring_) {
+    if (!graceful) ::kill(p.pid, SIGTERM);
+  }
+}
+
+void Supervisor::killAll() {
+  for (pid_t pid : pids()) ::kill(pid, SIGKILL);
+}
+
+void Supervisor::signalAll(int signal) {
+  for (pid_t pid : pids()) ::kill(pid, signal);
+}
+
+}  // namespace tcpfork

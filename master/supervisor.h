@@ -1,0 +1,118 @@
+#pragma once
+// Supervisor: the master's table of worker processes. Owned by the Master and
+// driven only from its loop: it spawns workers, reaps them, restarts the ones
+// that die (at once, then with exponential backoff while they keep dying),
+// kills the ones whose heartbeat stalls, runs reloads as generations (the new
+// one must serve before the old one is told to drain) and scales up and down.
+//
+// Two numbers per worker: its index (which listeners it serves, 0..count-1)
+// and its stats slot (where it publishes; an old and a new generation's
+// worker for one index each have their own slot while both run).
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "master/config.h"
+#include "master/listeners.h"
+#include "stats/segment.h"
+
+namespace tcpfork {
+
+// What workers are started with; derived from the Config.
+struct WorkerSettings {
+  std::string binary;
+  std::vector<std::string> listen;
+  unsigned count = 1;
+  size_t maxConnections = 0;
+  size_t maxFrameBytes = 0;
+  size_t outputHighWater = 0;
+  Millis idleTimeout{0};
+  Millis drainTimeout{0};
+  Millis workerTimeout{0};
+  std::string logLevel;
+  std::string logFile;
+  std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
+};
+
+class Supervisor {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  Supervisor(stats::StatsSegment& segment, Listeners& listeners, unsigned maxWorkers);
+
+  // Generation 1. Throws when a listener cannot be bound.
+  void start(const WorkerSettings& settings);
+  // Starts the next generation; the current one keeps serving until every new
+  // worker serves, and keeps serving for good if they do not within
+  // worker_timeout. Returns false (with `why`) when it cannot start.
+  bool reload(const WorkerSettings& settings, std::string& why);
+  // One worker more (+1) or fewer (-1).
+  void scale(int delta);
+  void onChildExit(pid_t pid, int status);
+  // Periodic: heartbeats, due restarts, reload progress, drain deadlines.
+  void tick();
+  // Stops everything: SIGQUIT (graceful) or SIGTERM; no more restarts.
+  void stopAll(bool graceful);
+  void killAll();
+  void signalAll(int signal);
+
+  bool allServing() const;
+  bool noneRunning() const;
+  unsigned count() const { return settings_.count; }
+  uint64_t generation() const { return generation_; }
+  uint64_t restarts() const { return restarts_; }
+  uint64_t reloads() const { return reloads_; }
+  std::vector<pid_t> pids() const;
+
+ private:
+  struct Process {
+    pid_t pid = 0;
+    unsigned index = 0;
+    uint32_t slot = 0;
+    uint64_t generation = 0;
+    Clock::time_point startedAt;
+    std::optional<Clock::time_point> killAt;  // drain deadline, for retiring processes
+    bool hung = false;
+  };
+  struct IndexState {
+    std::optional<Process> process;
+    unsigned crashes = 0;  // consecutive short-lived exits
+    std::optional<Clock::time_point> respawnAt;
+  };
+  struct PendingSwitch {
+    Clock::time_point deadline;
+    WorkerSettings previousSettings;
+    std::vector<IndexState> previous;  // the generation still serving
+  };
+
+  void spawn(unsigned index);
+  bool serving(const Process& p) const;
+  uint32_t allocateSlot();
+  void releaseSlot(uint32_t slot);
+  void retire(Process p, int signal, Millis grace);
+  void finishSwitch();
+  void abandonSwitch();
+
+  stats::StatsSegment& segment_;
+  Listeners& listeners_;
+  unsigned maxWorkers_;
+  WorkerSettings settings_;
+  uint64_t generation_ = 0;
+  std::vector<IndexState> current_;
+  std::vector<Process> retiring_;
+  std::optional<PendingSwitch> switch_;
+  std::vector<bool> slotUsed_;
+  bool stopping_ = false;
+  uint64_t restarts_ = 0;
+  uint64_t reloads_ = 0;
+};
+
+// "exit status 2", "killed by SIGKILL".
+std::string describeExit(int status);
+
+}  // namespace tcpfork

@@ -1,0 +1,69 @@
+#pragma once
+// The shared-memory stats layout: one Header, then one Slot per worker
+// process. Plain integers only (trivially copyable, no pointers), accessed
+// through relaxed std::atomic_ref: each Slot has exactly one writer, its
+// worker; the Header is written by the master alone. Readers tolerate a
+// slightly torn view across fields; no field is ever torn itself.
+//
+// Any change to these structs bumps kLayoutVersion: attaching checks magic,
+// version and size and refuses a mismatch by name.
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <type_traits>
+
+namespace tcpfork::stats {
+
+inline constexpr uint64_t kMagic = 0x544350464f524b31;  // "TCPFORK1"
+inline constexpr uint32_t kLayoutVersion = 1;
+
+enum class WorkerState : uint64_t {
+  kEmpty = 0,     // slot unused
+  kStarting = 1,  // spawned, loop not running yet
+  kServing = 2,   // accepting and serving
+  kDraining = 3,  // graceful stop: no new connections
+};
+
+constexpr std::string_view workerStateName(WorkerState state) {
+  switch (state) {
+    case WorkerState::kEmpty: return "empty";
+    case WorkerState::kStarting: return "starting";
+    case WorkerState::kServing: return "serving";
+    case WorkerState::kDraining: return "draining";
+  }
+  return "unknown";
+}
+
+struct alignas(64) Slot {
+  uint64_t pid;
+  uint64_t state;          // WorkerState
+  uint64_t generation;
+  uint64_t workerIndex;    // which listeners (0..workers-1) it serves
+  uint64_t startedAtUnixMs;
+  uint64_t heartbeatMonotonicMs;  // CLOCK_MONOTONIC, advanced by the worker loop
+};
+
+struct alignas(64) Header {
+  uint64_t magic;
+  uint32_t layoutVersion;
+  uint32_t slotCount;
+  uint64_t segmentBytes;
+  uint64_t masterPid;
+  uint64_t generation;
+};
+
+static_assert(std::is_trivially_copyable_v<Slot> && std::is_trivially_copyable_v<Header>);
+static_assert(sizeof(Slot) % 64 == 0, "each slot owns whole cache lines");
+
+constexpr size_t segmentBytes(uint32_t slotCount) { return sizeof(Header) + size_t{slotCount} * sizeof(Slot); }
+
+inline uint64_t load(const uint64_t& field) {
+  return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(field)).load(std::memory_order_relaxed);
+}
+inline void store(uint64_t& field, uint64_t value) {
+  std::atomic_ref<uint64_t>(field).store(value, std::memory_order_relaxed);
+}
+
+}  // namespace tcpfork::stats
