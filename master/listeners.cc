@@ -28,7 +28,11 @@ void Listeners::ensure(unsigned index, const std::vector<std::string>& addresses
   for (const auto& address : addresses) {
     bool present = std::any_of(entries_.begin(), entries_.end(),
                                [&](const Entry& e) { return e.index == index && e.address == address; });
-    if (!present) entries_.push_back({index, address, listenTcp(parseAddress(address))});
+    if (present) continue;
+    auto bound = boundPort_.find(address);
+    UniqueFd fd = listenTcp(parseAddress(bound != boundPort_.end() ? bound->second : address));
+    if (bound == boundPort_.end()) boundPort_[address] = localAddress(fd.get()).toString();
+    entries_.push_back({index, address, std::move(fd)});
   }
 }
 

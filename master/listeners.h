@@ -5,6 +5,7 @@
 // or, under systemd socket activation, the inherited sockets, shared by all
 // workers. Owned by the Master; used on its loop.
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,9 @@ class Listeners {
     UniqueFd fd;
   };
   std::vector<Entry> entries_;
+  // "127.0.0.1:0" binds an ephemeral port once; the other workers' sockets
+  // join that port, so one address means one port.
+  std::map<std::string, std::string> boundPort_;
   std::vector<UniqueFd> inherited_;
 };
 

@@ -13,36 +13,12 @@
 
 #include "protocol/codec.h"
 #include "test/integration/running_worker.h"
+#include "test/integration/tool_run.h"
 
 namespace tcpfork::test {
 namespace {
 
 using namespace protocol;
-
-struct ClientRun {
-  int exitCode = -1;
-  std::string output;
-  nlohmann::json report;
-};
-
-ClientRun runClient(std::vector<std::string> args, bool json = false) {
-  std::string log = tempPath("client.out");
-  std::string jsonPath = tempPath("client.json");
-  std::vector<std::string> argv = {binary("tcpfork-client")};
-  argv.insert(argv.end(), args.begin(), args.end());
-  if (json) argv.insert(argv.end(), {"--json", jsonPath});
-  ChildProcess client(argv, {}, log);
-  auto status = client.waitExit(60s);
-  ClientRun run;
-  if (!status) {
-    ADD_FAILURE() << "tcpfork-client did not finish";
-    return run;
-  }
-  run.exitCode = WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
-  run.output = readFile(log);
-  if (json) run.report = nlohmann::json::parse(readFile(jsonPath), nullptr, false);
-  return run;
-}
 
 std::string addr(int port) { return "127.0.0.1:" + std::to_string(port); }
 

@@ -1,0 +1,113 @@
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "master/config.h"
+
+namespace tcpfork {
+namespace {
+
+std::string writeTemp(const std::string& yaml) {
+  std::string path = "/tmp/tcpfork-config-test-" + std::to_string(::getpid()) + ".yaml";
+  std::ofstream(path) << yaml;
+  return path;
+}
+
+std::string errorOf(const std::string& yaml) {
+  try {
+    loadConfig(writeTemp(yaml));
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, DefaultsNeedNoFile) {
+  Config c = loadConfig("");
+  EXPECT_EQ(c.name, "tcpfork");
+  EXPECT_EQ(c.listen, std::vector<std::string>{"0.0.0.0:8888"});
+  EXPECT_EQ(c.metricsListen, "127.0.0.1:8889");
+  EXPECT_EQ(c.metricsNamespace, "tcp_server");
+  EXPECT_EQ(c.effectiveWorkers(), usableCores());
+  EXPECT_EQ(c.effectiveProfileDir(), "/tmp/tcpfork_profile");
+  EXPECT_EQ(c.profile.duration, Millis(60'000));
+}
+
+TEST(Config, ReadsEveryKey) {
+  Config c = loadConfig(writeTemp(R"(
+name: edge
+listen: ["127.0.0.1:7000", "[::1]:7000"]
+workers: 3
+max_workers: 8
+max_connections: 500
+max_frame_bytes: 4096
+output_high_water: 65536
+idle_timeout: 1m
+drain_timeout: 2500ms
+worker_timeout: 3s
+pid_file: /tmp/edge.pid
+log: {file: /tmp/edge.log, level: debug}
+user: nobody
+group: nogroup
+metrics: {listen: "127.0.0.1:9100", namespace: tcp_server_demo2}
+profile:
+  dir: /tmp/p
+  duration: 30s
+  auto: {enabled: true, interval: 5s, threshold: 90, consecutive: 2, cooldown: 10m}
+)"));
+  EXPECT_EQ(c.name, "edge");
+  EXPECT_EQ(c.listen.size(), 2u);
+  EXPECT_EQ(c.effectiveWorkers(), 3u);
+  EXPECT_EQ(c.maxWorkers, 8u);
+  EXPECT_EQ(c.maxConnections, 500u);
+  EXPECT_EQ(c.maxFrameBytes, 4096u);
+  EXPECT_EQ(c.outputHighWater, 65536u);
+  EXPECT_EQ(c.idleTimeout, Millis(60'000));
+  EXPECT_EQ(c.drainTimeout, Millis(2500));
+  EXPECT_EQ(c.workerTimeout, Millis(3000));
+  EXPECT_EQ(c.effectivePidFile(), "/tmp/edge.pid");
+  EXPECT_EQ(c.logFile, "/tmp/edge.log");
+  EXPECT_EQ(c.logLevel, "debug");
+  EXPECT_EQ(c.user, "nobody");
+  EXPECT_EQ(c.metricsNamespace, "tcp_server_demo2");
+  EXPECT_TRUE(c.profile.autoProfile.enabled);
+  EXPECT_EQ(c.profile.autoProfile.consecutive, 2u);
+  EXPECT_EQ(c.profile.autoProfile.cooldown, Millis(600'000));
+}
+
+TEST(Config, FlagsOverrideTheFile) {
+  ConfigOverrides o;
+  o.listen = {"127.0.0.1:1"};
+  o.workers = 2;
+  o.name = "other";
+  Config c = loadConfig(writeTemp("workers: 5\nname: edge\n"), o);
+  EXPECT_EQ(c.effectiveWorkers(), 2u);
+  EXPECT_EQ(c.name, "other");
+  EXPECT_EQ(c.listen, std::vector<std::string>{"127.0.0.1:1"});
+}
+
+TEST(Config, ErrorsNameTheKeyAndLine) {
+  EXPECT_NE(errorOf("a: 1\n").find(":1: a: unknown key"), std::string::npos);
+  EXPECT_NE(errorOf("metrics:\n  port: 1\n").find(":2: metrics.port: unknown key"), std::string::npos);
+  EXPECT_NE(errorOf("workers: 0\n").find(":1: workers: 0 is out of range"), std::string::npos);
+  EXPECT_NE(errorOf("workers: 9\nmax_workers: 4\n").find("workers: 9 is more than max_workers (4)"), std::string::npos);
+  EXPECT_NE(errorOf("metrics:\n  namespace: 1bad\n").find(":2: metrics.namespace: must match"), std::string::npos);
+  EXPECT_NE(errorOf("name: \"a/b\"\n").find("name: use 1-64"), std::string::npos);
+  EXPECT_NE(errorOf("profile:\n  auto:\n    enabled: maybe\n").find(":3: profile.auto.enabled: expected true or false"),
+            std::string::npos);
+  EXPECT_NE(errorOf("idle_timeout:\n").find(":1: idle_timeout: has no value"), std::string::npos);
+}
+
+TEST(Config, ParsesDurations) {
+  EXPECT_EQ(parseDuration("250ms"), Millis(250));
+  EXPECT_EQ(parseDuration("1.5s"), Millis(1500));
+  EXPECT_EQ(parseDuration("2"), Millis(2000));
+  EXPECT_EQ(parseDuration("5m"), Millis(300'000));
+  EXPECT_EQ(parseDuration("1h"), Millis(3'600'000));
+  EXPECT_THROW(parseDuration("soon"), std::invalid_argument);
+  EXPECT_THROW(parseDuration("-1s"), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace tcpfork

@@ -1,0 +1,283 @@
+// The real `tcpfork` master with real workers: supervision, signals, reload,
+// pidfile and the command line.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iostream>
+#include <regex>
+
+#include "test/integration/running_master.h"
+#include "test/integration/tool_run.h"
+
+namespace tcpfork::test {
+namespace {
+
+bool alive(pid_t pid) { return ::kill(pid, 0) == 0; }
+
+std::string addr(int port) { return "127.0.0.1:" + std::to_string(port); }
+
+// Sum of "requests=N" over the workers' exit lines: what the server read.
+uint64_t requestsReadByWorkers(const std::string& log) {
+  uint64_t total = 0;
+  std::regex line(R"(stopped: accepted=\d+ rejected=\d+ requests=(\d+))");
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), line); it != std::sregex_iterator(); ++it) {
+    total += std::stoull((*it)[1]);
+  }
+  return total;
+}
+
+TEST(Master, StartsWorkersThatAllServe) {
+  RunningMaster master(3);
+  ASSERT_TRUE(master.waitServing(3, 5s));
+  auto pids = master.servingPids();
+  ASSERT_EQ(pids.size(), 3u);
+  for (pid_t pid : pids) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string comm, state;
+    pid_t self, parent;
+    stat >> self >> comm >> state >> parent;
+    EXPECT_EQ(parent, master.process().pid()) << "worker " << pid << " is not the master's child";
+  }
+  for (uint64_t i = 0; i < 60; ++i) ASSERT_TRUE(master.roundTrip(i)) << "request " << i;
+  // Each worker has its own SO_REUSEPORT socket: over 60 connections each one
+  // accepts some (the chance that one gets none is below 1e-10).
+  master.process().signal(SIGQUIT);
+  ASSERT_TRUE(master.process().waitExit(10s).has_value());
+  std::regex line(R"(\[worker\.(\d) \d+\] info: stopped: accepted=(\d+))");
+  std::string log = master.log();
+  int workersThatAccepted = 0;
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), line); it != std::sregex_iterator(); ++it) {
+    if (std::stoul((*it)[2]) > 0) ++workersThatAccepted;
+  }
+  EXPECT_EQ(workersThatAccepted, 3) << log;
+}
+
+TEST(Master, ReplacesAKilledWorker) {
+  RunningMaster master(2);
+  ASSERT_TRUE(master.waitServing(2, 5s));
+  pid_t victim = *master.servingPids().begin();
+  auto killedAt = std::chrono::steady_clock::now();
+  ::kill(victim, SIGKILL);
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        auto pids = master.servingPids();
+        return pids.size() == 2 && !pids.contains(victim);
+      },
+      5s))
+      << master.log();
+  auto replacedAfter = std::chrono::steady_clock::now() - killedAt;
+  std::cout << "kill -9 to replacement serving: "
+            << std::chrono::duration_cast<std::chrono::microseconds>(replacedAfter).count() / 1000.0 << " ms\n";
+  EXPECT_TRUE(master.roundTrip(1));
+  EXPECT_TRUE(master.waitForLog("died unexpectedly (killed by SIGKILL); restarting it", 2s)) << master.log();
+}
+
+TEST(Master, BacksOffAWorkerThatKeepsDying) {
+  RunningMaster master(1);
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_TRUE(master.waitServing(1, 10s)) << master.log();
+    ::kill(*master.servingPids().begin(), SIGKILL);
+    ASSERT_TRUE(waitUntil([&] { return master.servingPids().empty(); }, 2s));
+  }
+  EXPECT_TRUE(master.waitForLog("exits in a row within 10s of starting; restarting in 0.2s", 3s)) << master.log();
+  EXPECT_TRUE(master.waitServing(1, 10s)) << "the slot must keep being restarted";
+}
+
+TEST(Master, ReplacesAHungWorker) {
+  RunningMaster master(2, "worker_timeout: 1s\n");
+  ASSERT_TRUE(master.waitServing(2, 5s));
+  pid_t victim = *master.servingPids().begin();
+  ::kill(victim, SIGSTOP);  // alive, but its loop no longer beats
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        auto pids = master.servingPids();
+        return pids.size() == 2 && !pids.contains(victim);
+      },
+      8s))
+      << master.log();
+  EXPECT_TRUE(master.waitForLog("has not beaten for", 1s)) << master.log();
+  EXPECT_TRUE(master.waitForLog("killed after its heartbeat stopped", 1s)) << master.log();
+  EXPECT_TRUE(master.roundTrip(2));
+}
+
+TEST(Master, ReloadsUnderPipelinedLoadWithoutLosingAnAck) {
+  RunningMaster master(2);
+  BackgroundClient bench({"--addr", addr(master.port()), "-c", "8", "-w", "64", "-d", "4", "--drain", "3", "-q"});
+  for (uint64_t reload = 1; reload <= 3; ++reload) {
+    std::this_thread::sleep_for(500ms);  // let load build between reloads
+    master.process().signal(SIGHUP);
+    ASSERT_TRUE(master.waitForLog("reload: generation " + std::to_string(reload + 1) + " serving", 10s))
+        << master.log();
+  }
+  ToolRun run = bench.finish();
+  ASSERT_EQ(run.exitCode, 0) << run.output;
+  master.process().signal(SIGQUIT);
+  ASSERT_TRUE(master.process().waitExit(15s).has_value());
+
+  EXPECT_EQ(run.report["connects_failed"], 0);
+  EXPECT_EQ(run.report["errors_total"], 0);
+  EXPECT_GT(run.report["closed_by_server"].get<uint64_t>(), 0u) << "old generations must close their connections";
+  // Every request a worker read was acked: the client got exactly that many.
+  EXPECT_EQ(run.report["acked"].get<uint64_t>(), requestsReadByWorkers(master.log())) << master.log();
+}
+
+TEST(Master, ReloadWithABrokenConfigKeepsServing) {
+  RunningMaster master(2);
+  ASSERT_TRUE(master.waitServing(2, 5s));
+  auto before = master.servingPids();
+  master.writeConfig(RunningMaster::baseYaml(master.name(), master.pidFile(), 2) + "workerz: 3\n");
+  master.process().signal(SIGHUP);
+  ASSERT_TRUE(master.waitForLog("keeps serving", 5s)) << master.log();
+  EXPECT_NE(master.log().find(master.configPath() + ":7: workerz: unknown key"), std::string::npos) << master.log();
+  EXPECT_EQ(master.servingPids(), before);
+  EXPECT_EQ(master.generation(), 1u);
+  EXPECT_TRUE(master.roundTrip(3));
+}
+
+TEST(Master, ScalesWithTtinAndTtou) {
+  RunningMaster master(2);
+  ASSERT_TRUE(master.waitServing(2, 5s));
+  master.process().signal(SIGTTIN);
+  ASSERT_TRUE(master.waitServing(3, 5s)) << master.log();
+  // Signals of one kind coalesce until handled: one at a time.
+  master.process().signal(SIGTTOU);
+  ASSERT_TRUE(master.waitServing(2, 5s)) << master.log();
+  master.process().signal(SIGTTOU);
+  ASSERT_TRUE(master.waitServing(1, 5s)) << master.log();
+  for (uint64_t i = 0; i < 20; ++i) ASSERT_TRUE(master.roundTrip(i)) << "request " << i;
+  master.process().signal(SIGTTOU);
+  ASSERT_TRUE(master.waitForLog("TTOU: keeping the last worker", 3s));
+}
+
+TEST(Master, QuitDrainsAndCleansUp) {
+  RunningMaster master(2, "drain_timeout: 5s\n");
+  TestConnection c(master.port());
+  for (uint64_t i = 0; i < 50; ++i) c.send(submitFrame(i));
+  for (uint64_t i = 0; i < 50; ++i) ASSERT_EQ(c.read(14), submitAckFrame(i));
+  auto workers = master.servingPids();
+  master.process().signal(SIGQUIT);
+  EXPECT_TRUE(c.closedWithin(5s));
+  c.close();
+  auto status = master.process().waitExit(10s);
+  ASSERT_TRUE(status.has_value()) << master.log();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+  for (pid_t pid : workers) EXPECT_FALSE(alive(pid));
+  EXPECT_NE(::access(master.pidFile().c_str(), F_OK), 0) << "pidfile left behind";
+  EXPECT_NE(::access(("/dev/shm/" + master.name()).c_str(), F_OK), 0) << "stats segment left behind";
+}
+
+TEST(Master, TermStopsEverythingAtOnce) {
+  RunningMaster master(2);
+  auto workers = master.servingPids();
+  master.process().signal(SIGTERM);
+  auto status = master.process().waitExit(5s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(WEXITSTATUS(*status), 0);
+  for (pid_t pid : workers) EXPECT_TRUE(waitUntil([&] { return !alive(pid); }, 2s));
+}
+
+TEST(Master, WorkersDieWithTheMaster) {
+  RunningMaster master(2);
+  auto workers = master.servingPids();
+  ASSERT_EQ(workers.size(), 2u);
+  master.process().signal(SIGKILL);
+  master.process().waitExit(2s);
+  for (pid_t pid : workers) EXPECT_TRUE(waitUntil([&] { return !alive(pid); }, 3s)) << "worker " << pid;
+}
+
+TEST(Master, ASecondMasterOnThePidfileRefuses) {
+  RunningMaster master(1);
+  std::string config = tempPath("second.yaml");
+  std::ofstream(config) << RunningMaster::baseYaml(master.name() + "-2", master.pidFile(), 1);
+  ToolRun second = runTool("tcpfork", {"-c", config}, 10s);
+  EXPECT_EQ(second.exitCode, 1);
+  EXPECT_NE(second.output.find("another tcpfork master (pid " + std::to_string(master.process().pid()) + ") holds"),
+            std::string::npos)
+      << second.output;
+  EXPECT_TRUE(master.roundTrip(1));
+}
+
+TEST(Master, TakesOverAStalePidfile) {
+  std::string pidFile = tempPath("stale.pid");
+  std::ofstream(pidFile) << "999999\n";
+  RunningMaster master(1, "", {"--pid-file", pidFile});
+  EXPECT_EQ(readFile(pidFile), std::to_string(master.process().pid()) + "\n");
+}
+
+TEST(Master, SignalsTheRunningMasterWithDashS) {
+  RunningMaster master(1);
+  ToolRun reload = runTool("tcpfork", {"-c", master.configPath(), "-s", "reload"});
+  EXPECT_EQ(reload.exitCode, 0) << reload.output;
+  EXPECT_NE(reload.output.find("sent SIGHUP (reload) to master pid " + std::to_string(master.process().pid())),
+            std::string::npos);
+  ASSERT_TRUE(master.waitForLog("reload: generation 2 serving", 10s)) << master.log();
+
+  ToolRun stop = runTool("tcpfork", {"-c", master.configPath(), "-s", "stop"});
+  EXPECT_EQ(stop.exitCode, 0) << stop.output;
+  EXPECT_TRUE(master.process().waitExit(5s).has_value());
+
+  ToolRun none = runTool("tcpfork", {"-c", master.configPath(), "-s", "reload"});
+  EXPECT_EQ(none.exitCode, 1);
+  EXPECT_NE(none.output.find("no tcpfork master is running"), std::string::npos) << none.output;
+}
+
+TEST(Master, DaemonizesAndReportsReadiness) {
+  std::string name = "tcpfork-test-daemon-" + std::to_string(::getpid());
+  std::string pidFile = tempPath("daemon.pid");
+  std::string log = tempPath("daemon.log");
+  std::string config = tempPath("daemon.yaml");
+  std::ofstream(config) << RunningMaster::baseYaml(name, pidFile, 1) << "log:\n  file: " << log << "\n";
+  ToolRun start = runTool("tcpfork", {"-c", config, "-d"}, 15s);
+  ASSERT_EQ(start.exitCode, 0) << start.output << readFile(log);
+  pid_t daemon = std::stoi(readFile(pidFile));
+  EXPECT_TRUE(alive(daemon));
+  EXPECT_NE(readFile(log).find("ready: 1 workers serving"), std::string::npos) << readFile(log);
+  ToolRun stop = runTool("tcpfork", {"-c", config, "-s", "stop"});
+  EXPECT_EQ(stop.exitCode, 0);
+  EXPECT_TRUE(waitUntil([&] { return !alive(daemon); }, 5s));
+}
+
+TEST(Master, DaemonSaysWhyItCouldNotStart) {
+  std::string config = tempPath("busy.yaml");
+  UniqueFd taken = listenTcp(parseAddress("127.0.0.1:0"), {.backlog = 16, .reusePort = false});
+  std::string busy = localAddress(taken.get()).toString();
+  std::ofstream(config) << "name: tcpfork-test-busy-" << ::getpid() << "\nlisten: " << busy << "\npid_file: "
+                        << tempPath("busy.pid") << "\n";
+  ToolRun start = runTool("tcpfork", {"-c", config, "-d"}, 15s);
+  EXPECT_EQ(start.exitCode, 1);
+  EXPECT_NE(start.output.find("bind(" + busy + "): Address already in use"), std::string::npos) << start.output;
+}
+
+TEST(MasterCli, TestsAGoodConfig) {
+  std::string config = tempPath("good.yaml");
+  std::ofstream(config) << "workers: 3\nlisten: [\"127.0.0.1:9001\", \"[::1]:9001\"]\nidle_timeout: 30s\n";
+  ToolRun run = runTool("tcpfork", {"-t", "-c", config});
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_NE(run.output.find("is valid (3 workers on 127.0.0.1:9001, [::1]:9001"), std::string::npos) << run.output;
+}
+
+TEST(MasterCli, NamesTheKeyAndLineOfABadConfig) {
+  struct Case {
+    std::string yaml;
+    std::string message;
+  };
+  for (const auto& c : {Case{"workers: 2\nworkerz: 3\n", ":2: workerz: unknown key"},
+                        Case{"workers: many\n", ":1: workers: expected a whole number, got 'many'"},
+                        Case{"idle_timeout: soon\n", ":1: idle_timeout: expected a duration"},
+                        Case{"log:\n  level: loud\n", ":2: log.level: expected one of"},
+                        Case{"listen: 127.0.0.1\n", ":1: listen: address '127.0.0.1' has no ':PORT'"},
+                        Case{"workers: [1\n", ":2: YAML syntax error"}}) {
+    std::string config = tempPath("bad.yaml");
+    std::ofstream(config) << c.yaml;
+    ToolRun run = runTool("tcpfork", {"-t", "-c", config});
+    EXPECT_EQ(run.exitCode, 1) << c.yaml;
+    EXPECT_NE(run.output.find(config + c.message), std::string::npos) << run.output;
+  }
+}
+
+}  // namespace
+}  // namespace tcpfork::test

@@ -1,0 +1,125 @@
+#include "test/integration/running_master.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <regex>
+#include <stdexcept>
+
+#include "stats/segment.h"
+
+namespace tcpfork::test {
+namespace {
+
+std::string uniqueName() {
+  static int counter = 0;
+  return "tcpfork-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+}
+
+size_t count(const std::string& haystack, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+std::string RunningMaster::baseYaml(const std::string& name, const std::string& pidFile, unsigned workers) {
+  return "name: " + name + "\nlisten: 127.0.0.1:0\npid_file: " + pidFile +
+         "\nworkers: " + std::to_string(workers) + "\nmetrics:\n  listen: 127.0.0.1:0\n";
+}
+
+void RunningMaster::writeConfig(const std::string& yaml) const {
+  std::ofstream out(configPath_, std::ios::trunc);
+  out << yaml;
+}
+
+RunningMaster::RunningMaster(unsigned workers, const std::string& extraYaml, const std::vector<std::string>& extraArgs)
+    : name_(uniqueName()),
+      configPath_(tempPath("tcpfork.yaml")),
+      pidFile_(tempPath("tcpfork.pid")),
+      logPath_(tempPath("master.log")),
+      process_((writeConfig(baseYaml(name_, pidFile_, workers) + extraYaml),
+                [&] {
+                  std::vector<std::string> argv = {binary("tcpfork"), "-c", configPath_};
+                  argv.insert(argv.end(), extraArgs.begin(), extraArgs.end());
+                  return argv;
+                }()),
+               {}, logPath_) {
+  if (!waitForLog("ready:", 15s) || !process_.running()) {
+    throw std::runtime_error("tcpfork master did not become ready; its log:\n" + log());
+  }
+  std::smatch m;
+  std::string text = log();
+  if (!std::regex_search(text, m, std::regex(R"(workers on 127\.0\.0\.1:(\d+))"))) {
+    throw std::runtime_error("no listening port in the master's log:\n" + text);
+  }
+  port_ = std::stoi(m[1]);
+}
+
+RunningMaster::~RunningMaster() {
+  // The master's workers die with it (PR_SET_PDEATHSIG); kill stragglers by pid anyway.
+  std::set<pid_t> workers;
+  try {
+    workers = servingPids();
+  } catch (...) {
+  }
+  process_.signal(SIGKILL);
+  process_.waitExit(5s);
+  for (pid_t pid : workers) ::kill(pid, SIGKILL);
+  stats::StatsSegment::remove(name_);
+}
+
+bool RunningMaster::waitForLog(const std::string& text, std::chrono::milliseconds timeout, size_t times) const {
+  return waitUntil([&] { return count(log(), text) >= times; }, timeout);
+}
+
+std::set<pid_t> RunningMaster::servingPids() const {
+  std::set<pid_t> pids;
+  auto segment = stats::StatsSegment::openReadOnly(name_);
+  for (uint32_t i = 0; i < segment.slotCount(); ++i) {
+    const auto& slot = segment.slot(i);
+    if (stats::load(slot.state) == uint64_t(stats::WorkerState::kServing)) pids.insert(pid_t(stats::load(slot.pid)));
+  }
+  return pids;
+}
+
+uint64_t RunningMaster::generation() const {
+  return stats::load(stats::StatsSegment::openReadOnly(name_).header().generation);
+}
+
+bool RunningMaster::waitServing(size_t count, std::chrono::milliseconds timeout) const {
+  return waitUntil(
+      [&] {
+        try {
+          auto segment = stats::StatsSegment::openReadOnly(name_);
+          uint64_t generation = stats::load(segment.header().generation);
+          size_t serving = 0;
+          size_t others = 0;
+          for (uint32_t i = 0; i < segment.slotCount(); ++i) {
+            const auto& slot = segment.slot(i);
+            if (stats::load(slot.state) == uint64_t(stats::WorkerState::kEmpty)) continue;
+            bool current = stats::load(slot.generation) == generation &&
+                           stats::load(slot.state) == uint64_t(stats::WorkerState::kServing);
+            (current ? serving : others)++;
+          }
+          return serving == count && others == 0;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      timeout);
+}
+
+bool RunningMaster::roundTrip(uint64_t id) const {
+  try {
+    TestConnection c(port_, 2s);
+    c.send(submitFrame(id));
+    return c.read(14) == submitAckFrame(id);
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+}  // namespace tcpfork::test

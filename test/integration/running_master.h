@@ -1,0 +1,51 @@
+#pragma once
+// RunningMaster: a real `tcpfork` master with its own config file, pidfile,
+// log and stats segment name, serving on an ephemeral loopback port; ready
+// once it logs that every worker serves. Killed (by pid) with its workers
+// when the test ends.
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "test/integration/process.h"
+
+namespace tcpfork::test {
+
+class RunningMaster {
+ public:
+  // `extraYaml` is appended to a config that sets name, listen, pid_file and workers.
+  explicit RunningMaster(unsigned workers = 2, const std::string& extraYaml = "",
+                         const std::vector<std::string>& extraArgs = {});
+  ~RunningMaster();
+
+  int port() const { return port_; }
+  const std::string& name() const { return name_; }
+  const std::string& configPath() const { return configPath_; }
+  const std::string& pidFile() const { return pidFile_; }
+  ChildProcess& process() { return process_; }
+  std::string log() const { return readFile(logPath_); }
+  // Waits until `text` appears in the log at least `times` times.
+  bool waitForLog(const std::string& text, std::chrono::milliseconds timeout, size_t times = 1) const;
+
+  // Pids of workers in state "serving", read from the stats segment.
+  std::set<pid_t> servingPids() const;
+  uint64_t generation() const;
+  // Waits until exactly `count` workers of the current generation serve.
+  bool waitServing(size_t count, std::chrono::milliseconds timeout) const;
+  // One request, one ack, on a new connection.
+  bool roundTrip(uint64_t id) const;
+
+  void writeConfig(const std::string& yaml) const;
+  static std::string baseYaml(const std::string& name, const std::string& pidFile, unsigned workers);
+
+ private:
+  std::string name_;
+  std::string configPath_;
+  std::string pidFile_;
+  std::string logPath_;
+  ChildProcess process_;
+  int port_ = 0;
+};
+
+}  // namespace tcpfork::test
