@@ -4,11 +4,12 @@
 BUILD_DIR  ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc)
-LISTEN     ?= 0.0.0.0:8888
+RUN_ARGS   ?=
 
 # Debian packages the build, the tests and the benchmark need.
 DEB_PACKAGES := g++ make cmake pkg-config python3 \
 	libevent-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev \
+	libboost-dev libyaml-cpp-dev libsystemd-dev \
 	libgtest-dev libgmock-dev
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
@@ -39,9 +40,10 @@ configure: deps $(BUILD_DIR)/CMakeCache.txt
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# Foreground server on the default address; Ctrl-C stops it.
+# The master in the foreground on its built-in defaults (0.0.0.0:8888, one
+# worker per core); Ctrl-C stops it. `make run RUN_ARGS="-c deploy/tcpfork.yaml"`.
 run: build
-	$(BUILD_DIR)/bin/tcpfork-worker --listen $(LISTEN)
+	$(BUILD_DIR)/bin/tcpfork $(RUN_ARGS)
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300

@@ -2,7 +2,9 @@
 // pidfile and the command line.
 
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -277,6 +279,70 @@ TEST(MasterCli, NamesTheKeyAndLineOfABadConfig) {
     EXPECT_EQ(run.exitCode, 1) << c.yaml;
     EXPECT_NE(run.output.find(config + c.message), std::string::npos) << run.output;
   }
+}
+
+}  // namespace
+}  // namespace tcpfork::test
+
+namespace tcpfork::test {
+namespace {
+
+std::string minimalConfig(const std::string& name, const std::string& extra) {
+  std::string path = tempPath(name + ".yaml");
+  std::ofstream(path) << RunningMaster::baseYaml(name, tempPath(name + ".pid"), 1) << extra;
+  return path;
+}
+
+TEST(Master, ReopensLogFilesOnUsr1) {
+  std::string name = "tcpfork-test-usr1-" + std::to_string(::getpid());
+  std::string log = tempPath("rotating.log");
+  ChildProcess master({binary("tcpfork"), "-c", minimalConfig(name, "log:\n  file: " + log + "\n")});
+  ASSERT_TRUE(waitUntil([&] { return readFile(log).find("ready:") != std::string::npos; }, 10s)) << readFile(log);
+  ASSERT_EQ(::rename(log.c_str(), (log + ".1").c_str()), 0);
+  master.signal(SIGUSR1);
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        std::string fresh = readFile(log);
+        return fresh.find("[master") != std::string::npos && fresh.find("[worker.0") != std::string::npos;
+      },
+      5s))
+      << "after rotation: " << readFile(log);
+  EXPECT_EQ(readFile(log + ".1").find("reopened log file"), std::string::npos) << "workers kept the old file";
+  master.signal(SIGTERM);
+  EXPECT_TRUE(master.waitExit(5s).has_value());
+}
+
+// Every directory above `path` must let others search it for a worker that
+// dropped to `nobody` to exec the binary there.
+bool reachableByOthers(std::string path) {
+  while (!path.empty() && path != "/") {
+    path = path.substr(0, path.rfind('/'));
+    struct stat st {};
+    if (::stat(path.empty() ? "/" : path.c_str(), &st) != 0 || !(st.st_mode & S_IXOTH)) return false;
+  }
+  return true;
+}
+
+TEST(Master, WorkersDropToTheConfiguredUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to switch users";
+  if (!reachableByOthers(binary("tcpfork-worker"))) GTEST_SKIP() << "build directory not reachable by nobody";
+  RunningMaster master(1, "user: nobody\n");
+  ASSERT_TRUE(master.waitServing(1, 5s)) << master.log();
+  pid_t worker = *master.servingPids().begin();
+  std::ifstream status("/proc/" + std::to_string(worker) + "/status");
+  std::string line;
+  std::string uid;
+  while (std::getline(status, line)) {
+    if (line.rfind("Uid:", 0) == 0) uid = line;
+  }
+  passwd* nobody = ::getpwnam("nobody");
+  ASSERT_NE(nobody, nullptr);
+  EXPECT_NE(uid.find("\t" + std::to_string(nobody->pw_uid) + "\t"), std::string::npos) << uid;
+  EXPECT_TRUE(master.roundTrip(1));
+  struct stat st {};
+  ASSERT_EQ(::stat(("/dev/shm/" + master.name()).c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, nobody->pw_uid);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
 }  // namespace
