@@ -83,6 +83,8 @@ Master::Master(Config config, std::string configPath, ConfigOverrides overrides,
       pidfile_(config_.effectivePidFile()),
       segment_(createSegment(config_)),
       supervisor_(segment_, listeners_, config_.maxWorkers),
+      collector_(segment_, config_.metricsNamespace,
+                 [this] { return MasterStatus{supervisor_.count(), supervisor_.backingOff()}; }),
       tick_(event_new(base_.get(), -1, EV_PERSIST, &Master::onTick, this)),
       readyFd_(readyFd) {
   if (!tick_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(tick)");
@@ -120,9 +122,16 @@ WorkerSettings Master::settingsFrom(const Config& c) const {
 }
 
 int Master::run() {
+  admin_ = std::make_unique<AdminHttp>(base_.get(), config_.metricsListen, collector_, segment_, [this] {
+    unsigned serving = supervisor_.servingCount();
+    bool ok = !stopping_ && serving == supervisor_.count();
+    return AdminHttp::Health{ok, fmt::format("{}: {} of {} workers serving", ok ? "ok" : "unhealthy", serving,
+                                             supervisor_.count())};
+  });
   supervisor_.start(settingsFrom(config_));
-  spdlog::info("master pid {}: {} workers on {}; pidfile {}; stats segment '{}'", ::getpid(), supervisor_.count(),
-               listeners_.describe(), pidfile_.path(), segment_.name());
+  spdlog::info("master pid {}: {} workers on {}; metrics on http://{}/metrics; pidfile {}; stats segment '{}'",
+               ::getpid(), supervisor_.count(), listeners_.describe(), admin_->boundAddress(), pidfile_.path(),
+               segment_.name());
   event_add(tick_.get(), &kTickInterval);
   if (event_base_dispatch(base_.get()) < 0) {
     spdlog::error("event_base_dispatch() failed");
@@ -218,6 +227,7 @@ void Master::reload() {
   keep("name", next.name, config_.name);
   keep("pid_file", next.pidFile, config_.pidFile);
   keep("max_workers", next.maxWorkers, config_.maxWorkers);
+  keep("metrics.listen", next.metricsListen, config_.metricsListen);
   if (next.effectiveWorkers() > config_.maxWorkers) {
     spdlog::error("reload: workers {} exceeds max_workers {}; generation {} keeps serving", next.effectiveWorkers(),
                   config_.maxWorkers, supervisor_.generation());
@@ -237,6 +247,7 @@ void Master::reload() {
     spdlog::error("reload: {}; generation {} keeps serving", why, supervisor_.generation());
     return;
   }
+  collector_.setNamespace(next.metricsNamespace);
   config_ = next;
 }
 

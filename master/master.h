@@ -11,8 +11,10 @@
 #include <vector>
 
 #include "base/event_ptr.h"
+#include "master/admin_http.h"
 #include "master/config.h"
 #include "master/listeners.h"
+#include "master/metrics_collector.h"
 #include "master/pidfile.h"
 #include "master/supervisor.h"
 #include "stats/segment.h"
@@ -48,6 +50,8 @@ class Master {
   stats::StatsSegment segment_;
   Listeners listeners_;
   Supervisor supervisor_;
+  MetricsCollector collector_;
+  std::unique_ptr<AdminHttp> admin_;
   std::vector<EventPtr> signalEvents_;
   EventPtr tick_;
   int readyFd_;

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "master/spawn.h"
+#include "stats/snapshot.h"
 
 namespace tcpfork {
 namespace {
@@ -53,8 +54,8 @@ uint32_t Supervisor::allocateSlot() {
   for (uint32_t i = 0; i < slotUsed_.size(); ++i) {
     if (!slotUsed_[i]) {
       slotUsed_[i] = true;
+      // Folding left the slot empty with zero totals; the worker fills in the rest.
       stats::Slot& s = segment_.slot(i);
-      std::memset(&s, 0, sizeof s);
       // The hang timeout counts from the spawn until the worker's first beat.
       stats::store(s.heartbeatMonotonicMs, monotonicMillis());
       return i;
@@ -63,10 +64,10 @@ uint32_t Supervisor::allocateSlot() {
   throw std::runtime_error("no free stats slot (more than two generations of max_workers running?)");
 }
 
+// The worker is gone: its counts join the retired totals before the slot can
+// be reused, so exported counters never go down.
 void Supervisor::releaseSlot(uint32_t slot) {
-  stats::Slot& s = segment_.slot(slot);
-  stats::store(s.state, uint64_t(stats::WorkerState::kEmpty));
-  stats::store(s.pid, 0);
+  stats::foldIntoRetired(segment_.header(), segment_.slot(slot));
   slotUsed_[slot] = false;
 }
 
@@ -122,6 +123,16 @@ bool Supervisor::allServing() const {
   return !current_.empty() && std::all_of(current_.begin(), current_.end(), [&](const IndexState& s) {
     return s.process && serving(*s.process);
   });
+}
+
+unsigned Supervisor::servingCount() const {
+  return unsigned(std::count_if(current_.begin(), current_.end(),
+                                [&](const IndexState& s) { return s.process && serving(*s.process); }));
+}
+
+unsigned Supervisor::backingOff() const {
+  return unsigned(std::count_if(current_.begin(), current_.end(),
+                                [](const IndexState& s) { return !s.process && s.respawnAt; }));
 }
 
 bool Supervisor::noneRunning() const {
@@ -184,6 +195,7 @@ void Supervisor::finishSwitch() {
   switch_.reset();
   listeners_.keepOnly(settings_.count, settings_.listen);
   ++reloads_;
+  stats::store(segment_.header().reloads, reloads_);
   spdlog::info("reload: generation {} serving; generation {} draining", generation_, generation_ - 1);
 }
 
@@ -267,6 +279,7 @@ void Supervisor::onChildExit(pid_t pid, int status) {
       return;
     }
     ++restarts_;
+    stats::store(segment_.header().workerRestarts, restarts_);
     auto uptime = Clock::now() - p.startedAt;
     state.crashes = uptime < kStableUptime ? state.crashes + 1 : 1;
     std::string cause = p.hung ? "killed after its heartbeat stopped" : describeExit(status);

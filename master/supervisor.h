@@ -62,6 +62,8 @@ class Supervisor {
   void signalAll(int signal);
 
   bool allServing() const;
+  unsigned servingCount() const;
+  unsigned backingOff() const;
   bool noneRunning() const;
   unsigned count() const { return settings_.count; }
   uint64_t generation() const { return generation_; }

@@ -14,10 +14,13 @@
 #include <string_view>
 #include <type_traits>
 
+#include "protocol/frame.h"
+#include "stats/metrics.h"
+
 namespace tcpfork::stats {
 
 inline constexpr uint64_t kMagic = 0x544350464f524b31;  // "TCPFORK1"
-inline constexpr uint32_t kLayoutVersion = 1;
+inline constexpr uint32_t kLayoutVersion = 2;
 
 enum class WorkerState : uint64_t {
   kEmpty = 0,     // slot unused
@@ -36,6 +39,15 @@ constexpr std::string_view workerStateName(WorkerState state) {
   return "unknown";
 }
 
+// Everything that only grows: a worker's counts, and the retired totals of
+// the workers that have exited.
+struct Totals {
+  uint64_t counters[kCounterCount];
+  uint64_t protocolErrors[protocol::kDecodeErrorCount];
+  uint64_t latencyBuckets[kLatencyBuckets];  // per bucket, not cumulative
+  uint64_t latencySumNs;
+};
+
 struct alignas(64) Slot {
   uint64_t pid;
   uint64_t state;          // WorkerState
@@ -43,6 +55,9 @@ struct alignas(64) Slot {
   uint64_t workerIndex;    // which listeners (0..workers-1) it serves
   uint64_t startedAtUnixMs;
   uint64_t heartbeatMonotonicMs;  // CLOCK_MONOTONIC, advanced by the worker loop
+  uint64_t connectionsCurrent;
+  uint64_t profiling;      // 1 while its CPU profiler runs
+  alignas(64) Totals totals;
 };
 
 struct alignas(64) Header {
@@ -52,9 +67,18 @@ struct alignas(64) Header {
   uint64_t segmentBytes;
   uint64_t masterPid;
   uint64_t generation;
+  uint64_t workerRestarts;
+  uint64_t reloads;
+  // Odd while the master folds an exited worker into `retired`; readers
+  // outside the master retry until they see one even value on both sides.
+  uint64_t foldSequence;
+  // Folded in by the master when a worker exits, before its slot is reused,
+  // so that exported counters never go down.
+  alignas(64) Totals retired;
 };
 
 static_assert(std::is_trivially_copyable_v<Slot> && std::is_trivially_copyable_v<Header>);
+static_assert(sizeof(Totals) % sizeof(uint64_t) == 0);
 static_assert(sizeof(Slot) % 64 == 0, "each slot owns whole cache lines");
 
 constexpr size_t segmentBytes(uint32_t slotCount) { return sizeof(Header) + size_t{slotCount} * sizeof(Slot); }
@@ -65,5 +89,7 @@ inline uint64_t load(const uint64_t& field) {
 inline void store(uint64_t& field, uint64_t value) {
   std::atomic_ref<uint64_t>(field).store(value, std::memory_order_relaxed);
 }
+// Single-writer increment: a plain load and store, no locked instruction.
+inline void add(uint64_t& field, uint64_t by) { store(field, load(field) + by); }
 
 }  // namespace tcpfork::stats

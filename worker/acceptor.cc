@@ -16,9 +16,9 @@ constexpr timeval kResumeAfterExhaustion{0, 100'000};
 
 }  // namespace
 
-Acceptor::Acceptor(event_base* base, int listenFd, WorkerCounters& counters, NewConnection onConnection)
+Acceptor::Acceptor(event_base* base, int listenFd, stats::Slot* stats, NewConnection onConnection)
     : listenFd_(listenFd),
-      counters_(counters),
+      stats_(stats),
       onConnection_(std::move(onConnection)),
       acceptEvent_(event_new(base, listenFd, EV_READ | EV_PERSIST, &Acceptor::onReadable, this)),
       resumeTimer_(evtimer_new(base, &Acceptor::onResume, this)) {
@@ -74,13 +74,13 @@ void Acceptor::acceptSome(int limit) {
       case ENFILE:
       case ENOBUFS:
       case ENOMEM:
-        ++counters_.acceptErrors;
+        count(stats_, stats::Counter::kAcceptErrors, 1);
         errorLog_.warn("accept4(): {}; pausing accepts for 100 ms", std::strerror(errno));
         event_del(acceptEvent_.get());
         evtimer_add(resumeTimer_.get(), &kResumeAfterExhaustion);
         return;
       default:
-        ++counters_.acceptErrors;
+        count(stats_, stats::Counter::kAcceptErrors, 1);
         errorLog_.warn("accept4(): {}", std::strerror(errno));
         return;
     }

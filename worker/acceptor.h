@@ -12,7 +12,7 @@
 #include "base/event_ptr.h"
 #include "base/log.h"
 #include "base/unique_fd.h"
-#include "worker/counters.h"
+#include "worker/slot_publisher.h"
 
 namespace tcpfork {
 
@@ -20,7 +20,7 @@ class Acceptor {
  public:
   using NewConnection = std::function<void(UniqueFd)>;
 
-  Acceptor(event_base* base, int listenFd, WorkerCounters& counters, NewConnection onConnection);
+  Acceptor(event_base* base, int listenFd, stats::Slot* stats, NewConnection onConnection);
   Acceptor(const Acceptor&) = delete;
   Acceptor& operator=(const Acceptor&) = delete;
 
@@ -38,7 +38,7 @@ class Acceptor {
   void acceptSome(int limit);
 
   int listenFd_;
-  WorkerCounters& counters_;
+  stats::Slot* stats_;
   NewConnection onConnection_;
   EventPtr acceptEvent_;
   EventPtr resumeTimer_;

@@ -50,10 +50,14 @@ Connection::Connection(ConnectionContext& context, UniqueFd fd)
   if (!readEvent_ || !writeEvent_ || !input_ || !output_) {
     throw std::system_error(ENOMEM, std::generic_category(), "allocating connection events and buffers");
   }
-  ++context_.counters->connectionsCurrent;
+  ++*context_.connections;
+  if (context_.stats) stats::store(context_.stats->connectionsCurrent, *context_.connections);
 }
 
-Connection::~Connection() { --context_.counters->connectionsCurrent; }
+Connection::~Connection() {
+  --*context_.connections;
+  if (context_.stats) stats::store(context_.stats->connectionsCurrent, *context_.connections);
+}
 
 void Connection::start() { resumeReading(); }
 
@@ -100,7 +104,7 @@ void Connection::onReadable() {
 void Connection::onWritable() { flush(); }
 
 void Connection::onIdleTimeout() {
-  if (state_ == State::kOpen) ++context_.counters->idleTimeouts;
+  if (state_ == State::kOpen) count(context_.stats, stats::Counter::kIdleTimeouts, 1);
   close();
 }
 
@@ -115,7 +119,7 @@ bool Connection::readBatch() {
     if (n > 0) {
       vec.iov_len = static_cast<size_t>(n);
       evbuffer_commit_space(input_.get(), &vec, 1);
-      context_.counters->bytesIn += static_cast<uint64_t>(n);
+      count(context_.stats, stats::Counter::kBytesReceived, static_cast<uint64_t>(n));
       decodeInput();
       if (state_ != State::kOpen) return true;
       if (evbuffer_get_length(output_.get()) >= context_.limits.outputHighWater) return true;
@@ -154,6 +158,7 @@ void Connection::decodeInput() {
       return;
     }
     auto* ackOut = static_cast<std::byte*>(out.iov_base);
+    uint64_t startedNs = context_.stats ? monotonicNanos() : 0;
     size_t consumed = 0;
     size_t acks = 0;
     Decoded<Request> decoded;
@@ -171,8 +176,7 @@ void Connection::decodeInput() {
       evbuffer_commit_space(output_.get(), &out, 1);
     }
     if (consumed > 0) evbuffer_drain(input_.get(), consumed);
-    context_.counters->requestsReceived += acks;
-    context_.counters->responsesSent += acks;
+    if (context_.stats && acks > 0) recordBatch(acks, monotonicNanos() - startedNs);
 
     if (decoded.status == DecodeStatus::kError) {
       failProtocol(decoded.error);
@@ -185,8 +189,19 @@ void Connection::decodeInput() {
   }
 }
 
+// Once per decoded segment, not per request: two clock reads bound the time
+// from the first frame decoded to the last ack queued, and every request in
+// the segment is counted with that duration (an upper bound for each).
+void Connection::recordBatch(uint64_t requests, uint64_t elapsedNs) {
+  stats::Slot& slot = *context_.stats;
+  count(&slot, stats::Counter::kRequestsReceived, requests);
+  count(&slot, stats::Counter::kResponsesSent, requests);
+  stats::add(slot.totals.latencyBuckets[stats::latencyBucket(elapsedNs)], requests);
+  stats::add(slot.totals.latencySumNs, elapsedNs * requests);
+}
+
 void Connection::failProtocol(protocol::DecodeError error) {
-  ++context_.counters->protocolErrors[static_cast<size_t>(error)];
+  if (context_.stats) stats::add(context_.stats->totals.protocolErrors[static_cast<size_t>(error)], 1);
   context_.peerLog->warn("closing connection from {}: protocol error {}", peerName(fd()),
                          protocol::decodeErrorName(error));
   evbuffer_drain(input_.get(), evbuffer_get_length(input_.get()));
@@ -204,7 +219,7 @@ bool Connection::flush() {
       return false;
     }
     if (n > 0) {
-      context_.counters->bytesOut += static_cast<uint64_t>(n);
+      count(context_.stats, stats::Counter::kBytesSent, static_cast<uint64_t>(n));
       pending -= static_cast<size_t>(n);
     }
   }

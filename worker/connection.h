@@ -16,7 +16,7 @@
 #include "base/event_ptr.h"
 #include "base/log.h"
 #include "base/unique_fd.h"
-#include "worker/counters.h"
+#include "worker/slot_publisher.h"
 #include "worker/handler.h"
 #include "worker/options.h"
 
@@ -27,8 +27,9 @@ struct ConnectionContext {
   event_base* base = nullptr;
   Handler* handler = nullptr;
   ConnectionLimits limits;
-  WorkerCounters* counters = nullptr;
+  stats::Slot* stats = nullptr;                // null: stats off (benchmarking)
   RateLimitedLog* peerLog = nullptr;          // for errors a peer can provoke
+  uint64_t* connections = nullptr;            // the worker's open-connection count
   std::function<void(int fd)> release;        // destroys the connection; call last
 };
 
@@ -59,6 +60,7 @@ class Connection {
   // Reads one batch and decodes it; returns false when the peer closed or failed.
   bool readBatch();
   void decodeInput();
+  void recordBatch(uint64_t requests, uint64_t elapsedNs);
   void failProtocol(protocol::DecodeError error);
   // Writes what the socket takes, then arms or disarms events to match.
   // Returns false when the connection has been released.

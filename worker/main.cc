@@ -56,11 +56,10 @@ int main(int argc, char** argv) {
     std::string addresses;
     for (const auto& l : listeners) addresses += (addresses.empty() ? "" : ", ") + localAddress(l.get()).toString();
 
-    std::unique_ptr<SlotPublisher> publisher;
-    if (!options.statsName.empty()) {
-      publisher = std::make_unique<SlotPublisher>(options.statsName, static_cast<uint32_t>(options.slot),
-                                                  options.generation, options.index);
-    }
+    auto publisher = options.statsName.empty()
+                         ? std::make_unique<SlotPublisher>()
+                         : std::make_unique<SlotPublisher>(options.statsName, static_cast<uint32_t>(options.slot),
+                                                           options.generation, options.index);
     Worker worker(options, std::move(listeners), std::make_unique<AckHandler>(), std::move(publisher));
     spdlog::info("serving on {} (generation {}, max_connections={}, max_frame_bytes={}, idle_timeout={}ms)",
                  addresses, options.generation, options.maxConnections, options.limits.maxFrameBytes,

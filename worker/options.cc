@@ -61,6 +61,7 @@ WorkerOptions parseWorkerOptions(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--generation", options.generation, "reload generation this worker belongs to");
   app.add_option("--index", options.index, "worker index (which listeners it serves)");
+  app.add_flag("--no-stats", options.noStats, "count nothing (to measure what stats cost)");
   app.add_option("--parent-pid", options.parentPid, "exit when this process (the master) is gone");
 
   try {

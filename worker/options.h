@@ -35,6 +35,7 @@ struct WorkerOptions {
   uint64_t generation = 0;
   uint64_t index = 0;
   int parentPid = 0;
+  bool noStats = false;  // benchmarking: measure what counting costs
 };
 
 // Parses argv; on --help or a usage error prints and exits (CLI11 conventions:

@@ -7,26 +7,35 @@
 
 namespace tcpfork {
 
-uint64_t monotonicMillis() {
+uint64_t monotonicNanos() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1'000'000;
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(ts.tv_nsec);
 }
 
+uint64_t monotonicMillis() { return monotonicNanos() / 1'000'000; }
+
 SlotPublisher::SlotPublisher(const std::string& segmentName, uint32_t slot, uint64_t generation, uint64_t workerIndex)
-    : segment_(stats::StatsSegment::openReadWrite(segmentName)), slot_(segment_.slot(slot)) {
+    : segment_(std::make_unique<stats::StatsSegment>(stats::StatsSegment::openReadWrite(segmentName))),
+      slot_(&segment_->slot(slot)) {
+  begin(generation, workerIndex);
+}
+
+SlotPublisher::SlotPublisher() : local_(std::make_unique<stats::Slot>()), slot_(local_.get()) { begin(0, 0); }
+
+void SlotPublisher::begin(uint64_t generation, uint64_t workerIndex) {
   using namespace std::chrono;
-  stats::store(slot_.pid, static_cast<uint64_t>(::getpid()));
-  stats::store(slot_.generation, generation);
-  stats::store(slot_.workerIndex, workerIndex);
-  stats::store(slot_.startedAtUnixMs,
+  stats::store(slot_->pid, static_cast<uint64_t>(::getpid()));
+  stats::store(slot_->generation, generation);
+  stats::store(slot_->workerIndex, workerIndex);
+  stats::store(slot_->startedAtUnixMs,
                static_cast<uint64_t>(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count()));
   heartbeat();
   setState(stats::WorkerState::kStarting);
 }
 
-void SlotPublisher::setState(stats::WorkerState state) { stats::store(slot_.state, static_cast<uint64_t>(state)); }
+void SlotPublisher::setState(stats::WorkerState state) { stats::store(slot_->state, static_cast<uint64_t>(state)); }
 
-void SlotPublisher::heartbeat() { stats::store(slot_.heartbeatMonotonicMs, monotonicMillis()); }
+void SlotPublisher::heartbeat() { stats::store(slot_->heartbeatMonotonicMs, monotonicMillis()); }
 
 }  // namespace tcpfork

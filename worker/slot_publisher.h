@@ -1,28 +1,44 @@
 #pragma once
-// SlotPublisher: the worker's single-writer view of its slot in the stats
-// segment. Owned by the Worker, used on its loop only. Stores are relaxed
-// atomics; the master reads them for hang detection and supervision.
+// SlotPublisher: the worker's single-writer view of its stats slot. Owned by
+// the Worker, written only from its loop, with relaxed atomic stores (plain
+// moves on x86): connections count straight into the slot once per read
+// batch, and the master reads it for /metrics and hang detection. Standalone
+// (no master) the slot lives in ordinary memory, so the worker still counts.
 
+#include <memory>
 #include <string>
 
+#include "stats/metrics.h"
 #include "stats/segment.h"
 
 namespace tcpfork {
 
 class SlotPublisher {
  public:
-  // Opens the segment read-write; throws stats::SegmentError.
+  // Attaches to the master's segment (throws stats::SegmentError).
   SlotPublisher(const std::string& segmentName, uint32_t slot, uint64_t generation, uint64_t workerIndex);
+  // A private slot, for a standalone worker.
+  SlotPublisher();
 
+  stats::Slot& slot() { return *slot_; }
   void setState(stats::WorkerState state);
   // Proves the loop is alive; called from a loop timer.
   void heartbeat();
 
  private:
-  stats::StatsSegment segment_;
-  stats::Slot& slot_;
+  void begin(uint64_t generation, uint64_t workerIndex);
+
+  std::unique_ptr<stats::StatsSegment> segment_;
+  std::unique_ptr<stats::Slot> local_;
+  stats::Slot* slot_;
 };
 
+// The worker's hot-path counting, a no-op when stats are off (`slot` null).
+inline void count(stats::Slot* slot, stats::Counter counter, uint64_t by) {
+  if (slot) stats::add(slot->totals.counters[stats::index(counter)], by);
+}
+
 uint64_t monotonicMillis();
+uint64_t monotonicNanos();
 
 }  // namespace tcpfork

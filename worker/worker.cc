@@ -27,13 +27,14 @@ Worker::Worker(const WorkerOptions& options, std::vector<UniqueFd> listeners, st
       listeners_(std::move(listeners)),
       handler_(std::move(handler)),
       publisher_(std::move(publisher)),
-      context_{base_.get(), handler_.get(), options.limits, &counters_, &peerLog_,
+      stats_(options.noStats ? nullptr : &publisher_->slot()),
+      context_{base_.get(), handler_.get(), options.limits, stats_, &peerLog_, &openConnections_,
                [this](int fd) { release(fd); }},
       tick_(event_new(base_.get(), -1, EV_PERSIST, &Worker::onTick, this)),
       drainTimer_(evtimer_new(base_.get(), &Worker::onDrainDeadline, this)) {
   if (!tick_ || !drainTimer_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(worker timers)");
   for (const UniqueFd& listener : listeners_) {
-    acceptors_.push_back(std::make_unique<Acceptor>(base_.get(), listener.get(), counters_,
+    acceptors_.push_back(std::make_unique<Acceptor>(base_.get(), listener.get(), stats_,
                                                     [this](UniqueFd fd) { onNewConnection(std::move(fd)); }));
   }
   for (int signal : {SIGQUIT, SIGUSR2, SIGTERM, SIGINT, SIGUSR1, SIGTRAP}) {
@@ -53,14 +54,20 @@ Worker::~Worker() {
 int Worker::run() {
   for (auto& acceptor : acceptors_) acceptor->enable();
   event_add(tick_.get(), &kTickInterval);
-  if (publisher_) publisher_->setState(stats::WorkerState::kServing);
+  publisher_->setState(stats::WorkerState::kServing);
   if (event_base_dispatch(base_.get()) < 0) {
     spdlog::error("event_base_dispatch() failed");
     return 1;
   }
-  spdlog::info("stopped: accepted={} rejected={} requests={} acks={} bytes_in={} bytes_out={} open_connections={}",
-               counters_.connectionsAccepted, counters_.connectionsRejected, counters_.requestsReceived,
-               counters_.responsesSent, counters_.bytesIn, counters_.bytesOut, connections_.size());
+  if (stats_) {
+    auto value = [&](stats::Counter c) { return stats::load(stats_->totals.counters[stats::index(c)]); };
+    using C = stats::Counter;
+    spdlog::info("stopped: accepted={} rejected={} requests={} acks={} bytes_in={} bytes_out={} open_connections={}",
+                 value(C::kConnectionsAccepted), value(C::kConnectionsRejected), value(C::kRequestsReceived),
+                 value(C::kResponsesSent), value(C::kBytesReceived), value(C::kBytesSent), connections_.size());
+  } else {
+    spdlog::info("stopped (stats off): open_connections={}", connections_.size());
+  }
   return 0;
 }
 
@@ -87,7 +94,7 @@ void Worker::onSignal(evutil_socket_t signal, short, void* self) {
 
 void Worker::onTick(evutil_socket_t, short, void* self) {
   auto* worker = static_cast<Worker*>(self);
-  if (worker->publisher_) worker->publisher_->heartbeat();
+  worker->publisher_->heartbeat();
   // PR_SET_PDEATHSIG covers most ways a master dies; this covers the rest
   // (and the window before the worker set it).
   if (worker->options_.parentPid > 0 && ::getppid() != worker->options_.parentPid) {
@@ -126,7 +133,7 @@ void Worker::retire() {
 void Worker::beginGracefulStop() {
   if (draining_) return;
   draining_ = true;
-  if (publisher_) publisher_->setState(stats::WorkerState::kDraining);
+  publisher_->setState(stats::WorkerState::kDraining);
   for (auto& acceptor : acceptors_) acceptor->disable();
   spdlog::info("graceful stop: draining {} connections (deadline {} ms)", connections_.size(),
                options_.drainTimeout.count());
@@ -148,11 +155,11 @@ void Worker::beginGracefulStop() {
 
 void Worker::onNewConnection(UniqueFd fd) {
   if (connections_.size() >= options_.maxConnections) {
-    ++counters_.connectionsRejected;
+    count(stats_, stats::Counter::kConnectionsRejected, 1);
     peerLog_.warn("max_connections ({}) reached: closing a new connection", options_.maxConnections);
     return;  // fd closes here
   }
-  ++counters_.connectionsAccepted;
+  count(stats_, stats::Counter::kConnectionsAccepted, 1);
   int key = fd.get();
   try {
     auto connection = std::make_unique<Connection>(context_, std::move(fd));

@@ -19,7 +19,6 @@
 #include "base/unique_fd.h"
 #include "worker/acceptor.h"
 #include "worker/connection.h"
-#include "worker/counters.h"
 #include "worker/handler.h"
 #include "worker/options.h"
 #include "worker/slot_publisher.h"
@@ -32,7 +31,6 @@ inline constexpr int kExitFatal = 2;
 
 class Worker {
  public:
-  // `publisher` may be null (standalone: no stats segment).
   Worker(const WorkerOptions& options, std::vector<UniqueFd> listeners, std::unique_ptr<Handler> handler,
          std::unique_ptr<SlotPublisher> publisher);
   ~Worker();
@@ -41,8 +39,6 @@ class Worker {
 
   // Serves until a stop signal; returns the process exit status.
   int run();
-
-  const WorkerCounters& counters() const { return counters_; }
 
  private:
   static void onSignal(evutil_socket_t signal, short what, void* self);
@@ -59,7 +55,8 @@ class Worker {
   std::vector<UniqueFd> listeners_;
   std::unique_ptr<Handler> handler_;
   std::unique_ptr<SlotPublisher> publisher_;
-  WorkerCounters counters_;
+  stats::Slot* stats_;        // the publisher's slot; null with --no-stats
+  uint64_t openConnections_ = 0;
   RateLimitedLog peerLog_;
   ConnectionContext context_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;

@@ -1,0 +1,79 @@
+#include "master/admin_http.h"
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <prometheus/text_serializer.h>
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+#include <system_error>
+
+#include "base/socket.h"
+#include "stats/status_json.h"
+
+namespace tcpfork {
+namespace {
+
+void reply(evhttp_request* request, int code, const char* reason, const char* contentType, const std::string& body) {
+  evhttp_add_header(evhttp_request_get_output_headers(request), "Content-Type", contentType);
+  evbuffer* out = evbuffer_new();
+  evbuffer_add(out, body.data(), body.size());
+  evhttp_send_reply(request, code, reason, out);
+  evbuffer_free(out);
+}
+
+}  // namespace
+
+AdminHttp::AdminHttp(event_base* base, const std::string& address, const MetricsCollector& collector,
+                     const stats::StatsSegment& segment, std::function<Health()> health)
+    : listener_(listenTcp(parseAddress(address), {.backlog = 128, .reusePort = false})),
+      http_(evhttp_new(base)),
+      collector_(collector),
+      segment_(segment),
+      health_(std::move(health)) {
+  if (!http_) throw std::system_error(ENOMEM, std::generic_category(), "evhttp_new()");
+  evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+  evhttp_set_gencb(http_, &AdminHttp::onRequest, this);
+  // A slow or stuck scraper must not hold the master's loop resources forever.
+  evhttp_set_timeout(http_, 10);
+  if (!evhttp_accept_socket_with_handle(http_, listener_.get())) {
+    evhttp_free(http_);
+    throw std::system_error(EINVAL, std::generic_category(), "evhttp_accept_socket(" + address + ")");
+  }
+}
+
+AdminHttp::~AdminHttp() {
+  // evhttp closes the sockets it accepted on; our UniqueFd must not close it twice.
+  evhttp_free(http_);
+  listener_.release();
+}
+
+std::string AdminHttp::boundAddress() const { return localAddress(listener_.get()).toString(); }
+
+void AdminHttp::onRequest(evhttp_request* request, void* self) {
+  try {
+    static_cast<AdminHttp*>(self)->handle(request);
+  } catch (const std::exception& e) {
+    spdlog::error("admin HTTP: {}", e.what());
+    reply(request, 500, "Internal Server Error", "text/plain", std::string(e.what()) + "\n");
+  }
+}
+
+void AdminHttp::handle(evhttp_request* request) {
+  const evhttp_uri* uri = evhttp_request_get_evhttp_uri(request);
+  const char* rawPath = uri ? evhttp_uri_get_path(uri) : nullptr;
+  std::string path = rawPath && *rawPath ? rawPath : "/";
+  if (path == "/metrics") {
+    reply(request, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
+          prometheus::TextSerializer().Serialize(collector_.Collect()));
+  } else if (path == "/healthz") {
+    Health h = health_();
+    reply(request, h.ok ? 200 : 503, h.ok ? "OK" : "Service Unavailable", "text/plain", h.detail + "\n");
+  } else if (path == "/status") {
+    reply(request, 200, "OK", "application/json", stats::snapshotJson(stats::takeSnapshot(segment_)).dump(2) + "\n");
+  } else {
+    reply(request, 404, "Not Found", "text/plain", "not found; try /metrics, /healthz or /status\n");
+  }
+}
+
+}  // namespace tcpfork

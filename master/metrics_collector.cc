@@ -1,0 +1,180 @@
+#include "master/metrics_collector.h"
+
+#include <unistd.h>
+
+#include <limits>
+#include <map>
+
+#include "stats/process_info.h"
+#include "stats/snapshot.h"
+
+namespace tcpfork {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+MetricFamily family(const std::string& name, const std::string& help, MetricType type) {
+  MetricFamily f;
+  f.name = name;
+  f.help = help;
+  f.type = type;
+  return f;
+}
+
+ClientMetric counterSample(double value, std::vector<ClientMetric::Label> labels = {}) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.counter.value = value;
+  return m;
+}
+
+ClientMetric gaugeSample(double value, std::vector<ClientMetric::Label> labels = {}) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.gauge.value = value;
+  return m;
+}
+
+ClientMetric histogramSample(const stats::TotalsView& t) {
+  ClientMetric m;
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < stats::kLatencyBoundsNs.size(); ++i) {
+    cumulative += t.latencyBuckets[i];
+    m.histogram.bucket.push_back({cumulative, double(stats::kLatencyBoundsNs[i]) / 1e9});
+  }
+  cumulative += t.latencyBuckets.back();
+  m.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
+  m.histogram.sample_count = cumulative;
+  m.histogram.sample_sum = double(t.latencySumNs) / 1e9;
+  return m;
+}
+
+void addProcessFamilies(std::vector<MetricFamily>& out) {
+  auto info = stats::readProcessInfo(::getpid());
+  if (!info) return;
+  auto add = [&](const char* name, const char* help, MetricType type, double value) {
+    MetricFamily f = family(name, help, type);
+    f.metric.push_back(type == MetricType::Counter ? counterSample(value) : gaugeSample(value));
+    out.push_back(std::move(f));
+  };
+  add("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", MetricType::Counter,
+      info->cpuSeconds);
+  add("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::Gauge, double(info->residentBytes));
+  add("process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::Gauge, double(info->virtualBytes));
+  add("process_open_fds", "Number of open file descriptors.", MetricType::Gauge, double(info->openFds));
+  add("process_max_fds", "Maximum number of open file descriptors.", MetricType::Gauge, double(info->maxFds));
+  add("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", MetricType::Gauge,
+      info->startTimeUnix);
+}
+
+}  // namespace
+
+MetricsCollector::MetricsCollector(const stats::StatsSegment& segment, std::string metricNamespace,
+                                   std::function<MasterStatus()> masterStatus)
+    : segment_(segment), namespace_(std::move(metricNamespace)), masterStatus_(std::move(masterStatus)) {}
+
+std::vector<MetricFamily> MetricsCollector::Collect() const {
+  stats::Snapshot snapshot = stats::takeSnapshot(segment_);
+  stats::TotalsView total = snapshot.total();
+  MasterStatus master = masterStatus_();
+  const std::string ns = namespace_ + "_";
+  std::vector<MetricFamily> out;
+
+  MetricFamily connected = family(ns + std::string(stats::kConnectedName), "Client connections open now.",
+                                  MetricType::Gauge);
+  connected.metric.push_back(gaugeSample(double(snapshot.connected())));
+  out.push_back(std::move(connected));
+
+  for (const auto& info : stats::kCounters) {
+    MetricFamily f = family(ns + std::string(info.name), std::string(info.help), MetricType::Counter);
+    f.metric.push_back(counterSample(double(total.counter(info.id))));
+    out.push_back(std::move(f));
+  }
+
+  MetricFamily errors = family(ns + std::string(stats::kProtocolErrorsName),
+                               "Connections closed for a malformed frame, by reason.", MetricType::Counter);
+  for (size_t i = 0; i < protocol::kDecodeErrorCount; ++i) {
+    errors.metric.push_back(counterSample(
+        double(total.protocolErrors[i]), {{"reason", std::string(protocol::decodeErrorName(protocol::DecodeError(i)))}}));
+  }
+  out.push_back(std::move(errors));
+
+  MetricFamily latency = family(ns + std::string(stats::kLatencyName),
+                                "Time from a request frame decoded to its ack queued, per read batch.",
+                                MetricType::Histogram);
+  latency.metric.push_back(histogramSample(total));
+  out.push_back(std::move(latency));
+
+  // Worker processes by state; "backoff" are indices waiting to be restarted.
+  std::map<std::string, double> byState = {{"starting", 0}, {"serving", 0}, {"draining", 0}, {"backoff", 0}};
+  for (const auto& w : snapshot.workers) byState[std::string(stats::workerStateName(w.state))] += 1;
+  byState["backoff"] = master.workersBackingOff;
+  MetricFamily workers = family(ns + "workers", "Worker processes by state.", MetricType::Gauge);
+  for (const auto& [state, n] : byState) workers.metric.push_back(gaugeSample(n, {{"state", state}}));
+  out.push_back(std::move(workers));
+
+  auto single = [&](const std::string& name, const std::string& help, MetricType type, double value) {
+    MetricFamily f = family(ns + name, help, type);
+    f.metric.push_back(type == MetricType::Counter ? counterSample(value) : gaugeSample(value));
+    out.push_back(std::move(f));
+  };
+  single("workers_configured", "Worker processes the master keeps running.", MetricType::Gauge,
+         master.workersConfigured);
+  single("worker_restarts_total", "Workers restarted after an unexpected exit or a stalled heartbeat.",
+         MetricType::Counter, double(snapshot.workerRestarts));
+  single("reloads_total", "Reloads completed (a new generation serving).", MetricType::Counter,
+         double(snapshot.reloads));
+  single("generation", "Current worker generation (1 + completed reloads).", MetricType::Gauge,
+         double(snapshot.generation));
+  double profiling = 0;
+  for (const auto& w : snapshot.workers) profiling += w.profiling ? 1 : 0;
+  single("profiling_active", "Workers whose CPU profiler is running.", MetricType::Gauge, profiling);
+
+  // Per worker process. Labelled by index and generation: an index's counters
+  // restart from zero with a new process (Prometheus treats that as a reset).
+  struct PerWorker {
+    const char* name;
+    const char* help;
+    MetricType type;
+    MetricFamily family;
+  };
+  std::vector<PerWorker> perWorker = {
+      {"worker_req_recv_total", "Requests received by this worker process.", MetricType::Counter, {}},
+      {"worker_rsp_send_total", "Acks queued by this worker process.", MetricType::Counter, {}},
+      {"worker_client_connected", "Connections open in this worker process.", MetricType::Gauge, {}},
+      {"worker_bytes_received_total", "Bytes read by this worker process.", MetricType::Counter, {}},
+      {"worker_bytes_sent_total", "Bytes written by this worker process.", MetricType::Counter, {}},
+      {"worker_cpu_seconds_total", "User and system CPU time of this worker process.", MetricType::Counter, {}},
+      {"worker_resident_memory_bytes", "Resident memory of this worker process.", MetricType::Gauge, {}},
+      {"worker_start_time_seconds", "Start time of this worker process since the epoch.", MetricType::Gauge, {}},
+  };
+  for (auto& p : perWorker) p.family = family(ns + p.name, p.help, p.type);
+  for (const auto& w : snapshot.workers) {
+    std::vector<ClientMetric::Label> labels = {{"generation", std::to_string(w.generation)},
+                                               {"worker", std::to_string(w.index)}};
+    auto info = stats::readProcessInfo(w.pid);
+    double values[] = {
+        double(w.totals.counter(stats::Counter::kRequestsReceived)),
+        double(w.totals.counter(stats::Counter::kResponsesSent)),
+        double(w.connectionsCurrent),
+        double(w.totals.counter(stats::Counter::kBytesReceived)),
+        double(w.totals.counter(stats::Counter::kBytesSent)),
+        info ? info->cpuSeconds : 0.0,
+        info ? double(info->residentBytes) : 0.0,
+        double(w.startedAtUnixMs) / 1000.0,
+    };
+    for (size_t i = 0; i < perWorker.size(); ++i) {
+      auto& p = perWorker[i];
+      p.family.metric.push_back(p.type == MetricType::Counter ? counterSample(values[i], labels)
+                                                              : gaugeSample(values[i], labels));
+    }
+  }
+  for (auto& p : perWorker) out.push_back(std::move(p.family));
+
+  addProcessFamilies(out);
+  return out;
+}
+
+}  // namespace tcpfork

@@ -1,0 +1,39 @@
+#pragma once
+// MetricsCollector: a prometheus-cpp Collectable that reads the stats segment
+// at scrape time. Owned by the Master and called on its loop (the admin HTTP
+// server runs there too), so it never races the master folding an exited
+// worker into the retired totals. Totals are retired + live workers, so every
+// counter is monotonic across restarts and reloads.
+
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "stats/segment.h"
+
+namespace tcpfork {
+
+// What only the master knows (not in the segment).
+struct MasterStatus {
+  unsigned workersConfigured = 0;
+  unsigned workersBackingOff = 0;  // indices waiting to be restarted
+};
+
+class MetricsCollector : public prometheus::Collectable {
+ public:
+  MetricsCollector(const stats::StatsSegment& segment, std::string metricNamespace,
+                   std::function<MasterStatus()> masterStatus);
+
+  std::vector<prometheus::MetricFamily> Collect() const override;
+  void setNamespace(std::string metricNamespace) { namespace_ = std::move(metricNamespace); }
+
+ private:
+  const stats::StatsSegment& segment_;
+  std::string namespace_;
+  std::function<MasterStatus()> masterStatus_;
+};
+
+}  // namespace tcpfork

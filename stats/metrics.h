@@ -1,0 +1,73 @@
+#pragma once
+// The one table of what workers count. It sizes the Slot's counter array, and
+// the master's exporter, /status and tcpfork-stats all walk it, so a counter
+// is added here once and appears everywhere.
+//
+// Names are Prometheus suffixes; the exporter prefixes the configured
+// namespace (default "tcp_server", so "req_recv_total" is exported as
+// tcp_server_req_recv_total, the name the reference dashboards query).
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "protocol/frame.h"
+
+namespace tcpfork::stats {
+
+enum class Counter : uint8_t {
+  kConnectionsAccepted,
+  kConnectionsRejected,
+  kRequestsReceived,
+  kResponsesSent,
+  kBytesReceived,
+  kBytesSent,
+  kIdleTimeouts,
+  kAcceptErrors,
+};
+inline constexpr size_t kCounterCount = 8;
+
+struct CounterInfo {
+  Counter id;
+  std::string_view name;  // Prometheus name without the namespace
+  std::string_view key;   // short key for /status JSON and tcpfork-stats
+  std::string_view help;
+};
+
+inline constexpr std::array<CounterInfo, kCounterCount> kCounters = {{
+    {Counter::kConnectionsAccepted, "connections_accepted_total", "accepted", "Connections accepted by workers."},
+    {Counter::kConnectionsRejected, "connections_rejected_total", "rejected",
+     "Connections closed at once because a worker was at max_connections."},
+    {Counter::kRequestsReceived, "req_recv_total", "requests", "Requests (Conn and Submit frames) received."},
+    {Counter::kResponsesSent, "rsp_send_total", "responses", "Acks (ConnAck and SubmitAck frames) queued to clients."},
+    {Counter::kBytesReceived, "bytes_received_total", "bytes_in", "Bytes read from client sockets."},
+    {Counter::kBytesSent, "bytes_sent_total", "bytes_out", "Bytes written to client sockets."},
+    {Counter::kIdleTimeouts, "idle_timeouts_total", "idle_timeouts",
+     "Connections closed after idle_timeout without traffic."},
+    {Counter::kAcceptErrors, "accept_errors_total", "accept_errors",
+     "accept() failures such as EMFILE (accepting pauses 100 ms after each)."},
+}};
+
+constexpr size_t index(Counter c) { return static_cast<size_t>(c); }
+
+// The gauge of open connections (the reference dashboards' client_connected).
+inline constexpr std::string_view kConnectedName = "client_connected";
+inline constexpr std::string_view kProtocolErrorsName = "protocol_errors_total";
+
+// Request duration, frame decoded to ack queued: bucket upper bounds in ns.
+// A slot counts each bucket separately (not cumulatively); +Inf is the last.
+inline constexpr std::array<uint64_t, 18> kLatencyBoundsNs = {
+    1'000,     2'500,     5'000,      10'000,     25'000,     50'000,      100'000,     250'000,       500'000,
+    1'000'000, 2'500'000, 5'000'000, 10'000'000, 25'000'000, 50'000'000, 100'000'000, 250'000'000, 1'000'000'000,
+};
+inline constexpr size_t kLatencyBuckets = kLatencyBoundsNs.size() + 1;
+inline constexpr std::string_view kLatencyName = "request_duration_seconds";
+
+constexpr size_t latencyBucket(uint64_t ns) {
+  size_t i = 0;
+  while (i < kLatencyBoundsNs.size() && ns > kLatencyBoundsNs[i]) ++i;
+  return i;
+}
+
+}  // namespace tcpfork::stats

@@ -1,0 +1,66 @@
+#include "stats/process_info.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace tcpfork::stats {
+namespace {
+
+double bootTimeUnix() {
+  static const double kBootTime = [] {
+    std::ifstream in("/proc/stat");
+    std::string key;
+    double value = 0;
+    while (in >> key) {
+      if (key == "btime") {
+        in >> value;
+        break;
+      }
+      in.ignore(1 << 16, '\n');
+    }
+    return value;
+  }();
+  return kBootTime;
+}
+
+}  // namespace
+
+std::optional<ProcessInfo> readProcessInfo(pid_t pid) {
+  std::string dir = "/proc/" + std::to_string(pid);
+  std::ifstream stat(dir + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return std::nullopt;
+  // The command name may hold spaces and parentheses: fields start after the last ')'.
+  auto close = line.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream fields(line.substr(close + 2));
+  std::string field;
+  ProcessInfo info;
+  const double ticks = double(sysconf(_SC_CLK_TCK));
+  const uint64_t page = uint64_t(sysconf(_SC_PAGESIZE));
+  // Field numbers as in proc(5); the first one after ')' is 3 (state).
+  for (int n = 3; fields >> field; ++n) {
+    if (n == 14 || n == 15) info.cpuSeconds += std::stod(field) / ticks;
+    if (n == 22) info.startTimeUnix = bootTimeUnix() + std::stod(field) / ticks;
+    if (n == 23) info.virtualBytes = std::stoull(field);
+    if (n == 24) {
+      info.residentBytes = std::stoull(field) * page;
+      break;
+    }
+  }
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(dir + "/fd", ec); !ec && it != std::filesystem::directory_iterator();
+       it.increment(ec)) {
+    ++info.openFds;
+  }
+  rlimit limit{};
+  if (::prlimit(pid, RLIMIT_NOFILE, nullptr, &limit) == 0) info.maxFds = limit.rlim_cur;
+  return info;
+}
+
+}  // namespace tcpfork::stats

@@ -1,0 +1,24 @@
+#pragma once
+// What the kernel says about a process (from /proc): CPU time, memory, fds,
+// start time. Read by the master for per-worker and process_* metrics and by
+// tcpfork-stats. Absent processes yield nullopt.
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+
+namespace tcpfork::stats {
+
+struct ProcessInfo {
+  double cpuSeconds = 0;        // user + system
+  uint64_t residentBytes = 0;
+  uint64_t virtualBytes = 0;
+  double startTimeUnix = 0;     // seconds since the epoch
+  uint64_t openFds = 0;
+  uint64_t maxFds = 0;
+};
+
+std::optional<ProcessInfo> readProcessInfo(pid_t pid);
+
+}  // namespace tcpfork::stats

@@ -1,0 +1,66 @@
+#pragma once
+// Snapshot: a consistent copy of the stats segment, and the sums everything
+// downstream needs (master exporter, /status, tcpfork-stats). Reading never
+// writes the segment. foldIntoRetired() is the one master-side write: it moves
+// an exited worker's counts into the header's retired totals.
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "stats/layout.h"
+#include "stats/segment.h"
+
+namespace tcpfork::stats {
+
+struct TotalsView {
+  std::array<uint64_t, kCounterCount> counters{};
+  std::array<uint64_t, protocol::kDecodeErrorCount> protocolErrors{};
+  std::array<uint64_t, kLatencyBuckets> latencyBuckets{};
+  uint64_t latencySumNs = 0;
+
+  TotalsView& operator+=(const TotalsView& other);
+  uint64_t counter(Counter c) const { return counters[index(c)]; }
+  uint64_t protocolErrorTotal() const;
+  uint64_t latencyCount() const;
+  // Upper bound of the bucket holding quantile q, in ns (0 when empty; the
+  // last finite bound when it falls in +Inf).
+  uint64_t latencyQuantileNs(double q) const;
+};
+
+struct WorkerView {
+  uint32_t slot = 0;
+  pid_t pid = 0;
+  WorkerState state = WorkerState::kEmpty;
+  uint64_t generation = 0;
+  uint64_t index = 0;
+  uint64_t startedAtUnixMs = 0;
+  uint64_t heartbeatMonotonicMs = 0;
+  uint64_t connectionsCurrent = 0;
+  bool profiling = false;
+  TotalsView totals;
+};
+
+struct Snapshot {
+  pid_t masterPid = 0;
+  uint64_t generation = 0;
+  uint64_t workerRestarts = 0;
+  uint64_t reloads = 0;
+  TotalsView retired;
+  std::vector<WorkerView> workers;  // occupied slots only
+
+  // Retired plus every live worker: what the exported counters show.
+  TotalsView total() const;
+  uint64_t connected() const;
+};
+
+TotalsView readTotals(const Totals& totals);
+Snapshot takeSnapshot(const StatsSegment& segment);
+
+// Master only, once `slot`'s worker has exited: adds its counts to the
+// retired totals and empties the slot.
+void foldIntoRetired(Header& header, Slot& slot);
+
+}  // namespace tcpfork::stats

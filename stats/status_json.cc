@@ -1,0 +1,57 @@
+#include "stats/status_json.h"
+
+#include <chrono>
+
+#include "stats/process_info.h"
+
+namespace tcpfork::stats {
+
+nlohmann::json totalsJson(const TotalsView& t) {
+  nlohmann::json j;
+  for (const auto& info : kCounters) j[std::string(info.key)] = t.counter(info.id);
+  nlohmann::json errors;
+  for (size_t i = 0; i < protocol::kDecodeErrorCount; ++i) {
+    errors[std::string(protocol::decodeErrorName(protocol::DecodeError(i)))] = t.protocolErrors[i];
+  }
+  j["protocol_errors"] = errors;
+  j["latency"] = {{"count", t.latencyCount()},
+                  {"sum_ns", t.latencySumNs},
+                  {"p50_ns", t.latencyQuantileNs(0.5)},
+                  {"p99_ns", t.latencyQuantileNs(0.99)}};
+  return j;
+}
+
+nlohmann::json snapshotJson(const Snapshot& s) {
+  using namespace std::chrono;
+  auto nowMs = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  nlohmann::json workers = nlohmann::json::array();
+  for (const auto& w : s.workers) {
+    nlohmann::json j = {
+        {"slot", w.slot},
+        {"pid", w.pid},
+        {"state", std::string(workerStateName(w.state))},
+        {"generation", w.generation},
+        {"index", w.index},
+        {"uptime_s", w.startedAtUnixMs ? double(nowMs - int64_t(w.startedAtUnixMs)) / 1000.0 : 0.0},
+        {"connections", w.connectionsCurrent},
+        {"profiling", w.profiling},
+        {"totals", totalsJson(w.totals)},
+    };
+    if (auto info = readProcessInfo(w.pid)) {
+      j["cpu_seconds"] = info->cpuSeconds;
+      j["resident_bytes"] = info->residentBytes;
+    }
+    workers.push_back(j);
+  }
+  return {
+      {"master_pid", s.masterPid},
+      {"generation", s.generation},
+      {"worker_restarts", s.workerRestarts},
+      {"reloads", s.reloads},
+      {"connections", s.connected()},
+      {"totals", totalsJson(s.total())},
+      {"workers", workers},
+  };
+}
+
+}  // namespace tcpfork::stats
