@@ -10,7 +10,7 @@ RUN_ARGS   ?=
 DEB_PACKAGES := g++ make cmake pkg-config python3 \
 	libevent-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev \
 	libboost-dev libyaml-cpp-dev libsystemd-dev \
-	libgtest-dev libgmock-dev
+	libgtest-dev libgmock-dev prometheus-cpp-dev prometheus
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "stats/segment.h"
+#include "test/integration/http_get.h"
 
 namespace tcpfork::test {
 namespace {
@@ -56,6 +57,15 @@ RunningMaster::RunningMaster(unsigned workers, const std::string& extraYaml, con
     throw std::runtime_error("no listening port in the master's log:\n" + text);
   }
   port_ = std::stoi(m[1]);
+  if (!std::regex_search(text, m, std::regex(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)"))) {
+    throw std::runtime_error("no metrics address in the master's log:\n" + text);
+  }
+  metricsPort_ = std::stoi(m[1]);
+}
+
+std::string RunningMaster::scrape() const {
+  HttpResponse r = httpGet(metricsPort_, "/metrics");
+  return r.status == 200 ? r.body : std::string();
 }
 
 RunningMaster::~RunningMaster() {

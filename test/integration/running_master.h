@@ -20,6 +20,9 @@ class RunningMaster {
   ~RunningMaster();
 
   int port() const { return port_; }
+  int metricsPort() const { return metricsPort_; }
+  // GET /metrics, as text (empty when the scrape failed).
+  std::string scrape() const;
   const std::string& name() const { return name_; }
   const std::string& configPath() const { return configPath_; }
   const std::string& pidFile() const { return pidFile_; }
@@ -46,6 +49,7 @@ class RunningMaster {
   std::string logPath_;
   ChildProcess process_;
   int port_ = 0;
+  int metricsPort_ = 0;
 };
 
 }  // namespace tcpfork::test

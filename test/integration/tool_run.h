@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <signal.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +31,8 @@ class BackgroundClient {
  public:
   explicit BackgroundClient(const std::vector<std::string>& benchArgs);
   ToolRun finish(std::chrono::milliseconds timeout = 60s);
+  // SIGINT: the bench stops sending, collects owed acks and reports.
+  void interrupt() { process_->signal(SIGINT); }
 
  private:
   std::string logPath_;

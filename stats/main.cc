@@ -1,0 +1,175 @@
+// tcpfork-stats: reads a running instance's shared-memory stats segment
+// (read-only, no HTTP) and shows a live per-worker table, like varnishstat or
+// top. --once prints one snapshot; --json prints the same document as the
+// master's /status.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <thread>
+
+#include "stats/process_info.h"
+#include "stats/segment.h"
+#include "stats/snapshot.h"
+#include "stats/status_json.h"
+
+using namespace tcpfork::stats;
+
+namespace {
+
+std::atomic<bool> gStop{false};  // set by SIGINT/SIGTERM
+void onStop(int) { gStop.store(true); }
+
+std::string human(double v) {
+  if (v >= 1e9) return fmt::format("{:.2f}G", v / 1e9);
+  if (v >= 1e6) return fmt::format("{:.2f}M", v / 1e6);
+  if (v >= 1e4) return fmt::format("{:.1f}k", v / 1e3);
+  return fmt::format("{:.0f}", v);
+}
+
+std::string duration(double seconds) {
+  if (seconds >= 86400) return fmt::format("{:.1f}d", seconds / 86400);
+  if (seconds >= 3600) return fmt::format("{:.1f}h", seconds / 3600);
+  if (seconds >= 60) return fmt::format("{:.1f}m", seconds / 60);
+  return fmt::format("{:.0f}s", seconds);
+}
+
+std::string latency(uint64_t ns) {
+  if (ns == 0) return "-";
+  if (ns >= 1'000'000) return fmt::format("{:.1f}ms", ns / 1e6);
+  return fmt::format("{:.0f}us", ns / 1e3);
+}
+
+// Interval view of one worker: this snapshot minus the previous one.
+TotalsView minus(const TotalsView& now, const TotalsView& before) {
+  TotalsView d = now;
+  for (size_t i = 0; i < d.counters.size(); ++i) d.counters[i] -= std::min(d.counters[i], before.counters[i]);
+  for (size_t i = 0; i < d.protocolErrors.size(); ++i) {
+    d.protocolErrors[i] -= std::min(d.protocolErrors[i], before.protocolErrors[i]);
+  }
+  for (size_t i = 0; i < d.latencyBuckets.size(); ++i) {
+    d.latencyBuckets[i] -= std::min(d.latencyBuckets[i], before.latencyBuckets[i]);
+  }
+  d.latencySumNs -= std::min(d.latencySumNs, before.latencySumNs);
+  return d;
+}
+
+struct Previous {
+  Snapshot snapshot;
+  std::map<pid_t, double> cpu;
+  std::chrono::steady_clock::time_point at;
+  bool valid = false;
+};
+
+void printTable(const std::string& name, const Snapshot& s, Previous& previous) {
+  auto now = std::chrono::steady_clock::now();
+  double dt = previous.valid ? std::chrono::duration<double>(now - previous.at).count() : 0;
+  auto nowMs = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+  TotalsView total = s.total();
+  TotalsView totalDelta = previous.valid ? minus(total, previous.snapshot.total()) : TotalsView{};
+  auto rate = [&](uint64_t delta) { return dt > 0 ? human(double(delta) / dt) : std::string("-"); };
+
+  fmt::print("tcpfork '{}'  master pid {}  generation {}  restarts {}  reloads {}  connections {}\n", name,
+             s.masterPid, s.generation, s.workerRestarts, s.reloads, s.connected());
+  fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7} {:>9} {:>9} {:>9} {:>7} {:>8} {:>6} {:>8}\n", "idx", "gen", "pid",
+             "state", "uptime", "conns", "req/s", "in B/s", "out B/s", "errors", "p99", "cpu%", "rss");
+  std::vector<WorkerView> workers = s.workers;
+  std::sort(workers.begin(), workers.end(),
+            [](const auto& a, const auto& b) { return std::tie(a.generation, a.index) < std::tie(b.generation, b.index); });
+  std::map<pid_t, double> cpu;
+  for (const auto& w : workers) {
+    TotalsView delta;
+    bool haveDelta = false;
+    for (const auto& p : previous.snapshot.workers) {
+      if (previous.valid && p.pid == w.pid && p.slot == w.slot) {
+        delta = minus(w.totals, p.totals);
+        haveDelta = true;
+      }
+    }
+    auto info = readProcessInfo(w.pid);
+    std::string cpuText = "-";
+    if (info) {
+      cpu[w.pid] = info->cpuSeconds;
+      if (auto it = previous.cpu.find(w.pid); it != previous.cpu.end() && dt > 0) {
+        cpuText = fmt::format("{:.0f}", (info->cpuSeconds - it->second) / dt * 100);
+      }
+    }
+    auto deltaRate = [&](Counter c) { return haveDelta ? rate(delta.counter(c)) : std::string("-"); };
+    fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7} {:>9} {:>9} {:>9} {:>7} {:>8} {:>6} {:>8}\n", w.index,
+               w.generation, w.pid, workerStateName(w.state),
+               duration(double(nowMs - int64_t(w.startedAtUnixMs)) / 1000.0), w.connectionsCurrent,
+               deltaRate(Counter::kRequestsReceived), deltaRate(Counter::kBytesReceived),
+               deltaRate(Counter::kBytesSent), w.totals.protocolErrorTotal(),
+               latency(haveDelta ? delta.latencyQuantileNs(0.99) : w.totals.latencyQuantileNs(0.99)), cpuText,
+               info ? human(double(info->residentBytes)) : std::string("-"));
+  }
+  fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7} {:>9} {:>9} {:>9} {:>7} {:>8}\n", "all", "", "", "", "",
+             s.connected(), rate(totalDelta.counter(Counter::kRequestsReceived)),
+             rate(totalDelta.counter(Counter::kBytesReceived)), rate(totalDelta.counter(Counter::kBytesSent)),
+             total.protocolErrorTotal(),
+             latency(previous.valid ? totalDelta.latencyQuantileNs(0.99) : total.latencyQuantileNs(0.99)));
+  fmt::print("totals: {} requests, {} acks, {} accepted, {} rejected, {} bytes in, {} bytes out\n",
+             total.counter(Counter::kRequestsReceived), total.counter(Counter::kResponsesSent),
+             total.counter(Counter::kConnectionsAccepted), total.counter(Counter::kConnectionsRejected),
+             total.counter(Counter::kBytesReceived), total.counter(Counter::kBytesSent));
+  previous = {s, cpu, now, true};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string name = "tcpfork";
+  bool once = false;
+  bool json = false;
+  double interval = 1.0;
+  CLI::App app{"tcpfork-stats: live per-worker statistics of a running tcpfork, from shared memory"};
+  app.add_option("--name", name, "instance name (the master's `name`)")->capture_default_str();
+  app.add_flag("--once", once, "print one snapshot and exit");
+  app.add_flag("--json", json, "JSON (the master's /status document) instead of a table");
+  app.add_option("-i,--interval", interval, "seconds between refreshes")->capture_default_str()->check(
+      CLI::Range(0.1, 3600.0));
+  CLI11_PARSE(app, argc, argv);
+
+  std::signal(SIGINT, onStop);
+  std::signal(SIGTERM, onStop);
+  try {
+    StatsSegment segment = StatsSegment::openReadOnly(name);
+    bool tty = ::isatty(STDOUT_FILENO);
+    Previous previous;
+    while (true) {
+      Snapshot s = takeSnapshot(segment);
+      if (s.masterPid <= 0 || (::kill(s.masterPid, 0) != 0 && errno != EPERM)) {
+        fmt::print(stderr, "tcpfork-stats: the master of '{}' (pid {}) is no longer running\n", name, s.masterPid);
+        return 1;
+      }
+      if (json) {
+        fmt::print("{}\n", snapshotJson(s).dump(once ? 2 : -1));
+      } else {
+        if (tty && !once) fmt::print("\x1b[H\x1b[2J");
+        printTable(name, s, previous);
+        if (!tty && !once) fmt::print("\n");
+      }
+      std::fflush(stdout);
+      if (once) return 0;
+      auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(interval);
+      while (!gStop.load() && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      if (gStop.load()) return 0;
+    }
+  } catch (const SegmentError& e) {
+    fmt::print(stderr, "tcpfork-stats: {}\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,167 @@
+// The master's /metrics, /healthz and /status, and tcpfork-stats, against real
+// load: exact counts, monotonic counters, promtool's verdict.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "protocol/codec.h"
+#include "test/integration/http_get.h"
+#include "test/integration/running_master.h"
+#include "test/integration/tool_run.h"
+
+namespace tcpfork::test {
+namespace {
+
+std::string addr(int port) { return "127.0.0.1:" + std::to_string(port); }
+
+void load(const RunningMaster& master, uint64_t requests, unsigned connections = 4) {
+  ToolRun run = runClient({"bench", "--addr", addr(master.port()), "-n", std::to_string(requests), "-c",
+                           std::to_string(connections), "-w", "16", "-q"});
+  ASSERT_EQ(run.exitCode, 0) << run.output;
+}
+
+double value(const RunningMaster& master, const std::string& series) { return metricValue(master.scrape(), series); }
+
+TEST(Metrics, CountExactlyWhatTheClientSent) {
+  RunningMaster master(2);
+  load(master, 5000, 4);
+  // Connections close after the bench; the workers see it within a loop turn.
+  ASSERT_TRUE(waitUntil([&] { return value(master, "tcp_server_client_connected") == 0; }, 5s)) << master.scrape();
+  std::string m = master.scrape();
+  EXPECT_EQ(metricValue(m, "tcp_server_req_recv_total"), 5000);
+  EXPECT_EQ(metricValue(m, "tcp_server_rsp_send_total"), 5000);
+  EXPECT_EQ(metricValue(m, "tcp_server_connections_accepted_total"), 4);
+  EXPECT_EQ(metricValue(m, "tcp_server_bytes_received_total"), 5000 * 29);
+  EXPECT_EQ(metricValue(m, "tcp_server_bytes_sent_total"), 5000 * 14);
+  EXPECT_EQ(metricValue(m, "tcp_server_request_duration_seconds_count"), 5000);
+  EXPECT_EQ(metricValue(m, "tcp_server_workers{state=\"serving\"}"), 2);
+  EXPECT_EQ(metricValue(m, "tcp_server_generation"), 1);
+  EXPECT_GT(metricValue(m, "process_resident_memory_bytes"), 0);
+  EXPECT_NE(m.find("tcp_server_worker_cpu_seconds_total{generation=\"1\",worker=\"1\"}"), std::string::npos) << m;
+}
+
+TEST(Metrics, CountersNeverGoBackAcrossKillAndReload) {
+  RunningMaster master(2);
+  load(master, 20000, 8);
+  double before = value(master, "tcp_server_req_recv_total");
+  ASSERT_EQ(before, 20000);
+
+  for (pid_t pid : master.servingPids()) ::kill(pid, SIGKILL);
+  ASSERT_TRUE(waitUntil([&] { return value(master, "tcp_server_worker_restarts_total") == 2; }, 5s))
+      << master.scrape();
+  ASSERT_TRUE(master.waitServing(2, 5s));
+  EXPECT_EQ(value(master, "tcp_server_req_recv_total"), before) << "a killed worker's counts were lost";
+
+  master.process().signal(SIGHUP);
+  ASSERT_TRUE(master.waitForLog("reload: generation 2 serving", 10s));
+  ASSERT_TRUE(waitUntil([&] { return value(master, "tcp_server_workers{state=\"draining\"}") == 0; }, 10s));
+  EXPECT_EQ(value(master, "tcp_server_req_recv_total"), before) << "the old generation's counts were lost";
+  EXPECT_EQ(value(master, "tcp_server_reloads_total"), 1);
+
+  load(master, 1000, 2);
+  EXPECT_EQ(value(master, "tcp_server_req_recv_total"), before + 1000);
+  EXPECT_EQ(value(master, "tcp_server_rsp_send_total"), before + 1000);
+}
+
+TEST(Metrics, CountProtocolErrorsByReason) {
+  RunningMaster master(1);
+  {
+    TestConnection c(master.port());
+    std::vector<std::byte> tooLong = {std::byte{0x7f}, std::byte{0xff}, std::byte{0xff}, std::byte{0xff}};
+    c.send(tooLong);
+    EXPECT_TRUE(c.closedWithin(3s));
+  }
+  ASSERT_TRUE(waitUntil(
+      [&] { return value(master, "tcp_server_protocol_errors_total{reason=\"length_too_long\"}") == 1; }, 5s))
+      << master.scrape();
+  EXPECT_EQ(value(master, "tcp_server_protocol_errors_total{reason=\"unknown_command\"}"), 0);
+}
+
+TEST(Metrics, UseTheConfiguredNamespace) {
+  RunningMaster master(1, "metrics:\n  listen: 127.0.0.1:0\n  namespace: tcp_server_demo2\n");
+  load(master, 100, 1);
+  EXPECT_EQ(value(master, "tcp_server_demo2_req_recv_total"), 100);
+  EXPECT_EQ(value(master, "tcp_server_req_recv_total"), -1);
+}
+
+TEST(Metrics, PromtoolAcceptsTheExposition) {
+  if (::access("/usr/bin/promtool", X_OK) != 0) GTEST_SKIP() << "promtool (Debian package prometheus) not installed";
+  RunningMaster master(2);
+  load(master, 1000, 2);
+  std::string file = tempPath("metrics.txt");
+  std::ofstream(file) << master.scrape();
+  ToolRun check = [&] {
+    std::string log = tempPath("promtool.out");
+    ChildProcess promtool({"/bin/sh", "-c", "/usr/bin/promtool check metrics < " + file}, {}, log);
+    auto status = promtool.waitExit(30s);
+    return ToolRun{status ? WEXITSTATUS(*status) : -1, readFile(log), {}};
+  }();
+  EXPECT_EQ(check.exitCode, 0) << check.output;
+  EXPECT_EQ(check.output.find("error"), std::string::npos) << check.output;
+}
+
+TEST(Admin, HealthzAndStatus) {
+  RunningMaster master(2);
+  HttpResponse health = httpGet(master.metricsPort(), "/healthz");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.body, "ok: 2 of 2 workers serving\n");
+  HttpResponse status = httpGet(master.metricsPort(), "/status");
+  ASSERT_EQ(status.status, 200);
+  auto json = nlohmann::json::parse(status.body);
+  EXPECT_EQ(json["master_pid"], master.process().pid());
+  EXPECT_EQ(json["workers"].size(), 2u);
+  EXPECT_EQ(json["workers"][0]["state"], "serving");
+  EXPECT_EQ(httpGet(master.metricsPort(), "/nope").status, 404);
+
+}
+
+TEST(Admin, HealthzFailsWhileStopping) {
+  RunningMaster master(1, "drain_timeout: 5s\n");
+  TestConnection lingering(master.port());  // keeps the drain going until it closes
+  lingering.send(submitFrame(1));
+  ASSERT_EQ(lingering.read(14), submitAckFrame(1));
+  master.process().signal(SIGQUIT);
+  ASSERT_TRUE(waitUntil([&] { return httpGet(master.metricsPort(), "/healthz").status == 503; }, 3s));
+  EXPECT_NE(httpGet(master.metricsPort(), "/healthz").body.find("unhealthy"), std::string::npos);
+  lingering.close();
+  EXPECT_TRUE(master.process().waitExit(10s).has_value());
+}
+
+TEST(StatsCli, OnceJsonMatchesTheMetrics) {
+  RunningMaster master(2);
+  load(master, 3000, 3);
+  ASSERT_TRUE(waitUntil([&] { return value(master, "tcp_server_client_connected") == 0; }, 5s));
+  ToolRun stats = runTool("tcpfork-stats", {"--name", master.name(), "--once", "--json"});
+  ASSERT_EQ(stats.exitCode, 0) << stats.output;
+  auto json = nlohmann::json::parse(stats.output);
+  std::string m = master.scrape();
+  EXPECT_EQ(json["totals"]["requests"].get<double>(), metricValue(m, "tcp_server_req_recv_total"));
+  EXPECT_EQ(json["totals"]["responses"].get<double>(), metricValue(m, "tcp_server_rsp_send_total"));
+  EXPECT_EQ(json["totals"]["bytes_in"].get<double>(), metricValue(m, "tcp_server_bytes_received_total"));
+  EXPECT_EQ(json["totals"]["accepted"].get<double>(), metricValue(m, "tcp_server_connections_accepted_total"));
+  EXPECT_EQ(json["totals"]["latency"]["count"].get<double>(),
+            metricValue(m, "tcp_server_request_duration_seconds_count"));
+  EXPECT_EQ(json["workers"].size(), 2u);
+}
+
+TEST(StatsCli, TableShowsEveryWorker) {
+  RunningMaster master(2);
+  ToolRun stats = runTool("tcpfork-stats", {"--name", master.name(), "--once"});
+  ASSERT_EQ(stats.exitCode, 0) << stats.output;
+  for (pid_t pid : master.servingPids()) {
+    EXPECT_NE(stats.output.find(std::to_string(pid)), std::string::npos) << stats.output;
+  }
+  EXPECT_NE(stats.output.find("serving"), std::string::npos);
+}
+
+TEST(StatsCli, SaysClearlyWhenNothingRuns) {
+  ToolRun stats = runTool("tcpfork-stats", {"--name", "tcpfork-test-absent", "--once"});
+  EXPECT_EQ(stats.exitCode, 1);
+  EXPECT_NE(stats.output.find("cannot open stats segment 'tcpfork-test-absent'"), std::string::npos) << stats.output;
+}
+
+}  // namespace
+}  // namespace tcpfork::test

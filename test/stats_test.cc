@@ -1,0 +1,95 @@
+// The shared-memory layout and its arithmetic, on a real segment.
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "stats/segment.h"
+#include "stats/snapshot.h"
+
+namespace tcpfork::stats {
+namespace {
+
+std::string uniqueName() { return "tcpfork-unit-" + std::to_string(::getpid()); }
+
+struct SegmentFixture : ::testing::Test {
+  std::string name = uniqueName();
+  StatsSegment segment = StatsSegment::create(name, 4);
+  ~SegmentFixture() override { StatsSegment::remove(name); }
+};
+
+TEST(Layout, SlotsOwnWholeCacheLines) {
+  EXPECT_EQ(sizeof(Slot) % 64, 0u);
+  EXPECT_EQ(alignof(Slot), 64u);
+  EXPECT_EQ(sizeof(Header) % 64, 0u);
+  EXPECT_EQ(segmentBytes(4), sizeof(Header) + 4 * sizeof(Slot));
+}
+
+TEST_F(SegmentFixture, ReadersSeeWhatAWorkerPublishes) {
+  StatsSegment worker = StatsSegment::openReadWrite(name);
+  Slot& slot = worker.slot(2);
+  store(slot.pid, 4242);
+  store(slot.state, uint64_t(WorkerState::kServing));
+  add(slot.totals.counters[index(Counter::kRequestsReceived)], 10);
+  add(slot.totals.counters[index(Counter::kRequestsReceived)], 5);
+  add(slot.totals.latencyBuckets[latencyBucket(3'000)], 15);
+  store(slot.connectionsCurrent, 3);
+
+  Snapshot s = takeSnapshot(StatsSegment::openReadOnly(name));
+  ASSERT_EQ(s.workers.size(), 1u);
+  EXPECT_EQ(s.workers[0].slot, 2u);
+  EXPECT_EQ(s.workers[0].pid, 4242);
+  EXPECT_EQ(s.total().counter(Counter::kRequestsReceived), 15u);
+  EXPECT_EQ(s.connected(), 3u);
+  EXPECT_EQ(s.total().latencyCount(), 15u);
+  EXPECT_EQ(s.total().latencyQuantileNs(0.99), 5'000u);
+}
+
+TEST_F(SegmentFixture, FoldingAnExitedWorkerKeepsTotalsAndEmptiesTheSlot) {
+  Slot& a = segment.slot(0);
+  Slot& b = segment.slot(1);
+  for (Slot* s : {&a, &b}) {
+    store(s->state, uint64_t(WorkerState::kServing));
+    add(s->totals.counters[index(Counter::kRequestsReceived)], 100);
+    add(s->totals.protocolErrors[0], 1);
+  }
+  TotalsView before = takeSnapshot(segment).total();
+  foldIntoRetired(segment.header(), a);
+  Snapshot after = takeSnapshot(segment);
+  EXPECT_EQ(after.total().counter(Counter::kRequestsReceived), before.counter(Counter::kRequestsReceived));
+  EXPECT_EQ(after.total().protocolErrors[0], 2u);
+  EXPECT_EQ(after.workers.size(), 1u);
+  EXPECT_EQ(load(a.state), uint64_t(WorkerState::kEmpty));
+  EXPECT_EQ(load(a.totals.counters[index(Counter::kRequestsReceived)]), 0u);
+  EXPECT_EQ(load(segment.header().foldSequence) % 2, 0u);
+}
+
+TEST_F(SegmentFixture, RefusesAMismatchedLayoutByName) {
+  store(segment.header().magic, kMagic);
+  segment.header().layoutVersion = kLayoutVersion + 1;
+  try {
+    StatsSegment::openReadOnly(name);
+    FAIL() << "opened a segment of another layout version";
+  } catch (const SegmentError& e) {
+    EXPECT_NE(std::string(e.what()).find("layout version"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Segment, ExplainsAMissingSegment) {
+  try {
+    StatsSegment::openReadOnly("tcpfork-unit-absent");
+    FAIL();
+  } catch (const SegmentError& e) {
+    EXPECT_NE(std::string(e.what()).find("is a tcpfork master with this name running?"), std::string::npos);
+  }
+}
+
+TEST(Segment, RefusesToReplaceALiveMastersSegment) {
+  std::string name = uniqueName() + "-owned";
+  StatsSegment first = StatsSegment::create(name, 1);
+  store(first.header().masterPid, uint64_t(::getppid()));  // a live process other than us
+  EXPECT_THROW(StatsSegment::create(name, 1), SegmentError);
+  StatsSegment::remove(name);
+}
+
+}  // namespace
+}  // namespace tcpfork::stats
