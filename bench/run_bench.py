@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """make bench: tcpfork-worker against the bare epoll baseline, same scenarios,
-same run, same CPUs.
+same run, same CPUs; then the worker with its stats counting on and off.
 
 Each scenario runs `rounds` times against each server, alternating, so slow
 drift of the machine hits both alike; the table shows the median round. The
@@ -24,6 +24,9 @@ SCENARIOS = [
     ("shallow pipeline", 100, 16),
     ("request/response", 100, 1),
 ]
+
+# What the per-batch stats writes cost: the same worker with --no-stats.
+STATS_SCENARIOS = [("pipelined", 100, 1024), ("request/response", 100, 1)]
 
 TARGETS = {
     "ratio": 0.9,
@@ -56,10 +59,12 @@ class Server:
     def __init__(self, kind, bin_dir, cpu):
         self.port = free_port()
         addr = f"127.0.0.1:{self.port}"
-        binary = "tcpfork-worker" if kind == "tcpfork" else "tcpfork-baseline"
+        binary = "tcpfork-baseline" if kind == "baseline" else "tcpfork-worker"
         cmd = ["taskset", "-c", str(cpu), os.path.join(bin_dir, binary), "--listen", addr]
-        if kind == "tcpfork":
+        if kind != "baseline":
             cmd += ["--log-level", "warn"]
+        if kind == "no-stats":
+            cmd += ["--no-stats"]
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
         self.client = os.path.join(bin_dir, "tcpfork-client")
@@ -113,8 +118,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin-dir", default="build/bin")
     ap.add_argument("--out", default="build/bench.json")
-    ap.add_argument("--duration", type=float, default=5.0, help="seconds per run")
-    ap.add_argument("--rounds", type=int, default=3, help="runs per scenario and server (median shown)")
+    ap.add_argument("--duration", type=float, default=3.0, help="seconds per run")
+    ap.add_argument("--rounds", type=int, default=5, help="runs per scenario and server (median shown)")
     ap.add_argument("--payload-bytes", type=int, default=16)
     ap.add_argument("--client-threads", type=int, default=1)
     ap.add_argument("--server-cpu", type=int, default=0)
@@ -122,16 +127,17 @@ def main():
     args = ap.parse_args()
 
     client = os.path.join(args.bin_dir, "tcpfork-client")
-    results = []
-    total_runs = len(SCENARIOS) * 2 * args.rounds
-    run_no = 0
-    for name, conns, window in SCENARIOS:
-        runs = {"tcpfork": [], "baseline": []}
-        peak = {"tcpfork": 0, "baseline": 0}
+    total_runs = (len(SCENARIOS) + len(STATS_SCENARIOS)) * 2 * args.rounds
+    counter = [0]
+
+    def compare(name, conns, window, kinds):
+        """Runs `rounds` alternating rounds per kind; returns the median report and peak RSS per kind."""
+        runs = {kind: [] for kind in kinds}
+        peak = {kind: 0 for kind in kinds}
         for r in range(args.rounds):
-            for kind in ("tcpfork", "baseline"):
-                run_no += 1
-                print(f"[{run_no}/{total_runs}] {name} ({conns} x {window}) against {kind}, round {r + 1}",
+            for kind in kinds:
+                counter[0] += 1
+                print(f"[{counter[0]}/{total_runs}] {name} ({conns} x {window}) against {kind}, round {r + 1}",
                       file=sys.stderr, flush=True)
                 server = Server(kind, args.bin_dir, args.server_cpu)
                 try:
@@ -142,12 +148,16 @@ def main():
                     raise RuntimeError(f"{kind} {name}: ack errors {report['errors']}, "
                                        f"unacked {report['unacked_at_end']}")
                 runs[kind].append(report)
-
-        def median_run(kind):
+        medians = {}
+        for kind in kinds:
             ordered = sorted(runs[kind], key=lambda rep: rep["acks_per_sec"])
-            return ordered[len(ordered) // 2]
+            medians[kind] = ordered[len(ordered) // 2]
+        return medians, peak, runs
 
-        ours, base = median_run("tcpfork"), median_run("baseline")
+    results = []
+    for name, conns, window in SCENARIOS:
+        medians, peak, runs = compare(name, conns, window, ("tcpfork", "baseline"))
+        ours, base = medians["tcpfork"], medians["baseline"]
         results.append({
             "scenario": name, "connections": conns, "window": window,
             "tcpfork_acks_per_sec": ours["acks_per_sec"], "baseline_acks_per_sec": base["acks_per_sec"],
@@ -157,6 +167,17 @@ def main():
             "tcpfork_peak_rss_bytes": peak["tcpfork"], "baseline_peak_rss_bytes": peak["baseline"],
             "tcpfork_rounds_acks_per_sec": [rep["acks_per_sec"] for rep in runs["tcpfork"]],
             "baseline_rounds_acks_per_sec": [rep["acks_per_sec"] for rep in runs["baseline"]],
+        })
+
+    stats_results = []
+    for name, conns, window in STATS_SCENARIOS:
+        medians, _, runs = compare(name, conns, window, ("tcpfork", "no-stats"))
+        on, off = medians["tcpfork"]["acks_per_sec"], medians["no-stats"]["acks_per_sec"]
+        stats_results.append({
+            "scenario": name, "connections": conns, "window": window,
+            "stats_on_acks_per_sec": on, "stats_off_acks_per_sec": off, "ratio": on / off if off else 0.0,
+            "stats_on_rounds": [rep["acks_per_sec"] for rep in runs["tcpfork"]],
+            "stats_off_rounds": [rep["acks_per_sec"] for rep in runs["no-stats"]],
         })
 
     print()
@@ -172,6 +193,15 @@ def main():
               f"{fmt_ns(row['tcpfork_p50_ns']):>9} {fmt_ns(row['tcpfork_p99_ns']):>9} "
               f"{fmt_ns(row['baseline_p99_ns']):>9} {row['tcpfork_peak_rss_bytes'] / 2**20:>7.1f} M")
 
+    print()
+    print("stats cost: the same worker counting into its stats slot (on) and with --no-stats (off)")
+    header = f"{'scenario':<18} {'stats on acks/s':>16} {'stats off acks/s':>17} {'ratio':>6}"
+    print(header)
+    print("-" * len(header))
+    for row in stats_results:
+        print(f"{row['scenario']:<18} {fmt_rate(row['stats_on_acks_per_sec']):>16} "
+              f"{fmt_rate(row['stats_off_acks_per_sec']):>17} {row['ratio']:>6.3f}")
+
     by_name = {row["scenario"]: row for row in results}
     checks = [
         ("ratio >= 0.9 in every scenario", all(row["ratio"] >= TARGETS["ratio"] for row in results)),
@@ -181,6 +211,7 @@ def main():
          by_name["request/response"]["tcpfork_acks_per_sec"] >= TARGETS["request/response_acks_per_sec"]),
         ("request/response p99 <= 2 ms",
          by_name["request/response"]["tcpfork_p99_ns"] <= TARGETS["request/response_p99_ns"]),
+        ("stats on >= 98% of stats off", all(row["ratio"] >= 0.98 for row in stats_results)),
     ]
     print()
     for what, ok in checks:
@@ -189,7 +220,7 @@ def main():
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"duration_s": args.duration, "rounds": args.rounds, "payload_bytes": args.payload_bytes,
-                   "scenarios": results, "targets_met": {what: ok for what, ok in checks}}, f, indent=2)
+                   "scenarios": results, "stats_cost": stats_results, "targets_met": {what: ok for what, ok in checks}}, f, indent=2)
     print(f"\nwrote {args.out}")
 
 

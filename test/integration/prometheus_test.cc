@@ -4,9 +4,13 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <cstdio>
 #include <fstream>
+#include <regex>
 
 #include "test/integration/http_get.h"
 #include "test/integration/running_master.h"
@@ -17,9 +21,36 @@ namespace {
 
 constexpr const char* kPrometheus = "/usr/bin/prometheus";
 
+std::string urlEncode(const std::string& text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '_' || c == '.' || c == '-' || c == '~') {
+      out += char(c);
+    } else {
+      char buffer[4];
+      std::snprintf(buffer, sizeof buffer, "%%%02X", c);
+      out += buffer;
+    }
+  }
+  return out;
+}
+
 int freeLoopbackPort() {
   UniqueFd fd = listenTcp(parseAddress("127.0.0.1:0"), {.backlog = 1, .reusePort = false});
   return localAddress(fd.get()).port();
+}
+
+TEST(Prometheus, AcceptsTheShippedScrapeConfig) {
+  if (::access("/usr/bin/promtool", X_OK) != 0) GTEST_SKIP() << "Debian package prometheus not installed";
+  ToolRun check = [] {
+    std::string log = tempPath("promtool.out");
+    ChildProcess promtool({"/usr/bin/promtool", "check", "config",
+                           std::string(TCPFORK_SOURCE_DIR) + "/deploy/prometheus.yml"},
+                          {}, log);
+    auto status = promtool.waitExit(30s);
+    return ToolRun{status ? WEXITSTATUS(*status) : -1, readFile(log), {}};
+  }();
+  EXPECT_EQ(check.exitCode, 0) << check.output;
 }
 
 TEST(Prometheus, ScrapesTheRequestRateWhileLoadRuns) {
@@ -55,6 +86,24 @@ TEST(Prometheus, ScrapesTheRequestRateWhileLoadRuns) {
   EXPECT_TRUE(seen) << "Prometheus never saw a request rate; its log:\n" << readFile(dir + "/prometheus.log");
   EXPECT_GT(rate, 1000) << "offered 20000/s";
   EXPECT_LT(rate, 40000) << "offered 20000/s";
+
+  // Every query of the shipped dashboard is valid PromQL over what we export.
+  auto dashboard = nlohmann::json::parse(readFile(std::string(TCPFORK_SOURCE_DIR) + "/deploy/grafana/tcpfork.json"));
+  int queries = 0;
+  for (const auto& panel : dashboard["panels"]) {
+    for (const auto& target : panel["targets"]) {
+      std::string expr = target["expr"];
+      expr = std::regex_replace(expr, std::regex(R"(\$\{prefix\})"), "tcp_server");
+      expr = std::regex_replace(expr, std::regex(R"(\$instance)"), ".*");
+      HttpResponse r = httpGet(port, "/api/v1/query?query=" + urlEncode(expr));
+      auto json = nlohmann::json::parse(r.body, nullptr, false);
+      ASSERT_TRUE(json.is_object()) << expr << ": " << r.body;
+      EXPECT_EQ(json["status"], "success") << panel["title"] << ": " << expr << ": " << r.body;
+      EXPECT_FALSE(json["data"]["result"].empty()) << panel["title"] << ": no series for " << expr;
+      ++queries;
+    }
+  }
+  EXPECT_GE(queries, 12);
 
   // The target is healthy in Prometheus' own view too.
   HttpResponse up = httpGet(port, "/api/v1/query?query=up%7Bjob%3D%22tcpfork%22%7D");
