@@ -57,7 +57,11 @@ void Listeners::keepOnly(unsigned count, const std::vector<std::string>& address
 }
 
 std::string Listeners::describe() const {
-  if (socketActivated()) return fmt::format("{} socket(s) from systemd", inherited_.size());
+  if (socketActivated()) {
+    std::vector<std::string> bound;
+    for (const auto& fd : inherited_) bound.push_back(localAddress(fd.get()).toString());
+    return fmt::format("{} (from systemd, shared by all workers)", fmt::join(bound, ", "));
+  }
   std::vector<std::string> addresses;
   for (const auto& e : entries_) {
     std::string bound = localAddress(e.fd.get()).toString();

@@ -347,3 +347,46 @@ TEST(Master, WorkersDropToTheConfiguredUser) {
 
 }  // namespace
 }  // namespace tcpfork::test
+
+namespace tcpfork::test {
+namespace {
+
+TEST(Master, ServesSocketsHandedOverBySystemd) {
+  constexpr const char* kActivate = "/usr/bin/systemd-socket-activate";
+  if (::access(kActivate, X_OK) != 0) GTEST_SKIP() << "systemd-socket-activate not installed";
+  int port;
+  {
+    UniqueFd probe = listenTcp(parseAddress("127.0.0.1:0"), {.backlog = 1, .reusePort = false});
+    port = localAddress(probe.get()).port();
+  }
+  std::string name = "tcpfork-test-activated-" + std::to_string(::getpid());
+  std::string log = tempPath("activated.log");
+  std::string config = tempPath("activated.yaml");
+  std::ofstream(config) << "name: " << name << "\nworkers: 2\npid_file: " << tempPath("activated.pid")
+                        << "\nmetrics:\n  listen: 127.0.0.1:0\n";
+  // systemd-socket-activate binds, then execs tcpfork (same pid) on the first connection.
+  ChildProcess activator({kActivate, "-l", "127.0.0.1:" + std::to_string(port), binary("tcpfork"), "-c", config}, {},
+                         log);
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        try {
+          TestConnection probe(port, 100ms);
+          return true;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      5s));
+  TestConnection c(port, 5s);
+  c.send(submitFrame(5));
+  EXPECT_EQ(c.read(14), submitAckFrame(5)) << readFile(log);
+  EXPECT_TRUE(waitUntil([&] { return readFile(log).find("ready: 2 workers serving") != std::string::npos; }, 5s));
+  EXPECT_NE(readFile(log).find("127.0.0.1:" + std::to_string(port) + " (from systemd, shared by all workers)"),
+            std::string::npos)
+      << readFile(log);
+  activator.signal(SIGTERM);
+  EXPECT_TRUE(activator.waitExit(5s).has_value());
+}
+
+}  // namespace
+}  // namespace tcpfork::test
