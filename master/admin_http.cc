@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstring>
+#include <regex>
 #include <system_error>
 
 #include "base/socket.h"
@@ -71,6 +72,10 @@ void AdminHttp::handle(evhttp_request* request) {
     reply(request, h.ok ? 200 : 503, h.ok ? "OK" : "Service Unavailable", "text/plain", h.detail + "\n");
   } else if (path == "/status") {
     reply(request, 200, "OK", "application/json", stats::snapshotJson(stats::takeSnapshot(segment_)).dump(2) + "\n");
+  } else if (path == "/debug/pprof/profile" && pprof_) {
+    pprof_(request, std::nullopt);
+  } else if (std::smatch m; pprof_ && std::regex_match(path, m, std::regex(R"(/debug/worker/(\d{1,4})/pprof/profile)"))) {
+    pprof_(request, unsigned(std::stoul(m[1])));
   } else {
     reply(request, 404, "Not Found", "text/plain", "not found; try /metrics, /healthz or /status\n");
   }

@@ -4,12 +4,15 @@
 //   GET /metrics   Prometheus text from the MetricsCollector
 //   GET /healthz   200 "ok" when every configured worker serves, else 503
 //   GET /status    the stats snapshot as JSON (same document as tcpfork-stats --json)
+//   GET /debug/pprof/profile?seconds=N&worker=K, /debug/worker/K/pprof/profile?seconds=N
+//                  a worker's CPU profile, when profile.http is on
 // Owned by the Master.
 
 #include <event2/http.h>
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/unique_fd.h"
@@ -32,6 +35,10 @@ class AdminHttp {
   AdminHttp& operator=(const AdminHttp&) = delete;
 
   std::string boundAddress() const;
+  // Serves /debug/pprof/profile?worker=K and /debug/worker/K/pprof/profile
+  // (the form google-pprof builds) through `handler` (unset: 404).
+  using PprofHandler = std::function<void(evhttp_request*, std::optional<unsigned> worker)>;
+  void setPprofHandler(PprofHandler handler) { pprof_ = std::move(handler); }
 
  private:
   static void onRequest(evhttp_request* request, void* self);
@@ -42,6 +49,7 @@ class AdminHttp {
   const MetricsCollector& collector_;
   const stats::StatsSegment& segment_;
   std::function<Health()> health_;
+  PprofHandler pprof_;
 };
 
 }  // namespace tcpfork

@@ -183,6 +183,8 @@ void readFile(const std::string& path, Config& c) {
                    r.forEach(
                        n, k,
                        {{"dir", [&](auto& m, auto& mk) { c.profile.dir = r.scalar(m, mk); }},
+                        {"http", [&](auto& m, auto& mk) { c.profile.http = r.boolean(m, mk); }},
+                        {"http_remote", [&](auto& m, auto& mk) { c.profile.httpRemote = r.boolean(m, mk); }},
                         {"duration", [&](auto& m, auto& mk) { c.profile.duration = r.duration(m, mk, Millis(100)); }},
                         {"auto", [&](auto& m, auto& mk) {
                            auto& a = c.profile.autoProfile;

@@ -31,6 +31,8 @@ struct ProfileConfig {
   std::string dir;  // empty = /tmp/<name>_profile
   Millis duration{60'000};
   AutoProfileConfig autoProfile;
+  bool http = false;        // serve /debug/pprof/profile
+  bool httpRemote = false;  // ... to non-loopback peers too
 };
 
 struct Config {

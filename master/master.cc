@@ -14,6 +14,7 @@
 #include <system_error>
 
 #include "base/log.h"
+#include "stats/snapshot.h"
 
 namespace tcpfork {
 namespace {
@@ -85,6 +86,9 @@ Master::Master(Config config, std::string configPath, ConfigOverrides overrides,
       supervisor_(segment_, listeners_, config_.maxWorkers),
       collector_(segment_, config_.metricsNamespace,
                  [this] { return MasterStatus{supervisor_.count(), supervisor_.backingOff()}; }),
+      profileDir_(config_.effectiveProfileDir(), resolveIdentity(config_).uid, resolveIdentity(config_).gid),
+      autoProfiler_(segment_, config_.profile.autoProfile),
+      autoProfileTimer_(event_new(base_.get(), -1, EV_PERSIST, &Master::onAutoProfile, this)),
       tick_(event_new(base_.get(), -1, EV_PERSIST, &Master::onTick, this)),
       readyFd_(readyFd) {
   if (!tick_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(tick)");
@@ -118,6 +122,9 @@ WorkerSettings Master::settingsFrom(const Config& c) const {
   Identity id = resolveIdentity(c);
   s.uid = id.uid;
   s.gid = id.gid;
+  s.name = c.name;
+  s.profileDir = profileDir_.path();
+  s.profileDuration = c.profile.duration;
   return s;
 }
 
@@ -128,6 +135,17 @@ int Master::run() {
     return AdminHttp::Health{ok, fmt::format("{}: {} of {} workers serving", ok ? "ok" : "unhealthy", serving,
                                              supervisor_.count())};
   });
+  if (config_.profile.http) {
+    pprof_ = std::make_unique<PprofEndpoint>(base_.get(), segment_, profileDir_, config_.profile.httpRemote,
+                                             [this](unsigned index) -> std::optional<PprofEndpoint::Target> {
+                                               auto w = supervisor_.servingWorker(index);
+                                               if (!w) return std::nullopt;
+                                               return PprofEndpoint::Target{w->pid, w->slot};
+                                             });
+    admin_->setPprofHandler(
+        [this](evhttp_request* request, std::optional<unsigned> worker) { pprof_->handle(request, worker); });
+  }
+  armAutoProfiler();
   supervisor_.start(settingsFrom(config_));
   spdlog::info("master pid {}: {} workers on {}; metrics on http://{}/metrics; pidfile {}; stats segment '{}'",
                ::getpid(), supervisor_.count(), listeners_.describe(), admin_->boundAddress(), pidfile_.path(),
@@ -176,9 +194,40 @@ void Master::onSignal(evutil_socket_t signal, short, void* self) {
   }
 }
 
+void Master::armAutoProfiler() {
+  event_del(autoProfileTimer_.get());
+  const auto& a = config_.profile.autoProfile;
+  if (!a.enabled) return;
+  timeval tv{static_cast<time_t>(a.interval.count() / 1000), static_cast<suseconds_t>(a.interval.count() % 1000 * 1000)};
+  event_add(autoProfileTimer_.get(), &tv);
+  spdlog::info("auto-profiling on: every {} ms, threshold {}%, {} samples, cooldown {} s", a.interval.count(),
+               a.threshold, a.consecutive, a.cooldown.count() / 1000);
+}
+
+void Master::onAutoProfile(evutil_socket_t, short, void* self) {
+  auto* master = static_cast<Master*>(self);
+  if (!master->stopping_) master->autoProfiler_.sample(master->supervisor_.generation());
+}
+
+// The workers write the files; the master says where each one landed.
+void Master::logFinishedProfiles() {
+  stats::Snapshot snapshot = stats::takeSnapshot(segment_);
+  std::map<pid_t, bool> now;
+  for (const auto& w : snapshot.workers) {
+    now[w.pid] = w.profiling;
+    auto before = profiling_.find(w.pid);
+    if (before != profiling_.end() && before->second && !w.profiling) {
+      auto file = profileDir_.newestProfileOf(w.pid);
+      spdlog::info("worker {} (pid {}) wrote CPU profile {}", w.index, w.pid, file.value_or("(file not found)"));
+    }
+  }
+  profiling_ = std::move(now);
+}
+
 void Master::onTick(evutil_socket_t, short, void* self) {
   auto* master = static_cast<Master*>(self);
   master->supervisor_.tick();
+  master->logFinishedProfiles();
   if (!master->announcedReady_ && master->supervisor_.allServing()) {
     master->announcedReady_ = true;
     spdlog::info("ready: {} workers serving", master->supervisor_.count());
@@ -203,7 +252,12 @@ void Master::onTick(evutil_socket_t, short, void* self) {
 void Master::reap() {
   int status;
   pid_t pid;
-  while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) supervisor_.onChildExit(pid, status);
+  while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+    supervisor_.onChildExit(pid, status);
+    if (int removed = profileDir_.removePartialProfilesOf(pid)) {
+      spdlog::warn("removed {} unfinished CPU profile(s) of worker pid {}", removed, pid);
+    }
+  }
 }
 
 void Master::reload() {
@@ -247,8 +301,12 @@ void Master::reload() {
     spdlog::error("reload: {}; generation {} keeps serving", why, supervisor_.generation());
     return;
   }
+  keep("profile.dir", next.profile.dir, config_.profile.dir);
+  keep("profile.http", next.profile.http, config_.profile.http);
   collector_.setNamespace(next.metricsNamespace);
+  autoProfiler_.setConfig(next.profile.autoProfile);
   config_ = next;
+  armAutoProfiler();
 }
 
 void Master::reopenLogs() {

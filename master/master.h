@@ -6,16 +6,20 @@
 //   TTIN/TTOU one worker more/fewer   TRAP forwarded to workers (profiling)
 //   CHLD reap and restart
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "base/event_ptr.h"
 #include "master/admin_http.h"
+#include "master/auto_profiler.h"
 #include "master/config.h"
 #include "master/listeners.h"
 #include "master/metrics_collector.h"
 #include "master/pidfile.h"
+#include "master/pprof_endpoint.h"
+#include "master/profile_dir.h"
 #include "master/supervisor.h"
 #include "stats/segment.h"
 
@@ -36,6 +40,9 @@ class Master {
  private:
   static void onSignal(evutil_socket_t signal, short what, void* self);
   static void onTick(evutil_socket_t fd, short what, void* self);
+  static void onAutoProfile(evutil_socket_t fd, short what, void* self);
+  void armAutoProfiler();
+  void logFinishedProfiles();
   void reap();
   void reload();
   void reopenLogs();
@@ -51,7 +58,12 @@ class Master {
   Listeners listeners_;
   Supervisor supervisor_;
   MetricsCollector collector_;
+  ProfileDir profileDir_;
+  AutoProfiler autoProfiler_;
+  EventPtr autoProfileTimer_;
   std::unique_ptr<AdminHttp> admin_;
+  std::unique_ptr<PprofEndpoint> pprof_;
+  std::map<pid_t, bool> profiling_;  // last seen profiling state, to log finished profiles
   std::vector<EventPtr> signalEvents_;
   EventPtr tick_;
   int readyFd_;

@@ -130,6 +130,8 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
          double(snapshot.generation));
   double profiling = 0;
   for (const auto& w : snapshot.workers) profiling += w.profiling ? 1 : 0;
+  single("auto_profiles_total", "CPU profiles started by the master's auto-profiler.", MetricType::Counter,
+         double(snapshot.autoProfiles));
   single("profiling_active", "Workers whose CPU profiler is running.", MetricType::Gauge, profiling);
 
   // Per worker process. Labelled by index and generation: an index's counters

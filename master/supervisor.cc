@@ -92,7 +92,10 @@ void Supervisor::spawn(unsigned index) {
                   "--output-high-water", std::to_string(settings_.outputHighWater),
                   "--idle-timeout", fmt::format("{}ms", settings_.idleTimeout.count()),
                   "--drain-timeout", fmt::format("{}ms", settings_.drainTimeout.count()),
-                  "--log-level", settings_.logLevel};
+                  "--log-level", settings_.logLevel,
+                  "--name", settings_.name,
+                  "--profile-duration", fmt::format("{}ms", settings_.profileDuration.count())};
+  if (!settings_.profileDir.empty()) request.argv.insert(request.argv.end(), {"--profile-dir", settings_.profileDir});
   if (!settings_.logFile.empty()) request.argv.insert(request.argv.end(), {"--log-file", settings_.logFile});
   for (int fd : fds) request.argv.insert(request.argv.end(), {"--listen-fd", std::to_string(fd)});
   request.inheritFds = fds;
@@ -123,6 +126,11 @@ bool Supervisor::allServing() const {
   return !current_.empty() && std::all_of(current_.begin(), current_.end(), [&](const IndexState& s) {
     return s.process && serving(*s.process);
   });
+}
+
+std::optional<Supervisor::WorkerRef> Supervisor::servingWorker(unsigned index) const {
+  if (index >= current_.size() || !current_[index].process || !serving(*current_[index].process)) return std::nullopt;
+  return WorkerRef{current_[index].process->pid, current_[index].process->slot};
 }
 
 unsigned Supervisor::servingCount() const {

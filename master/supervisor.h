@@ -37,6 +37,9 @@ struct WorkerSettings {
   std::string logFile;
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;
+  std::string name;
+  std::string profileDir;
+  Millis profileDuration{0};
 };
 
 class Supervisor {
@@ -70,6 +73,12 @@ class Supervisor {
   uint64_t restarts() const { return restarts_; }
   uint64_t reloads() const { return reloads_; }
   std::vector<pid_t> pids() const;
+  struct WorkerRef {
+    pid_t pid;
+    uint32_t slot;
+  };
+  // The current process serving worker `index`, if it serves.
+  std::optional<WorkerRef> servingWorker(unsigned index) const;
 
  private:
   struct Process {

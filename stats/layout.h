@@ -20,7 +20,7 @@
 namespace tcpfork::stats {
 
 inline constexpr uint64_t kMagic = 0x544350464f524b31;  // "TCPFORK1"
-inline constexpr uint32_t kLayoutVersion = 2;
+inline constexpr uint32_t kLayoutVersion = 3;
 
 enum class WorkerState : uint64_t {
   kEmpty = 0,     // slot unused
@@ -58,6 +58,9 @@ struct alignas(64) Slot {
   uint64_t connectionsCurrent;
   uint64_t profiling;      // 1 while its CPU profiler runs
   alignas(64) Totals totals;
+  // Written by the master only: a profile length (ms) for the next SIGTRAP,
+  // for /debug/pprof/profile?seconds=N. 0 = the configured duration.
+  alignas(64) uint64_t profileRequestMs;
 };
 
 struct alignas(64) Header {
@@ -72,6 +75,7 @@ struct alignas(64) Header {
   // Odd while the master folds an exited worker into `retired`; readers
   // outside the master retry until they see one even value on both sides.
   uint64_t foldSequence;
+  uint64_t autoProfiles;  // profiles started by the master's auto-profiler
   // Folded in by the master when a worker exits, before its slot is reused,
   // so that exported counters never go down.
   alignas(64) Totals retired;

@@ -33,6 +33,7 @@ Snapshot readOnce(const StatsSegment& segment) {
   s.generation = load(h.generation);
   s.workerRestarts = load(h.workerRestarts);
   s.reloads = load(h.reloads);
+  s.autoProfiles = load(h.autoProfiles);
   s.retired = readTotals(h.retired);
   for (uint32_t i = 0; i < segment.slotCount(); ++i) {
     const Slot& slot = segment.slot(i);

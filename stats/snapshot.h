@@ -48,6 +48,7 @@ struct Snapshot {
   uint64_t generation = 0;
   uint64_t workerRestarts = 0;
   uint64_t reloads = 0;
+  uint64_t autoProfiles = 0;
   TotalsView retired;
   std::vector<WorkerView> workers;  // occupied slots only
 

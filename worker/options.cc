@@ -25,6 +25,7 @@ WorkerOptions parseWorkerOptions(int argc, char** argv) {
   WorkerOptions options;
   double idleSeconds = options.limits.idleTimeout.count() / 1000.0;
   double drainSeconds = options.drainTimeout.count() / 1000.0;
+  double profileSeconds = options.profileDuration.count() / 1000.0;
 
   CLI::App app{"tcpfork-worker: one libevent loop serving the tcpfork protocol.\n"
                "Normally started by the tcpfork master; --listen runs it standalone."};
@@ -61,6 +62,12 @@ WorkerOptions parseWorkerOptions(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--generation", options.generation, "reload generation this worker belongs to");
   app.add_option("--index", options.index, "worker index (which listeners it serves)");
+  app.add_option("--name", options.name, "instance name (profile file names)")->capture_default_str();
+  app.add_option("--profile-dir", options.profileDir, "where SIGTRAP writes CPU profiles");
+  app.add_option("--profile-duration", profileSeconds, "a CPU profile stops by itself after this")
+      ->capture_default_str()
+      ->transform(durationUnits())
+      ->check(CLI::PositiveNumber);
   app.add_flag("--no-stats", options.noStats, "count nothing (to measure what stats cost)");
   app.add_option("--parent-pid", options.parentPid, "exit when this process (the master) is gone");
 
@@ -75,6 +82,7 @@ WorkerOptions parseWorkerOptions(int argc, char** argv) {
   }
   options.limits.idleTimeout = toMillis(idleSeconds);
   options.drainTimeout = toMillis(drainSeconds);
+  options.profileDuration = toMillis(profileSeconds);
   options.limits.outputLowWater = options.limits.outputHighWater / 2;
   return options;
 }

@@ -36,6 +36,9 @@ struct WorkerOptions {
   uint64_t index = 0;
   int parentPid = 0;
   bool noStats = false;  // benchmarking: measure what counting costs
+  std::string name = "tcpfork";  // instance name, for profile file names
+  std::string profileDir;        // empty: CPU profiling unavailable
+  std::chrono::milliseconds profileDuration{60'000};
 };
 
 // Parses argv; on --help or a usage error prints and exits (CLI11 conventions:

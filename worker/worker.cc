@@ -33,6 +33,9 @@ Worker::Worker(const WorkerOptions& options, std::vector<UniqueFd> listeners, st
       tick_(event_new(base_.get(), -1, EV_PERSIST, &Worker::onTick, this)),
       drainTimer_(evtimer_new(base_.get(), &Worker::onDrainDeadline, this)) {
   if (!tick_ || !drainTimer_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(worker timers)");
+  profiler_ = std::make_unique<CpuProfiler>(
+      base_.get(), ProfileOptions{options.profileDir, options.name, options.index, options.profileDuration},
+      publisher_->slot());
   for (const UniqueFd& listener : listeners_) {
     acceptors_.push_back(std::make_unique<Acceptor>(base_.get(), listener.get(), stats_,
                                                     [this](UniqueFd fd) { onNewConnection(std::move(fd)); }));
@@ -59,6 +62,7 @@ int Worker::run() {
     spdlog::error("event_base_dispatch() failed");
     return 1;
   }
+  profiler_->stop();  // a stop signal mid-profile still leaves a complete file
   if (stats_) {
     auto value = [&](stats::Counter c) { return stats::load(stats_->totals.counters[stats::index(c)]); };
     using C = stats::Counter;
@@ -84,7 +88,7 @@ void Worker::onSignal(evutil_socket_t signal, short, void* self) {
       worker->reopenLog();
       return;
     case SIGTRAP:
-      spdlog::warn("SIGTRAP: CPU profiling is not linked into this build; ignoring");
+      worker->profiler_->toggle();
       return;
     default:
       spdlog::info("{}: stopping now", strsignal(signal));

@@ -8,7 +8,7 @@
 //                  already queued on the listeners, close them, then as SIGQUIT
 //   SIGTERM/SIGINT stop at once
 //   SIGUSR1        reopen the log file
-//   SIGTRAP        CPU profiling toggle (logged until the profiler is linked)
+//   SIGTRAP        CPU profiling toggle (gperftools; stops by itself too)
 
 #include <memory>
 #include <unordered_map>
@@ -19,6 +19,7 @@
 #include "base/unique_fd.h"
 #include "worker/acceptor.h"
 #include "worker/connection.h"
+#include "worker/cpu_profiler.h"
 #include "worker/handler.h"
 #include "worker/options.h"
 #include "worker/slot_publisher.h"
@@ -61,6 +62,7 @@ class Worker {
   ConnectionContext context_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   std::unordered_map<int, std::unique_ptr<Connection>> connections_;  // by fd
+  std::unique_ptr<CpuProfiler> profiler_;
   std::vector<EventPtr> signalEvents_;
   EventPtr tick_;
   EventPtr drainTimer_;

@@ -1,0 +1,148 @@
+#include "master/pprof_endpoint.h"
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <signal.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace tcpfork {
+namespace {
+
+constexpr timeval kPollInterval{0, 100'000};
+constexpr auto kStartGrace = std::chrono::seconds(3);
+constexpr auto kFinishGrace = std::chrono::seconds(5);
+constexpr long kMaxSeconds = 300;
+
+bool isLoopback(const std::string& address) {
+  return address.rfind("127.", 0) == 0 || address == "::1" || address.rfind("::ffff:127.", 0) == 0;
+}
+
+void reply(evhttp_request* request, int code, const std::string& body, const char* contentType) {
+  evhttp_add_header(evhttp_request_get_output_headers(request), "Content-Type", contentType);
+  evbuffer* out = evbuffer_new();
+  evbuffer_add(out, body.data(), body.size());
+  evhttp_send_reply(request, code, code == 200 ? "OK" : "Error", out);
+  evbuffer_free(out);
+}
+
+std::optional<long> queryNumber(const evkeyvalq& query, const char* key, long fallback) {
+  const char* text = evhttp_find_header(&query, key);
+  if (!text) return fallback;
+  char* end = nullptr;
+  long value = std::strtol(text, &end, 10);
+  if (end == text || *end != '\0') return std::nullopt;
+  return value;
+}
+
+}  // namespace
+
+PprofEndpoint::PprofEndpoint(event_base* base, stats::StatsSegment& segment, const ProfileDir& dir, bool allowRemote,
+                             FindWorker findWorker)
+    : base_(base), segment_(segment), dir_(dir), allowRemote_(allowRemote), findWorker_(std::move(findWorker)) {}
+
+PprofEndpoint::~PprofEndpoint() {
+  for (auto& p : pending_) {
+    if (p.request) {
+      evhttp_connection_set_closecb(evhttp_request_get_connection(p.request), nullptr, nullptr);
+      reply(p.request, 503, "shutting down\n", "text/plain");
+    }
+  }
+}
+
+void PprofEndpoint::handle(evhttp_request* request, std::optional<unsigned> worker) {
+  evhttp_connection* connection = evhttp_request_get_connection(request);
+  char* peer = nullptr;
+  ev_uint16_t port = 0;
+  evhttp_connection_get_peer(connection, &peer, &port);
+  if (!allowRemote_ && !isLoopback(peer ? peer : "")) {
+    reply(request, 403, "profiling is served to loopback clients only (profile.http_remote)\n", "text/plain");
+    return;
+  }
+  evkeyvalq query{};
+  const char* rawQuery = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(request));
+  evhttp_parse_query_str(rawQuery ? rawQuery : "", &query);
+  auto seconds = queryNumber(query, "seconds", 30);
+  auto index = worker ? std::optional<long>(*worker) : queryNumber(query, "worker", 0);
+  evhttp_clear_headers(&query);
+  if (!seconds || *seconds < 1 || *seconds > kMaxSeconds || !index || *index < 0) {
+    reply(request, 400, fmt::format("usage: /debug/pprof/profile?seconds=1..{}&worker=INDEX\n", kMaxSeconds),
+          "text/plain");
+    return;
+  }
+  auto target = findWorker_(unsigned(*index));
+  if (!target) {
+    reply(request, 404, fmt::format("no serving worker {}\n", *index), "text/plain");
+    return;
+  }
+  stats::Slot& slot = segment_.slot(target->slot);
+  if (stats::load(slot.profiling) != 0) {
+    reply(request, 409, fmt::format("worker {} is already profiling\n", *index), "text/plain");
+    return;
+  }
+  stats::store(slot.profileRequestMs, uint64_t(*seconds) * 1000);
+  if (::kill(target->pid, SIGTRAP) != 0) {
+    stats::store(slot.profileRequestMs, 0);
+    reply(request, 500, "cannot signal the worker\n", "text/plain");
+    return;
+  }
+  spdlog::info("pprof: {}-second CPU profile of worker {} (pid {}) for {}", *seconds, *index, target->pid,
+               peer ? peer : "?");
+  Pending& p = pending_.emplace_back();
+  p.owner = this;
+  p.request = request;
+  p.target = *target;
+  auto now = std::chrono::steady_clock::now();
+  p.startBy = now + kStartGrace;
+  p.finishBy = now + std::chrono::seconds(*seconds) + kFinishGrace;
+  p.poll.reset(event_new(base_, -1, EV_PERSIST, &PprofEndpoint::onPoll, &p));
+  event_add(p.poll.get(), &kPollInterval);
+  evhttp_connection_set_closecb(connection, &PprofEndpoint::onClientClosed, &p);
+}
+
+void PprofEndpoint::onClientClosed(evhttp_connection*, void* arg) { static_cast<Pending*>(arg)->request = nullptr; }
+
+void PprofEndpoint::onPoll(evutil_socket_t, short, void* arg) {
+  auto& p = *static_cast<Pending*>(arg);
+  PprofEndpoint& self = *p.owner;
+  stats::Slot& slot = self.segment_.slot(p.target.slot);
+  bool profiling = stats::load(slot.profiling) != 0 && stats::load(slot.pid) == uint64_t(p.target.pid);
+  auto now = std::chrono::steady_clock::now();
+  if (!p.started) {
+    if (profiling) {
+      p.started = true;
+      stats::store(slot.profileRequestMs, 0);  // later SIGTRAPs use the configured duration
+    } else if (now > p.startBy) {
+      stats::store(slot.profileRequestMs, 0);
+      self.finish(p, 500, "the worker did not start profiling\n");
+    }
+    return;
+  }
+  if (profiling) {
+    if (now > p.finishBy) self.finish(p, 504, "the profile did not finish in time\n");
+    return;
+  }
+  auto file = self.dir_.newestProfileOf(p.target.pid);
+  std::ifstream in(file.value_or(""), std::ios::binary);
+  if (!file || !in) {
+    self.finish(p, 500, "the worker's profile file is missing\n");
+    return;
+  }
+  std::ostringstream body;
+  body << in.rdbuf();
+  self.finish(p, 200, body.str(), "application/octet-stream");
+}
+
+void PprofEndpoint::finish(Pending& pending, int code, const std::string& body, const char* contentType) {
+  if (pending.request) {
+    evhttp_connection_set_closecb(evhttp_request_get_connection(pending.request), nullptr, nullptr);
+    reply(pending.request, code, body, contentType);
+  }
+  pending_.remove_if([&](const Pending& p) { return &p == &pending; });
+}
+
+}  // namespace tcpfork
