@@ -10,7 +10,8 @@ RUN_ARGS   ?=
 DEB_PACKAGES := g++ make cmake pkg-config python3 \
 	libevent-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev \
 	libboost-dev libyaml-cpp-dev libsystemd-dev \
-	libgtest-dev libgmock-dev prometheus-cpp-dev prometheus
+	libgtest-dev libgmock-dev prometheus-cpp-dev prometheus \
+	libgoogle-perftools-dev google-perftools
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 

@@ -131,10 +131,10 @@ TEST(Master, ReloadWithABrokenConfigKeepsServing) {
   RunningMaster master(2);
   ASSERT_TRUE(master.waitServing(2, 5s));
   auto before = master.servingPids();
-  master.writeConfig(RunningMaster::baseYaml(master.name(), master.pidFile(), 2) + "workerz: 3\n");
+  master.writeConfig(RunningMaster::baseYaml(master.name(), master.pidFile(), 2, master.profileDir()) + "workerz: 3\n");
   master.process().signal(SIGHUP);
   ASSERT_TRUE(master.waitForLog("keeps serving", 5s)) << master.log();
-  EXPECT_NE(master.log().find(master.configPath() + ":7: workerz: unknown key"), std::string::npos) << master.log();
+  EXPECT_NE(master.log().find(master.configPath() + ":9: workerz: unknown key"), std::string::npos) << master.log();
   EXPECT_EQ(master.servingPids(), before);
   EXPECT_EQ(master.generation(), 1u);
   EXPECT_TRUE(master.roundTrip(3));
@@ -194,7 +194,7 @@ TEST(Master, WorkersDieWithTheMaster) {
 TEST(Master, ASecondMasterOnThePidfileRefuses) {
   RunningMaster master(1);
   std::string config = tempPath("second.yaml");
-  std::ofstream(config) << RunningMaster::baseYaml(master.name() + "-2", master.pidFile(), 1);
+  std::ofstream(config) << RunningMaster::baseYaml(master.name() + "-2", master.pidFile(), 1, tempPath("second-profiles"));
   ToolRun second = runTool("tcpfork", {"-c", config}, 10s);
   EXPECT_EQ(second.exitCode, 1);
   EXPECT_NE(second.output.find("another tcpfork master (pid " + std::to_string(master.process().pid()) + ") holds"),
@@ -232,7 +232,8 @@ TEST(Master, DaemonizesAndReportsReadiness) {
   std::string pidFile = tempPath("daemon.pid");
   std::string log = tempPath("daemon.log");
   std::string config = tempPath("daemon.yaml");
-  std::ofstream(config) << RunningMaster::baseYaml(name, pidFile, 1) << "log:\n  file: " << log << "\n";
+  std::ofstream(config) << RunningMaster::baseYaml(name, pidFile, 1, tempPath("daemon-profiles")) << "log:\n  file: "
+                        << log << "\n";
   ToolRun start = runTool("tcpfork", {"-c", config, "-d"}, 15s);
   ASSERT_EQ(start.exitCode, 0) << start.output << readFile(log);
   pid_t daemon = std::stoi(readFile(pidFile));
@@ -248,7 +249,7 @@ TEST(Master, DaemonSaysWhyItCouldNotStart) {
   UniqueFd taken = listenTcp(parseAddress("127.0.0.1:0"), {.backlog = 16, .reusePort = false});
   std::string busy = localAddress(taken.get()).toString();
   std::ofstream(config) << "name: tcpfork-test-busy-" << ::getpid() << "\nlisten: " << busy << "\npid_file: "
-                        << tempPath("busy.pid") << "\n";
+                        << tempPath("busy.pid") << "\nprofile:\n  dir: " << tempPath("busy-profiles") << "\n";
   ToolRun start = runTool("tcpfork", {"-c", config, "-d"}, 15s);
   EXPECT_EQ(start.exitCode, 1);
   EXPECT_NE(start.output.find("bind(" + busy + "): Address already in use"), std::string::npos) << start.output;
@@ -289,7 +290,7 @@ namespace {
 
 std::string minimalConfig(const std::string& name, const std::string& extra) {
   std::string path = tempPath(name + ".yaml");
-  std::ofstream(path) << RunningMaster::baseYaml(name, tempPath(name + ".pid"), 1) << extra;
+  std::ofstream(path) << RunningMaster::baseYaml(name, tempPath(name + ".pid"), 1, tempPath(name + "-profiles")) << extra;
   return path;
 }
 
@@ -363,7 +364,7 @@ TEST(Master, ServesSocketsHandedOverBySystemd) {
   std::string log = tempPath("activated.log");
   std::string config = tempPath("activated.yaml");
   std::ofstream(config) << "name: " << name << "\nworkers: 2\npid_file: " << tempPath("activated.pid")
-                        << "\nmetrics:\n  listen: 127.0.0.1:0\n";
+                        << "\nmetrics:\n  listen: 127.0.0.1:0\nprofile:\n  dir: " << tempPath("activated-profiles") << "\n";
   // systemd-socket-activate binds, then execs tcpfork (same pid) on the first connection.
   ChildProcess activator({kActivate, "-l", "127.0.0.1:" + std::to_string(port), binary("tcpfork"), "-c", config}, {},
                          log);

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <stdexcept>
@@ -26,9 +27,12 @@ size_t count(const std::string& haystack, const std::string& needle) {
 
 }  // namespace
 
-std::string RunningMaster::baseYaml(const std::string& name, const std::string& pidFile, unsigned workers) {
-  return "name: " + name + "\nlisten: 127.0.0.1:0\npid_file: " + pidFile +
-         "\nworkers: " + std::to_string(workers) + "\nmetrics:\n  listen: 127.0.0.1:0\n";
+std::string RunningMaster::baseYaml(const std::string& name, const std::string& pidFile, unsigned workers,
+                                    const std::string& profileDir) {
+  std::string yaml = "name: " + name + "\nlisten: 127.0.0.1:0\npid_file: " + pidFile +
+                     "\nworkers: " + std::to_string(workers) + "\nmetrics:\n  listen: 127.0.0.1:0\n";
+  if (!profileDir.empty()) yaml += "profile:\n  dir: " + profileDir + "\n";
+  return yaml;
 }
 
 void RunningMaster::writeConfig(const std::string& yaml) const {
@@ -41,7 +45,10 @@ RunningMaster::RunningMaster(unsigned workers, const std::string& extraYaml, con
       configPath_(tempPath("tcpfork.yaml")),
       pidFile_(tempPath("tcpfork.pid")),
       logPath_(tempPath("master.log")),
-      process_((writeConfig(baseYaml(name_, pidFile_, workers) + extraYaml),
+      profileDir_(tempPath("profiles")),
+      process_((writeConfig(baseYaml(name_, pidFile_, workers,
+                                     extraYaml.find("profile:") == std::string::npos ? profileDir_ : "") +
+                            extraYaml),
                 [&] {
                   std::vector<std::string> argv = {binary("tcpfork"), "-c", configPath_};
                   argv.insert(argv.end(), extraArgs.begin(), extraArgs.end());
@@ -79,6 +86,8 @@ RunningMaster::~RunningMaster() {
   process_.waitExit(5s);
   for (pid_t pid : workers) ::kill(pid, SIGKILL);
   stats::StatsSegment::remove(name_);
+  std::error_code ec;
+  std::filesystem::remove_all(profileDir_, ec);
 }
 
 bool RunningMaster::waitForLog(const std::string& text, std::chrono::milliseconds timeout, size_t times) const {

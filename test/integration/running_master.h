@@ -40,13 +40,17 @@ class RunningMaster {
   bool roundTrip(uint64_t id) const;
 
   void writeConfig(const std::string& yaml) const;
-  static std::string baseYaml(const std::string& name, const std::string& pidFile, unsigned workers);
+  // With `profileDir`, also sets profile.dir (tests keep profiles out of /tmp/<name>_profile).
+  static std::string baseYaml(const std::string& name, const std::string& pidFile, unsigned workers,
+                              const std::string& profileDir = "");
+  const std::string& profileDir() const { return profileDir_; }
 
  private:
   std::string name_;
   std::string configPath_;
   std::string pidFile_;
   std::string logPath_;
+  std::string profileDir_;
   ChildProcess process_;
   int port_ = 0;
   int metricsPort_ = 0;

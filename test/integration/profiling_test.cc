@@ -1,0 +1,179 @@
+// CPU profiling in production: SIGTRAP through the master and to one worker,
+// auto-stop, the profile directory's safety, the auto-profiler and the HTTP
+// endpoint; every profile is read back with google-pprof.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "test/integration/http_get.h"
+#include "test/integration/running_master.h"
+#include "test/integration/tool_run.h"
+
+namespace tcpfork::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A directory removed when the test ends.
+struct TempDir {
+  std::string path = tempPath("profiles");
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+std::vector<std::string> filesEndingWith(const std::string& dir, const std::string& suffix) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.path().string().ends_with(suffix)) out.push_back(e.path().string());
+  }
+  return out;
+}
+
+ToolRun pprofText(const std::string& profile) {
+  std::string log = tempPath("pprof.out");
+  ChildProcess pprof({"/usr/bin/google-pprof", "--text", binary("tcpfork-worker"), profile}, {}, log);
+  auto status = pprof.waitExit(60s);
+  return ToolRun{status ? WEXITSTATUS(*status) : -1, readFile(log), {}};
+}
+
+std::string profileYaml(const std::string& dir, const std::string& more = "") {
+  return "profile:\n  dir: " + dir + "\n" + more;
+}
+
+double scraped(const RunningMaster& master, const std::string& series) {
+  return metricValue(master.scrape(), series);
+}
+
+BackgroundClient load(const RunningMaster& master, int seconds) {
+  return BackgroundClient({"--addr", "127.0.0.1:" + std::to_string(master.port()), "-c", "8", "-w", "64", "-d",
+                           std::to_string(seconds), "-q"});
+}
+
+class Profiling : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::access("/usr/bin/google-pprof", X_OK) != 0) GTEST_SKIP() << "google-pprof (Debian google-perftools) missing";
+  }
+};
+
+TEST_F(Profiling, TrapThroughTheMasterProfilesEveryWorker) {
+  TempDir dir;
+  RunningMaster master(2, profileYaml(dir.path, "  duration: 30s\n"));
+  BackgroundClient bench = load(master, 6);
+  ToolRun start = runTool("tcpfork", {"-c", master.configPath(), "-s", "profile"});
+  ASSERT_EQ(start.exitCode, 0) << start.output;
+  ASSERT_TRUE(waitUntil([&] { return scraped(master, "tcp_server_profiling_active") == 2; }, 5s)) << master.log();
+  // Let the profilers take samples under load: this wait is the profiling window.
+  std::this_thread::sleep_for(1500ms);
+  runTool("tcpfork", {"-c", master.configPath(), "-s", "profile"});
+  ASSERT_TRUE(master.waitForLog("wrote CPU profile", 5s, 2)) << master.log();
+  EXPECT_EQ(scraped(master, "tcp_server_profiling_active"), 0);
+
+  auto profiles = filesEndingWith(dir.path, ".prof");
+  ASSERT_EQ(profiles.size(), 2u);
+  EXPECT_TRUE(filesEndingWith(dir.path, ".tmp").empty());
+  for (pid_t pid : master.servingPids()) {
+    EXPECT_EQ(std::count_if(profiles.begin(), profiles.end(),
+                            [&](const std::string& p) { return p.find("-" + std::to_string(pid) + "-") != std::string::npos; }),
+              1)
+        << "one profile per worker";
+  }
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  for (const auto& profile : profiles) {
+    EXPECT_NE(master.log().find("wrote CPU profile " + profile), std::string::npos) << master.log();
+    ToolRun text = pprofText(profile);
+    EXPECT_EQ(text.exitCode, 0) << text.output;
+    EXPECT_NE(text.output.find("Total:"), std::string::npos) << text.output;
+    EXPECT_NE(text.output.find("tcpfork::"), std::string::npos) << "no worker functions in:\n" << text.output;
+  }
+  bench.finish();
+}
+
+TEST_F(Profiling, TrapToOneWorkerStopsByItself) {
+  TempDir dir;
+  RunningMaster master(2, profileYaml(dir.path, "  duration: 500ms\n"));
+  pid_t one = *master.servingPids().begin();
+  ::kill(one, SIGTRAP);
+  ASSERT_TRUE(waitUntil([&] { return filesEndingWith(dir.path, ".prof").size() == 1; }, 5s)) << master.log();
+  ASSERT_TRUE(waitUntil([&] { return scraped(master, "tcp_server_profiling_active") == 0; }, 3s));
+  auto profiles = filesEndingWith(dir.path, ".prof");
+  EXPECT_NE(profiles[0].find("-" + std::to_string(one) + "-"), std::string::npos) << profiles[0];
+  EXPECT_EQ(pprofText(profiles[0]).exitCode, 0);
+}
+
+TEST_F(Profiling, AWorkerKilledMidProfileLeavesNoBrokenFile) {
+  TempDir dir;
+  RunningMaster master(1, profileYaml(dir.path));
+  pid_t victim = *master.servingPids().begin();
+  ::kill(victim, SIGTRAP);
+  ASSERT_TRUE(waitUntil([&] { return filesEndingWith(dir.path, ".tmp").size() == 1; }, 5s));
+  ::kill(victim, SIGKILL);
+  ASSERT_TRUE(master.waitForLog("removed 1 unfinished CPU profile(s) of worker pid " + std::to_string(victim), 5s))
+      << master.log();
+  EXPECT_TRUE(filesEndingWith(dir.path, ".tmp").empty());
+  EXPECT_TRUE(filesEndingWith(dir.path, ".prof").empty());
+  EXPECT_TRUE(master.waitServing(1, 5s));
+}
+
+TEST_F(Profiling, RefusesAProfileDirectoryThatIsASymlink) {
+  TempDir target;
+  ASSERT_EQ(::mkdir(target.path.c_str(), 0777), 0);
+  std::string planted = tempPath("planted");
+  ASSERT_EQ(::symlink(target.path.c_str(), planted.c_str()), 0);
+  std::string config = tempPath("symlink.yaml");
+  std::ofstream(config) << RunningMaster::baseYaml("tcpfork-test-symlink-" + std::to_string(::getpid()),
+                                                   tempPath("symlink.pid"), 1, planted);
+  ToolRun run = runTool("tcpfork", {"-c", config}, 10s);
+  EXPECT_EQ(run.exitCode, 1);
+  EXPECT_NE(run.output.find("a symlink is refused"), std::string::npos) << run.output;
+  ::unlink(planted.c_str());
+}
+
+TEST_F(Profiling, AutoProfilerTriggersOnceThenCoolsDown) {
+  TempDir dir;
+  RunningMaster master(1, profileYaml(dir.path, "  duration: 300ms\n  auto:\n    enabled: true\n    interval: 200ms\n"
+                                                "    threshold: 0.001\n    consecutive: 2\n    cooldown: 1h\n"));
+  BackgroundClient bench = load(master, 4);
+  ASSERT_TRUE(master.waitForLog("auto-profiling worker 0", 5s)) << master.log();
+  ASSERT_TRUE(waitUntil([&] { return filesEndingWith(dir.path, ".prof").size() == 1; }, 5s)) << master.log();
+  // Load continues above the threshold for many more samples: the cooldown holds.
+  bench.finish();
+  EXPECT_EQ(scraped(master, "tcp_server_auto_profiles_total"), 1);
+  EXPECT_EQ(filesEndingWith(dir.path, ".prof").size(), 1u);
+}
+
+TEST_F(Profiling, HttpEndpointReturnsAProfilePprofReads) {
+  TempDir dir;
+  RunningMaster master(2, profileYaml(dir.path, "  http: true\n"));
+  BackgroundClient bench = load(master, 5);
+  HttpResponse r = httpGet(master.metricsPort(), "/debug/worker/1/pprof/profile?seconds=1");
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::string file = tempPath("http.prof");
+  std::ofstream(file, std::ios::binary) << r.body;
+  ToolRun text = pprofText(file);
+  EXPECT_EQ(text.exitCode, 0) << text.output;
+  EXPECT_NE(text.output.find("Total:"), std::string::npos) << text.output;
+
+  EXPECT_EQ(httpGet(master.metricsPort(), "/debug/pprof/profile?seconds=0").status, 400);
+  EXPECT_EQ(httpGet(master.metricsPort(), "/debug/pprof/profile?seconds=1&worker=9").status, 404);
+  bench.finish();
+}
+
+TEST_F(Profiling, HttpEndpointIsOffByDefault) {
+  RunningMaster master(1);
+  EXPECT_EQ(httpGet(master.metricsPort(), "/debug/pprof/profile?seconds=1").status, 404);
+}
+
+}  // namespace
+}  // namespace tcpfork::test
