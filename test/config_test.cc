@@ -8,10 +8,14 @@
 namespace tcpfork {
 namespace {
 
+// One file per test process, removed when the process ends.
 std::string writeTemp(const std::string& yaml) {
-  std::string path = "/tmp/tcpfork-config-test-" + std::to_string(::getpid()) + ".yaml";
-  std::ofstream(path) << yaml;
-  return path;
+  static const struct File {
+    std::string path = "/tmp/tcpfork-config-test-" + std::to_string(::getpid()) + ".yaml";
+    ~File() { ::unlink(path.c_str()); }
+  } kFile;
+  std::ofstream(kFile.path) << yaml;
+  return kFile.path;
 }
 
 std::string errorOf(const std::string& yaml) {

@@ -10,10 +10,13 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "protocol/codec.h"
 
@@ -108,13 +111,36 @@ std::string readFile(const std::string& path) {
   return s.str();
 }
 
+namespace {
+
+// Every file a test process makes lives in one directory, removed when all of
+// its tests passed (kept for a look otherwise).
+const std::string& testDir() {
+  static const std::string kDir = [] {
+    const char* base = std::getenv("TMPDIR");
+    std::string dir = std::string(base ? base : "/tmp") + "/tcpfork-test-" + std::to_string(::getpid());
+    std::filesystem::create_directories(dir);
+    return dir;
+  }();
+  return kDir;
+}
+
+class RemoveTestDirOnSuccess : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    if (!::testing::UnitTest::GetInstance()->Passed()) return;
+    std::error_code ec;
+    std::filesystem::remove_all(testDir(), ec);
+  }
+};
+
+[[maybe_unused]] const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new RemoveTestDirOnSuccess);
+
+}  // namespace
+
 std::string tempPath(const std::string& stem) {
   static std::atomic<int> counter{0};
-  const char* dir = std::getenv("TMPDIR");
-  std::string path = std::string(dir ? dir : "/tmp") + "/tcpfork-test-" + std::to_string(::getpid()) + "-" +
-                     std::to_string(counter++) + "-" + stem;
-  ::unlink(path.c_str());
-  return path;
+  return testDir() + "/" + std::to_string(counter++) + "-" + stem;
 }
 
 TestConnection::TestConnection(int port, std::chrono::milliseconds readTimeout)
