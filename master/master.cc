@@ -101,10 +101,7 @@ Master::Master(Config config, std::string configPath, ConfigOverrides overrides,
   }
 }
 
-Master::~Master() {
-  supervisor_.killAll();
-  stats::StatsSegment::remove(segment_.name());
-}
+Master::~Master() { supervisor_.killAll(); }
 
 WorkerSettings Master::settingsFrom(const Config& c) const {
   WorkerSettings s;

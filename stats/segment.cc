@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace tcpfork::stats {
 namespace bip = boost::interprocess;
@@ -46,9 +47,28 @@ StatsSegment::StatsSegment(std::string name, std::unique_ptr<bip::mapped_region>
   slots_ = reinterpret_cast<Slot*>(static_cast<char*>(region_->get_address()) + sizeof(Header));
 }
 
-StatsSegment::StatsSegment(StatsSegment&&) noexcept = default;
-StatsSegment& StatsSegment::operator=(StatsSegment&&) noexcept = default;
-StatsSegment::~StatsSegment() = default;
+StatsSegment::StatsSegment(StatsSegment&& other) noexcept
+    : name_(std::move(other.name_)),
+      region_(std::move(other.region_)),
+      ownsName_(std::exchange(other.ownsName_, false)),
+      header_(other.header_),
+      slots_(other.slots_) {}
+
+StatsSegment& StatsSegment::operator=(StatsSegment&& other) noexcept {
+  if (this != &other) {
+    if (ownsName_) remove(name_);
+    name_ = std::move(other.name_);
+    region_ = std::move(other.region_);
+    ownsName_ = std::exchange(other.ownsName_, false);
+    header_ = other.header_;
+    slots_ = other.slots_;
+  }
+  return *this;
+}
+
+StatsSegment::~StatsSegment() {
+  if (ownsName_) remove(name_);
+}
 
 StatsSegment StatsSegment::create(const std::string& name, uint32_t slotCount, uid_t owner, gid_t group) {
   refuseIfOwnedByLiveMaster(name);
@@ -64,6 +84,7 @@ StatsSegment StatsSegment::create(const std::string& name, uint32_t slotCount, u
     auto region = std::make_unique<bip::mapped_region>(shm, bip::read_write);
     std::memset(region->get_address(), 0, bytes);
     StatsSegment segment(name, std::move(region));
+    segment.ownsName_ = true;
     Header& h = segment.header();
     h.layoutVersion = kLayoutVersion;
     h.slotCount = slotCount;

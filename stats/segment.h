@@ -27,6 +27,7 @@ class StatsSegment {
  public:
   // Creates (replacing a stale one) and zero-fills a segment of `slotCount`
   // slots. Refuses when a live master other than us still owns one of that name.
+  // The returned object owns the name: destroying it removes the segment.
   static StatsSegment create(const std::string& name, uint32_t slotCount, uid_t owner = -1, gid_t group = -1);
   static StatsSegment openReadWrite(const std::string& name);
   static StatsSegment openReadOnly(const std::string& name);
@@ -48,6 +49,7 @@ class StatsSegment {
 
   std::string name_;
   std::unique_ptr<boost::interprocess::mapped_region> region_;
+  bool ownsName_ = false;
   Header* header_ = nullptr;
   Slot* slots_ = nullptr;
 };

@@ -14,7 +14,7 @@ std::string uniqueName() { return "tcpfork-unit-" + std::to_string(::getpid()); 
 struct SegmentFixture : ::testing::Test {
   std::string name = uniqueName();
   StatsSegment segment = StatsSegment::create(name, 4);
-  ~SegmentFixture() override { StatsSegment::remove(name); }
+
 };
 
 TEST(Layout, SlotsOwnWholeCacheLines) {
@@ -74,6 +74,16 @@ TEST_F(SegmentFixture, RefusesAMismatchedLayoutByName) {
   }
 }
 
+TEST(Segment, TheCreatorRemovesItsSegment) {
+  std::string name = uniqueName() + "-owned-by-creator";
+  {
+    StatsSegment created = StatsSegment::create(name, 1);
+    StatsSegment moved = std::move(created);
+    EXPECT_NO_THROW(StatsSegment::openReadOnly(name));
+  }
+  EXPECT_THROW(StatsSegment::openReadOnly(name), SegmentError);
+}
+
 TEST(Segment, ExplainsAMissingSegment) {
   try {
     StatsSegment::openReadOnly("tcpfork-unit-absent");
@@ -88,7 +98,6 @@ TEST(Segment, RefusesToReplaceALiveMastersSegment) {
   StatsSegment first = StatsSegment::create(name, 1);
   store(first.header().masterPid, uint64_t(::getppid()));  // a live process other than us
   EXPECT_THROW(StatsSegment::create(name, 1), SegmentError);
-  StatsSegment::remove(name);
 }
 
 }  // namespace
