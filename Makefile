@@ -15,7 +15,7 @@ DEB_PACKAGES := g++ make cmake pkg-config python3 \
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps configure build run test bench clean
+.PHONY: all deps configure build run test bench clean asan tsan
 
 all: build
 
@@ -52,5 +52,21 @@ test: build
 bench: build
 	python3 bench/run_bench.py --bin-dir $(BUILD_DIR)/bin --out $(BUILD_DIR)/bench.json $(BENCH_ARGS)
 
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its
+# own build tree. Any report fails the run.
+ASAN_ENV := ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:strict_string_checks=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTCPFORK_SANITIZE=address,undefined
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && $(ASAN_ENV) ctest --output-on-failure -j $(JOBS) --timeout 300 $(CTEST_ARGS)
+
+# ThreadSanitizer where we use threads: the client's bench threads.
+tsan: deps
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTCPFORK_SANITIZE=thread
+	cmake --build build-tsan -j $(JOBS) --target unit_tests integration_tests
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ctest --output-on-failure -j $(JOBS) --timeout 300 -R 'Client|Histogram'
+
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) build-asan build-tsan

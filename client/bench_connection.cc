@@ -112,11 +112,11 @@ int64_t BenchConnection::readAcks(int64_t nowNs) {
   for (int i = 0; i < kReadsPerCall; ++i) {
     size_t asked = in_.size() - inLength_;
     ssize_t n = ::read(fd_.get(), in_.data() + inLength_, asked);
-    if (n == 0) return -1;
+    if (n == 0) return closed(ackedBefore);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      return -1;
+      return closed(ackedBefore);
     }
     size_t readBytes = static_cast<size_t>(n);
     inLength_ += readBytes;
@@ -127,9 +127,12 @@ int64_t BenchConnection::readAcks(int64_t nowNs) {
         auto decoded = decodeAck(std::span<const std::byte>(frame, inLength_ - offset), kDefaultMaxFrameBytes);
         if (decoded.status != DecodeStatus::kFrame) {
           ThreadCounters::add(counters_.errors[size_t(AckError::kMalformed)], 1);
-          return -1;  // the stream is no longer framed: nothing after this can be trusted
+          return closed(ackedBefore);  // the stream is no longer framed: nothing after it can be trusted
         }
-        checkAck(frame, nowNs);
+        if (!checkAck(frame, nowNs)) {
+          offset += kAckFrameBytes;  // unsolicited: it answers nothing we sent
+          continue;
+        }
       } else {
         counters_.latencyNs.record(static_cast<uint64_t>(std::max<int64_t>(0, nowNs - sendTimes_[ackHead_])));
         ++acked_;
@@ -146,13 +149,20 @@ int64_t BenchConnection::readAcks(int64_t nowNs) {
   return static_cast<int64_t>(acked_ - ackedBefore);
 }
 
+int64_t BenchConnection::closed(uint64_t ackedBefore) {
+  // Acks checked before the close still count.
+  ThreadCounters::add(counters_.acked, acked_ - ackedBefore);
+  return -1;
+}
+
 // The slow path: the frame is well formed but not the ack expected next.
-void BenchConnection::checkAck(const std::byte* frame, int64_t nowNs) {
+// Returns false for an ack that answers nothing (none was owed).
+bool BenchConnection::checkAck(const std::byte* frame, int64_t nowNs) {
   auto decoded = decodeAck(std::span<const std::byte>(frame, kAckFrameBytes), kDefaultMaxFrameBytes);
   const Ack& ack = decoded.message;
   if (acked_ == sent_) {
-    ThreadCounters::add(counters_.errors[size_t(AckError::kWrongId)], 1);  // nothing was owed
-    return;
+    ThreadCounters::add(counters_.errors[size_t(AckError::kWrongId)], 1);
+    return false;
   }
   if (ack.command != Command::kSubmitAck) {
     ThreadCounters::add(counters_.errors[size_t(AckError::kWrongCommand)], 1);
@@ -164,12 +174,20 @@ void BenchConnection::checkAck(const std::byte* frame, int64_t nowNs) {
   counters_.latencyNs.record(static_cast<uint64_t>(std::max<int64_t>(0, nowNs - sendTimes_[ackHead_])));
   ++acked_;
   if (++ackHead_ == window_) ackHead_ = 0;
+  return true;
 }
 
-void BenchConnection::close() {
+uint64_t BenchConnection::close() {
+  // Whole requests still in our buffer never reached the server: not sent.
+  uint64_t unsent = (outEnd_ - outBegin_) / frameBytes_;
+  sent_ -= unsent;
+  ThreadCounters::add(counters_.sent, uint64_t(0) - unsent);
+  outBegin_ = outEnd_ = 0;
+  uint64_t lost = inFlight();
   fd_.reset();
   acked_ = sent_;
   ackHead_ = sendHead_;
+  return lost;
 }
 
 }  // namespace tcpfork::client

@@ -36,15 +36,17 @@ class BenchConnection {
   // number of acks read, or -1 when the connection closed or broke.
   int64_t readAcks(int64_t nowNs);
 
-  // Closes the socket; the acks it was still owed are given up.
-  void close();
+  // Closes the socket; requests never written are no longer counted as sent.
+  // Returns how many sent requests were never acked (given up).
+  uint64_t close();
 
   uint64_t sent() const { return sent_; }
   uint64_t inFlight() const { return sent_ - acked_; }
   bool quotaDone() const { return quota_ != 0 && sent_ >= quota_; }
 
  private:
-  void checkAck(const std::byte* frame, int64_t nowNs);
+  bool checkAck(const std::byte* frame, int64_t nowNs);
+  int64_t closed(uint64_t ackedBefore);
 
   size_t frameBytes_;
   unsigned window_;

@@ -57,14 +57,16 @@ bool BenchThread::connect(Slot& slot, int64_t nowNs) {
     throw std::system_error(errno, std::generic_category(), "epoll_ctl(ADD)");
   }
   slot.pollingOut = false;
+  slot.connectedAtNs = nowNs;
   return true;
 }
 
 void BenchThread::onClosed(Slot& slot, int64_t nowNs) {
   ThreadCounters::add(counters_.closedByServer, 1);
-  ThreadCounters::add(counters_.unackedOnClose, slot.connection->inFlight());
-  slot.connection->close();  // also leaves the epoll set
-  slot.reconnectAtNs = nowNs;
+  ThreadCounters::add(counters_.unackedOnClose, slot.connection->close());  // close also leaves the epoll set
+  // Reconnect at once after a drain; back off from a server that closes new
+  // connections straight away (max_connections), instead of a connect storm.
+  slot.reconnectAtNs = nowNs - slot.connectedAtNs < kNsPerSecond ? nowNs + kReconnectDelayNs : nowNs;
 }
 
 void BenchThread::topUp(Slot& slot, int64_t nowNs) {
@@ -190,7 +192,7 @@ void BenchThread::run() {
   }
   unackedAtEnd_ = inFlight();
   for (Slot& slot : slots_) {
-    if (slot.connection->connected()) slot.connection->close();
+    if (slot.connection->connected()) slot.connection->close();  // unackedAtEnd_ has these
   }
 }
 

@@ -39,6 +39,7 @@ class BenchThread {
     uint64_t scheduled = 0;     // open loop: requests whose intended time has been handed out
     int64_t offsetNs = 0;       // open loop: stagger of this connection's schedule
     int64_t reconnectAtNs = 0;  // when a closed connection may try again
+    int64_t connectedAtNs = 0;
   };
 
   bool connect(Slot& slot, int64_t nowNs);

@@ -182,8 +182,7 @@ void Master::onSignal(evutil_socket_t signal, short, void* self) {
       master->supervisor_.scale(-1);
       return;
     case SIGTRAP:
-      spdlog::info("SIGTRAP: forwarding the profiling toggle to {} workers", master->supervisor_.pids().size());
-      master->supervisor_.signalAll(SIGTRAP);
+      spdlog::info("SIGTRAP: forwarded the profiling toggle to {} workers", master->supervisor_.signalReady(SIGTRAP));
       return;
     case SIGUSR2:
       spdlog::warn("SIGUSR2 (binary upgrade) is not supported by this build; ignoring");
@@ -314,8 +313,7 @@ void Master::reopenLogs() {
       spdlog::error("SIGUSR1: {}", e.what());
     }
   }
-  spdlog::info("SIGUSR1: log reopened; telling the workers");
-  supervisor_.signalAll(SIGUSR1);
+  spdlog::info("SIGUSR1: log reopened; told {} workers", supervisor_.signalReady(SIGUSR1));
 }
 
 void Master::beginStop(bool graceful) {

@@ -38,16 +38,27 @@ pid_t spawnProcess(const SpawnRequest& request) {
   UniqueFd writeEnd(pipeFds[1]);
   pid_t parent = ::getpid();
 
+  // Block every signal across fork: a signal arriving in the child before its
+  // dispositions are reset would run the master's libevent handler there and
+  // write into the master's signal socketpair.
+  sigset_t all;
+  sigset_t saved;
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, &saved);
   pid_t pid = ::fork();
-  if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork()");
+  if (pid < 0) {
+    int error = errno;
+    sigprocmask(SIG_SETMASK, &saved, nullptr);
+    throw std::system_error(error, std::generic_category(), "fork()");
+  }
   if (pid == 0) {
     // Async-signal-safe calls only from here to exec.
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     for (int s = 1; s < NSIG; ++s) sigaction(s, &dfl, nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
     if (request.dieWithParent) {
       prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (::getppid() != parent) _exit(0);  // the master died before prctl
@@ -66,6 +77,7 @@ pid_t spawnProcess(const SpawnRequest& request) {
     childFail(pipeFds[1], 4);
   }
 
+  sigprocmask(SIG_SETMASK, &saved, nullptr);
   writeEnd.reset();
   int report[2] = {0, 0};
   ssize_t n;

@@ -77,7 +77,13 @@ void Supervisor::spawn(unsigned index) {
   Process p;
   p.index = index;
   p.generation = generation_;
-  p.slot = allocateSlot();
+  try {
+    p.slot = allocateSlot();
+  } catch (const std::exception& e) {
+    state.respawnAt = Clock::now() + kFirstBackoff * 10;
+    spdlog::error("cannot start worker {}: {}; retrying in 1s", index, e.what());
+    return;
+  }
   std::vector<int> fds = listeners_.fdsFor(index, settings_.listen);
   SpawnRequest request;
   request.argv = {settings_.binary,
@@ -164,6 +170,23 @@ std::vector<pid_t> Supervisor::pids() const {
   return out;
 }
 
+unsigned Supervisor::freeSlots() const {
+  return unsigned(std::count(slotUsed_.begin(), slotUsed_.end(), false));
+}
+
+// A worker leaving service drains with SIGQUIT (stop accepting) when its
+// sockets stay open elsewhere; when the master is dropping them, SIGUSR2 makes
+// it take what is queued on them and close them first, so nothing queued there
+// is reset. Shared (socket-activated) sockets are never dropped.
+int Supervisor::leavingSignal(const Process& p, unsigned keptCount, const std::vector<std::string>& from,
+                              const std::vector<std::string>& kept) const {
+  if (listeners_.socketActivated()) return SIGQUIT;
+  bool addressDropped = std::any_of(from.begin(), from.end(), [&](const std::string& a) {
+    return std::find(kept.begin(), kept.end(), a) == kept.end();
+  });
+  return p.index >= keptCount || addressDropped ? SIGUSR2 : SIGQUIT;
+}
+
 void Supervisor::retire(Process p, int signal, Millis grace) {
   ::kill(p.pid, signal);
   p.killAt = Clock::now() + grace;
@@ -179,9 +202,16 @@ bool Supervisor::reload(const WorkerSettings& settings, std::string& why) {
     why = fmt::format("generation {} is still starting", generation_);
     return false;
   }
+  if (freeSlots() < settings.count) {
+    why = fmt::format("the stats segment has {} free slots and the new generation needs {}: wait until the "
+                      "draining workers exit (at most drain_timeout) or raise max_workers",
+                      freeSlots(), settings.count);
+    return false;
+  }
   try {
     for (unsigned i = 0; i < settings.count; ++i) listeners_.ensure(i, settings.listen);
   } catch (const std::exception& e) {
+    listeners_.keepOnly(settings_.count, settings_.listen);
     why = e.what();
     return false;
   }
@@ -197,11 +227,13 @@ bool Supervisor::reload(const WorkerSettings& settings, std::string& why) {
 }
 
 void Supervisor::finishSwitch() {
+  listeners_.keepOnly(settings_.count, settings_.listen);
   for (auto& s : switch_->previous) {
-    if (s.process) retire(*s.process, SIGQUIT, settings_.drainTimeout + kExitGrace);
+    if (!s.process) continue;
+    int signal = leavingSignal(*s.process, settings_.count, switch_->previousSettings.listen, settings_.listen);
+    retire(*s.process, signal, switch_->previousSettings.drainTimeout + kExitGrace);
   }
   switch_.reset();
-  listeners_.keepOnly(settings_.count, settings_.listen);
   ++reloads_;
   stats::store(segment_.header().reloads, reloads_);
   spdlog::info("reload: generation {} serving; generation {} draining", generation_, generation_ - 1);
@@ -210,12 +242,25 @@ void Supervisor::finishSwitch() {
 void Supervisor::abandonSwitch() {
   spdlog::error("reload failed: generation {} did not serve within worker_timeout ({}); generation {} keeps serving",
                 generation_, seconds(settings_.workerTimeout), generation_ - 1);
+  const WorkerSettings& previous = switch_->previousSettings;
+  listeners_.keepOnly(previous.count, previous.listen);
   for (auto& s : current_) {
-    if (s.process) retire(*s.process, SIGKILL, kExitGrace);
+    if (!s.process) continue;
+    // New workers that already serve may owe acks: let them drain.
+    if (serving(*s.process)) {
+      retire(*s.process, leavingSignal(*s.process, previous.count, settings_.listen, previous.listen),
+             settings_.drainTimeout + kExitGrace);
+    } else {
+      retire(*s.process, SIGKILL, kExitGrace);
+    }
   }
-  settings_ = switch_->previousSettings;
+  settings_ = previous;
   current_ = std::move(switch_->previous);
   switch_.reset();
+  // An old worker that died during the switch was not restarted then.
+  for (auto& s : current_) {
+    if (!s.process && !s.respawnAt) s.respawnAt = Clock::now();
+  }
   --generation_;
   stats::store(segment_.header().generation, generation_);
 }
@@ -253,7 +298,10 @@ void Supervisor::scale(int delta) {
   listeners_.keepOnly(settings_.count, settings_.listen);
   IndexState last = std::move(current_.back());
   current_.pop_back();
-  if (last.process) retire(*last.process, SIGUSR2, settings_.drainTimeout + kExitGrace);
+  if (last.process) {
+    retire(*last.process, leavingSignal(*last.process, settings_.count, settings_.listen, settings_.listen),
+           settings_.drainTimeout + kExitGrace);
+  }
   spdlog::info("TTOU: now {} workers", settings_.count);
 }
 
@@ -307,23 +355,29 @@ void Supervisor::onChildExit(pid_t pid, int status) {
   spdlog::debug("reaped unknown child pid {} ({})", pid, describeExit(status));
 }
 
+void Supervisor::checkHeartbeat(Process& p) {
+  uint64_t nowMs = monotonicMillis();
+  uint64_t beat = stats::load(segment_.slot(p.slot).heartbeatMonotonicMs);
+  auto timeoutMs = uint64_t(settings_.workerTimeout.count());
+  if (p.hung || stopping_ || nowMs <= beat + timeoutMs) return;
+  spdlog::error("worker {} (pid {}) has not beaten for {} ms (worker_timeout {}); killing it", p.index, p.pid,
+                nowMs - beat, timeoutMs);
+  p.hung = true;
+  ::kill(p.pid, SIGKILL);
+}
+
 void Supervisor::tick() {
   auto now = Clock::now();
-  uint64_t nowMs = monotonicMillis();
-  auto timeoutMs = uint64_t(settings_.workerTimeout.count());
-
   for (auto& state : current_) {
     if (state.process) {
-      Process& p = *state.process;
-      uint64_t beat = stats::load(segment_.slot(p.slot).heartbeatMonotonicMs);
-      if (!p.hung && !stopping_ && nowMs > beat + timeoutMs) {
-        spdlog::error("worker {} (pid {}) has not beaten for {} ms (worker_timeout {}); killing it", p.index, p.pid,
-                      nowMs - beat, timeoutMs);
-        p.hung = true;
-        ::kill(p.pid, SIGKILL);
-      }
+      checkHeartbeat(*state.process);
     } else if (state.respawnAt && now >= *state.respawnAt && !stopping_) {
       spawn(unsigned(&state - current_.data()));
+    }
+  }
+  if (switch_) {
+    for (auto& state : switch_->previous) {
+      if (state.process) checkHeartbeat(*state.process);
     }
   }
 
@@ -368,8 +422,18 @@ void Supervisor::killAll() {
   for (pid_t pid : pids()) ::kill(pid, SIGKILL);
 }
 
-void Supervisor::signalAll(int signal) {
-  for (pid_t pid : pids()) ::kill(pid, signal);
+unsigned Supervisor::signalReady(int signal) const {
+  // A worker installs its handlers before it reports serving; before that the
+  // default action of SIGUSR1 or SIGTRAP would kill it.
+  unsigned sent = 0;
+  for (uint32_t i = 0; i < slotUsed_.size(); ++i) {
+    if (!slotUsed_[i]) continue;
+    const stats::Slot& slot = segment_.slot(i);
+    auto state = stats::WorkerState(stats::load(slot.state));
+    if (state != stats::WorkerState::kServing && state != stats::WorkerState::kDraining) continue;
+    if (::kill(pid_t(stats::load(slot.pid)), signal) == 0) ++sent;
+  }
+  return sent;
 }
 
 }  // namespace tcpfork

@@ -62,7 +62,8 @@ class Supervisor {
   // Stops everything: SIGQUIT (graceful) or SIGTERM; no more restarts.
   void stopAll(bool graceful);
   void killAll();
-  void signalAll(int signal);
+  // Sends `signal` to the workers that serve or drain; returns how many.
+  unsigned signalReady(int signal) const;
 
   bool allServing() const;
   unsigned servingCount() const;
@@ -106,6 +107,10 @@ class Supervisor {
   uint32_t allocateSlot();
   void releaseSlot(uint32_t slot);
   void retire(Process p, int signal, Millis grace);
+  unsigned freeSlots() const;
+  int leavingSignal(const Process& p, unsigned keptCount, const std::vector<std::string>& from,
+                    const std::vector<std::string>& kept) const;
+  void checkHeartbeat(Process& p);
   void finishSwitch();
   void abandonSwitch();
 

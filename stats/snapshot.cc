@@ -131,6 +131,8 @@ void foldIntoRetired(Header& header, Slot& slot) {
   store(slot.state, uint64_t(WorkerState::kEmpty));
   store(slot.pid, 0);
   store(slot.connectionsCurrent, 0);
+  store(slot.profiling, 0);
+  store(slot.profileRequestMs, 0);
   zeroTotals(slot.totals);
   sequence.fetch_add(1, std::memory_order_release);
 }

@@ -247,6 +247,7 @@ bool Connection::flush() {
     // unread input does not turn our close into a reset that eats those acks.
     ::shutdown(fd(), SHUT_WR);
     state_ = State::kLingering;
+    lingerUntil_ = std::chrono::steady_clock::now() + kLingerTimeout;
     addEvent(readEvent_.get(), kLingerTimeout);
     reading_ = true;
   }
@@ -254,6 +255,10 @@ bool Connection::flush() {
 }
 
 void Connection::discardInput() {
+  if (std::chrono::steady_clock::now() >= lingerUntil_) {
+    close();
+    return;
+  }
   char sink[16 * 1024];
   for (int i = 0; i < kReadsPerBatch; ++i) {
     ssize_t n = ::read(fd(), sink, sizeof sink);

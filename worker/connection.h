@@ -11,6 +11,7 @@
 
 #include <event2/event.h>
 
+#include <chrono>
 #include <functional>
 
 #include "base/event_ptr.h"
@@ -78,6 +79,9 @@ class Connection {
   State state_ = State::kOpen;
   bool reading_ = false;
   bool peerClosed_ = false;
+  // kLingering ends here at the latest, however much the peer keeps sending
+  // (a persistent event's timeout restarts on every read).
+  std::chrono::steady_clock::time_point lingerUntil_;
 };
 
 }  // namespace tcpfork

@@ -124,6 +124,7 @@ TEST_F(Profiling, AWorkerKilledMidProfileLeavesNoBrokenFile) {
   EXPECT_TRUE(filesEndingWith(dir.path, ".tmp").empty());
   EXPECT_TRUE(filesEndingWith(dir.path, ".prof").empty());
   EXPECT_TRUE(master.waitServing(1, 5s));
+  EXPECT_EQ(scraped(master, "tcp_server_profiling_active"), 0) << "the replacement inherited a stale flag";
 }
 
 TEST_F(Profiling, RefusesAProfileDirectoryThatIsASymlink) {

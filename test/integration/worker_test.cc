@@ -124,6 +124,25 @@ INSTANTIATE_TEST_SUITE_P(
                                                               '0', '0', '1', 0x00})}),
     [](const auto& info) { return std::string(info.param.name) + "_" + std::to_string(info.index); });
 
+TEST(Worker, ALingeringPeerCannotKeepItsConnectionBySending) {
+  RunningWorker worker;
+  TestConnection c(worker.port());
+  c.send(bytes({0x00, 0x00, 0x00, 0x04}));  // protocol error: the worker shuts its side and lingers
+  auto start = std::chrono::steady_clock::now();
+  bool closed = false;
+  while (!closed && std::chrono::steady_clock::now() - start < 10s) {
+    try {
+      c.send(bytes({0x00}));  // keeps sending, which used to restart the linger timeout
+    } catch (const std::exception&) {
+      closed = true;  // reset: the worker closed
+      break;
+    }
+    closed = c.closedWithin(400ms);
+  }
+  EXPECT_TRUE(closed);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 8s);
+}
+
 TEST(Worker, ClosesConnectionsBeyondMaxConnections) {
   RunningWorker worker({"--max-connections", "2"});
   auto first = std::make_unique<TestConnection>(worker.port());

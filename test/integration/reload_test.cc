@@ -1,0 +1,148 @@
+// Reloads that go wrong: no room for another generation, a new generation
+// that never serves, a worker dying mid-switch, and shrinking the worker count,
+// with connections arriving throughout.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "test/integration/running_master.h"
+
+namespace tcpfork::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+// New connections, one request each, from a thread, until stopped.
+class Connector {
+ public:
+  explicit Connector(int port) : thread_([this, port] {
+      for (uint64_t i = 0; !stop_.load(); ++i) {
+        bool ok = false;
+        try {
+          TestConnection c(port, 3s);
+          c.send(submitFrame(i));
+          ok = c.read(14) == submitAckFrame(i);
+        } catch (const std::exception&) {
+        }
+        (ok ? succeeded_ : failed_).fetch_add(1);
+      }
+    }) {}
+  ~Connector() { stop(); }
+  void stop() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+  int succeeded() const { return succeeded_.load(); }
+  int failed() const { return failed_.load(); }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> succeeded_{0};
+  std::atomic<int> failed_{0};
+  std::thread thread_;
+};
+
+TEST(Reload, RefusedWhileTheSegmentHasNoRoomForAnotherGeneration) {
+  RunningMaster master(2, "max_workers: 2\ndrain_timeout: 5s\n");
+  TestConnection lingering(master.port());  // keeps an old worker draining
+  lingering.send(submitFrame(1));
+  ASSERT_EQ(lingering.read(14), submitAckFrame(1));
+  master.process().signal(SIGHUP);
+  ASSERT_TRUE(master.waitForLog("reload: generation 2 serving", 10s)) << master.log();
+  master.process().signal(SIGHUP);
+  ASSERT_TRUE(master.waitForLog("free slots and the new generation needs 2", 5s)) << master.log();
+  EXPECT_TRUE(master.process().running());
+  EXPECT_TRUE(master.roundTrip(2));
+  lingering.close();
+}
+
+TEST(Reload, ShrinkingTheWorkerCountResetsNoConnection) {
+  RunningMaster master(3);
+  Connector connector(master.port());
+  ASSERT_TRUE(waitUntil([&] { return connector.succeeded() > 20; }, 5s));
+  master.writeConfig(RunningMaster::baseYaml(master.name(), master.pidFile(), 1, master.profileDir()));
+  master.process().signal(SIGHUP);
+  ASSERT_TRUE(master.waitForLog("reload: generation 2 serving", 10s)) << master.log();
+  ASSERT_TRUE(master.waitServing(1, 15s)) << master.log();
+  int before = connector.succeeded();
+  ASSERT_TRUE(waitUntil([&] { return connector.succeeded() > before + 20; }, 5s));
+  connector.stop();
+  EXPECT_EQ(connector.failed(), 0) << connector.succeeded() << " succeeded";
+}
+
+// A private copy of the binaries, so this test can break and mend the worker.
+struct BinaryCopy {
+  std::string dir = tempPath("bin");
+  BinaryCopy() {
+    fs::create_directories(dir);
+    fs::copy_file(binary("tcpfork"), dir + "/tcpfork");
+    fs::copy_file(binary("tcpfork-worker"), dir + "/tcpfork-worker");
+  }
+  void breakWorker() const {
+    fs::remove(dir + "/tcpfork-worker");
+    std::ofstream(dir + "/tcpfork-worker") << "#!/bin/sh\nexec sleep 60\n";  // starts, never serves
+    fs::permissions(dir + "/tcpfork-worker", fs::perms::owner_all);
+  }
+  void mendWorker() const {
+    fs::remove(dir + "/tcpfork-worker");
+    fs::copy_file(binary("tcpfork-worker"), dir + "/tcpfork-worker");
+  }
+};
+
+TEST(Reload, AFailedReloadKeepsTheOldGenerationWholeAndItsSocketsOnly) {
+  BinaryCopy bin;
+  std::string name = "tcpfork-test-failed-reload-" + std::to_string(::getpid());
+  std::string config = tempPath("failed.yaml");
+  std::string pidFile = tempPath("failed.pid");
+  std::string profiles = tempPath("failed-profiles");
+  std::ofstream(config) << RunningMaster::baseYaml(name, pidFile, 2, profiles) << "worker_timeout: 2s\n";
+  std::string log = tempPath("failed.log");
+  ChildProcess master({bin.dir + "/tcpfork", "-c", config}, {}, log);
+  ASSERT_TRUE(waitUntil([&] { return readFile(log).find("ready:") != std::string::npos; }, 10s)) << readFile(log);
+  std::smatch m;
+  std::string text = readFile(log);
+  ASSERT_TRUE(std::regex_search(text, m, std::regex(R"(workers on 127\.0\.0\.1:(\d+))")));
+  int port = std::stoi(m[1]);
+
+  bin.breakWorker();
+  std::ofstream(config) << RunningMaster::baseYaml(name, pidFile, 4, profiles) << "worker_timeout: 2s\n";
+  master.signal(SIGHUP);
+  ASSERT_TRUE(waitUntil([&] { return readFile(log).find("generation 2 starting") != std::string::npos; }, 5s));
+  // An old worker dies during the switch; it must be replaced once the switch fails.
+  std::regex oldWorker(R"(started worker 0 \(pid (\d+), generation 1)");
+  text = readFile(log);
+  ASSERT_TRUE(std::regex_search(text, m, oldWorker));
+  ::kill(std::stoi(m[1]), SIGKILL);
+  bin.mendWorker();
+  ASSERT_TRUE(waitUntil([&] { return readFile(log).find("reload failed") != std::string::npos; }, 10s))
+      << readFile(log);
+
+  // Both old workers serve again, and no socket is left that nobody accepts on.
+  ASSERT_TRUE(waitUntil([&] { return readFile(log).find("started worker 0 (pid", text.size()) != std::string::npos; },
+                        5s))
+      << readFile(log);
+  int failed = 0;
+  for (uint64_t i = 0; i < 40; ++i) {
+    try {
+      TestConnection c(port, 2s);
+      c.send(submitFrame(i));
+      if (c.read(14) != submitAckFrame(i)) ++failed;
+    } catch (const std::exception&) {
+      ++failed;
+    }
+  }
+  EXPECT_EQ(failed, 0) << readFile(log);
+  master.signal(SIGTERM);
+  EXPECT_TRUE(master.waitExit(5s).has_value());
+}
+
+}  // namespace
+}  // namespace tcpfork::test
