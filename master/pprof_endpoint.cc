@@ -30,12 +30,15 @@ void reply(evhttp_request* request, int code, const std::string& body, const cha
   evbuffer_free(out);
 }
 
+// Leading digits only: given `http://HOST/debug/pprof/profile?seconds=10`,
+// google-pprof appends its own "/pprof/profile?seconds=30" to the URL, so the
+// value arrives as "10/pprof/profile?seconds=30".
 std::optional<long> queryNumber(const evkeyvalq& query, const char* key, long fallback) {
   const char* text = evhttp_find_header(&query, key);
   if (!text) return fallback;
   char* end = nullptr;
   long value = std::strtol(text, &end, 10);
-  if (end == text || *end != '\0') return std::nullopt;
+  if (end == text || (*end != '\0' && *end != '/')) return std::nullopt;
   return value;
 }
 

@@ -157,7 +157,7 @@ TEST_F(Profiling, AutoProfilerTriggersOnceThenCoolsDown) {
 TEST_F(Profiling, HttpEndpointReturnsAProfilePprofReads) {
   TempDir dir;
   RunningMaster master(2, profileYaml(dir.path, "  http: true\n"));
-  BackgroundClient bench = load(master, 5);
+  BackgroundClient bench = load(master, 8);
   HttpResponse r = httpGet(master.metricsPort(), "/debug/worker/1/pprof/profile?seconds=1");
   ASSERT_EQ(r.status, 200) << r.body;
   std::string file = tempPath("http.prof");
@@ -165,6 +165,17 @@ TEST_F(Profiling, HttpEndpointReturnsAProfilePprofReads) {
   ToolRun text = pprofText(file);
   EXPECT_EQ(text.exitCode, 0) << text.output;
   EXPECT_NE(text.output.find("Total:"), std::string::npos) << text.output;
+
+  // google-pprof fetching the URL itself, in the form operators type.
+  std::string log = tempPath("pprof-url.out");
+  // PPROF_TMPDIR: google-pprof keeps a copy of fetched profiles there (default ~/pprof).
+  ChildProcess fetch({"/usr/bin/env", "PPROF_TMPDIR=" + dir.path, "/usr/bin/google-pprof", "--text", binary("tcpfork-worker"),
+                      "http://127.0.0.1:" + std::to_string(master.metricsPort()) + "/debug/pprof/profile?seconds=1"},
+                     {}, log);
+  auto status = fetch.waitExit(60s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(WEXITSTATUS(*status), 0) << readFile(log);
+  EXPECT_NE(readFile(log).find("Total:"), std::string::npos) << readFile(log);
 
   EXPECT_EQ(httpGet(master.metricsPort(), "/debug/pprof/profile?seconds=0").status, 400);
   EXPECT_EQ(httpGet(master.metricsPort(), "/debug/pprof/profile?seconds=1&worker=9").status, 404);
