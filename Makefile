@@ -15,11 +15,12 @@ DEB_PACKAGES := g++ make cmake pkg-config python3 \
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps configure build run test bench clean asan tsan
+.PHONY: all deps configure build run test bench clean asan tsan fuzz
 
 all: build
 
 # Installs only what is missing; `apt-get update` runs first only then.
+# (`make deps DEB_PACKAGES="..."` installs another list: make fuzz uses it.)
 deps:
 	@missing=""; \
 	for p in $(DEB_PACKAGES); do \
@@ -68,5 +69,22 @@ tsan: deps
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  ctest --output-on-failure -j $(JOBS) --timeout 300 -R 'Client|Histogram'
 
+# libFuzzer (clang) on the frame decoder and the config loader, each for
+# FUZZ_SECONDS, starting from the seed corpus in test/fuzz/corpus (copied, so
+# new inputs stay out of the tree). A crash leaves its input in build-fuzz/.
+FUZZ_SECONDS ?= 60
+fuzz:
+	$(MAKE) deps DEB_PACKAGES="cmake make pkg-config clang libclang-rt-14-dev libyaml-cpp-dev libfmt-dev libspdlog-dev"
+	cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTCPFORK_FUZZ=ON
+	cmake --build build-fuzz -j $(JOBS)
+	@for target in codec config; do \
+	  mkdir -p build-fuzz/corpus/$$target && cp -n test/fuzz/corpus/$$target/* build-fuzz/corpus/$$target/; \
+	  echo "fuzz: $${target}_fuzz for $(FUZZ_SECONDS) s"; \
+	  (cd build-fuzz && ./bin/$${target}_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=./$${target}- corpus/$$target > $$target.log 2>&1); rc=$$?; \
+	  grep -E "^#[0-9]+.*(DONE|pulse)|cov:|stat::number_of_executed_units|ERROR|SUMMARY" build-fuzz/$$target.log | tail -n 6; \
+	  [ $$rc -eq 0 ] || { echo "fuzz: $${target}_fuzz failed (exit $$rc); see build-fuzz/$$target.log"; exit 1; }; \
+	done
+
 clean:
-	rm -rf $(BUILD_DIR) build-asan build-tsan
+	rm -rf $(BUILD_DIR) build-asan build-tsan build-fuzz

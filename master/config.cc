@@ -34,7 +34,8 @@ class Reader {
   void forEach(const YAML::Node& map, const std::string& prefix, const Handlers& handlers) const {
     if (!map.IsMap()) fail(map, prefix.empty() ? "config" : prefix, "expected a mapping of keys");
     for (const auto& entry : map) {
-      std::string key = entry.first.as<std::string>();
+      if (!entry.first.IsScalar()) fail(entry.first, prefix.empty() ? "config" : prefix, "keys must be plain names");
+      std::string key = entry.first.Scalar();
       std::string full = prefix.empty() ? key : prefix + "." + key;
       auto it = handlers.find(key);
       if (it == handlers.end()) {
@@ -99,6 +100,8 @@ class Reader {
   std::string file_;
 };
 
+void walk(const std::string& path, const YAML::Node& root, Config& c);
+
 void readFile(const std::string& path, Config& c) {
   YAML::Node root;
   try {
@@ -109,6 +112,15 @@ void readFile(const std::string& path, Config& c) {
     throw ConfigError(fmt::format("{}:{}: YAML syntax error: {}", path, e.mark.line + 1, e.msg));
   }
   if (root.IsNull()) return;  // an empty file means all defaults
+  try {
+    walk(path, root, c);
+  } catch (const YAML::Exception& e) {
+    // Anything yaml-cpp still throws (found by fuzzing) becomes a config error.
+    throw ConfigError(fmt::format("{}:{}: {}", path, e.mark.line + 1, e.msg));
+  }
+}
+
+void walk(const std::string& path, const YAML::Node& root, Config& c) {
   Reader r(path);
   constexpr uint64_t kMaxU32 = 0xffffffffu;
   r.forEach(root, "",

@@ -101,6 +101,9 @@ TEST(Config, ErrorsNameTheKeyAndLine) {
   EXPECT_NE(errorOf("profile:\n  auto:\n    enabled: maybe\n").find(":3: profile.auto.enabled: expected true or false"),
             std::string::npos);
   EXPECT_NE(errorOf("idle_timeout:\n").find(":1: idle_timeout: has no value"), std::string::npos);
+  // Found by config_fuzz: a mapping key that is not a plain scalar.
+  EXPECT_NE(errorOf("workers: 1\n? [a, b]\n: 2\n").find(":2: config: keys must be plain names"), std::string::npos);
+  EXPECT_NE(errorOf("log:\n  {a: 1}: 2\n").find(":2: log: keys must be plain names"), std::string::npos);
 }
 
 TEST(Config, ParsesDurations) {
