@@ -119,6 +119,16 @@ SocketAddress localAddress(int fd) {
   return address;
 }
 
+bool isLoopback(const SocketAddress& address) {
+  if (address.family() == AF_INET) {
+    auto ip = ntohl(reinterpret_cast<const sockaddr_in*>(&address.storage)->sin_addr.s_addr);
+    return (ip >> 24) == 127;
+  }
+  const in6_addr& ip = reinterpret_cast<const sockaddr_in6*>(&address.storage)->sin6_addr;
+  if (IN6_IS_ADDR_LOOPBACK(&ip)) return true;
+  return IN6_IS_ADDR_V4MAPPED(&ip) && ip.s6_addr[12] == 127;
+}
+
 void setNonBlocking(int fd) {
   int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) throwErrno("fcntl(O_NONBLOCK)");

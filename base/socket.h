@@ -40,6 +40,8 @@ UniqueFd listenTcp(const SocketAddress& address, const ListenOptions& options = 
 UniqueFd connectTcp(const SocketAddress& address);
 
 SocketAddress localAddress(int fd);
+// 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104.
+bool isLoopback(const SocketAddress& address);
 void setNonBlocking(int fd);
 void setNoDelay(int fd);
 

@@ -183,6 +183,7 @@ void walk(const std::string& path, const YAML::Node& root, Config& c) {
                                    r.fail(m, mk, e.what());
                                  }
                                }},
+                              {"allow_remote", [&](auto& m, auto& mk) { c.metricsAllowRemote = r.boolean(m, mk); }},
                               {"namespace", [&](auto& m, auto& mk) {
                                  c.metricsNamespace = r.scalar(m, mk);
                                  if (!std::regex_match(c.metricsNamespace, std::regex("[a-zA-Z_][a-zA-Z0-9_]*"))) {
@@ -228,7 +229,10 @@ void validate(const Config& c, const std::string& source) {
     }
   }
   try {
-    parseAddress(c.metricsListen);
+    if (!isLoopback(parseAddress(c.metricsListen)) && !c.metricsAllowRemote) {
+      fail("metrics.listen", c.metricsListen + " is not a loopback address; the admin port serves /status (and "
+                             "/debug/pprof when enabled): set metrics.allow_remote: true to expose it");
+    }
   } catch (const std::invalid_argument& e) {
     fail("metrics.listen", e.what());
   }

@@ -52,6 +52,7 @@ struct Config {
   std::string user;
   std::string group;
   std::string metricsListen = "127.0.0.1:8889";
+  bool metricsAllowRemote = false;  // required for a non-loopback metrics.listen
   std::string metricsNamespace = "tcp_server";
   ProfileConfig profile;
 

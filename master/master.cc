@@ -14,6 +14,7 @@
 #include <system_error>
 
 #include "base/log.h"
+#include "base/socket.h"
 #include "stats/snapshot.h"
 
 namespace tcpfork {
@@ -143,6 +144,11 @@ int Master::run() {
         [this](evhttp_request* request, std::optional<unsigned> worker) { pprof_->handle(request, worker); });
   }
   armAutoProfiler();
+  if (!isLoopback(parseAddress(config_.metricsListen))) {
+    spdlog::warn("metrics.listen {} is not loopback (metrics.allow_remote): /metrics and /status are reachable from "
+                 "the network{}",
+                 admin_->boundAddress(), config_.profile.http && config_.profile.httpRemote ? ", and so is profiling" : "");
+  }
   supervisor_.start(settingsFrom(config_));
   spdlog::info("master pid {}: {} workers on {}; metrics on http://{}/metrics; pidfile {}; stats segment '{}'",
                ::getpid(), supervisor_.count(), listeners_.describe(), admin_->boundAddress(), pidfile_.path(),

@@ -44,6 +44,16 @@ TEST(SocketAddress, RejectsWithAReason) {
   }
 }
 
+TEST(SocketAddress, KnowsLoopback) {
+  EXPECT_TRUE(isLoopback(parseAddress("127.0.0.1:1")));
+  EXPECT_TRUE(isLoopback(parseAddress("127.3.4.5:1")));
+  EXPECT_TRUE(isLoopback(parseAddress("[::1]:1")));
+  EXPECT_TRUE(isLoopback(parseAddress("[::ffff:127.0.0.1]:1")));
+  EXPECT_FALSE(isLoopback(parseAddress("0.0.0.0:1")));
+  EXPECT_FALSE(isLoopback(parseAddress("10.1.2.3:1")));
+  EXPECT_FALSE(isLoopback(parseAddress("[::]:1")));
+}
+
 TEST(Socket, ListensOnAnEphemeralLoopbackPort) {
   UniqueFd fd = listenTcp(parseAddress("127.0.0.1:0"));
   SocketAddress bound = localAddress(fd.get());

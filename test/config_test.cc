@@ -106,6 +106,13 @@ TEST(Config, ErrorsNameTheKeyAndLine) {
   EXPECT_NE(errorOf("log:\n  {a: 1}: 2\n").find(":2: log: keys must be plain names"), std::string::npos);
 }
 
+TEST(Config, ANonLoopbackAdminAddressNeedsItsOwnKey) {
+  EXPECT_NE(errorOf("metrics:\n  listen: 0.0.0.0:8889\n").find("metrics.listen: 0.0.0.0:8889 is not a loopback address"),
+            std::string::npos);
+  EXPECT_NO_THROW(loadConfig(writeTemp("metrics:\n  listen: 0.0.0.0:8889\n  allow_remote: true\n")));
+  EXPECT_NO_THROW(loadConfig(writeTemp("metrics:\n  listen: \"[::1]:8889\"\n")));
+}
+
 TEST(Config, ParsesDurations) {
   EXPECT_EQ(parseDuration("250ms"), Millis(250));
   EXPECT_EQ(parseDuration("1.5s"), Millis(1500));
