@@ -52,6 +52,7 @@ test: build
 
 bench: build
 	python3 bench/run_bench.py --bin-dir $(BUILD_DIR)/bin --out $(BUILD_DIR)/bench.json $(BENCH_ARGS)
+	python3 bench/idle_memory.py --bin-dir $(BUILD_DIR)/bin
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its
 # own build tree. Any report fails the run.
