@@ -89,7 +89,10 @@ void Connection::onWriteEvent(evutil_socket_t, short what, void* self) {
 }
 
 void Connection::onReadable() {
-  if (!readBatch()) {
+  uint64_t framesBefore = framesDecoded_;
+  bool open = readBatch();
+  if (!frameDeadlineOk(framesDecoded_ - framesBefore)) return;
+  if (!open) {
     if (!peerClosed_) {
       close();  // reset or I/O error: nobody is left to send acks to
       return;
@@ -120,7 +123,7 @@ bool Connection::readBatch() {
       vec.iov_len = static_cast<size_t>(n);
       evbuffer_commit_space(input_.get(), &vec, 1);
       count(context_.stats, stats::Counter::kBytesReceived, static_cast<uint64_t>(n));
-      decodeInput();
+      framesDecoded_ += decodeInput();
       if (state_ != State::kOpen) return true;
       if (evbuffer_get_length(output_.get()) >= context_.limits.outputHighWater) return true;
       if (static_cast<size_t>(n) < kReadChunk) return true;  // socket drained: skip the EAGAIN read
@@ -138,11 +141,31 @@ bool Connection::readBatch() {
   return true;
 }
 
-void Connection::decodeInput() {
+bool Connection::frameDeadlineOk(uint64_t framesDecoded) {
+  if (context_.limits.idleTimeout.count() == 0 || state_ != State::kOpen) return true;
+  if (evbuffer_get_length(input_.get()) == 0) {
+    waitingSince_.reset();
+    return true;
+  }
+  auto now = std::chrono::steady_clock::now();
+  if (framesDecoded > 0 || !waitingSince_) {
+    waitingSince_ = now;
+    return true;
+  }
+  if (now - *waitingSince_ < context_.limits.idleTimeout) return true;
+  count(context_.stats, stats::Counter::kIdleTimeouts, 1);
+  context_.peerLog->warn("closing connection from {}: a frame has trickled in for over idle_timeout ({} ms)",
+                         peerName(fd()), context_.limits.idleTimeout.count());
+  close();
+  return false;
+}
+
+uint64_t Connection::decodeInput() {
   using namespace protocol;
+  uint64_t total = 0;
   for (;;) {
     size_t available = evbuffer_get_length(input_.get());
-    if (available == 0) return;
+    if (available == 0) return total;
     evbuffer_iovec segment;
     evbuffer_peek(input_.get(), -1, nullptr, &segment, 1);
     std::span<const std::byte> bytes(static_cast<const std::byte*>(segment.iov_base), segment.iov_len);
@@ -155,7 +178,7 @@ void Connection::decodeInput() {
       context_.peerLog->warn("evbuffer_reserve_space({}) failed; closing fd {}", maxAcks * kAckFrameBytes, fd());
       stopReading();
       state_ = State::kFlushing;
-      return;
+      return total;
     }
     auto* ackOut = static_cast<std::byte*>(out.iov_base);
     uint64_t startedNs = context_.stats ? monotonicNanos() : 0;
@@ -177,14 +200,15 @@ void Connection::decodeInput() {
     }
     if (consumed > 0) evbuffer_drain(input_.get(), consumed);
     if (context_.stats && acks > 0) recordBatch(acks, monotonicNanos() - startedNs);
+    total += acks;
 
     if (decoded.status == DecodeStatus::kError) {
       failProtocol(decoded.error);
-      return;
+      return total;
     }
     if (consumed > 0) continue;
     // The next frame straddles two chains: make it contiguous, if it is all here.
-    if (available < decoded.size) return;
+    if (available < decoded.size) return total;
     evbuffer_pullup(input_.get(), static_cast<ev_ssize_t>(decoded.size));
   }
 }

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 
 #include "base/event_ptr.h"
 #include "base/log.h"
@@ -60,7 +61,11 @@ class Connection {
 
   // Reads one batch and decodes it; returns false when the peer closed or failed.
   bool readBatch();
-  void decodeInput();
+  // Returns the number of frames decoded.
+  uint64_t decodeInput();
+  // False (and the connection is released) when a frame has trickled in for
+  // longer than idle_timeout.
+  bool frameDeadlineOk(uint64_t framesDecoded);
   void recordBatch(uint64_t requests, uint64_t elapsedNs);
   void failProtocol(protocol::DecodeError error);
   // Writes what the socket takes, then arms or disarms events to match.
@@ -79,9 +84,14 @@ class Connection {
   State state_ = State::kOpen;
   bool reading_ = false;
   bool peerClosed_ = false;
+  uint64_t framesDecoded_ = 0;
   // kLingering ends here at the latest, however much the peer keeps sending
   // (a persistent event's timeout restarts on every read).
   std::chrono::steady_clock::time_point lingerUntil_;
+  // Since when the input has held an unfinished frame with no frame completed:
+  // a peer trickling bytes (slowloris) resets the idle timer with every byte,
+  // so a frame must also complete within idle_timeout.
+  std::optional<std::chrono::steady_clock::time_point> waitingSince_;
 };
 
 }  // namespace tcpfork

@@ -124,6 +124,31 @@ INSTANTIATE_TEST_SUITE_P(
                                                               '0', '0', '1', 0x00})}),
     [](const auto& info) { return std::string(info.param.name) + "_" + std::to_string(info.index); });
 
+TEST(Worker, AFrameTrickledByteByByteIsBoundedByIdleTimeout) {
+  RunningWorker worker({"--idle-timeout", "500ms"});
+  TestConnection bystander(worker.port());
+  TestConnection trickler(worker.port());
+  setNoDelay(trickler.fd());
+  auto frame = submitFrame(1, std::string(1000, 's'));
+  auto start = std::chrono::steady_clock::now();
+  bool closed = false;
+  // One byte per 100 ms: each byte alone would reset a plain idle timer.
+  for (size_t i = 0; i < frame.size() && !closed; ++i) {
+    try {
+      trickler.send(std::span<const std::byte>(frame.data() + i, 1));
+    } catch (const std::exception&) {
+      closed = true;
+      break;
+    }
+    closed = trickler.closedWithin(100ms);
+    bystander.send(submitFrame(i));
+    ASSERT_EQ(bystander.read(14), submitAckFrame(i)) << "the bystander must be served throughout";
+  }
+  EXPECT_TRUE(closed) << "a slowloris frame was never cut off";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+  EXPECT_NE(worker.log().find("a frame has trickled in for over idle_timeout"), std::string::npos) << worker.log();
+}
+
 TEST(Worker, ALingeringPeerCannotKeepItsConnectionBySending) {
   RunningWorker worker;
   TestConnection c(worker.port());
