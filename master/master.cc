@@ -23,12 +23,6 @@ namespace {
 constexpr timeval kTickInterval{0, 100'000};
 constexpr auto kFastStopGrace = std::chrono::seconds(3);
 
-EventBasePtr newEventBase() {
-  EventBasePtr base(event_base_new());
-  if (!base) throw std::system_error(ENOMEM, std::generic_category(), "event_base_new()");
-  return base;
-}
-
 
 struct Identity {
   std::optional<uid_t> uid;
@@ -200,7 +194,7 @@ void Master::armAutoProfiler() {
   event_del(autoProfileTimer_.get());
   const auto& a = config_.profile.autoProfile;
   if (!a.enabled) return;
-  timeval tv{static_cast<time_t>(a.interval.count() / 1000), static_cast<suseconds_t>(a.interval.count() % 1000 * 1000)};
+  timeval tv = toTimeval(a.interval);
   event_add(autoProfileTimer_.get(), &tv);
   spdlog::info("auto-profiling on: every {} ms, threshold {}%, {} samples, cooldown {} s", a.interval.count(),
                a.threshold, a.consecutive, a.cooldown.count() / 1000);

@@ -20,10 +20,6 @@ constexpr int kReadsPerBatch = 4;
 // How long a closing connection may keep sending before it is cut off.
 constexpr std::chrono::milliseconds kLingerTimeout{5000};
 
-timeval toTimeval(std::chrono::milliseconds ms) {
-  return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>(ms.count() % 1000 * 1000)};
-}
-
 void addEvent(event* ev, std::chrono::milliseconds timeout) {
   timeval tv = toTimeval(timeout);
   if (event_add(ev, timeout.count() > 0 ? &tv : nullptr) != 0) {

@@ -60,7 +60,7 @@ void CpuProfiler::start(std::chrono::milliseconds duration) {
     return;
   }
   stats::store(slot_.profiling, 1);
-  timeval tv{static_cast<time_t>(duration.count() / 1000), static_cast<suseconds_t>(duration.count() % 1000 * 1000)};
+  timeval tv = toTimeval(duration);
   evtimer_add(deadline_.get(), &tv);
   spdlog::info("CPU profiling started for {} ms; SIGTRAP again stops it", duration.count());
 }

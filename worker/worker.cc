@@ -12,12 +12,6 @@ namespace {
 // Heartbeat and parent check period: well under any sensible worker_timeout.
 constexpr timeval kTickInterval{0, 100'000};
 
-EventBasePtr newEventBase() {
-  EventBasePtr base(event_base_new());
-  if (!base) throw std::system_error(ENOMEM, std::generic_category(), "event_base_new()");
-  return base;
-}
-
 }  // namespace
 
 Worker::Worker(const WorkerOptions& options, std::vector<UniqueFd> listeners, std::unique_ptr<Handler> handler,
@@ -145,8 +139,7 @@ void Worker::beginGracefulStop() {
     event_base_loopexit(base_.get(), nullptr);
     return;
   }
-  timeval deadline{static_cast<time_t>(options_.drainTimeout.count() / 1000),
-                   static_cast<suseconds_t>(options_.drainTimeout.count() % 1000 * 1000)};
+  timeval deadline = toTimeval(options_.drainTimeout);
   evtimer_add(drainTimer_.get(), &deadline);
   // drain() may release the connection at once, so walk a copy of the keys.
   std::vector<int> fds;

@@ -68,7 +68,7 @@ class Profiling : public ::testing::Test {
 TEST_F(Profiling, TrapThroughTheMasterProfilesEveryWorker) {
   TempDir dir;
   RunningMaster master(2, profileYaml(dir.path, "  duration: 30s\n"));
-  BackgroundClient bench = load(master, 6);
+  BackgroundClient bench = load(master, 60);
   ToolRun start = runTool("tcpfork", {"-c", master.configPath(), "-s", "profile"});
   ASSERT_EQ(start.exitCode, 0) << start.output;
   ASSERT_TRUE(waitUntil([&] { return scraped(master, "tcp_server_profiling_active") == 2; }, 5s)) << master.log();
@@ -97,6 +97,7 @@ TEST_F(Profiling, TrapThroughTheMasterProfilesEveryWorker) {
     EXPECT_NE(text.output.find("Total:"), std::string::npos) << text.output;
     EXPECT_NE(text.output.find("tcpfork::"), std::string::npos) << "no worker functions in:\n" << text.output;
   }
+  bench.interrupt();
   bench.finish();
 }
 
@@ -157,7 +158,8 @@ TEST_F(Profiling, AutoProfilerTriggersOnceThenCoolsDown) {
 TEST_F(Profiling, HttpEndpointReturnsAProfilePprofReads) {
   TempDir dir;
   RunningMaster master(2, profileYaml(dir.path, "  http: true\n"));
-  BackgroundClient bench = load(master, 8);
+  // Load for longer than the test needs (sanitizer builds are slow); stopped below.
+  BackgroundClient bench = load(master, 60);
   HttpResponse r = httpGet(master.metricsPort(), "/debug/worker/1/pprof/profile?seconds=1");
   ASSERT_EQ(r.status, 200) << r.body;
   std::string file = tempPath("http.prof");
@@ -179,6 +181,7 @@ TEST_F(Profiling, HttpEndpointReturnsAProfilePprofReads) {
 
   EXPECT_EQ(httpGet(master.metricsPort(), "/debug/pprof/profile?seconds=0").status, 400);
   EXPECT_EQ(httpGet(master.metricsPort(), "/debug/pprof/profile?seconds=1&worker=9").status, 404);
+  bench.interrupt();
   bench.finish();
 }
 
