@@ -26,8 +26,8 @@ void reply(evhttp_request* request, int code, const char* reason, const char* co
 }  // namespace
 
 AdminHttp::AdminHttp(event_base* base, const std::string& address, const MetricsCollector& collector,
-                     const stats::StatsSegment& segment, std::function<Health()> health)
-    : listener_(listenTcp(parseAddress(address), {.backlog = 128, .reusePort = false})),
+                     const stats::StatsSegment& segment, std::function<Health()> health, UniqueFd inherited)
+    : listener_(inherited ? std::move(inherited) : listenTcp(parseAddress(address), {.backlog = 128, .reusePort = false})),
       http_(evhttp_new(base)),
       collector_(collector),
       segment_(segment),

@@ -27,14 +27,17 @@ class AdminHttp {
     std::string detail;
   };
 
-  // Binds `address` (throws std::system_error naming it).
+  // Binds `address` (throws std::system_error naming it), or serves
+  // `inherited`, the socket handed over by the master this one upgrades.
   AdminHttp(event_base* base, const std::string& address, const MetricsCollector& collector,
-            const stats::StatsSegment& segment, std::function<Health()> health);
+            const stats::StatsSegment& segment, std::function<Health()> health, UniqueFd inherited = {});
   ~AdminHttp();
   AdminHttp(const AdminHttp&) = delete;
   AdminHttp& operator=(const AdminHttp&) = delete;
 
   std::string boundAddress() const;
+  // The listening socket, to hand to a new master on a binary upgrade.
+  int listenerFd() const { return listener_.get(); }
   // Serves /debug/pprof/profile?worker=K and /debug/worker/K/pprof/profile
   // (the form google-pprof builds) through `handler` (unset: 404).
   using PprofHandler = std::function<void(evhttp_request*, std::optional<unsigned> worker)>;

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <string>
 
+#include "stats/header_lock.h"
 #include "stats/process_info.h"
 #include "stats/snapshot.h"
 
@@ -56,6 +57,7 @@ void AutoProfiler::sample(uint64_t generation) {
     if (::kill(w.pid, SIGTRAP) != 0) continue;
     lastProfile_[w.index] = now;
     track.over = 0;
+    stats::HeaderLock lock(segment_.header());
     stats::add(segment_.header().autoProfiles, 1);
     spdlog::info("auto-profiling worker {} (pid {}): CPU {:.0f}%, memory {:.1f}% against threshold {}% for {} "
                  "samples; not again for {} s",

@@ -13,6 +13,7 @@ namespace {
 const std::map<std::string, int>& actions() {
   static const std::map<std::string, int> kActions = {
       {"reload", SIGHUP}, {"stop", SIGTERM}, {"quit", SIGQUIT}, {"reopen", SIGUSR1}, {"profile", SIGTRAP},
+      {"upgrade", SIGUSR2},
   };
   return kActions;
 }
@@ -40,8 +41,8 @@ CliOptions parseCli(int argc, char** argv) {
   app.add_option("--name", o.overrides.name, "instance name (overrides name)");
   app.add_flag("-d,--daemon", o.daemonize, "detach and run in the background");
   app.add_flag("-t,--test", o.testConfig, "check the configuration and exit 0 (valid) or 1");
-  app.add_option("-s,--signal", o.signal, "signal the running master: reload, stop, quit, reopen, profile")
-      ->check(CLI::IsMember({"reload", "stop", "quit", "reopen", "profile"}));
+  app.add_option("-s,--signal", o.signal, "signal the running master: reload, stop, quit, reopen, profile, upgrade")
+      ->check(CLI::IsMember({"reload", "stop", "quit", "reopen", "profile", "upgrade"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -4,6 +4,10 @@
 #include <systemd/sd-daemon.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <stdexcept>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -12,7 +16,53 @@
 
 namespace tcpfork {
 
+namespace {
+
+constexpr const char* kListenersEnv = "TCPFORK_LISTENERS";       // "index,fd,address;..."
+constexpr const char* kInheritedEnv = "TCPFORK_INHERITED_FDS";  // "fd,fd,..." (from systemd)
+
+int handedFd(std::string_view text) {
+  int fd = -1;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), fd);
+  if (ec != std::errc() || end != text.data() + text.size() || fd < 3 || sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+    throw std::runtime_error(fmt::format("binary upgrade: '{}' is not an inherited listening socket", text));
+  }
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  return fd;
+}
+
+std::vector<std::string_view> split(std::string_view text, char separator) {
+  std::vector<std::string_view> parts;
+  while (!text.empty()) {
+    size_t at = text.find(separator);
+    parts.push_back(text.substr(0, at));
+    text = at == text.npos ? std::string_view() : text.substr(at + 1);
+  }
+  return parts;
+}
+
+}  // namespace
+
 Listeners::Listeners() {
+  if (const char* handed = std::getenv(kListenersEnv)) {
+    std::string entries = handed;
+    std::string inherited = std::getenv(kInheritedEnv) ? std::getenv(kInheritedEnv) : "";
+    ::unsetenv(kListenersEnv);
+    ::unsetenv(kInheritedEnv);
+    for (auto entry : split(entries, ';')) {
+      auto fields = split(entry, ',');
+      unsigned index = 0;
+      if (fields.size() != 3 ||
+          std::from_chars(fields[0].data(), fields[0].data() + fields[0].size(), index).ec != std::errc()) {
+        throw std::runtime_error(fmt::format("binary upgrade: malformed {} entry '{}'", kListenersEnv, entry));
+      }
+      UniqueFd fd(handedFd(fields[1]));
+      boundPort_.emplace(std::string(fields[2]), localAddress(fd.get()).toString());
+      entries_.push_back({index, std::string(fields[2]), std::move(fd)});
+    }
+    for (auto fd : split(inherited, ',')) inherited_.emplace_back(handedFd(fd));
+    return;
+  }
   int n = sd_listen_fds(1);  // 1: unset LISTEN_* so workers do not see them
   for (int i = 0; i < n; ++i) {
     int fd = SD_LISTEN_FDS_START + i;
@@ -21,6 +71,21 @@ Listeners::Listeners() {
       inherited_.emplace_back(fd);
     }
   }
+}
+
+std::vector<std::string> Listeners::handoverEnvironment(std::vector<int>& inheritFds) const {
+  std::vector<std::string> entries;
+  for (const auto& e : entries_) {
+    entries.push_back(fmt::format("{},{},{}", e.index, e.fd.get(), e.address));
+    inheritFds.push_back(e.fd.get());
+  }
+  std::vector<std::string> inherited;
+  for (const auto& fd : inherited_) {
+    inherited.push_back(std::to_string(fd.get()));
+    inheritFds.push_back(fd.get());
+  }
+  return {fmt::format("{}={}", kListenersEnv, fmt::join(entries, ";")),
+          fmt::format("{}={}", kInheritedEnv, fmt::join(inherited, ","))};
 }
 
 void Listeners::ensure(unsigned index, const std::vector<std::string>& addresses) {

@@ -3,7 +3,8 @@
 // that a worker's death or a reload never closes one (and never resets a
 // queued connection). One SO_REUSEPORT socket per worker index per address;
 // or, under systemd socket activation, the inherited sockets, shared by all
-// workers. Owned by the Master; used on its loop.
+// workers. A master started by a binary upgrade inherits its predecessor's
+// sockets instead (handoverEnvironment()). Owned by the Master; used on its loop.
 
 #include <map>
 #include <string>
@@ -15,7 +16,9 @@ namespace tcpfork {
 
 class Listeners {
  public:
-  // Adopts sockets passed by systemd (LISTEN_FDS/LISTEN_PID), if any.
+  // Adopts sockets passed by systemd (LISTEN_FDS/LISTEN_PID), or by the
+  // master this one upgrades (TCPFORK_LISTENERS), if any. Throws
+  // std::runtime_error on a malformed handover.
   Listeners();
 
   bool socketActivated() const { return !inherited_.empty(); }
@@ -29,6 +32,10 @@ class Listeners {
   // longer listed.
   void keepOnly(unsigned count, const std::vector<std::string>& addresses);
   std::string describe() const;
+
+  // For a binary upgrade: the environment entries that describe every
+  // socket to the new master, and the fds it must inherit.
+  std::vector<std::string> handoverEnvironment(std::vector<int>& inheritFds) const;
 
  private:
   struct Entry {

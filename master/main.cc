@@ -2,6 +2,7 @@
 // segment and the listeners, starts the workers and supervises them; or, with
 // -t, checks a config; or, with -s, signals the running master.
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <fmt/ranges.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -44,6 +46,28 @@ int sendSignal(const CliOptions& cli) {
   }
 }
 
+// A master started by a binary upgrade learns it from its environment (see
+// BinaryUpgrade), and unsets it so that its own workers and upgrades start clean.
+StartContext upgradeContext() {
+  StartContext start;
+  auto take = [](const char* name) {
+    const char* value = std::getenv(name);
+    int number = value ? std::atoi(value) : 0;
+    ::unsetenv(name);
+    return number;
+  };
+  start.upgradeFrom = take(BinaryUpgrade::kFromEnv);
+  int readyFd = take(BinaryUpgrade::kReadyFdEnv);
+  int adminFd = take(BinaryUpgrade::kAdminFdEnv);
+  if (start.upgradeFrom > 0) {
+    start.readyFd = readyFd > 2 ? readyFd : -1;
+    start.adminFd = adminFd > 2 ? adminFd : -1;
+    if (start.readyFd >= 0) ::fcntl(start.readyFd, F_SETFD, FD_CLOEXEC);
+    if (start.adminFd >= 0) ::fcntl(start.adminFd, F_SETFD, FD_CLOEXEC);
+  }
+  return start;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -72,18 +96,18 @@ int main(int argc, char** argv) {
 
   initLogging("master", config.logLevel);
   std::signal(SIGPIPE, SIG_IGN);
-  int readyFd = -1;
+  StartContext start = upgradeContext();
   try {
-    if (cli.daemonize) {
-      readyFd = daemonize(config.logFile);
+    if (cli.daemonize && !start.upgradeFrom) {
+      start.readyFd = daemonize(config.logFile);
     } else if (!config.logFile.empty()) {
       redirectOutputTo(config.logFile);
     }
-    Master master(config, configPath, cli.overrides, readyFd);
+    Master master(config, configPath, cli.overrides, start);
     return master.run();
   } catch (const std::exception& e) {
     spdlog::critical("cannot start: {}", e.what());
-    reportDaemonFailure(readyFd, e.what());
+    reportDaemonFailure(start.readyFd, e.what());
     return 1;
   }
 }

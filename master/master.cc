@@ -15,6 +15,7 @@
 
 #include "base/log.h"
 #include "base/socket.h"
+#include "master/daemon.h"
 #include "stats/snapshot.h"
 
 namespace tcpfork {
@@ -52,10 +53,29 @@ Identity resolveIdentity(const Config& c) {
 }
 
 // Two generations of max_workers may run at once during a reload. Workers
-// that drop privileges must still open the segment, so it is theirs.
-stats::StatsSegment createSegment(const Config& c) {
-  Identity id = resolveIdentity(c);
-  return stats::StatsSegment::create(c.name, 2 * c.maxWorkers, id.uid.value_or(uid_t(-1)), id.gid.value_or(gid_t(-1)));
+// that drop privileges must still open the segment, so it is theirs. A master
+// started by a binary upgrade shares its predecessor's segment, whose size
+// then fixes max_workers until a full restart.
+stats::StatsSegment openSegment(Config& c, bool upgrade) {
+  if (!upgrade) {
+    Identity id = resolveIdentity(c);
+    return stats::StatsSegment::create(c.name, 2 * c.maxWorkers, id.uid.value_or(uid_t(-1)),
+                                       id.gid.value_or(gid_t(-1)));
+  }
+  stats::StatsSegment segment = stats::StatsSegment::adopt(c.name);
+  if (segment.slotCount() / 2 != c.maxWorkers) {
+    spdlog::warn("binary upgrade: max_workers stays {} (the running stats segment's size) until a full restart",
+                 segment.slotCount() / 2);
+    c.maxWorkers = segment.slotCount() / 2;
+  }
+  return segment;
+}
+
+std::string selfPath() {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) throw std::system_error(ec, "readlink(/proc/self/exe)");
+  return self.string();
 }
 
 }  // namespace
@@ -71,13 +91,16 @@ std::string workerBinaryPath() {
   return worker.string();
 }
 
-Master::Master(Config config, std::string configPath, ConfigOverrides overrides, int readyFd)
+Master::Master(Config config, std::string configPath, ConfigOverrides overrides, StartContext start)
     : config_(std::move(config)),
       configPath_(std::move(configPath)),
       overrides_(std::move(overrides)),
       base_(newEventBase()),
-      pidfile_(config_.effectivePidFile()),
-      segment_(createSegment(config_)),
+      start_(start),
+      selfExe_(selfPath()),
+      pidfile_(start.upgradeFrom ? std::nullopt : std::make_optional<Pidfile>(config_.effectivePidFile())),
+      pidfilePath_(config_.effectivePidFile()),
+      segment_(openSegment(config_, start.upgradeFrom != 0)),
       supervisor_(segment_, listeners_, config_.maxWorkers),
       collector_(segment_, config_.metricsNamespace,
                  [this] { return MasterStatus{supervisor_.count(), supervisor_.backingOff()}; }),
@@ -85,7 +108,8 @@ Master::Master(Config config, std::string configPath, ConfigOverrides overrides,
       autoProfiler_(segment_, config_.profile.autoProfile),
       autoProfileTimer_(event_new(base_.get(), -1, EV_PERSIST, &Master::onAutoProfile, this)),
       tick_(event_new(base_.get(), -1, EV_PERSIST, &Master::onTick, this)),
-      readyFd_(readyFd) {
+      upgrade_(base_.get(), {[this](pid_t pid) { onUpgradeReady(pid); },
+                             [this](const std::string& why) { onUpgradeFailed(why); }}) {
   if (!tick_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(tick)");
   for (int signal : {SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU, SIGTRAP, SIGCHLD}) {
     EventPtr ev(evsignal_new(base_.get(), signal, &Master::onSignal, this));
@@ -121,12 +145,15 @@ WorkerSettings Master::settingsFrom(const Config& c) const {
 }
 
 int Master::run() {
-  admin_ = std::make_unique<AdminHttp>(base_.get(), config_.metricsListen, collector_, segment_, [this] {
-    unsigned serving = supervisor_.servingCount();
-    bool ok = !stopping_ && serving == supervisor_.count();
-    return AdminHttp::Health{ok, fmt::format("{}: {} of {} workers serving", ok ? "ok" : "unhealthy", serving,
-                                             supervisor_.count())};
-  });
+  admin_ = std::make_unique<AdminHttp>(
+      base_.get(), config_.metricsListen, collector_, segment_,
+      [this] {
+        unsigned serving = supervisor_.servingCount();
+        bool ok = !stopping_ && serving == supervisor_.count();
+        return AdminHttp::Health{ok, fmt::format("{}: {} of {} workers serving", ok ? "ok" : "unhealthy", serving,
+                                                 supervisor_.count())};
+      },
+      UniqueFd(start_.adminFd));
   if (config_.profile.http) {
     pprof_ = std::make_unique<PprofEndpoint>(base_.get(), segment_, profileDir_, config_.profile.httpRemote,
                                              [this](unsigned index) -> std::optional<PprofEndpoint::Target> {
@@ -144,9 +171,10 @@ int Master::run() {
                  admin_->boundAddress(), config_.profile.http && config_.profile.httpRemote ? ", and so is profiling" : "");
   }
   supervisor_.start(settingsFrom(config_));
-  spdlog::info("master pid {}: {} workers on {}; metrics on http://{}/metrics; pidfile {}; stats segment '{}'",
-               ::getpid(), supervisor_.count(), listeners_.describe(), admin_->boundAddress(), pidfile_.path(),
-               segment_.name());
+  spdlog::info("master pid {}: {} workers on {}; metrics on http://{}/metrics; pidfile {}; stats segment '{}'{}",
+               ::getpid(), supervisor_.count(), listeners_.describe(), admin_->boundAddress(), pidfilePath_,
+               segment_.name(),
+               start_.upgradeFrom ? fmt::format(" (binary upgrade from master pid {})", start_.upgradeFrom) : "");
   event_add(tick_.get(), &kTickInterval);
   if (event_base_dispatch(base_.get()) < 0) {
     spdlog::error("event_base_dispatch() failed");
@@ -185,7 +213,7 @@ void Master::onSignal(evutil_socket_t signal, short, void* self) {
       spdlog::info("SIGTRAP: forwarded the profiling toggle to {} workers", master->supervisor_.signalReady(SIGTRAP));
       return;
     case SIGUSR2:
-      spdlog::warn("SIGUSR2 (binary upgrade) is not supported by this build; ignoring");
+      master->upgrade();
       return;
   }
 }
@@ -224,14 +252,16 @@ void Master::onTick(evutil_socket_t, short, void* self) {
   auto* master = static_cast<Master*>(self);
   master->supervisor_.tick();
   master->logFinishedProfiles();
-  if (!master->announcedReady_ && master->supervisor_.allServing()) {
-    master->announcedReady_ = true;
-    spdlog::info("ready: {} workers serving", master->supervisor_.count());
-    if (master->readyFd_ >= 0) {
-      ssize_t ignored = ::write(master->readyFd_, "READY\n", 6);
-      (void)ignored;
-      ::close(master->readyFd_);
-      master->readyFd_ = -1;
+  master->notify_.watchdogTick();
+  if (!master->announcedReady_ && !master->stopping_ && master->supervisor_.allServing()) master->becomeReady();
+  if (master->reloadNotified_ && !master->supervisor_.switching()) {
+    master->reloadNotified_ = false;
+    master->notify_.ready();
+  }
+  if (++master->ticks_ % 10 == 0) {
+    master->publishStatus();
+    if (unsigned n = master->supervisor_.reclaimOrphanSlots()) {
+      spdlog::warn("folded {} stats slot(s) left by a master that died", n);
     }
   }
   if (master->stopping_) {
@@ -245,10 +275,47 @@ void Master::onTick(evutil_socket_t, short, void* self) {
   }
 }
 
+void Master::becomeReady() {
+  if (start_.upgradeFrom) {
+    // The old master renamed its pidfile to .oldbin when it started us.
+    try {
+      pidfile_.emplace(pidfilePath_);
+    } catch (const std::exception& e) {
+      spdlog::critical("binary upgrade: {}", e.what());
+      reportDaemonFailure(start_.readyFd, e.what());
+      start_.readyFd = -1;
+      beginStop(false);
+      return;
+    }
+    segment_.claimName();
+  }
+  announcedReady_ = true;
+  spdlog::info("ready: {} workers serving", supervisor_.count());
+  notify_.ready(start_.upgradeFrom ? ::getpid() : 0);
+  if (start_.readyFd >= 0) {
+    ssize_t ignored = ::write(start_.readyFd, "READY\n", 6);
+    (void)ignored;
+    ::close(start_.readyFd);
+    start_.readyFd = -1;
+  }
+}
+
+void Master::publishStatus() {
+  if (!notify_.enabled()) return;
+  stats::Snapshot snapshot = stats::takeSnapshot(segment_);
+  uint64_t requests = snapshot.total().counters[size_t(stats::Counter::kRequestsReceived)];
+  uint64_t perSecond = requests >= lastRequests_ ? requests - lastRequests_ : 0;
+  lastRequests_ = requests;
+  notify_.status(fmt::format("{} of {} workers serving, generation {}, {} req/s, {} connections",
+                             supervisor_.servingCount(), supervisor_.count(), supervisor_.generation(), perSecond,
+                             snapshot.connected()));
+}
+
 void Master::reap() {
   int status;
   pid_t pid;
   while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+    if (upgrade_.onChildExit(pid, status)) continue;
     supervisor_.onChildExit(pid, status);
     if (int removed = profileDir_.removePartialProfilesOf(pid)) {
       spdlog::warn("removed {} unfinished CPU profile(s) of worker pid {}", removed, pid);
@@ -259,6 +326,9 @@ void Master::reap() {
 void Master::reload() {
   if (stopping_) return;
   spdlog::info("SIGHUP: reloading {}", configPath_.empty() ? "(built-in defaults)" : configPath_);
+  notify_.reloading();
+  // READY=1 follows once the new generation serves, or at once if refused.
+  reloadNotified_ = true;
   Config next;
   WorkerSettings settings;
   try {
@@ -305,6 +375,76 @@ void Master::reload() {
   armAutoProfiler();
 }
 
+std::vector<std::string> Master::upgradeArgv() const {
+  std::vector<std::string> argv = {selfExe_};
+  if (!configPath_.empty()) argv.insert(argv.end(), {"-c", configPath_});
+  for (const auto& l : overrides_.listen) argv.insert(argv.end(), {"--listen", l});
+  if (overrides_.workers) argv.insert(argv.end(), {"--workers", std::to_string(*overrides_.workers)});
+  if (overrides_.metricsListen) argv.insert(argv.end(), {"--metrics-listen", *overrides_.metricsListen});
+  argv.insert(argv.end(), {"--pid-file", pidfilePath_});
+  if (overrides_.name) argv.insert(argv.end(), {"--name", *overrides_.name});
+  return argv;
+}
+
+// nginx's model: the new binary starts as our child on our sockets; we keep
+// serving beside it until told QUIT, and take everything back if it fails.
+void Master::upgrade() {
+  if (stopping_) return;
+  if (upgrade_.active()) {
+    spdlog::warn("SIGUSR2: a new master (pid {}) is already {}; ignoring", upgrade_.pid(),
+                 upgrade_.ready() ? "serving (send this master QUIT to finish the upgrade)" : "starting");
+    return;
+  }
+  if (!pidfile_) {
+    spdlog::warn("SIGUSR2: this master is still starting as an upgrade; ignoring");
+    return;
+  }
+  SpawnRequest request;
+  request.argv = upgradeArgv();
+  request.env = listeners_.handoverEnvironment(request.inheritFds);
+  request.inheritFds.push_back(admin_->listenerFd());
+  request.env.push_back(fmt::format("{}={}", BinaryUpgrade::kAdminFdEnv, admin_->listenerFd()));
+  std::string oldbin = pidfilePath_ + ".oldbin";
+  try {
+    pidfile_->moveTo(oldbin);
+  } catch (const std::exception& e) {
+    spdlog::error("SIGUSR2: binary upgrade not started: {}", e.what());
+    return;
+  }
+  try {
+    upgrade_.start(request, config_.workerTimeout + std::chrono::seconds(5));
+  } catch (const std::exception& e) {
+    spdlog::error("SIGUSR2: binary upgrade: cannot start {}: {}; this master keeps serving", selfExe_, e.what());
+    try {
+      pidfile_->moveTo(pidfilePath_);
+    } catch (const std::exception& e2) {
+      spdlog::error("binary upgrade: {}", e2.what());
+    }
+    return;
+  }
+  spdlog::info("SIGUSR2: binary upgrade: started {} as master pid {}; this master's pidfile is now {}", selfExe_,
+               upgrade_.pid(), oldbin);
+}
+
+void Master::onUpgradeReady(pid_t pid) {
+  spdlog::info("binary upgrade: new master pid {} serves; this master (pid {}, pidfile {}) serves beside it until "
+               "it gets SIGQUIT",
+               pid, ::getpid(), pidfile_ ? pidfile_->path() : "");
+}
+
+void Master::onUpgradeFailed(const std::string& why) {
+  spdlog::error("binary upgrade failed: {}; master pid {} serves on", why, ::getpid());
+  if (pidfile_ && pidfile_->path() != pidfilePath_) {
+    try {
+      pidfile_->moveTo(pidfilePath_);
+    } catch (const std::exception& e) {
+      spdlog::error("binary upgrade: {}", e.what());
+    }
+  }
+  segment_.claimName();
+  if (!stopping_) notify_.ready(::getpid());
+}
+
 void Master::reopenLogs() {
   if (!config_.logFile.empty()) {
     try {
@@ -319,6 +459,8 @@ void Master::reopenLogs() {
 void Master::beginStop(bool graceful) {
   if (stopping_ && graceful) return;
   stopping_ = true;
+  // After a binary upgrade the service goes on in the new master.
+  if (!upgrade_.ready()) notify_.stopping();
   spdlog::info("{}: stopping {} workers", graceful ? "SIGQUIT: graceful stop" : "fast stop",
                supervisor_.pids().size());
   supervisor_.stopAll(graceful);

@@ -4,16 +4,18 @@
 // loop events (evsignal); the handlers only run between loop iterations:
 //   HUP reload   TERM/INT fast stop   QUIT graceful stop   USR1 reopen logs
 //   TTIN/TTOU one worker more/fewer   TRAP forwarded to workers (profiling)
-//   CHLD reap and restart
+//   USR2 binary upgrade               CHLD reap and restart
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/event_ptr.h"
 #include "master/admin_http.h"
 #include "master/auto_profiler.h"
+#include "master/binary_upgrade.h"
 #include "master/config.h"
 #include "master/listeners.h"
 #include "master/metrics_collector.h"
@@ -21,15 +23,25 @@
 #include "master/pprof_endpoint.h"
 #include "master/profile_dir.h"
 #include "master/supervisor.h"
+#include "master/systemd_notify.h"
 #include "stats/segment.h"
 
 namespace tcpfork {
 
+// How this master came to be: the readiness pipe of `tcpfork -d` or of the
+// master it upgrades, and what that master handed over.
+struct StartContext {
+  // Gets "READY\n" once every worker serves (or why not), then is closed.
+  int readyFd = -1;
+  // Set when started by a binary upgrade: the old master's pid and its admin
+  // HTTP socket (the listeners come through the environment, see Listeners).
+  pid_t upgradeFrom = 0;
+  int adminFd = -1;
+};
+
 class Master {
  public:
-  // `readyFd` (or -1) gets "READY\n" once every worker serves, then is closed:
-  // how `tcpfork -d` learns that the daemon it started is up.
-  Master(Config config, std::string configPath, ConfigOverrides overrides, int readyFd);
+  Master(Config config, std::string configPath, ConfigOverrides overrides, StartContext start);
   ~Master();
   Master(const Master&) = delete;
   Master& operator=(const Master&) = delete;
@@ -45,6 +57,12 @@ class Master {
   void logFinishedProfiles();
   void reap();
   void reload();
+  void upgrade();
+  void onUpgradeReady(pid_t pid);
+  void onUpgradeFailed(const std::string& why);
+  void becomeReady();
+  void publishStatus();
+  std::vector<std::string> upgradeArgv() const;
   void reopenLogs();
   void beginStop(bool graceful);
   WorkerSettings settingsFrom(const Config& config) const;
@@ -53,7 +71,12 @@ class Master {
   std::string configPath_;
   ConfigOverrides overrides_;
   EventBasePtr base_;  // first: destroyed last
-  Pidfile pidfile_;    // before anything shared: a second master stops here
+  StartContext start_;
+  std::string selfExe_;  // this binary's path at start: what USR2 runs again
+  // Before anything shared: a second master stops here. A master started by
+  // a binary upgrade takes it only once it serves.
+  std::optional<Pidfile> pidfile_;
+  std::string pidfilePath_;
   stats::StatsSegment segment_;
   Listeners listeners_;
   Supervisor supervisor_;
@@ -66,8 +89,12 @@ class Master {
   std::map<pid_t, bool> profiling_;  // last seen profiling state, to log finished profiles
   std::vector<EventPtr> signalEvents_;
   EventPtr tick_;
-  int readyFd_;
+  BinaryUpgrade upgrade_;
+  SystemdNotify notify_;
   bool announcedReady_ = false;
+  bool reloadNotified_ = false;  // RELOADING=1 sent, READY=1 owed
+  unsigned ticks_ = 0;
+  uint64_t lastRequests_ = 0;
   bool stopping_ = false;
   std::chrono::steady_clock::time_point stopDeadline_;
 };

@@ -54,6 +54,13 @@ void Pidfile::write(pid_t pid) {
   }
 }
 
+void Pidfile::moveTo(const std::string& path) {
+  if (::rename(path_.c_str(), path.c_str()) != 0) {
+    throw PidfileError(fmt::format("rename(pidfile {} -> {}): {}", path_, path, std::strerror(errno)));
+  }
+  path_ = path;
+}
+
 pid_t runningMasterPid(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd) {

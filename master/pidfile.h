@@ -30,6 +30,9 @@ class Pidfile {
   const std::string& path() const { return path_; }
   // Rewrites the pid (after daemonizing changed it).
   void write(pid_t pid);
+  // Renames the file, keeping the lock (binary upgrade: "<path>.oldbin").
+  // Throws PidfileError.
+  void moveTo(const std::string& path);
 
  private:
   std::string path_;

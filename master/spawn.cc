@@ -7,7 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <string_view>
 #include <system_error>
 
 #include "base/unique_fd.h"
@@ -23,7 +25,7 @@ namespace {
   _exit(127);
 }
 
-constexpr const char* kSteps[] = {"fcntl(inherit fd)", "setgroups", "setgid", "setuid", "execv"};
+constexpr const char* kSteps[] = {"fcntl(inherit fd)", "setgroups", "setgid", "setuid", "execve"};
 
 }  // namespace
 
@@ -31,6 +33,19 @@ pid_t spawnProcess(const SpawnRequest& request) {
   std::vector<char*> argv;
   for (const auto& a : request.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  // The environment is built before fork: the child may not allocate.
+  std::vector<std::string> envStrings;
+  for (char** e = environ; *e; ++e) {
+    std::string_view entry(*e);
+    auto name = entry.substr(0, entry.find('=') + 1);
+    bool replaced = std::any_of(request.env.begin(), request.env.end(),
+                                [&](const std::string& extra) { return extra.starts_with(name); });
+    if (!replaced) envStrings.emplace_back(entry);
+  }
+  envStrings.insert(envStrings.end(), request.env.begin(), request.env.end());
+  std::vector<char*> envp;
+  for (auto& e : envStrings) envp.push_back(e.data());
+  envp.push_back(nullptr);
 
   int pipeFds[2];
   if (::pipe2(pipeFds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe2()");
@@ -73,7 +88,7 @@ pid_t spawnProcess(const SpawnRequest& request) {
       if (::setgid(gid) != 0) childFail(pipeFds[1], 2);
     }
     if (request.uid && ::setuid(*request.uid) != 0) childFail(pipeFds[1], 3);
-    ::execv(argv[0], argv.data());
+    ::execve(argv[0], argv.data(), envp.data());
     childFail(pipeFds[1], 4);
   }
 

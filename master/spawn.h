@@ -18,6 +18,7 @@ struct SpawnRequest {
   std::optional<uid_t> uid;       // drop to these before exec
   std::optional<gid_t> gid;
   bool dieWithParent = true;      // PR_SET_PDEATHSIG(SIGTERM)
+  std::vector<std::string> env;   // "NAME=value" set (or replaced) in the child's environment
 };
 
 // Returns the child's pid. Throws std::system_error when fork fails or the

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "master/spawn.h"
+#include "stats/header_lock.h"
 #include "stats/snapshot.h"
 
 namespace tcpfork {
@@ -43,19 +44,26 @@ Supervisor::Supervisor(stats::StatsSegment& segment, Listeners& listeners, unsig
 
 void Supervisor::start(const WorkerSettings& settings) {
   settings_ = settings;
-  generation_ = 1;
-  stats::store(segment_.header().generation, generation_);
+  {
+    // A master started by a binary upgrade continues its predecessor's count.
+    stats::HeaderLock lock(segment_.header());
+    generation_ = stats::load(segment_.header().generation) + 1;
+    stats::store(segment_.header().generation, generation_);
+  }
   for (unsigned i = 0; i < settings_.count; ++i) listeners_.ensure(i, settings_.listen);
   current_.assign(settings_.count, {});
   for (unsigned i = 0; i < settings_.count; ++i) spawn(i);
 }
 
 uint32_t Supervisor::allocateSlot() {
+  stats::HeaderLock lock(segment_.header());
   for (uint32_t i = 0; i < slotUsed_.size(); ++i) {
-    if (!slotUsed_[i]) {
+    stats::Slot& s = segment_.slot(i);
+    // Another master sharing the segment (binary upgrade) may own it.
+    if (!slotUsed_[i] && stats::load(s.ownerPid) == 0) {
       slotUsed_[i] = true;
+      stats::store(s.ownerPid, uint64_t(::getpid()));
       // Folding left the slot empty with zero totals; the worker fills in the rest.
-      stats::Slot& s = segment_.slot(i);
       // The hang timeout counts from the spawn until the worker's first beat.
       stats::store(s.heartbeatMonotonicMs, monotonicMillis());
       return i;
@@ -67,6 +75,7 @@ uint32_t Supervisor::allocateSlot() {
 // The worker is gone: its counts join the retired totals before the slot can
 // be reused, so exported counters never go down.
 void Supervisor::releaseSlot(uint32_t slot) {
+  stats::HeaderLock lock(segment_.header());
   stats::foldIntoRetired(segment_.header(), segment_.slot(slot));
   slotUsed_[slot] = false;
 }
@@ -170,8 +179,37 @@ std::vector<pid_t> Supervisor::pids() const {
   return out;
 }
 
+void Supervisor::storeGeneration() {
+  stats::HeaderLock lock(segment_.header());
+  stats::store(segment_.header().generation, generation_);
+}
+
+// A master that shared the segment with us (binary upgrade) and died without
+// folding its workers leaves slots owned by a dead pid. Its workers die with
+// it; once they have, their last counts join the retired totals and the slots
+// become free again.
+unsigned Supervisor::reclaimOrphanSlots() {
+  auto alive = [](uint64_t pid) { return pid > 0 && (::kill(pid_t(pid), 0) == 0 || errno == EPERM); };
+  unsigned reclaimed = 0;
+  stats::HeaderLock lock(segment_.header());
+  for (uint32_t i = 0; i < slotUsed_.size(); ++i) {
+    stats::Slot& s = segment_.slot(i);
+    uint64_t owner = stats::load(s.ownerPid);
+    if (slotUsed_[i] || owner == 0 || owner == uint64_t(::getpid()) || alive(owner) || alive(stats::load(s.pid))) {
+      continue;
+    }
+    stats::foldIntoRetired(segment_.header(), s);
+    ++reclaimed;
+  }
+  return reclaimed;
+}
+
 unsigned Supervisor::freeSlots() const {
-  return unsigned(std::count(slotUsed_.begin(), slotUsed_.end(), false));
+  unsigned free = 0;
+  for (uint32_t i = 0; i < slotUsed_.size(); ++i) {
+    if (!slotUsed_[i] && stats::load(segment_.slot(i).ownerPid) == 0) ++free;
+  }
+  return free;
 }
 
 // A worker leaving service drains with SIGQUIT (stop accepting) when its
@@ -218,7 +256,7 @@ bool Supervisor::reload(const WorkerSettings& settings, std::string& why) {
   switch_ = PendingSwitch{Clock::now() + settings.workerTimeout, settings_, std::move(current_)};
   settings_ = settings;
   ++generation_;
-  stats::store(segment_.header().generation, generation_);
+  storeGeneration();
   current_.assign(settings_.count, {});
   for (unsigned i = 0; i < settings_.count; ++i) spawn(i);
   spdlog::info("reload: generation {} starting ({} workers); generation {} serves until it is ready", generation_,
@@ -235,7 +273,10 @@ void Supervisor::finishSwitch() {
   }
   switch_.reset();
   ++reloads_;
-  stats::store(segment_.header().reloads, reloads_);
+  {
+    stats::HeaderLock lock(segment_.header());
+    stats::add(segment_.header().reloads, 1);
+  }
   spdlog::info("reload: generation {} serving; generation {} draining", generation_, generation_ - 1);
 }
 
@@ -262,7 +303,7 @@ void Supervisor::abandonSwitch() {
     if (!s.process && !s.respawnAt) s.respawnAt = Clock::now();
   }
   --generation_;
-  stats::store(segment_.header().generation, generation_);
+  storeGeneration();
 }
 
 void Supervisor::scale(int delta) {
@@ -335,7 +376,10 @@ void Supervisor::onChildExit(pid_t pid, int status) {
       return;
     }
     ++restarts_;
-    stats::store(segment_.header().workerRestarts, restarts_);
+    {
+      stats::HeaderLock lock(segment_.header());
+      stats::add(segment_.header().workerRestarts, 1);
+    }
     auto uptime = Clock::now() - p.startedAt;
     state.crashes = uptime < kStableUptime ? state.crashes + 1 : 1;
     std::string cause = p.hung ? "killed after its heartbeat stopped" : describeExit(status);

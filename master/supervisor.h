@@ -59,6 +59,10 @@ class Supervisor {
   void onChildExit(pid_t pid, int status);
   // Periodic: heartbeats, due restarts, reload progress, drain deadlines.
   void tick();
+  // Frees the slots of a dead master that shared the segment; returns how many.
+  unsigned reclaimOrphanSlots();
+  // A reload is waiting for its new generation to serve.
+  bool switching() const { return switch_.has_value(); }
   // Stops everything: SIGQUIT (graceful) or SIGTERM; no more restarts.
   void stopAll(bool graceful);
   void killAll();
@@ -112,6 +116,7 @@ class Supervisor {
                     const std::vector<std::string>& kept) const;
   void checkHeartbeat(Process& p);
   void finishSwitch();
+  void storeGeneration();
   void abandonSwitch();
 
   stats::StatsSegment& segment_;

@@ -2,7 +2,8 @@
 // The shared-memory stats layout: one Header, then one Slot per worker
 // process. Plain integers only (trivially copyable, no pointers), accessed
 // through relaxed std::atomic_ref: each Slot has exactly one writer, its
-// worker; the Header is written by the master alone. Readers tolerate a
+// worker; the Header is written by masters under HeaderLock (one master,
+// or two during a binary upgrade). Readers tolerate a
 // slightly torn view across fields; no field is ever torn itself.
 //
 // Any change to these structs bumps kLayoutVersion: attaching checks magic,
@@ -20,7 +21,7 @@
 namespace tcpfork::stats {
 
 inline constexpr uint64_t kMagic = 0x544350464f524b31;  // "TCPFORK1"
-inline constexpr uint32_t kLayoutVersion = 3;
+inline constexpr uint32_t kLayoutVersion = 4;
 
 enum class WorkerState : uint64_t {
   kEmpty = 0,     // slot unused
@@ -57,6 +58,9 @@ struct alignas(64) Slot {
   uint64_t heartbeatMonotonicMs;  // CLOCK_MONOTONIC, advanced by the worker loop
   uint64_t connectionsCurrent;
   uint64_t profiling;      // 1 while its CPU profiler runs
+  // The master that allocated this slot (0 = free). Two masters share the
+  // segment during a binary upgrade; each allocates only free slots.
+  uint64_t ownerPid;
   alignas(64) Totals totals;
   // Written by the master only: a profile length (ms) for the next SIGTRAP,
   // for /debug/pprof/profile?seconds=N. 0 = the configured duration.
@@ -76,6 +80,8 @@ struct alignas(64) Header {
   // outside the master retry until they see one even value on both sides.
   uint64_t foldSequence;
   uint64_t autoProfiles;  // profiles started by the master's auto-profiler
+  // Pid of the master writing the header now (0 = none): see HeaderLock.
+  uint64_t writerPid;
   // Folded in by the master when a worker exits, before its slot is reused,
   // so that exported counters never go down.
   alignas(64) Totals retired;

@@ -56,7 +56,7 @@ StatsSegment::StatsSegment(StatsSegment&& other) noexcept
 
 StatsSegment& StatsSegment::operator=(StatsSegment&& other) noexcept {
   if (this != &other) {
-    if (ownsName_) remove(name_);
+    if (ownsName_ && load(header_->masterPid) == uint64_t(::getpid())) remove(name_);
     name_ = std::move(other.name_);
     region_ = std::move(other.region_);
     ownsName_ = std::exchange(other.ownsName_, false);
@@ -67,7 +67,15 @@ StatsSegment& StatsSegment::operator=(StatsSegment&& other) noexcept {
 }
 
 StatsSegment::~StatsSegment() {
-  if (ownsName_) remove(name_);
+  // After a binary upgrade the segment is the new master's: leave it.
+  if (ownsName_ && load(header_->masterPid) == uint64_t(::getpid())) remove(name_);
+}
+
+StatsSegment StatsSegment::adopt(const std::string& name) { return open(name, true); }
+
+void StatsSegment::claimName() {
+  ownsName_ = true;
+  store(header_->masterPid, static_cast<uint64_t>(::getpid()));
 }
 
 StatsSegment StatsSegment::create(const std::string& name, uint32_t slotCount, uid_t owner, gid_t group) {

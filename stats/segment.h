@@ -30,7 +30,14 @@ class StatsSegment {
   // The returned object owns the name: destroying it removes the segment.
   static StatsSegment create(const std::string& name, uint32_t slotCount, uid_t owner = -1, gid_t group = -1);
   static StatsSegment openReadWrite(const std::string& name);
+  // A new master taking over from the one it upgrades: opens the running
+  // segment read-write without owning its name (a failed start must not
+  // remove it); claimName() makes it ours once we serve.
+  static StatsSegment adopt(const std::string& name);
   static StatsSegment openReadOnly(const std::string& name);
+  // Makes this process the segment's master: it is named in the header and
+  // removes the segment on destruction (unless another master claims it since).
+  void claimName();
   // Removes the name; mappings stay valid until unmapped.
   static void remove(const std::string& name);
 

@@ -130,6 +130,7 @@ void foldIntoRetired(Header& header, Slot& slot) {
   addTotals(header.retired, slot.totals);
   store(slot.state, uint64_t(WorkerState::kEmpty));
   store(slot.pid, 0);
+  store(slot.ownerPid, 0);
   store(slot.connectionsCurrent, 0);
   store(slot.profiling, 0);
   store(slot.profileRequestMs, 0);

@@ -60,8 +60,8 @@ struct Snapshot {
 TotalsView readTotals(const Totals& totals);
 Snapshot takeSnapshot(const StatsSegment& segment);
 
-// Master only, once `slot`'s worker has exited: adds its counts to the
-// retired totals and empties the slot.
+// Master only, under HeaderLock, once `slot`'s worker has exited: adds its
+// counts to the retired totals and empties (frees) the slot.
 void foldIntoRetired(Header& header, Slot& slot);
 
 }  // namespace tcpfork::stats

@@ -1,0 +1,43 @@
+#include "stats/header_lock.h"
+
+#include <sched.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+
+namespace tcpfork::stats {
+namespace {
+
+bool alive(uint64_t pid) { return pid > 0 && (::kill(pid_t(pid), 0) == 0 || errno == EPERM); }
+
+}  // namespace
+
+HeaderLock::HeaderLock(Header& header) : header_(header), self_(uint64_t(::getpid())) {
+  std::atomic_ref<uint64_t> word(header_.writerPid);
+  for (unsigned attempt = 0;; ++attempt) {
+    uint64_t holder = 0;
+    if (word.compare_exchange_weak(holder, self_, std::memory_order_acquire, std::memory_order_relaxed)) return;
+    // A holder that died cannot release; take its lock over. Its half-done
+    // fold left foldSequence odd: make it even again so readers proceed
+    // (they may have seen a torn total once; nothing is lost from retired).
+    if (holder != 0 && holder != self_ && attempt % 64 == 63 && !alive(holder) &&
+        word.compare_exchange_strong(holder, self_, std::memory_order_acquire, std::memory_order_relaxed)) {
+      std::atomic_ref<uint64_t> sequence(header_.foldSequence);
+      if (sequence.load(std::memory_order_relaxed) % 2 == 1) sequence.fetch_add(1, std::memory_order_release);
+      return;
+    }
+    if (attempt < 1000) {
+      ::sched_yield();
+    } else {
+      ::usleep(100);
+    }
+  }
+}
+
+HeaderLock::~HeaderLock() {
+  std::atomic_ref<uint64_t>(header_.writerPid).store(0, std::memory_order_release);
+}
+
+}  // namespace tcpfork::stats
