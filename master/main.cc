@@ -11,6 +11,7 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 
@@ -29,6 +30,36 @@ std::string absolute(const std::string& path) {
   return path.empty() ? path : std::filesystem::absolute(path).lexically_normal().string();
 }
 
+// After USR2: the new master takes the pidfile once its workers serve; the
+// old one takes it back (from <pidfile>.oldbin) if the new one fails.
+int awaitUpgrade(const Config& config, pid_t oldPid) {
+  const std::string pidFile = config.effectivePidFile();
+  auto deadline = std::chrono::steady_clock::now() + config.workerTimeout + std::chrono::seconds(10);
+  bool sawOldbin = false;
+  while (std::chrono::steady_clock::now() < deadline) {
+    sawOldbin = sawOldbin || std::filesystem::exists(pidFile + ".oldbin");
+    try {
+      pid_t now = runningMasterPid(pidFile);
+      if (now != oldPid) {
+        fmt::print("tcpfork: new master pid {} serves; old master pid {} serves beside it until you send it QUIT "
+                   "(kill -QUIT {}; its pidfile is {}.oldbin)\n",
+                   now, oldPid, oldPid, pidFile);
+        return 0;
+      }
+      if (sawOldbin) {
+        fmt::print(stderr, "tcpfork: the upgrade failed; master pid {} serves on (its log says why)\n", oldPid);
+        return 1;
+      }
+    } catch (const PidfileError&) {
+      // Renamed to .oldbin, and the new master is not ready yet.
+    }
+    ::usleep(50'000);
+  }
+  fmt::print(stderr, "tcpfork: no new master took {} within {} s; see the master's log\n", pidFile,
+             std::chrono::duration_cast<std::chrono::seconds>(config.workerTimeout).count() + 10);
+  return 1;
+}
+
 int sendSignal(const CliOptions& cli) {
   try {
     Config config = loadConfig(cli.configPath, cli.overrides);
@@ -39,7 +70,7 @@ int sendSignal(const CliOptions& cli) {
       return 1;
     }
     fmt::print("tcpfork: sent SIG{} ({}) to master pid {}\n", sigabbrev_np(signal), cli.signal, pid);
-    return 0;
+    return cli.signal == "upgrade" ? awaitUpgrade(config, pid) : 0;
   } catch (const std::exception& e) {
     fmt::print(stderr, "tcpfork: {}\n", e.what());
     return 1;

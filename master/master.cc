@@ -442,6 +442,7 @@ void Master::onUpgradeFailed(const std::string& why) {
     }
   }
   segment_.claimName();
+  supervisor_.storeGeneration();
   if (!stopping_) notify_.ready(::getpid());
 }
 

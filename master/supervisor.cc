@@ -11,6 +11,7 @@
 
 #include "master/spawn.h"
 #include "stats/header_lock.h"
+#include "stats/process_info.h"
 #include "stats/snapshot.h"
 
 namespace tcpfork {
@@ -189,7 +190,7 @@ void Supervisor::storeGeneration() {
 // it; once they have, their last counts join the retired totals and the slots
 // become free again.
 unsigned Supervisor::reclaimOrphanSlots() {
-  auto alive = [](uint64_t pid) { return pid > 0 && (::kill(pid_t(pid), 0) == 0 || errno == EPERM); };
+  auto alive = [](uint64_t pid) { return stats::processRunning(pid_t(pid)); };
   unsigned reclaimed = 0;
   stats::HeaderLock lock(segment_.header());
   for (uint32_t i = 0; i < slotUsed_.size(); ++i) {

@@ -61,6 +61,9 @@ class Supervisor {
   void tick();
   // Frees the slots of a dead master that shared the segment; returns how many.
   unsigned reclaimOrphanSlots();
+  // Writes our generation into the segment header (again, after a new
+  // master from a failed binary upgrade wrote its own).
+  void storeGeneration();
   // A reload is waiting for its new generation to serve.
   bool switching() const { return switch_.has_value(); }
   // Stops everything: SIGQUIT (graceful) or SIGTERM; no more restarts.
@@ -116,7 +119,6 @@ class Supervisor {
                     const std::vector<std::string>& kept) const;
   void checkHeartbeat(Process& p);
   void finishSwitch();
-  void storeGeneration();
   void abandonSwitch();
 
   stats::StatsSegment& segment_;

@@ -1,19 +1,13 @@
 #include "stats/header_lock.h"
 
+#include "stats/process_info.h"
+
 #include <sched.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <cerrno>
 
 namespace tcpfork::stats {
-namespace {
-
-bool alive(uint64_t pid) { return pid > 0 && (::kill(pid_t(pid), 0) == 0 || errno == EPERM); }
-
-}  // namespace
-
 HeaderLock::HeaderLock(Header& header) : header_(header), self_(uint64_t(::getpid())) {
   std::atomic_ref<uint64_t> word(header_.writerPid);
   for (unsigned attempt = 0;; ++attempt) {
@@ -22,7 +16,7 @@ HeaderLock::HeaderLock(Header& header) : header_(header), self_(uint64_t(::getpi
     // A holder that died cannot release; take its lock over. Its half-done
     // fold left foldSequence odd: make it even again so readers proceed
     // (they may have seen a torn total once; nothing is lost from retired).
-    if (holder != 0 && holder != self_ && attempt % 64 == 63 && !alive(holder) &&
+    if (holder != 0 && holder != self_ && attempt % 64 == 63 && !processRunning(pid_t(holder)) &&
         word.compare_exchange_strong(holder, self_, std::memory_order_acquire, std::memory_order_relaxed)) {
       std::atomic_ref<uint64_t> sequence(header_.foldSequence);
       if (sequence.load(std::memory_order_relaxed) % 2 == 1) sequence.fetch_add(1, std::memory_order_release);

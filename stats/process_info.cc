@@ -1,8 +1,10 @@
 #include "stats/process_info.h"
 
+#include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -61,6 +63,16 @@ std::optional<ProcessInfo> readProcessInfo(pid_t pid) {
   rlimit limit{};
   if (::prlimit(pid, RLIMIT_NOFILE, nullptr, &limit) == 0) info.maxFds = limit.rlim_cur;
   return info;
+}
+
+bool processRunning(pid_t pid) {
+  if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM)) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;  // no /proc: trust kill()
+  // "pid (comm) S ...": the state follows the last ')' (comm may hold one).
+  size_t close = line.rfind(')');
+  return close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'Z';
 }
 
 }  // namespace tcpfork::stats

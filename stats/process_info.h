@@ -21,4 +21,8 @@ struct ProcessInfo {
 
 std::optional<ProcessInfo> readProcessInfo(pid_t pid);
 
+// The process exists and has not exited: a zombie nobody has reaped yet
+// (an orphan under an init that does not reap) counts as gone.
+bool processRunning(pid_t pid);
+
 }  // namespace tcpfork::stats

@@ -1,0 +1,141 @@
+// Binary upgrade (SIGUSR2 / `tcpfork -s upgrade`): a new master takes over
+// the sockets and the stats segment without a failed connect or a lost ack;
+// a new master that fails, before or after it served, leaves the old one in
+// charge.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "master/pidfile.h"
+#include "test/integration/http_get.h"
+#include "test/integration/running_master.h"
+#include "test/integration/tool_run.h"
+
+namespace tcpfork::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string addr(int port) { return "127.0.0.1:" + std::to_string(port); }
+
+std::optional<pid_t> pidIn(const std::string& pidFile) {
+  try {
+    return runningMasterPid(pidFile);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+// The new master is the old one's child; once the old one exits it is
+// re-parented to us (we are a subreaper), so we can kill and reap it by pid.
+class AdoptedMaster {
+ public:
+  explicit AdoptedMaster(pid_t pid) : pid_(pid) {}
+  ~AdoptedMaster() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    waitUntil([&] { return ::waitpid(pid_, nullptr, WNOHANG) == pid_ || ::kill(pid_, 0) != 0; }, 5s);
+  }
+  AdoptedMaster(const AdoptedMaster&) = delete;
+  AdoptedMaster& operator=(const AdoptedMaster&) = delete;
+
+ private:
+  pid_t pid_;
+};
+
+class Upgrade : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0); }
+};
+
+TEST_F(Upgrade, UnderPipelinedLoadLosesNoAckAndKeepsCounters) {
+  RunningMaster master(2);
+  ASSERT_TRUE(master.waitServing(2, 5s));
+  pid_t oldPid = master.process().pid();
+  BackgroundClient bench({"--addr", addr(master.port()), "-c", "8", "-w", "64", "-d", "4", "--drain", "3", "-q"});
+  std::this_thread::sleep_for(1s);  // load builds up on the old workers
+  double before = metricValue(master.scrape(), "tcp_server_req_recv_total");
+  ASSERT_GT(before, 0);
+
+  ToolRun signal = runTool("tcpfork", {"-c", master.configPath(), "-s", "upgrade"}, 30s);
+  ASSERT_EQ(signal.exitCode, 0) << signal.output << master.log();
+  auto newPid = pidIn(master.pidFile());
+  ASSERT_TRUE(newPid && *newPid != oldPid) << signal.output;
+  AdoptedMaster adopted(*newPid);
+  EXPECT_NE(signal.output.find("new master pid " + std::to_string(*newPid) + " serves"), std::string::npos)
+      << signal.output;
+  EXPECT_EQ(pidIn(master.pidFile() + ".oldbin"), oldPid);
+  EXPECT_TRUE(master.waitForLog("binary upgrade from master pid " + std::to_string(oldPid), 5s)) << master.log();
+  double during = metricValue(master.scrape(), "tcp_server_req_recv_total");
+  EXPECT_GE(during, before) << "counters must not reset across an upgrade";
+
+  std::this_thread::sleep_for(500ms);  // both generations serve side by side
+  master.process().signal(SIGQUIT);
+  ASSERT_TRUE(master.process().waitExit(15s).has_value()) << master.log();
+  EXPECT_FALSE(fs::exists(master.pidFile() + ".oldbin")) << "the old master removes its .oldbin pidfile";
+  EXPECT_TRUE(fs::exists("/dev/shm/" + master.name())) << "the segment now belongs to the new master";
+
+  ToolRun run = bench.finish();
+  ASSERT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_EQ(run.report["connects_failed"], 0);
+  EXPECT_EQ(run.report["errors_total"], 0);
+  // Every request a worker of either master read was acked; the counters the
+  // new master exports include what the old master's workers counted.
+  std::string after = master.scrape();
+  EXPECT_EQ(uint64_t(metricValue(after, "tcp_server_req_recv_total")), run.report["acked"].get<uint64_t>()) << after;
+  EXPECT_GE(metricValue(after, "tcp_server_req_recv_total"), during);
+  EXPECT_EQ(metricValue(after, "tcp_server_generation"), 2);
+  EXPECT_TRUE(master.roundTrip(1));
+  std::cout << "upgrade under load: " << run.report["acked"] << " acks, " << run.report["connects_failed"]
+            << " connects failed, " << run.report["closed_by_server"] << " connections closed by the old workers ("
+            << run.report["unacked_on_closed"] << " requests in flight on them unread)\n";
+
+  ::kill(*newPid, SIGQUIT);
+  EXPECT_TRUE(waitUntil([&] { return ::waitpid(*newPid, nullptr, WNOHANG) == *newPid; }, 15s));
+  EXPECT_FALSE(fs::exists("/dev/shm/" + master.name())) << "the last master removes the segment";
+}
+
+TEST_F(Upgrade, ANewMasterThatCannotStartLeavesTheOldOneInCharge) {
+  RunningMaster master(2);
+  ASSERT_TRUE(master.waitServing(2, 5s));
+  auto workers = master.servingPids();
+  // The new master reads the config again: a broken one stops it at start.
+  master.writeConfig(RunningMaster::baseYaml(master.name(), master.pidFile(), 2, master.profileDir()) + "workerz: 3\n");
+  master.process().signal(SIGUSR2);
+  ASSERT_TRUE(master.waitForLog("binary upgrade failed", 10s)) << master.log();
+  EXPECT_NE(master.log().find("workerz: unknown key"), std::string::npos) << master.log();
+  EXPECT_TRUE(waitUntil([&] { return pidIn(master.pidFile()) == master.process().pid(); }, 5s));
+  EXPECT_FALSE(fs::exists(master.pidFile() + ".oldbin"));
+  EXPECT_EQ(master.servingPids(), workers);
+  EXPECT_TRUE(master.roundTrip(1));
+  EXPECT_TRUE(fs::exists("/dev/shm/" + master.name()));
+}
+
+TEST_F(Upgrade, TheOldMasterTakesBackWhenTheNewOneDies) {
+  RunningMaster master(2);
+  ASSERT_TRUE(master.waitServing(2, 5s));
+  master.process().signal(SIGUSR2);
+  ASSERT_TRUE(master.waitForLog("serves beside it until it gets SIGQUIT", 10s)) << master.log();
+  auto newPid = pidIn(master.pidFile());
+  ASSERT_TRUE(newPid && *newPid != master.process().pid());
+  ::kill(*newPid, SIGKILL);
+  ASSERT_TRUE(master.waitForLog("exited after it served", 5s)) << master.log();
+  EXPECT_TRUE(waitUntil([&] { return pidIn(master.pidFile()) == master.process().pid(); }, 5s));
+  // Its workers die with it; the old generation serves on.
+  EXPECT_TRUE(master.roundTrip(2));
+  EXPECT_TRUE(master.waitServing(2, 5s));
+  // The old master owns the segment again and removes it on exit.
+  master.process().signal(SIGQUIT);
+  ASSERT_TRUE(master.process().waitExit(15s).has_value());
+  EXPECT_TRUE(waitUntil([&] { return !fs::exists("/dev/shm/" + master.name()); }, 5s));
+}
+
+}  // namespace
+}  // namespace tcpfork::test
