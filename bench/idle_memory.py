@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Worker RSS per idle connection: opens N idle connections to one
-tcpfork-worker and reports (RSS after - RSS before) / N. Source addresses
-rotate over 127.0.0.x so that N can exceed one address's ephemeral ports.
-Needs a file-descriptor limit above N (raised here when allowed)."""
+"""Worker RSS per idle connection: opens N idle connections to
+tcpfork-worker and reports (RSS after - RSS before) / N, and the kernel slab
+growth. Source addresses rotate over 127.0.0.x so that N can exceed one
+address's ephemeral ports. When N exceeds the per-process descriptor limit,
+the connections are spread over several SO_REUSEPORT workers and client
+processes, as a master with several workers would serve them."""
 
 import argparse
+import multiprocessing
 import os
 import resource
 import socket
@@ -27,11 +30,49 @@ def free_port():
         return s.getsockname()[1]
 
 
-def measure(bin_dir, count):
+def slab_bytes():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("Slab:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def hold_connections(port, first, count, ready, release):
+    """Child process: opens `count` idle connections (sources rotate over
+    127.0.0.x from connection number `first`), says so, holds them until told."""
+    conns = []
+    for i in range(first, first + count):
+        s = socket.socket()
+        s.bind((f"127.0.0.{2 + i // 20000}", 0))
+        s.connect(("127.0.0.1", port))
+        conns.append(s)
+    ready.send(len(conns))
+    release.recv()
+    for s in conns:
+        s.close()
+
+
+def wait_stable(pids):
+    """Until the workers have accepted everything: their RSS stops growing."""
+    last, stable = -1, 0
+    while stable < 5:
+        time.sleep(0.2)
+        now = sum(rss(p) for p in pids)
+        stable = stable + 1 if now == last else 0
+        last = now
+    return last
+
+
+def measure(bin_dir, count, per_process):
+    """Opens `count` idle connections to as many SO_REUSEPORT workers (and
+    client processes) as the per-process descriptor limit requires."""
     port = free_port()
-    worker = subprocess.Popen([os.path.join(bin_dir, "tcpfork-worker"), "--listen", f"127.0.0.1:{port}",
-                               "--max-connections", str(count + 100), "--idle-timeout", "0",
-                               "--log-level", "warn"])
+    shares = -(-count // per_process)
+    workers = [subprocess.Popen([os.path.join(bin_dir, "tcpfork-worker"), "--listen", f"127.0.0.1:{port}",
+                                 "--max-connections", str(count + 100), "--idle-timeout", "0",
+                                 "--log-level", "warn"]) for _ in range(shares)]
+    holders = []
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -43,29 +84,33 @@ def measure(bin_dir, count):
                     raise RuntimeError("worker did not start")
                 time.sleep(0.05)
         time.sleep(0.2)
-        before = rss(worker.pid)
-        conns = []
-        for i in range(count):
-            s = socket.socket()
-            s.bind((f"127.0.0.{2 + i // 20000}", 0))
-            s.connect(("127.0.0.1", port))
-            conns.append(s)
-            if (i + 1) % 10000 == 0:
-                print(f"  {i + 1} connections open", file=sys.stderr, flush=True)
-        # Wait until the worker has accepted them all (its RSS stops growing).
-        last, stable = -1, 0
-        while stable < 5:
-            time.sleep(0.2)
-            now = rss(worker.pid)
-            stable = stable + 1 if now == last else 0
-            last = now
-        after = last
-        for s in conns:
-            s.close()
-        return before, after
+        pids = [w.pid for w in workers]
+        before = sum(rss(p) for p in pids)
+        slab_before = slab_bytes()
+        opened = 0
+        for k in range(shares):
+            n = min(per_process, count - k * per_process)
+            ready_r, ready_w = multiprocessing.Pipe(False)
+            release_r, release_w = multiprocessing.Pipe(False)
+            child = multiprocessing.Process(target=hold_connections, args=(port, k * per_process, n, ready_w, release_r))
+            child.start()
+            holders.append((child, release_w))
+            opened += ready_r.recv()
+            print(f"  {opened} connections open", file=sys.stderr, flush=True)
+        after = wait_stable(pids)
+        slab_after = slab_bytes()
+        if shares > 1:
+            # SO_REUSEPORT hashes connections over the workers; report the spread.
+            print(f"  spread over {shares} workers (one process holds at most {per_process} descriptors here)",
+                  file=sys.stderr)
+        return before, after, slab_after - slab_before, shares
     finally:
-        worker.terminate()
-        worker.wait()
+        for child, release in holders:
+            release.send(1)
+            child.join(30)
+        for w in workers:
+            w.terminate()
+            w.wait()
 
 
 def main():
@@ -74,27 +119,24 @@ def main():
     ap.add_argument("--counts", default="10000,18000,50000")
     args = ap.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
-    # The worker and this script each hold one descriptor per connection.
-    want = max(counts) + 1000
+    # Each worker and each client process holds one descriptor per connection:
+    # beyond this process's limit the connections are spread over several
+    # workers and client processes (a worker per core serves them anyway).
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < want:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard) if hard < want else want, max(hard, want)))
-        except (ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        pass
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    skipped = [c for c in counts if c + 1000 > soft]
-    counts = [c for c in counts if c + 1000 <= soft]
-    for c in skipped:
-        print(f"idle memory: skipping {c} connections: the descriptor limit here is {soft} "
-              f"(hard {hard}); raise it (ulimit -n) to measure", file=sys.stderr)
-    print("memory per idle connection (one tcpfork-worker):")
+    per_process = soft - 1000
+    print(f"memory per idle connection (descriptor limit {soft} per process):")
     for count in counts:
-        before, after = measure(args.bin_dir, count)
-        print(f"  {count:>6} idle connections: RSS {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB, "
-              f"{(after - before) / count:.0f} bytes per connection", flush=True)
+        before, after, slab, workers = measure(args.bin_dir, count, per_process)
+        where = "one tcpfork-worker" if workers == 1 else f"{workers} tcpfork-workers together"
+        print(f"  {count:>6} idle connections, {where}: RSS {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB, "
+              f"{(after - before) / count:.0f} bytes per connection; kernel slab +{slab / 2**20:.1f} MiB "
+              f"({slab / count:.0f} bytes per connection, both loopback ends, system-wide)", flush=True)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
