@@ -11,7 +11,7 @@ DEB_PACKAGES := g++ make cmake pkg-config python3 \
 	libevent-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev \
 	libboost-dev libyaml-cpp-dev libsystemd-dev \
 	libgtest-dev libgmock-dev prometheus-cpp-dev prometheus \
-	libgoogle-perftools-dev google-perftools curl
+	libgoogle-perftools-dev google-perftools curl haproxy
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 

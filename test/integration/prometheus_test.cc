@@ -40,17 +40,19 @@ int freeLoopbackPort() {
   return localAddress(fd.get()).port();
 }
 
-TEST(Prometheus, AcceptsTheShippedScrapeConfig) {
+// One instance (prometheus.yml) and several behind HAProxy (prometheus-fleet.yml).
+TEST(Prometheus, AcceptsTheShippedScrapeConfigs) {
   if (::access("/usr/bin/promtool", X_OK) != 0) GTEST_SKIP() << "Debian package prometheus not installed";
-  ToolRun check = [] {
-    std::string log = tempPath("promtool.out");
-    ChildProcess promtool({"/usr/bin/promtool", "check", "config",
-                           std::string(TCPFORK_SOURCE_DIR) + "/deploy/prometheus.yml"},
-                          {}, log);
-    auto status = promtool.waitExit(30s);
-    return ToolRun{status ? WEXITSTATUS(*status) : -1, readFile(log), {}};
-  }();
-  EXPECT_EQ(check.exitCode, 0) << check.output;
+  for (std::string file : {"deploy/prometheus.yml", "deploy/prometheus-fleet.yml"}) {
+    ToolRun check = [&] {
+      std::string log = tempPath("promtool.out");
+      ChildProcess promtool({"/usr/bin/promtool", "check", "config", std::string(TCPFORK_SOURCE_DIR) + "/" + file},
+                            {}, log);
+      auto status = promtool.waitExit(30s);
+      return ToolRun{status ? WEXITSTATUS(*status) : -1, readFile(log), {}};
+    }();
+    EXPECT_EQ(check.exitCode, 0) << file << ": " << check.output;
+  }
 }
 
 TEST(Prometheus, ScrapesTheRequestRateWhileLoadRuns) {

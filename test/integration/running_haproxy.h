@@ -1,0 +1,60 @@
+#pragma once
+// RunningHaproxy: a real HAProxy (/usr/sbin/haproxy, in the foreground) run
+// with the shipped deploy/haproxy/haproxy.cfg, its addresses replaced by
+// ephemeral loopback ports and its check timing by the test's; ready once
+// its runtime API answers. Killed by pid when the test ends.
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "test/integration/process.h"
+
+namespace tcpfork::test {
+
+inline constexpr const char* kHaproxy = "/usr/sbin/haproxy";
+
+// Check timing the tests substitute for the shipped default-server timing:
+// short, so that a dead instance is DOWN within a fraction of a second.
+inline constexpr const char* kFastChecks = "inter 200ms fastinter 100ms downinter 200ms fall 2 rise 1";
+
+// One row of `show stat`: column name to value.
+using StatRow = std::map<std::string, std::string>;
+
+class RunningHaproxy {
+ public:
+  // Balances over servers tcpfork1..N at 127.0.0.1:`backendPorts`[i]; an
+  // empty `checkTiming` keeps the shipped one.
+  explicit RunningHaproxy(const std::vector<int>& backendPorts, const std::string& checkTiming = kFastChecks);
+
+  int port() const { return port_; }
+  int statsPort() const { return statsPort_; }
+  const std::string& configPath() const { return configPath_; }
+  std::string log() const { return readFile(logPath_); }
+  ChildProcess& process() { return process_; }
+
+  // A runtime API command over the stats socket; the whole answer ("" when
+  // the socket did not answer).
+  std::string command(const std::string& line) const;
+  // The `show stat` row of backend server `server` (empty when absent).
+  StatRow serverStat(const std::string& server) const;
+  // Its "status" column: "UP", "DOWN", "UP 1/2" (going down), "no check", ...
+  std::string serverStatus(const std::string& server) const;
+
+  // The shipped config with the substitutions applied; throws when the
+  // shipped file no longer has a line a substitution expects.
+  static std::string configFor(const std::string& shipped, const std::vector<int>& backendPorts, int port,
+                               int statsPort, const std::string& socketPath, const std::string& checkTiming);
+
+ private:
+  std::string dir_;
+  std::string socketPath_;
+  std::string configPath_;
+  std::string logPath_;
+  int port_ = 0;
+  int statsPort_ = 0;
+  ChildProcess process_;
+};
+
+}  // namespace tcpfork::test
