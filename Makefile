@@ -5,17 +5,20 @@ BUILD_DIR  ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc)
 RUN_ARGS   ?=
+PREFIX     ?= /usr/local
+DESTDIR    ?=
 
 # Debian packages the build, the tests and the benchmark need.
 DEB_PACKAGES := g++ make cmake pkg-config python3 \
 	libevent-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev \
 	libboost-dev libyaml-cpp-dev libsystemd-dev \
 	libgtest-dev libgmock-dev prometheus-cpp-dev prometheus \
-	libgoogle-perftools-dev google-perftools curl haproxy
+	libgoogle-perftools-dev google-perftools curl haproxy \
+	scdoc man-db groff-base logrotate
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps configure build run test bench clean asan tsan fuzz
+.PHONY: all deps configure build run test bench install clean asan tsan fuzz
 
 all: build
 
@@ -49,6 +52,13 @@ run: build
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+# Binaries, man pages, the example config, the logrotate snippet and the
+# systemd units (see cmake/install.cmake). `make install PREFIX=/usr
+# DESTDIR=/tmp/stage` stages a package; with PREFIX=/usr the config goes to
+# /etc/tcpfork, otherwise to $(PREFIX)/etc/tcpfork. An existing config is kept.
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD_DIR) --prefix "$(PREFIX)"
 
 bench: build
 	python3 bench/run_bench.py --bin-dir $(BUILD_DIR)/bin --out $(BUILD_DIR)/bench.json $(BENCH_ARGS)

@@ -8,6 +8,7 @@
 #include <csignal>
 #include <fstream>
 
+#include "base/version.h"
 #include "client/bench.h"
 #include "client/report.h"
 #include "client/send.h"
@@ -25,6 +26,7 @@ void onStopSignal(int) { gStop.store(true); }
 
 int main(int argc, char** argv) {
   CLI::App app{"tcpfork-client: talk to a tcpfork server (or any server of its protocol)"};
+  app.set_version_flag("--version", tcpfork::versionLine("tcpfork-client"));
   app.require_subcommand(1);
 
   SendOptions send;

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <map>
 
+#include "base/version.h"
+
 namespace tcpfork {
 namespace {
 
@@ -29,7 +31,7 @@ CliOptions parseCli(int argc, char** argv) {
   CliOptions o;
   CLI::App app{"tcpfork: prefork TCP server for the length-prefixed request/ack protocol.\n"
                "Runs in the foreground (systemd style) unless -d; see the README for signals and config keys."};
-  app.set_version_flag("-v,--version", "tcpfork " TCPFORK_VERSION);
+  app.set_version_flag("-v,--version", versionLine("tcpfork"));
   app.add_option("-c,--config", o.configPath, "YAML config file (default: built-in defaults)")
       ->check(CLI::ExistingFile);
   app.add_option("--listen", o.overrides.listen, "ADDR:PORT to serve (repeatable; overrides listen)");

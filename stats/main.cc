@@ -17,6 +17,7 @@
 #include <map>
 #include <thread>
 
+#include "base/version.h"
 #include "stats/process_info.h"
 #include "stats/segment.h"
 #include "stats/snapshot.h"
@@ -134,6 +135,7 @@ int main(int argc, char** argv) {
   bool json = false;
   double interval = 1.0;
   CLI::App app{"tcpfork-stats: live per-worker statistics of a running tcpfork, from shared memory"};
+  app.set_version_flag("--version", tcpfork::versionLine("tcpfork-stats"));
   app.add_option("--name", name, "instance name (the master's `name`)")->capture_default_str();
   app.add_flag("--once", once, "print one snapshot and exit");
   app.add_flag("--json", json, "JSON (the master's /status document) instead of a table");

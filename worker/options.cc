@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <map>
 
+#include "base/version.h"
+
 namespace tcpfork {
 namespace {
 
@@ -29,6 +31,7 @@ WorkerOptions parseWorkerOptions(int argc, char** argv) {
 
   CLI::App app{"tcpfork-worker: one libevent loop serving the tcpfork protocol.\n"
                "Normally started by the tcpfork master; --listen runs it standalone."};
+  app.set_version_flag("--version", versionLine("tcpfork-worker"));
   auto* listen = app.add_option("--listen", options.listen, "ADDR:PORT to bind (standalone mode)");
   auto* fd = app.add_option("--listen-fd", options.listenFds, "inherited listening socket (repeatable)")
                  ->check(CLI::NonNegativeNumber);

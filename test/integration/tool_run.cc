@@ -49,3 +49,13 @@ ToolRun BackgroundClient::finish(std::chrono::milliseconds timeout) {
 }
 
 }  // namespace tcpfork::test
+
+namespace tcpfork::test {
+
+ToolRun runCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+  std::string log = tempPath(argv.at(0).substr(argv[0].rfind('/') + 1) + ".out");
+  ChildProcess process(argv, {}, log);
+  return collect(process, log, "", timeout);
+}
+
+}  // namespace tcpfork::test

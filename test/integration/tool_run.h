@@ -41,3 +41,10 @@ class BackgroundClient {
 };
 
 }  // namespace tcpfork::test
+
+namespace tcpfork::test {
+
+// Runs any command (argv[0] an absolute path) and waits (bounded) for it.
+ToolRun runCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout = 60s);
+
+}  // namespace tcpfork::test

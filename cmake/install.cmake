@@ -1,0 +1,24 @@
+# What `make install` (cmake --install) puts where. Included from the top
+# CMakeLists.txt; the man pages are installed by docs/man/CMakeLists.txt.
+
+# The four binaries stay together: the master runs the tcpfork-worker found
+# beside its own executable. (Not the benchmark baseline, not the tests.)
+install(TARGETS tcpfork tcpfork-worker tcpfork-client tcpfork-stats RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+
+install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(FILES deploy/tcpfork.yaml DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
+
+# systemd units where systemd looks under the prefix (/usr/lib/systemd/system,
+# /usr/local/lib/systemd/system); installed as they are, when present.
+install(FILES deploy/systemd/tcpfork.service deploy/systemd/tcpfork.socket
+        DESTINATION lib/systemd/system OPTIONAL)
+
+# The configuration and the logrotate snippet go under the system
+# configuration directory, which depends on the prefix given at install time:
+# cmake/install_config.cmake resolves it then.
+install(CODE "
+  set(TCPFORK_SOURCE_DIR \"${PROJECT_SOURCE_DIR}\")
+  set(TCPFORK_BINARY_DIR \"${PROJECT_BINARY_DIR}\")
+  set(TCPFORK_BINDIR \"${CMAKE_INSTALL_BINDIR}\")
+")
+install(SCRIPT cmake/install_config.cmake)

@@ -1,0 +1,48 @@
+# Install-time part of `make install`: the configuration and the logrotate
+# snippet. Their directory depends on the prefix, which `cmake --install
+# --prefix` sets only now, so it is resolved here rather than at configure
+# time: /etc for the /usr prefix (Debian's and the GNU standards' convention),
+# <prefix>/etc otherwise (/usr/local/etc). DESTDIR applies as usual.
+#
+# Both are files an administrator edits, so an existing one is kept: a
+# reinstall or upgrade never overwrites it (the example stays up to date in
+# the doc directory).
+#
+# Expects TCPFORK_SOURCE_DIR, TCPFORK_BINARY_DIR and TCPFORK_BINDIR (set by
+# cmake/install.cmake).
+
+string(REGEX REPLACE "/+$" "" prefix "${CMAKE_INSTALL_PREFIX}")
+if(prefix STREQUAL "/usr" OR prefix STREQUAL "")
+  set(sysconfdir "/etc")
+else()
+  set(sysconfdir "${prefix}/etc")
+endif()
+if(IS_ABSOLUTE "${TCPFORK_BINDIR}")
+  set(bindir "${TCPFORK_BINDIR}")
+else()
+  set(bindir "${prefix}/${TCPFORK_BINDIR}")
+endif()
+
+# Installs `file` into `dir` (absolute) unless a file of that name is there.
+function(tcpfork_install_config file dir)
+  get_filename_component(name "${file}" NAME)
+  if(EXISTS "$ENV{DESTDIR}${dir}/${name}")
+    message(STATUS "Keeping existing: $ENV{DESTDIR}${dir}/${name}")
+  else()
+    file(INSTALL DESTINATION "${dir}" TYPE FILE FILES "${file}")
+  endif()
+endfunction()
+
+tcpfork_install_config("${TCPFORK_SOURCE_DIR}/deploy/tcpfork.yaml" "${sysconfdir}/tcpfork")
+
+# The snippet names the binary and the config as installed under /usr; point
+# it at where this install puts them.
+file(READ "${TCPFORK_SOURCE_DIR}/deploy/logrotate/tcpfork" snippet)
+string(REPLACE "/usr/bin/tcpfork " "${bindir}/tcpfork " snippet "${snippet}")
+string(REPLACE "/etc/tcpfork/" "${sysconfdir}/tcpfork/" snippet "${snippet}")
+# A directory of its own, so that two installs at once do not share the file.
+string(RANDOM LENGTH 12 scratch)
+set(scratch "${TCPFORK_BINARY_DIR}/install-${scratch}")
+file(WRITE "${scratch}/tcpfork" "${snippet}")
+tcpfork_install_config("${scratch}/tcpfork" "${sysconfdir}/logrotate.d")
+file(REMOVE_RECURSE "${scratch}")

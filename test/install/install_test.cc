@@ -1,0 +1,251 @@
+// `make install` into a staging directory: the same `cmake --install` the
+// Makefile's install target runs, with DESTDIR and --prefix /usr. Every file
+// lands where Debian expects it and nothing else is installed; and what was
+// installed works: the binaries print their version, the example config
+// passes -t, the installed master runs the tcpfork-worker installed beside
+// it, the man pages render cleanly, and the logrotate snippet makes a running
+// master reopen its log.
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <regex>
+#include <set>
+
+#include "stats/segment.h"
+#include "test/install/man_page.h"
+#include "test/integration/running_master.h"
+
+namespace tcpfork::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::string> kBinaries = {"tcpfork", "tcpfork-worker", "tcpfork-client", "tcpfork-stats"};
+const std::vector<std::string> kManPages = {"man8/tcpfork.8", "man8/tcpfork-worker.8", "man1/tcpfork-client.1",
+                                            "man1/tcpfork-stats.1"};
+
+ToolRun install(const std::string& destdir, const std::string& prefix) {
+  fs::create_directories(destdir);
+  return runCommand(
+      {"/usr/bin/env", "DESTDIR=" + destdir, TCPFORK_CMAKE_COMMAND, "--install", TCPFORK_BUILD_DIR, "--prefix", prefix},
+      120s);
+}
+
+// Paths of the regular files under `root`, relative to it with a leading "/".
+std::set<std::string> filesUnder(const std::string& root) {
+  std::set<std::string> files;
+  for (const auto& entry : fs::recursive_directory_iterator(root)) {
+    if (!entry.is_directory()) files.insert("/" + fs::relative(entry.path(), root).string());
+  }
+  return files;
+}
+
+// Replaces the one occurrence of `from` in `text`; false when there is none.
+bool replaceIn(std::string& text, const std::string& from, const std::string& to) {
+  size_t at = text.find(from);
+  if (at == std::string::npos) return false;
+  text.replace(at, from.size(), to);
+  return true;
+}
+
+// The installed master with one worker on an ephemeral loopback port, ready.
+// Killed with its workers (by pid) and its stats segment removed at the end.
+class InstalledMaster {
+ public:
+  InstalledMaster(const std::string& binary, const std::string& extraYaml, const std::string& readyLog = "")
+      : name_("tcpfork-install-test-" + std::to_string(::getpid())),
+        config_(tempPath("installed.yaml")),
+        output_(tempPath("installed.out")) {
+    std::ofstream(config_) << RunningMaster::baseYaml(name_, tempPath("installed.pid"), 1, tempPath("profiles"))
+                           << extraYaml;
+    process_.emplace(std::vector<std::string>{binary, "-c", config_}, std::vector<int>{}, output_);
+    std::string log = readyLog.empty() ? output_ : readyLog;
+    if (!waitUntil([&] { return readFile(log).find("ready:") != std::string::npos || !process_->running(); }, 30s) ||
+        !process_->running()) {
+      throw std::runtime_error("the installed master did not become ready:\n" + readFile(output_) + readFile(log));
+    }
+    std::smatch m;
+    std::string text = readFile(log);
+    if (!std::regex_search(text, m, std::regex(R"(workers on 127\.0\.0\.1:(\d+))"))) {
+      throw std::runtime_error("no listening port in the master's log:\n" + text);
+    }
+    port_ = std::stoi(m[1]);
+  }
+
+  ~InstalledMaster() {
+    std::set<pid_t> workers = workerPids();
+    process_->signal(SIGKILL);
+    process_->waitExit(5s);
+    for (pid_t pid : workers) ::kill(pid, SIGKILL);
+    stats::StatsSegment::remove(name_);
+  }
+
+  int port() const { return port_; }
+  const std::string& config() const { return config_; }
+  std::string output() const { return readFile(output_); }
+
+  // Worker pids from the stats segment, in whatever state.
+  std::set<pid_t> workerPids() const {
+    std::set<pid_t> pids;
+    try {
+      auto segment = stats::StatsSegment::openReadOnly(name_);
+      for (uint32_t i = 0; i < segment.slotCount(); ++i) {
+        const auto& slot = segment.slot(i);
+        if (stats::load(slot.state) != uint64_t(stats::WorkerState::kEmpty)) pids.insert(pid_t(stats::load(slot.pid)));
+      }
+    } catch (const std::exception&) {
+    }
+    return pids;
+  }
+
+ private:
+  std::string name_;
+  std::string config_;
+  std::string output_;
+  std::optional<ChildProcess> process_;
+  int port_ = 0;
+};
+
+class Install : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ToolRun run = install(root_, "/usr");
+    ASSERT_EQ(run.exitCode, 0) << run.output;
+  }
+
+  std::string at(const std::string& path) const { return root_ + path; }
+
+  std::string root_ = tempPath("destdir");
+};
+
+TEST_F(Install, PutsEachFileWhereDebianExpectsIt) {
+  std::set<std::string> expected = {
+      "/usr/share/doc/tcpfork/README.md",
+      "/usr/share/doc/tcpfork/examples/tcpfork.yaml",
+      "/etc/tcpfork/tcpfork.yaml",
+      "/etc/logrotate.d/tcpfork",
+  };
+  for (const auto& b : kBinaries) expected.insert("/usr/bin/" + b);
+  for (const auto& page : kManPages) expected.insert("/usr/share/man/" + page);
+  // The systemd units are installed when the source tree has them.
+  for (const char* unit : {"tcpfork.service", "tcpfork.socket"}) {
+    if (fs::exists(std::string(TCPFORK_SOURCE_DIR) + "/deploy/systemd/" + unit)) {
+      expected.insert(std::string("/usr/lib/systemd/system/") + unit);
+    }
+  }
+  EXPECT_EQ(filesUnder(root_), expected);
+
+  for (const auto& b : kBinaries) EXPECT_EQ(::access(at("/usr/bin/" + b).c_str(), X_OK), 0) << b;
+  for (const auto& page : kManPages) {
+    EXPECT_EQ(readFile(at("/usr/share/man/" + page)), readFile(manPagePath(page.substr(5)))) << page;
+  }
+  std::string example = readFile(std::string(TCPFORK_SOURCE_DIR) + "/deploy/tcpfork.yaml");
+  EXPECT_EQ(readFile(at("/usr/share/doc/tcpfork/examples/tcpfork.yaml")), example);
+  EXPECT_EQ(readFile(at("/etc/tcpfork/tcpfork.yaml")), example);
+}
+
+TEST_F(Install, InstalledBinariesPrintTheirVersionAndRevision) {
+  for (const auto& b : kBinaries) {
+    ToolRun installed = runCommand({at("/usr/bin/" + b), "--version"}, 10s);
+    EXPECT_EQ(installed.exitCode, 0) << b << ": " << installed.output;
+    EXPECT_TRUE(std::regex_match(installed.output,
+                                 std::regex(b + R"( \d+\.\d+\.\d+ \(git ([0-9a-f]{7,}(-dirty)?|unknown)\)\n)")))
+        << installed.output;
+    EXPECT_EQ(installed.output, runCommand({binary(b), "--version"}, 10s).output) << b;
+  }
+}
+
+TEST_F(Install, InstalledConfigPassesTheCheck) {
+  ToolRun run = runCommand({at("/usr/bin/tcpfork"), "-t", "-c", at("/etc/tcpfork/tcpfork.yaml")}, 10s);
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_NE(run.output.find("is valid"), std::string::npos) << run.output;
+}
+
+TEST_F(Install, ManPagesRenderWithoutWarnings) {
+  for (const auto& page : kManPages) {
+    ToolRun run = renderManPage(at("/usr/share/man/" + page));
+    EXPECT_EQ(run.exitCode, 0) << page << ": " << run.output;
+    EXPECT_EQ(run.output, "") << "man --warnings on " << page;
+  }
+}
+
+TEST_F(Install, InstalledMasterServesWithTheWorkerBesideIt) {
+  InstalledMaster master(at("/usr/bin/tcpfork"), "");
+  ToolRun send = runCommand(
+      {at("/usr/bin/tcpfork-client"), "send", "--addr", "127.0.0.1:" + std::to_string(master.port()), "--id", "7"},
+      30s);
+  EXPECT_EQ(send.exitCode, 0) << send.output;
+  EXPECT_NE(send.output.find("SubmitAck id=00000007 result=0"), std::string::npos) << send.output;
+
+  std::set<pid_t> workers = master.workerPids();
+  ASSERT_EQ(workers.size(), 1u) << master.output();
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/" + std::to_string(*workers.begin()) + "/exe", ec);
+  EXPECT_EQ(exe, fs::canonical(at("/usr/bin/tcpfork-worker"))) << ec.message();
+}
+
+TEST_F(Install, LogrotateSnippetMakesTheMasterReopenItsLog) {
+  std::string logDir = tempPath("log");
+  fs::create_directories(logDir);
+  std::string log = logDir + "/tcpfork.log";
+  InstalledMaster master(at("/usr/bin/tcpfork"), "log:\n  file: " + log + "\n", log);
+
+  // The installed snippet as it is, pointed at this test's log, binary and config.
+  std::string snippet = readFile(at("/etc/logrotate.d/tcpfork"));
+  ASSERT_TRUE(replaceIn(snippet, "/var/log/tcpfork/tcpfork.log {", log + " {")) << snippet;
+  ASSERT_TRUE(replaceIn(snippet, "/usr/bin/tcpfork -s reopen -c /etc/tcpfork/tcpfork.yaml ",
+                        at("/usr/bin/tcpfork") + " -s reopen -c " + master.config() + " "))
+      << snippet;
+  std::string conf = tempPath("logrotate.conf");
+  std::ofstream(conf) << snippet;
+  ::chmod(conf.c_str(), 0644);  // logrotate ignores a config others can write
+
+  ToolRun rotate = runCommand({"/usr/sbin/logrotate", "-f", "-s", tempPath("logrotate.state"), conf}, 30s);
+  ASSERT_EQ(rotate.exitCode, 0) << rotate.output;
+  EXPECT_NE(readFile(log + ".1").find("ready:"), std::string::npos) << "not rotated to " << log << ".1";
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        std::string fresh = readFile(log);
+        return fresh.find("log reopened") != std::string::npos && fresh.find("reopened log file") != std::string::npos;
+      },
+      10s))
+      << "the master and its worker did not reopen " << log << "; it holds:\n"
+      << readFile(log);
+}
+
+TEST_F(Install, KeepsAnEditedConfigOnReinstall) {
+  for (const char* path : {"/etc/tcpfork/tcpfork.yaml", "/etc/logrotate.d/tcpfork"}) {
+    std::ofstream(at(path), std::ios::app) << "# edited here\n";
+  }
+  ToolRun again = install(root_, "/usr");
+  ASSERT_EQ(again.exitCode, 0) << again.output;
+  for (const char* path : {"/etc/tcpfork/tcpfork.yaml", "/etc/logrotate.d/tcpfork"}) {
+    EXPECT_NE(readFile(at(path)).find("# edited here"), std::string::npos) << path << " was overwritten";
+  }
+  EXPECT_EQ(readFile(at("/usr/share/doc/tcpfork/examples/tcpfork.yaml")),
+            readFile(std::string(TCPFORK_SOURCE_DIR) + "/deploy/tcpfork.yaml"));
+}
+
+TEST(InstallPrefix, UsrLocalKeepsTheConfigUnderThePrefix) {
+  std::string root = tempPath("destdir-local");
+  ToolRun run = install(root, "/usr/local");
+  ASSERT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_TRUE(fs::exists(root + "/usr/local/bin/tcpfork"));
+  EXPECT_TRUE(fs::exists(root + "/usr/local/share/man/man8/tcpfork.8"));
+  EXPECT_TRUE(fs::exists(root + "/usr/local/etc/tcpfork/tcpfork.yaml"));
+  EXPECT_FALSE(fs::exists(root + "/etc")) << "nothing goes to /etc with the /usr/local prefix";
+  std::string snippet = readFile(root + "/usr/local/etc/logrotate.d/tcpfork");
+  EXPECT_NE(snippet.find("/usr/local/bin/tcpfork -s reopen -c /usr/local/etc/tcpfork/tcpfork.yaml "),
+            std::string::npos)
+      << snippet;
+}
+
+}  // namespace
+}  // namespace tcpfork::test
