@@ -30,7 +30,7 @@ int signalForAction(const std::string& action) {
 CliOptions parseCli(int argc, char** argv) {
   CliOptions o;
   CLI::App app{"tcpfork: prefork TCP server for the length-prefixed request/ack protocol.\n"
-               "Runs in the foreground (systemd style) unless -d; see the README for signals and config keys."};
+               "Runs in the foreground (systemd style) unless -d; signals, config keys and files: man tcpfork(8)."};
   app.set_version_flag("-v,--version", versionLine("tcpfork"));
   app.add_option("-c,--config", o.configPath, "YAML config file (default: built-in defaults)")
       ->check(CLI::ExistingFile);
