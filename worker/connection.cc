@@ -1,5 +1,6 @@
 #include "worker/connection.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -66,7 +67,7 @@ void Connection::drain() {
 
 void Connection::onReadEvent(evutil_socket_t, short what, void* self) {
   auto* connection = static_cast<Connection*>(self);
-  if (what & EV_TIMEOUT) {
+  if ((what & EV_TIMEOUT) && !connection->socketReady(POLLIN)) {
     connection->onIdleTimeout();
   } else if (connection->state_ == State::kLingering) {
     connection->discardInput();
@@ -77,7 +78,7 @@ void Connection::onReadEvent(evutil_socket_t, short what, void* self) {
 
 void Connection::onWriteEvent(evutil_socket_t, short what, void* self) {
   auto* connection = static_cast<Connection*>(self);
-  if (what & EV_TIMEOUT) {
+  if ((what & EV_TIMEOUT) && !connection->socketReady(POLLOUT)) {
     connection->onIdleTimeout();
   } else {
     connection->onWritable();
@@ -101,6 +102,11 @@ void Connection::onReadable() {
 }
 
 void Connection::onWritable() { flush(); }
+
+bool Connection::socketReady(short events) const {
+  pollfd p{fd(), events, 0};
+  return ::poll(&p, 1, 0) > 0 && p.revents != 0;
+}
 
 void Connection::onIdleTimeout() {
   if (state_ == State::kOpen) count(context_.stats, stats::Counter::kIdleTimeouts, 1);

@@ -57,6 +57,12 @@ class Connection {
   void onReadable();
   void onWritable();
   void onIdleTimeout();
+  // Whether the socket is readable (POLLIN: input, EOF or an error) or
+  // writable (POLLOUT) right now. An idle timer that fires after the worker
+  // has not run for longer than the timeout (descheduled, stopped, busy) is
+  // reported alone, even when the peer sent or read meanwhile: such a peer
+  // is not idle, so the timeout checks before closing.
+  bool socketReady(short events) const;
   void discardInput();
 
   // Reads one batch and decodes it; returns false when the peer closed or failed.
