@@ -69,6 +69,11 @@ class Connection {
   bool readBatch();
   // Returns the number of frames decoded.
   uint64_t decodeInput();
+  // An unfinished frame left at the end of a read sits in a chain sized for a
+  // whole 64 KiB read (128 KiB once libevent rounds it up): a peer sending one
+  // byte and waiting would pin that much per connection. Before the
+  // connection waits, a small remainder is copied into a chain of its own size.
+  void compactInput();
   // False (and the connection is released) when a frame has trickled in for
   // longer than idle_timeout.
   bool frameDeadlineOk(uint64_t framesDecoded);
