@@ -1,5 +1,6 @@
 #include "worker/connection.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,6 +18,9 @@ namespace {
 // connection flooding us cannot starve the others on the loop.
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr int kReadsPerBatch = 4;
+// An unfinished frame at most this long is moved out of the read chunk it
+// arrived in before the connection waits for the rest (see compactInput).
+constexpr size_t kCompactBelow = kReadChunk / 2;
 // How long a closing connection may keep sending before it is cut off.
 constexpr std::chrono::milliseconds kLingerTimeout{5000};
 
@@ -66,7 +70,7 @@ void Connection::drain() {
 
 void Connection::onReadEvent(evutil_socket_t, short what, void* self) {
   auto* connection = static_cast<Connection*>(self);
-  if (what & EV_TIMEOUT) {
+  if ((what & EV_TIMEOUT) && !connection->socketReady(POLLIN)) {
     connection->onIdleTimeout();
   } else if (connection->state_ == State::kLingering) {
     connection->discardInput();
@@ -77,7 +81,7 @@ void Connection::onReadEvent(evutil_socket_t, short what, void* self) {
 
 void Connection::onWriteEvent(evutil_socket_t, short what, void* self) {
   auto* connection = static_cast<Connection*>(self);
-  if (what & EV_TIMEOUT) {
+  if ((what & EV_TIMEOUT) && !connection->socketReady(POLLOUT)) {
     connection->onIdleTimeout();
   } else {
     connection->onWritable();
@@ -102,6 +106,11 @@ void Connection::onReadable() {
 
 void Connection::onWritable() { flush(); }
 
+bool Connection::socketReady(short events) const {
+  pollfd p{fd(), events, 0};
+  return ::poll(&p, 1, 0) > 0 && p.revents != 0;
+}
+
 void Connection::onIdleTimeout() {
   if (state_ == State::kOpen) count(context_.stats, stats::Counter::kIdleTimeouts, 1);
   close();
@@ -121,8 +130,12 @@ bool Connection::readBatch() {
       count(context_.stats, stats::Counter::kBytesReceived, static_cast<uint64_t>(n));
       framesDecoded_ += decodeInput();
       if (state_ != State::kOpen) return true;
-      if (evbuffer_get_length(output_.get()) >= context_.limits.outputHighWater) return true;
-      if (static_cast<size_t>(n) < kReadChunk) return true;  // socket drained: skip the EAGAIN read
+      // About to wait: for output room, or for the peer's next bytes.
+      bool blocked = evbuffer_get_length(output_.get()) >= context_.limits.outputHighWater;
+      if (blocked || static_cast<size_t>(n) < kReadChunk) {  // short read: skip the EAGAIN read
+        compactInput();
+        return true;
+      }
       continue;
     }
     if (n == 0) {
@@ -130,11 +143,27 @@ bool Connection::readBatch() {
       return false;
     }
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      compactInput();
+      return true;
+    }
     if (errno != ECONNRESET) context_.peerLog->warn("read(fd {}): {}", fd(), std::strerror(errno));
     return false;
   }
   return true;
+}
+
+void Connection::compactInput() {
+  size_t left = evbuffer_get_length(input_.get());
+  if (left == 0 || left > kCompactBelow) return;
+  std::byte copy[kCompactBelow];
+  evbuffer_remove(input_.get(), copy, left);  // frees the big chain
+  if (evbuffer_add(input_.get(), copy, left) != 0) {
+    // Out of memory for a few bytes: the frame is lost, so the stream is.
+    context_.peerLog->warn("evbuffer_add({}) failed; closing fd {}", left, fd());
+    stopReading();
+    state_ = State::kFlushing;
+  }
 }
 
 bool Connection::frameDeadlineOk(uint64_t framesDecoded) {

@@ -57,12 +57,23 @@ class Connection {
   void onReadable();
   void onWritable();
   void onIdleTimeout();
+  // Whether the socket is readable (POLLIN: input, EOF or an error) or
+  // writable (POLLOUT) right now. An idle timer that fires after the worker
+  // has not run for longer than the timeout (descheduled, stopped, busy) is
+  // reported alone, even when the peer sent or read meanwhile: such a peer
+  // is not idle, so the timeout checks before closing.
+  bool socketReady(short events) const;
   void discardInput();
 
   // Reads one batch and decodes it; returns false when the peer closed or failed.
   bool readBatch();
   // Returns the number of frames decoded.
   uint64_t decodeInput();
+  // An unfinished frame left at the end of a read sits in a chain sized for a
+  // whole 64 KiB read (128 KiB once libevent rounds it up): a peer sending one
+  // byte and waiting would pin that much per connection. Before the
+  // connection waits, a small remainder is copied into a chain of its own size.
+  void compactInput();
   // False (and the connection is released) when a frame has trickled in for
   // longer than idle_timeout.
   bool frameDeadlineOk(uint64_t framesDecoded);
