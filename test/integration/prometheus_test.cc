@@ -55,6 +55,20 @@ TEST(Prometheus, AcceptsTheShippedScrapeConfigs) {
   }
 }
 
+// The alerting rules load, and fire (or stay quiet) on the series their unit
+// tests feed them: promtool's own rule evaluator, so the expressions are real.
+TEST(Prometheus, AlertRulesPassTheirUnitTests) {
+  if (::access("/usr/bin/promtool", X_OK) != 0) GTEST_SKIP() << "Debian package prometheus not installed";
+  std::string log = tempPath("promtool-rules.out");
+  ChildProcess promtool({"/usr/bin/promtool", "test", "rules",
+                         std::string(TCPFORK_SOURCE_DIR) + "/deploy/tcpfork-alerts.test.yml"},
+                        {}, log);
+  auto status = promtool.waitExit(30s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << readFile(log);
+  EXPECT_NE(readFile(log).find("SUCCESS"), std::string::npos) << readFile(log);
+}
+
 TEST(Prometheus, ScrapesTheRequestRateWhileLoadRuns) {
   if (::access(kPrometheus, X_OK) != 0) GTEST_SKIP() << "Debian package prometheus not installed";
   RunningMaster master(2);
