@@ -19,17 +19,6 @@
 
 namespace tcpfork::test {
 
-std::vector<std::byte> bytes(std::initializer_list<int> values) {
-  std::vector<std::byte> out;
-  for (int v : values) out.push_back(std::byte(v));
-  return out;
-}
-
-std::vector<std::byte> concat(std::vector<std::byte> a, const std::vector<std::byte>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
 std::vector<std::byte> submits(uint64_t firstId, size_t count, std::string_view payload) {
   std::vector<std::byte> out;
   for (uint64_t i = firstId; i < firstId + count; ++i) out = concat(std::move(out), submitFrame(i, payload));

@@ -118,8 +118,6 @@ struct KernelQueues {
 };
 std::optional<KernelQueues> serverQueues(int serverPort, int clientPort);
 
-std::vector<std::byte> bytes(std::initializer_list<int> values);
-std::vector<std::byte> concat(std::vector<std::byte> a, const std::vector<std::byte>& b);
 // `count` Submits with consecutive ids from `firstId`, and their acks.
 std::vector<std::byte> submits(uint64_t firstId, size_t count, std::string_view payload = "hello");
 std::vector<std::byte> submitAcks(uint64_t firstId, size_t count);

@@ -187,6 +187,17 @@ bool TestConnection::closedWithin(std::chrono::milliseconds timeout) {
 
 void TestConnection::shutdownWrite() { ::shutdown(fd_.get(), SHUT_WR); }
 
+std::vector<std::byte> bytes(std::initializer_list<int> values) {
+  std::vector<std::byte> out;
+  for (int v : values) out.push_back(std::byte(v));
+  return out;
+}
+
+std::vector<std::byte> concat(std::vector<std::byte> a, const std::vector<std::byte>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
 std::vector<std::byte> submitFrame(uint64_t n, std::string_view payload) {
   auto bytes = protocol::asBytes(payload);
   std::vector<std::byte> frame(protocol::requestFrameBytes(bytes.size()));

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <initializer_list>
 #include <optional>
 #include <span>
 #include <string>
@@ -71,6 +72,10 @@ class TestConnection {
  private:
   UniqueFd fd_;
 };
+
+// Bytes from literal values, for hand-made frames.
+std::vector<std::byte> bytes(std::initializer_list<int> values);
+std::vector<std::byte> concat(std::vector<std::byte> a, const std::vector<std::byte>& b);
 
 // Bytes of one Submit with id formatId(n) and `payload`.
 std::vector<std::byte> submitFrame(uint64_t n, std::string_view payload = "hello");

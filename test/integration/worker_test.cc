@@ -18,17 +18,6 @@ namespace {
 
 using protocol::formatId;
 
-std::vector<std::byte> bytes(std::initializer_list<int> values) {
-  std::vector<std::byte> out;
-  for (int v : values) out.push_back(std::byte(v));
-  return out;
-}
-
-std::vector<std::byte> concat(std::vector<std::byte> a, const std::vector<std::byte>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
 TEST(Worker, AnswersTheDesignExampleByteForByte) {
   RunningWorker worker;
   TestConnection c(worker.port());
