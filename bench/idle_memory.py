@@ -30,6 +30,9 @@ def free_port():
         return s.getsockname()[1]
 
 
+IP_BIND_ADDRESS_NO_PORT = 24  # linux/in.h; not exported by Python's socket module
+
+
 def slab_bytes():
     with open("/proc/meminfo") as f:
         for line in f:
@@ -42,11 +45,18 @@ def hold_connections(port, first, count, ready, release):
     """Child process: opens `count` idle connections (sources rotate over
     127.0.0.x from connection number `first`), says so, holds them until told."""
     conns = []
-    for i in range(first, first + count):
-        s = socket.socket()
-        s.bind((f"127.0.0.{2 + i // 20000}", 0))
-        s.connect(("127.0.0.1", port))
-        conns.append(s)
+    try:
+        for i in range(first, first + count):
+            s = socket.socket()
+            # Choose the source port at connect time, per 4-tuple: ports held
+            # in TIME_WAIT by earlier runs do not block a bind to port 0.
+            s.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            s.bind((f"127.0.0.{2 + i // 20000}", 0))
+            s.connect(("127.0.0.1", port))
+            conns.append(s)
+    except OSError as e:
+        ready.send(f"connection {len(conns) + 1} of {count}: {e}")
+        return
     ready.send(len(conns))
     release.recv()
     for s in conns:
@@ -94,8 +104,15 @@ def measure(bin_dir, count, per_process):
             release_r, release_w = multiprocessing.Pipe(False)
             child = multiprocessing.Process(target=hold_connections, args=(port, k * per_process, n, ready_w, release_r))
             child.start()
+            ready_w.close()  # so that a child that dies shows as EOF here
             holders.append((child, release_w))
-            opened += ready_r.recv()
+            try:
+                got = ready_r.recv()
+            except EOFError:
+                raise RuntimeError("a client process died before opening its connections")
+            if isinstance(got, str):
+                raise RuntimeError(got)
+            opened += got
             print(f"  {opened} connections open", file=sys.stderr, flush=True)
         after = wait_stable(pids)
         slab_after = slab_bytes()
@@ -106,8 +123,13 @@ def measure(bin_dir, count, per_process):
         return before, after, slab_after - slab_before, shares
     finally:
         for child, release in holders:
-            release.send(1)
+            try:
+                release.send(1)
+            except OSError:
+                pass
             child.join(30)
+            if child.is_alive():
+                child.kill()
         for w in workers:
             w.terminate()
             w.wait()
