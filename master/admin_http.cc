@@ -37,7 +37,8 @@ AdminHttp::AdminHttp(event_base* base, const std::string& address, const Metrics
   evhttp_set_gencb(http_, &AdminHttp::onRequest, this);
   // A slow or stuck scraper must not hold the master's loop resources forever.
   evhttp_set_timeout(http_, 10);
-  if (!evhttp_accept_socket_with_handle(http_, listener_.get())) {
+  bound_ = evhttp_accept_socket_with_handle(http_, listener_.get());
+  if (!bound_) {
     evhttp_free(http_);
     throw std::system_error(EINVAL, std::generic_category(), "evhttp_accept_socket(" + address + ")");
   }
@@ -50,6 +51,15 @@ AdminHttp::~AdminHttp() {
 }
 
 std::string AdminHttp::boundAddress() const { return localAddress(listener_.get()).toString(); }
+
+void AdminHttp::stopAccepting() {
+  if (!bound_) return;
+  // Frees the listener and closes our copy of the socket; requests already
+  // accepted are still answered.
+  evhttp_del_accept_socket(http_, bound_);
+  bound_ = nullptr;
+  listener_.release();
+}
 
 void AdminHttp::onRequest(evhttp_request* request, void* self) {
   try {

@@ -38,6 +38,9 @@ class AdminHttp {
   std::string boundAddress() const;
   // The listening socket, to hand to a new master on a binary upgrade.
   int listenerFd() const { return listener_.get(); }
+  // Leaves the shared admin socket to the new master after a binary upgrade,
+  // so that a draining old master's 503 never answers a health probe.
+  void stopAccepting();
   // Serves /debug/pprof/profile?worker=K and /debug/worker/K/pprof/profile
   // (the form google-pprof builds) through `handler` (unset: 404).
   using PprofHandler = std::function<void(evhttp_request*, std::optional<unsigned> worker)>;
@@ -49,6 +52,7 @@ class AdminHttp {
 
   UniqueFd listener_;
   evhttp* http_ = nullptr;
+  evhttp_bound_socket* bound_ = nullptr;
   const MetricsCollector& collector_;
   const stats::StatsSegment& segment_;
   std::function<Health()> health_;

@@ -461,7 +461,11 @@ void Master::beginStop(bool graceful) {
   if (stopping_ && graceful) return;
   stopping_ = true;
   // After a binary upgrade the service goes on in the new master.
-  if (!upgrade_.ready()) notify_.stopping();
+  if (upgrade_.ready()) {
+    if (admin_) admin_->stopAccepting();
+  } else {
+    notify_.stopping();
+  }
   spdlog::info("{}: stopping {} workers", graceful ? "SIGQUIT: graceful stop" : "fast stop",
                supervisor_.pids().size());
   supervisor_.stopAll(graceful);

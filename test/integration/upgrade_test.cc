@@ -78,6 +78,13 @@ TEST_F(Upgrade, UnderPipelinedLoadLosesNoAckAndKeepsCounters) {
 
   std::this_thread::sleep_for(500ms);  // both generations serve side by side
   master.process().signal(SIGQUIT);
+  // The draining old master leaves the shared admin socket to the new one:
+  // no health probe may land on it and see 503.
+  ASSERT_TRUE(master.waitForLog("SIGQUIT: graceful stop", 5s)) << master.log();
+  for (int probe = 0; probe < 20; ++probe) {
+    HttpResponse health = httpGet(master.metricsPort(), "/healthz");
+    EXPECT_EQ(health.status, 200) << "probe " << probe << ": " << health.body;
+  }
   ASSERT_TRUE(master.process().waitExit(15s).has_value()) << master.log();
   EXPECT_FALSE(fs::exists(master.pidFile() + ".oldbin")) << "the old master removes its .oldbin pidfile";
   EXPECT_TRUE(fs::exists("/dev/shm/" + master.name())) << "the segment now belongs to the new master";
