@@ -47,6 +47,10 @@ class BinaryUpgrade {
   pid_t pid() const { return pid_; }
   // From the master's reap loop: true when `pid` was the new master.
   bool onChildExit(pid_t pid, int status);
+  // Kills a new master that is still starting and reports the upgrade failed.
+  void abort(const std::string& why) {
+    if (active() && !ready_) fail(why);
+  }
 
  private:
   static void onReadable(evutil_socket_t fd, short what, void* self);

@@ -460,6 +460,9 @@ void Master::reopenLogs() {
 void Master::beginStop(bool graceful) {
   if (stopping_ && graceful) return;
   stopping_ = true;
+  // A stop wins over an upgrade still starting: the new master would come up
+  // with nobody to hand over to.
+  upgrade_.abort("this master was told to stop");
   // After a binary upgrade the service goes on in the new master.
   if (upgrade_.ready()) {
     if (admin_) admin_->stopAccepting();
