@@ -206,6 +206,23 @@ TEST(Master, ASecondMasterOnThePidfileRefuses) {
   EXPECT_TRUE(master.roundTrip(1));
 }
 
+// A pidfile path that an attacker pre-planted as a symlink (say, to a file
+// root owns) is refused rather than followed and truncated.
+TEST(Master, RefusesAPidfileThatIsASymlink) {
+  std::string victim = tempPath("victim");
+  std::ofstream(victim) << "precious\n";
+  std::string planted = tempPath("planted.pid");
+  ASSERT_EQ(::symlink(victim.c_str(), planted.c_str()), 0);
+  std::string config = tempPath("symlink-pid.yaml");
+  std::ofstream(config) << RunningMaster::baseYaml("tcpfork-test-pidlink-" + std::to_string(::getpid()), planted, 1);
+  ToolRun run = runTool("tcpfork", {"-c", config}, 10s);
+  EXPECT_EQ(run.exitCode, 1) << run.output;
+  EXPECT_NE(run.output.find("open(pidfile " + planted + "): Too many levels of symbolic links"), std::string::npos)
+      << run.output;
+  EXPECT_EQ(readFile(victim), "precious\n");
+  ::unlink(planted.c_str());
+}
+
 TEST(Master, TakesOverAStalePidfile) {
   std::string pidFile = tempPath("stale.pid");
   std::ofstream(pidFile) << "999999\n";
