@@ -380,8 +380,7 @@ def run(args, work_dir, seed):
             load.kill()
         if lingering:
             lingering.kill()
-        if master.alive():
-            master.kill()
+        master.kill()
 
 
 def fmt_count(v):
@@ -430,8 +429,9 @@ def print_report(r):
           f"{s['worker_restarts']:.0f} worker restarts, {s['reloads']:.0f} reloads, "
           f"{r['profiles_written']} CPU profiles written, {r['worker_pids_seen']} worker pids seen")
     received = sum((load["report"] or {}).get("acked", 0) for load in r["loads"].values())
-    print(f"  server counters     {fmt_count(s['requests'])} requests, {fmt_count(s['acks'])} acks "
-          f"({fmt_count(s['acks'] - received)} of them not received by a client), "
+    unreceived = (f"{fmt_count(s['acks'] - received)} of them not received by a client"
+                  if r["master_alive_throughout"] else "at the last scrape before the master died")
+    print(f"  server counters     {fmt_count(s['requests'])} requests, {fmt_count(s['acks'])} acks ({unreceived}), "
           f"{fmt_count(s['accepted'])} accepted; rejected {s['rejected']:.0f}, idle timeouts "
           f"{s['idle_timeouts']:.0f}, accept errors {s['accept_errors']:.0f}, protocol errors "
           f"{s['protocol_errors']:.0f}")
@@ -443,8 +443,11 @@ def print_report(r):
     print(f"  master fds          {f['start']} at start, {f['end']} at end (max {f['max']}); "
           f"RSS {mib(m['start'])} -> {mib(m['end'])}")
     qs = r["quit_exit_status"]
-    print(f"  QUIT                {'exit ' + str(qs) if qs is not None else 'did not exit'} "
-          f"after {r['quit_seconds']:.1f} s")
+    if not r["master_alive_throughout"]:
+        print("  QUIT                not sent: the master had died")
+    else:
+        print(f"  QUIT                {'exit ' + str(qs) if qs is not None else 'did not exit: killed'} "
+              f"after {r['quit_seconds']:.1f} s")
     print(f"  leftovers           {', '.join(r['leftovers']) if r['leftovers'] else 'none'}")
     if r["scrape_failures"]:
         print(f"  admin HTTP failures {len(r['scrape_failures'])}: {r['scrape_failures'][0]}")

@@ -182,7 +182,8 @@ class SoakMaster:
             return None
 
     def kill(self):
-        """Last resort on failure: the master and every worker of this run, by pid."""
+        """Cleans up after the run, also on failure: the master and every worker of this run (by
+        pid), and the segment. Does nothing more after a clean exit."""
         if self.alive():
             self.proc.kill()
         try:
@@ -194,6 +195,11 @@ class SoakMaster:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+        # A master that died cannot remove its segment; after the report, nothing of the run stays.
+        try:
+            os.unlink(f"/dev/shm/{self.name}")
+        except OSError:
+            pass
         self.log.close()
 
     def leftovers(self, seen_pids):
