@@ -212,6 +212,26 @@ class Soak:
               file=sys.stderr, flush=True)
 
 
+def listener_closes(log, workers):
+    """How many times the master closed a worker index's listening sockets for good (TTOU, a reload
+    to fewer workers, an abandoned reload dropping the indices it had added), from its log. Each
+    opens the reset window of README "Scaling down"."""
+    closes, count, pending = 0, workers, None
+    for line in log.splitlines():
+        if m := re.search(r"TT(IN|OU): now (\d+) workers", line):
+            closes += 1 if m.group(1) == "OU" else 0
+            count = int(m.group(2))
+        elif m := re.search(r"reload: generation \d+ starting \((\d+) workers\)", line):
+            pending = int(m.group(1))
+        elif pending is not None and re.search(r"reload: generation \d+ serving", line):
+            closes += max(0, count - pending)
+            count, pending = pending, None
+        elif pending is not None and "reload failed" in line:
+            closes += max(0, pending - count)
+            pending = None
+    return closes
+
+
 def settle(soak, master, timeout):
     """After the chaos: back to WORKERS workers, all serving, none draining. Returns True when reached."""
     deadline = time.monotonic() + timeout
@@ -335,6 +355,7 @@ def run(args, work_dir, seed):
             "scrapes": soak.monotonic.scrapes, "series_checked": len(soak.monotonic.series),
             "per_worker_process_resets": soak.monotonic.process_resets,
             "scrape_failures": soak.scrape_failures,
+            "lingering_connect_failures": [[round(t - soak.t0, 1), e] for t, e in lingering.connect_failures],
             "master_fds": {"start": fds_start, "end": fds_end, "max": soak.fd_max},
             "master_rss_bytes": {"start": rss_start, "end": rss_end},
             "quit_exit_status": exit_status, "quit_seconds": quit_seconds,
@@ -349,16 +370,30 @@ def run(args, work_dir, seed):
                 continue
             if r["errors_total"]:
                 failures.append(f"{name} load: {r['errors_total']} ack errors {r['errors']}")
-            if r["connects_failed"]:
-                failures.append(f"{name} load: {r['connects_failed']} connects failed")
+            refused = r["connects_failed"] - r.get("connects_reset", 0)
+            if refused:
+                failures.append(f"{name} load: {refused} connects failed (refused or timed out)")
             if r["unacked_at_end"]:
                 failures.append(f"{name} load: {r['unacked_at_end']} requests unacked on open connections at the end")
-            if code != 0 and not (r["errors_total"] or r["connects_failed"]):
+            if code != 0 and not (r["errors_total"] or r["connects_failed"]):  # resets also exit 1
                 failures.append(f"{name} load: exit status {code}")
         if soak.master_died_at is not None:
             failures.append(f"master died at {soak.master_died_at:.1f}s (exit {master.proc.returncode})")
         elif exit_status != 0:
             failures.append(f"master after QUIT: {'still running, killed' if exit_status is None else f'exit {exit_status}'}")
+        # Connects: a refused or timed-out one is a failure. One reset after the handshake (ECONNRESET)
+        # comes from a server-side reset racing connect()'s return: a listening socket closed with the
+        # connection queued (the Scaling down window) or a killed worker with it just accepted. Each
+        # such event can reset at most one connect per client connection.
+        connections = sum(c for _, c, _ in LOADS) + LINGERING
+        events = listener_closes(master.read_log(), WORKERS) + soak.actions["kill9"] + soak.actions["stop"]
+        reset = sum((l["report"] or {}).get("connects_reset", 0) for l in result["loads"].values())
+        result["connects_reset"] = {"count": reset, "listener_closes": events - soak.actions["kill9"]
+                                    - soak.actions["stop"], "worker_kills": soak.actions["kill9"] + soak.actions["stop"],
+                                    "bound": events * connections}
+        if reset > events * connections:
+            failures.append(f"{reset} connects reset after the handshake: more than {events} resetting events x "
+                            f"{connections} connections")
         failures += [f"counter check: {v}" for v in soak.monotonic.violations[:1]]
         failures += [f"admin HTTP: {f}" for f in soak.scrape_failures[:1]]
         failures += [f"hung worker: {s.failed}" for s in soak.stops if s.failed]
@@ -410,6 +445,13 @@ def print_report(r):
         f"{fmt_count(totals.get(k, 0)):>{width}}" for k, width in
         zip(("sent", "acked", "errors_total", "connects_failed", "closed_by_server", "unacked_on_closed",
              "unacked_at_end"), (15, 15, 11, 16, 17, 18, 15))))
+    cr = r["connects_reset"]
+    print(f"  connects failed     {totals.get('connects_failed', 0) - cr['count']} refused or timed out; "
+          f"{cr['count']} reset by the server during the handshake (the Scaling down window: "
+          f"{cr['listener_closes']} listener closes, {cr['worker_kills']} worker kills; bound "
+          f"{cr['bound']:,})")
+    if r["lingering_connect_failures"]:
+        print(f"  lingering connects  failed at (s, error): {r['lingering_connect_failures'][:10]}")
     a = r["actions"]
     skipped = ", ".join(f"{k} {v}" for k, v in r["actions_skipped"].items())
     print(f"  chaos actions       {sum(a.values())} in {r['chaos_seconds']:.0f} s: "

@@ -85,7 +85,9 @@ class LingeringClients:
         self.period = period
         self.clients = [_Lingering() for _ in range(count)]
         self.report = {"sent": 0, "acked": 0, "errors_total": 0, "errors": {"wrong_ack": 0},
-                       "connects_failed": 0, "closed_by_server": 0, "unacked_on_closed": 0, "unacked_at_end": 0}
+                       "connects_failed": 0, "connects_reset": 0, "closed_by_server": 0, "unacked_on_closed": 0,
+                       "unacked_at_end": 0}
+        self.connect_failures = []  # (monotonic time, error) of each
         for i, c in enumerate(self.clients):
             c.next_send = time.monotonic() + period * i / count  # spread the sends out
 
@@ -132,8 +134,11 @@ class LingeringClients:
         try:
             c.sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
             c.sock.setblocking(False)
-        except OSError:
+        except OSError as e:
             self.report["connects_failed"] += 1
+            if e.errno == errno.ECONNRESET:  # as tcpfork-client counts connects_reset
+                self.report["connects_reset"] += 1
+            self.connect_failures.append((time.monotonic(), errno.errorcode.get(e.errno, str(e))))
             c.sock = None
             return False
         c.peer_closed, c.owed, c.inbuf = False, [], b""
