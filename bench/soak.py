@@ -110,6 +110,8 @@ class Soak:
         """The /status workers list (also remembering every pid seen), or [] when it did not answer."""
         status = self.master.status()
         if status is None:
+            if self.master.alive():
+                self.scrape_failures.append(f"{self.elapsed():.1f}s: /status did not answer 200")
             return [], None
         for w in status["workers"]:
             if w["pid"] and w["pid"] not in self.seen_pids:
