@@ -7,6 +7,7 @@ JOBS       ?= $(shell nproc)
 RUN_ARGS   ?=
 PREFIX     ?= /usr/local
 DESTDIR    ?=
+SOAK_SECONDS ?= 60
 
 # Debian packages the build, the tests and the benchmark need.
 DEB_PACKAGES := g++ make cmake pkg-config python3 \
@@ -18,7 +19,7 @@ DEB_PACKAGES := g++ make cmake pkg-config python3 \
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps configure build run test bench install clean asan tsan fuzz
+.PHONY: all deps configure build run test bench soak install clean asan tsan fuzz
 
 all: build
 
@@ -63,6 +64,13 @@ install: build
 bench: build
 	python3 bench/run_bench.py --bin-dir $(BUILD_DIR)/bin --out $(BUILD_DIR)/bench.json $(BENCH_ARGS)
 	python3 bench/idle_memory.py --bin-dir $(BUILD_DIR)/bin
+
+# A real master under load and chaos (kill -9, HUP, TTIN/TTOU, SIGSTOP, TRAP)
+# for SOAK_SECONDS; fails on a wrong ack, a failed connect, a hung worker not
+# replaced, a counter going down, a leak or anything left behind.
+# `make soak SOAK_SECONDS=600 SOAK_ARGS="--seed N"` replays a run's choices.
+soak: build
+	python3 bench/soak.py --bin-dir $(BUILD_DIR)/bin --seconds $(SOAK_SECONDS) --json $(BUILD_DIR)/soak.json $(SOAK_ARGS)
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its
 # own build tree. Any report fails the run.

@@ -100,6 +100,7 @@ BenchResult runBench(const BenchOptions& options, const std::atomic<bool>& stop)
     result.acked += ThreadCounters::read(c.acked);
     for (size_t e = 0; e < kAckErrorCount; ++e) result.errors[e] += ThreadCounters::read(c.errors[e]);
     result.connectsFailed += ThreadCounters::read(c.connectsFailed);
+    result.connectsReset += ThreadCounters::read(c.connectsReset);
     result.connectionsClosedByServer += ThreadCounters::read(c.closedByServer);
     result.unackedOnClosedConnections += ThreadCounters::read(c.unackedOnClose);
     result.latencyNs += c.latencyNs.snapshot();

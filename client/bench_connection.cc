@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 #include "protocol/codec.h"
 
@@ -53,6 +54,10 @@ bool BenchConnection::connect(const SocketAddress& address) {
   try {
     fd_ = connectTcp(address);
     setNonBlocking(fd_.get());
+  } catch (const std::system_error& e) {
+    ThreadCounters::add(counters_.connectsFailed, 1);
+    if (e.code().value() == ECONNRESET) ThreadCounters::add(counters_.connectsReset, 1);
+    return false;
   } catch (const std::exception&) {
     ThreadCounters::add(counters_.connectsFailed, 1);
     return false;

@@ -42,6 +42,9 @@ struct BenchResult {
   uint64_t acked = 0;
   std::array<uint64_t, kAckErrorCount> errors{};
   uint64_t connectsFailed = 0;
+  // Of those, connects the server reset after the handshake completed, before
+  // connect() returned (a listening socket closed with the connection queued).
+  uint64_t connectsReset = 0;
   uint64_t connectionsClosedByServer = 0;
   uint64_t unackedOnClosedConnections = 0;
   uint64_t unackedAtEnd = 0;

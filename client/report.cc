@@ -55,8 +55,9 @@ void printReport(FILE* out, const BenchOptions& o, const BenchResult& r) {
   }
   fmt::print(out, "  ack errors       {}  ({})\n", r.totalErrors(), byKind);
   fmt::print(out, "  unacked at end   {}\n", withCommas(r.unackedAtEnd));
-  fmt::print(out, "  connections      {} failed to connect, {} closed by server ({} acks lost on them)\n",
-             r.connectsFailed, r.connectionsClosedByServer, withCommas(r.unackedOnClosedConnections));
+  std::string reset = r.connectsReset ? fmt::format(" ({} reset by the server after the handshake)", r.connectsReset) : "";
+  fmt::print(out, "  connections      {} failed to connect{}, {} closed by server ({} acks lost on them)\n",
+             r.connectsFailed, reset, r.connectionsClosedByServer, withCommas(r.unackedOnClosedConnections));
 }
 
 nlohmann::json toJson(const BenchOptions& o, const BenchResult& r) {
@@ -87,6 +88,7 @@ nlohmann::json toJson(const BenchOptions& o, const BenchResult& r) {
       {"errors_total", r.totalErrors()},
       {"unacked_at_end", r.unackedAtEnd},
       {"connects_failed", r.connectsFailed},
+      {"connects_reset", r.connectsReset},
       {"closed_by_server", r.connectionsClosedByServer},
       {"unacked_on_closed", r.unackedOnClosedConnections},
   };

@@ -24,6 +24,7 @@ struct ThreadCounters {
   Counter acked{0};
   std::array<Counter, kAckErrorCount> errors{};
   Counter connectsFailed{0};
+  Counter connectsReset{0};  // of those, reset by the server after the handshake
   Counter closedByServer{0};
   Counter unackedOnClose{0};
   LatencyHistogram latencyNs;

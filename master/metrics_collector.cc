@@ -134,8 +134,10 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
          double(snapshot.autoProfiles));
   single("profiling_active", "Workers whose CPU profiler is running.", MetricType::Gauge, profiling);
 
-  // Per worker process. Labelled by index and generation: an index's counters
-  // restart from zero with a new process (Prometheus treats that as a reset).
+  // Per worker process: labelled by index and generation, and by pid, because
+  // one index can have two processes of one generation at once (an old one
+  // still draining after TTOU while TTIN started a new one). A new process is
+  // a new series, so none of these counters ever goes down.
   struct PerWorker {
     const char* name;
     const char* help;
@@ -155,6 +157,7 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   for (auto& p : perWorker) p.family = family(ns + p.name, p.help, p.type);
   for (const auto& w : snapshot.workers) {
     std::vector<ClientMetric::Label> labels = {{"generation", std::to_string(w.generation)},
+                                               {"pid", std::to_string(w.pid)},
                                                {"worker", std::to_string(w.index)}};
     auto info = stats::readProcessInfo(w.pid);
     double values[] = {

@@ -427,6 +427,10 @@ void Supervisor::tick() {
   }
 
   for (auto& p : retiring_) {
+    // A draining worker still beats. One that hangs would otherwise live until
+    // its drain deadline with its connections unanswered and, after TTOU, its
+    // listening socket still taking a share of new connections.
+    checkHeartbeat(p);
     if (p.killAt && now >= *p.killAt) {
       spdlog::warn("worker {} (pid {}) did not exit within drain_timeout; killing it", p.index, p.pid);
       ::kill(p.pid, SIGKILL);

@@ -12,6 +12,9 @@
 #include <iostream>
 #include <regex>
 
+#include <nlohmann/json.hpp>
+
+#include "test/integration/http_get.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
 
@@ -109,6 +112,30 @@ TEST(Master, ReplacesAHungWorker) {
   EXPECT_TRUE(master.roundTrip(2));
 }
 
+// A worker that hangs while it drains (here: stopped, then retired by TTOU)
+// is killed after worker_timeout like any other, not only at its drain
+// deadline: until then its connections get no acks.
+TEST(Master, KillsAHungDrainingWorker) {
+  RunningMaster master(2, "worker_timeout: 1s\ndrain_timeout: 60s\n");
+  ASSERT_TRUE(master.waitServing(2, 5s));
+  HttpResponse status = httpGet(master.metricsPort(), "/status");
+  ASSERT_EQ(status.status, 200);
+  pid_t victim = 0;
+  nlohmann::json json = nlohmann::json::parse(status.body);
+  for (const auto& w : json["workers"]) {
+    if (w["index"] == 1) victim = w["pid"].get<pid_t>();
+  }
+  ASSERT_GT(victim, 0) << status.body;
+  ::kill(victim, SIGSTOP);
+  master.process().signal(SIGTTOU);  // retires index 1: it now drains, stopped
+  ASSERT_TRUE(master.waitForLog("TTOU: now 1 workers", 5s)) << master.log();
+  EXPECT_TRUE(waitUntil([&] { return !alive(victim); }, 10s))
+      << "a hung draining worker must not live until drain_timeout (60s)\n" << master.log();
+  EXPECT_TRUE(master.waitForLog("has not beaten for", 1s)) << master.log();
+  EXPECT_TRUE(master.waitServing(1, 5s));
+  EXPECT_TRUE(master.roundTrip(4));
+}
+
 TEST(Master, ReloadsUnderPipelinedLoadWithoutLosingAnAck) {
   RunningMaster master(2);
   BackgroundClient bench({"--addr", addr(master.port()), "-c", "8", "-w", "64", "-d", "4", "--drain", "3", "-q"});
@@ -124,6 +151,7 @@ TEST(Master, ReloadsUnderPipelinedLoadWithoutLosingAnAck) {
   ASSERT_TRUE(master.process().waitExit(15s).has_value());
 
   EXPECT_EQ(run.report["connects_failed"], 0);
+  EXPECT_EQ(run.report["connects_reset"], 0);
   EXPECT_EQ(run.report["errors_total"], 0);
   EXPECT_GT(run.report["closed_by_server"].get<uint64_t>(), 0u) << "old generations must close their connections";
   // Every request a worker read was acked: the client got exactly that many.

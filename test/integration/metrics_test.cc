@@ -6,6 +6,12 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <memory>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "protocol/codec.h"
 #include "test/integration/http_get.h"
@@ -40,7 +46,52 @@ TEST(Metrics, CountExactlyWhatTheClientSent) {
   EXPECT_EQ(metricValue(m, "tcp_server_workers{state=\"serving\"}"), 2);
   EXPECT_EQ(metricValue(m, "tcp_server_generation"), 1);
   EXPECT_GT(metricValue(m, "process_resident_memory_bytes"), 0);
-  EXPECT_NE(m.find("tcp_server_worker_cpu_seconds_total{generation=\"1\",worker=\"1\"}"), std::string::npos) << m;
+  EXPECT_TRUE(std::regex_search(m, std::regex(R"(tcp_server_worker_cpu_seconds_total\{generation="1",pid="\d+",worker="1"\})")))
+      << m;
+}
+
+// Each scrape names every series once: a worker index that drains (TTOU, a
+// client still connected) while TTIN starts a new worker on it in the same
+// generation shows two processes, which the pid label tells apart.
+TEST(Metrics, EverySeriesOnceWhileAnIndexDrainsAndIsReplaced) {
+  RunningMaster master(2, "drain_timeout: 30s\nworker_timeout: 30s\n");
+  ASSERT_TRUE(master.waitServing(2, 5s));
+  HttpResponse status = httpGet(master.metricsPort(), "/status");
+  nlohmann::json json = nlohmann::json::parse(status.body);
+  pid_t retiring = 0;
+  for (const auto& w : json["workers"]) {
+    if (w["index"] == 1) retiring = w["pid"].get<pid_t>();
+  }
+  ASSERT_GT(retiring, 0) << status.body;
+  // Held open: whichever land on index 1 keep it draining, and stopping it
+  // there keeps it draining for the rest of the test.
+  std::vector<std::unique_ptr<TestConnection>> held;
+  for (int i = 0; i < 24; ++i) held.push_back(std::make_unique<TestConnection>(master.port()));
+  ASSERT_TRUE(waitUntil([&] { return value(master, "tcp_server_client_connected") == 24; }, 5s)) << master.scrape();
+  master.process().signal(SIGTTOU);
+  ASSERT_TRUE(master.waitForLog("graceful stop: draining", 5s)) << master.log();
+  ::kill(retiring, SIGSTOP);
+  master.process().signal(SIGTTIN);
+  std::string m;
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        m = master.scrape();
+        return metricValue(m, "tcp_server_workers{state=\"serving\"}") == 2 &&
+               metricValue(m, "tcp_server_workers{state=\"draining\"}") == 1;
+      },
+      10s))
+      << "index 1 must be served by a new worker while the old one drains\n" << m << master.log();
+  std::set<std::string> seen;
+  std::istringstream lines(m);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    std::string series = line.substr(0, line.rfind(' '));
+    EXPECT_TRUE(seen.insert(series).second) << "twice in one scrape: " << series << "\n" << m;
+  }
+  EXPECT_NE(m.find("tcp_server_worker_req_recv_total{generation=\"1\",pid=\"" + std::to_string(retiring) +
+                   "\",worker=\"1\"}"),
+            std::string::npos)
+      << m;
 }
 
 TEST(Metrics, CountersNeverGoBackAcrossKillAndReload) {
