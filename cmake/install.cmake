@@ -8,10 +8,10 @@ install(TARGETS tcpfork tcpfork-worker tcpfork-client tcpfork-stats RUNTIME DEST
 install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES deploy/tcpfork.yaml DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 
-# systemd units where systemd looks under the prefix (/usr/lib/systemd/system,
-# /usr/local/lib/systemd/system); installed as they are, when present.
-install(FILES deploy/systemd/tcpfork.service deploy/systemd/tcpfork.socket
-        DESTINATION lib/systemd/system OPTIONAL)
+# systemd units go where systemd looks under the prefix (/usr/lib/systemd/system,
+# /usr/local/lib/systemd/system); the service names the installed binary and
+# config, so cmake/install_config.cmake writes it for the prefix.
+install(FILES deploy/systemd/tcpfork.socket DESTINATION lib/systemd/system)
 
 # The configuration and the logrotate snippet go under the system
 # configuration directory, which depends on the prefix given at install time:

@@ -1,5 +1,5 @@
-# Install-time part of `make install`: the configuration and the logrotate
-# snippet. Their directory depends on the prefix, which `cmake --install
+# Install-time part of `make install`: the configuration, the logrotate
+# snippet and the systemd service, which name installed paths. Their directory depends on the prefix, which `cmake --install
 # --prefix` sets only now, so it is resolved here rather than at configure
 # time: /etc for the /usr prefix (Debian's and the GNU standards' convention),
 # <prefix>/etc otherwise (/usr/local/etc). DESTDIR applies as usual.
@@ -46,3 +46,13 @@ set(scratch "${TCPFORK_BINARY_DIR}/install-${scratch}")
 file(WRITE "${scratch}/tcpfork" "${snippet}")
 tcpfork_install_config("${scratch}/tcpfork" "${sysconfdir}/logrotate.d")
 file(REMOVE_RECURSE "${scratch}")
+
+# The service names the binary and the config as installed under /usr/local.
+# Units are not edited in place (drop-ins are), so this one is replaced.
+file(READ "${TCPFORK_SOURCE_DIR}/deploy/systemd/tcpfork.service" unit)
+string(REPLACE "/usr/local/bin/tcpfork " "${bindir}/tcpfork " unit "${unit}")
+string(REPLACE "/usr/local/etc/tcpfork/" "${sysconfdir}/tcpfork/" unit "${unit}")
+file(WRITE "${TCPFORK_BINARY_DIR}/install-unit/tcpfork.service" "${unit}")
+file(INSTALL DESTINATION "${prefix}/lib/systemd/system" TYPE FILE
+     FILES "${TCPFORK_BINARY_DIR}/install-unit/tcpfork.service")
+file(REMOVE_RECURSE "${TCPFORK_BINARY_DIR}/install-unit")

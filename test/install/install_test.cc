@@ -134,13 +134,13 @@ TEST_F(Install, PutsEachFileWhereDebianExpectsIt) {
   };
   for (const auto& b : kBinaries) expected.insert("/usr/bin/" + b);
   for (const auto& page : kManPages) expected.insert("/usr/share/man/" + page);
-  // The systemd units are installed when the source tree has them.
-  for (const char* unit : {"tcpfork.service", "tcpfork.socket"}) {
-    if (fs::exists(std::string(TCPFORK_SOURCE_DIR) + "/deploy/systemd/" + unit)) {
-      expected.insert(std::string("/usr/lib/systemd/system/") + unit);
-    }
-  }
+  expected.insert("/usr/lib/systemd/system/tcpfork.service");
+  expected.insert("/usr/lib/systemd/system/tcpfork.socket");
   EXPECT_EQ(filesUnder(root_), expected);
+  // The service runs the binary and reads the config where this prefix put them.
+  std::string unit = readFile(at("/usr/lib/systemd/system/tcpfork.service"));
+  EXPECT_NE(unit.find("ExecStart=/usr/bin/tcpfork -c /etc/tcpfork/tcpfork.yaml "), std::string::npos) << unit;
+  EXPECT_EQ(unit.find("/usr/local"), std::string::npos) << unit;
 
   for (const auto& b : kBinaries) EXPECT_EQ(::access(at("/usr/bin/" + b).c_str(), X_OK), 0) << b;
   for (const auto& page : kManPages) {
