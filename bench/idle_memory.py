@@ -15,13 +15,11 @@ import subprocess
 import sys
 import time
 
+from proc_status import status_bytes
+
 
 def rss(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    return status_bytes(pid, "VmRSS") or 0
 
 
 def free_port():

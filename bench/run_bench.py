@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 
+from proc_status import status_bytes
+
 SCENARIOS = [
     # name, connections, window
     ("pipelined", 100, 1024),
@@ -43,14 +45,7 @@ def free_port():
 
 
 def peak_rss_bytes(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return status_bytes(pid, "VmHWM") or 0
 
 
 class Server:

@@ -13,6 +13,8 @@ import time
 import urllib.error
 import urllib.request
 
+from proc_status import status_bytes
+
 
 def free_port():
     with socket.socket() as s:
@@ -66,14 +68,7 @@ def fd_targets(pid):
 
 
 def rss_bytes(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+    return status_bytes(pid, "VmRSS")
 
 
 def processes_of(name):

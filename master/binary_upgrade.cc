@@ -57,25 +57,17 @@ void BinaryUpgrade::onReadable(evutil_socket_t fd, short, void* self) {
   char buffer[512];
   ssize_t n;
   while ((n = ::read(fd, buffer, sizeof buffer)) > 0) upgrade->message_.append(buffer, size_t(n));
-  if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-    if (upgrade->message_.starts_with("READY\n") && !upgrade->ready_) {
-      upgrade->ready_ = true;
-      upgrade->timer_.reset();
-      upgrade->callbacks_.ready(upgrade->pid_);
-    }
-    return;
+  bool saidReady = upgrade->message_.starts_with("READY\n");
+  if (saidReady && !upgrade->ready_) {
+    upgrade->ready_ = true;
+    upgrade->timer_.reset();
+    upgrade->callbacks_.ready(upgrade->pid_);
   }
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
   // EOF: the new master closed its end, after READY or instead of it.
   upgrade->pipeEvent_.reset();
   upgrade->pipe_.reset();
-  if (upgrade->message_.starts_with("READY")) {
-    if (!upgrade->ready_) {
-      upgrade->ready_ = true;
-      upgrade->timer_.reset();
-      upgrade->callbacks_.ready(upgrade->pid_);
-    }
-    return;
-  }
+  if (saidReady) return;
   upgrade->fail(upgrade->message_.empty() ? "the new master closed its readiness pipe without a word"
                                           : upgrade->message_);
 }

@@ -41,7 +41,13 @@ std::string describeExit(int status) {
 }
 
 Supervisor::Supervisor(stats::StatsSegment& segment, Listeners& listeners, unsigned maxWorkers)
-    : segment_(segment), listeners_(listeners), maxWorkers_(maxWorkers), slotUsed_(segment.slotCount(), false) {}
+    : segment_(segment), listeners_(listeners), maxWorkers_(maxWorkers) {}
+
+// Slot ownership lives in the segment (Slot::ownerPid), shared with any other
+// master during a binary upgrade: 0 is free, our pid is ours.
+bool Supervisor::ownsSlot(uint32_t slot) const {
+  return stats::load(segment_.slot(slot).ownerPid) == uint64_t(::getpid());
+}
 
 void Supervisor::start(const WorkerSettings& settings) {
   settings_ = settings;
@@ -58,11 +64,9 @@ void Supervisor::start(const WorkerSettings& settings) {
 
 uint32_t Supervisor::allocateSlot() {
   stats::HeaderLock lock(segment_.header());
-  for (uint32_t i = 0; i < slotUsed_.size(); ++i) {
+  for (uint32_t i = 0; i < segment_.slotCount(); ++i) {
     stats::Slot& s = segment_.slot(i);
-    // Another master sharing the segment (binary upgrade) may own it.
-    if (!slotUsed_[i] && stats::load(s.ownerPid) == 0) {
-      slotUsed_[i] = true;
+    if (stats::load(s.ownerPid) == 0) {
       stats::store(s.ownerPid, uint64_t(::getpid()));
       // Folding left the slot empty with zero totals; the worker fills in the rest.
       // The hang timeout counts from the spawn until the worker's first beat.
@@ -77,8 +81,7 @@ uint32_t Supervisor::allocateSlot() {
 // be reused, so exported counters never go down.
 void Supervisor::releaseSlot(uint32_t slot) {
   stats::HeaderLock lock(segment_.header());
-  stats::foldIntoRetired(segment_.header(), segment_.slot(slot));
-  slotUsed_[slot] = false;
+  stats::foldIntoRetired(segment_.header(), segment_.slot(slot));  // frees it
 }
 
 void Supervisor::spawn(unsigned index) {
@@ -185,6 +188,11 @@ void Supervisor::storeGeneration() {
   stats::store(segment_.header().generation, generation_);
 }
 
+void Supervisor::countInHeader(uint64_t stats::Header::*field) {
+  stats::HeaderLock lock(segment_.header());
+  stats::add(segment_.header().*field, 1);
+}
+
 // A master that shared the segment with us (binary upgrade) and died without
 // folding its workers leaves slots owned by a dead pid. Its workers die with
 // it; once they have, their last counts join the retired totals and the slots
@@ -193,10 +201,10 @@ unsigned Supervisor::reclaimOrphanSlots() {
   auto alive = [](uint64_t pid) { return stats::processRunning(pid_t(pid)); };
   unsigned reclaimed = 0;
   stats::HeaderLock lock(segment_.header());
-  for (uint32_t i = 0; i < slotUsed_.size(); ++i) {
+  for (uint32_t i = 0; i < segment_.slotCount(); ++i) {
     stats::Slot& s = segment_.slot(i);
     uint64_t owner = stats::load(s.ownerPid);
-    if (slotUsed_[i] || owner == 0 || owner == uint64_t(::getpid()) || alive(owner) || alive(stats::load(s.pid))) {
+    if (owner == 0 || owner == uint64_t(::getpid()) || alive(owner) || alive(stats::load(s.pid))) {
       continue;
     }
     stats::foldIntoRetired(segment_.header(), s);
@@ -207,8 +215,8 @@ unsigned Supervisor::reclaimOrphanSlots() {
 
 unsigned Supervisor::freeSlots() const {
   unsigned free = 0;
-  for (uint32_t i = 0; i < slotUsed_.size(); ++i) {
-    if (!slotUsed_[i] && stats::load(segment_.slot(i).ownerPid) == 0) ++free;
+  for (uint32_t i = 0; i < segment_.slotCount(); ++i) {
+    if (stats::load(segment_.slot(i).ownerPid) == 0) ++free;
   }
   return free;
 }
@@ -274,10 +282,7 @@ void Supervisor::finishSwitch() {
   }
   switch_.reset();
   ++reloads_;
-  {
-    stats::HeaderLock lock(segment_.header());
-    stats::add(segment_.header().reloads, 1);
-  }
+  countInHeader(&stats::Header::reloads);
   spdlog::info("reload: generation {} serving; generation {} draining", generation_, generation_ - 1);
 }
 
@@ -377,10 +382,7 @@ void Supervisor::onChildExit(pid_t pid, int status) {
       return;
     }
     ++restarts_;
-    {
-      stats::HeaderLock lock(segment_.header());
-      stats::add(segment_.header().workerRestarts, 1);
-    }
+    countInHeader(&stats::Header::workerRestarts);
     auto uptime = Clock::now() - p.startedAt;
     state.crashes = uptime < kStableUptime ? state.crashes + 1 : 1;
     std::string cause = p.hung ? "killed after its heartbeat stopped" : describeExit(status);
@@ -475,8 +477,8 @@ unsigned Supervisor::signalReady(int signal) const {
   // A worker installs its handlers before it reports serving; before that the
   // default action of SIGUSR1 or SIGTRAP would kill it.
   unsigned sent = 0;
-  for (uint32_t i = 0; i < slotUsed_.size(); ++i) {
-    if (!slotUsed_[i]) continue;
+  for (uint32_t i = 0; i < segment_.slotCount(); ++i) {
+    if (!ownsSlot(i)) continue;
     const stats::Slot& slot = segment_.slot(i);
     auto state = stats::WorkerState(stats::load(slot.state));
     if (state != stats::WorkerState::kServing && state != stats::WorkerState::kDraining) continue;

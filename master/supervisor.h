@@ -112,6 +112,9 @@ class Supervisor {
   void spawn(unsigned index);
   bool serving(const Process& p) const;
   uint32_t allocateSlot();
+  bool ownsSlot(uint32_t slot) const;
+  // Adds one to a shared header counter (restarts, reloads), under HeaderLock.
+  void countInHeader(uint64_t stats::Header::*field);
   void releaseSlot(uint32_t slot);
   void retire(Process p, int signal, Millis grace);
   unsigned freeSlots() const;
@@ -129,7 +132,6 @@ class Supervisor {
   std::vector<IndexState> current_;
   std::vector<Process> retiring_;
   std::optional<PendingSwitch> switch_;
-  std::vector<bool> slotUsed_;
   bool stopping_ = false;
   uint64_t restarts_ = 0;
   uint64_t reloads_ = 0;

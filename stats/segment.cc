@@ -1,6 +1,5 @@
 #include "stats/segment.h"
 
-#include <signal.h>
 #include <unistd.h>
 
 #include <boost/interprocess/exceptions.hpp>
@@ -12,12 +11,12 @@
 #include <cstring>
 #include <utility>
 
+#include "stats/process_info.h"
+
 namespace tcpfork::stats {
 namespace bip = boost::interprocess;
 
 namespace {
-
-bool processAlive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
 
 // If a segment of this name exists and names a live master, that master is
 // still using it: refuse rather than pull it from under its workers.
@@ -29,7 +28,7 @@ void refuseIfOwnedByLiveMaster(const std::string& name) {
     bip::mapped_region region(existing, bip::read_only, 0, sizeof(Header));
     const auto* header = static_cast<const Header*>(region.get_address());
     auto owner = static_cast<pid_t>(load(header->masterPid));
-    if (header->magic == kMagic && owner != ::getpid() && processAlive(owner)) {
+    if (header->magic == kMagic && owner != ::getpid() && processRunning(owner)) {
       throw SegmentError(fmt::format("stats segment '{}' belongs to a running master (pid {}); "
                                      "give this instance another name",
                                      name, owner));

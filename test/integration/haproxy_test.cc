@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <iostream>
 #include <regex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -104,6 +105,18 @@ std::vector<std::string> withBench(std::vector<std::string> args) {
   return args;
 }
 
+// SIGKILLs an instance's master and its `workers` (as a crash of the host
+// would) and times how long HAProxy takes to mark `server` DOWN; nullopt if
+// it never does within 20 s.
+std::optional<std::chrono::milliseconds> killUntilDown(RunningMaster& instance, const std::set<pid_t>& workers,
+                                                       RunningHaproxy& haproxy, const std::string& server) {
+  auto killedAt = std::chrono::steady_clock::now();
+  instance.process().signal(SIGKILL);
+  for (pid_t pid : workers) ::kill(pid, SIGKILL);
+  if (!waitUntil([&] { return haproxy.serverStatus(server) == "DOWN"; }, 20s)) return std::nullopt;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killedAt);
+}
+
 void expectCleanBench(const ToolRun& run, const std::string& phase) {
   SCOPED_TRACE(phase);
   ASSERT_TRUE(run.report.is_object()) << run.output;
@@ -183,19 +196,15 @@ TEST(HaProxy, BalancesAndFailsOverWhenAnInstanceDies) {
       << "the load never reached both instances";
   std::set<pid_t> workers = two.servingPids();
   ASSERT_EQ(workers.size(), 2u);
-  auto killedAt = std::chrono::steady_clock::now();
-  two.process().signal(SIGKILL);
-  for (pid_t pid : workers) ::kill(pid, SIGKILL);
-  bool down = waitUntil([&] { return haproxy.serverStatus("tcpfork2") == "DOWN"; }, 20s);
-  auto toDown = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killedAt);
-  ASSERT_TRUE(down) << "tcpfork2 is " << haproxy.serverStatus("tcpfork2") << "; haproxy's log:\n" << haproxy.log();
+  auto toDown = killUntilDown(two, workers, haproxy, "tcpfork2");
+  ASSERT_TRUE(toDown.has_value()) << "tcpfork2 is " << haproxy.serverStatus("tcpfork2") << "; haproxy's log:\n" << haproxy.log();
   EXPECT_TRUE(two.process().waitExit(5s).has_value()) << "the killed master is still running";
   for (pid_t pid : workers) EXPECT_TRUE(waitUntil([&] { return gone(pid); }, 5s)) << "worker " << pid << " lives on";
   EXPECT_EQ(haproxy.serverStatus("tcpfork1"), "UP");
   // Checks every 200 ms, 100 ms after a first failure, two failures: about
   // 300 ms; the bound only allows for a loaded machine.
-  EXPECT_LT(toDown, 10s);
-  RecordProperty("kill_to_down_ms", int(toDown.count()));
+  EXPECT_LT(*toDown, 10s);
+  RecordProperty("kill_to_down_ms", int(toDown->count()));
 
   during.interrupt();
   ToolRun failover = during.finish(30s);
@@ -207,7 +216,7 @@ TEST(HaProxy, BalancesAndFailsOverWhenAnInstanceDies) {
   EXPECT_EQ(failover.report["connects_failed"], 0) << failover.output;
   EXPECT_GT(failover.report["acked"].get<uint64_t>(), 0u) << failover.output;
   StatRow dead = haproxy.serverStat("tcpfork2");
-  std::cout << "[ haproxy  ] kill to DOWN " << toDown.count() << " ms; during: " << failover.report["acked"]
+  std::cout << "[ haproxy  ] kill to DOWN " << toDown->count() << " ms; during: " << failover.report["acked"]
             << " acked, " << failover.report["connects_failed"] << " connects failed, "
             << failover.report["closed_by_server"] << " connections closed (" << failover.report["unacked_on_closed"]
             << " unacked on them), " << failover.report["unacked_at_end"] << " unacked at end; haproxy tcpfork2: econ " << dead["econ"] << ", wretr " << dead["wretr"]
@@ -242,15 +251,11 @@ TEST(HaProxy, ShippedCheckTimingMarksADeadInstanceDown) {
       [&] { return haproxy.serverStatus("tcpfork1") == "UP" && haproxy.serverStatus("tcpfork2") == "UP"; }, 15s))
       << haproxy.log();
   std::set<pid_t> workers = two.servingPids();
-  auto killedAt = std::chrono::steady_clock::now();
-  two.process().signal(SIGKILL);
-  for (pid_t pid : workers) ::kill(pid, SIGKILL);
-  bool down = waitUntil([&] { return haproxy.serverStatus("tcpfork2") == "DOWN"; }, 20s);
-  auto toDown = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killedAt);
-  ASSERT_TRUE(down) << "tcpfork2 is " << haproxy.serverStatus("tcpfork2") << "; haproxy's log:\n" << haproxy.log();
-  EXPECT_LT(toDown, 10s);
-  RecordProperty("kill_to_down_ms", int(toDown.count()));
-  std::cout << "[ haproxy  ] shipped check timing: kill to DOWN " << toDown.count() << " ms\n";
+  auto toDown = killUntilDown(two, workers, haproxy, "tcpfork2");
+  ASSERT_TRUE(toDown.has_value()) << "tcpfork2 is " << haproxy.serverStatus("tcpfork2") << "; haproxy's log:\n" << haproxy.log();
+  EXPECT_LT(*toDown, 10s);
+  RecordProperty("kill_to_down_ms", int(toDown->count()));
+  std::cout << "[ haproxy  ] shipped check timing: kill to DOWN " << toDown->count() << " ms\n";
   ToolRun after = runClient(withBench(benchArgs(haproxy.port(), "1")), true);
   expectCleanBench(after, "after tcpfork2 is DOWN");
 }
