@@ -98,6 +98,7 @@ TEST(Segment, RefusesToReplaceALiveMastersSegment) {
   StatsSegment first = StatsSegment::create(name, 1);
   store(first.header().masterPid, uint64_t(::getppid()));  // a live process other than us
   EXPECT_THROW(StatsSegment::create(name, 1), SegmentError);
+  store(first.header().masterPid, uint64_t(::getpid()));  // ours again, so that it is removed
 }
 
 }  // namespace

@@ -60,7 +60,7 @@ bool replaceIn(std::string& text, const std::string& from, const std::string& to
 class InstalledMaster {
  public:
   InstalledMaster(const std::string& binary, const std::string& extraYaml, const std::string& readyLog = "")
-      : name_("tcpfork-install-test-" + std::to_string(::getpid())),
+      : name_("tcpfork-install-test-" + uniqueTag()),
         config_(tempPath("installed.yaml")),
         output_(tempPath("installed.out")) {
     std::ofstream(config_) << RunningMaster::baseYaml(name_, tempPath("installed.pid"), 1, tempPath("profiles"))

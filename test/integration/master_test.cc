@@ -181,7 +181,7 @@ TEST(Master, ScalesWithTtinAndTtou) {
   ASSERT_TRUE(master.waitServing(2, 5s)) << master.log();
   master.process().signal(SIGTTOU);
   ASSERT_TRUE(master.waitServing(1, 5s)) << master.log();
-  for (uint64_t i = 0; i < 20; ++i) ASSERT_TRUE(master.roundTrip(i)) << "request " << i;
+  for (uint64_t i = 0; i < 20; ++i) ASSERT_TRUE(master.roundTrip(i)) << master.log();
   master.process().signal(SIGTTOU);
   ASSERT_TRUE(master.waitForLog("TTOU: keeping the last worker", 3s));
 }
@@ -242,7 +242,7 @@ TEST(Master, RefusesAPidfileThatIsASymlink) {
   std::string planted = tempPath("planted.pid");
   ASSERT_EQ(::symlink(victim.c_str(), planted.c_str()), 0);
   std::string config = tempPath("symlink-pid.yaml");
-  std::ofstream(config) << RunningMaster::baseYaml("tcpfork-test-pidlink-" + std::to_string(::getpid()), planted, 1);
+  std::ofstream(config) << RunningMaster::baseYaml("tcpfork-test-pidlink-" + uniqueTag(), planted, 1);
   ToolRun run = runTool("tcpfork", {"-c", config}, 10s);
   EXPECT_EQ(run.exitCode, 1) << run.output;
   EXPECT_NE(run.output.find("open(pidfile " + planted + "): Too many levels of symbolic links"), std::string::npos)
@@ -276,7 +276,7 @@ TEST(Master, SignalsTheRunningMasterWithDashS) {
 }
 
 TEST(Master, DaemonizesAndReportsReadiness) {
-  std::string name = "tcpfork-test-daemon-" + std::to_string(::getpid());
+  std::string name = "tcpfork-test-daemon-" + uniqueTag();
   std::string pidFile = tempPath("daemon.pid");
   std::string log = tempPath("daemon.log");
   std::string config = tempPath("daemon.yaml");
@@ -296,7 +296,7 @@ TEST(Master, DaemonSaysWhyItCouldNotStart) {
   std::string config = tempPath("busy.yaml");
   UniqueFd taken = listenTcp(parseAddress("127.0.0.1:0"), {.backlog = 16, .reusePort = false});
   std::string busy = localAddress(taken.get()).toString();
-  std::ofstream(config) << "name: tcpfork-test-busy-" << ::getpid() << "\nlisten: " << busy << "\npid_file: "
+  std::ofstream(config) << "name: tcpfork-test-busy-" << uniqueTag() << "\nlisten: " << busy << "\npid_file: "
                         << tempPath("busy.pid") << "\nprofile:\n  dir: " << tempPath("busy-profiles") << "\n";
   ToolRun start = runTool("tcpfork", {"-c", config, "-d"}, 15s);
   EXPECT_EQ(start.exitCode, 1);
@@ -343,7 +343,7 @@ std::string minimalConfig(const std::string& name, const std::string& extra) {
 }
 
 TEST(Master, ReopensLogFilesOnUsr1) {
-  std::string name = "tcpfork-test-usr1-" + std::to_string(::getpid());
+  std::string name = "tcpfork-test-usr1-" + uniqueTag();
   std::string log = tempPath("rotating.log");
   ChildProcess master({binary("tcpfork"), "-c", minimalConfig(name, "log:\n  file: " + log + "\n")});
   ASSERT_TRUE(waitUntil([&] { return readFile(log).find("ready:") != std::string::npos; }, 10s)) << readFile(log);
@@ -408,7 +408,7 @@ TEST(Master, ServesSocketsHandedOverBySystemd) {
     UniqueFd probe = listenTcp(parseAddress("127.0.0.1:0"), {.backlog = 1, .reusePort = false});
     port = localAddress(probe.get()).port();
   }
-  std::string name = "tcpfork-test-activated-" + std::to_string(::getpid());
+  std::string name = "tcpfork-test-activated-" + uniqueTag();
   std::string log = tempPath("activated.log");
   std::string config = tempPath("activated.yaml");
   std::ofstream(config) << "name: " << name << "\nworkers: 2\npid_file: " << tempPath("activated.pid")

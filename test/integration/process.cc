@@ -114,13 +114,17 @@ std::string readFile(const std::string& path) {
 namespace {
 
 // Every file a test process makes lives in one directory, removed when all of
-// its tests passed (kept for a look otherwise).
+// its tests passed (kept for a look otherwise). mkdtemp makes it fresh even
+// when an earlier run with the same pid left its directory behind: a stale
+// log there would satisfy the next test's readiness wait.
 const std::string& testDir() {
   static const std::string kDir = [] {
     const char* base = std::getenv("TMPDIR");
-    std::string dir = std::string(base ? base : "/tmp") + "/tcpfork-test-" + std::to_string(::getpid());
-    std::filesystem::create_directories(dir);
-    return dir;
+    std::string pattern = std::string(base ? base : "/tmp") + "/tcpfork-test-" + std::to_string(::getpid()) + "-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      throw std::runtime_error("mkdtemp(" + pattern + "): " + std::strerror(errno));
+    }
+    return pattern;
   }();
   return kDir;
 }
@@ -137,6 +141,11 @@ class RemoveTestDirOnSuccess : public ::testing::Environment {
 [[maybe_unused]] const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new RemoveTestDirOnSuccess);
 
 }  // namespace
+
+std::string uniqueTag() {
+  static const std::string kTag = std::filesystem::path(testDir()).filename().string().substr(sizeof "tcpfork-test-" - 1);
+  return kTag;
+}
 
 std::string tempPath(const std::string& stem) {
   static std::atomic<int> counter{0};

@@ -55,6 +55,10 @@ std::string readFile(const std::string& path);
 // A fresh, empty file path under the test temp dir.
 std::string tempPath(const std::string& stem);
 
+// "<pid>-<random>", unique to this test process among all runs: for names
+// outside the temp dir (stats segments), which a crashed run may leave.
+std::string uniqueTag();
+
 // A blocking client socket whose reads give up after a timeout.
 class TestConnection {
  public:

@@ -134,7 +134,7 @@ TEST_F(Profiling, RefusesAProfileDirectoryThatIsASymlink) {
   std::string planted = tempPath("planted");
   ASSERT_EQ(::symlink(target.path.c_str(), planted.c_str()), 0);
   std::string config = tempPath("symlink.yaml");
-  std::ofstream(config) << RunningMaster::baseYaml("tcpfork-test-symlink-" + std::to_string(::getpid()),
+  std::ofstream(config) << RunningMaster::baseYaml("tcpfork-test-symlink-" + uniqueTag(),
                                                    tempPath("symlink.pid"), 1, planted);
   ToolRun run = runTool("tcpfork", {"-c", config}, 10s);
   EXPECT_EQ(run.exitCode, 1);

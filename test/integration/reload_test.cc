@@ -103,7 +103,7 @@ struct BinaryCopy {
 
 TEST(Reload, AFailedReloadKeepsTheOldGenerationWholeAndItsSocketsOnly) {
   BinaryCopy bin;
-  std::string name = "tcpfork-test-failed-reload-" + std::to_string(::getpid());
+  std::string name = "tcpfork-test-failed-reload-" + uniqueTag();
   std::string config = tempPath("failed.yaml");
   std::string pidFile = tempPath("failed.pid");
   std::string profiles = tempPath("failed-profiles");

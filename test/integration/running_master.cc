@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -16,7 +18,7 @@ namespace {
 
 std::string uniqueName() {
   static int counter = 0;
-  return "tcpfork-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+  return "tcpfork-test-" + uniqueTag() + "-" + std::to_string(counter++);
 }
 
 size_t count(const std::string& haystack, const std::string& needle) {
@@ -131,13 +133,20 @@ bool RunningMaster::waitServing(size_t count, std::chrono::milliseconds timeout)
       timeout);
 }
 
-bool RunningMaster::roundTrip(uint64_t id) const {
+::testing::AssertionResult RunningMaster::roundTrip(uint64_t id) const {
   try {
     TestConnection c(port_, 2s);
     c.send(submitFrame(id));
-    return c.read(14) == submitAckFrame(id);
-  } catch (const std::exception&) {
-    return false;
+    errno = 0;
+    auto ack = c.read(14);
+    if (ack.size() < 14) {
+      return ::testing::AssertionFailure() << "request " << id << ": " << ack.size() << " of 14 ack bytes, then "
+                                           << (errno ? std::strerror(errno) : "EOF");
+    }
+    if (ack != submitAckFrame(id)) return ::testing::AssertionFailure() << "request " << id << ": wrong ack";
+    return ::testing::AssertionSuccess();
+  } catch (const std::exception& e) {
+    return ::testing::AssertionFailure() << "request " << id << " on port " << port_ << ": " << e.what();
   }
 }
 

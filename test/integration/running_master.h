@@ -4,6 +4,8 @@
 // once it logs that every worker serves. Killed (by pid) with its workers
 // when the test ends.
 
+#include <gtest/gtest.h>
+
 #include <set>
 #include <string>
 #include <vector>
@@ -37,7 +39,9 @@ class RunningMaster {
   // Waits until exactly `count` workers of the current generation serve.
   bool waitServing(size_t count, std::chrono::milliseconds timeout) const;
   // One request, one ack, on a new connection.
-  bool roundTrip(uint64_t id) const;
+  // One Submit on a fresh connection, acked with the matching SubmitAck; on
+  // failure, says what went wrong.
+  ::testing::AssertionResult roundTrip(uint64_t id) const;
 
   void writeConfig(const std::string& yaml) const;
   // With `profileDir`, also sets profile.dir (tests keep profiles out of /tmp/<name>_profile).
