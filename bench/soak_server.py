@@ -94,7 +94,7 @@ class SoakMaster:
     def __init__(self, bin_dir, work_dir, workers, max_workers, worker_timeout_s, drain_timeout_s,
                  profile_duration_s):
         self.work_dir = work_dir
-        self.name = f"tcpfork-soak-{os.getpid()}"
+        self.name = os.path.basename(work_dir)  # mkdtemp made it unique
         self.port = free_port()
         self.metrics_port = free_port()
         self.pid_file = os.path.join(work_dir, "tcpfork.pid")
