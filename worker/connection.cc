@@ -68,11 +68,22 @@ void Connection::drain() {
   flush();
 }
 
+// A loop that did not run past a deadline (descheduled, stopped) sees only
+// the expired timer, so the socket is asked before the connection is called
+// idle. If it was not idle, its clock restarts now: libevent would otherwise
+// count the next deadline from the missed one, which may fall before the
+// peer has had a chance to answer the acks we are about to send.
 void Connection::onReadEvent(evutil_socket_t, short what, void* self) {
   auto* connection = static_cast<Connection*>(self);
-  if ((what & EV_TIMEOUT) && !connection->socketReady(POLLIN)) {
-    connection->onIdleTimeout();
-  } else if (connection->state_ == State::kLingering) {
+  if (what & EV_TIMEOUT) {
+    if (!connection->socketReady(POLLIN)) {
+      connection->onIdleTimeout();
+      return;
+    }
+    bool lingering = connection->state_ == State::kLingering;
+    addEvent(connection->readEvent_.get(), lingering ? kLingerTimeout : connection->context_.limits.idleTimeout);
+  }
+  if (connection->state_ == State::kLingering) {
     connection->discardInput();
   } else {
     connection->onReadable();
@@ -81,11 +92,14 @@ void Connection::onReadEvent(evutil_socket_t, short what, void* self) {
 
 void Connection::onWriteEvent(evutil_socket_t, short what, void* self) {
   auto* connection = static_cast<Connection*>(self);
-  if ((what & EV_TIMEOUT) && !connection->socketReady(POLLOUT)) {
-    connection->onIdleTimeout();
-  } else {
-    connection->onWritable();
+  if (what & EV_TIMEOUT) {
+    if (!connection->socketReady(POLLOUT)) {
+      connection->onIdleTimeout();
+      return;
+    }
+    addEvent(connection->writeEvent_.get(), connection->context_.limits.idleTimeout);
   }
+  connection->onWritable();
 }
 
 void Connection::onReadable() {
