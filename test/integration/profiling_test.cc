@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "test/integration/http_get.h"
 #include "test/integration/running_master.h"
@@ -58,6 +59,30 @@ BackgroundClient load(const RunningMaster& master, int seconds) {
                            std::to_string(seconds), "-q"});
 }
 
+// How many workers hold at least one client connection, from /metrics.
+size_t workersWithClients(const RunningMaster& master) {
+  const std::string prefix = "tcp_server_worker_client_connected{";
+  std::istringstream lines(master.scrape());
+  size_t busy = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.starts_with(prefix)) continue;
+    if (std::stod(line.substr(line.rfind(' ') + 1)) > 0) ++busy;
+  }
+  return busy;
+}
+
+// Load that every worker takes a share of. SO_REUSEPORT spreads connections by
+// a hash of their ports, so with few connections a worker can get none and its
+// profile no samples (8 over 2 workers: 1 run in 128); 32 connections make that
+// 1 in 2^31, and the wait below turns even that into a clear failure.
+BackgroundClient loadOnEveryWorker(const RunningMaster& master, size_t workers, int seconds) {
+  BackgroundClient bench({"--addr", "127.0.0.1:" + std::to_string(master.port()), "-c", "32", "-w", "16", "-d",
+                          std::to_string(seconds), "-q"});
+  bool spread = waitUntil([&] { return workersWithClients(master) == workers; }, 10s);
+  EXPECT_TRUE(spread) << "the load reached only " << workersWithClients(master) << " of " << workers << " workers";
+  return bench;
+}
+
 class Profiling : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -68,7 +93,7 @@ class Profiling : public ::testing::Test {
 TEST_F(Profiling, TrapThroughTheMasterProfilesEveryWorker) {
   TempDir dir;
   RunningMaster master(2, profileYaml(dir.path, "  duration: 30s\n"));
-  BackgroundClient bench = load(master, 60);
+  BackgroundClient bench = loadOnEveryWorker(master, 2, 60);
   ToolRun start = runTool("tcpfork", {"-c", master.configPath(), "-s", "profile"});
   ASSERT_EQ(start.exitCode, 0) << start.output;
   ASSERT_TRUE(waitUntil([&] { return scraped(master, "tcp_server_profiling_active") == 2; }, 5s)) << master.log();
@@ -159,7 +184,7 @@ TEST_F(Profiling, HttpEndpointReturnsAProfilePprofReads) {
   TempDir dir;
   RunningMaster master(2, profileYaml(dir.path, "  http: true\n"));
   // Load for longer than the test needs (sanitizer builds are slow); stopped below.
-  BackgroundClient bench = load(master, 60);
+  BackgroundClient bench = loadOnEveryWorker(master, 2, 60);
   HttpResponse r = httpGet(master.metricsPort(), "/debug/worker/1/pprof/profile?seconds=1");
   ASSERT_EQ(r.status, 200) << r.body;
   std::string file = tempPath("http.prof");
