@@ -78,10 +78,17 @@ std::string RunningMaster::scrape() const {
 }
 
 RunningMaster::~RunningMaster() {
-  // The master's workers die with it (PR_SET_PDEATHSIG); kill stragglers by pid anyway.
+  // The master's workers die with it (PR_SET_PDEATHSIG); kill stragglers by
+  // pid anyway, draining ones too: a test may have SIGSTOPped one, and a
+  // stopped process keeps the SIGTERM of PDEATHSIG pending forever.
   std::set<pid_t> workers;
   try {
-    workers = servingPids();
+    auto segment = stats::StatsSegment::openReadOnly(name_);
+    for (uint32_t i = 0; i < segment.slotCount(); ++i) {
+      const auto& slot = segment.slot(i);
+      auto pid = pid_t(stats::load(slot.pid));
+      if (pid > 0 && stats::load(slot.state) != uint64_t(stats::WorkerState::kEmpty)) workers.insert(pid);
+    }
   } catch (...) {
   }
   process_.signal(SIGKILL);
