@@ -33,6 +33,10 @@ struct ConnectionContext {
   RateLimitedLog* peerLog = nullptr;          // for errors a peer can provoke
   uint64_t* connections = nullptr;            // the worker's open-connection count
   std::function<void(int fd)> release;        // destroys the connection; call last
+  // limits.idleTimeout as a libevent common timeout (null when 0 = none): every
+  // connection's idle timer then sits in one queue, re-armed in O(1) on each
+  // read instead of being sifted through the timer heap. Set by the Worker.
+  const timeval* idleTimer = nullptr;
 };
 
 class Connection {
@@ -78,6 +82,10 @@ class Connection {
   // longer than idle_timeout.
   bool frameDeadlineOk(uint64_t framesDecoded);
   void recordBatch(uint64_t requests, uint64_t elapsedNs);
+  // Writes what the output buffer holds; returns what write(2) would.
+  ssize_t writeOutput();
+  // (Re)starts `ev` with the idle timeout.
+  void armIdle(event* ev);
   void failProtocol(protocol::DecodeError error);
   // Writes what the socket takes, then arms or disarms events to match.
   // Returns false when the connection has been released.

@@ -27,6 +27,11 @@ Worker::Worker(const WorkerOptions& options, std::vector<UniqueFd> listeners, st
       tick_(event_new(base_.get(), -1, EV_PERSIST, &Worker::onTick, this)),
       drainTimer_(evtimer_new(base_.get(), &Worker::onDrainDeadline, this)) {
   if (!tick_ || !drainTimer_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(worker timers)");
+  if (options.limits.idleTimeout.count() > 0) {
+    timeval idle = toTimeval(options.limits.idleTimeout);
+    context_.idleTimer = event_base_init_common_timeout(base_.get(), &idle);
+    if (!context_.idleTimer) throw std::system_error(ENOMEM, std::generic_category(), "event_base_init_common_timeout");
+  }
   profiler_ = std::make_unique<CpuProfiler>(
       base_.get(), ProfileOptions{options.profileDir, options.name, options.index, options.profileDuration},
       publisher_->slot());
