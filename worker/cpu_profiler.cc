@@ -69,12 +69,14 @@ void CpuProfiler::stop() {
   if (!running()) return;
   evtimer_del(deadline_.get());
   ProfilerStop();
-  stats::store(slot_.profiling, 0);
   if (::rename(tmpPath_.c_str(), finalPath_.c_str()) != 0) {
     spdlog::error("rename({}, {}): {}", tmpPath_, finalPath_, std::strerror(errno));
   } else {
     spdlog::info("CPU profile written to {}", finalPath_);
   }
+  // Cleared only once the file has its final name: the master takes the
+  // cleared flag to mean the profile is there to report and serve.
+  stats::store(slot_.profiling, 0);
   tmpPath_.clear();
 }
 
