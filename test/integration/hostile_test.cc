@@ -316,10 +316,14 @@ TEST(Hostile, AConnectionServedAfterAStallGetsAWholeIdleTimeout) {
     return c.read(14) == submitAckFrame(firstId + 2);
   };
   std::optional<bool> served;
-  for (uint64_t round = 0; round < 3 && !served; ++round) served = attempt(round * 3);
+  double idleBefore = 0;  // a discarded round may rightly have ended in an idle timeout
+  for (uint64_t round = 0; round < 3 && !served; ++round) {
+    idleBefore = value(master, "tcp_server_idle_timeouts_total");
+    served = attempt(round * 3);
+  }
   ASSERT_TRUE(served.has_value()) << "descheduled in every round";
   EXPECT_TRUE(*served) << "closed as idle less than idle_timeout after it was served\n" << master.log();
-  EXPECT_EQ(value(master, "tcp_server_idle_timeouts_total"), 0);
+  EXPECT_EQ(value(master, "tcp_server_idle_timeouts_total"), idleBefore);
 }
 
 TEST(Hostile, TenThousandAbandonedConnectionsLeaveServiceIntact) {

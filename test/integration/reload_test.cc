@@ -72,8 +72,10 @@ TEST(Reload, ShrinkingTheWorkerCountResetsAlmostNoConnection) {
   master.process().signal(SIGHUP);
   ASSERT_TRUE(master.waitForLog("reload: generation 2 serving", 10s)) << master.log();
   ASSERT_TRUE(master.waitServing(1, 15s)) << master.log();
+  // Enough connects after the switch that the few the switch may reset (one
+  // per retiring socket at most: the connector has one in flight) stay under 1%.
   int before = connector.succeeded();
-  ASSERT_TRUE(waitUntil([&] { return connector.succeeded() > before + 20; }, 5s));
+  ASSERT_TRUE(waitUntil([&] { return connector.succeeded() > before + 400; }, 10s));
   connector.stop();
   // Retiring workers take what is queued on their sockets before closing them,
   // so almost nothing is reset (before, about 30% of connects failed here). A

@@ -22,6 +22,14 @@ int freeLoopbackPort() {
   return localAddress(fd.get()).port();
 }
 
+// Two ports probed one after the other may be the same one, freed in between.
+int freeLoopbackPortOtherThan(int taken) {
+  for (int i = 0; i < 100; ++i) {
+    if (int port = freeLoopbackPort(); port != taken) return port;
+  }
+  throw std::runtime_error("no second free loopback port");
+}
+
 // Replaces every match of `pattern` in `text`; throws unless it matched
 // exactly `expected` times, so that a change to the shipped file which a
 // substitution no longer fits fails loudly instead of testing something else.
@@ -79,7 +87,7 @@ RunningHaproxy::RunningHaproxy(const std::vector<int>& backendPorts, const std::
       configPath_(dir_ + "/haproxy.cfg"),
       logPath_(dir_ + "/haproxy.log"),
       port_(freeLoopbackPort()),
-      statsPort_(freeLoopbackPort()),
+      statsPort_(freeLoopbackPortOtherThan(port_)),
       process_(
           [&] {
             if (::mkdir(dir_.c_str(), 0700) != 0) throw std::runtime_error("mkdir(" + dir_ + "): " + std::strerror(errno));
