@@ -19,7 +19,7 @@ DEB_PACKAGES := g++ make cmake pkg-config python3 \
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps configure build run test bench soak install clean asan tsan fuzz
+.PHONY: all deps configure build run test bench soak install uninstall clean asan tsan fuzz
 
 all: build
 
@@ -60,6 +60,12 @@ test: build
 # /etc/tcpfork, otherwise to $(PREFIX)/etc/tcpfork. An existing config is kept.
 install: build
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD_DIR) --prefix "$(PREFIX)"
+
+# Removes what the last install from this build tree put in place (its
+# install_manifest.txt), under the same DESTDIR; keeps the config and the
+# logrotate snippet, as removing a Debian package does.
+uninstall:
+	DESTDIR="$(DESTDIR)" cmake -DMANIFEST=$(BUILD_DIR)/install_manifest.txt -P cmake/uninstall.cmake
 
 bench: build
 	python3 bench/run_bench.py --bin-dir $(BUILD_DIR)/bin --out $(BUILD_DIR)/bench.json $(BENCH_ARGS)

@@ -4,7 +4,8 @@
 // installed works: the binaries print their version, the example config
 // passes -t, the installed master runs the tcpfork-worker installed beside
 // it, the man pages render cleanly, and the logrotate snippet makes a running
-// master reopen its log.
+// master reopen its log. `make uninstall` takes it all back but the
+// administrator's files.
 
 #include <signal.h>
 #include <sys/stat.h>
@@ -231,6 +232,34 @@ TEST_F(Install, KeepsAnEditedConfigOnReinstall) {
   }
   EXPECT_EQ(readFile(at("/usr/share/doc/tcpfork/examples/tcpfork.yaml")),
             readFile(std::string(TCPFORK_SOURCE_DIR) + "/deploy/tcpfork.yaml"));
+}
+
+// What `make uninstall` runs, with this build tree's manifest.
+ToolRun uninstall(const std::string& destdir, const std::string& manifest = TCPFORK_BUILD_DIR "/install_manifest.txt") {
+  return runCommand({"/usr/bin/env", "DESTDIR=" + destdir, TCPFORK_CMAKE_COMMAND, "-DMANIFEST=" + manifest, "-P",
+                     std::string(TCPFORK_SOURCE_DIR) + "/cmake/uninstall.cmake"},
+                    60s);
+}
+
+TEST_F(Install, UninstallLeavesOnlyTheAdministratorsFiles) {
+  std::ofstream(at("/etc/tcpfork/tcpfork.yaml"), std::ios::app) << "# edited here\n";
+  ToolRun run = uninstall(root_);
+  ASSERT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_EQ(filesUnder(root_), (std::set<std::string>{"/etc/tcpfork/tcpfork.yaml", "/etc/logrotate.d/tcpfork"}));
+  EXPECT_NE(readFile(at("/etc/tcpfork/tcpfork.yaml")).find("# edited here"), std::string::npos);
+  EXPECT_NE(run.output.find("Kept, if present: " + at("/etc/tcpfork/tcpfork.yaml")), std::string::npos) << run.output;
+  EXPECT_FALSE(fs::exists(at("/usr/share/doc/tcpfork"))) << "our own directory, left empty";
+  EXPECT_TRUE(fs::is_directory(at("/usr/share/man/man8"))) << "a shared directory stays";
+
+  ToolRun again = uninstall(root_);
+  EXPECT_EQ(again.exitCode, 0) << again.output;
+  EXPECT_NE(again.output.find("Uninstalled 0 file(s)"), std::string::npos) << again.output;
+}
+
+TEST(Uninstall, SaysWhenNothingWasInstalled) {
+  ToolRun run = uninstall(tempPath("destdir-none"), tempPath("no-manifest.txt"));
+  EXPECT_NE(run.exitCode, 0);
+  EXPECT_NE(run.output.find("nothing was installed from this build tree"), std::string::npos) << run.output;
 }
 
 TEST(InstallPrefix, UsrLocalKeepsTheConfigUnderThePrefix) {
