@@ -320,12 +320,16 @@ bool Connection::flush() {
   return true;
 }
 
-// Acks of one read batch sit in one chain: send(2) them straight, which skips
-// the VFS layer writev(2) goes through (a few percent of a request/response
-// exchange); only output spread over several chains takes writev.
+// Output held in one chain (the acks of a request/response exchange) goes out
+// with send(2), which skips the VFS layer writev(2) goes through: a few
+// percent of such an exchange. Output over several chains takes one writev.
+// (evbuffer_peek with len -1 fills at most the one vector: it cannot tell one
+// chain from several, the lengths can.)
 ssize_t Connection::writeOutput() {
   evbuffer_iovec first;
-  if (evbuffer_peek(output_.get(), -1, nullptr, &first, 1) != 1) return evbuffer_write(output_.get(), fd());
+  if (evbuffer_peek(output_.get(), -1, nullptr, &first, 1) < 1 || first.iov_len != evbuffer_get_length(output_.get())) {
+    return evbuffer_write(output_.get(), fd());
+  }
   ssize_t n = ::send(fd(), first.iov_base, first.iov_len, MSG_NOSIGNAL);
   if (n > 0) evbuffer_drain(output_.get(), static_cast<size_t>(n));
   return n;
