@@ -60,12 +60,13 @@ test: build
 # /etc/tcpfork, otherwise to $(PREFIX)/etc/tcpfork. An existing config is kept.
 install: build
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD_DIR) --prefix "$(PREFIX)"
+	{ echo 'DESTDIR=$(DESTDIR)'; cat "$(BUILD_DIR)/install_manifest.txt"; } > "$(BUILD_DIR)/installed.txt"
 
-# Removes what the last install from this build tree put in place (its
-# install_manifest.txt), under the same DESTDIR; keeps the config and the
-# logrotate snippet, as removing a Debian package does.
+# Removes what the last `make install` put in place (recorded with its
+# DESTDIR in build/installed.txt); keeps the config and the logrotate
+# snippet, as removing a Debian package does.
 uninstall:
-	DESTDIR="$(DESTDIR)" cmake -DMANIFEST=$(BUILD_DIR)/install_manifest.txt -P cmake/uninstall.cmake
+	cmake -DINSTALLED="$(BUILD_DIR)/installed.txt" -P cmake/uninstall.cmake
 
 bench: build
 	python3 bench/run_bench.py --bin-dir $(BUILD_DIR)/bin --out $(BUILD_DIR)/bench.json $(BENCH_ARGS)

@@ -1,28 +1,45 @@
-# `make uninstall`: removes what the last `make install` from this build tree
-# put in place, as listed in its install_manifest.txt, under the same
-# DESTDIR. The configuration and the logrotate snippet are not in the
-# manifest (cmake/install_config.cmake installs them only when absent) and
-# stay, as an administrator's files do when a Debian package is removed;
-# the message names them for a purge by hand.
+# `make uninstall`: removes what the last `make install` put in place. The
+# Makefile's install target records, in <build>/installed.txt, the DESTDIR on
+# the first line and then the build tree's install_manifest.txt (paths under
+# that DESTDIR); a record of its own because every `cmake --install` from the
+# build tree, the install tests' included, rewrites the manifest.
 #
-#   DESTDIR=... cmake -DMANIFEST=build/install_manifest.txt -P cmake/uninstall.cmake
+# The configuration and the logrotate snippet stay, as an administrator's
+# files do when a Debian package is removed: cmake/install_config.cmake
+# installs them from inside a function, whose scope drops them from the
+# manifest, and only when absent; this script also skips them by name.
+#
+#   cmake -DINSTALLED=build/installed.txt -P cmake/uninstall.cmake
 
-if(NOT MANIFEST)
-  message(FATAL_ERROR "uninstall: MANIFEST is not set (-DMANIFEST=<build dir>/install_manifest.txt)")
+if(NOT INSTALLED)
+  message(FATAL_ERROR "uninstall: INSTALLED is not set (-DINSTALLED=<build dir>/installed.txt)")
 endif()
-if(NOT EXISTS "${MANIFEST}")
-  message(FATAL_ERROR "uninstall: ${MANIFEST} does not exist: nothing was installed from this build tree")
+if(NOT EXISTS "${INSTALLED}")
+  message(FATAL_ERROR "uninstall: ${INSTALLED} does not exist: nothing was installed with `make install` "
+                      "from this build tree")
 endif()
 
-file(STRINGS "${MANIFEST}" installed)
+file(STRINGS "${INSTALLED}" lines ENCODING UTF-8)
+list(POP_FRONT lines destdir_line)
+if(NOT destdir_line MATCHES "^DESTDIR=(.*)$")
+  message(FATAL_ERROR "uninstall: ${INSTALLED} does not start with a DESTDIR= line")
+endif()
+set(destdir "${CMAKE_MATCH_1}")
+
 set(removed 0)
 set(prefix "")
 set(dirs "")
-foreach(file IN LISTS installed)
-  set(path "$ENV{DESTDIR}${file}")
+foreach(file IN LISTS lines)
+  if(file MATCHES "/tcpfork/tcpfork\\.yaml$" AND NOT file MATCHES "/share/doc/")
+    continue()  # the configuration
+  endif()
+  if(file MATCHES "/logrotate\\.d/tcpfork$")
+    continue()
+  endif()
+  set(path "${destdir}${file}")
   if(EXISTS "${path}" OR IS_SYMLINK "${path}")
     file(REMOVE "${path}")
-    if(EXISTS "${path}")
+    if(EXISTS "${path}" OR IS_SYMLINK "${path}")
       message(FATAL_ERROR "uninstall: could not remove ${path}")
     endif()
     message(STATUS "Removed: ${path}")
@@ -37,21 +54,25 @@ endforeach()
 
 # Directories of our own (share/doc/tcpfork and below) go once empty; shared
 # ones such as bin/ or man/man8 stay whatever they hold. Matched on the
-# installed path, so a DESTDIR named tcpfork is never walked up into.
+# installed path, so a DESTDIR named tcpfork is never walked up into; rmdir
+# removes a directory only if it is empty, at the moment it runs.
 list(REMOVE_DUPLICATES dirs)
 list(SORT dirs ORDER DESCENDING)  # children before their parents
 foreach(dir IN LISTS dirs)
   while(dir MATCHES "/tcpfork(/|$)")
-    set(path "$ENV{DESTDIR}${dir}")
-    file(GLOB left LIST_DIRECTORIES true "${path}/*" "${path}/.*")
-    if(left OR NOT IS_DIRECTORY "${path}")
+    set(path "${destdir}${dir}")
+    if(NOT IS_DIRECTORY "${path}")
       break()
     endif()
-    file(REMOVE_RECURSE "${path}")
+    execute_process(COMMAND rmdir -- "${path}" RESULT_VARIABLE failed ERROR_QUIET)
+    if(failed)
+      break()
+    endif()
     message(STATUS "Removed: ${path}/")
     get_filename_component(dir "${dir}" DIRECTORY)
   endwhile()
 endforeach()
+file(REMOVE "${INSTALLED}")
 
 # Where cmake/install_config.cmake put the administrator's files.
 if(prefix STREQUAL "/usr" OR prefix STREQUAL "")
@@ -59,5 +80,5 @@ if(prefix STREQUAL "/usr" OR prefix STREQUAL "")
 else()
   set(sysconfdir "${prefix}/etc")
 endif()
-message(STATUS "Uninstalled ${removed} file(s). Kept, if present: $ENV{DESTDIR}${sysconfdir}/tcpfork/tcpfork.yaml "
-               "and $ENV{DESTDIR}${sysconfdir}/logrotate.d/tcpfork (remove them by hand to purge)")
+message(STATUS "Uninstalled ${removed} file(s). Kept, if present: ${destdir}${sysconfdir}/tcpfork/tcpfork.yaml "
+               "and ${destdir}${sysconfdir}/logrotate.d/tcpfork (remove them by hand to purge)")

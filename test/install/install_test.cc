@@ -234,32 +234,52 @@ TEST_F(Install, KeepsAnEditedConfigOnReinstall) {
             readFile(std::string(TCPFORK_SOURCE_DIR) + "/deploy/tcpfork.yaml"));
 }
 
-// What `make uninstall` runs, with this build tree's manifest.
-ToolRun uninstall(const std::string& destdir, const std::string& manifest = TCPFORK_BUILD_DIR "/install_manifest.txt") {
-  return runCommand({"/usr/bin/env", "DESTDIR=" + destdir, TCPFORK_CMAKE_COMMAND, "-DMANIFEST=" + manifest, "-P",
+// What `make install` records for `make uninstall` (the install tests hold a
+// lock on the build tree's manifest), and what `make uninstall` runs.
+std::string recordInstall(const std::string& destdir) {
+  std::string record = tempPath("installed.txt");
+  std::ofstream(record) << "DESTDIR=" << destdir << "\n" << readFile(TCPFORK_BUILD_DIR "/install_manifest.txt");
+  return record;
+}
+
+ToolRun uninstall(const std::string& record) {
+  return runCommand({TCPFORK_CMAKE_COMMAND, "-DINSTALLED=" + record, "-P",
                      std::string(TCPFORK_SOURCE_DIR) + "/cmake/uninstall.cmake"},
                     60s);
 }
 
-TEST_F(Install, UninstallLeavesOnlyTheAdministratorsFiles) {
-  std::ofstream(at("/etc/tcpfork/tcpfork.yaml"), std::ios::app) << "# edited here\n";
-  ToolRun run = uninstall(root_);
-  ASSERT_EQ(run.exitCode, 0) << run.output;
-  EXPECT_EQ(filesUnder(root_), (std::set<std::string>{"/etc/tcpfork/tcpfork.yaml", "/etc/logrotate.d/tcpfork"}));
-  EXPECT_NE(readFile(at("/etc/tcpfork/tcpfork.yaml")).find("# edited here"), std::string::npos);
-  EXPECT_NE(run.output.find("Kept, if present: " + at("/etc/tcpfork/tcpfork.yaml")), std::string::npos) << run.output;
-  EXPECT_FALSE(fs::exists(at("/usr/share/doc/tcpfork"))) << "our own directory, left empty";
-  EXPECT_TRUE(fs::is_directory(at("/usr/share/man/man8"))) << "a shared directory stays";
-
-  ToolRun again = uninstall(root_);
-  EXPECT_EQ(again.exitCode, 0) << again.output;
-  EXPECT_NE(again.output.find("Uninstalled 0 file(s)"), std::string::npos) << again.output;
+// CMake wraps an error message over lines and indents them: the text as one line.
+std::string unwrapped(const std::string& text) {
+  return std::regex_replace(text, std::regex(R"(\s+)"), " ");
 }
 
-TEST(Uninstall, SaysWhenNothingWasInstalled) {
-  ToolRun run = uninstall(tempPath("destdir-none"), tempPath("no-manifest.txt"));
+TEST_F(Install, UninstallLeavesOnlyTheAdministratorsFiles) {
+  std::string record = recordInstall(root_);
+  std::ofstream(at("/etc/tcpfork/tcpfork.yaml"), std::ios::app) << "# edited here\n";
+  std::ofstream(at("/usr/share/doc/tcpfork/notes.txt")) << "an administrator's own file\n";
+  ToolRun run = uninstall(record);
+  ASSERT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_EQ(filesUnder(root_), (std::set<std::string>{"/etc/tcpfork/tcpfork.yaml", "/etc/logrotate.d/tcpfork",
+                                                      "/usr/share/doc/tcpfork/notes.txt"}));
+  EXPECT_NE(readFile(at("/etc/tcpfork/tcpfork.yaml")).find("# edited here"), std::string::npos);
+  EXPECT_NE(run.output.find("Kept, if present: " + at("/etc/tcpfork/tcpfork.yaml")), std::string::npos) << run.output;
+  EXPECT_FALSE(fs::exists(at("/usr/share/doc/tcpfork/examples"))) << "our own directory, left empty";
+  EXPECT_TRUE(fs::is_directory(at("/usr/share/man/man8"))) << "a shared directory stays";
+
+  // Nothing is installed any more: a second run says so.
+  ToolRun again = uninstall(record);
+  EXPECT_NE(again.exitCode, 0);
+  EXPECT_NE(unwrapped(again.output).find("nothing was installed with `make install` from this build tree"),
+            std::string::npos)
+      << again.output;
+}
+
+TEST(Uninstall, RefusesARecordWithoutItsDestdir) {
+  std::string record = tempPath("bad-installed.txt");
+  std::ofstream(record) << "/usr/bin/tcpfork\n";
+  ToolRun run = uninstall(record);
   EXPECT_NE(run.exitCode, 0);
-  EXPECT_NE(run.output.find("nothing was installed from this build tree"), std::string::npos) << run.output;
+  EXPECT_NE(unwrapped(run.output).find("does not start with a DESTDIR= line"), std::string::npos) << run.output;
 }
 
 TEST(InstallPrefix, UsrLocalKeepsTheConfigUnderThePrefix) {
