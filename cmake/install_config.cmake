@@ -11,12 +11,9 @@
 # Expects TCPFORK_SOURCE_DIR, TCPFORK_BINARY_DIR and TCPFORK_BINDIR (set by
 # cmake/install.cmake).
 
+include("${CMAKE_CURRENT_LIST_DIR}/sysconfdir.cmake")
 string(REGEX REPLACE "/+$" "" prefix "${CMAKE_INSTALL_PREFIX}")
-if(prefix STREQUAL "/usr" OR prefix STREQUAL "")
-  set(sysconfdir "/etc")
-else()
-  set(sysconfdir "${prefix}/etc")
-endif()
+tcpfork_sysconfdir("${prefix}" sysconfdir)
 if(IS_ABSOLUTE "${TCPFORK_BINDIR}")
   set(bindir "${TCPFORK_BINDIR}")
 else()

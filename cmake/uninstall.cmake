@@ -75,10 +75,7 @@ endforeach()
 file(REMOVE "${INSTALLED}")
 
 # Where cmake/install_config.cmake put the administrator's files.
-if(prefix STREQUAL "/usr" OR prefix STREQUAL "")
-  set(sysconfdir "/etc")
-else()
-  set(sysconfdir "${prefix}/etc")
-endif()
+include("${CMAKE_CURRENT_LIST_DIR}/sysconfdir.cmake")
+tcpfork_sysconfdir("${prefix}" sysconfdir)
 message(STATUS "Uninstalled ${removed} file(s). Kept, if present: ${destdir}${sysconfdir}/tcpfork/tcpfork.yaml "
                "and ${destdir}${sysconfdir}/logrotate.d/tcpfork (remove them by hand to purge)")

@@ -24,11 +24,13 @@ constexpr size_t kCompactBelow = kReadChunk / 2;
 // How long a closing connection may keep sending before it is cut off.
 constexpr std::chrono::milliseconds kLingerTimeout{5000};
 
+void addEvent(event* ev, const timeval* timeout) {
+  if (event_add(ev, timeout) != 0) throw std::system_error(ENOMEM, std::generic_category(), "event_add(connection)");
+}
+
 void addEvent(event* ev, std::chrono::milliseconds timeout) {
   timeval tv = toTimeval(timeout);
-  if (event_add(ev, timeout.count() > 0 ? &tv : nullptr) != 0) {
-    throw std::system_error(ENOMEM, std::generic_category(), "event_add(connection)");
-  }
+  addEvent(ev, timeout.count() > 0 ? &tv : nullptr);
 }
 
 std::string peerName(int fd) {
@@ -278,7 +280,7 @@ void Connection::failProtocol(protocol::DecodeError error) {
 bool Connection::flush() {
   size_t pending = evbuffer_get_length(output_.get());
   if (pending > 0) {
-    ssize_t n = writeOutput();
+    ssize_t n = writeOutput(pending);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
       if (errno != ECONNRESET && errno != EPIPE) context_.peerLog->warn("write(fd {}): {}", fd(), std::strerror(errno));
       close();
@@ -325,9 +327,9 @@ bool Connection::flush() {
 // percent of such an exchange. Output over several chains takes one writev.
 // (evbuffer_peek with len -1 fills at most the one vector: it cannot tell one
 // chain from several, the lengths can.)
-ssize_t Connection::writeOutput() {
+ssize_t Connection::writeOutput(size_t pending) {
   evbuffer_iovec first;
-  if (evbuffer_peek(output_.get(), -1, nullptr, &first, 1) < 1 || first.iov_len != evbuffer_get_length(output_.get())) {
+  if (evbuffer_peek(output_.get(), -1, nullptr, &first, 1) < 1 || first.iov_len != pending) {
     return evbuffer_write(output_.get(), fd());
   }
   ssize_t n = ::send(fd(), first.iov_base, first.iov_len, MSG_NOSIGNAL);
@@ -362,11 +364,7 @@ void Connection::resumeReading() {
   reading_ = true;
 }
 
-void Connection::armIdle(event* ev) {
-  if (event_add(ev, context_.idleTimer) != 0) {
-    throw std::system_error(ENOMEM, std::generic_category(), "event_add(connection idle timer)");
-  }
-}
+void Connection::armIdle(event* ev) { addEvent(ev, context_.idleTimer); }
 
 void Connection::close() { context_.release(fd()); }
 

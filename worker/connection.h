@@ -82,8 +82,8 @@ class Connection {
   // longer than idle_timeout.
   bool frameDeadlineOk(uint64_t framesDecoded);
   void recordBatch(uint64_t requests, uint64_t elapsedNs);
-  // Writes what the output buffer holds; returns what write(2) would.
-  ssize_t writeOutput();
+  // Writes what the output buffer holds (`pending` bytes); returns what write(2) would.
+  ssize_t writeOutput(size_t pending);
   // (Re)starts `ev` with the idle timeout.
   void armIdle(event* ev);
   void failProtocol(protocol::DecodeError error);

@@ -93,18 +93,7 @@ class InstalledMaster {
   std::string output() const { return readFile(output_); }
 
   // Worker pids from the stats segment, in whatever state.
-  std::set<pid_t> workerPids() const {
-    std::set<pid_t> pids;
-    try {
-      auto segment = stats::StatsSegment::openReadOnly(name_);
-      for (uint32_t i = 0; i < segment.slotCount(); ++i) {
-        const auto& slot = segment.slot(i);
-        if (stats::load(slot.state) != uint64_t(stats::WorkerState::kEmpty)) pids.insert(pid_t(stats::load(slot.pid)));
-      }
-    } catch (const std::exception&) {
-    }
-    return pids;
-  }
+  std::set<pid_t> workerPids() const { return test::workerPids(name_); }
 
  private:
   std::string name_;

@@ -77,20 +77,25 @@ std::string RunningMaster::scrape() const {
   return r.status == 200 ? r.body : std::string();
 }
 
+std::set<pid_t> workerPids(const std::string& name) {
+  std::set<pid_t> pids;
+  try {
+    auto segment = stats::StatsSegment::openReadOnly(name);
+    for (uint32_t i = 0; i < segment.slotCount(); ++i) {
+      const auto& slot = segment.slot(i);
+      auto pid = pid_t(stats::load(slot.pid));
+      if (pid > 0 && stats::load(slot.state) != uint64_t(stats::WorkerState::kEmpty)) pids.insert(pid);
+    }
+  } catch (const std::exception&) {
+  }
+  return pids;
+}
+
 RunningMaster::~RunningMaster() {
   // The master's workers die with it (PR_SET_PDEATHSIG); kill stragglers by
   // pid anyway, draining ones too: a test may have SIGSTOPped one, and a
   // stopped process keeps the SIGTERM of PDEATHSIG pending forever.
-  std::set<pid_t> workers;
-  try {
-    auto segment = stats::StatsSegment::openReadOnly(name_);
-    for (uint32_t i = 0; i < segment.slotCount(); ++i) {
-      const auto& slot = segment.slot(i);
-      auto pid = pid_t(stats::load(slot.pid));
-      if (pid > 0 && stats::load(slot.state) != uint64_t(stats::WorkerState::kEmpty)) workers.insert(pid);
-    }
-  } catch (...) {
-  }
+  std::set<pid_t> workers = workerPids(name_);
   process_.signal(SIGKILL);
   process_.waitExit(5s);
   for (pid_t pid : workers) ::kill(pid, SIGKILL);

@@ -14,6 +14,10 @@
 
 namespace tcpfork::test {
 
+// Pids of the workers in the stats segment `name`, in whatever state; empty
+// when the segment is gone.
+std::set<pid_t> workerPids(const std::string& name);
+
 class RunningMaster {
  public:
   // `extraYaml` is appended to a config that sets name, listen, pid_file and workers.
