@@ -33,10 +33,16 @@ class Reader {
   // lists the known ones.
   void forEach(const YAML::Node& map, const std::string& prefix, const Handlers& handlers) const {
     if (!map.IsMap()) fail(map, prefix.empty() ? "config" : prefix, "expected a mapping of keys");
+    // yaml-cpp keeps every entry of a repeated key; last-one-wins would hide an edit.
+    std::map<std::string, YAML::Mark> seen;
     for (const auto& entry : map) {
       if (!entry.first.IsScalar()) fail(entry.first, prefix.empty() ? "config" : prefix, "keys must be plain names");
       std::string key = entry.first.Scalar();
       std::string full = prefix.empty() ? key : prefix + "." + key;
+      if (auto [first, fresh] = seen.emplace(key, entry.first.Mark()); !fresh) {
+        fail(entry.first, full,
+             first->second.is_null() ? "appears twice" : fmt::format("appears twice (first on line {})", first->second.line + 1));
+      }
       auto it = handlers.find(key);
       if (it == handlers.end()) {
         std::string known;
@@ -84,7 +90,9 @@ class Reader {
     fail(node, key, fmt::format("expected true or false, got '{}'", text));
   }
 
-  Millis duration(const YAML::Node& node, const std::string& key, Millis min = Millis(0)) const {
+  // Every duration has a ceiling: beyond it a deadline computed as now + value
+  // would overflow (or simply never come), which is always a typo.
+  Millis duration(const YAML::Node& node, const std::string& key, Millis min, Millis max) const {
     std::string text = scalar(node, key);
     Millis value;
     try {
@@ -92,7 +100,9 @@ class Reader {
     } catch (const std::invalid_argument& e) {
       fail(node, key, e.what());
     }
-    if (value < min) fail(node, key, fmt::format("must be at least {} ms", min.count()));
+    if (value < min || value > max) {
+      fail(node, key, fmt::format("{} is out of range {}..{}", text, formatDuration(min), formatDuration(max)));
+    }
     return value;
   }
 
@@ -101,6 +111,18 @@ class Reader {
 };
 
 void walk(const std::string& path, const YAML::Node& root, Config& c);
+
+// Whether listen[i] names the same address as an earlier entry (two sockets
+// on one address would split its connections between unrelated workers).
+std::optional<std::string> duplicateAddress(const std::vector<std::string>& listen, size_t i) {
+  std::string address = parseAddress(listen[i]).toString();
+  for (size_t j = 0; j < i; ++j) {
+    if (parseAddress(listen[j]).toString() == address) {
+      return fmt::format("{} is listed twice (entries {} and {})", listen[i], j + 1, i + 1);
+    }
+  }
+  return std::nullopt;
+}
 
 void readFile(const std::string& path, Config& c) {
   YAML::Node root;
@@ -122,6 +144,8 @@ void readFile(const std::string& path, Config& c) {
 
 void walk(const std::string& path, const YAML::Node& root, Config& c) {
   Reader r(path);
+  constexpr Millis kHour{3'600'000};
+  constexpr Millis kDay = 24 * kHour;
   constexpr uint64_t kMaxU32 = 0xffffffffu;
   r.forEach(root, "",
             {
@@ -142,6 +166,7 @@ void walk(const std::string& path, const YAML::Node& root, Config& c) {
                      } catch (const std::invalid_argument& e) {
                        r.fail(n.IsSequence() ? n[i] : n, k, e.what());
                      }
+                     if (auto twice = duplicateAddress(c.listen, i)) r.fail(n[i], k, *twice);
                    }
                  }},
                 {"workers",
@@ -152,9 +177,10 @@ void walk(const std::string& path, const YAML::Node& root, Config& c) {
                 {"max_connections", [&](auto& n, auto& k) { c.maxConnections = r.integer(n, k, 1, kMaxU32); }},
                 {"max_frame_bytes", [&](auto& n, auto& k) { c.maxFrameBytes = r.integer(n, k, 13, 0x7fffffff); }},
                 {"output_high_water", [&](auto& n, auto& k) { c.outputHighWater = r.integer(n, k, 1024, kMaxU32); }},
-                {"idle_timeout", [&](auto& n, auto& k) { c.idleTimeout = r.duration(n, k); }},
-                {"drain_timeout", [&](auto& n, auto& k) { c.drainTimeout = r.duration(n, k); }},
-                {"worker_timeout", [&](auto& n, auto& k) { c.workerTimeout = r.duration(n, k, Millis(500)); }},
+                {"idle_timeout", [&](auto& n, auto& k) { c.idleTimeout = r.duration(n, k, Millis(0), kDay); }},
+                {"drain_timeout", [&](auto& n, auto& k) { c.drainTimeout = r.duration(n, k, Millis(0), kDay); }},
+                {"worker_timeout",
+                 [&](auto& n, auto& k) { c.workerTimeout = r.duration(n, k, Millis(500), kHour); }},
                 {"pid_file", [&](auto& n, auto& k) { c.pidFile = r.scalar(n, k); }},
                 {"user", [&](auto& n, auto& k) { c.user = r.scalar(n, k); }},
                 {"group", [&](auto& n, auto& k) { c.group = r.scalar(n, k); }},
@@ -198,16 +224,19 @@ void walk(const std::string& path, const YAML::Node& root, Config& c) {
                        {{"dir", [&](auto& m, auto& mk) { c.profile.dir = r.scalar(m, mk); }},
                         {"http", [&](auto& m, auto& mk) { c.profile.http = r.boolean(m, mk); }},
                         {"http_remote", [&](auto& m, auto& mk) { c.profile.httpRemote = r.boolean(m, mk); }},
-                        {"duration", [&](auto& m, auto& mk) { c.profile.duration = r.duration(m, mk, Millis(100)); }},
+                        {"duration",
+                         [&](auto& m, auto& mk) { c.profile.duration = r.duration(m, mk, Millis(100), kHour); }},
                         {"auto", [&](auto& m, auto& mk) {
                            auto& a = c.profile.autoProfile;
                            r.forEach(m, mk,
                                      {{"enabled", [&](auto& v, auto& vk) { a.enabled = r.boolean(v, vk); }},
-                                      {"interval", [&](auto& v, auto& vk) { a.interval = r.duration(v, vk, Millis(100)); }},
+                                      {"interval",
+                                       [&](auto& v, auto& vk) { a.interval = r.duration(v, vk, Millis(100), kDay); }},
                                       {"threshold", [&](auto& v, auto& vk) { a.threshold = r.number(v, vk, 0.001, 100); }},
                                       {"consecutive",
                                        [&](auto& v, auto& vk) { a.consecutive = unsigned(r.integer(v, vk, 1, 1000)); }},
-                                      {"cooldown", [&](auto& v, auto& vk) { a.cooldown = r.duration(v, vk); }}});
+                                      {"cooldown",
+                                       [&](auto& v, auto& vk) { a.cooldown = r.duration(v, vk, Millis(0), 7 * kDay); }}});
                          }}});
                  }},
             });
@@ -221,12 +250,13 @@ void validate(const Config& c, const std::string& source) {
     fail("name", "use 1-64 of A-Z a-z 0-9 _ . - (it names the stats segment and default paths)");
   }
   if (c.listen.empty()) fail("listen", "needs at least one address");
-  for (const auto& address : c.listen) {
+  for (size_t i = 0; i < c.listen.size(); ++i) {
     try {
-      parseAddress(address);
+      parseAddress(c.listen[i]);
     } catch (const std::invalid_argument& e) {
       fail("listen", e.what());
     }
+    if (auto twice = duplicateAddress(c.listen, i)) fail("listen", *twice);
   }
   try {
     if (!isLoopback(parseAddress(c.metricsListen)) && !c.metricsAllowRemote) {
@@ -253,7 +283,18 @@ Millis parseDuration(const std::string& text) {
   double value = std::stod(m[1].str());
   std::string unit = m[2].matched ? m[2].str() : "s";
   double ms = unit == "ms" ? value : unit == "s" ? value * 1e3 : unit == "m" ? value * 60e3 : value * 3600e3;
+  // Past this llround is undefined; every key's own ceiling is far below it.
+  constexpr double kLargest = 1e15;  // about 31,000 years
+  if (!(ms <= kLargest)) throw std::invalid_argument(fmt::format("'{}' is too long a duration", text));
   return Millis(std::llround(ms));
+}
+
+std::string formatDuration(Millis d) {
+  auto ms = d.count();
+  if (ms != 0 && ms % 3'600'000 == 0) return fmt::format("{}h", ms / 3'600'000);
+  if (ms != 0 && ms % 60'000 == 0) return fmt::format("{}m", ms / 60'000);
+  if (ms != 0 && ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
+  return fmt::format("{}ms", ms);
 }
 
 unsigned usableCores() {

@@ -76,6 +76,8 @@ Config loadConfig(const std::string& path, const ConfigOverrides& overrides = {}
 
 // "250ms", "30s", "5m", "1h"; a bare number is seconds. Throws std::invalid_argument.
 Millis parseDuration(const std::string& text);
+// The inverse, in the largest unit that is exact: "250ms", "10s", "24h".
+std::string formatDuration(Millis duration);
 
 unsigned usableCores();
 

@@ -106,6 +106,45 @@ TEST(Config, ErrorsNameTheKeyAndLine) {
   EXPECT_NE(errorOf("log:\n  {a: 1}: 2\n").find(":2: log: keys must be plain names"), std::string::npos);
 }
 
+// Last-one-wins would silently ignore an edit made above a forgotten line.
+TEST(Config, ARepeatedKeyIsAnErrorNamingBothLines) {
+  EXPECT_NE(errorOf("workers: 2\nname: a\nworkers: 3\n").find(":3: workers: appears twice (first on line 1)"),
+            std::string::npos)
+      << errorOf("workers: 2\nname: a\nworkers: 3\n");
+  EXPECT_NE(errorOf("log:\n  level: info\n  level: debug\n").find(":3: log.level: appears twice (first on line 2)"),
+            std::string::npos);
+  EXPECT_NE(errorOf("listen: [\"127.0.0.1:7000\", \"127.0.0.1:7001\", \"127.0.0.1:7000\"]\n")
+                .find(":1: listen: 127.0.0.1:7000 is listed twice (entries 1 and 3)"),
+            std::string::npos);
+  EXPECT_NE(errorOf("listen:\n  - \"[::1]:7000\"\n  - \"[0:0::1]:7000\"\n").find(":3: listen: [0:0::1]:7000 is listed twice"),
+            std::string::npos)
+      << errorOf("listen:\n  - \"[::1]:7000\"\n  - \"[0:0::1]:7000\"\n");
+  ConfigOverrides twice;
+  twice.listen = {"127.0.0.1:7000", "127.0.0.1:7000"};
+  EXPECT_THROW(loadConfig("", twice), ConfigError);
+}
+
+// A deadline of now + 3,000,000 h overflows the clock, and the drain that
+// should last that long becomes an instant kill.
+TEST(Config, DurationsHaveACeiling) {
+  EXPECT_NE(errorOf("drain_timeout: 3000000h\n").find(":1: drain_timeout: 3000000h is out of range 0ms..24h"),
+            std::string::npos)
+      << errorOf("drain_timeout: 3000000h\n");
+  EXPECT_NE(errorOf("drain_timeout: 9223372036854775807ms\n").find(":1: drain_timeout: '9223372036854775807ms' is too long a duration"),
+            std::string::npos)
+      << errorOf("drain_timeout: 9223372036854775807ms\n");
+  EXPECT_NE(errorOf("idle_timeout: 1e400\n").find("idle_timeout: expected a duration"), std::string::npos);
+  EXPECT_NE(errorOf("idle_timeout: 99999999999999999999999999h\n").find("idle_timeout: '99999999999999999999999999h' is too long"),
+            std::string::npos)
+      << errorOf("idle_timeout: 99999999999999999999999999h\n");
+  EXPECT_NE(errorOf("worker_timeout: 2h\n").find("worker_timeout: 2h is out of range 500ms..1h"), std::string::npos);
+  EXPECT_NE(errorOf("profile:\n  duration: 61m\n").find(":2: profile.duration: 61m is out of range 100ms..1h"),
+            std::string::npos);
+  EXPECT_EQ(loadConfig(writeTemp("drain_timeout: 24h\n")).drainTimeout, Millis(86'400'000));
+  EXPECT_EQ(formatDuration(Millis(250)), "250ms");
+  EXPECT_EQ(formatDuration(Millis(90'000)), "90s");
+}
+
 TEST(Config, ANonLoopbackAdminAddressNeedsItsOwnKey) {
   EXPECT_NE(errorOf("metrics:\n  listen: 0.0.0.0:8889\n").find("metrics.listen: 0.0.0.0:8889 is not a loopback address"),
             std::string::npos);
