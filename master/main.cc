@@ -64,6 +64,20 @@ int sendSignal(const CliOptions& cli) {
   try {
     Config config = loadConfig(cli.configPath, cli.overrides);
     pid_t pid = runningMasterPid(config.effectivePidFile());
+    if (cli.signal == "upgrade") {
+      // The running master would refuse it (see Master::upgrade); say why here.
+      std::string oldbin = config.effectivePidFile() + ".oldbin";
+      try {
+        pid_t old = runningMasterPid(oldbin);
+        fmt::print(stderr,
+                   "tcpfork: an upgrade is still under way: the old master pid {} ({}) runs beside master pid {}; "
+                   "send it QUIT (kill -QUIT {}) before upgrading again\n",
+                   old, oldbin, pid, old);
+        return 1;
+      } catch (const PidfileError&) {
+        // No old master: go ahead.
+      }
+    }
     int signal = signalForAction(cli.signal);
     if (::kill(pid, signal) != 0) {
       fmt::print(stderr, "tcpfork: kill({}, SIG{}): {}\n", pid, sigabbrev_np(signal), std::strerror(errno));

@@ -254,6 +254,7 @@ void Master::onTick(evutil_socket_t, short, void* self) {
   master->logFinishedProfiles();
   master->notify_.watchdogTick();
   if (!master->announcedReady_ && !master->stopping_ && master->supervisor_.allServing()) master->becomeReady();
+  if (master->reloadQueued_ && !master->supervisor_.switching()) master->reload();
   if (master->reloadNotified_ && !master->supervisor_.switching()) {
     master->reloadNotified_ = false;
     master->notify_.ready();
@@ -325,6 +326,15 @@ void Master::reap() {
 
 void Master::reload() {
   if (stopping_) return;
+  if (supervisor_.switching()) {
+    // The file is read when the reload runs, so the newest edit wins.
+    reloadQueued_ = true;
+    spdlog::warn("SIGHUP: generation {} is still starting (generation {} serves); this reload runs as soon as it "
+                 "serves or fails",
+                 supervisor_.generation(), supervisor_.generation() - 1);
+    return;
+  }
+  reloadQueued_ = false;
   spdlog::info("SIGHUP: reloading {}", configPath_.empty() ? "(built-in defaults)" : configPath_);
   notify_.reloading();
   // READY=1 follows once the new generation serves, or at once if refused.
@@ -399,6 +409,16 @@ void Master::upgrade() {
     spdlog::warn("SIGUSR2: this master is still starting as an upgrade; ignoring");
     return;
   }
+  // nginx's rule: while the master we replaced still runs, its pidfile is
+  // our .oldbin; another upgrade would rename ours over it, and QUIT sent to
+  // "the old master" would reach the wrong one. The old master is our parent
+  // until it exits.
+  if (start_.upgradeFrom && ::getppid() == start_.upgradeFrom) {
+    spdlog::warn("SIGUSR2: ignoring: the master this one replaced (pid {}, pidfile {}.oldbin) still runs; send it "
+                 "QUIT (kill -QUIT {}) and upgrade again once it has exited",
+                 start_.upgradeFrom, pidfilePath_, start_.upgradeFrom);
+    return;
+  }
   SpawnRequest request;
   request.argv = upgradeArgv();
   request.env = listeners_.handoverEnvironment(request.inheritFds);
@@ -434,16 +454,30 @@ void Master::onUpgradeReady(pid_t pid) {
 
 void Master::onUpgradeFailed(const std::string& why) {
   spdlog::error("binary upgrade failed: {}; master pid {} serves on", why, ::getpid());
-  if (pidfile_ && pidfile_->path() != pidfilePath_) {
-    try {
-      pidfile_->moveTo(pidfilePath_);
-    } catch (const std::exception& e) {
-      spdlog::error("binary upgrade: {}", e.what());
-    }
-  }
+  if (pidfile_ && pidfile_->path() != pidfilePath_) reclaimPidfile();
   segment_.claimName();
   supervisor_.storeGeneration();
   if (!stopping_) notify_.ready(::getpid());
+}
+
+// A master nobody can find through its pidfile cannot be stopped, reloaded or
+// upgraded by `tcpfork -s`: take the file back, or make a new one, or stop.
+void Master::reclaimPidfile() {
+  try {
+    pidfile_->moveTo(pidfilePath_);
+    return;
+  } catch (const std::exception& e) {
+    spdlog::error("binary upgrade: {}; writing a new pidfile", e.what());
+  }
+  try {
+    pidfile_.reset();
+    pidfile_.emplace(pidfilePath_);
+  } catch (const std::exception& e) {
+    spdlog::critical("binary upgrade: {}: this master could no longer be signalled through a pidfile; stopping it "
+                     "gracefully",
+                     e.what());
+    beginStop(true);
+  }
 }
 
 void Master::reopenLogs() {

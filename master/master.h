@@ -60,6 +60,7 @@ class Master {
   void upgrade();
   void onUpgradeReady(pid_t pid);
   void onUpgradeFailed(const std::string& why);
+  void reclaimPidfile();
   void becomeReady();
   void publishStatus();
   std::vector<std::string> upgradeArgv() const;
@@ -93,6 +94,7 @@ class Master {
   SystemdNotify notify_;
   bool announcedReady_ = false;
   bool reloadNotified_ = false;  // RELOADING=1 sent, READY=1 owed
+  bool reloadQueued_ = false;    // a HUP came while a generation was starting
   unsigned ticks_ = 0;
   uint64_t lastRequests_ = 0;
   bool stopping_ = false;

@@ -97,6 +97,18 @@ struct BinaryCopy {
     std::ofstream(dir + "/tcpfork-worker") << "#!/bin/sh\nexec sleep 60\n";  // starts, never serves
     fs::permissions(dir + "/tcpfork-worker", fs::perms::owner_all);
   }
+  // Workers started from now on wait until release() before they exec.
+  void holdWorker() const {
+    fs::rename(dir + "/tcpfork-worker", dir + "/tcpfork-worker.real");
+    std::ofstream(dir + "/tcpfork-worker") << "#!/bin/sh\n"
+                                           << "n=0\n"
+                                           << "while [ ! -e " << dir << "/release ] && [ $n -lt 3000 ]; do\n"
+                                           << "  sleep 0.01; n=$((n+1))\n"
+                                           << "done\n"
+                                           << "exec " << dir << "/tcpfork-worker.real \"$@\"\n";
+    fs::permissions(dir + "/tcpfork-worker", fs::perms::owner_all);
+  }
+  void release() const { std::ofstream(dir + "/release") << "go\n"; }
   void mendWorker() const {
     fs::remove(dir + "/tcpfork-worker");
     fs::copy_file(binary("tcpfork-worker"), dir + "/tcpfork-worker");
@@ -146,6 +158,37 @@ TEST(Reload, AFailedReloadKeepsTheOldGenerationWholeAndItsSocketsOnly) {
     }
   }
   EXPECT_EQ(failed, 0) << readFile(log);
+  master.signal(SIGTERM);
+  EXPECT_TRUE(master.waitExit(5s).has_value());
+}
+
+// A HUP while the previous reload's generation is still starting is not
+// dropped: it runs once that generation serves, and reads the file then.
+TEST(Reload, AHupWhileAGenerationStartsRunsOnceItServes) {
+  BinaryCopy bin;
+  std::string name = "tcpfork-test-queued-reload-" + uniqueTag();
+  std::string config = tempPath("queued.yaml");
+  std::string pidFile = tempPath("queued.pid");
+  std::string profiles = tempPath("queued-profiles");
+  std::ofstream(config) << RunningMaster::baseYaml(name, pidFile, 1, profiles);
+  std::string log = tempPath("queued.log");
+  ChildProcess master({bin.dir + "/tcpfork", "-c", config}, {}, log);
+  ASSERT_TRUE(waitUntil([&] { return readFile(log).find("ready:") != std::string::npos; }, 10s)) << readFile(log);
+
+  bin.holdWorker();
+  std::ofstream(config, std::ios::trunc) << RunningMaster::baseYaml(name, pidFile, 2, profiles);
+  master.signal(SIGHUP);
+  ASSERT_TRUE(waitUntil([&] { return readFile(log).find("generation 2 starting (2 workers)") != std::string::npos; }, 5s))
+      << readFile(log);
+  std::ofstream(config, std::ios::trunc) << RunningMaster::baseYaml(name, pidFile, 3, profiles);
+  master.signal(SIGHUP);
+  ASSERT_TRUE(waitUntil([&] { return readFile(log).find("this reload runs as soon as it serves") != std::string::npos; },
+                        5s))
+      << readFile(log);
+  bin.release();
+  ASSERT_TRUE(waitUntil([&] { return readFile(log).find("reload: generation 3 serving") != std::string::npos; }, 15s))
+      << readFile(log);
+  EXPECT_NE(readFile(log).find("generation 3 starting (3 workers)"), std::string::npos) << readFile(log);
   master.signal(SIGTERM);
   EXPECT_TRUE(master.waitExit(5s).has_value());
 }

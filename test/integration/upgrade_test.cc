@@ -144,5 +144,51 @@ TEST_F(Upgrade, TheOldMasterTakesBackWhenTheNewOneDies) {
   EXPECT_TRUE(waitUntil([&] { return !fs::exists("/dev/shm/" + master.name()); }, 5s));
 }
 
+// nginx's rule: the new master refuses another upgrade while the master it
+// replaced still runs. Otherwise its pidfile is renamed over the old one's
+// .oldbin, QUIT to ".oldbin" stops the wrong master, and the first one serves
+// on with no pidfile at all.
+TEST_F(Upgrade, ASecondUpgradeWaitsUntilTheOldMasterHasExited) {
+  RunningMaster master(1);
+  ASSERT_TRUE(master.waitServing(1, 5s));
+  pid_t first = master.process().pid();
+  ToolRun upgrade = runTool("tcpfork", {"-c", master.configPath(), "-s", "upgrade"}, 30s);
+  ASSERT_EQ(upgrade.exitCode, 0) << upgrade.output << master.log();
+  auto second = pidIn(master.pidFile());
+  ASSERT_TRUE(second && *second != first);
+  AdoptedMaster adoptedSecond(*second);
+
+  ::kill(*second, SIGUSR2);
+  ASSERT_TRUE(master.waitForLog("SIGUSR2: ignoring: the master this one replaced (pid " + std::to_string(first), 5s))
+      << master.log();
+  EXPECT_EQ(pidIn(master.pidFile()), second);
+  EXPECT_EQ(pidIn(master.pidFile() + ".oldbin"), first);
+  ToolRun refused = runTool("tcpfork", {"-c", master.configPath(), "-s", "upgrade"}, 30s);
+  EXPECT_EQ(refused.exitCode, 1) << refused.output;
+  EXPECT_NE(refused.output.find("an upgrade is still under way: the old master pid " + std::to_string(first)),
+            std::string::npos)
+      << refused.output;
+
+  // Finishing the first upgrade makes the second one possible.
+  master.process().signal(SIGQUIT);
+  ASSERT_TRUE(master.process().waitExit(15s).has_value()) << master.log();
+  EXPECT_FALSE(fs::exists(master.pidFile() + ".oldbin"));
+  ToolRun again = runTool("tcpfork", {"-c", master.configPath(), "-s", "upgrade"}, 30s);
+  ASSERT_EQ(again.exitCode, 0) << again.output << master.log();
+  auto third = pidIn(master.pidFile());
+  ASSERT_TRUE(third && *third != *second) << again.output;
+  AdoptedMaster adoptedThird(*third);
+  EXPECT_EQ(pidIn(master.pidFile() + ".oldbin"), second);
+  EXPECT_TRUE(master.roundTrip(1));
+
+  ::kill(*second, SIGQUIT);
+  EXPECT_TRUE(waitUntil([&] { return ::waitpid(*second, nullptr, WNOHANG) == *second; }, 15s));
+  EXPECT_EQ(pidIn(master.pidFile()), third) << "the master left serving is the one the pidfile names";
+  ::kill(*third, SIGQUIT);
+  EXPECT_TRUE(waitUntil([&] { return ::waitpid(*third, nullptr, WNOHANG) == *third; }, 15s));
+  EXPECT_FALSE(fs::exists("/dev/shm/" + master.name())) << "the last master removes the segment";
+  EXPECT_FALSE(fs::exists(master.pidFile()));
+}
+
 }  // namespace
 }  // namespace tcpfork::test
