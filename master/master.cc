@@ -233,19 +233,23 @@ void Master::onAutoProfile(evutil_socket_t, short, void* self) {
   if (!master->stopping_) master->autoProfiler_.sample(master->supervisor_.generation());
 }
 
-// The workers write the files; the master says where each one landed.
+// The workers write the files and count them; the master says where they landed.
 void Master::logFinishedProfiles() {
   stats::Snapshot snapshot = stats::takeSnapshot(segment_);
-  std::map<pid_t, bool> now;
+  std::map<pid_t, uint64_t> now;
   for (const auto& w : snapshot.workers) {
-    now[w.pid] = w.profiling;
-    auto before = profiling_.find(w.pid);
-    if (before != profiling_.end() && before->second && !w.profiling) {
-      auto file = profileDir_.newestProfileOf(w.pid);
-      spdlog::info("worker {} (pid {}) wrote CPU profile {}", w.index, w.pid, file.value_or("(file not found)"));
+    now[w.pid] = w.profilesWritten;
+    auto before = profilesReported_.find(w.pid);
+    uint64_t fresh = w.profilesWritten - (before == profilesReported_.end() ? 0 : before->second);
+    if (fresh == 0) continue;
+    auto file = profileDir_.newestProfileOf(w.pid).value_or("(file not found)");
+    if (fresh == 1) {
+      spdlog::info("worker {} (pid {}) wrote CPU profile {}", w.index, w.pid, file);
+    } else {
+      spdlog::info("worker {} (pid {}) wrote {} CPU profiles, the newest {}", w.index, w.pid, fresh, file);
     }
   }
-  profiling_ = std::move(now);
+  profilesReported_ = std::move(now);
 }
 
 void Master::onTick(evutil_socket_t, short, void* self) {
@@ -313,6 +317,7 @@ void Master::publishStatus() {
 }
 
 void Master::reap() {
+  logFinishedProfiles();  // before a worker's slot, and its count, is folded
   int status;
   pid_t pid;
   while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {

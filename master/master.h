@@ -87,7 +87,7 @@ class Master {
   EventPtr autoProfileTimer_;
   std::unique_ptr<AdminHttp> admin_;
   std::unique_ptr<PprofEndpoint> pprof_;
-  std::map<pid_t, bool> profiling_;  // last seen profiling state, to log finished profiles
+  std::map<pid_t, uint64_t> profilesReported_;  // per worker pid, profiles already logged
   std::vector<EventPtr> signalEvents_;
   EventPtr tick_;
   BinaryUpgrade upgrade_;

@@ -7,7 +7,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 namespace tcpfork {
@@ -37,8 +40,9 @@ std::optional<long> queryNumber(const evkeyvalq& query, const char* key, long fa
   const char* text = evhttp_find_header(&query, key);
   if (!text) return fallback;
   char* end = nullptr;
+  errno = 0;
   long value = std::strtol(text, &end, 10);
-  if (end == text || (*end != '\0' && *end != '/')) return std::nullopt;
+  if (end == text || errno == ERANGE || (*end != '\0' && *end != '/')) return std::nullopt;
   return value;
 }
 
@@ -72,7 +76,9 @@ void PprofEndpoint::handle(evhttp_request* request, std::optional<unsigned> work
   auto seconds = queryNumber(query, "seconds", 30);
   auto index = worker ? std::optional<long>(*worker) : queryNumber(query, "worker", 0);
   evhttp_clear_headers(&query);
-  if (!seconds || *seconds < 1 || *seconds > kMaxSeconds || !index || *index < 0) {
+  // An index past uint32 would wrap to a small one and profile the wrong worker.
+  if (!seconds || *seconds < 1 || *seconds > kMaxSeconds || !index || *index < 0 ||
+      *index > long(std::numeric_limits<uint32_t>::max())) {
     reply(request, 400, fmt::format("usage: /debug/pprof/profile?seconds=1..{}&worker=INDEX\n", kMaxSeconds),
           "text/plain");
     return;
@@ -83,7 +89,10 @@ void PprofEndpoint::handle(evhttp_request* request, std::optional<unsigned> work
     return;
   }
   stats::Slot& slot = segment_.slot(target->slot);
-  if (stats::load(slot.profiling) != 0) {
+  // Until the worker flags that it profiles, only our own list knows that a
+  // request is on its way: a second SIGTRAP would stop the first profile.
+  bool requested = std::any_of(pending_.begin(), pending_.end(), [&](const Pending& p) { return p.target.pid == target->pid; });
+  if (requested || stats::load(slot.profiling) != 0) {
     reply(request, 409, fmt::format("worker {} is already profiling\n", *index), "text/plain");
     return;
   }

@@ -21,7 +21,7 @@
 namespace tcpfork::stats {
 
 inline constexpr uint64_t kMagic = 0x544350464f524b31;  // "TCPFORK1"
-inline constexpr uint32_t kLayoutVersion = 4;
+inline constexpr uint32_t kLayoutVersion = 5;
 
 enum class WorkerState : uint64_t {
   kEmpty = 0,     // slot unused
@@ -58,6 +58,9 @@ struct alignas(64) Slot {
   uint64_t heartbeatMonotonicMs;  // CLOCK_MONOTONIC, advanced by the worker loop
   uint64_t connectionsCurrent;
   uint64_t profiling;      // 1 while its CPU profiler runs
+  // Complete profile files written: the master reports each one, however
+  // fast SIGTRAPs toggle the profiler between two of its looks at `profiling`.
+  uint64_t profilesWritten;
   // The master that allocated this slot (0 = free). Two masters share the
   // segment during a binary upgrade; each allocates only free slots.
   uint64_t ownerPid;

@@ -49,6 +49,7 @@ Snapshot readOnce(const StatsSegment& segment) {
     w.heartbeatMonotonicMs = load(slot.heartbeatMonotonicMs);
     w.connectionsCurrent = load(slot.connectionsCurrent);
     w.profiling = load(slot.profiling) != 0;
+    w.profilesWritten = load(slot.profilesWritten);
     w.totals = readTotals(slot.totals);
     s.workers.push_back(w);
   }
@@ -133,6 +134,7 @@ void foldIntoRetired(Header& header, Slot& slot) {
   store(slot.ownerPid, 0);
   store(slot.connectionsCurrent, 0);
   store(slot.profiling, 0);
+  store(slot.profilesWritten, 0);
   store(slot.profileRequestMs, 0);
   zeroTotals(slot.totals);
   sequence.fetch_add(1, std::memory_order_release);

@@ -40,6 +40,7 @@ struct WorkerView {
   uint64_t heartbeatMonotonicMs = 0;
   uint64_t connectionsCurrent = 0;
   bool profiling = false;
+  uint64_t profilesWritten = 0;
   TotalsView totals;
 };
 

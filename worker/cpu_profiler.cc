@@ -51,8 +51,9 @@ void CpuProfiler::start(std::chrono::milliseconds duration) {
     spdlog::error("SIGTRAP: profile directory {} is missing or not a directory; not profiling", options_.dir);
     return;
   }
-  finalPath_ = fmt::format("{}/{}-worker{}-{}-{}.prof", options_.dir, options_.name, options_.index, ::getpid(),
-                           timestamp());
+  // The sequence number keeps two profiles of one millisecond apart.
+  finalPath_ = fmt::format("{}/{}-worker{}-{}-{}-{}.prof", options_.dir, options_.name, options_.index, ::getpid(),
+                           timestamp(), stats::load(slot_.profilesWritten) + 1);
   tmpPath_ = finalPath_ + ".tmp";
   if (!ProfilerStart(tmpPath_.c_str())) {
     spdlog::error("ProfilerStart({}) failed", tmpPath_);
@@ -73,6 +74,7 @@ void CpuProfiler::stop() {
     spdlog::error("rename({}, {}): {}", tmpPath_, finalPath_, std::strerror(errno));
   } else {
     spdlog::info("CPU profile written to {}", finalPath_);
+    stats::add(slot_.profilesWritten, 1);
   }
   // Cleared only once the file has its final name: the master takes the
   // cleared flag to mean the profile is there to report and serve.

@@ -10,7 +10,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <regex>
 #include <sstream>
+#include <thread>
 
 #include "test/integration/http_get.h"
 #include "test/integration/running_master.h"
@@ -208,6 +211,50 @@ TEST_F(Profiling, HttpEndpointReturnsAProfilePprofReads) {
   EXPECT_EQ(httpGet(master.metricsPort(), "/debug/pprof/profile?seconds=1&worker=9").status, 404);
   bench.interrupt();
   bench.finish();
+}
+
+// worker=4294967296 once wrapped to worker 0; and two requests for one
+// worker both passed the "already profiling" check, the second SIGTRAP then
+// stopping the first profile.
+TEST_F(Profiling, HttpRefusesAWrappingIndexAndASecondRequestForTheSameWorker) {
+  TempDir dir;
+  RunningMaster master(1, profileYaml(dir.path, "  http: true\n"));
+  EXPECT_EQ(httpGet(master.metricsPort(), "/debug/pprof/profile?seconds=1&worker=4294967296").status, 400);
+  EXPECT_EQ(httpGet(master.metricsPort(), "/debug/pprof/profile?seconds=1&worker=99999999999999999999").status, 400);
+  EXPECT_EQ(master.log().find("pprof: "), std::string::npos) << "no profile may start:\n" << master.log();
+
+  auto ask = [&] { return httpGet(master.metricsPort(), "/debug/worker/0/pprof/profile?seconds=1"); };
+  auto first = std::async(std::launch::async, ask);
+  auto second = std::async(std::launch::async, ask);
+  std::multiset<int> statuses = {first.get().status, second.get().status};
+  EXPECT_EQ(statuses, (std::multiset<int>{200, 409})) << master.log();
+}
+
+// Profiles toggled faster than the master looks at the workers are each
+// reported: the log accounts for every file written.
+TEST_F(Profiling, EveryProfileOfATrapStormIsReported) {
+  TempDir dir;
+  RunningMaster master(2, profileYaml(dir.path, "  duration: 1s\n"));
+  ASSERT_TRUE(master.waitServing(2, 5s));
+  for (int i = 0; i < 50; ++i) {
+    master.process().signal(SIGTRAP);
+    std::this_thread::sleep_for(5ms);  // paces the storm: 200 toggles a second, 20 per look of the master
+  }
+  auto reported = [&] {
+    static const std::regex kLine(R"(wrote (?:CPU profile |(\d+) CPU profiles))");
+    std::string log = master.log();
+    size_t n = 0;
+    for (std::sregex_iterator it(log.begin(), log.end(), kLine), end; it != end; ++it) {
+      n += (*it)[1].matched ? std::stoul((*it)[1]) : 1;
+    }
+    return n;
+  };
+  // An odd number of toggles leaves a profile running until profile.duration.
+  ASSERT_TRUE(waitUntil([&] { return scraped(master, "tcp_server_profiling_active") == 0; }, 10s)) << master.log();
+  size_t written = filesEndingWith(dir.path, ".prof").size();
+  EXPECT_GT(written, 4u) << "the storm should have written many profiles";
+  EXPECT_TRUE(waitUntil([&] { return reported() == written; }, 5s))
+      << reported() << " reported, " << written << " written:\n" << master.log();
 }
 
 TEST_F(Profiling, HttpEndpointIsOffByDefault) {
