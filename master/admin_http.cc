@@ -26,7 +26,8 @@ void reply(evhttp_request* request, int code, const char* reason, const char* co
 }  // namespace
 
 AdminHttp::AdminHttp(event_base* base, const std::string& address, const MetricsCollector& collector,
-                     const stats::StatsSegment& segment, std::function<Health()> health, UniqueFd inherited)
+                     const stats::StatsSegment& segment, std::function<Health()> health, unsigned maxConnections,
+                     UniqueFd inherited)
     : listener_(inherited ? std::move(inherited) : listenTcp(parseAddress(address), {.backlog = 128, .reusePort = false})),
       http_(evhttp_new(base)),
       collector_(collector),
@@ -34,17 +35,26 @@ AdminHttp::AdminHttp(event_base* base, const std::string& address, const Metrics
       health_(std::move(health)) {
   if (!http_) throw std::system_error(ENOMEM, std::generic_category(), "evhttp_new()");
   evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+  // evhttp buffers whatever a request announces: a body of Content-Length
+  // 100000000000, or a header line that never ends, would grow the master
+  // without limit. The admin paths take no body.
+  evhttp_set_max_headers_size(http_, ev_ssize_t(kMaxHeaderBytes));
+  evhttp_set_max_body_size(http_, 0);
   evhttp_set_gencb(http_, &AdminHttp::onRequest, this);
+  connections_ = std::make_unique<AdminConnections>(base, http_, maxConnections);
   // A slow or stuck scraper must not hold the master's loop resources forever.
   evhttp_set_timeout(http_, 10);
   bound_ = evhttp_accept_socket_with_handle(http_, listener_.get());
   if (!bound_) {
+    connections_.reset();
     evhttp_free(http_);
     throw std::system_error(EINVAL, std::generic_category(), "evhttp_accept_socket(" + address + ")");
   }
+  connections_->attach(evhttp_bound_socket_get_listener(bound_));
 }
 
 AdminHttp::~AdminHttp() {
+  connections_.reset();
   // evhttp closes the sockets it accepted on; our UniqueFd must not close it twice.
   evhttp_free(http_);
   listener_.release();
@@ -56,6 +66,7 @@ void AdminHttp::stopAccepting() {
   if (!bound_) return;
   // Frees the listener and closes our copy of the socket; requests already
   // accepted are still answered.
+  connections_->detach();
   evhttp_del_accept_socket(http_, bound_);
   bound_ = nullptr;
   listener_.release();
@@ -71,6 +82,7 @@ void AdminHttp::onRequest(evhttp_request* request, void* self) {
 }
 
 void AdminHttp::handle(evhttp_request* request) {
+  connections_->onRequest(request);
   const evhttp_uri* uri = evhttp_request_get_evhttp_uri(request);
   const char* rawPath = uri ? evhttp_uri_get_path(uri) : nullptr;
   std::string path = rawPath && *rawPath ? rawPath : "/";

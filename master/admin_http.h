@@ -6,7 +6,8 @@
 //   GET /status    the stats snapshot as JSON (same document as tcpfork-stats --json)
 //   GET /debug/pprof/profile?seconds=N&worker=K, /debug/worker/K/pprof/profile?seconds=N
 //                  a worker's CPU profile, when profile.http is on
-// Owned by the Master.
+// Requests carry no body and at most kMaxHeaderBytes of headers; connections
+// are bounded in number and time by AdminConnections. Owned by the Master.
 
 #include <event2/http.h>
 
@@ -16,6 +17,7 @@
 #include <string>
 
 #include "base/unique_fd.h"
+#include "master/admin_connections.h"
 #include "master/metrics_collector.h"
 
 namespace tcpfork {
@@ -27,10 +29,15 @@ class AdminHttp {
     std::string detail;
   };
 
+  // The request line and headers together; a GET needs a few hundred bytes.
+  static constexpr size_t kMaxHeaderBytes = 16 * 1024;
+
   // Binds `address` (throws std::system_error naming it), or serves
   // `inherited`, the socket handed over by the master this one upgrades.
+  // At most `maxConnections` are open at once (see AdminConnections).
   AdminHttp(event_base* base, const std::string& address, const MetricsCollector& collector,
-            const stats::StatsSegment& segment, std::function<Health()> health, UniqueFd inherited = {});
+            const stats::StatsSegment& segment, std::function<Health()> health, unsigned maxConnections,
+            UniqueFd inherited = {});
   ~AdminHttp();
   AdminHttp(const AdminHttp&) = delete;
   AdminHttp& operator=(const AdminHttp&) = delete;
@@ -45,6 +52,11 @@ class AdminHttp {
   // (the form google-pprof builds) through `handler` (unset: 404).
   using PprofHandler = std::function<void(evhttp_request*, std::optional<unsigned> worker)>;
   void setPprofHandler(PprofHandler handler) { pprof_ = std::move(handler); }
+  // For a handler that replies later: `onClose` runs if the client goes
+  // first, and the connection is not closed to make room meanwhile.
+  void watchClose(evhttp_request* request, std::function<void()> onClose) {
+    connections_->watchClose(request, std::move(onClose));
+  }
 
  private:
   static void onRequest(evhttp_request* request, void* self);
@@ -52,6 +64,7 @@ class AdminHttp {
 
   UniqueFd listener_;
   evhttp* http_ = nullptr;
+  std::unique_ptr<AdminConnections> connections_;  // before http_ is freed
   evhttp_bound_socket* bound_ = nullptr;
   const MetricsCollector& collector_;
   const stats::StatsSegment& segment_;

@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "base/socket.h"
 #include "master/daemon.h"
+#include "master/fd_budget.h"
 #include "stats/snapshot.h"
 
 namespace tcpfork {
@@ -153,13 +154,16 @@ int Master::run() {
         return AdminHttp::Health{ok, fmt::format("{}: {} of {} workers serving", ok ? "ok" : "unhealthy", serving,
                                                  supervisor_.count())};
       },
-      UniqueFd(start_.adminFd));
+      adminConnectionLimit(config_.maxWorkers, unsigned(config_.listen.size())), UniqueFd(start_.adminFd));
   if (config_.profile.http) {
     pprof_ = std::make_unique<PprofEndpoint>(base_.get(), segment_, profileDir_, config_.profile.httpRemote,
                                              [this](unsigned index) -> std::optional<PprofEndpoint::Target> {
                                                auto w = supervisor_.servingWorker(index);
                                                if (!w) return std::nullopt;
                                                return PprofEndpoint::Target{w->pid, w->slot};
+                                             },
+                                             [this](evhttp_request* request, std::function<void()> onClose) {
+                                               admin_->watchClose(request, std::move(onClose));
                                              });
     admin_->setPprofHandler(
         [this](evhttp_request* request, std::optional<unsigned> worker) { pprof_->handle(request, worker); });

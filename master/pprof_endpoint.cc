@@ -49,13 +49,18 @@ std::optional<long> queryNumber(const evkeyvalq& query, const char* key, long fa
 }  // namespace
 
 PprofEndpoint::PprofEndpoint(event_base* base, stats::StatsSegment& segment, const ProfileDir& dir, bool allowRemote,
-                             FindWorker findWorker)
-    : base_(base), segment_(segment), dir_(dir), allowRemote_(allowRemote), findWorker_(std::move(findWorker)) {}
+                             FindWorker findWorker, WatchClose watchClose)
+    : base_(base),
+      segment_(segment),
+      dir_(dir),
+      allowRemote_(allowRemote),
+      findWorker_(std::move(findWorker)),
+      watchClose_(std::move(watchClose)) {}
 
 PprofEndpoint::~PprofEndpoint() {
   for (auto& p : pending_) {
     if (p.request) {
-      evhttp_connection_set_closecb(evhttp_request_get_connection(p.request), nullptr, nullptr);
+      watchClose_(p.request, {});
       reply(p.request, 503, "shutting down\n", "text/plain");
     }
   }
@@ -113,10 +118,8 @@ void PprofEndpoint::handle(evhttp_request* request, std::optional<unsigned> work
   p.finishBy = now + std::chrono::seconds(*seconds) + kFinishGrace;
   p.poll.reset(event_new(base_, -1, EV_PERSIST, &PprofEndpoint::onPoll, &p));
   event_add(p.poll.get(), &kPollInterval);
-  evhttp_connection_set_closecb(connection, &PprofEndpoint::onClientClosed, &p);
+  watchClose_(request, [&p] { p.request = nullptr; });
 }
-
-void PprofEndpoint::onClientClosed(evhttp_connection*, void* arg) { static_cast<Pending*>(arg)->request = nullptr; }
 
 void PprofEndpoint::onPoll(evutil_socket_t, short, void* arg) {
   auto& p = *static_cast<Pending*>(arg);
@@ -151,7 +154,7 @@ void PprofEndpoint::onPoll(evutil_socket_t, short, void* arg) {
 
 void PprofEndpoint::finish(Pending& pending, int code, const std::string& body, const char* contentType) {
   if (pending.request) {
-    evhttp_connection_set_closecb(evhttp_request_get_connection(pending.request), nullptr, nullptr);
+    watchClose_(pending.request, {});
     reply(pending.request, code, body, contentType);
   }
   pending_.remove_if([&](const Pending& p) { return &p == &pending; });

@@ -29,9 +29,12 @@ class PprofEndpoint {
     uint32_t slot;
   };
   using FindWorker = std::function<std::optional<Target>(unsigned index)>;
+  // AdminHttp::watchClose: runs the function when the request's client goes
+  // away; an empty function stops watching.
+  using WatchClose = std::function<void(evhttp_request*, std::function<void()>)>;
 
   PprofEndpoint(event_base* base, stats::StatsSegment& segment, const ProfileDir& dir, bool allowRemote,
-                FindWorker findWorker);
+                FindWorker findWorker, WatchClose watchClose);
   ~PprofEndpoint();
 
   // `worker` from the path, else the `worker` query parameter (default 0).
@@ -49,7 +52,6 @@ class PprofEndpoint {
   };
 
   static void onPoll(evutil_socket_t fd, short what, void* pending);
-  static void onClientClosed(evhttp_connection* connection, void* pending);
   void finish(Pending& pending, int code, const std::string& body, const char* contentType = "text/plain");
 
   event_base* base_;
@@ -57,6 +59,7 @@ class PprofEndpoint {
   const ProfileDir& dir_;
   bool allowRemote_;
   FindWorker findWorker_;
+  WatchClose watchClose_;
   std::list<Pending> pending_;
 };
 

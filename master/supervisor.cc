@@ -94,6 +94,7 @@ void Supervisor::spawn(unsigned index) {
     p.slot = allocateSlot();
   } catch (const std::exception& e) {
     state.respawnAt = Clock::now() + kFirstBackoff * 10;
+    state.lastFailure = fmt::format("cannot start: {}", e.what());
     spdlog::error("cannot start worker {}: {}; retrying in 1s", index, e.what());
     return;
   }
@@ -126,6 +127,7 @@ void Supervisor::spawn(unsigned index) {
     releaseSlot(p.slot);
     ++state.crashes;
     auto delay = std::min<Clock::duration>(kMaxBackoff, kFirstBackoff * (1 << std::min(state.crashes, 16u)));
+    state.lastFailure = fmt::format("cannot start: {}", e.what());
     spdlog::error("cannot start worker {}: {}; retrying in {}", index, e.what(),
                   seconds(std::chrono::duration_cast<Millis>(delay)));
     state.respawnAt = Clock::now() + delay;
@@ -286,9 +288,22 @@ void Supervisor::finishSwitch() {
   spdlog::info("reload: generation {} serving; generation {} draining", generation_, generation_ - 1);
 }
 
+std::string Supervisor::notServingReasons() const {
+  std::string out;
+  for (size_t i = 0; i < current_.size(); ++i) {
+    const IndexState& s = current_[i];
+    if (s.process && serving(*s.process)) continue;
+    std::string why = s.process ? fmt::format("pid {} started, not serving yet", s.process->pid)
+                                : s.lastFailure.empty() ? "not started" : s.lastFailure;
+    if (s.process && !s.lastFailure.empty()) why += fmt::format(" (before: {})", s.lastFailure);
+    out += fmt::format("{}worker {}: {}", out.empty() ? "" : "; ", i, why);
+  }
+  return out;
+}
+
 void Supervisor::abandonSwitch() {
-  spdlog::error("reload failed: generation {} did not serve within worker_timeout ({}); generation {} keeps serving",
-                generation_, seconds(settings_.workerTimeout), generation_ - 1);
+  spdlog::error("reload failed: generation {} did not serve within worker_timeout ({}): {}; generation {} keeps serving",
+                generation_, seconds(settings_.workerTimeout), notServingReasons(), generation_ - 1);
   const WorkerSettings& previous = switch_->previousSettings;
   listeners_.keepOnly(previous.count, previous.listen);
   for (auto& s : current_) {
@@ -386,6 +401,7 @@ void Supervisor::onChildExit(pid_t pid, int status) {
     auto uptime = Clock::now() - p.startedAt;
     state.crashes = uptime < kStableUptime ? state.crashes + 1 : 1;
     std::string cause = p.hung ? "killed after its heartbeat stopped" : describeExit(status);
+    state.lastFailure = fmt::format("pid {} exited: {}", pid, cause);
     if (state.crashes <= 1) {
       spdlog::warn("worker {} (pid {}) died unexpectedly ({}); restarting it", p.index, pid, cause);
       spawn(p.index);

@@ -102,6 +102,7 @@ class Supervisor {
     std::optional<Process> process;
     unsigned crashes = 0;  // consecutive short-lived exits
     std::optional<Clock::time_point> respawnAt;
+    std::string lastFailure;  // why its last start or process failed, for a failed reload's message
   };
   struct PendingSwitch {
     Clock::time_point deadline;
@@ -123,6 +124,8 @@ class Supervisor {
   void checkHeartbeat(Process& p);
   void finishSwitch();
   void abandonSwitch();
+  // Why each index of the current generation does not serve, for a log line.
+  std::string notServingReasons() const;
 
   stats::StatsSegment& segment_;
   Listeners& listeners_;

@@ -142,6 +142,9 @@ TEST(Reload, AFailedReloadKeepsTheOldGenerationWholeAndItsSocketsOnly) {
   bin.mendWorker();
   ASSERT_TRUE(waitUntil([&] { return readFile(log).find("reload failed") != std::string::npos; }, 10s))
       << readFile(log);
+  // The failure says why, worker by worker (the broken binary starts, never serves).
+  EXPECT_TRUE(std::regex_search(readFile(log), std::regex(R"(within worker_timeout \(2\.0s\): worker 0: pid \d+ started, not serving yet; worker 1: pid \d+ started)")))
+      << readFile(log);
 
   // Both old workers serve again, and no socket is left that nobody accepts on.
   ASSERT_TRUE(waitUntil([&] { return readFile(log).find("started worker 0 (pid", text.size()) != std::string::npos; },
