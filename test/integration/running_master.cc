@@ -27,6 +27,14 @@ size_t count(const std::string& haystack, const std::string& needle) {
   return n;
 }
 
+// A key may appear once: extra YAML with its own `metrics:` map replaces ours
+// (it must then set metrics.listen itself).
+std::string withoutOwnMetrics(std::string base, const std::string& extraYaml) {
+  const std::string own = "metrics:\n  listen: 127.0.0.1:0\n";
+  if (extraYaml.find("metrics:") != std::string::npos) base.erase(base.find(own), own.size());
+  return base;
+}
+
 }  // namespace
 
 std::string RunningMaster::baseYaml(const std::string& name, const std::string& pidFile, unsigned workers,
@@ -48,8 +56,9 @@ RunningMaster::RunningMaster(unsigned workers, const std::string& extraYaml, con
       pidFile_(tempPath("tcpfork.pid")),
       logPath_(tempPath("master.log")),
       profileDir_(tempPath("profiles")),
-      process_((writeConfig(baseYaml(name_, pidFile_, workers,
-                                     extraYaml.find("profile:") == std::string::npos ? profileDir_ : "") +
+      process_((writeConfig(withoutOwnMetrics(baseYaml(name_, pidFile_, workers,
+                                                       extraYaml.find("profile:") == std::string::npos ? profileDir_ : ""),
+                                              extraYaml) +
                             extraYaml),
                 [&] {
                   std::vector<std::string> argv = {binary("tcpfork"), "-c", configPath_};
