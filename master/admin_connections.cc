@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <system_error>
 
 namespace tcpfork {
@@ -35,8 +36,11 @@ AdminConnections::AdminConnections(event_base* base, evhttp* http, unsigned limi
         auto* guard = static_cast<AdminConnections*>(self);
         guard->paused_ = false;
         guard->enforceLimit();
+      }, this)),
+      recheck_(evtimer_new(base, [](evutil_socket_t, short, void* self) {
+        static_cast<AdminConnections*>(self)->enforceLimit();
       }, this)) {
-  if (!adoptEvent_ || !sweep_ || !resume_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(admin)");
+  if (!adoptEvent_ || !sweep_ || !resume_ || !recheck_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(admin)");
   evhttp_set_bevcb(http_, &AdminConnections::onNewConnection, this);
   event_add(sweep_.get(), &kSweepInterval);
   guards()[http_] = this;
@@ -65,6 +69,11 @@ bufferevent* AdminConnections::onNewConnection(event_base* base, void* self) {
   bufferevent_incref(bev);
   guard->fresh_.push_back(bev);
   event_active(guard->adoptEvent_.get(), EV_TIMEOUT, 0);
+  // Ends this burst of accepts one past the limit (the listener stops when
+  // its callback disables it); adopt() makes room and resumes.
+  if (guard->listener_ && guard->open_.size() + guard->fresh_.size() > guard->limit_) {
+    evconnlistener_disable(guard->listener_);
+  }
   return bev;
 }
 
@@ -81,7 +90,7 @@ void AdminConnections::adopt() {
     if (read && connection) {
       auto* evcon = static_cast<evhttp_connection*>(connection);
       evhttp_connection_set_closecb(evcon, &AdminConnections::onClosed, this);
-      open_[evcon] = Connection{now + kRequestDeadline, {}};
+      open_[evcon] = Connection{now + kGrace, now + kRequestDeadline, {}};
     }
     bufferevent_decref(bev);
   }
@@ -92,10 +101,12 @@ void AdminConnections::adopt() {
 // Past the limit, the connection that has made no progress for longest goes,
 // unless it owes a deferred reply; when all of them do, accepting waits.
 void AdminConnections::enforceLimit() {
+  auto now = Clock::now();
+  auto evictable = [&](const Connection& c) { return !c.onClose && now >= c.evictableAt; };
   while (open_.size() > limit_) {
     auto victim = open_.end();
     for (auto it = open_.begin(); it != open_.end(); ++it) {
-      if (!it->second.onClose && (victim == open_.end() || it->second.deadline < victim->second.deadline)) victim = it;
+      if (evictable(it->second) && (victim == open_.end() || it->second.deadline < victim->second.deadline)) victim = it;
     }
     if (victim == open_.end()) break;
     ++evicted_;
@@ -110,11 +121,23 @@ void AdminConnections::enforceLimit() {
     evicted_ = 0;
   }
   if (!listener_ || paused_) return;
-  bool evictable = std::any_of(open_.begin(), open_.end(), [](const auto& entry) { return !entry.second.onClose; });
-  if (open_.size() >= limit_ && !evictable) {
-    evconnlistener_disable(listener_);  // every connection owes a reply: let the kernel queue new ones
-  } else {
+  bool room = open_.size() < limit_ ||
+              std::any_of(open_.begin(), open_.end(), [&](const auto& entry) { return evictable(entry.second); });
+  if (room) {
     evconnlistener_enable(listener_);
+    return;
+  }
+  // Full of connections that are new or owed a reply: the kernel queues new
+  // ones until the first grace ends (or a connection closes).
+  evconnlistener_disable(listener_);
+  std::optional<Clock::time_point> next;
+  for (const auto& [connection, state] : open_) {
+    if (!state.onClose && (!next || state.evictableAt < *next)) next = state.evictableAt;
+  }
+  if (next) {
+    auto us = std::max<int64_t>(1000, std::chrono::duration_cast<std::chrono::microseconds>(*next - now).count());
+    timeval tv{time_t(us / 1'000'000), suseconds_t(us % 1'000'000)};
+    evtimer_add(recheck_.get(), &tv);
   }
 }
 
@@ -138,7 +161,9 @@ void AdminConnections::onClosed(evhttp_connection* connection, void* self) {
   auto onClose = std::move(it->second.onClose);
   guard->open_.erase(it);
   if (onClose) onClose();
-  if (guard->listener_ && !guard->paused_) evconnlistener_enable(guard->listener_);
+  if (guard->listener_ && !guard->paused_ && guard->open_.size() < guard->limit_) {
+    evconnlistener_enable(guard->listener_);
+  }
 }
 
 void AdminConnections::onAcceptError(evconnlistener* listener, void* http) {

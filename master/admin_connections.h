@@ -2,10 +2,11 @@
 // AdminConnections: the admin HTTP server's guard over its connections, so
 // that nobody on the admin port can take the master's memory, descriptors or
 // loop. Owned by AdminHttp; on the master loop.
-//   - At most `limit` connections. A new one past it closes the oldest that
-//     has no request in progress (nginx reuses idle connections the same
-//     way), so idle or slow peers can never lock out a scraper; when every
-//     one is busy, the listener pauses until one closes.
+//   - At most `limit` connections. A new one past it closes the one that has
+//     made no progress for longest, among those open for at least kGrace
+//     (time to send a request) and owed no deferred reply, so idle or slow
+//     peers can never lock out a scraper; while none qualifies, the listener
+//     pauses and new connections wait in the kernel's queue.
 //   - A request must arrive whole within kRequestDeadline of the connection's
 //     accept or its previous request: a peer dripping a header byte at a time
 //     cannot hold a connection (evhttp's own timeout is per read).
@@ -33,6 +34,7 @@ class AdminConnections {
  public:
   using Clock = std::chrono::steady_clock;
   static constexpr auto kRequestDeadline = std::chrono::seconds(10);
+  static constexpr auto kGrace = std::chrono::milliseconds(250);
 
   AdminConnections(event_base* base, evhttp* http, unsigned limit);
   ~AdminConnections();
@@ -53,6 +55,7 @@ class AdminConnections {
 
  private:
   struct Connection {
+    Clock::time_point evictableAt;  // accept + kGrace
     Clock::time_point deadline;
     std::function<void()> onClose;  // set while a deferred reply is owed
   };
@@ -74,7 +77,8 @@ class AdminConnections {
   std::map<evhttp_connection*, Connection> open_;
   EventPtr adoptEvent_;
   EventPtr sweep_;
-  EventPtr resume_;
+  EventPtr resume_;   // after an accept error's pause
+  EventPtr recheck_;  // when a connection's grace ends while the limit holds
   bool paused_ = false;
   uint64_t acceptErrors_ = 0;
   uint64_t evicted_ = 0;
