@@ -1,7 +1,5 @@
 #include "master/master.h"
 
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,40 +24,12 @@ constexpr timeval kTickInterval{0, 100'000};
 constexpr auto kFastStopGrace = std::chrono::seconds(3);
 
 
-struct Identity {
-  std::optional<uid_t> uid;
-  std::optional<gid_t> gid;
-};
-
-// Resolves user/group when we are root and can switch to them.
-Identity resolveIdentity(const Config& c) {
-  Identity id;
-  if (c.user.empty() && c.group.empty()) return id;
-  if (::geteuid() != 0) {
-    spdlog::warn("user/group set but not running as root; workers keep uid {}", ::geteuid());
-    return id;
-  }
-  if (!c.user.empty()) {
-    passwd* pw = ::getpwnam(c.user.c_str());
-    if (!pw) throw ConfigError(fmt::format("user: no such user '{}'", c.user));
-    id.uid = pw->pw_uid;
-    id.gid = pw->pw_gid;
-  }
-  if (!c.group.empty()) {
-    group* gr = ::getgrnam(c.group.c_str());
-    if (!gr) throw ConfigError(fmt::format("group: no such group '{}'", c.group));
-    id.gid = gr->gr_gid;
-  }
-  return id;
-}
-
 // Two generations of max_workers may run at once during a reload. Workers
 // that drop privileges must still open the segment, so it is theirs. A master
 // started by a binary upgrade shares its predecessor's segment, whose size
 // then fixes max_workers until a full restart.
-stats::StatsSegment openSegment(Config& c, bool upgrade) {
+stats::StatsSegment openSegment(Config& c, const Identity& id, bool upgrade) {
   if (!upgrade) {
-    Identity id = resolveIdentity(c);
     return stats::StatsSegment::create(c.name, 2 * c.maxWorkers, id.uid.value_or(uid_t(-1)),
                                        id.gid.value_or(gid_t(-1)));
   }
@@ -72,25 +42,7 @@ stats::StatsSegment openSegment(Config& c, bool upgrade) {
   return segment;
 }
 
-std::string selfPath() {
-  std::error_code ec;
-  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) throw std::system_error(ec, "readlink(/proc/self/exe)");
-  return self.string();
-}
-
 }  // namespace
-
-std::string workerBinaryPath() {
-  std::error_code ec;
-  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) throw std::system_error(ec, "readlink(/proc/self/exe)");
-  auto worker = self.parent_path() / "tcpfork-worker";
-  if (::access(worker.c_str(), X_OK) != 0) {
-    throw std::system_error(errno, std::generic_category(), "access(" + worker.string() + ")");
-  }
-  return worker.string();
-}
 
 Master::Master(Config config, std::string configPath, ConfigOverrides overrides, StartContext start)
     : config_(std::move(config)),
@@ -98,14 +50,15 @@ Master::Master(Config config, std::string configPath, ConfigOverrides overrides,
       overrides_(std::move(overrides)),
       base_(newEventBase()),
       start_(start),
+      identity_(resolveIdentity(config_)),
       selfExe_(selfPath()),
       pidfile_(start.upgradeFrom ? std::nullopt : std::make_optional<Pidfile>(config_.effectivePidFile())),
       pidfilePath_(config_.effectivePidFile()),
-      segment_(openSegment(config_, start.upgradeFrom != 0)),
+      segment_(openSegment(config_, identity_, start.upgradeFrom != 0)),
       supervisor_(segment_, listeners_, config_.maxWorkers),
       collector_(segment_, config_.metricsNamespace,
                  [this] { return MasterStatus{supervisor_.count(), supervisor_.backingOff()}; }),
-      profileDir_(config_.effectiveProfileDir(), resolveIdentity(config_).uid, resolveIdentity(config_).gid),
+      profileDir_(config_.effectiveProfileDir(), identity_.uid, identity_.gid),
       autoProfiler_(segment_, config_.profile.autoProfile),
       autoProfileTimer_(event_new(base_.get(), -1, EV_PERSIST, &Master::onAutoProfile, this)),
       tick_(event_new(base_.get(), -1, EV_PERSIST, &Master::onTick, this)),
@@ -125,7 +78,7 @@ Master::~Master() { supervisor_.killAll(); }
 
 WorkerSettings Master::settingsFrom(const Config& c) const {
   WorkerSettings s;
-  s.binary = workerBinaryPath();
+  s.binary = workerBinaryBeside(selfExe_);
   s.listen = c.listen;
   s.count = c.effectiveWorkers();
   s.maxConnections = c.maxConnections;
@@ -136,9 +89,8 @@ WorkerSettings Master::settingsFrom(const Config& c) const {
   s.workerTimeout = c.workerTimeout;
   s.logLevel = c.logLevel;
   s.logFile = c.logFile;
-  Identity id = resolveIdentity(c);
-  s.uid = id.uid;
-  s.gid = id.gid;
+  s.uid = identity_.uid;
+  s.gid = identity_.gid;
   s.name = c.name;
   s.profileDir = profileDir_.path();
   s.profileDuration = c.profile.duration;
@@ -349,10 +301,8 @@ void Master::reload() {
   // READY=1 follows once the new generation serves, or at once if refused.
   reloadNotified_ = true;
   Config next;
-  WorkerSettings settings;
   try {
     next = loadConfig(configPath_, overrides_);
-    settings = settingsFrom(next);
   } catch (const std::exception& e) {
     spdlog::error("reload: {}; generation {} keeps serving", e.what(), supervisor_.generation());
     return;
@@ -363,10 +313,22 @@ void Master::reload() {
       nextValue = current;
     }
   };
+  // Before the workers' settings are derived: what is kept must reach them unchanged.
   keep("name", next.name, config_.name);
   keep("pid_file", next.pidFile, config_.pidFile);
   keep("max_workers", next.maxWorkers, config_.maxWorkers);
   keep("metrics.listen", next.metricsListen, config_.metricsListen);
+  keep("profile.dir", next.profile.dir, config_.profile.dir);
+  keep("profile.http", next.profile.http, config_.profile.http);
+  keep("user", next.user, config_.user);
+  keep("group", next.group, config_.group);
+  WorkerSettings settings;
+  try {
+    settings = settingsFrom(next);
+  } catch (const std::exception& e) {
+    spdlog::error("reload: {}; generation {} keeps serving", e.what(), supervisor_.generation());
+    return;
+  }
   if (next.effectiveWorkers() > config_.maxWorkers) {
     spdlog::error("reload: workers {} exceeds max_workers {}; generation {} keeps serving", next.effectiveWorkers(),
                   config_.maxWorkers, supervisor_.generation());
@@ -386,8 +348,6 @@ void Master::reload() {
     spdlog::error("reload: {}; generation {} keeps serving", why, supervisor_.generation());
     return;
   }
-  keep("profile.dir", next.profile.dir, config_.profile.dir);
-  keep("profile.http", next.profile.http, config_.profile.http);
   collector_.setNamespace(next.metricsNamespace);
   autoProfiler_.setConfig(next.profile.autoProfile);
   config_ = next;

@@ -17,6 +17,7 @@
 #include "master/auto_profiler.h"
 #include "master/binary_upgrade.h"
 #include "master/config.h"
+#include "master/identity.h"
 #include "master/listeners.h"
 #include "master/metrics_collector.h"
 #include "master/pidfile.h"
@@ -73,6 +74,7 @@ class Master {
   ConfigOverrides overrides_;
   EventBasePtr base_;  // first: destroyed last
   StartContext start_;
+  Identity identity_;    // resolved once: user and group change only on restart
   std::string selfExe_;  // this binary's path at start: what USR2 runs again
   // Before anything shared: a second master stops here. A master started by
   // a binary upgrade takes it only once it serves.
@@ -100,8 +102,5 @@ class Master {
   bool stopping_ = false;
   std::chrono::steady_clock::time_point stopDeadline_;
 };
-
-// The tcpfork-worker binary installed beside this executable.
-std::string workerBinaryPath();
 
 }  // namespace tcpfork

@@ -469,6 +469,11 @@ void Supervisor::stopAll(bool graceful) {
   stopping_ = true;
   int signal = graceful ? SIGQUIT : SIGTERM;
   Millis grace = graceful ? settings_.drainTimeout + kExitGrace : kExitGrace;
+  // A fast stop cuts short the workers already draining; those retired below
+  // get their one signal from retire().
+  if (!graceful) {
+    for (auto& p : retiring_) ::kill(p.pid, SIGTERM);
+  }
   if (switch_) {
     for (auto& s : switch_->previous) {
       if (s.process) retire(*s.process, signal, grace);
@@ -479,9 +484,6 @@ void Supervisor::stopAll(bool graceful) {
     if (s.process) retire(*s.process, signal, grace);
     s.process.reset();
     s.respawnAt.reset();
-  }
-  for (auto& p : retiring_) {
-    if (!graceful) ::kill(p.pid, SIGTERM);
   }
 }
 

@@ -75,10 +75,17 @@ void Connection::drain() {
 // idle. If it was not idle, its clock restarts now: libevent would otherwise
 // count the next deadline from the missed one, which may fall before the
 // peer has had a chance to answer the acks we are about to send.
+// Likewise a peer answered just now: a worker stopped between reading
+// requests and sending their acks sends them when it runs again, and the peer
+// has had no time to send more when the expired timer is seen.
 void Connection::onReadEvent(evutil_socket_t, short what, void* self) {
   auto* connection = static_cast<Connection*>(self);
   if (what & EV_TIMEOUT) {
     if (!connection->socketReady(POLLIN)) {
+      if (connection->state_ == State::kOpen && connection->answeredJustNow()) {
+        connection->armIdle(connection->readEvent_.get());
+        return;
+      }
       connection->onIdleTimeout();
       return;
     }
@@ -128,6 +135,23 @@ void Connection::onWritable() { flush(); }
 bool Connection::socketReady(short events) const {
   pollfd p{fd(), events, 0};
   return ::poll(&p, 1, 0) > 0 && p.revents != 0;
+}
+
+namespace {
+
+uint64_t coarseMonotonicMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1'000'000;
+}
+
+}  // namespace
+
+// Half the timeout tells the cases apart: normally the last acks went out
+// with the last read, a whole idle_timeout before the timer fires; after a
+// stall they went out moments ago.
+bool Connection::answeredJustNow() const {
+  return lastSentMs_ != 0 && coarseMonotonicMs() - lastSentMs_ < uint64_t(context_.limits.idleTimeout.count()) / 2;
 }
 
 void Connection::onIdleTimeout() {
@@ -287,6 +311,7 @@ bool Connection::flush() {
       return false;
     }
     if (n > 0) {
+      lastSentMs_ = coarseMonotonicMs();
       count(context_.stats, stats::Counter::kBytesSent, static_cast<uint64_t>(n));
       pending -= static_cast<size_t>(n);
     }

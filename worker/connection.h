@@ -61,6 +61,7 @@ class Connection {
   void onReadable();
   void onWritable();
   void onIdleTimeout();
+  bool answeredJustNow() const;
   // Whether the socket is readable (POLLIN: input, EOF or an error) or
   // writable (POLLOUT) right now. An idle timer that fires after the worker
   // has not run for longer than the timeout (descheduled, stopped, busy) is
@@ -103,6 +104,9 @@ class Connection {
   State state_ = State::kOpen;
   bool reading_ = false;
   bool peerClosed_ = false;
+  // CLOCK_MONOTONIC_COARSE ms of the last bytes sent: a peer answered just
+  // now is waiting on us, not idle (see onReadEvent).
+  uint64_t lastSentMs_ = 0;
   uint64_t framesDecoded_ = 0;
   // kLingering ends here at the latest, however much the peer keeps sending
   // (a persistent event's timeout restarts on every read).

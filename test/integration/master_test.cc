@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <regex>
@@ -22,7 +23,15 @@
 namespace tcpfork::test {
 namespace {
 
+namespace fs = std::filesystem;
+
 bool alive(pid_t pid) { return ::kill(pid, 0) == 0; }
+
+size_t count(const std::string& haystack, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
+  return n;
+}
 
 std::string addr(int port) { return "127.0.0.1:" + std::to_string(port); }
 
@@ -412,6 +421,36 @@ TEST(Master, WorkersDropToTheConfiguredUser) {
 
 namespace tcpfork::test {
 namespace {
+
+// Not root, with `user` set: the master says once that workers keep its uid
+// (it resolved the identity four times, and said it four times).
+TEST(Master, WarnsOnceWhenItCannotSwitchUsers) {
+  // Under /tmp itself: the test's own temp dir is 0700, closed to `nobody`.
+  char pattern[] = "/tmp/tcpfork-unprivileged-XXXXXX";
+  ASSERT_NE(::mkdtemp(pattern), nullptr);
+  std::string dir = pattern;
+  struct RemoveDir {
+    std::string path;
+    ~RemoveDir() {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  } removeDir{dir};
+  fs::permissions(dir, fs::perms::all);
+  std::string config = dir + "/tcpfork.yaml";
+  std::ofstream(config) << RunningMaster::baseYaml("tcpfork-test-unprivileged-" + uniqueTag(), dir + "/tcpfork.pid", 1,
+                                                   dir + "/profiles")
+                        << "user: nobody\n";
+  std::string log = tempPath("unprivileged.log");
+  ChildProcess master({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", binary("tcpfork"), "-c",
+                       config},
+                      {}, log);
+  ASSERT_TRUE(waitUntil([&] { return readFile(log).find("ready:") != std::string::npos; }, 15s)) << readFile(log);
+  std::string text = readFile(log);
+  EXPECT_EQ(count(text, "user/group set but not running as root"), 1u) << text;
+  master.signal(SIGTERM);
+  EXPECT_TRUE(master.waitExit(5s).has_value());
+}
 
 TEST(Master, ServesSocketsHandedOverBySystemd) {
   constexpr const char* kActivate = "/usr/bin/systemd-socket-activate";

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -163,6 +164,22 @@ TEST(Reload, AFailedReloadKeepsTheOldGenerationWholeAndItsSocketsOnly) {
   EXPECT_EQ(failed, 0) << readFile(log);
   master.signal(SIGTERM);
   EXPECT_TRUE(master.waitExit(5s).has_value());
+}
+
+// A key that changes only on restart reaches the new workers unchanged: the
+// workers of a HUP that edited `name` were started with the new one.
+TEST(Reload, KeysThatChangeOnlyOnRestartReachTheNewWorkersUnchanged) {
+  RunningMaster master(1);
+  master.writeConfig(RunningMaster::baseYaml(master.name() + "-renamed", master.pidFile(), 1, master.profileDir()));
+  master.process().signal(SIGHUP);
+  ASSERT_TRUE(master.waitForLog("reload: generation 2 serving", 10s)) << master.log();
+  EXPECT_NE(master.log().find("reload: name changes only on restart"), std::string::npos) << master.log();
+  auto workers = master.servingPids();
+  ASSERT_EQ(workers.size(), 1u);
+  std::string cmdline = readFile("/proc/" + std::to_string(*workers.begin()) + "/cmdline");
+  std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+  EXPECT_NE(cmdline.find("--name " + master.name() + " "), std::string::npos) << cmdline;
+  EXPECT_EQ(cmdline.find("-renamed"), std::string::npos) << cmdline;
 }
 
 // A HUP while the previous reload's generation is still starting is not
