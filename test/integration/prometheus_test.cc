@@ -100,7 +100,9 @@ TEST(Prometheus, ScrapesTheRequestRateWhileLoadRuns) {
       },
       20s);
   EXPECT_TRUE(seen) << "Prometheus never saw a request rate; its log:\n" << readFile(dir + "/prometheus.log");
-  EXPECT_GT(rate, 1000) << "offered 20000/s";
+  // Well under the offer: an ASan build on a loaded 2-core machine was seen
+  // doing 700/s; an idle release build does the full 20000/s.
+  EXPECT_GT(rate, 100) << "offered 20000/s";
   EXPECT_LT(rate, 40000) << "offered 20000/s";
 
   // Every query of the shipped dashboard is valid PromQL over what we export.
