@@ -174,11 +174,12 @@ void walk(const std::string& path, const YAML::Node& root, Config& c) {
                    c.workers = r.scalar(n, k) == "auto" ? 0 : unsigned(r.integer(n, k, 1, 4096));
                  }},
                 {"max_workers", [&](auto& n, auto& k) { c.maxWorkers = unsigned(r.integer(n, k, 1, 4096)); }},
-                {"max_connections", [&](auto& n, auto& k) { c.maxConnections = r.integer(n, k, 1, kMaxU32); }},
-                {"max_frame_bytes", [&](auto& n, auto& k) { c.maxFrameBytes = r.integer(n, k, 13, 0x7fffffff); }},
-                {"output_high_water", [&](auto& n, auto& k) { c.outputHighWater = r.integer(n, k, 1024, kMaxU32); }},
-                {"idle_timeout", [&](auto& n, auto& k) { c.idleTimeout = r.duration(n, k, Millis(0), kDay); }},
-                {"drain_timeout", [&](auto& n, auto& k) { c.drainTimeout = r.duration(n, k, Millis(0), kDay); }},
+                {"max_connections", [&](auto& n, auto& k) { c.worker.maxConnections = r.integer(n, k, 1, kMaxU32); }},
+                {"max_frame_bytes", [&](auto& n, auto& k) { c.worker.limits.maxFrameBytes = r.integer(n, k, 13, 0x7fffffff); }},
+                {"output_high_water", [&](auto& n, auto& k) { c.worker.limits.outputHighWater = r.integer(n, k, 1024, kMaxU32); }},
+                {"idle_timeout",
+                 [&](auto& n, auto& k) { c.worker.limits.idleTimeout = r.duration(n, k, Millis(0), kDay); }},
+                {"drain_timeout", [&](auto& n, auto& k) { c.worker.drainTimeout = r.duration(n, k, Millis(0), kDay); }},
                 {"worker_timeout",
                  [&](auto& n, auto& k) { c.workerTimeout = r.duration(n, k, Millis(500), kHour); }},
                 {"pid_file", [&](auto& n, auto& k) { c.pidFile = r.scalar(n, k); }},
@@ -225,7 +226,7 @@ void walk(const std::string& path, const YAML::Node& root, Config& c) {
                         {"http", [&](auto& m, auto& mk) { c.profile.http = r.boolean(m, mk); }},
                         {"http_remote", [&](auto& m, auto& mk) { c.profile.httpRemote = r.boolean(m, mk); }},
                         {"duration",
-                         [&](auto& m, auto& mk) { c.profile.duration = r.duration(m, mk, Millis(100), kHour); }},
+                         [&](auto& m, auto& mk) { c.worker.profileDuration = r.duration(m, mk, Millis(100), kHour); }},
                         {"auto", [&](auto& m, auto& mk) {
                            auto& a = c.profile.autoProfile;
                            r.forEach(m, mk,
@@ -269,7 +270,7 @@ void validate(const Config& c, const std::string& source) {
   if (c.effectiveWorkers() > c.maxWorkers) {
     fail("workers", fmt::format("{} is more than max_workers ({})", c.effectiveWorkers(), c.maxWorkers));
   }
-  if (c.outputHighWater < 2 * 14) fail("output_high_water", "too small");
+  if (c.worker.limits.outputHighWater < 2 * 14) fail("output_high_water", "too small");
 }
 
 }  // namespace

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "contract/worker_settings.h"
+
 namespace tcpfork {
 
 using Millis = std::chrono::milliseconds;
@@ -29,26 +31,25 @@ struct AutoProfileConfig {
 
 struct ProfileConfig {
   std::string dir;  // empty = /tmp/<name>_profile
-  Millis duration{60'000};
   AutoProfileConfig autoProfile;
   bool http = false;        // serve /debug/pprof/profile
   bool httpRemote = false;  // ... to non-loopback peers too
 };
 
 struct Config {
-  std::string name = "tcpfork";
+  // The keys the workers run with (max_connections, max_frame_bytes,
+  // output_high_water, idle_timeout, drain_timeout, profile.duration), with
+  // the contract's defaults; name, log and profile.dir are the master's too
+  // and are copied into it for each generation.
+  WorkerSettings worker;
+  std::string name = WorkerSettings{}.name;
   std::vector<std::string> listen = {"0.0.0.0:8888"};
   unsigned workers = 0;  // 0 = auto: one per usable core
   unsigned maxWorkers = 64;
-  size_t maxConnections = 10'000;
-  size_t maxFrameBytes = size_t{1} << 20;
-  size_t outputHighWater = 256 * 1024;
-  Millis idleTimeout{60'000};
-  Millis drainTimeout{10'000};
   Millis workerTimeout{10'000};
   std::string pidFile;  // empty = /run/<name>.pid as root, else /tmp/<name>.pid
   std::string logFile;  // empty = stderr
-  std::string logLevel = "info";
+  std::string logLevel = WorkerSettings{}.logLevel;
   std::string user;
   std::string group;
   std::string metricsListen = "127.0.0.1:8889";

@@ -76,24 +76,19 @@ Master::Master(Config config, std::string configPath, ConfigOverrides overrides,
 
 Master::~Master() { supervisor_.killAll(); }
 
-WorkerSettings Master::settingsFrom(const Config& c) const {
-  WorkerSettings s;
+GenerationSettings Master::settingsFrom(const Config& c) const {
+  GenerationSettings s;
   s.binary = workerBinaryBeside(selfExe_);
   s.listen = c.listen;
   s.count = c.effectiveWorkers();
-  s.maxConnections = c.maxConnections;
-  s.maxFrameBytes = c.maxFrameBytes;
-  s.outputHighWater = c.outputHighWater;
-  s.idleTimeout = c.idleTimeout;
-  s.drainTimeout = c.drainTimeout;
   s.workerTimeout = c.workerTimeout;
-  s.logLevel = c.logLevel;
-  s.logFile = c.logFile;
   s.uid = identity_.uid;
   s.gid = identity_.gid;
-  s.name = c.name;
-  s.profileDir = profileDir_.path();
-  s.profileDuration = c.profile.duration;
+  s.worker = c.worker;
+  s.worker.name = c.name;
+  s.worker.logLevel = c.logLevel;
+  s.worker.logFile = c.logFile;
+  s.worker.profileDir = profileDir_.path();
   return s;
 }
 
@@ -322,7 +317,7 @@ void Master::reload() {
   keep("profile.http", next.profile.http, config_.profile.http);
   keep("user", next.user, config_.user);
   keep("group", next.group, config_.group);
-  WorkerSettings settings;
+  GenerationSettings settings;
   try {
     settings = settingsFrom(next);
   } catch (const std::exception& e) {
@@ -475,7 +470,7 @@ void Master::beginStop(bool graceful) {
   spdlog::info("{}: stopping {} workers", graceful ? "SIGQUIT: graceful stop" : "fast stop",
                supervisor_.pids().size());
   supervisor_.stopAll(graceful);
-  stopDeadline_ = std::chrono::steady_clock::now() + (graceful ? config_.drainTimeout : Millis(0)) + kFastStopGrace;
+  stopDeadline_ = std::chrono::steady_clock::now() + (graceful ? config_.worker.drainTimeout : Millis(0)) + kFastStopGrace;
 }
 
 }  // namespace tcpfork

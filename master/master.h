@@ -67,7 +67,7 @@ class Master {
   std::vector<std::string> upgradeArgv() const;
   void reopenLogs();
   void beginStop(bool graceful);
-  WorkerSettings settingsFrom(const Config& config) const;
+  GenerationSettings settingsFrom(const Config& config) const;
 
   Config config_;
   std::string configPath_;

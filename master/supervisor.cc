@@ -49,7 +49,7 @@ bool Supervisor::ownsSlot(uint32_t slot) const {
   return stats::load(segment_.slot(slot).ownerPid) == uint64_t(::getpid());
 }
 
-void Supervisor::start(const WorkerSettings& settings) {
+void Supervisor::start(const GenerationSettings& settings) {
   settings_ = settings;
   {
     // A master started by a binary upgrade continues its predecessor's count.
@@ -99,25 +99,18 @@ void Supervisor::spawn(unsigned index) {
     return;
   }
   std::vector<int> fds = listeners_.fdsFor(index, settings_.listen);
+  WorkerArgs args;
+  args.settings = settings_.worker;
+  args.role = fmt::format("worker.{}", index);
+  args.index = index;
+  args.generation = generation_;
+  args.statsName = segment_.name();
+  args.slot = int(p.slot);
+  args.parentPid = ::getpid();
+  args.listenFds = fds;
   SpawnRequest request;
-  request.argv = {settings_.binary,
-                  "--role", fmt::format("worker.{}", index),
-                  "--index", std::to_string(index),
-                  "--generation", std::to_string(generation_),
-                  "--stats-name", segment_.name(),
-                  "--slot", std::to_string(p.slot),
-                  "--parent-pid", std::to_string(::getpid()),
-                  "--max-connections", std::to_string(settings_.maxConnections),
-                  "--max-frame-bytes", std::to_string(settings_.maxFrameBytes),
-                  "--output-high-water", std::to_string(settings_.outputHighWater),
-                  "--idle-timeout", fmt::format("{}ms", settings_.idleTimeout.count()),
-                  "--drain-timeout", fmt::format("{}ms", settings_.drainTimeout.count()),
-                  "--log-level", settings_.logLevel,
-                  "--name", settings_.name,
-                  "--profile-duration", fmt::format("{}ms", settings_.profileDuration.count())};
-  if (!settings_.profileDir.empty()) request.argv.insert(request.argv.end(), {"--profile-dir", settings_.profileDir});
-  if (!settings_.logFile.empty()) request.argv.insert(request.argv.end(), {"--log-file", settings_.logFile});
-  for (int fd : fds) request.argv.insert(request.argv.end(), {"--listen-fd", std::to_string(fd)});
+  request.argv = {settings_.binary};
+  for (auto& arg : toArgv(args)) request.argv.push_back(std::move(arg));
   request.inheritFds = fds;
   request.uid = settings_.uid;
   request.gid = settings_.gid;
@@ -242,7 +235,7 @@ void Supervisor::retire(Process p, int signal, Millis grace) {
   retiring_.push_back(p);
 }
 
-bool Supervisor::reload(const WorkerSettings& settings, std::string& why) {
+bool Supervisor::reload(const GenerationSettings& settings, std::string& why) {
   if (stopping_) {
     why = "shutting down";
     return false;
@@ -280,7 +273,7 @@ void Supervisor::finishSwitch() {
   for (auto& s : switch_->previous) {
     if (!s.process) continue;
     int signal = leavingSignal(*s.process, settings_.count, switch_->previousSettings.listen, settings_.listen);
-    retire(*s.process, signal, switch_->previousSettings.drainTimeout + kExitGrace);
+    retire(*s.process, signal, switch_->previousSettings.worker.drainTimeout + kExitGrace);
   }
   switch_.reset();
   ++reloads_;
@@ -304,14 +297,14 @@ std::string Supervisor::notServingReasons() const {
 void Supervisor::abandonSwitch() {
   spdlog::error("reload failed: generation {} did not serve within worker_timeout ({}): {}; generation {} keeps serving",
                 generation_, seconds(settings_.workerTimeout), notServingReasons(), generation_ - 1);
-  const WorkerSettings& previous = switch_->previousSettings;
+  const GenerationSettings& previous = switch_->previousSettings;
   listeners_.keepOnly(previous.count, previous.listen);
   for (auto& s : current_) {
     if (!s.process) continue;
     // New workers that already serve may owe acks: let them drain.
     if (serving(*s.process)) {
       retire(*s.process, leavingSignal(*s.process, previous.count, settings_.listen, previous.listen),
-             settings_.drainTimeout + kExitGrace);
+             settings_.worker.drainTimeout + kExitGrace);
     } else {
       retire(*s.process, SIGKILL, kExitGrace);
     }
@@ -362,7 +355,7 @@ void Supervisor::scale(int delta) {
   current_.pop_back();
   if (last.process) {
     retire(*last.process, leavingSignal(*last.process, settings_.count, settings_.listen, settings_.listen),
-           settings_.drainTimeout + kExitGrace);
+           settings_.worker.drainTimeout + kExitGrace);
   }
   spdlog::info("TTOU: now {} workers", settings_.count);
 }
@@ -468,7 +461,7 @@ void Supervisor::tick() {
 void Supervisor::stopAll(bool graceful) {
   stopping_ = true;
   int signal = graceful ? SIGQUIT : SIGTERM;
-  Millis grace = graceful ? settings_.drainTimeout + kExitGrace : kExitGrace;
+  Millis grace = graceful ? settings_.worker.drainTimeout + kExitGrace : kExitGrace;
   // A fast stop cuts short the workers already draining; those retired below
   // get their one signal from retire().
   if (!graceful) {

@@ -22,24 +22,16 @@
 
 namespace tcpfork {
 
-// What workers are started with; derived from the Config.
-struct WorkerSettings {
+// One generation of workers: how many, on which addresses, as whom, and
+// what each runs with (the contract); derived from the Config.
+struct GenerationSettings {
   std::string binary;
   std::vector<std::string> listen;
   unsigned count = 1;
-  size_t maxConnections = 0;
-  size_t maxFrameBytes = 0;
-  size_t outputHighWater = 0;
-  Millis idleTimeout{0};
-  Millis drainTimeout{0};
   Millis workerTimeout{0};
-  std::string logLevel;
-  std::string logFile;
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;
-  std::string name;
-  std::string profileDir;
-  Millis profileDuration{0};
+  WorkerSettings worker;
 };
 
 class Supervisor {
@@ -49,11 +41,11 @@ class Supervisor {
   Supervisor(stats::StatsSegment& segment, Listeners& listeners, unsigned maxWorkers);
 
   // Generation 1. Throws when a listener cannot be bound.
-  void start(const WorkerSettings& settings);
+  void start(const GenerationSettings& settings);
   // Starts the next generation; the current one keeps serving until every new
   // worker serves, and keeps serving for good if they do not within
   // worker_timeout. Returns false (with `why`) when it cannot start.
-  bool reload(const WorkerSettings& settings, std::string& why);
+  bool reload(const GenerationSettings& settings, std::string& why);
   // One worker more (+1) or fewer (-1).
   void scale(int delta);
   void onChildExit(pid_t pid, int status);
@@ -106,7 +98,7 @@ class Supervisor {
   };
   struct PendingSwitch {
     Clock::time_point deadline;
-    WorkerSettings previousSettings;
+    GenerationSettings previousSettings;
     std::vector<IndexState> previous;  // the generation still serving
   };
 
@@ -130,7 +122,7 @@ class Supervisor {
   stats::StatsSegment& segment_;
   Listeners& listeners_;
   unsigned maxWorkers_;
-  WorkerSettings settings_;
+  GenerationSettings settings_;
   uint64_t generation_ = 0;
   std::vector<IndexState> current_;
   std::vector<Process> retiring_;

@@ -35,7 +35,7 @@ TEST(Config, DefaultsNeedNoFile) {
   EXPECT_EQ(c.metricsNamespace, "tcp_server");
   EXPECT_EQ(c.effectiveWorkers(), usableCores());
   EXPECT_EQ(c.effectiveProfileDir(), "/tmp/tcpfork_profile");
-  EXPECT_EQ(c.profile.duration, Millis(60'000));
+  EXPECT_EQ(c.worker.profileDuration, Millis(60'000));
 }
 
 TEST(Config, ReadsEveryKey) {
@@ -64,11 +64,11 @@ profile:
   EXPECT_EQ(c.listen.size(), 2u);
   EXPECT_EQ(c.effectiveWorkers(), 3u);
   EXPECT_EQ(c.maxWorkers, 8u);
-  EXPECT_EQ(c.maxConnections, 500u);
-  EXPECT_EQ(c.maxFrameBytes, 4096u);
-  EXPECT_EQ(c.outputHighWater, 65536u);
-  EXPECT_EQ(c.idleTimeout, Millis(60'000));
-  EXPECT_EQ(c.drainTimeout, Millis(2500));
+  EXPECT_EQ(c.worker.maxConnections, 500u);
+  EXPECT_EQ(c.worker.limits.maxFrameBytes, 4096u);
+  EXPECT_EQ(c.worker.limits.outputHighWater, 65536u);
+  EXPECT_EQ(c.worker.limits.idleTimeout, Millis(60'000));
+  EXPECT_EQ(c.worker.drainTimeout, Millis(2500));
   EXPECT_EQ(c.workerTimeout, Millis(3000));
   EXPECT_EQ(c.effectivePidFile(), "/tmp/edge.pid");
   EXPECT_EQ(c.logFile, "/tmp/edge.log");
@@ -140,7 +140,7 @@ TEST(Config, DurationsHaveACeiling) {
   EXPECT_NE(errorOf("worker_timeout: 2h\n").find("worker_timeout: 2h is out of range 500ms..1h"), std::string::npos);
   EXPECT_NE(errorOf("profile:\n  duration: 61m\n").find(":2: profile.duration: 61m is out of range 100ms..1h"),
             std::string::npos);
-  EXPECT_EQ(loadConfig(writeTemp("drain_timeout: 24h\n")).drainTimeout, Millis(86'400'000));
+  EXPECT_EQ(loadConfig(writeTemp("drain_timeout: 24h\n")).worker.drainTimeout, Millis(86'400'000));
   EXPECT_EQ(formatDuration(Millis(250)), "250ms");
   EXPECT_EQ(formatDuration(Millis(90'000)), "90s");
 }

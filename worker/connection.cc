@@ -321,7 +321,7 @@ bool Connection::flush() {
     if (!event_pending(writeEvent_.get(), EV_WRITE, nullptr)) armIdle(writeEvent_.get());
     if (state_ == State::kOpen) {
       if (reading_ && pending >= context_.limits.outputHighWater) stopReading();
-      if (!reading_ && pending <= context_.limits.outputLowWater) resumeReading();
+      if (!reading_ && pending <= context_.limits.outputLowWater()) resumeReading();
     }
     return true;
   }

@@ -20,7 +20,7 @@
 #include "base/unique_fd.h"
 #include "worker/slot_publisher.h"
 #include "worker/handler.h"
-#include "worker/options.h"
+#include "contract/worker_settings.h"
 
 namespace tcpfork {
 

@@ -9,11 +9,12 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdio>
 #include <exception>
 
 #include "base/log.h"
 #include "base/socket.h"
-#include "worker/options.h"
+#include "contract/worker_settings.h"
 #include "worker/worker.h"
 
 using namespace tcpfork;
@@ -36,17 +37,25 @@ UniqueFd adoptListener(int fd) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  WorkerOptions options = parseWorkerOptions(argc, argv);
+  WorkerArgs options;
+  try {
+    options = parseWorkerArgs(std::vector<std::string>(argv, argv + argc));
+  } catch (const WorkerArgsError& e) {
+    std::fputs(e.out().c_str(), stdout);
+    std::fputs(e.err().c_str(), stderr);
+    return e.exitCode();
+  }
+  const WorkerSettings& settings = options.settings;
   if (options.parentPid > 0) {
     // Die with the master; and if it died before we got here, do not serve.
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != options.parentPid) return 0;
   }
-  initLogging(options.role, options.logLevel);
+  initLogging(options.role, settings.logLevel);
   // Peers that vanish surface as EPIPE from write(), not as a fatal signal.
   std::signal(SIGPIPE, SIG_IGN);
   try {
-    if (!options.logFile.empty()) redirectOutputTo(options.logFile);
+    if (!settings.logFile.empty()) redirectOutputTo(settings.logFile);
     std::vector<UniqueFd> listeners;
     if (!options.listen.empty()) {
       listeners.push_back(listenTcp(parseAddress(options.listen)));
@@ -62,8 +71,8 @@ int main(int argc, char** argv) {
                                                            options.generation, options.index);
     Worker worker(options, std::move(listeners), std::make_unique<AckHandler>(), std::move(publisher));
     spdlog::info("serving on {} (generation {}, max_connections={}, max_frame_bytes={}, idle_timeout={}ms)",
-                 addresses, options.generation, options.maxConnections, options.limits.maxFrameBytes,
-                 options.limits.idleTimeout.count());
+                 addresses, options.generation, settings.maxConnections, settings.limits.maxFrameBytes,
+                 settings.limits.idleTimeout.count());
     return worker.run();
   } catch (const std::exception& e) {
     spdlog::critical("cannot serve: {}", e.what());

@@ -14,26 +14,26 @@ constexpr timeval kTickInterval{0, 100'000};
 
 }  // namespace
 
-Worker::Worker(const WorkerOptions& options, std::vector<UniqueFd> listeners, std::unique_ptr<Handler> handler,
+Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::unique_ptr<Handler> handler,
                std::unique_ptr<SlotPublisher> publisher)
-    : options_(options),
+    : args_(args),
       base_(newEventBase()),
       listeners_(std::move(listeners)),
       handler_(std::move(handler)),
       publisher_(std::move(publisher)),
-      stats_(options.noStats ? nullptr : &publisher_->slot()),
-      context_{base_.get(), handler_.get(), options.limits, stats_, &peerLog_, &openConnections_,
+      stats_(args.noStats ? nullptr : &publisher_->slot()),
+      context_{base_.get(), handler_.get(), args.settings.limits, stats_, &peerLog_, &openConnections_,
                [this](int fd) { release(fd); }},
       tick_(event_new(base_.get(), -1, EV_PERSIST, &Worker::onTick, this)),
       drainTimer_(evtimer_new(base_.get(), &Worker::onDrainDeadline, this)) {
   if (!tick_ || !drainTimer_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(worker timers)");
-  if (options.limits.idleTimeout.count() > 0) {
-    timeval idle = toTimeval(options.limits.idleTimeout);
+  if (settings_.limits.idleTimeout.count() > 0) {
+    timeval idle = toTimeval(settings_.limits.idleTimeout);
     context_.idleTimer = event_base_init_common_timeout(base_.get(), &idle);
     if (!context_.idleTimer) throw std::system_error(ENOMEM, std::generic_category(), "event_base_init_common_timeout");
   }
   profiler_ = std::make_unique<CpuProfiler>(
-      base_.get(), ProfileOptions{options.profileDir, options.name, options.index, options.profileDuration},
+      base_.get(), ProfileOptions{settings_.profileDir, settings_.name, args.index, settings_.profileDuration},
       publisher_->slot());
   for (const UniqueFd& listener : listeners_) {
     acceptors_.push_back(std::make_unique<Acceptor>(base_.get(), listener.get(), stats_,
@@ -100,8 +100,8 @@ void Worker::onTick(evutil_socket_t, short, void* self) {
   worker->publisher_->heartbeat();
   // PR_SET_PDEATHSIG covers most ways a master dies; this covers the rest
   // (and the window before the worker set it).
-  if (worker->options_.parentPid > 0 && ::getppid() != worker->options_.parentPid) {
-    spdlog::warn("master (pid {}) is gone; stopping now", worker->options_.parentPid);
+  if (worker->args_.parentPid > 0 && ::getppid() != worker->args_.parentPid) {
+    spdlog::warn("master (pid {}) is gone; stopping now", worker->args_.parentPid);
     event_base_loopbreak(worker->base_.get());
   }
 }
@@ -113,10 +113,10 @@ void Worker::onDrainDeadline(evutil_socket_t, short, void* self) {
 }
 
 void Worker::reopenLog() {
-  if (options_.logFile.empty()) return;
+  if (settings_.logFile.empty()) return;
   try {
-    redirectOutputTo(options_.logFile);
-    spdlog::info("reopened log file {}", options_.logFile);
+    redirectOutputTo(settings_.logFile);
+    spdlog::info("reopened log file {}", settings_.logFile);
   } catch (const std::exception& e) {
     spdlog::error("cannot reopen log file: {}", e.what());
   }
@@ -139,12 +139,12 @@ void Worker::beginGracefulStop() {
   publisher_->setState(stats::WorkerState::kDraining);
   for (auto& acceptor : acceptors_) acceptor->disable();
   spdlog::info("graceful stop: draining {} connections (deadline {} ms)", connections_.size(),
-               options_.drainTimeout.count());
+               settings_.drainTimeout.count());
   if (connections_.empty()) {
     event_base_loopexit(base_.get(), nullptr);
     return;
   }
-  timeval deadline = toTimeval(options_.drainTimeout);
+  timeval deadline = toTimeval(settings_.drainTimeout);
   evtimer_add(drainTimer_.get(), &deadline);
   // drain() may release the connection at once, so walk a copy of the keys.
   std::vector<int> fds;
@@ -156,9 +156,9 @@ void Worker::beginGracefulStop() {
 }
 
 void Worker::onNewConnection(UniqueFd fd) {
-  if (connections_.size() >= options_.maxConnections) {
+  if (connections_.size() >= settings_.maxConnections) {
     count(stats_, stats::Counter::kConnectionsRejected, 1);
-    peerLog_.warn("max_connections ({}) reached: closing a new connection", options_.maxConnections);
+    peerLog_.warn("max_connections ({}) reached: closing a new connection", settings_.maxConnections);
     return;  // fd closes here
   }
   count(stats_, stats::Counter::kConnectionsAccepted, 1);

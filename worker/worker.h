@@ -21,7 +21,7 @@
 #include "worker/connection.h"
 #include "worker/cpu_profiler.h"
 #include "worker/handler.h"
-#include "worker/options.h"
+#include "contract/worker_settings.h"
 #include "worker/slot_publisher.h"
 
 namespace tcpfork {
@@ -32,7 +32,7 @@ inline constexpr int kExitFatal = 2;
 
 class Worker {
  public:
-  Worker(const WorkerOptions& options, std::vector<UniqueFd> listeners, std::unique_ptr<Handler> handler,
+  Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::unique_ptr<Handler> handler,
          std::unique_ptr<SlotPublisher> publisher);
   ~Worker();
   Worker(const Worker&) = delete;
@@ -51,7 +51,8 @@ class Worker {
   void retire();
   void reopenLog();
 
-  WorkerOptions options_;
+  WorkerArgs args_;
+  const WorkerSettings& settings_ = args_.settings;
   EventBasePtr base_;  // first member: destroyed last, after every event on it
   std::vector<UniqueFd> listeners_;
   std::unique_ptr<Handler> handler_;

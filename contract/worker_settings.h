@@ -1,0 +1,84 @@
+#pragma once
+// The master-to-worker contract: everything a worker runs with, typed, with
+// the one set of defaults (Config starts from them), and its command line
+// written (toArgv, in the master) and read (parseWorkerArgs, in the worker)
+// side by side so that the two cannot drift apart. A worker never reads the
+// config file. Linked by both tcpfork and tcpfork-worker; nothing here
+// belongs to either.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "protocol/frame.h"
+
+namespace tcpfork {
+
+struct ConnectionLimits {
+  size_t maxFrameBytes = protocol::kDefaultMaxFrameBytes;
+  std::chrono::milliseconds idleTimeout{60'000};  // 0 = never
+  // Reading a connection stops while its unsent acks exceed the high mark and
+  // resumes below the low mark (half of it), so a client that never reads
+  // cannot grow memory.
+  size_t outputHighWater = 256 * 1024;
+  size_t outputLowWater() const { return outputHighWater / 2; }
+
+  bool operator==(const ConnectionLimits&) const = default;
+};
+
+// What every worker of one generation shares: the config's worker keys.
+struct WorkerSettings {
+  size_t maxConnections = 10'000;
+  ConnectionLimits limits;
+  std::chrono::milliseconds drainTimeout{10'000};
+  std::string logLevel = "info";
+  std::string logFile;  // reopened on SIGUSR1; empty = stderr as inherited
+  std::string name = "tcpfork";  // instance name, for profile file names
+  std::string profileDir;        // empty: CPU profiling unavailable
+  std::chrono::milliseconds profileDuration{60'000};
+
+  bool operator==(const WorkerSettings&) const = default;
+};
+
+// One worker process's command line: the generation's settings and where
+// this process stands.
+struct WorkerArgs {
+  WorkerSettings settings;
+  std::string role = "worker";  // shown in log lines
+  uint64_t index = 0;           // which listeners it serves
+  uint64_t generation = 0;
+  std::string statsName;        // the segment to publish into; empty = none
+  int slot = -1;
+  int parentPid = 0;            // exit when this process (the master) is gone
+  std::vector<int> listenFds;   // under a master: inherited listening sockets
+  std::string listen;           // standalone: bind our own SO_REUSEPORT socket
+  bool noStats = false;         // benchmarking: measure what counting costs
+
+  bool operator==(const WorkerArgs&) const = default;
+};
+
+// --help, --version or a usage error: what CLI11 would print, and its exit
+// code (0 after --help or --version, 106 and up for usage errors).
+class WorkerArgsError : public std::runtime_error {
+ public:
+  WorkerArgsError(std::string out, std::string err, int exitCode)
+      : std::runtime_error(err.empty() ? out : err), out_(std::move(out)), err_(std::move(err)), exitCode_(exitCode) {}
+  const std::string& out() const { return out_; }  // for stdout
+  const std::string& err() const { return err_; }  // for stderr
+  int exitCode() const { return exitCode_; }
+
+ private:
+  std::string out_;
+  std::string err_;
+  int exitCode_;
+};
+
+// The arguments after argv[0] that parseWorkerArgs reads back as `args`.
+std::vector<std::string> toArgv(const WorkerArgs& args);
+// Parses a worker's command line (argv[0] first). Throws WorkerArgsError.
+WorkerArgs parseWorkerArgs(const std::vector<std::string>& argv);
+
+}  // namespace tcpfork
