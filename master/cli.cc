@@ -1,31 +1,13 @@
 #include "master/cli.h"
 
-#include <signal.h>
-
 #include <CLI/CLI.hpp>
 
 #include <cstdlib>
-#include <map>
 
 #include "base/version.h"
+#include "master/signal_table.h"
 
 namespace tcpfork {
-namespace {
-
-const std::map<std::string, int>& actions() {
-  static const std::map<std::string, int> kActions = {
-      {"reload", SIGHUP}, {"stop", SIGTERM}, {"quit", SIGQUIT}, {"reopen", SIGUSR1}, {"profile", SIGTRAP},
-      {"upgrade", SIGUSR2},
-  };
-  return kActions;
-}
-
-}  // namespace
-
-int signalForAction(const std::string& action) {
-  auto it = actions().find(action);
-  return it == actions().end() ? 0 : it->second;
-}
 
 CliOptions parseCli(int argc, char** argv) {
   CliOptions o;
@@ -44,7 +26,7 @@ CliOptions parseCli(int argc, char** argv) {
   app.add_flag("-d,--daemon", o.daemonize, "detach and run in the background");
   app.add_flag("-t,--test", o.testConfig, "check the configuration and exit 0 (valid) or 1");
   app.add_option("-s,--signal", o.signal, "signal the running master: reload, stop, quit, reopen, profile, upgrade")
-      ->check(CLI::IsMember({"reload", "stop", "quit", "reopen", "profile", "upgrade"}));
+      ->check(CLI::IsMember(actionNames()));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

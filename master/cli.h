@@ -18,9 +18,7 @@ struct CliOptions {
 };
 
 // Parses argv; on --help, --version or a usage error prints and exits.
+// The -s names and their signals are in master/signal_table.h.
 CliOptions parseCli(int argc, char** argv);
-
-// The signal `-s NAME` sends; 0 for an unknown name.
-int signalForAction(const std::string& action);
 
 }  // namespace tcpfork

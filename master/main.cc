@@ -21,6 +21,7 @@
 #include "master/daemon.h"
 #include "master/master.h"
 #include "master/pidfile.h"
+#include "master/signal_table.h"
 
 using namespace tcpfork;
 

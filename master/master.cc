@@ -15,6 +15,8 @@
 #include "base/socket.h"
 #include "master/daemon.h"
 #include "master/fd_budget.h"
+#include "master/reload_plan.h"
+#include "master/signal_table.h"
 #include "stats/snapshot.h"
 
 namespace tcpfork {
@@ -65,13 +67,15 @@ Master::Master(Config config, std::string configPath, ConfigOverrides overrides,
       upgrade_(base_.get(), {[this](pid_t pid) { onUpgradeReady(pid); },
                              [this](const std::string& why) { onUpgradeFailed(why); }}) {
   if (!tick_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(tick)");
-  for (int signal : {SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU, SIGTRAP, SIGCHLD}) {
+  for (const SignalRow& row : kSignalTable) {
+    int signal = row.signal;
     EventPtr ev(evsignal_new(base_.get(), signal, &Master::onSignal, this));
     if (!ev || event_add(ev.get(), nullptr) != 0) {
       throw std::system_error(EINVAL, std::generic_category(), std::string("evsignal_new(SIG") + sigabbrev_np(signal) + ")");
     }
     signalEvents_.push_back(std::move(ev));
   }
+  addPeriodicJobs();
 }
 
 Master::~Master() { supervisor_.killAll(); }
@@ -137,34 +141,19 @@ int Master::run() {
 
 void Master::onSignal(evutil_socket_t signal, short, void* self) {
   auto* master = static_cast<Master*>(self);
-  switch (signal) {
-    case SIGCHLD:
-      master->reap();
-      return;
-    case SIGHUP:
-      master->reload();
-      return;
-    case SIGTERM:
-    case SIGINT:
-      master->beginStop(false);
-      return;
-    case SIGQUIT:
-      master->beginStop(true);
-      return;
-    case SIGUSR1:
-      master->reopenLogs();
-      return;
-    case SIGTTIN:
-      master->supervisor_.scale(+1);
-      return;
-    case SIGTTOU:
-      master->supervisor_.scale(-1);
-      return;
-    case SIGTRAP:
+  auto row = signalRow(int(signal));
+  if (!row) return;
+  switch (row->action) {
+    case MasterAction::kReap: master->reap(); return;
+    case MasterAction::kReload: master->reload(); return;
+    case MasterAction::kFastStop: master->beginStop(false); return;
+    case MasterAction::kGracefulStop: master->beginStop(true); return;
+    case MasterAction::kReopenLogs: master->reopenLogs(); return;
+    case MasterAction::kScaleUp: master->supervisor_.scale(+1); return;
+    case MasterAction::kScaleDown: master->supervisor_.scale(-1); return;
+    case MasterAction::kUpgrade: master->upgrade(); return;
+    case MasterAction::kProfile:
       spdlog::info("SIGTRAP: forwarded the profiling toggle to {} workers", master->supervisor_.signalReady(SIGTRAP));
-      return;
-    case SIGUSR2:
-      master->upgrade();
       return;
   }
 }
@@ -184,87 +173,39 @@ void Master::onAutoProfile(evutil_socket_t, short, void* self) {
   if (!master->stopping_) master->autoProfiler_.sample(master->supervisor_.generation());
 }
 
-// The workers write the files and count them; the master says where they landed.
-void Master::logFinishedProfiles() {
-  stats::Snapshot snapshot = stats::takeSnapshot(segment_);
-  std::map<pid_t, uint64_t> now;
-  for (const auto& w : snapshot.workers) {
-    now[w.pid] = w.profilesWritten;
-    auto before = profilesReported_.find(w.pid);
-    uint64_t fresh = w.profilesWritten - (before == profilesReported_.end() ? 0 : before->second);
-    if (fresh == 0) continue;
-    auto file = profileDir_.newestProfileOf(w.pid).value_or("(file not found)");
-    if (fresh == 1) {
-      spdlog::info("worker {} (pid {}) wrote CPU profile {}", w.index, w.pid, file);
-    } else {
-      spdlog::info("worker {} (pid {}) wrote {} CPU profiles, the newest {}", w.index, w.pid, fresh, file);
-    }
-  }
-  profilesReported_ = std::move(now);
-}
-
 void Master::onTick(evutil_socket_t, short, void* self) {
-  auto* master = static_cast<Master*>(self);
-  master->supervisor_.tick();
-  master->logFinishedProfiles();
-  master->notify_.watchdogTick();
-  if (!master->announcedReady_ && !master->stopping_ && master->supervisor_.allServing()) master->becomeReady();
-  if (master->reloadQueued_ && !master->supervisor_.switching()) master->reload();
-  if (master->reloadNotified_ && !master->supervisor_.switching()) {
-    master->reloadNotified_ = false;
-    master->notify_.ready();
-  }
-  if (++master->ticks_ % 10 == 0) {
-    master->publishStatus();
-    if (unsigned n = master->supervisor_.reclaimOrphanSlots()) {
-      spdlog::warn("folded {} stats slot(s) left by a master that died", n);
+  static_cast<Master*>(self)->periodic_.runDue(Periodic::Clock::now());
+}
+
+// In the order they run at each tick.
+void Master::addPeriodicJobs() {
+  using std::chrono::milliseconds;
+  periodic_.add("supervise: heartbeats, restarts, reload progress, drain deadlines", milliseconds(100),
+                [this] { supervisor_.tick(); });
+  periodic_.add("report finished CPU profiles", milliseconds(100), [this] { logFinishedProfiles(); });
+  periodic_.add("systemd watchdog", milliseconds(100), [this] { notify_.watchdogTick(); });
+  periodic_.add("readiness and queued reloads", milliseconds(100), [this] {
+    if (!announcedReady_ && !stopping_ && supervisor_.allServing()) becomeReady();
+    if (reloadQueued_ && !supervisor_.switching()) reload();
+    if (reloadNotified_ && !supervisor_.switching()) {
+      reloadNotified_ = false;
+      notify_.ready();
     }
-  }
-  if (master->stopping_) {
-    if (master->supervisor_.noneRunning()) {
-      event_base_loopexit(master->base_.get(), nullptr);
-    } else if (std::chrono::steady_clock::now() >= master->stopDeadline_) {
+  });
+  periodic_.add("systemd status line", milliseconds(1000), [this] { publishStatus(); });
+  periodic_.add("fold slots of a dead master", milliseconds(1000), [this] {
+    if (unsigned n = supervisor_.reclaimOrphanSlots()) spdlog::warn("folded {} stats slot(s) left by a master that died", n);
+  });
+  periodic_.add("stop when the workers are gone", milliseconds(100), [this] {
+    if (!stopping_) return;
+    if (supervisor_.noneRunning()) {
+      event_base_loopexit(base_.get(), nullptr);
+    } else if (std::chrono::steady_clock::now() >= stopDeadline_) {
       spdlog::warn("workers still running at the stop deadline; killing them");
-      master->supervisor_.killAll();
-      master->stopDeadline_ = std::chrono::steady_clock::now() + kFastStopGrace;
+      supervisor_.killAll();
+      stopDeadline_ = std::chrono::steady_clock::now() + kFastStopGrace;
     }
-  }
-}
-
-void Master::becomeReady() {
-  if (start_.upgradeFrom) {
-    // The old master renamed its pidfile to .oldbin when it started us.
-    try {
-      pidfile_.emplace(pidfilePath_);
-    } catch (const std::exception& e) {
-      spdlog::critical("binary upgrade: {}", e.what());
-      reportDaemonFailure(start_.readyFd, e.what());
-      start_.readyFd = -1;
-      beginStop(false);
-      return;
-    }
-    segment_.claimName();
-  }
-  announcedReady_ = true;
-  spdlog::info("ready: {} workers serving", supervisor_.count());
-  notify_.ready(start_.upgradeFrom ? ::getpid() : 0);
-  if (start_.readyFd >= 0) {
-    ssize_t ignored = ::write(start_.readyFd, "READY\n", 6);
-    (void)ignored;
-    ::close(start_.readyFd);
-    start_.readyFd = -1;
-  }
-}
-
-void Master::publishStatus() {
-  if (!notify_.enabled()) return;
-  stats::Snapshot snapshot = stats::takeSnapshot(segment_);
-  uint64_t requests = snapshot.total().counters[size_t(stats::Counter::kRequestsReceived)];
-  uint64_t perSecond = requests >= lastRequests_ ? requests - lastRequests_ : 0;
-  lastRequests_ = requests;
-  notify_.status(fmt::format("{} of {} workers serving, generation {}, {} req/s, {} connections",
-                             supervisor_.servingCount(), supervisor_.count(), supervisor_.generation(), perSecond,
-                             snapshot.connected()));
+  });
 }
 
 void Master::reap() {
@@ -295,40 +236,19 @@ void Master::reload() {
   notify_.reloading();
   // READY=1 follows once the new generation serves, or at once if refused.
   reloadNotified_ = true;
-  Config next;
-  try {
-    next = loadConfig(configPath_, overrides_);
-  } catch (const std::exception& e) {
-    spdlog::error("reload: {}; generation {} keeps serving", e.what(), supervisor_.generation());
-    return;
-  }
-  auto keep = [&](const char* key, auto& nextValue, const auto& current) {
-    if (nextValue != current) {
-      spdlog::warn("reload: {} changes only on restart; keeping the current value", key);
-      nextValue = current;
-    }
-  };
-  // Before the workers' settings are derived: what is kept must reach them unchanged.
-  keep("name", next.name, config_.name);
-  keep("pid_file", next.pidFile, config_.pidFile);
-  keep("max_workers", next.maxWorkers, config_.maxWorkers);
-  keep("metrics.listen", next.metricsListen, config_.metricsListen);
-  keep("profile.dir", next.profile.dir, config_.profile.dir);
-  keep("profile.http", next.profile.http, config_.profile.http);
-  keep("user", next.user, config_.user);
-  keep("group", next.group, config_.group);
+  ReloadPlan plan;
   GenerationSettings settings;
   try {
-    settings = settingsFrom(next);
+    plan = planReload(config_, loadConfig(configPath_, overrides_));
+    for (const auto& key : plan.kept) spdlog::warn("reload: {} changes only on restart; keeping the current value", key);
+    if (!plan.refusal.empty()) throw ConfigError(plan.refusal);
+    // From the plan, not the file: what is kept must reach the new workers unchanged.
+    settings = settingsFrom(plan.next);
   } catch (const std::exception& e) {
     spdlog::error("reload: {}; generation {} keeps serving", e.what(), supervisor_.generation());
     return;
   }
-  if (next.effectiveWorkers() > config_.maxWorkers) {
-    spdlog::error("reload: workers {} exceeds max_workers {}; generation {} keeps serving", next.effectiveWorkers(),
-                  config_.maxWorkers, supervisor_.generation());
-    return;
-  }
+  Config& next = plan.next;
   if (next.logFile != config_.logFile && !next.logFile.empty()) {
     try {
       redirectOutputTo(next.logFile);
@@ -347,101 +267,6 @@ void Master::reload() {
   autoProfiler_.setConfig(next.profile.autoProfile);
   config_ = next;
   armAutoProfiler();
-}
-
-std::vector<std::string> Master::upgradeArgv() const {
-  std::vector<std::string> argv = {selfExe_};
-  if (!configPath_.empty()) argv.insert(argv.end(), {"-c", configPath_});
-  for (const auto& l : overrides_.listen) argv.insert(argv.end(), {"--listen", l});
-  if (overrides_.workers) argv.insert(argv.end(), {"--workers", std::to_string(*overrides_.workers)});
-  if (overrides_.metricsListen) argv.insert(argv.end(), {"--metrics-listen", *overrides_.metricsListen});
-  argv.insert(argv.end(), {"--pid-file", pidfilePath_});
-  if (overrides_.name) argv.insert(argv.end(), {"--name", *overrides_.name});
-  return argv;
-}
-
-// nginx's model: the new binary starts as our child on our sockets; we keep
-// serving beside it until told QUIT, and take everything back if it fails.
-void Master::upgrade() {
-  if (stopping_) return;
-  if (upgrade_.active()) {
-    spdlog::warn("SIGUSR2: a new master (pid {}) is already {}; ignoring", upgrade_.pid(),
-                 upgrade_.ready() ? "serving (send this master QUIT to finish the upgrade)" : "starting");
-    return;
-  }
-  if (!pidfile_) {
-    spdlog::warn("SIGUSR2: this master is still starting as an upgrade; ignoring");
-    return;
-  }
-  // nginx's rule: while the master we replaced still runs, its pidfile is
-  // our .oldbin; another upgrade would rename ours over it, and QUIT sent to
-  // "the old master" would reach the wrong one. The old master is our parent
-  // until it exits.
-  if (start_.upgradeFrom && ::getppid() == start_.upgradeFrom) {
-    spdlog::warn("SIGUSR2: ignoring: the master this one replaced (pid {}, pidfile {}.oldbin) still runs; send it "
-                 "QUIT (kill -QUIT {}) and upgrade again once it has exited",
-                 start_.upgradeFrom, pidfilePath_, start_.upgradeFrom);
-    return;
-  }
-  SpawnRequest request;
-  request.argv = upgradeArgv();
-  request.env = listeners_.handoverEnvironment(request.inheritFds);
-  request.inheritFds.push_back(admin_->listenerFd());
-  request.env.push_back(fmt::format("{}={}", BinaryUpgrade::kAdminFdEnv, admin_->listenerFd()));
-  std::string oldbin = pidfilePath_ + ".oldbin";
-  try {
-    pidfile_->moveTo(oldbin);
-  } catch (const std::exception& e) {
-    spdlog::error("SIGUSR2: binary upgrade not started: {}", e.what());
-    return;
-  }
-  try {
-    upgrade_.start(request, config_.workerTimeout + std::chrono::seconds(5));
-  } catch (const std::exception& e) {
-    spdlog::error("SIGUSR2: binary upgrade: cannot start {}: {}; this master keeps serving", selfExe_, e.what());
-    try {
-      pidfile_->moveTo(pidfilePath_);
-    } catch (const std::exception& e2) {
-      spdlog::error("binary upgrade: {}", e2.what());
-    }
-    return;
-  }
-  spdlog::info("SIGUSR2: binary upgrade: started {} as master pid {}; this master's pidfile is now {}", selfExe_,
-               upgrade_.pid(), oldbin);
-}
-
-void Master::onUpgradeReady(pid_t pid) {
-  spdlog::info("binary upgrade: new master pid {} serves; this master (pid {}, pidfile {}) serves beside it until "
-               "it gets SIGQUIT",
-               pid, ::getpid(), pidfile_ ? pidfile_->path() : "");
-}
-
-void Master::onUpgradeFailed(const std::string& why) {
-  spdlog::error("binary upgrade failed: {}; master pid {} serves on", why, ::getpid());
-  if (pidfile_ && pidfile_->path() != pidfilePath_) reclaimPidfile();
-  segment_.claimName();
-  supervisor_.storeGeneration();
-  if (!stopping_) notify_.ready(::getpid());
-}
-
-// A master nobody can find through its pidfile cannot be stopped, reloaded or
-// upgraded by `tcpfork -s`: take the file back, or make a new one, or stop.
-void Master::reclaimPidfile() {
-  try {
-    pidfile_->moveTo(pidfilePath_);
-    return;
-  } catch (const std::exception& e) {
-    spdlog::error("binary upgrade: {}; writing a new pidfile", e.what());
-  }
-  try {
-    pidfile_.reset();
-    pidfile_.emplace(pidfilePath_);
-  } catch (const std::exception& e) {
-    spdlog::critical("binary upgrade: {}: this master could no longer be signalled through a pidfile; stopping it "
-                     "gracefully",
-                     e.what());
-    beginStop(true);
-  }
 }
 
 void Master::reopenLogs() {

@@ -20,6 +20,7 @@
 #include "master/identity.h"
 #include "master/listeners.h"
 #include "master/metrics_collector.h"
+#include "master/periodic.h"
 #include "master/pidfile.h"
 #include "master/pprof_endpoint.h"
 #include "master/profile_dir.h"
@@ -53,6 +54,7 @@ class Master {
  private:
   static void onSignal(evutil_socket_t signal, short what, void* self);
   static void onTick(evutil_socket_t fd, short what, void* self);
+  void addPeriodicJobs();
   static void onAutoProfile(evutil_socket_t fd, short what, void* self);
   void armAutoProfiler();
   void logFinishedProfiles();
@@ -92,12 +94,12 @@ class Master {
   std::map<pid_t, uint64_t> profilesReported_;  // per worker pid, profiles already logged
   std::vector<EventPtr> signalEvents_;
   EventPtr tick_;
+  Periodic periodic_;
   BinaryUpgrade upgrade_;
   SystemdNotify notify_;
   bool announcedReady_ = false;
   bool reloadNotified_ = false;  // RELOADING=1 sent, READY=1 owed
   bool reloadQueued_ = false;    // a HUP came while a generation was starting
-  unsigned ticks_ = 0;
   uint64_t lastRequests_ = 0;
   bool stopping_ = false;
   std::chrono::steady_clock::time_point stopDeadline_;

@@ -1,0 +1,71 @@
+// What the Master tells the outside about itself: readiness (the pidfile of
+// an upgrade, sd_notify READY=1 and the daemon's readiness pipe), the
+// systemd status line, and where the workers' CPU profiles landed.
+#include "master/master.h"
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "master/daemon.h"
+#include "stats/snapshot.h"
+
+namespace tcpfork {
+
+void Master::becomeReady() {
+  if (start_.upgradeFrom) {
+    // The old master renamed its pidfile to .oldbin when it started us.
+    try {
+      pidfile_.emplace(pidfilePath_);
+    } catch (const std::exception& e) {
+      spdlog::critical("binary upgrade: {}", e.what());
+      reportDaemonFailure(start_.readyFd, e.what());
+      start_.readyFd = -1;
+      beginStop(false);
+      return;
+    }
+    segment_.claimName();
+  }
+  announcedReady_ = true;
+  spdlog::info("ready: {} workers serving", supervisor_.count());
+  notify_.ready(start_.upgradeFrom ? ::getpid() : 0);
+  if (start_.readyFd >= 0) {
+    ssize_t ignored = ::write(start_.readyFd, "READY\n", 6);
+    (void)ignored;
+    ::close(start_.readyFd);
+    start_.readyFd = -1;
+  }
+}
+
+void Master::publishStatus() {
+  if (!notify_.enabled()) return;
+  stats::Snapshot snapshot = stats::takeSnapshot(segment_);
+  uint64_t requests = snapshot.total().counters[size_t(stats::Counter::kRequestsReceived)];
+  uint64_t perSecond = requests >= lastRequests_ ? requests - lastRequests_ : 0;
+  lastRequests_ = requests;
+  notify_.status(fmt::format("{} of {} workers serving, generation {}, {} req/s, {} connections",
+                             supervisor_.servingCount(), supervisor_.count(), supervisor_.generation(), perSecond,
+                             snapshot.connected()));
+}
+
+// The workers write the files and count them; the master says where they landed.
+void Master::logFinishedProfiles() {
+  stats::Snapshot snapshot = stats::takeSnapshot(segment_);
+  std::map<pid_t, uint64_t> now;
+  for (const auto& w : snapshot.workers) {
+    now[w.pid] = w.profilesWritten;
+    auto before = profilesReported_.find(w.pid);
+    uint64_t fresh = w.profilesWritten - (before == profilesReported_.end() ? 0 : before->second);
+    if (fresh == 0) continue;
+    auto file = profileDir_.newestProfileOf(w.pid).value_or("(file not found)");
+    if (fresh == 1) {
+      spdlog::info("worker {} (pid {}) wrote CPU profile {}", w.index, w.pid, file);
+    } else {
+      spdlog::info("worker {} (pid {}) wrote {} CPU profiles, the newest {}", w.index, w.pid, fresh, file);
+    }
+  }
+  profilesReported_ = std::move(now);
+}
+
+}  // namespace tcpfork
