@@ -20,8 +20,6 @@ namespace {
 
 using namespace protocol;
 
-std::string addr(int port) { return "127.0.0.1:" + std::to_string(port); }
-
 TEST(ClientSend, PrintsTheAck) {
   RunningWorker worker;
   auto run = runClient({"send", "--addr", addr(worker.port()), "--id", "7", "--payload", "hi"});

@@ -46,7 +46,7 @@ TEST(Exhaustion, AcceptOutOfDescriptorsPausesCountsAndRecovers) {
   int served = 0;
   for (size_t i = 0; i < held.size(); ++i) {
     held[i]->send(submitFrame(i));
-    if (held[i]->read(14) == submitAckFrame(i)) ++served;
+    if (held[i]->read(kAckBytes) == submitAckFrame(i)) ++served;
   }
   EXPECT_EQ(served, int(held.size())) << master.log();
   EXPECT_TRUE(master.roundTrip(99));
@@ -58,7 +58,7 @@ TEST(Exhaustion, MaxConnectionsRejectsCountsAndRecovers) {
   for (uint64_t i = 0; i < 5; ++i) {
     held.push_back(std::make_unique<TestConnection>(master.port(), 3s));
     held.back()->send(submitFrame(i));
-    ASSERT_EQ(held.back()->read(14), submitAckFrame(i));
+    ASSERT_EQ(held.back()->read(kAckBytes), submitAckFrame(i));
   }
   TestConnection extra(master.port());
   EXPECT_TRUE(extra.closedWithin(3s));

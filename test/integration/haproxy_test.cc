@@ -28,8 +28,6 @@ namespace {
 
 std::string shippedConfig() { return readFile(std::string(TCPFORK_SOURCE_DIR) + "/deploy/haproxy/haproxy.cfg"); }
 
-std::string addr(int port) { return "127.0.0.1:" + std::to_string(port); }
-
 std::vector<std::byte> fromHex(const std::string& hex) {
   std::vector<std::byte> bytes;
   for (size_t i = 0; i + 1 < hex.size(); i += 2) bytes.push_back(std::byte(std::stoi(hex.substr(i, 2), nullptr, 16)));

@@ -53,10 +53,8 @@ void expectRssUnderBound(size_t peak) {
   }
 }
 
-double value(const RunningMaster& master, const std::string& series) { return metricValue(master.scrape(), series); }
-
 bool connectedBecomes(const RunningMaster& master, double count, std::chrono::milliseconds timeout) {
-  return waitUntil([&] { return value(master, "tcp_server_client_connected") == count; }, timeout);
+  return waitUntil([&] { return master.metric("tcp_server_client_connected") == count; }, timeout);
 }
 
 void report(const char* test, size_t rssPeak, const nlohmann::json& bystander) {
@@ -141,8 +139,8 @@ TEST(Hostile, MalformedFramesFromManyConnectionsGetTheirAcksThenEof) {
   int rounds = roundsFor([&](int) { malformedStorm(master.port(), expected); });
   for (const auto& [reason, count] : expected) {
     std::string series = "tcp_server_protocol_errors_total{reason=\"" + reason + "\"}";
-    EXPECT_TRUE(waitUntil([&] { return value(master, series) == count; }, 5s))
-        << series << " is " << value(master, series) << ", want " << count;
+    EXPECT_TRUE(waitUntil([&] { return master.metric(series) == count; }, 5s))
+        << series << " is " << master.metric(series) << ", want " << count;
   }
   EXPECT_TRUE(connectedBecomes(master, Bystander::kConnections, 10s)) << master.scrape();
   auto figures = bystander.stop();
@@ -184,7 +182,7 @@ TEST(Hostile, TwoGibClaimedLengthsAreClosedAtOnceAndNotBuffered) {
   EXPECT_LT(slowest, 2s);
   for (const auto& [claim, reason] : claims) {
     std::string series = std::string("tcp_server_protocol_errors_total{reason=\"") + reason + "\"}";
-    EXPECT_EQ(value(master, series), double(kPerClaim * rounds)) << series;
+    EXPECT_EQ(master.metric(series), double(kPerClaim * rounds)) << series;
   }
   size_t peak = rss.peak();
   // Growth allowed: noise from the bystander and 16 connections' bookkeeping.
@@ -221,7 +219,7 @@ TEST(Hostile, SlowlorisFramesAreCutOffAfterIdleTimeout) {
     setNoDelay(t.connection->fd());
     if (i % 2 == 1) {
       t.connection->send(submitFrame(i));
-      ASSERT_EQ(t.connection->read(14), submitAckFrame(i));
+      ASSERT_EQ(t.connection->read(kAckBytes), submitAckFrame(i));
     }
     t.frame = submitFrame(100 + i, std::string(1000, 's'));  // 1017 bytes: 100 s at this pace
   }
@@ -251,7 +249,7 @@ TEST(Hostile, SlowlorisFramesAreCutOffAfterIdleTimeout) {
     EXPECT_LT(*tricklers[i].closedAfter, 3s) << "trickler " << i;
     latest = std::max(latest, *tricklers[i].closedAfter);
   }
-  EXPECT_EQ(value(master, "tcp_server_idle_timeouts_total"), double(kTricklers));
+  EXPECT_EQ(master.metric("tcp_server_idle_timeouts_total"), double(kTricklers));
   EXPECT_TRUE(master.waitForLog("a frame has trickled in for over idle_timeout", 2s)) << master.log();
   tricklers.clear();
   EXPECT_TRUE(connectedBecomes(master, Bystander::kConnections, 5s)) << master.scrape();
@@ -281,7 +279,7 @@ TEST(Hostile, AWorkerStalledPastIdleTimeoutKeepsTheConnectionsThatSent) {
   roundsFor([&](int i) { ASSERT_TRUE(master.roundTrip(uint64_t(i))) << "round trip " << i; });
   auto figures = bystander.stop();
   expectFullService(figures);
-  EXPECT_EQ(value(master, "tcp_server_idle_timeouts_total"), 1) << "only the silent connection was idle";
+  EXPECT_EQ(master.metric("tcp_server_idle_timeouts_total"), 1) << "only the silent connection was idle";
   EXPECT_EQ(master.servingPids(), std::set<pid_t>{worker});
   std::cout << "stalled worker: bystander " << summary(figures) << "\n";
 }
@@ -300,30 +298,30 @@ TEST(Hostile, AConnectionServedAfterAStallGetsAWholeIdleTimeout) {
   auto attempt = [&](uint64_t firstId) -> std::optional<bool> {
     TestConnection c(master.port());
     c.send(submitFrame(firstId));
-    if (c.read(14) != submitAckFrame(firstId)) return false;
+    if (c.read(kAckBytes) != submitAckFrame(firstId)) return false;
     auto lastServed = Clock::now();  // the worker's idle deadline is about a second after this
     ::kill(worker, SIGSTOP);
     std::this_thread::sleep_until(lastServed + 900ms);
     c.send(submitFrame(firstId + 1));  // waits in the socket for the stopped worker
     std::this_thread::sleep_until(lastServed + 1500ms);
     ::kill(worker, SIGCONT);
-    if (c.read(14) != submitAckFrame(firstId + 1)) return false;
+    if (c.read(kAckBytes) != submitAckFrame(firstId + 1)) return false;
     auto answered = Clock::now();
     // Past the missed deadline plus idle_timeout, well inside a second from now.
     std::this_thread::sleep_until(std::max(lastServed + 2200ms, answered + 200ms));
     if (Clock::now() - answered > 800ms) return std::nullopt;
     c.send(submitFrame(firstId + 2));
-    return c.read(14) == submitAckFrame(firstId + 2);
+    return c.read(kAckBytes) == submitAckFrame(firstId + 2);
   };
   std::optional<bool> served;
   double idleBefore = 0;  // a discarded round may rightly have ended in an idle timeout
   for (uint64_t round = 0; round < 3 && !served; ++round) {
-    idleBefore = value(master, "tcp_server_idle_timeouts_total");
+    idleBefore = master.metric("tcp_server_idle_timeouts_total");
     served = attempt(round * 3);
   }
   ASSERT_TRUE(served.has_value()) << "descheduled in every round";
   EXPECT_TRUE(*served) << "closed as idle less than idle_timeout after it was served\n" << master.log();
-  EXPECT_EQ(value(master, "tcp_server_idle_timeouts_total"), idleBefore);
+  EXPECT_EQ(master.metric("tcp_server_idle_timeouts_total"), idleBefore);
 }
 
 TEST(Hostile, TenThousandAbandonedConnectionsLeaveServiceIntact) {

@@ -33,8 +33,6 @@ size_t count(const std::string& haystack, const std::string& needle) {
   return n;
 }
 
-std::string addr(int port) { return "127.0.0.1:" + std::to_string(port); }
-
 // Sum of "requests=N" over the workers' exit lines: what the server read.
 uint64_t requestsReadByWorkers(const std::string& log) {
   uint64_t total = 0;
@@ -200,7 +198,7 @@ TEST(Master, QuitDrainsAndCleansUp) {
   RunningMaster master(2, "drain_timeout: 5s\n");
   TestConnection c(master.port());
   for (uint64_t i = 0; i < 50; ++i) c.send(submitFrame(i));
-  for (uint64_t i = 0; i < 50; ++i) ASSERT_EQ(c.read(14), submitAckFrame(i));
+  for (uint64_t i = 0; i < 50; ++i) ASSERT_EQ(c.read(kAckBytes), submitAckFrame(i));
   auto workers = master.servingPids();
   master.process().signal(SIGQUIT);
   EXPECT_TRUE(c.closedWithin(5s));
@@ -480,7 +478,7 @@ TEST(Master, ServesSocketsHandedOverBySystemd) {
       5s));
   TestConnection c(port, 5s);
   c.send(submitFrame(5));
-  EXPECT_EQ(c.read(14), submitAckFrame(5)) << readFile(log);
+  EXPECT_EQ(c.read(kAckBytes), submitAckFrame(5)) << readFile(log);
   EXPECT_TRUE(waitUntil([&] { return readFile(log).find("ready: 2 workers serving") != std::string::npos; }, 5s));
   EXPECT_NE(readFile(log).find("127.0.0.1:" + std::to_string(port) + " (from systemd, shared by all workers)"),
             std::string::npos)

@@ -21,27 +21,23 @@
 namespace tcpfork::test {
 namespace {
 
-std::string addr(int port) { return "127.0.0.1:" + std::to_string(port); }
-
 void load(const RunningMaster& master, uint64_t requests, unsigned connections = 4) {
   ToolRun run = runClient({"bench", "--addr", addr(master.port()), "-n", std::to_string(requests), "-c",
                            std::to_string(connections), "-w", "16", "-q"});
   ASSERT_EQ(run.exitCode, 0) << run.output;
 }
 
-double value(const RunningMaster& master, const std::string& series) { return metricValue(master.scrape(), series); }
-
 TEST(Metrics, CountExactlyWhatTheClientSent) {
   RunningMaster master(2);
   load(master, 5000, 4);
   // Connections close after the bench; the workers see it within a loop turn.
-  ASSERT_TRUE(waitUntil([&] { return value(master, "tcp_server_client_connected") == 0; }, 5s)) << master.scrape();
+  ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_client_connected") == 0; }, 5s)) << master.scrape();
   std::string m = master.scrape();
   EXPECT_EQ(metricValue(m, "tcp_server_req_recv_total"), 5000);
   EXPECT_EQ(metricValue(m, "tcp_server_rsp_send_total"), 5000);
   EXPECT_EQ(metricValue(m, "tcp_server_connections_accepted_total"), 4);
   EXPECT_EQ(metricValue(m, "tcp_server_bytes_received_total"), 5000 * 29);
-  EXPECT_EQ(metricValue(m, "tcp_server_bytes_sent_total"), 5000 * 14);
+  EXPECT_EQ(metricValue(m, "tcp_server_bytes_sent_total"), 5000 * kAckBytes);
   EXPECT_EQ(metricValue(m, "tcp_server_request_duration_seconds_count"), 5000);
   EXPECT_EQ(metricValue(m, "tcp_server_workers{state=\"serving\"}"), 2);
   EXPECT_EQ(metricValue(m, "tcp_server_generation"), 1);
@@ -67,7 +63,7 @@ TEST(Metrics, EverySeriesOnceWhileAnIndexDrainsAndIsReplaced) {
   // there keeps it draining for the rest of the test.
   std::vector<std::unique_ptr<TestConnection>> held;
   for (int i = 0; i < 24; ++i) held.push_back(std::make_unique<TestConnection>(master.port()));
-  ASSERT_TRUE(waitUntil([&] { return value(master, "tcp_server_client_connected") == 24; }, 5s)) << master.scrape();
+  ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_client_connected") == 24; }, 5s)) << master.scrape();
   master.process().signal(SIGTTOU);
   ASSERT_TRUE(master.waitForLog("graceful stop: draining", 5s)) << master.log();
   ::kill(retiring, SIGSTOP);
@@ -97,24 +93,24 @@ TEST(Metrics, EverySeriesOnceWhileAnIndexDrainsAndIsReplaced) {
 TEST(Metrics, CountersNeverGoBackAcrossKillAndReload) {
   RunningMaster master(2);
   load(master, 20000, 8);
-  double before = value(master, "tcp_server_req_recv_total");
+  double before = master.metric("tcp_server_req_recv_total");
   ASSERT_EQ(before, 20000);
 
   for (pid_t pid : master.servingPids()) ::kill(pid, SIGKILL);
-  ASSERT_TRUE(waitUntil([&] { return value(master, "tcp_server_worker_restarts_total") == 2; }, 5s))
+  ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_worker_restarts_total") == 2; }, 5s))
       << master.scrape();
   ASSERT_TRUE(master.waitServing(2, 5s));
-  EXPECT_EQ(value(master, "tcp_server_req_recv_total"), before) << "a killed worker's counts were lost";
+  EXPECT_EQ(master.metric("tcp_server_req_recv_total"), before) << "a killed worker's counts were lost";
 
   master.process().signal(SIGHUP);
   ASSERT_TRUE(master.waitForLog("reload: generation 2 serving", 10s));
-  ASSERT_TRUE(waitUntil([&] { return value(master, "tcp_server_workers{state=\"draining\"}") == 0; }, 10s));
-  EXPECT_EQ(value(master, "tcp_server_req_recv_total"), before) << "the old generation's counts were lost";
-  EXPECT_EQ(value(master, "tcp_server_reloads_total"), 1);
+  ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_workers{state=\"draining\"}") == 0; }, 10s));
+  EXPECT_EQ(master.metric("tcp_server_req_recv_total"), before) << "the old generation's counts were lost";
+  EXPECT_EQ(master.metric("tcp_server_reloads_total"), 1);
 
   load(master, 1000, 2);
-  EXPECT_EQ(value(master, "tcp_server_req_recv_total"), before + 1000);
-  EXPECT_EQ(value(master, "tcp_server_rsp_send_total"), before + 1000);
+  EXPECT_EQ(master.metric("tcp_server_req_recv_total"), before + 1000);
+  EXPECT_EQ(master.metric("tcp_server_rsp_send_total"), before + 1000);
 }
 
 TEST(Metrics, CountProtocolErrorsByReason) {
@@ -126,16 +122,16 @@ TEST(Metrics, CountProtocolErrorsByReason) {
     EXPECT_TRUE(c.closedWithin(3s));
   }
   ASSERT_TRUE(waitUntil(
-      [&] { return value(master, "tcp_server_protocol_errors_total{reason=\"length_too_long\"}") == 1; }, 5s))
+      [&] { return master.metric("tcp_server_protocol_errors_total{reason=\"length_too_long\"}") == 1; }, 5s))
       << master.scrape();
-  EXPECT_EQ(value(master, "tcp_server_protocol_errors_total{reason=\"unknown_command\"}"), 0);
+  EXPECT_EQ(master.metric("tcp_server_protocol_errors_total{reason=\"unknown_command\"}"), 0);
 }
 
 TEST(Metrics, UseTheConfiguredNamespace) {
   RunningMaster master(1, "metrics:\n  listen: 127.0.0.1:0\n  namespace: tcp_server_demo2\n");
   load(master, 100, 1);
-  EXPECT_EQ(value(master, "tcp_server_demo2_req_recv_total"), 100);
-  EXPECT_EQ(value(master, "tcp_server_req_recv_total"), -1);
+  EXPECT_EQ(master.metric("tcp_server_demo2_req_recv_total"), 100);
+  EXPECT_EQ(master.metric("tcp_server_req_recv_total"), -1);
 }
 
 TEST(Metrics, PromtoolAcceptsTheExposition) {
@@ -173,7 +169,7 @@ TEST(Admin, HealthzFailsWhileStopping) {
   RunningMaster master(1, "drain_timeout: 5s\n");
   TestConnection lingering(master.port());  // keeps the drain going until it closes
   lingering.send(submitFrame(1));
-  ASSERT_EQ(lingering.read(14), submitAckFrame(1));
+  ASSERT_EQ(lingering.read(kAckBytes), submitAckFrame(1));
   master.process().signal(SIGQUIT);
   ASSERT_TRUE(waitUntil([&] { return httpGet(master.metricsPort(), "/healthz").status == 503; }, 3s));
   EXPECT_NE(httpGet(master.metricsPort(), "/healthz").body.find("unhealthy"), std::string::npos);
@@ -184,7 +180,7 @@ TEST(Admin, HealthzFailsWhileStopping) {
 TEST(StatsCli, OnceJsonMatchesTheMetrics) {
   RunningMaster master(2);
   load(master, 3000, 3);
-  ASSERT_TRUE(waitUntil([&] { return value(master, "tcp_server_client_connected") == 0; }, 5s));
+  ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_client_connected") == 0; }, 5s));
   ToolRun stats = runTool("tcpfork-stats", {"--name", master.name(), "--once", "--json"});
   ASSERT_EQ(stats.exitCode, 0) << stats.output;
   auto json = nlohmann::json::parse(stats.output);

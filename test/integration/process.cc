@@ -207,6 +207,10 @@ std::vector<std::byte> concat(std::vector<std::byte> a, const std::vector<std::b
   return a;
 }
 
+std::string addr(int port) {
+  return "127.0.0.1:" + std::to_string(port);
+}
+
 std::vector<std::byte> submitFrame(uint64_t n, std::string_view payload) {
   auto bytes = protocol::asBytes(payload);
   std::vector<std::byte> frame(protocol::requestFrameBytes(bytes.size()));

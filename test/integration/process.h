@@ -14,6 +14,7 @@
 
 #include "base/socket.h"
 #include "base/unique_fd.h"
+#include "protocol/frame.h"
 
 namespace tcpfork::test {
 
@@ -80,6 +81,12 @@ class TestConnection {
 // Bytes from literal values, for hand-made frames.
 std::vector<std::byte> bytes(std::initializer_list<int> values);
 std::vector<std::byte> concat(std::vector<std::byte> a, const std::vector<std::byte>& b);
+
+// The size of every ack (ConnAck and SubmitAck): length, command, ID, result.
+inline constexpr size_t kAckBytes = protocol::kAckFrameBytes;
+
+// "127.0.0.1:PORT", for the client's --addr.
+std::string addr(int port);
 
 // Bytes of one Submit with id formatId(n) and `payload`.
 std::vector<std::byte> submitFrame(uint64_t n, std::string_view payload = "hello");

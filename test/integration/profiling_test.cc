@@ -53,10 +53,6 @@ std::string profileYaml(const std::string& dir, const std::string& more = "") {
   return "profile:\n  dir: " + dir + "\n" + more;
 }
 
-double scraped(const RunningMaster& master, const std::string& series) {
-  return metricValue(master.scrape(), series);
-}
-
 BackgroundClient load(const RunningMaster& master, int seconds) {
   return BackgroundClient({"--addr", "127.0.0.1:" + std::to_string(master.port()), "-c", "8", "-w", "64", "-d",
                            std::to_string(seconds), "-q"});
@@ -99,12 +95,12 @@ TEST_F(Profiling, TrapThroughTheMasterProfilesEveryWorker) {
   BackgroundClient bench = loadOnEveryWorker(master, 2, 60);
   ToolRun start = runTool("tcpfork", {"-c", master.configPath(), "-s", "profile"});
   ASSERT_EQ(start.exitCode, 0) << start.output;
-  ASSERT_TRUE(waitUntil([&] { return scraped(master, "tcp_server_profiling_active") == 2; }, 5s)) << master.log();
+  ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_profiling_active") == 2; }, 5s)) << master.log();
   // Let the profilers take samples under load: this wait is the profiling window.
   std::this_thread::sleep_for(1500ms);
   runTool("tcpfork", {"-c", master.configPath(), "-s", "profile"});
   ASSERT_TRUE(master.waitForLog("wrote CPU profile", 5s, 2)) << master.log();
-  EXPECT_EQ(scraped(master, "tcp_server_profiling_active"), 0);
+  EXPECT_EQ(master.metric("tcp_server_profiling_active"), 0);
 
   auto profiles = filesEndingWith(dir.path, ".prof");
   ASSERT_EQ(profiles.size(), 2u);
@@ -135,7 +131,7 @@ TEST_F(Profiling, TrapToOneWorkerStopsByItself) {
   pid_t one = *master.servingPids().begin();
   ::kill(one, SIGTRAP);
   ASSERT_TRUE(waitUntil([&] { return filesEndingWith(dir.path, ".prof").size() == 1; }, 5s)) << master.log();
-  ASSERT_TRUE(waitUntil([&] { return scraped(master, "tcp_server_profiling_active") == 0; }, 3s));
+  ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_profiling_active") == 0; }, 3s));
   auto profiles = filesEndingWith(dir.path, ".prof");
   EXPECT_NE(profiles[0].find("-" + std::to_string(one) + "-"), std::string::npos) << profiles[0];
   EXPECT_EQ(pprofText(profiles[0]).exitCode, 0);
@@ -153,7 +149,7 @@ TEST_F(Profiling, AWorkerKilledMidProfileLeavesNoBrokenFile) {
   EXPECT_TRUE(filesEndingWith(dir.path, ".tmp").empty());
   EXPECT_TRUE(filesEndingWith(dir.path, ".prof").empty());
   EXPECT_TRUE(master.waitServing(1, 5s));
-  EXPECT_EQ(scraped(master, "tcp_server_profiling_active"), 0) << "the replacement inherited a stale flag";
+  EXPECT_EQ(master.metric("tcp_server_profiling_active"), 0) << "the replacement inherited a stale flag";
 }
 
 TEST_F(Profiling, RefusesAProfileDirectoryThatIsASymlink) {
@@ -179,7 +175,7 @@ TEST_F(Profiling, AutoProfilerTriggersOnceThenCoolsDown) {
   ASSERT_TRUE(waitUntil([&] { return filesEndingWith(dir.path, ".prof").size() == 1; }, 5s)) << master.log();
   // Load continues above the threshold for many more samples: the cooldown holds.
   bench.finish();
-  EXPECT_EQ(scraped(master, "tcp_server_auto_profiles_total"), 1);
+  EXPECT_EQ(master.metric("tcp_server_auto_profiles_total"), 1);
   EXPECT_EQ(filesEndingWith(dir.path, ".prof").size(), 1u);
 }
 
@@ -254,7 +250,7 @@ TEST_F(Profiling, EveryProfileOfATrapStormIsReported) {
   // read afresh until the storm is over and they agree.
   auto settled = [&] {
     size_t written = filesEndingWith(dir.path, ".prof").size();
-    return written > 4 && scraped(master, "tcp_server_profiling_active") == 0 && reported() == written;
+    return written > 4 && master.metric("tcp_server_profiling_active") == 0 && reported() == written;
   };
   EXPECT_TRUE(waitUntil(settled, 15s)) << reported() << " reported, " << filesEndingWith(dir.path, ".prof").size()
                                        << " written:\n" << master.log();

@@ -30,7 +30,7 @@ class Connector {
         try {
           TestConnection c(port, 3s);
           c.send(submitFrame(i));
-          ok = c.read(14) == submitAckFrame(i);
+          ok = c.read(kAckBytes) == submitAckFrame(i);
         } catch (const std::exception&) {
         }
         (ok ? succeeded_ : failed_).fetch_add(1);
@@ -55,7 +55,7 @@ TEST(Reload, RefusedWhileTheSegmentHasNoRoomForAnotherGeneration) {
   RunningMaster master(2, "max_workers: 2\ndrain_timeout: 5s\n");
   TestConnection lingering(master.port());  // keeps an old worker draining
   lingering.send(submitFrame(1));
-  ASSERT_EQ(lingering.read(14), submitAckFrame(1));
+  ASSERT_EQ(lingering.read(kAckBytes), submitAckFrame(1));
   master.process().signal(SIGHUP);
   ASSERT_TRUE(master.waitForLog("reload: generation 2 serving", 10s)) << master.log();
   master.process().signal(SIGHUP);
@@ -156,7 +156,7 @@ TEST(Reload, AFailedReloadKeepsTheOldGenerationWholeAndItsSocketsOnly) {
     try {
       TestConnection c(port, 2s);
       c.send(submitFrame(i));
-      if (c.read(14) != submitAckFrame(i)) ++failed;
+      if (c.read(kAckBytes) != submitAckFrame(i)) ++failed;
     } catch (const std::exception&) {
       ++failed;
     }

@@ -86,6 +86,8 @@ std::string RunningMaster::scrape() const {
   return r.status == 200 ? r.body : std::string();
 }
 
+double RunningMaster::metric(const std::string& series) const { return metricValue(scrape(), series); }
+
 std::set<pid_t> workerPids(const std::string& name) {
   std::set<pid_t> pids;
   try {
@@ -159,8 +161,8 @@ bool RunningMaster::waitServing(size_t count, std::chrono::milliseconds timeout)
     TestConnection c(port_, 2s);
     c.send(submitFrame(id));
     errno = 0;
-    auto ack = c.read(14);
-    if (ack.size() < 14) {
+    auto ack = c.read(kAckBytes);
+    if (ack.size() < kAckBytes) {
       return ::testing::AssertionFailure() << "request " << id << ": " << ack.size() << " of 14 ack bytes, then "
                                            << (errno ? std::strerror(errno) : "EOF");
     }

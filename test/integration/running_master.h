@@ -29,6 +29,8 @@ class RunningMaster {
   int metricsPort() const { return metricsPort_; }
   // GET /metrics, as text (empty when the scrape failed).
   std::string scrape() const;
+  // One series' value from a fresh scrape (-1 when absent).
+  double metric(const std::string& series) const;
   const std::string& name() const { return name_; }
   const std::string& configPath() const { return configPath_; }
   const std::string& pidFile() const { return pidFile_; }

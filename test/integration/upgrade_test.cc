@@ -23,8 +23,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string addr(int port) { return "127.0.0.1:" + std::to_string(port); }
-
 std::optional<pid_t> pidIn(const std::string& pidFile) {
   try {
     return runningMasterPid(pidFile);

@@ -24,14 +24,14 @@ TEST(Worker, AnswersTheDesignExampleByteForByte) {
   TestConnection c(worker.port());
   c.send(bytes({0x00, 0x00, 0x00, 0x12, 0x02, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x31, 0x68, 0x65, 0x6c,
                 0x6c, 0x6f}));
-  EXPECT_EQ(c.read(14), bytes({0x00, 0x00, 0x00, 0x0e, 0x81, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x31, 0x00}));
+  EXPECT_EQ(c.read(kAckBytes), bytes({0x00, 0x00, 0x00, 0x0e, 0x81, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x31, 0x00}));
 }
 
 TEST(Worker, AnswersConnWithConnAck) {
   RunningWorker worker;
   TestConnection c(worker.port());
   c.send(bytes({0x00, 0x00, 0x00, 0x0d, 0x01, '0', '0', '0', '0', '0', '0', '4', '2'}));
-  EXPECT_EQ(c.read(14), bytes({0x00, 0x00, 0x00, 0x0e, 0x80, '0', '0', '0', '0', '0', '0', '4', '2', 0x00}));
+  EXPECT_EQ(c.read(kAckBytes), bytes({0x00, 0x00, 0x00, 0x0e, 0x80, '0', '0', '0', '0', '0', '0', '4', '2', 0x00}));
 }
 
 TEST(Worker, AcksALoneRequestAtOnce) {
@@ -40,7 +40,7 @@ TEST(Worker, AcksALoneRequestAtOnce) {
   TestConnection c(worker.port(), 2s);
   for (uint64_t i = 1; i <= 3; ++i) {
     c.send(submitFrame(i));
-    EXPECT_EQ(c.read(14), submitAckFrame(i)) << "request " << i;
+    EXPECT_EQ(c.read(kAckBytes), submitAckFrame(i)) << "request " << i;
   }
 }
 
@@ -57,7 +57,7 @@ TEST(Worker, AcksA5000RequestBurstInOrder) {
   auto acks = c.read(expected.size());
   ASSERT_EQ(acks.size(), expected.size());
   for (size_t i = 0; i < 5000; ++i) {
-    ASSERT_EQ(std::memcmp(acks.data() + i * 14, expected.data() + i * 14, 14), 0) << "ack " << i << " out of order";
+    ASSERT_EQ(std::memcmp(acks.data() + i * kAckBytes, expected.data() + i * kAckBytes, 14), 0) << "ack " << i << " out of order";
   }
 }
 
@@ -75,7 +75,7 @@ TEST(Worker, ReassemblesFramesSplitAtEveryPoint) {
     c.send(std::span<const std::byte>(stream.data() + offset, piece));
     offset += piece;
   }
-  for (uint64_t i = 0; i < 20; ++i) ASSERT_EQ(c.read(14), submitAckFrame(i)) << "ack " << i;
+  for (uint64_t i = 0; i < 20; ++i) ASSERT_EQ(c.read(kAckBytes), submitAckFrame(i)) << "ack " << i;
 }
 
 struct MalformedCase {
@@ -92,12 +92,12 @@ TEST_P(WorkerMalformed, FlushesOwedAcksThenClosesOnlyThatConnection) {
   // Three good requests and the bad frame in one write: the acks are owed.
   auto input = concat(concat(concat(submitFrame(1), submitFrame(2)), submitFrame(3)), GetParam().frame);
   offender.send(input);
-  EXPECT_EQ(offender.read(14), submitAckFrame(1));
-  EXPECT_EQ(offender.read(14), submitAckFrame(2));
-  EXPECT_EQ(offender.read(14), submitAckFrame(3));
+  EXPECT_EQ(offender.read(kAckBytes), submitAckFrame(1));
+  EXPECT_EQ(offender.read(kAckBytes), submitAckFrame(2));
+  EXPECT_EQ(offender.read(kAckBytes), submitAckFrame(3));
   EXPECT_TRUE(offender.closedWithin(3s));
   bystander.send(submitFrame(9));
-  EXPECT_EQ(bystander.read(14), submitAckFrame(9));
+  EXPECT_EQ(bystander.read(kAckBytes), submitAckFrame(9));
   EXPECT_NE(worker.log().find(std::string("protocol error ") + GetParam().name), std::string::npos) << worker.log();
 }
 
@@ -132,7 +132,7 @@ TEST(Worker, AFrameTrickledByteByByteIsBoundedByIdleTimeout) {
     }
     closed = trickler.closedWithin(100ms);
     bystander.send(submitFrame(i));
-    ASSERT_EQ(bystander.read(14), submitAckFrame(i)) << "the bystander must be served throughout";
+    ASSERT_EQ(bystander.read(kAckBytes), submitAckFrame(i)) << "the bystander must be served throughout";
   }
   EXPECT_TRUE(closed) << "a slowloris frame was never cut off";
   EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
@@ -170,8 +170,8 @@ TEST(Worker, ClosesConnectionsBeyondMaxConnections) {
   TestConnection second(worker.port());
   first->send(submitFrame(1));
   second.send(submitFrame(2));
-  ASSERT_EQ(first->read(14), submitAckFrame(1));
-  ASSERT_EQ(second.read(14), submitAckFrame(2));
+  ASSERT_EQ(first->read(kAckBytes), submitAckFrame(1));
+  ASSERT_EQ(second.read(kAckBytes), submitAckFrame(2));
 
   TestConnection third(worker.port());
   EXPECT_TRUE(third.closedWithin(3s)) << "the third connection should be closed at once";
@@ -181,7 +181,7 @@ TEST(Worker, ClosesConnectionsBeyondMaxConnections) {
       [&] {
         TestConnection next(worker.port(), 500ms);
         next.send(submitFrame(4));
-        return next.read(14) == submitAckFrame(4);
+        return next.read(kAckBytes) == submitAckFrame(4);
       },
       5s));
   EXPECT_NE(worker.log().find("max_connections (2) reached"), std::string::npos);
@@ -231,9 +231,9 @@ TEST(Worker, KeepsMemoryBoundedWhenAClientNeverReads) {
   int flags = fcntl(hog.fd(), F_GETFL);
   fcntl(hog.fd(), F_SETFL, flags & ~O_NONBLOCK);
   sentFrames += offset / protocol::kMinRequestFrameBytes;
-  std::vector<std::byte> expected(14);
+  std::vector<std::byte> expected(kAckBytes);
   for (uint64_t i = 0; i < sentFrames; ++i) {
-    auto ack = hog.read(14);
+    auto ack = hog.read(kAckBytes);
     protocol::encodeAck(protocol::Command::kSubmitAck, formatId(i % 4096), 0, expected.data());
     ASSERT_EQ(ack, expected) << "ack " << i << " of " << sentFrames;
   }
@@ -246,7 +246,7 @@ TEST(Worker, HalfClosedClientStillGetsItsAcks) {
   for (uint64_t i = 0; i < 10; ++i) requests = concat(std::move(requests), submitFrame(i));
   c.send(requests);
   c.shutdownWrite();
-  for (uint64_t i = 0; i < 10; ++i) ASSERT_EQ(c.read(14), submitAckFrame(i));
+  for (uint64_t i = 0; i < 10; ++i) ASSERT_EQ(c.read(kAckBytes), submitAckFrame(i));
   EXPECT_TRUE(c.closedWithin(3s));
 }
 
@@ -255,7 +255,7 @@ TEST(Worker, SigquitFlushesOwedAcksClosesAndExits) {
   TestConnection busy(worker.port());
   TestConnection idle(worker.port());
   for (uint64_t i = 0; i < 100; ++i) busy.send(submitFrame(i));
-  for (uint64_t i = 0; i < 100; ++i) ASSERT_EQ(busy.read(14), submitAckFrame(i));
+  for (uint64_t i = 0; i < 100; ++i) ASSERT_EQ(busy.read(kAckBytes), submitAckFrame(i));
 
   worker.process().signal(SIGQUIT);
   EXPECT_TRUE(busy.closedWithin(3s));
