@@ -43,6 +43,12 @@ struct WorkerSettings {
   bool operator==(const WorkerSettings&) const = default;
 };
 
+// A worker's exit status meaning "do not restart me at once: the failure
+// will repeat" (a listener it cannot use, a bad argument; nginx's
+// convention). The master logs it loudly, shows the index as
+// workers{state="fatal"} and retries only after a backoff.
+inline constexpr int kExitFatal = 2;
+
 // One worker process's command line: the generation's settings and where
 // this process stands.
 struct WorkerArgs {

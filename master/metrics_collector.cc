@@ -107,10 +107,13 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   latency.metric.push_back(histogramSample(total));
   out.push_back(std::move(latency));
 
-  // Worker processes by state; "backoff" are indices waiting to be restarted.
-  std::map<std::string, double> byState = {{"starting", 0}, {"serving", 0}, {"draining", 0}, {"backoff", 0}};
+  // Worker processes by state; "backoff" and "fatal" are indices waiting to
+  // be restarted, after crashes or after the worker's fatal exit code.
+  std::map<std::string, double> byState = {
+      {"starting", 0}, {"serving", 0}, {"draining", 0}, {"backoff", 0}, {"fatal", 0}};
   for (const auto& w : snapshot.workers) byState[std::string(stats::workerStateName(w.state))] += 1;
   byState["backoff"] = master.workersBackingOff;
+  byState["fatal"] = master.workersFatal;
   MetricFamily workers = family(ns + "workers", "Worker processes by state.", MetricType::Gauge);
   for (const auto& [state, n] : byState) workers.metric.push_back(gaugeSample(n, {{"state", state}}));
   out.push_back(std::move(workers));

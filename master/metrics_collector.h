@@ -19,7 +19,8 @@ namespace tcpfork {
 // What only the master knows (not in the segment).
 struct MasterStatus {
   unsigned workersConfigured = 0;
-  unsigned workersBackingOff = 0;  // indices waiting to be restarted
+  unsigned workersBackingOff = 0;  // indices waiting to be restarted after crashes
+  unsigned workersFatal = 0;       // ... after their worker's fatal exit code
 };
 
 class MetricsCollector : public prometheus::Collectable {

@@ -32,6 +32,14 @@ uint64_t monotonicMillis() {
 
 std::string seconds(Millis ms) { return fmt::format("{:.1f}s", ms.count() / 1000.0); }
 
+// The one backoff rule: after `crashes` short-lived exits in a row, the next
+// start waits 0 (the first), then 100 ms, 200 ms, ... up to 30 s.
+Millis backoffAfter(unsigned crashes) {
+  if (crashes <= 1) return Millis(0);
+  auto delay = kFirstBackoff * (uint64_t{1} << std::min(crashes - 2, 16u));
+  return std::chrono::duration_cast<Millis>(std::min<Supervisor::Clock::duration>(kMaxBackoff, delay));
+}
+
 }  // namespace
 
 std::string describeExit(int status) {
@@ -118,11 +126,11 @@ void Supervisor::spawn(unsigned index) {
     p.pid = spawnProcess(request);
   } catch (const std::exception& e) {
     releaseSlot(p.slot);
-    ++state.crashes;
-    auto delay = std::min<Clock::duration>(kMaxBackoff, kFirstBackoff * (1 << std::min(state.crashes, 16u)));
+    // A start that failed is retried no sooner than the first backoff.
+    state.crashes = std::max(state.crashes + 1, 2u);
+    Millis delay = backoffAfter(state.crashes);
     state.lastFailure = fmt::format("cannot start: {}", e.what());
-    spdlog::error("cannot start worker {}: {}; retrying in {}", index, e.what(),
-                  seconds(std::chrono::duration_cast<Millis>(delay)));
+    spdlog::error("cannot start worker {}: {}; retrying in {}", index, e.what(), seconds(delay));
     state.respawnAt = Clock::now() + delay;
     return;
   }
@@ -154,7 +162,12 @@ unsigned Supervisor::servingCount() const {
 
 unsigned Supervisor::backingOff() const {
   return unsigned(std::count_if(current_.begin(), current_.end(),
-                                [](const IndexState& s) { return !s.process && s.respawnAt; }));
+                                [](const IndexState& s) { return !s.process && s.respawnAt && !s.fatal; }));
+}
+
+unsigned Supervisor::fatal() const {
+  return unsigned(std::count_if(current_.begin(), current_.end(),
+                                [](const IndexState& s) { return !s.process && s.respawnAt && s.fatal; }));
 }
 
 bool Supervisor::noneRunning() const {
@@ -395,17 +408,27 @@ void Supervisor::onChildExit(pid_t pid, int status) {
     state.crashes = uptime < kStableUptime ? state.crashes + 1 : 1;
     std::string cause = p.hung ? "killed after its heartbeat stopped" : describeExit(status);
     state.lastFailure = fmt::format("pid {} exited: {}", pid, cause);
+    state.fatal = !p.hung && WIFEXITED(status) && WEXITSTATUS(status) == kExitFatal;
+    if (state.fatal) {
+      // It said the failure will repeat: never at once, however long it lived.
+      state.crashes = std::max(state.crashes, 2u);
+      Millis delay = backoffAfter(state.crashes);
+      state.respawnAt = Clock::now() + delay;
+      spdlog::error("worker {} (pid {}) exited with the fatal code {}: it cannot serve as configured (its log above "
+                    "says why); retrying in {}",
+                    p.index, pid, kExitFatal, seconds(delay));
+      return;
+    }
     if (state.crashes <= 1) {
       spdlog::warn("worker {} (pid {}) died unexpectedly ({}); restarting it", p.index, pid, cause);
       spawn(p.index);
       return;
     }
-    auto delay = std::min<Clock::duration>(kMaxBackoff, kFirstBackoff * (1u << std::min(state.crashes - 2, 16u)));
+    Millis delay = backoffAfter(state.crashes);
     state.respawnAt = Clock::now() + delay;
     spdlog::error("worker {} (pid {}) died again ({}): {} exits in a row within {}s of starting; "
                   "restarting in {}",
-                  p.index, pid, cause, state.crashes, kStableUptime.count(),
-                  seconds(std::chrono::duration_cast<Millis>(delay)));
+                  p.index, pid, cause, state.crashes, kStableUptime.count(), seconds(delay));
     return;
   }
   spdlog::debug("reaped unknown child pid {} ({})", pid, describeExit(status));

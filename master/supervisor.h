@@ -66,7 +66,10 @@ class Supervisor {
 
   bool allServing() const;
   unsigned servingCount() const;
+  // Indices waiting to be restarted: after crashes, and after the worker's
+  // fatal exit code (kExitFatal).
   unsigned backingOff() const;
+  unsigned fatal() const;
   bool noneRunning() const;
   unsigned count() const { return settings_.count; }
   uint64_t generation() const { return generation_; }
@@ -95,6 +98,7 @@ class Supervisor {
     unsigned crashes = 0;  // consecutive short-lived exits
     std::optional<Clock::time_point> respawnAt;
     std::string lastFailure;  // why its last start or process failed, for a failed reload's message
+    bool fatal = false;       // its last process exited with kExitFatal
   };
   struct PendingSwitch {
     Clock::time_point deadline;

@@ -26,10 +26,6 @@
 
 namespace tcpfork {
 
-// Exit status meaning "do not restart me at once": the failure will repeat
-// (nginx's convention); the master backs off instead.
-inline constexpr int kExitFatal = 2;
-
 class Worker {
  public:
   Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::unique_ptr<Handler> handler,

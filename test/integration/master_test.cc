@@ -450,6 +450,41 @@ TEST(Master, WarnsOnceWhenItCannotSwitchUsers) {
   EXPECT_TRUE(master.waitExit(5s).has_value());
 }
 
+// A worker that exits with the fatal code (2: it cannot serve as configured)
+// is not restarted at once, however it got there; the index shows as
+// workers{state="fatal"} while the master backs off.
+TEST(Master, AWorkerThatExitsWithTheFatalCodeIsNotRestartedAtOnce) {
+  std::string bin = tempPath("fatal-bin");
+  fs::create_directories(bin);
+  fs::copy_file(binary("tcpfork"), bin + "/tcpfork");
+  fs::copy_file(binary("tcpfork-worker"), bin + "/tcpfork-worker");
+  std::string name = "tcpfork-test-fatal-" + uniqueTag();
+  std::string config = tempPath("fatal.yaml");
+  std::ofstream(config) << RunningMaster::baseYaml(name, tempPath("fatal.pid"), 1, tempPath("fatal-profiles"));
+  std::string log = tempPath("fatal.log");
+  ChildProcess master({bin + "/tcpfork", "-c", config}, {}, log);
+  ASSERT_TRUE(waitUntil([&] { return readFile(log).find("ready:") != std::string::npos; }, 10s)) << readFile(log);
+  std::smatch m;
+  std::string text = readFile(log);
+  ASSERT_TRUE(std::regex_search(text, m, std::regex(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)")));
+  int adminPort = std::stoi(m[1]);
+
+  fs::remove(bin + "/tcpfork-worker");
+  std::ofstream(bin + "/tcpfork-worker") << "#!/bin/sh\necho 'cannot serve: this test says so' >&2\nexit 2\n";
+  fs::permissions(bin + "/tcpfork-worker", fs::perms::owner_all);
+  master.signal(SIGTTIN);  // worker 1 starts from the broken binary: its first exit is the fatal one
+  ASSERT_TRUE(waitUntil([&] { return readFile(log).find("worker 1 (pid") != std::string::npos &&
+                                     readFile(log).find("exited with the fatal code 2") != std::string::npos; },
+                        5s))
+      << readFile(log);
+  EXPECT_EQ(count(readFile(log), "died unexpectedly (exit status 2); restarting it"), 0u) << readFile(log);
+  EXPECT_TRUE(waitUntil([&] { return metricValue(httpGet(adminPort, "/metrics").body, "tcp_server_workers{state=\"fatal\"}") == 1; },
+                        5s))
+      << httpGet(adminPort, "/metrics").body;
+  master.signal(SIGTERM);
+  EXPECT_TRUE(master.waitExit(5s).has_value());
+}
+
 TEST(Master, ServesSocketsHandedOverBySystemd) {
   constexpr const char* kActivate = "/usr/bin/systemd-socket-activate";
   if (::access(kActivate, X_OK) != 0) GTEST_SKIP() << "systemd-socket-activate not installed";
