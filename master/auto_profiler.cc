@@ -7,8 +7,8 @@
 #include <fstream>
 #include <string>
 
-#include "stats/header_lock.h"
 #include "stats/process_info.h"
+#include "stats/slot_allocator.h"
 #include "stats/snapshot.h"
 
 namespace tcpfork {
@@ -57,8 +57,7 @@ void AutoProfiler::sample(uint64_t generation) {
     if (::kill(w.pid, SIGTRAP) != 0) continue;
     lastProfile_[w.index] = now;
     track.over = 0;
-    stats::HeaderLock lock(segment_.header());
-    stats::add(segment_.header().autoProfiles, 1);
+    stats::addToHeader(segment_.header(), &stats::Header::autoProfiles);
     spdlog::info("auto-profiling worker {} (pid {}): CPU {:.0f}%, memory {:.1f}% against threshold {}% for {} "
                  "samples; not again for {} s",
                  w.index, w.pid, cpuPercent, memPercent, config_.threshold, config_.consecutive,

@@ -8,11 +8,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "master/spawn.h"
-#include "stats/header_lock.h"
-#include "stats/process_info.h"
-#include "stats/snapshot.h"
+#include "stats/heartbeat.h"
 
 namespace tcpfork {
 namespace {
@@ -21,14 +20,10 @@ namespace {
 constexpr auto kStableUptime = std::chrono::seconds(10);
 constexpr auto kFirstBackoff = std::chrono::milliseconds(100);
 constexpr auto kMaxBackoff = std::chrono::seconds(30);
+// When no stats slot is free, the next try.
+constexpr auto kNoSlotRetry = std::chrono::seconds(1);
 // Beyond drain_timeout, how long a draining worker may take to exit.
 constexpr Millis kExitGrace{2000};
-
-uint64_t monotonicMillis() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1'000'000;
-}
 
 std::string seconds(Millis ms) { return fmt::format("{:.1f}s", ms.count() / 1000.0); }
 
@@ -48,204 +43,219 @@ std::string describeExit(int status) {
   return fmt::format("wait status {:#x}", status);
 }
 
-Supervisor::Supervisor(stats::StatsSegment& segment, Listeners& listeners, unsigned maxWorkers)
-    : segment_(segment), listeners_(listeners), maxWorkers_(maxWorkers) {}
+std::string_view Supervisor::stateName(State state) {
+  switch (state) {
+    case State::kNew: return "new";
+    case State::kStarting: return "starting";
+    case State::kServing: return "serving";
+    case State::kDraining: return "draining";
+    case State::kKilled: return "killed";
+    case State::kHung: return "hung";
+    case State::kBackoff: return "backoff";
+    case State::kFatal: return "fatal";
+    case State::kGone: return "gone";
+  }
+  return "?";
+}
 
-// Slot ownership lives in the segment (Slot::ownerPid), shared with any other
-// master during a binary upgrade: 0 is free, our pid is ours.
-bool Supervisor::ownsSlot(uint32_t slot) const {
-  return stats::load(segment_.slot(slot).ownerPid) == uint64_t(::getpid());
+// The edges of the diagram in supervisor.h.
+bool Supervisor::edgeExists(State from, State to) {
+  auto bit = [](State s) { return 1u << unsigned(s); };
+  using enum State;
+  unsigned next = 0;
+  switch (from) {
+    case kNew: next = bit(kStarting) | bit(kBackoff); break;
+    case kBackoff:
+    case kFatal: next = bit(kStarting) | bit(kBackoff) | bit(kGone); break;
+    case kStarting:
+      next = bit(kStarting) | bit(kServing) | bit(kDraining) | bit(kKilled) | bit(kHung) | bit(kBackoff) |
+             bit(kFatal) | bit(kGone);
+      break;
+    case kServing:
+      next = bit(kStarting) | bit(kDraining) | bit(kHung) | bit(kBackoff) | bit(kFatal) | bit(kGone);
+      break;
+    case kHung: next = bit(kStarting) | bit(kBackoff) | bit(kFatal) | bit(kKilled) | bit(kGone); break;
+    case kDraining: next = bit(kDraining) | bit(kKilled) | bit(kGone); break;
+    case kKilled: next = bit(kGone); break;
+    case kGone: break;
+  }
+  return next & bit(to);
+}
+
+void Supervisor::transition(Row& row, State to, std::optional<Clock::time_point> deadline) {
+  if (!edgeExists(row.state, to)) {
+    // A bug, not a worker's fault: say so, and follow the process anyway so
+    // the table keeps matching what runs.
+    spdlog::error("supervisor: worker {} (pid {}, generation {}) moved {} -> {}, an edge the state diagram lacks",
+                  row.index, row.pid, row.generation.number, stateName(row.state), stateName(to));
+  }
+  spdlog::debug("worker {} (pid {}, generation {}): {} -> {}", row.index, row.pid, row.generation.number,
+                stateName(row.state), stateName(to));
+  row.state = to;
+  row.deadline = deadline;
+}
+
+Supervisor::Supervisor(stats::StatsSegment& segment, Listeners& listeners, unsigned maxWorkers)
+    : segment_(segment), slots_(segment), listeners_(listeners), maxWorkers_(maxWorkers) {
+  current_.settings = std::make_shared<GenerationSettings>();
 }
 
 void Supervisor::start(const GenerationSettings& settings) {
-  settings_ = settings;
-  {
-    // A master started by a binary upgrade continues its predecessor's count.
-    stats::HeaderLock lock(segment_.header());
-    generation_ = stats::load(segment_.header().generation) + 1;
-    stats::store(segment_.header().generation, generation_);
+  // A master started by a binary upgrade continues its predecessor's count.
+  current_ = {stats::incrementInHeader(segment_.header(), &stats::Header::generation),
+              std::make_shared<const GenerationSettings>(settings)};
+  for (unsigned i = 0; i < settings.count; ++i) listeners_.ensure(i, settings.listen);
+  startMissing();
+}
+
+bool Supervisor::wanted(const Row& row) const {
+  if (stopping_) return false;
+  const Generation* g = row.generation.number == current_.number ? &current_
+                        : previous_ && row.generation.number == previous_->number ? &*previous_
+                                                                                   : nullptr;
+  return g && row.index < g->settings->count;
+}
+
+bool Supervisor::serving(const Row& row) const {
+  if (!live(row)) return false;
+  const stats::Slot& s = segment_.slot(row.slot);
+  return stats::load(s.pid) == uint64_t(row.pid) && stats::load(s.state) == uint64_t(stats::WorkerState::kServing);
+}
+
+const Supervisor::Row* Supervisor::currentRow(unsigned index) const {
+  for (const Row& row : rows_) {
+    bool standsForIndex = row.state == State::kStarting || row.state == State::kServing ||
+                          row.state == State::kHung || row.state == State::kBackoff || row.state == State::kFatal;
+    if (standsForIndex && row.generation.number == current_.number && row.index == index) return &row;
   }
-  for (unsigned i = 0; i < settings_.count; ++i) listeners_.ensure(i, settings_.listen);
-  current_.assign(settings_.count, {});
-  for (unsigned i = 0; i < settings_.count; ++i) spawn(i);
+  return nullptr;
 }
 
-uint32_t Supervisor::allocateSlot() {
-  stats::HeaderLock lock(segment_.header());
-  for (uint32_t i = 0; i < segment_.slotCount(); ++i) {
-    stats::Slot& s = segment_.slot(i);
-    if (stats::load(s.ownerPid) == 0) {
-      stats::store(s.ownerPid, uint64_t(::getpid()));
-      // Folding left the slot empty with zero totals; the worker fills in the rest.
-      // The hang timeout counts from the spawn until the worker's first beat.
-      stats::store(s.heartbeatMonotonicMs, monotonicMillis());
-      return i;
-    }
-  }
-  throw std::runtime_error("no free stats slot (more than two generations of max_workers running?)");
+Supervisor::Row* Supervisor::currentRow(unsigned index) {
+  return const_cast<Row*>(std::as_const(*this).currentRow(index));
 }
 
-// The worker is gone: its counts join the retired totals before the slot can
-// be reused, so exported counters never go down.
-void Supervisor::releaseSlot(uint32_t slot) {
-  stats::HeaderLock lock(segment_.header());
-  stats::foldIntoRetired(segment_.header(), segment_.slot(slot));  // frees it
-}
-
-void Supervisor::spawn(unsigned index) {
-  IndexState& state = current_[index];
-  state.respawnAt.reset();
-  Process p;
-  p.index = index;
-  p.generation = generation_;
+void Supervisor::spawn(Row& row) {
+  const GenerationSettings& settings = *row.generation.settings;
   try {
-    p.slot = allocateSlot();
+    row.slot = slots_.allocate();
   } catch (const std::exception& e) {
-    state.respawnAt = Clock::now() + kFirstBackoff * 10;
-    state.lastFailure = fmt::format("cannot start: {}", e.what());
-    spdlog::error("cannot start worker {}: {}; retrying in 1s", index, e.what());
+    row.lastFailure = fmt::format("cannot start: {}", e.what());
+    spdlog::error("cannot start worker {}: {}; retrying in {}", row.index, e.what(),
+                  seconds(std::chrono::duration_cast<Millis>(kNoSlotRetry)));
+    transition(row, State::kBackoff, Clock::now() + kNoSlotRetry);
     return;
   }
-  std::vector<int> fds = listeners_.fdsFor(index, settings_.listen);
+  std::vector<int> fds = listeners_.fdsFor(row.index, settings.listen);
   WorkerArgs args;
-  args.settings = settings_.worker;
-  args.role = fmt::format("worker.{}", index);
-  args.index = index;
-  args.generation = generation_;
+  args.settings = settings.worker;
+  args.role = fmt::format("worker.{}", row.index);
+  args.index = row.index;
+  args.generation = row.generation.number;
   args.statsName = segment_.name();
-  args.slot = int(p.slot);
+  args.slot = int(row.slot);
   args.parentPid = ::getpid();
   args.listenFds = fds;
   SpawnRequest request;
-  request.argv = {settings_.binary};
+  request.argv = {settings.binary};
   for (auto& arg : toArgv(args)) request.argv.push_back(std::move(arg));
   request.inheritFds = fds;
-  request.uid = settings_.uid;
-  request.gid = settings_.gid;
+  request.uid = settings.uid;
+  request.gid = settings.gid;
   try {
-    p.pid = spawnProcess(request);
+    row.pid = spawnProcess(request);
   } catch (const std::exception& e) {
-    releaseSlot(p.slot);
+    slots_.release(row.slot);
+    row.pid = 0;
     // A start that failed is retried no sooner than the first backoff.
-    state.crashes = std::max(state.crashes + 1, 2u);
-    Millis delay = backoffAfter(state.crashes);
-    state.lastFailure = fmt::format("cannot start: {}", e.what());
-    spdlog::error("cannot start worker {}: {}; retrying in {}", index, e.what(), seconds(delay));
-    state.respawnAt = Clock::now() + delay;
+    row.crashes = std::max(row.crashes + 1, 2u);
+    Millis delay = backoffAfter(row.crashes);
+    row.lastFailure = fmt::format("cannot start: {}", e.what());
+    spdlog::error("cannot start worker {}: {}; retrying in {}", row.index, e.what(), seconds(delay));
+    transition(row, State::kBackoff, Clock::now() + delay);
     return;
   }
-  p.startedAt = Clock::now();
-  spdlog::info("started worker {} (pid {}, generation {}, slot {})", index, p.pid, generation_, p.slot);
-  state.process = p;
+  row.startedAt = Clock::now();
+  spdlog::info("started worker {} (pid {}, generation {}, slot {})", row.index, row.pid, row.generation.number,
+               row.slot);
+  transition(row, State::kStarting);
 }
 
-bool Supervisor::serving(const Process& p) const {
-  const stats::Slot& s = segment_.slot(p.slot);
-  return stats::load(s.pid) == uint64_t(p.pid) && stats::load(s.state) == uint64_t(stats::WorkerState::kServing);
-}
-
-bool Supervisor::allServing() const {
-  return !current_.empty() && std::all_of(current_.begin(), current_.end(), [&](const IndexState& s) {
-    return s.process && serving(*s.process);
-  });
-}
-
-std::optional<Supervisor::WorkerRef> Supervisor::servingWorker(unsigned index) const {
-  if (index >= current_.size() || !current_[index].process || !serving(*current_[index].process)) return std::nullopt;
-  return WorkerRef{current_[index].process->pid, current_[index].process->slot};
+void Supervisor::startMissing() {
+  if (stopping_) return;
+  auto now = Clock::now();
+  for (unsigned i = 0; i < count(); ++i) {
+    Row* row = currentRow(i);
+    if (!row) {
+      row = &rows_.emplace_back();
+      row->generation = current_;
+      row->index = i;
+    } else if ((row->state != State::kBackoff && row->state != State::kFatal) || now < *row->deadline) {
+      continue;
+    }
+    spawn(*row);
+  }
 }
 
 unsigned Supervisor::servingCount() const {
-  return unsigned(std::count_if(current_.begin(), current_.end(),
-                                [&](const IndexState& s) { return s.process && serving(*s.process); }));
+  unsigned n = 0;
+  for (unsigned i = 0; i < count(); ++i) {
+    const Row* row = currentRow(i);
+    if (row && row->state == State::kServing && serving(*row)) ++n;
+  }
+  return n;
+}
+
+std::optional<Supervisor::WorkerRef> Supervisor::servingWorker(unsigned index) const {
+  const Row* row = index < count() ? currentRow(index) : nullptr;
+  if (!row || row->state != State::kServing || !serving(*row)) return std::nullopt;
+  return WorkerRef{row->pid, row->slot};
 }
 
 unsigned Supervisor::backingOff() const {
-  return unsigned(std::count_if(current_.begin(), current_.end(),
-                                [](const IndexState& s) { return !s.process && s.respawnAt && !s.fatal; }));
+  return unsigned(std::count_if(rows_.begin(), rows_.end(), [&](const Row& r) {
+    return r.state == State::kBackoff && r.generation.number == current_.number;
+  }));
 }
 
 unsigned Supervisor::fatal() const {
-  return unsigned(std::count_if(current_.begin(), current_.end(),
-                                [](const IndexState& s) { return !s.process && s.respawnAt && s.fatal; }));
+  return unsigned(std::count_if(rows_.begin(), rows_.end(), [&](const Row& r) {
+    return r.state == State::kFatal && r.generation.number == current_.number;
+  }));
 }
 
-bool Supervisor::noneRunning() const {
-  bool anyCurrent = std::any_of(current_.begin(), current_.end(), [](const IndexState& s) { return s.process; });
-  bool anyPrevious = switch_ && std::any_of(switch_->previous.begin(), switch_->previous.end(),
-                                            [](const IndexState& s) { return s.process; });
-  return !anyCurrent && !anyPrevious && retiring_.empty();
-}
+bool Supervisor::noneRunning() const { return std::none_of(rows_.begin(), rows_.end(), live); }
 
 std::vector<pid_t> Supervisor::pids() const {
   std::vector<pid_t> out;
-  for (const auto& s : current_) {
-    if (s.process) out.push_back(s.process->pid);
+  for (const Row& row : rows_) {
+    if (live(row)) out.push_back(row.pid);
   }
-  if (switch_) {
-    for (const auto& s : switch_->previous) {
-      if (s.process) out.push_back(s.process->pid);
-    }
-  }
-  for (const auto& p : retiring_) out.push_back(p.pid);
   return out;
 }
 
 void Supervisor::storeGeneration() {
-  stats::HeaderLock lock(segment_.header());
-  stats::store(segment_.header().generation, generation_);
+  stats::storeInHeader(segment_.header(), &stats::Header::generation, current_.number);
 }
 
-void Supervisor::countInHeader(uint64_t stats::Header::*field) {
-  stats::HeaderLock lock(segment_.header());
-  stats::add(segment_.header().*field, 1);
-}
-
-// A master that shared the segment with us (binary upgrade) and died without
-// folding its workers leaves slots owned by a dead pid. Its workers die with
-// it; once they have, their last counts join the retired totals and the slots
-// become free again.
-unsigned Supervisor::reclaimOrphanSlots() {
-  auto alive = [](uint64_t pid) { return stats::processRunning(pid_t(pid)); };
-  unsigned reclaimed = 0;
-  stats::HeaderLock lock(segment_.header());
-  for (uint32_t i = 0; i < segment_.slotCount(); ++i) {
-    stats::Slot& s = segment_.slot(i);
-    uint64_t owner = stats::load(s.ownerPid);
-    if (owner == 0 || owner == uint64_t(::getpid()) || alive(owner) || alive(stats::load(s.pid))) {
-      continue;
-    }
-    stats::foldIntoRetired(segment_.header(), s);
-    ++reclaimed;
-  }
-  return reclaimed;
-}
-
-unsigned Supervisor::freeSlots() const {
-  unsigned free = 0;
-  for (uint32_t i = 0; i < segment_.slotCount(); ++i) {
-    if (stats::load(segment_.slot(i).ownerPid) == 0) ++free;
-  }
-  return free;
-}
-
-// A worker leaving service drains with SIGQUIT (stop accepting) when its
-// sockets stay open elsewhere; when the master is dropping them, SIGUSR2 makes
-// it take what is queued on them and close them first, so nothing queued there
-// is reset. Shared (socket-activated) sockets are never dropped.
-int Supervisor::leavingSignal(const Process& p, unsigned keptCount, const std::vector<std::string>& from,
-                              const std::vector<std::string>& kept) const {
+// SIGUSR2 makes a worker take what is queued on its sockets and close them
+// before it drains, so nothing queued there is reset when the master drops
+// them too. Shared (socket-activated) sockets are never dropped.
+int Supervisor::leavingSignal(const Row& row) const {
   if (listeners_.socketActivated()) return SIGQUIT;
+  const auto& kept = current_.settings->listen;
+  const auto& from = row.generation.settings->listen;
   bool addressDropped = std::any_of(from.begin(), from.end(), [&](const std::string& a) {
     return std::find(kept.begin(), kept.end(), a) == kept.end();
   });
-  return p.index >= keptCount || addressDropped ? SIGUSR2 : SIGQUIT;
+  return row.index >= count() || addressDropped ? SIGUSR2 : SIGQUIT;
 }
 
-void Supervisor::retire(Process p, int signal, Millis grace) {
-  ::kill(p.pid, signal);
-  p.killAt = Clock::now() + grace;
-  retiring_.push_back(p);
+void Supervisor::retire(Row& row) {
+  int signal = fastStop_ ? SIGTERM : stopping_ ? SIGQUIT : leavingSignal(row);
+  Millis grace = fastStop_ ? kExitGrace : row.generation.settings->worker.drainTimeout + kExitGrace;
+  ::kill(row.pid, signal);
+  transition(row, State::kDraining, Clock::now() + grace);
 }
 
 bool Supervisor::reload(const GenerationSettings& settings, std::string& why) {
@@ -253,254 +263,237 @@ bool Supervisor::reload(const GenerationSettings& settings, std::string& why) {
     why = "shutting down";
     return false;
   }
-  if (switch_) {
-    why = fmt::format("generation {} is still starting", generation_);
+  if (previous_) {
+    why = fmt::format("generation {} is still starting", current_.number);
     return false;
   }
-  if (freeSlots() < settings.count) {
+  if (slots_.freeCount() < settings.count) {
     why = fmt::format("the stats segment has {} free slots and the new generation needs {}: wait until the "
                       "draining workers exit (at most drain_timeout) or raise max_workers",
-                      freeSlots(), settings.count);
+                      slots_.freeCount(), settings.count);
     return false;
   }
   try {
     for (unsigned i = 0; i < settings.count; ++i) listeners_.ensure(i, settings.listen);
   } catch (const std::exception& e) {
-    listeners_.keepOnly(settings_.count, settings_.listen);
+    listeners_.keepOnly(count(), current_.settings->listen);
     why = e.what();
     return false;
   }
-  switch_ = PendingSwitch{Clock::now() + settings.workerTimeout, settings_, std::move(current_)};
-  settings_ = settings;
-  ++generation_;
+  previous_ = current_;
+  switchDeadline_ = Clock::now() + settings.workerTimeout;
+  current_ = {current_.number + 1, std::make_shared<const GenerationSettings>(settings)};
   storeGeneration();
-  current_.assign(settings_.count, {});
-  for (unsigned i = 0; i < settings_.count; ++i) spawn(i);
-  spdlog::info("reload: generation {} starting ({} workers); generation {} serves until it is ready", generation_,
-               settings_.count, generation_ - 1);
+  startMissing();
+  spdlog::info("reload: generation {} starting ({} workers); generation {} serves until it is ready", current_.number,
+               count(), previous_->number);
   return true;
 }
 
 void Supervisor::finishSwitch() {
-  listeners_.keepOnly(settings_.count, settings_.listen);
-  for (auto& s : switch_->previous) {
-    if (!s.process) continue;
-    int signal = leavingSignal(*s.process, settings_.count, switch_->previousSettings.listen, settings_.listen);
-    retire(*s.process, signal, switch_->previousSettings.worker.drainTimeout + kExitGrace);
-  }
-  switch_.reset();
+  listeners_.keepOnly(count(), current_.settings->listen);
+  previous_.reset();
   ++reloads_;
-  countInHeader(&stats::Header::reloads);
-  spdlog::info("reload: generation {} serving; generation {} draining", generation_, generation_ - 1);
+  stats::addToHeader(segment_.header(), &stats::Header::reloads);
+  spdlog::info("reload: generation {} serving; generation {} draining", current_.number, current_.number - 1);
 }
 
 std::string Supervisor::notServingReasons() const {
   std::string out;
-  for (size_t i = 0; i < current_.size(); ++i) {
-    const IndexState& s = current_[i];
-    if (s.process && serving(*s.process)) continue;
-    std::string why = s.process ? fmt::format("pid {} started, not serving yet", s.process->pid)
-                                : s.lastFailure.empty() ? "not started" : s.lastFailure;
-    if (s.process && !s.lastFailure.empty()) why += fmt::format(" (before: {})", s.lastFailure);
+  for (unsigned i = 0; i < count(); ++i) {
+    const Row* row = currentRow(i);
+    if (row && row->state == State::kServing && serving(*row)) continue;
+    std::string why;
+    if (row && live(*row)) {
+      why = fmt::format("pid {} started, not serving yet", row->pid);
+      if (!row->lastFailure.empty()) why += fmt::format(" (before: {})", row->lastFailure);
+    } else {
+      why = !row || row->lastFailure.empty() ? "not started" : row->lastFailure;
+    }
     out += fmt::format("{}worker {}: {}", out.empty() ? "" : "; ", i, why);
   }
   return out;
 }
 
+// The new generation goes; the previous one is current again. Its workers
+// that died meanwhile were not restarted during the switch: reconcile starts
+// them at once.
 void Supervisor::abandonSwitch() {
   spdlog::error("reload failed: generation {} did not serve within worker_timeout ({}): {}; generation {} keeps serving",
-                generation_, seconds(settings_.workerTimeout), notServingReasons(), generation_ - 1);
-  const GenerationSettings& previous = switch_->previousSettings;
-  listeners_.keepOnly(previous.count, previous.listen);
-  for (auto& s : current_) {
-    if (!s.process) continue;
-    // New workers that already serve may owe acks: let them drain.
-    if (serving(*s.process)) {
-      retire(*s.process, leavingSignal(*s.process, previous.count, settings_.listen, previous.listen),
-             settings_.worker.drainTimeout + kExitGrace);
-    } else {
-      retire(*s.process, SIGKILL, kExitGrace);
+                current_.number, seconds(current_.settings->workerTimeout), notServingReasons(), previous_->number);
+  listeners_.keepOnly(previous_->settings->count, previous_->settings->listen);
+  for (Row& row : rows_) {
+    if (row.generation.number != current_.number) continue;
+    // New workers that already serve may owe acks: reconcile lets them drain.
+    if (row.state == State::kStarting || row.state == State::kHung) {
+      ::kill(row.pid, SIGKILL);
+      transition(row, State::kKilled);
+    } else if (row.state == State::kBackoff || row.state == State::kFatal) {
+      transition(row, State::kGone);
     }
   }
-  settings_ = previous;
-  current_ = std::move(switch_->previous);
-  switch_.reset();
-  // An old worker that died during the switch was not restarted then.
-  for (auto& s : current_) {
-    if (!s.process && !s.respawnAt) s.respawnAt = Clock::now();
-  }
-  --generation_;
+  current_ = *previous_;
+  previous_.reset();
   storeGeneration();
 }
 
+void Supervisor::reconcile() {
+  for (Row& row : rows_) {
+    if (row.state == State::kStarting && serving(row)) transition(row, State::kServing);
+  }
+  if (previous_ && !stopping_) {
+    if (allServing()) {
+      finishSwitch();
+    } else if (Clock::now() >= switchDeadline_) {
+      abandonSwitch();
+    }
+  }
+  for (Row& row : rows_) {
+    if (wanted(row)) continue;
+    if (row.state == State::kStarting || row.state == State::kServing) {
+      retire(row);
+    } else if (row.state == State::kHung) {
+      transition(row, State::kKilled);  // already sent SIGKILL; not to be restarted
+    } else if (row.state == State::kBackoff || row.state == State::kFatal) {
+      transition(row, State::kGone);
+    }
+  }
+  removeGone();
+  startMissing();
+}
+
+void Supervisor::removeGone() {
+  std::erase_if(rows_, [](const Row& row) { return row.state == State::kGone; });
+}
+
 void Supervisor::scale(int delta) {
-  if (stopping_ || switch_) {
+  if (stopping_ || previous_) {
     spdlog::warn("not scaling while {}", stopping_ ? "shutting down" : "a reload is in progress");
     return;
   }
+  auto settings = std::make_shared<GenerationSettings>(*current_.settings);
   if (delta > 0) {
-    if (settings_.count >= maxWorkers_) {
+    if (count() >= maxWorkers_) {
       spdlog::warn("TTIN: already at max_workers ({})", maxWorkers_);
       return;
     }
-    unsigned index = settings_.count;
     try {
-      listeners_.ensure(index, settings_.listen);
+      listeners_.ensure(count(), settings->listen);
     } catch (const std::exception& e) {
       spdlog::error("TTIN: cannot add a listener: {}", e.what());
       return;
     }
-    ++settings_.count;
-    current_.emplace_back();
-    spawn(index);
-    spdlog::info("TTIN: now {} workers", settings_.count);
+    ++settings->count;
+  } else {
+    if (count() <= 1) {
+      spdlog::warn("TTOU: keeping the last worker");
+      return;
+    }
+    --settings->count;
+    // Drop our copy of its listeners first: the worker takes what is queued
+    // on them, and its close is then the last one.
+    listeners_.keepOnly(settings->count, settings->listen);
+  }
+  current_.settings = std::move(settings);
+  reconcile();
+  spdlog::info("{}: now {} workers", delta > 0 ? "TTIN" : "TTOU", count());
+}
+
+void Supervisor::afterCrash(Row& row, int status) {
+  pid_t pid = row.pid;
+  row.pid = 0;
+  ++restarts_;
+  stats::addToHeader(segment_.header(), &stats::Header::workerRestarts);
+  auto uptime = Clock::now() - row.startedAt;
+  row.crashes = uptime < kStableUptime ? row.crashes + 1 : 1;
+  bool hung = row.state == State::kHung;
+  std::string cause = hung ? "killed after its heartbeat stopped" : describeExit(status);
+  row.lastFailure = fmt::format("pid {} exited: {}", pid, cause);
+  if (!hung && WIFEXITED(status) && WEXITSTATUS(status) == kExitFatal) {
+    // It said the failure will repeat: never at once, however long it lived.
+    row.crashes = std::max(row.crashes, 2u);
+    Millis delay = backoffAfter(row.crashes);
+    spdlog::error("worker {} (pid {}) exited with the fatal code {}: it cannot serve as configured (its log above "
+                  "says why); retrying in {}",
+                  row.index, pid, kExitFatal, seconds(delay));
+    transition(row, State::kFatal, Clock::now() + delay);
     return;
   }
-  if (settings_.count <= 1) {
-    spdlog::warn("TTOU: keeping the last worker");
+  if (row.crashes <= 1) {
+    spdlog::warn("worker {} (pid {}) died unexpectedly ({}); restarting it", row.index, pid, cause);
+    spawn(row);
     return;
   }
-  --settings_.count;
-  // Drop our copy of its listeners first: the worker takes what is queued on
-  // them, and its close is then the last one.
-  listeners_.keepOnly(settings_.count, settings_.listen);
-  IndexState last = std::move(current_.back());
-  current_.pop_back();
-  if (last.process) {
-    retire(*last.process, leavingSignal(*last.process, settings_.count, settings_.listen, settings_.listen),
-           settings_.worker.drainTimeout + kExitGrace);
-  }
-  spdlog::info("TTOU: now {} workers", settings_.count);
+  Millis delay = backoffAfter(row.crashes);
+  spdlog::error("worker {} (pid {}) died again ({}): {} exits in a row within {}s of starting; restarting in {}",
+                row.index, pid, cause, row.crashes, kStableUptime.count(), seconds(delay));
+  transition(row, State::kBackoff, Clock::now() + delay);
 }
 
 void Supervisor::onChildExit(pid_t pid, int status) {
-  for (auto it = retiring_.begin(); it != retiring_.end(); ++it) {
-    if (it->pid == pid) {
-      spdlog::info("worker {} (pid {}, generation {}) exited: {}", it->index, pid, it->generation, describeExit(status));
-      releaseSlot(it->slot);
-      retiring_.erase(it);
-      return;
-    }
-  }
-  if (switch_) {
-    for (auto& s : switch_->previous) {
-      if (s.process && s.process->pid == pid) {
-        spdlog::warn("worker {} (pid {}, generation {}) exited during reload: {}", s.process->index, pid,
-                     s.process->generation, describeExit(status));
-        releaseSlot(s.process->slot);
-        s.process.reset();
-        return;
-      }
-    }
-  }
-  for (auto& state : current_) {
-    if (!state.process || state.process->pid != pid) continue;
-    Process p = *state.process;
-    state.process.reset();
-    releaseSlot(p.slot);
-    if (stopping_) {
-      spdlog::info("worker {} (pid {}) exited: {}", p.index, pid, describeExit(status));
-      return;
-    }
-    ++restarts_;
-    countInHeader(&stats::Header::workerRestarts);
-    auto uptime = Clock::now() - p.startedAt;
-    state.crashes = uptime < kStableUptime ? state.crashes + 1 : 1;
-    std::string cause = p.hung ? "killed after its heartbeat stopped" : describeExit(status);
-    state.lastFailure = fmt::format("pid {} exited: {}", pid, cause);
-    state.fatal = !p.hung && WIFEXITED(status) && WEXITSTATUS(status) == kExitFatal;
-    if (state.fatal) {
-      // It said the failure will repeat: never at once, however long it lived.
-      state.crashes = std::max(state.crashes, 2u);
-      Millis delay = backoffAfter(state.crashes);
-      state.respawnAt = Clock::now() + delay;
-      spdlog::error("worker {} (pid {}) exited with the fatal code {}: it cannot serve as configured (its log above "
-                    "says why); retrying in {}",
-                    p.index, pid, kExitFatal, seconds(delay));
-      return;
-    }
-    if (state.crashes <= 1) {
-      spdlog::warn("worker {} (pid {}) died unexpectedly ({}); restarting it", p.index, pid, cause);
-      spawn(p.index);
-      return;
-    }
-    Millis delay = backoffAfter(state.crashes);
-    state.respawnAt = Clock::now() + delay;
-    spdlog::error("worker {} (pid {}) died again ({}): {} exits in a row within {}s of starting; "
-                  "restarting in {}",
-                  p.index, pid, cause, state.crashes, kStableUptime.count(), seconds(delay));
+  auto it = std::find_if(rows_.begin(), rows_.end(), [&](const Row& r) { return live(r) && r.pid == pid; });
+  if (it == rows_.end()) {
+    spdlog::debug("reaped unknown child pid {} ({})", pid, describeExit(status));
     return;
   }
-  spdlog::debug("reaped unknown child pid {} ({})", pid, describeExit(status));
+  Row& row = *it;
+  slots_.release(row.slot);
+  bool leaving = row.state == State::kDraining || row.state == State::kKilled;
+  if (leaving || !wanted(row)) {
+    spdlog::info("worker {} (pid {}, generation {}) exited: {}", row.index, pid, row.generation.number,
+                 describeExit(status));
+    transition(row, State::kGone);
+  } else if (previous_ && row.generation.number == previous_->number) {
+    spdlog::warn("worker {} (pid {}, generation {}) exited during reload: {}", row.index, pid, row.generation.number,
+                 describeExit(status));
+    transition(row, State::kGone);
+  } else {
+    afterCrash(row, status);
+  }
+  removeGone();
 }
 
-void Supervisor::checkHeartbeat(Process& p) {
-  uint64_t nowMs = monotonicMillis();
-  uint64_t beat = stats::load(segment_.slot(p.slot).heartbeatMonotonicMs);
-  auto timeoutMs = uint64_t(settings_.workerTimeout.count());
-  if (p.hung || stopping_ || nowMs <= beat + timeoutMs) return;
-  spdlog::error("worker {} (pid {}) has not beaten for {} ms (worker_timeout {}); killing it", p.index, p.pid,
-                nowMs - beat, timeoutMs);
-  p.hung = true;
-  ::kill(p.pid, SIGKILL);
+void Supervisor::checkHeartbeat(Row& row) {
+  bool watched = row.state == State::kStarting || row.state == State::kServing || row.state == State::kDraining;
+  if (!watched || stopping_) return;
+  uint64_t silentMs = stats::silentForMs(segment_.slot(row.slot));
+  auto timeoutMs = uint64_t(current_.settings->workerTimeout.count());
+  if (silentMs <= timeoutMs) return;
+  spdlog::error("worker {} (pid {}) has not beaten for {} ms (worker_timeout {}); killing it", row.index, row.pid,
+                silentMs, timeoutMs);
+  ::kill(row.pid, SIGKILL);
+  // A draining worker that hangs would otherwise live until its drain
+  // deadline with its connections unanswered and, after TTOU, its listening
+  // socket still taking a share of new connections.
+  transition(row, row.state == State::kDraining ? State::kKilled : State::kHung);
 }
 
 void Supervisor::tick() {
   auto now = Clock::now();
-  for (auto& state : current_) {
-    if (state.process) {
-      checkHeartbeat(*state.process);
-    } else if (state.respawnAt && now >= *state.respawnAt && !stopping_) {
-      spawn(unsigned(&state - current_.data()));
+  for (Row& row : rows_) {
+    checkHeartbeat(row);
+    if (row.state == State::kDraining && row.deadline && now >= *row.deadline) {
+      spdlog::warn("worker {} (pid {}) did not exit within drain_timeout; killing it", row.index, row.pid);
+      ::kill(row.pid, SIGKILL);
+      transition(row, State::kKilled);
     }
   }
-  if (switch_) {
-    for (auto& state : switch_->previous) {
-      if (state.process) checkHeartbeat(*state.process);
-    }
-  }
-
-  for (auto& p : retiring_) {
-    // A draining worker still beats. One that hangs would otherwise live until
-    // its drain deadline with its connections unanswered and, after TTOU, its
-    // listening socket still taking a share of new connections.
-    checkHeartbeat(p);
-    if (p.killAt && now >= *p.killAt) {
-      spdlog::warn("worker {} (pid {}) did not exit within drain_timeout; killing it", p.index, p.pid);
-      ::kill(p.pid, SIGKILL);
-      p.killAt.reset();
-    }
-  }
-
-  if (switch_) {
-    if (allServing()) {
-      finishSwitch();
-    } else if (now >= switch_->deadline) {
-      abandonSwitch();
-    }
-  }
+  reconcile();
 }
 
 void Supervisor::stopAll(bool graceful) {
   stopping_ = true;
-  int signal = graceful ? SIGQUIT : SIGTERM;
-  Millis grace = graceful ? settings_.worker.drainTimeout + kExitGrace : kExitGrace;
-  // A fast stop cuts short the workers already draining; those retired below
-  // get their one signal from retire().
-  if (!graceful) {
-    for (auto& p : retiring_) ::kill(p.pid, SIGTERM);
-  }
-  if (switch_) {
-    for (auto& s : switch_->previous) {
-      if (s.process) retire(*s.process, signal, grace);
+  fastStop_ = !graceful;
+  previous_.reset();
+  auto fastDeadline = Clock::now() + kExitGrace;
+  for (Row& row : rows_) {
+    // A fast stop cuts short the workers already draining too.
+    if (row.state == State::kDraining && fastStop_) {
+      ::kill(row.pid, SIGTERM);
+      transition(row, State::kDraining, std::min(*row.deadline, fastDeadline));
     }
-    switch_.reset();
   }
-  for (auto& s : current_) {
-    if (s.process) retire(*s.process, signal, grace);
-    s.process.reset();
-    s.respawnAt.reset();
-  }
+  reconcile();
 }
 
 void Supervisor::killAll() {
@@ -511,12 +504,13 @@ unsigned Supervisor::signalReady(int signal) const {
   // A worker installs its handlers before it reports serving; before that the
   // default action of SIGUSR1 or SIGTRAP would kill it.
   unsigned sent = 0;
-  for (uint32_t i = 0; i < segment_.slotCount(); ++i) {
-    if (!ownsSlot(i)) continue;
-    const stats::Slot& slot = segment_.slot(i);
+  for (const Row& row : rows_) {
+    if (!live(row)) continue;
+    const stats::Slot& slot = segment_.slot(row.slot);
     auto state = stats::WorkerState(stats::load(slot.state));
+    if (stats::load(slot.pid) != uint64_t(row.pid)) continue;
     if (state != stats::WorkerState::kServing && state != stats::WorkerState::kDraining) continue;
-    if (::kill(pid_t(stats::load(slot.pid)), signal) == 0) ++sent;
+    if (::kill(row.pid, signal) == 0) ++sent;
   }
   return sent;
 }

@@ -1,13 +1,20 @@
 #pragma once
 // The shared-memory stats layout: one Header, then one Slot per worker
 // process. Plain integers only (trivially copyable, no pointers), accessed
-// through relaxed std::atomic_ref: each Slot has exactly one writer, its
-// worker; the Header is written by masters under HeaderLock (one master,
-// or two during a binary upgrade). Readers tolerate a
-// slightly torn view across fields; no field is ever torn itself.
+// through relaxed std::atomic_ref. Readers tolerate a slightly torn view
+// across fields; no field is ever torn itself.
 //
-// Any change to these structs bumps kLayoutVersion: attaching checks magic,
-// version and size and refuses a mismatch by name.
+// Writers. A Slot's fields are written by its worker while the worker runs,
+// and by nobody else then, with two exceptions written by the master:
+// ownerPid, and profileRequestMs (read by the worker only when a SIGTRAP
+// arrives). The master also writes a slot while no worker uses it: it stamps
+// the heartbeat when it claims the slot before the spawn, and zeroes the
+// slot when it folds an exited worker's counts into the retired totals
+// (stats/slot_allocator.h). The Header is written by masters only, under
+// HeaderLock (one master, or two during a binary upgrade).
+//
+// Any change to these structs changes kLayoutVersion (below): attaching checks
+// magic, version and size and refuses a mismatch by name.
 
 #include <atomic>
 #include <cstddef>
@@ -21,7 +28,10 @@
 namespace tcpfork::stats {
 
 inline constexpr uint64_t kMagic = 0x544350464f524b31;  // "TCPFORK1"
-inline constexpr uint32_t kLayoutVersion = 5;
+// Revision 5 had 8 counters; each counter added to (or removed from)
+// metrics.h changes the version by itself, so a counter needs no edit here.
+inline constexpr uint32_t kLayoutRevision = 5;
+inline constexpr uint32_t kLayoutVersion = kLayoutRevision + 1000 * (uint32_t(kCounterCount) - 8);
 
 enum class WorkerState : uint64_t {
   kEmpty = 0,     // slot unused

@@ -3,17 +3,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <ctime>
 
 namespace tcpfork {
-
-uint64_t monotonicNanos() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-uint64_t monotonicMillis() { return monotonicNanos() / 1'000'000; }
 
 SlotPublisher::SlotPublisher(const std::string& segmentName, uint32_t slot, uint64_t generation, uint64_t workerIndex)
     : segment_(std::make_unique<stats::StatsSegment>(stats::StatsSegment::openReadWrite(segmentName))),
@@ -36,6 +27,6 @@ void SlotPublisher::begin(uint64_t generation, uint64_t workerIndex) {
 
 void SlotPublisher::setState(stats::WorkerState state) { stats::store(slot_->state, static_cast<uint64_t>(state)); }
 
-void SlotPublisher::heartbeat() { stats::store(slot_->heartbeatMonotonicMs, monotonicMillis()); }
+void SlotPublisher::heartbeat() { stats::beat(*slot_); }
 
 }  // namespace tcpfork

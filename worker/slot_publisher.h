@@ -1,13 +1,17 @@
 #pragma once
-// SlotPublisher: the worker's single-writer view of its stats slot. Owned by
-// the Worker, written only from its loop, with relaxed atomic stores (plain
-// moves on x86): connections count straight into the slot once per read
-// batch, and the master reads it for /metrics and hang detection. Standalone
-// (no master) the slot lives in ordinary memory, so the worker still counts.
+// SlotPublisher: the worker's stats slot. Owned by the Worker; the worker is
+// the slot's one writer while it runs (layout.h says which fields the master
+// writes and when), and everything that writes it here (the Worker, its
+// Connections, Acceptors and CpuProfiler) runs on the worker's one loop
+// thread, with relaxed atomic stores (plain moves on x86): connections count
+// straight into the slot once per read batch, and the master reads it for
+// /metrics and hang detection. Standalone (no master) the slot lives in
+// ordinary memory, so the worker still counts.
 
 #include <memory>
 #include <string>
 
+#include "stats/heartbeat.h"
 #include "stats/metrics.h"
 #include "stats/segment.h"
 
@@ -38,7 +42,7 @@ inline void count(stats::Slot* slot, stats::Counter counter, uint64_t by) {
   if (slot) stats::add(slot->totals.counters[stats::index(counter)], by);
 }
 
-uint64_t monotonicMillis();
-uint64_t monotonicNanos();
+using stats::monotonicMillis;
+using stats::monotonicNanos;
 
 }  // namespace tcpfork

@@ -103,6 +103,9 @@ std::set<pid_t> workerPids(const std::string& name) {
 }
 
 RunningMaster::~RunningMaster() {
+  // Every test that runs a master also checks the supervisor's state machine:
+  // a transition its diagram lacks is logged as a bug.
+  EXPECT_EQ(count(log(), "an edge the state diagram lacks"), 0u) << log();
   // The master's workers die with it (PR_SET_PDEATHSIG); kill stragglers by
   // pid anyway, draining ones too: a test may have SIGSTOPped one, and a
   // stopped process keeps the SIGTERM of PDEATHSIG pending forever.
