@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <functional>
 #include <limits>
 #include <map>
+#include <optional>
 
 #include "stats/process_info.h"
 #include "stats/snapshot.h"
@@ -141,42 +143,39 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   // one index can have two processes of one generation at once (an old one
   // still draining after TTOU while TTIN started a new one). A new process is
   // a new series, so none of these counters ever goes down.
+  // The counters kCounters marks as per worker, then what is not a counter.
   struct PerWorker {
-    const char* name;
-    const char* help;
+    std::string name;
+    std::string help;
     MetricType type;
+    std::function<double(const stats::WorkerView&, const std::optional<stats::ProcessInfo>&)> value;
     MetricFamily family;
   };
-  std::vector<PerWorker> perWorker = {
-      {"worker_req_recv_total", "Requests received by this worker process.", MetricType::Counter, {}},
-      {"worker_rsp_send_total", "Acks queued by this worker process.", MetricType::Counter, {}},
-      {"worker_client_connected", "Connections open in this worker process.", MetricType::Gauge, {}},
-      {"worker_bytes_received_total", "Bytes read by this worker process.", MetricType::Counter, {}},
-      {"worker_bytes_sent_total", "Bytes written by this worker process.", MetricType::Counter, {}},
-      {"worker_cpu_seconds_total", "User and system CPU time of this worker process.", MetricType::Counter, {}},
-      {"worker_resident_memory_bytes", "Resident memory of this worker process.", MetricType::Gauge, {}},
-      {"worker_start_time_seconds", "Start time of this worker process since the epoch.", MetricType::Gauge, {}},
-  };
+  std::vector<PerWorker> perWorker;
+  for (const auto& info : stats::kCounters) {
+    if (info.workerHelp.empty()) continue;
+    perWorker.push_back({"worker_" + std::string(info.name), std::string(info.workerHelp), MetricType::Counter,
+                         [id = info.id](const auto& w, const auto&) { return double(w.totals.counter(id)); }, {}});
+  }
+  perWorker.push_back({"worker_client_connected", "Connections open in this worker process.", MetricType::Gauge,
+                       [](const auto& w, const auto&) { return double(w.connectionsCurrent); }, {}});
+  perWorker.push_back({"worker_cpu_seconds_total", "User and system CPU time of this worker process.",
+                       MetricType::Counter, [](const auto&, const auto& info) { return info ? info->cpuSeconds : 0.0; },
+                       {}});
+  perWorker.push_back({"worker_resident_memory_bytes", "Resident memory of this worker process.", MetricType::Gauge,
+                       [](const auto&, const auto& info) { return info ? double(info->residentBytes) : 0.0; }, {}});
+  perWorker.push_back({"worker_start_time_seconds", "Start time of this worker process since the epoch.",
+                       MetricType::Gauge, [](const auto& w, const auto&) { return double(w.startedAtUnixMs) / 1000.0; },
+                       {}});
   for (auto& p : perWorker) p.family = family(ns + p.name, p.help, p.type);
   for (const auto& w : snapshot.workers) {
     std::vector<ClientMetric::Label> labels = {{"generation", std::to_string(w.generation)},
                                                {"pid", std::to_string(w.pid)},
                                                {"worker", std::to_string(w.index)}};
     auto info = stats::readProcessInfo(w.pid);
-    double values[] = {
-        double(w.totals.counter(stats::Counter::kRequestsReceived)),
-        double(w.totals.counter(stats::Counter::kResponsesSent)),
-        double(w.connectionsCurrent),
-        double(w.totals.counter(stats::Counter::kBytesReceived)),
-        double(w.totals.counter(stats::Counter::kBytesSent)),
-        info ? info->cpuSeconds : 0.0,
-        info ? double(info->residentBytes) : 0.0,
-        double(w.startedAtUnixMs) / 1000.0,
-    };
-    for (size_t i = 0; i < perWorker.size(); ++i) {
-      auto& p = perWorker[i];
-      p.family.metric.push_back(p.type == MetricType::Counter ? counterSample(values[i], labels)
-                                                              : gaugeSample(values[i], labels));
+    for (auto& p : perWorker) {
+      double v = p.value(w, info);
+      p.family.metric.push_back(p.type == MetricType::Counter ? counterSample(v, labels) : gaugeSample(v, labels));
     }
   }
   for (auto& p : perWorker) out.push_back(std::move(p.family));

@@ -81,10 +81,23 @@ void printTable(const std::string& name, const Snapshot& s, Previous& previous) 
   TotalsView totalDelta = previous.valid ? minus(total, previous.snapshot.total()) : TotalsView{};
   auto rate = [&](uint64_t delta) { return dt > 0 ? human(double(delta) / dt) : std::string("-"); };
 
+  // Per-worker rate columns: the counters kCounters gives a column.
+  std::vector<const CounterInfo*> columns;
+  for (const auto& info : kCounters) {
+    if (!info.column.empty()) columns.push_back(&info);
+  }
+  auto rateColumns = [&](auto&& cell) {
+    std::string out;
+    for (const CounterInfo* c : columns) out += fmt::format(" {:>9}", cell(c->id));
+    return out;
+  };
+
   fmt::print("tcpfork '{}'  master pid {}  generation {}  restarts {}  reloads {}  connections {}\n", name,
              s.masterPid, s.generation, s.workerRestarts, s.reloads, s.connected());
-  fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7} {:>9} {:>9} {:>9} {:>7} {:>8} {:>6} {:>8}\n", "idx", "gen", "pid",
-             "state", "uptime", "conns", "req/s", "in B/s", "out B/s", "errors", "p99", "cpu%", "rss");
+  std::string headings;
+  for (const CounterInfo* c : columns) headings += fmt::format(" {:>9}", c->column);
+  fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7}{} {:>7} {:>8} {:>6} {:>8}\n", "idx", "gen", "pid", "state", "uptime",
+             "conns", headings, "errors", "p99", "cpu%", "rss");
   std::vector<WorkerView> workers = s.workers;
   std::sort(workers.begin(), workers.end(),
             [](const auto& a, const auto& b) { return std::tie(a.generation, a.index) < std::tie(b.generation, b.index); });
@@ -107,23 +120,20 @@ void printTable(const std::string& name, const Snapshot& s, Previous& previous) 
       }
     }
     auto deltaRate = [&](Counter c) { return haveDelta ? rate(delta.counter(c)) : std::string("-"); };
-    fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7} {:>9} {:>9} {:>9} {:>7} {:>8} {:>6} {:>8}\n", w.index,
-               w.generation, w.pid, workerStateName(w.state),
-               duration(double(nowMs - int64_t(w.startedAtUnixMs)) / 1000.0), w.connectionsCurrent,
-               deltaRate(Counter::kRequestsReceived), deltaRate(Counter::kBytesReceived),
-               deltaRate(Counter::kBytesSent), w.totals.protocolErrorTotal(),
+    fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7}{} {:>7} {:>8} {:>6} {:>8}\n", w.index, w.generation, w.pid,
+               workerStateName(w.state), duration(double(nowMs - int64_t(w.startedAtUnixMs)) / 1000.0),
+               w.connectionsCurrent, rateColumns(deltaRate), w.totals.protocolErrorTotal(),
                latency(haveDelta ? delta.latencyQuantileNs(0.99) : w.totals.latencyQuantileNs(0.99)), cpuText,
                info ? human(double(info->residentBytes)) : std::string("-"));
   }
-  fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7} {:>9} {:>9} {:>9} {:>7} {:>8}\n", "all", "", "", "", "",
-             s.connected(), rate(totalDelta.counter(Counter::kRequestsReceived)),
-             rate(totalDelta.counter(Counter::kBytesReceived)), rate(totalDelta.counter(Counter::kBytesSent)),
-             total.protocolErrorTotal(),
+  fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7}{} {:>7} {:>8}\n", "all", "", "", "", "", s.connected(),
+             rateColumns([&](Counter c) { return rate(totalDelta.counter(c)); }), total.protocolErrorTotal(),
              latency(previous.valid ? totalDelta.latencyQuantileNs(0.99) : total.latencyQuantileNs(0.99)));
-  fmt::print("totals: {} requests, {} acks, {} accepted, {} rejected, {} bytes in, {} bytes out\n",
-             total.counter(Counter::kRequestsReceived), total.counter(Counter::kResponsesSent),
-             total.counter(Counter::kConnectionsAccepted), total.counter(Counter::kConnectionsRejected),
-             total.counter(Counter::kBytesReceived), total.counter(Counter::kBytesSent));
+  std::string totals;
+  for (const auto& info : kCounters) {
+    totals += fmt::format("{} {} {}", totals.empty() ? "" : ",", total.counter(info.id), info.key);
+  }
+  fmt::print("totals:{}\n", totals);
   previous = {s, cpu, now, true};
 }
 

@@ -1,7 +1,8 @@
 #pragma once
-// The one table of what workers count. It sizes the Slot's counter array, and
-// the master's exporter, /status and tcpfork-stats all walk it, so a counter
-// is added here once and appears everywhere.
+// The one table of what workers count. It sizes the Slot's counter array
+// (and so the layout version, see layout.h), and the master's exporter (totals
+// and per worker), /status and tcpfork-stats (columns and totals) all walk
+// it: a counter is added here and at the line that counts it, nothing else.
 //
 // Names are Prometheus suffixes; the exporter prefixes the configured
 // namespace (default "tcp_server", so "req_recv_total" is exported as
@@ -25,29 +26,49 @@ enum class Counter : uint8_t {
   kBytesSent,
   kIdleTimeouts,
   kAcceptErrors,
+  kCount,  // not a counter: how many there are
 };
-inline constexpr size_t kCounterCount = 8;
+inline constexpr size_t kCounterCount = size_t(Counter::kCount);
 
 struct CounterInfo {
   Counter id;
   std::string_view name;  // Prometheus name without the namespace
   std::string_view key;   // short key for /status JSON and tcpfork-stats
   std::string_view help;
+  // Also exported per worker process, as "worker_" + name with this help;
+  // empty: the total only.
+  std::string_view workerHelp = {};
+  // tcpfork-stats shows its rate per worker under this heading; empty: in
+  // the totals line only.
+  std::string_view column = {};
 };
 
 inline constexpr std::array<CounterInfo, kCounterCount> kCounters = {{
     {Counter::kConnectionsAccepted, "connections_accepted_total", "accepted", "Connections accepted by workers."},
     {Counter::kConnectionsRejected, "connections_rejected_total", "rejected",
      "Connections closed at once because a worker was at max_connections."},
-    {Counter::kRequestsReceived, "req_recv_total", "requests", "Requests (Conn and Submit frames) received."},
-    {Counter::kResponsesSent, "rsp_send_total", "responses", "Acks (ConnAck and SubmitAck frames) queued to clients."},
-    {Counter::kBytesReceived, "bytes_received_total", "bytes_in", "Bytes read from client sockets."},
-    {Counter::kBytesSent, "bytes_sent_total", "bytes_out", "Bytes written to client sockets."},
+    {Counter::kRequestsReceived, "req_recv_total", "requests", "Requests (Conn and Submit frames) received.",
+     "Requests received by this worker process.", "req/s"},
+    {Counter::kResponsesSent, "rsp_send_total", "responses", "Acks (ConnAck and SubmitAck frames) queued to clients.",
+     "Acks queued by this worker process."},
+    {Counter::kBytesReceived, "bytes_received_total", "bytes_in", "Bytes read from client sockets.",
+     "Bytes read by this worker process.", "in B/s"},
+    {Counter::kBytesSent, "bytes_sent_total", "bytes_out", "Bytes written to client sockets.",
+     "Bytes written by this worker process.", "out B/s"},
     {Counter::kIdleTimeouts, "idle_timeouts_total", "idle_timeouts",
      "Connections closed after idle_timeout without traffic."},
     {Counter::kAcceptErrors, "accept_errors_total", "accept_errors",
      "accept() failures such as EMFILE (accepting pauses 100 ms after each)."},
 }};
+
+// Row i describes counter i: the table is indexed by the enum.
+constexpr bool tableInEnumOrder() {
+  for (size_t i = 0; i < kCounters.size(); ++i) {
+    if (size_t(kCounters[i].id) != i) return false;
+  }
+  return true;
+}
+static_assert(tableInEnumOrder(), "kCounters must list the counters in the order of enum Counter");
 
 constexpr size_t index(Counter c) { return static_cast<size_t>(c); }
 
