@@ -1,6 +1,6 @@
 #pragma once
-// Plain socket helpers shared by the worker, the client, the baseline server
-// and (later) the master: address parsing, listening and connecting sockets.
+// Plain socket helpers shared by the master, the worker, the client and the
+// baseline server: address parsing, listening and connecting sockets.
 // Errors throw std::system_error / std::invalid_argument naming the call and
 // the address.
 

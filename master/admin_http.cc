@@ -10,20 +10,10 @@
 #include <system_error>
 
 #include "base/socket.h"
+#include "master/http_reply.h"
 #include "stats/status_json.h"
 
 namespace tcpfork {
-namespace {
-
-void reply(evhttp_request* request, int code, const char* reason, const char* contentType, const std::string& body) {
-  evhttp_add_header(evhttp_request_get_output_headers(request), "Content-Type", contentType);
-  evbuffer* out = evbuffer_new();
-  evbuffer_add(out, body.data(), body.size());
-  evhttp_send_reply(request, code, reason, out);
-  evbuffer_free(out);
-}
-
-}  // namespace
 
 AdminHttp::AdminHttp(event_base* base, const std::string& address, const MetricsCollector& collector,
                      const stats::StatsSegment& segment, std::function<Health()> health, unsigned maxConnections,
@@ -77,7 +67,7 @@ void AdminHttp::onRequest(evhttp_request* request, void* self) {
     static_cast<AdminHttp*>(self)->handle(request);
   } catch (const std::exception& e) {
     spdlog::error("admin HTTP: {}", e.what());
-    reply(request, 500, "Internal Server Error", "text/plain", std::string(e.what()) + "\n");
+    sendReply(request, 500, "Internal Server Error", "text/plain", std::string(e.what()) + "\n");
   }
 }
 
@@ -87,19 +77,19 @@ void AdminHttp::handle(evhttp_request* request) {
   const char* rawPath = uri ? evhttp_uri_get_path(uri) : nullptr;
   std::string path = rawPath && *rawPath ? rawPath : "/";
   if (path == "/metrics") {
-    reply(request, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
+    sendReply(request, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
           prometheus::TextSerializer().Serialize(collector_.Collect()));
   } else if (path == "/healthz") {
     Health h = health_();
-    reply(request, h.ok ? 200 : 503, h.ok ? "OK" : "Service Unavailable", "text/plain", h.detail + "\n");
+    sendReply(request, h.ok ? 200 : 503, h.ok ? "OK" : "Service Unavailable", "text/plain", h.detail + "\n");
   } else if (path == "/status") {
-    reply(request, 200, "OK", "application/json", stats::snapshotJson(stats::takeSnapshot(segment_)).dump(2) + "\n");
+    sendReply(request, 200, "OK", "application/json", stats::snapshotJson(stats::takeSnapshot(segment_)).dump(2) + "\n");
   } else if (path == "/debug/pprof/profile" && pprof_) {
     pprof_(request, std::nullopt);
   } else if (std::smatch m; pprof_ && std::regex_match(path, m, std::regex(R"(/debug/worker/(\d{1,4})/pprof/profile)"))) {
     pprof_(request, unsigned(std::stoul(m[1])));
   } else {
-    reply(request, 404, "Not Found", "text/plain", "not found; try /metrics, /healthz or /status\n");
+    sendReply(request, 404, "Not Found", "text/plain", "not found; try /metrics, /healthz or /status\n");
   }
 }
 

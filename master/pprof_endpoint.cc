@@ -13,6 +13,8 @@
 #include <limits>
 #include <sstream>
 
+#include "master/http_reply.h"
+
 namespace tcpfork {
 namespace {
 
@@ -21,16 +23,8 @@ constexpr auto kStartGrace = std::chrono::seconds(3);
 constexpr auto kFinishGrace = std::chrono::seconds(5);
 constexpr long kMaxSeconds = 300;
 
-bool isLoopback(const std::string& address) {
-  return address.rfind("127.", 0) == 0 || address == "::1" || address.rfind("::ffff:127.", 0) == 0;
-}
-
 void reply(evhttp_request* request, int code, const std::string& body, const char* contentType) {
-  evhttp_add_header(evhttp_request_get_output_headers(request), "Content-Type", contentType);
-  evbuffer* out = evbuffer_new();
-  evbuffer_add(out, body.data(), body.size());
-  evhttp_send_reply(request, code, code == 200 ? "OK" : "Error", out);
-  evbuffer_free(out);
+  sendReply(request, code, code == 200 ? "OK" : "Error", contentType, body);
 }
 
 // Leading digits only: given `http://HOST/debug/pprof/profile?seconds=10`,
@@ -67,11 +61,10 @@ PprofEndpoint::~PprofEndpoint() {
 }
 
 void PprofEndpoint::handle(evhttp_request* request, std::optional<unsigned> worker) {
-  evhttp_connection* connection = evhttp_request_get_connection(request);
   char* peer = nullptr;
   ev_uint16_t port = 0;
-  evhttp_connection_get_peer(connection, &peer, &port);
-  if (!allowRemote_ && !isLoopback(peer ? peer : "")) {
+  evhttp_connection_get_peer(evhttp_request_get_connection(request), &peer, &port);
+  if (!allowRemote_ && !fromLoopback(request)) {
     reply(request, 403, "profiling is served to loopback clients only (profile.http_remote)\n", "text/plain");
     return;
   }
