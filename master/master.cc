@@ -8,16 +8,11 @@
 #include <spdlog/spdlog.h>
 
 #include <cstring>
-#include <filesystem>
 #include <system_error>
 
-#include "base/log.h"
 #include "base/socket.h"
-#include "master/daemon.h"
 #include "master/fd_budget.h"
-#include "master/reload_plan.h"
 #include "master/signal_table.h"
-#include "stats/snapshot.h"
 
 namespace tcpfork {
 namespace {
@@ -79,22 +74,6 @@ Master::Master(Config config, std::string configPath, ConfigOverrides overrides,
 }
 
 Master::~Master() { supervisor_.killAll(); }
-
-GenerationSettings Master::settingsFrom(const Config& c) const {
-  GenerationSettings s;
-  s.binary = workerBinaryBeside(selfExe_);
-  s.listen = c.listen;
-  s.count = c.effectiveWorkers();
-  s.workerTimeout = c.workerTimeout;
-  s.uid = identity_.uid;
-  s.gid = identity_.gid;
-  s.worker = c.worker;
-  s.worker.name = c.name;
-  s.worker.logLevel = c.logLevel;
-  s.worker.logFile = c.logFile;
-  s.worker.profileDir = profileDir_.path();
-  return s;
-}
 
 int Master::run() {
   admin_ = std::make_unique<AdminHttp>(
@@ -158,21 +137,6 @@ void Master::onSignal(evutil_socket_t signal, short, void* self) {
   }
 }
 
-void Master::armAutoProfiler() {
-  event_del(autoProfileTimer_.get());
-  const auto& a = config_.profile.autoProfile;
-  if (!a.enabled) return;
-  timeval tv = toTimeval(a.interval);
-  event_add(autoProfileTimer_.get(), &tv);
-  spdlog::info("auto-profiling on: every {} ms, threshold {}%, {} samples, cooldown {} s", a.interval.count(),
-               a.threshold, a.consecutive, a.cooldown.count() / 1000);
-}
-
-void Master::onAutoProfile(evutil_socket_t, short, void* self) {
-  auto* master = static_cast<Master*>(self);
-  if (!master->stopping_) master->autoProfiler_.sample(master->supervisor_.generation());
-}
-
 void Master::onTick(evutil_socket_t, short, void* self) {
   static_cast<Master*>(self)->periodic_.runDue(Periodic::Clock::now());
 }
@@ -219,65 +183,6 @@ void Master::reap() {
       spdlog::warn("removed {} unfinished CPU profile(s) of worker pid {}", removed, pid);
     }
   }
-}
-
-void Master::reload() {
-  if (stopping_) return;
-  if (supervisor_.switching()) {
-    // The file is read when the reload runs, so the newest edit wins.
-    reloadQueued_ = true;
-    spdlog::warn("SIGHUP: generation {} is still starting (generation {} serves); this reload runs as soon as it "
-                 "serves or fails",
-                 supervisor_.generation(), supervisor_.generation() - 1);
-    return;
-  }
-  reloadQueued_ = false;
-  spdlog::info("SIGHUP: reloading {}", configPath_.empty() ? "(built-in defaults)" : configPath_);
-  notify_.reloading();
-  // READY=1 follows once the new generation serves, or at once if refused.
-  reloadNotified_ = true;
-  ReloadPlan plan;
-  GenerationSettings settings;
-  try {
-    plan = planReload(config_, loadConfig(configPath_, overrides_));
-    for (const auto& key : plan.kept) spdlog::warn("reload: {} changes only on restart; keeping the current value", key);
-    if (!plan.refusal.empty()) throw ConfigError(plan.refusal);
-    // From the plan, not the file: what is kept must reach the new workers unchanged.
-    settings = settingsFrom(plan.next);
-  } catch (const std::exception& e) {
-    spdlog::error("reload: {}; generation {} keeps serving", e.what(), supervisor_.generation());
-    return;
-  }
-  Config& next = plan.next;
-  if (next.logFile != config_.logFile && !next.logFile.empty()) {
-    try {
-      redirectOutputTo(next.logFile);
-    } catch (const std::exception& e) {
-      spdlog::error("reload: log.file: {}; generation {} keeps serving", e.what(), supervisor_.generation());
-      return;
-    }
-  }
-  spdlog::set_level(spdlog::level::from_str(next.logLevel));
-  std::string why;
-  if (!supervisor_.reload(settings, why)) {
-    spdlog::error("reload: {}; generation {} keeps serving", why, supervisor_.generation());
-    return;
-  }
-  collector_.setNamespace(next.metricsNamespace);
-  autoProfiler_.setConfig(next.profile.autoProfile);
-  config_ = next;
-  armAutoProfiler();
-}
-
-void Master::reopenLogs() {
-  if (!config_.logFile.empty()) {
-    try {
-      redirectOutputTo(config_.logFile);
-    } catch (const std::exception& e) {
-      spdlog::error("SIGUSR1: {}", e.what());
-    }
-  }
-  spdlog::info("SIGUSR1: log reopened; told {} workers", supervisor_.signalReady(SIGUSR1));
 }
 
 void Master::beginStop(bool graceful) {

@@ -1,6 +1,7 @@
 // What the Master tells the outside about itself: readiness (the pidfile of
 // an upgrade, sd_notify READY=1 and the daemon's readiness pipe), the
-// systemd status line, and where the workers' CPU profiles landed.
+// systemd status line, where the workers' CPU profiles landed, and the
+// auto-profiler's timer.
 #include "master/master.h"
 
 #include <unistd.h>
@@ -66,6 +67,21 @@ void Master::logFinishedProfiles() {
     }
   }
   profilesReported_ = std::move(now);
+}
+
+void Master::armAutoProfiler() {
+  event_del(autoProfileTimer_.get());
+  const auto& a = config_.profile.autoProfile;
+  if (!a.enabled) return;
+  timeval tv = toTimeval(a.interval);
+  event_add(autoProfileTimer_.get(), &tv);
+  spdlog::info("auto-profiling on: every {} ms, threshold {}%, {} samples, cooldown {} s", a.interval.count(),
+               a.threshold, a.consecutive, a.cooldown.count() / 1000);
+}
+
+void Master::onAutoProfile(evutil_socket_t, short, void* self) {
+  auto* master = static_cast<Master*>(self);
+  if (!master->stopping_) master->autoProfiler_.sample(master->supervisor_.generation());
 }
 
 }  // namespace tcpfork
