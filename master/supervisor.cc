@@ -25,8 +25,6 @@ constexpr auto kNoSlotRetry = std::chrono::seconds(1);
 // Beyond drain_timeout, how long a draining worker may take to exit.
 constexpr Millis kExitGrace{2000};
 
-std::string seconds(Millis ms) { return fmt::format("{:.1f}s", ms.count() / 1000.0); }
-
 // The one backoff rule: after `crashes` short-lived exits in a row, the next
 // start waits 0 (the first), then 100 ms, 200 ms, ... up to 30 s.
 Millis backoffAfter(unsigned crashes) {
@@ -37,62 +35,12 @@ Millis backoffAfter(unsigned crashes) {
 
 }  // namespace
 
+std::string describeSeconds(Millis ms) { return fmt::format("{:.1f}s", ms.count() / 1000.0); }
+
 std::string describeExit(int status) {
   if (WIFEXITED(status)) return fmt::format("exit status {}", WEXITSTATUS(status));
   if (WIFSIGNALED(status)) return fmt::format("killed by SIG{}", sigabbrev_np(WTERMSIG(status)) ?: "?");
   return fmt::format("wait status {:#x}", status);
-}
-
-std::string_view Supervisor::stateName(State state) {
-  switch (state) {
-    case State::kNew: return "new";
-    case State::kStarting: return "starting";
-    case State::kServing: return "serving";
-    case State::kDraining: return "draining";
-    case State::kKilled: return "killed";
-    case State::kHung: return "hung";
-    case State::kBackoff: return "backoff";
-    case State::kFatal: return "fatal";
-    case State::kGone: return "gone";
-  }
-  return "?";
-}
-
-// The edges of the diagram in supervisor.h.
-bool Supervisor::edgeExists(State from, State to) {
-  auto bit = [](State s) { return 1u << unsigned(s); };
-  using enum State;
-  unsigned next = 0;
-  switch (from) {
-    case kNew: next = bit(kStarting) | bit(kBackoff); break;
-    case kBackoff:
-    case kFatal: next = bit(kStarting) | bit(kBackoff) | bit(kGone); break;
-    case kStarting:
-      next = bit(kStarting) | bit(kServing) | bit(kDraining) | bit(kKilled) | bit(kHung) | bit(kBackoff) |
-             bit(kFatal) | bit(kGone);
-      break;
-    case kServing:
-      next = bit(kStarting) | bit(kDraining) | bit(kHung) | bit(kBackoff) | bit(kFatal) | bit(kGone);
-      break;
-    case kHung: next = bit(kStarting) | bit(kBackoff) | bit(kFatal) | bit(kKilled) | bit(kGone); break;
-    case kDraining: next = bit(kDraining) | bit(kKilled) | bit(kGone); break;
-    case kKilled: next = bit(kGone); break;
-    case kGone: break;
-  }
-  return next & bit(to);
-}
-
-void Supervisor::transition(Row& row, State to, std::optional<Clock::time_point> deadline) {
-  if (!edgeExists(row.state, to)) {
-    // A bug, not a worker's fault: say so, and follow the process anyway so
-    // the table keeps matching what runs.
-    spdlog::error("supervisor: worker {} (pid {}, generation {}) moved {} -> {}, an edge the state diagram lacks",
-                  row.index, row.pid, row.generation.number, stateName(row.state), stateName(to));
-  }
-  spdlog::debug("worker {} (pid {}, generation {}): {} -> {}", row.index, row.pid, row.generation.number,
-                stateName(row.state), stateName(to));
-  row.state = to;
-  row.deadline = deadline;
 }
 
 Supervisor::Supervisor(stats::StatsSegment& segment, Listeners& listeners, unsigned maxWorkers)
@@ -142,7 +90,7 @@ void Supervisor::spawn(Row& row) {
   } catch (const std::exception& e) {
     row.lastFailure = fmt::format("cannot start: {}", e.what());
     spdlog::error("cannot start worker {}: {}; retrying in {}", row.index, e.what(),
-                  seconds(std::chrono::duration_cast<Millis>(kNoSlotRetry)));
+                  describeSeconds(std::chrono::duration_cast<Millis>(kNoSlotRetry)));
     transition(row, State::kBackoff, Clock::now() + kNoSlotRetry);
     return;
   }
@@ -171,7 +119,7 @@ void Supervisor::spawn(Row& row) {
     row.crashes = std::max(row.crashes + 1, 2u);
     Millis delay = backoffAfter(row.crashes);
     row.lastFailure = fmt::format("cannot start: {}", e.what());
-    spdlog::error("cannot start worker {}: {}; retrying in {}", row.index, e.what(), seconds(delay));
+    spdlog::error("cannot start worker {}: {}; retrying in {}", row.index, e.what(), describeSeconds(delay));
     transition(row, State::kBackoff, Clock::now() + delay);
     return;
   }
@@ -258,85 +206,6 @@ void Supervisor::retire(Row& row) {
   transition(row, State::kDraining, Clock::now() + grace);
 }
 
-bool Supervisor::reload(const GenerationSettings& settings, std::string& why) {
-  if (stopping_) {
-    why = "shutting down";
-    return false;
-  }
-  if (previous_) {
-    why = fmt::format("generation {} is still starting", current_.number);
-    return false;
-  }
-  if (slots_.freeCount() < settings.count) {
-    why = fmt::format("the stats segment has {} free slots and the new generation needs {}: wait until the "
-                      "draining workers exit (at most drain_timeout) or raise max_workers",
-                      slots_.freeCount(), settings.count);
-    return false;
-  }
-  try {
-    for (unsigned i = 0; i < settings.count; ++i) listeners_.ensure(i, settings.listen);
-  } catch (const std::exception& e) {
-    listeners_.keepOnly(count(), current_.settings->listen);
-    why = e.what();
-    return false;
-  }
-  previous_ = current_;
-  switchDeadline_ = Clock::now() + settings.workerTimeout;
-  current_ = {current_.number + 1, std::make_shared<const GenerationSettings>(settings)};
-  storeGeneration();
-  startMissing();
-  spdlog::info("reload: generation {} starting ({} workers); generation {} serves until it is ready", current_.number,
-               count(), previous_->number);
-  return true;
-}
-
-void Supervisor::finishSwitch() {
-  listeners_.keepOnly(count(), current_.settings->listen);
-  previous_.reset();
-  ++reloads_;
-  stats::addToHeader(segment_.header(), &stats::Header::reloads);
-  spdlog::info("reload: generation {} serving; generation {} draining", current_.number, current_.number - 1);
-}
-
-std::string Supervisor::notServingReasons() const {
-  std::string out;
-  for (unsigned i = 0; i < count(); ++i) {
-    const Row* row = currentRow(i);
-    if (row && row->state == State::kServing && serving(*row)) continue;
-    std::string why;
-    if (row && live(*row)) {
-      why = fmt::format("pid {} started, not serving yet", row->pid);
-      if (!row->lastFailure.empty()) why += fmt::format(" (before: {})", row->lastFailure);
-    } else {
-      why = !row || row->lastFailure.empty() ? "not started" : row->lastFailure;
-    }
-    out += fmt::format("{}worker {}: {}", out.empty() ? "" : "; ", i, why);
-  }
-  return out;
-}
-
-// The new generation goes; the previous one is current again. Its workers
-// that died meanwhile were not restarted during the switch: reconcile starts
-// them at once.
-void Supervisor::abandonSwitch() {
-  spdlog::error("reload failed: generation {} did not serve within worker_timeout ({}): {}; generation {} keeps serving",
-                current_.number, seconds(current_.settings->workerTimeout), notServingReasons(), previous_->number);
-  listeners_.keepOnly(previous_->settings->count, previous_->settings->listen);
-  for (Row& row : rows_) {
-    if (row.generation.number != current_.number) continue;
-    // New workers that already serve may owe acks: reconcile lets them drain.
-    if (row.state == State::kStarting || row.state == State::kHung) {
-      ::kill(row.pid, SIGKILL);
-      transition(row, State::kKilled);
-    } else if (row.state == State::kBackoff || row.state == State::kFatal) {
-      transition(row, State::kGone);
-    }
-  }
-  current_ = *previous_;
-  previous_.reset();
-  storeGeneration();
-}
-
 void Supervisor::reconcile() {
   for (Row& row : rows_) {
     if (row.state == State::kStarting && serving(row)) transition(row, State::kServing);
@@ -366,39 +235,6 @@ void Supervisor::removeGone() {
   std::erase_if(rows_, [](const Row& row) { return row.state == State::kGone; });
 }
 
-void Supervisor::scale(int delta) {
-  if (stopping_ || previous_) {
-    spdlog::warn("not scaling while {}", stopping_ ? "shutting down" : "a reload is in progress");
-    return;
-  }
-  auto settings = std::make_shared<GenerationSettings>(*current_.settings);
-  if (delta > 0) {
-    if (count() >= maxWorkers_) {
-      spdlog::warn("TTIN: already at max_workers ({})", maxWorkers_);
-      return;
-    }
-    try {
-      listeners_.ensure(count(), settings->listen);
-    } catch (const std::exception& e) {
-      spdlog::error("TTIN: cannot add a listener: {}", e.what());
-      return;
-    }
-    ++settings->count;
-  } else {
-    if (count() <= 1) {
-      spdlog::warn("TTOU: keeping the last worker");
-      return;
-    }
-    --settings->count;
-    // Drop our copy of its listeners first: the worker takes what is queued
-    // on them, and its close is then the last one.
-    listeners_.keepOnly(settings->count, settings->listen);
-  }
-  current_.settings = std::move(settings);
-  reconcile();
-  spdlog::info("{}: now {} workers", delta > 0 ? "TTIN" : "TTOU", count());
-}
-
 void Supervisor::afterCrash(Row& row, int status) {
   pid_t pid = row.pid;
   row.pid = 0;
@@ -415,7 +251,7 @@ void Supervisor::afterCrash(Row& row, int status) {
     Millis delay = backoffAfter(row.crashes);
     spdlog::error("worker {} (pid {}) exited with the fatal code {}: it cannot serve as configured (its log above "
                   "says why); retrying in {}",
-                  row.index, pid, kExitFatal, seconds(delay));
+                  row.index, pid, kExitFatal, describeSeconds(delay));
     transition(row, State::kFatal, Clock::now() + delay);
     return;
   }
@@ -426,7 +262,7 @@ void Supervisor::afterCrash(Row& row, int status) {
   }
   Millis delay = backoffAfter(row.crashes);
   spdlog::error("worker {} (pid {}) died again ({}): {} exits in a row within {}s of starting; restarting in {}",
-                row.index, pid, cause, row.crashes, kStableUptime.count(), seconds(delay));
+                row.index, pid, cause, row.crashes, kStableUptime.count(), describeSeconds(delay));
   transition(row, State::kBackoff, Clock::now() + delay);
 }
 

@@ -7,25 +7,8 @@
 // manage_workers and nginx's ngx_processes[] do): it starts what is missing,
 // tells what is no longer wanted to drain, and kills what hangs.
 //
-// One row per worker process, or per index waiting to be started again. A
-// row's state changes only in transition(), along these edges:
-//
-//                       spawned          its slot says serving
-//   (wanted, no row) ------------> starting ----------------> serving
-//        |                          ^  |  |                    |  |
-//        | spawn failed       due   |  |  +-- exited: once ----+  |
-//        v                          |  |      restarts at once |  |
-//     backoff <---------------------+  |                       |  |
-//     fatal   <-- exited: crash loop --+-----------------------+  |
-//        ^        or the fatal code    |                          |
-//        |                             +-- heartbeat stalled -----+
-//        +------ exited ------ hung <--+   (SIGKILL)
-//
-//   starting, serving -- not wanted (reload done, TTOU, stop): QUIT, USR2
-//                        or TERM --> draining
-//   starting -- its reload abandoned before it served: SIGKILL --> killed
-//   draining -- drain deadline passed, or its heartbeat stalled --> killed
-//   draining, killed, or any row no longer wanted -- exited --> removed
+// One row per worker process, or per index waiting to be started again; the
+// rows and the states they move through are drawn in process_table.h.
 //
 // A worker's index says which listeners it serves; its stats slot is where
 // it publishes (an old and a new generation's worker for one index each have
@@ -42,26 +25,15 @@
 
 #include "master/config.h"
 #include "master/listeners.h"
+#include "master/process_table.h"
 #include "stats/segment.h"
 #include "stats/slot_allocator.h"
 
 namespace tcpfork {
 
-// One generation of workers: how many, on which addresses, as whom, and
-// what each runs with (the contract); derived from the Config.
-struct GenerationSettings {
-  std::string binary;
-  std::vector<std::string> listen;
-  unsigned count = 1;
-  Millis workerTimeout{0};
-  std::optional<uid_t> uid;
-  std::optional<gid_t> gid;
-  WorkerSettings worker;
-};
-
 class Supervisor {
  public:
-  using Clock = std::chrono::steady_clock;
+  using Clock = ProcessClock;
 
   Supervisor(stats::StatsSegment& segment, Listeners& listeners, unsigned maxWorkers);
 
@@ -110,40 +82,13 @@ class Supervisor {
   std::optional<WorkerRef> servingWorker(unsigned index) const;
 
  private:
-  // kNew: a row about to be spawned for the first time; kGone: a row about
-  // to be removed. Neither outlives the call that made it.
-  enum class State { kNew, kStarting, kServing, kDraining, kKilled, kHung, kBackoff, kFatal, kGone };
-  static std::string_view stateName(State state);
-  static bool edgeExists(State from, State to);
+  using State = ProcessState;
+  using Row = ProcessRow;
 
-  struct Generation {
-    uint64_t number = 0;
-    std::shared_ptr<const GenerationSettings> settings;
-  };
-  struct Row {
-    State state = State::kNew;
-    Generation generation;
-    unsigned index = 0;
-    pid_t pid = 0;  // 0 in backoff and fatal
-    uint32_t slot = 0;
-    Clock::time_point startedAt;
-    // backoff, fatal: when to start again; draining, killed: when to SIGKILL.
-    std::optional<Clock::time_point> deadline;
-    unsigned crashes = 0;     // consecutive short-lived exits of this index
-    std::string lastFailure;  // why its last start or process failed
-  };
-
-  // The one place a row changes state; refuses an edge the diagram lacks.
-  void transition(Row& row, State to, std::optional<Clock::time_point> deadline = std::nullopt);
   // Starts what is missing, drains what is no longer wanted, finishes or
   // abandons a reload.
   void reconcile();
   bool wanted(const Row& row) const;
-  // A process of ours runs (or has not been reaped yet).
-  static bool live(const Row& row) {
-    return row.state == State::kStarting || row.state == State::kServing || row.state == State::kDraining ||
-           row.state == State::kKilled || row.state == State::kHung;
-  }
   bool serving(const Row& row) const;
   // The row that stands for index `index` of the current generation, if any.
   Row* currentRow(unsigned index);
@@ -181,5 +126,7 @@ class Supervisor {
 
 // "exit status 2", "killed by SIGKILL".
 std::string describeExit(int status);
+// "0.1s", "2.0s": the delays and timeouts in the Supervisor's log lines.
+std::string describeSeconds(Millis ms);
 
 }  // namespace tcpfork

@@ -1,0 +1,92 @@
+#pragma once
+// The Supervisor's table: one row per worker process, or per index waiting to
+// be started again, each in one state. A row's state changes only through
+// transition(), along these edges:
+//
+//                       spawned          its slot says serving
+//   (wanted, no row) ------------> starting ----------------> serving
+//        |                          ^  |  |                    |  |
+//        | spawn failed       due   |  |  +-- exited: once ----+  |
+//        v                          |  |      restarts at once |  |
+//     backoff <---------------------+  |                       |  |
+//     fatal   <-- exited: crash loop --+-----------------------+  |
+//        ^        or the fatal code    |                          |
+//        |                             +-- heartbeat stalled -----+
+//        +------ exited ------ hung <--+   (SIGKILL)
+//
+//   starting, serving -- not wanted (reload done, TTOU, stop): QUIT, USR2
+//                        or TERM --> draining
+//   starting, hung -- its reload abandoned before it served, or not wanted
+//                     while hung: SIGKILL --> killed
+//   draining -- fast stop: TERM, an earlier deadline --> draining
+//   draining -- drain deadline passed, or its heartbeat stalled --> killed
+//   backoff, fatal -- not wanted --> removed
+//   any live row -- exited while leaving or not wanted --> removed
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "master/config.h"
+
+namespace tcpfork {
+
+using ProcessClock = std::chrono::steady_clock;
+
+// One generation of workers: how many, on which addresses, as whom, and
+// what each runs with (the contract); derived from the Config.
+struct GenerationSettings {
+  std::string binary;
+  std::vector<std::string> listen;
+  unsigned count = 1;
+  Millis workerTimeout{0};
+  std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
+  WorkerSettings worker;
+};
+
+struct Generation {
+  uint64_t number = 0;
+  std::shared_ptr<const GenerationSettings> settings;
+};
+
+// kNew: a row about to be spawned for the first time; kGone: a row about to
+// be removed. Neither outlives the call that made it.
+enum class ProcessState { kNew, kStarting, kServing, kDraining, kKilled, kHung, kBackoff, kFatal, kGone };
+
+std::string_view processStateName(ProcessState state);
+
+struct ProcessRow {
+  ProcessState state = ProcessState::kNew;
+  Generation generation;
+  unsigned index = 0;
+  pid_t pid = 0;  // 0 in backoff and fatal
+  uint32_t slot = 0;
+  ProcessClock::time_point startedAt;
+  // backoff, fatal: when to start again; draining: when to SIGKILL.
+  std::optional<ProcessClock::time_point> deadline;
+  unsigned crashes = 0;     // consecutive short-lived exits of this index
+  std::string lastFailure;  // why its last start or process failed
+};
+
+// A process of ours runs (or has not been reaped yet).
+inline bool live(const ProcessRow& row) {
+  using enum ProcessState;
+  return row.state == kStarting || row.state == kServing || row.state == kDraining || row.state == kKilled ||
+         row.state == kHung;
+}
+
+// Whether the diagram above has the edge.
+bool edgeExists(ProcessState from, ProcessState to);
+
+// The one place a row changes state. An edge the diagram lacks is a bug, not
+// a worker's fault: it is logged as one and taken anyway, so that the table
+// keeps following the processes.
+void transition(ProcessRow& row, ProcessState to, std::optional<ProcessClock::time_point> deadline = std::nullopt);
+
+}  // namespace tcpfork
