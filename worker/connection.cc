@@ -65,8 +65,7 @@ void Connection::start() { resumeReading(); }
 
 void Connection::drain() {
   if (state_ != State::kOpen) return;
-  stopReading();
-  state_ = State::kFlushing;
+  beginFlush();
   flush();
 }
 
@@ -124,8 +123,7 @@ void Connection::onReadable() {
       return;
     }
     // Half-close: the peer sent all it will; answer what it sent, then close.
-    stopReading();
-    state_ = State::kFlushing;
+    beginFlush();
   }
   flush();
 }
@@ -204,8 +202,7 @@ void Connection::compactInput() {
   if (evbuffer_add(input_.get(), copy, left) != 0) {
     // Out of memory for a few bytes: the frame is lost, so the stream is.
     context_.peerLog->warn("evbuffer_add({}) failed; closing fd {}", left, fd());
-    stopReading();
-    state_ = State::kFlushing;
+    beginFlush();
   }
 }
 
@@ -244,8 +241,7 @@ uint64_t Connection::decodeInput() {
     evbuffer_iovec out{};
     if (maxAcks > 0 && evbuffer_reserve_space(output_.get(), maxAcks * kAckFrameBytes, &out, 1) < 1) {
       context_.peerLog->warn("evbuffer_reserve_space({}) failed; closing fd {}", maxAcks * kAckFrameBytes, fd());
-      stopReading();
-      state_ = State::kFlushing;
+      beginFlush();
       return total;
     }
     auto* ackOut = static_cast<std::byte*>(out.iov_base);
@@ -297,8 +293,7 @@ void Connection::failProtocol(protocol::DecodeError error) {
   context_.peerLog->warn("closing connection from {}: protocol error {}", peerName(fd()),
                          protocol::decodeErrorName(error));
   evbuffer_drain(input_.get(), evbuffer_get_length(input_.get()));
-  stopReading();
-  state_ = State::kFlushing;
+  beginFlush();
 }
 
 bool Connection::flush() {
@@ -375,6 +370,11 @@ void Connection::discardInput() {
     close();  // EOF or error: the peer is done
     return;
   }
+}
+
+void Connection::beginFlush() {
+  stopReading();
+  state_ = State::kFlushing;
 }
 
 void Connection::stopReading() {

@@ -91,6 +91,8 @@ class Connection {
   // Writes what the socket takes, then arms or disarms events to match.
   // Returns false when the connection has been released.
   bool flush();
+  // Reads nothing more; the acks owed are still sent, then the connection closes.
+  void beginFlush();
   void stopReading();
   void resumeReading();
   void close();
