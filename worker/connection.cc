@@ -116,7 +116,8 @@ void Connection::onWriteEvent(evutil_socket_t, short what, void* self) {
 void Connection::onReadable() {
   uint64_t framesBefore = framesDecoded_;
   bool open = readBatch();
-  if (!frameDeadlineOk(framesDecoded_ - framesBefore)) return;
+  enforceFrameDeadline(framesDecoded_ - framesBefore);
+  if (state_ == State::kClosed) return;
   if (!open) {
     if (!peerClosed_) {
       close();  // reset or I/O error: nobody is left to send acks to
@@ -206,23 +207,22 @@ void Connection::compactInput() {
   }
 }
 
-bool Connection::frameDeadlineOk(uint64_t framesDecoded) {
-  if (context_.limits.idleTimeout.count() == 0 || state_ != State::kOpen) return true;
+void Connection::enforceFrameDeadline(uint64_t framesDecoded) {
+  if (context_.limits.idleTimeout.count() == 0 || state_ != State::kOpen) return;
   if (evbuffer_get_length(input_.get()) == 0) {
     waitingSince_.reset();
-    return true;
+    return;
   }
   auto now = std::chrono::steady_clock::now();
   if (framesDecoded > 0 || !waitingSince_) {
     waitingSince_ = now;
-    return true;
+    return;
   }
-  if (now - *waitingSince_ < context_.limits.idleTimeout) return true;
+  if (now - *waitingSince_ < context_.limits.idleTimeout) return;
   count(context_.stats, stats::Counter::kIdleTimeouts, 1);
   context_.peerLog->warn("closing connection from {}: a frame has trickled in for over idle_timeout ({} ms)",
                          peerName(fd()), context_.limits.idleTimeout.count());
   close();
-  return false;
 }
 
 uint64_t Connection::decodeInput() {
@@ -296,14 +296,14 @@ void Connection::failProtocol(protocol::DecodeError error) {
   beginFlush();
 }
 
-bool Connection::flush() {
+void Connection::flush() {
   size_t pending = evbuffer_get_length(output_.get());
   if (pending > 0) {
     ssize_t n = writeOutput(pending);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
       if (errno != ECONNRESET && errno != EPIPE) context_.peerLog->warn("write(fd {}): {}", fd(), std::strerror(errno));
       close();
-      return false;
+      return;
     }
     if (n > 0) {
       lastSentMs_ = coarseMonotonicMs();
@@ -318,18 +318,18 @@ bool Connection::flush() {
       if (reading_ && pending >= context_.limits.outputHighWater) stopReading();
       if (!reading_ && pending <= context_.limits.outputLowWater()) resumeReading();
     }
-    return true;
+    return;
   }
 
   event_del(writeEvent_.get());
   if (state_ == State::kOpen) {
     if (!reading_) resumeReading();
-    return true;
+    return;
   }
   if (state_ == State::kFlushing) {
     if (peerClosed_) {
       close();
-      return false;
+      return;
     }
     // All owed acks are out: send FIN, and read until the peer closes so that
     // unread input does not turn our close into a reset that eats those acks.
@@ -339,7 +339,6 @@ bool Connection::flush() {
     addEvent(readEvent_.get(), kLingerTimeout);
     reading_ = true;
   }
-  return true;
 }
 
 // Output held in one chain (the acks of a request/response exchange) goes out
@@ -391,6 +390,17 @@ void Connection::resumeReading() {
 
 void Connection::armIdle(event* ev) { addEvent(ev, context_.idleTimer); }
 
-void Connection::close() { context_.release(fd()); }
+// The caller is still inside one of this connection's callbacks, and the
+// other event may be active in the same loop pass: both are disarmed (which
+// also takes them off libevent's active queue) and the Worker frees the
+// object only after the callback has returned.
+void Connection::close() {
+  if (state_ == State::kClosed) return;
+  event_del(readEvent_.get());
+  event_del(writeEvent_.get());
+  reading_ = false;
+  state_ = State::kClosed;
+  context_.closed(fd());
+}
 
 }  // namespace tcpfork

@@ -7,7 +7,9 @@
 // Lifecycle: kOpen serves; a protocol error, a graceful drain or a read error
 // moves to kFlushing (no more reads, owed acks still sent); once they are out
 // the write side is shut and kLingering discards input until the peer closes,
-// so closing never resets a peer that is still reading our acks.
+// so closing never resets a peer that is still reading our acks. close()
+// disarms both events and moves to kClosed, in which nothing runs; the Worker
+// frees the object after the callback that closed it has returned.
 
 #include <event2/event.h>
 
@@ -32,7 +34,9 @@ struct ConnectionContext {
   stats::Slot* stats = nullptr;                // null: stats off (benchmarking)
   RateLimitedLog* peerLog = nullptr;          // for errors a peer can provoke
   uint64_t* connections = nullptr;            // the worker's open-connection count
-  std::function<void(int fd)> release;        // destroys the connection; call last
+  // Takes the connection of `fd`, closed, to be freed once the running
+  // callback has returned; it returns at once.
+  std::function<void(int fd)> closed;
   // limits.idleTimeout as a libevent common timeout (null when 0 = none): every
   // connection's idle timer then sits in one queue, re-armed in O(1) on each
   // read instead of being sifted through the timer heap. Set by the Worker.
@@ -54,7 +58,7 @@ class Connection {
   int fd() const { return fd_.get(); }
 
  private:
-  enum class State { kOpen, kFlushing, kLingering };
+  enum class State { kOpen, kFlushing, kLingering, kClosed };
 
   static void onReadEvent(evutil_socket_t fd, short what, void* self);
   static void onWriteEvent(evutil_socket_t fd, short what, void* self);
@@ -79,9 +83,8 @@ class Connection {
   // byte and waiting would pin that much per connection. Before the
   // connection waits, a small remainder is copied into a chain of its own size.
   void compactInput();
-  // False (and the connection is released) when a frame has trickled in for
-  // longer than idle_timeout.
-  bool frameDeadlineOk(uint64_t framesDecoded);
+  // Closes the connection when a frame has trickled in for longer than idle_timeout.
+  void enforceFrameDeadline(uint64_t framesDecoded);
   void recordBatch(uint64_t requests, uint64_t elapsedNs);
   // Writes what the output buffer holds (`pending` bytes); returns what write(2) would.
   ssize_t writeOutput(size_t pending);
@@ -89,12 +92,12 @@ class Connection {
   void armIdle(event* ev);
   void failProtocol(protocol::DecodeError error);
   // Writes what the socket takes, then arms or disarms events to match.
-  // Returns false when the connection has been released.
-  bool flush();
+  void flush();
   // Reads nothing more; the acks owed are still sent, then the connection closes.
   void beginFlush();
   void stopReading();
   void resumeReading();
+  // Disarms both events and hands the connection to the Worker to be freed.
   void close();
 
   ConnectionContext& context_;
