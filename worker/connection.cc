@@ -4,8 +4,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <new>
 #include <system_error>
 
 #include "base/socket.h"
@@ -14,13 +16,7 @@
 namespace tcpfork {
 namespace {
 
-// One read() asks for this much; a batch is at most kReadsPerBatch reads, so a
-// connection flooding us cannot starve the others on the loop.
-constexpr size_t kReadChunk = 64 * 1024;
-constexpr int kReadsPerBatch = 4;
-// An unfinished frame at most this long is moved out of the read chunk it
-// arrived in before the connection waits for the rest (see compactInput).
-constexpr size_t kCompactBelow = kReadChunk / 2;
+constexpr int kReadsPerBatch = 4;  // of kReadChunk each
 // How long a closing connection may keep sending before it is cut off.
 constexpr std::chrono::milliseconds kLingerTimeout{5000};
 
@@ -47,9 +43,8 @@ Connection::Connection(ConnectionContext& context, UniqueFd fd)
       fd_(std::move(fd)),
       readEvent_(event_new(context.base, fd_.get(), EV_READ | EV_PERSIST, &Connection::onReadEvent, this)),
       writeEvent_(event_new(context.base, fd_.get(), EV_WRITE | EV_PERSIST, &Connection::onWriteEvent, this)),
-      input_(evbuffer_new()),
       output_(evbuffer_new()) {
-  if (!readEvent_ || !writeEvent_ || !input_ || !output_) {
+  if (!readEvent_ || !writeEvent_ || !output_) {
     throw std::system_error(ENOMEM, std::generic_category(), "allocating connection events and buffers");
   }
   ++*context_.connections;
@@ -158,26 +153,19 @@ void Connection::onIdleTimeout() {
   close();
 }
 
+// Every read goes into the worker's scratch buffer and is decoded there before
+// the next one, so the bytes of a read are dead once decodeInput returns.
 bool Connection::readBatch() {
+  std::span<std::byte> scratch(context_.scratch);
   for (int i = 0; i < kReadsPerBatch; ++i) {
-    evbuffer_iovec vec;
-    if (evbuffer_reserve_space(input_.get(), kReadChunk, &vec, 1) < 1) {
-      context_.peerLog->warn("evbuffer_reserve_space({}) failed; closing fd {}", kReadChunk, fd());
-      return false;
-    }
-    ssize_t n = ::read(fd(), vec.iov_base, kReadChunk);
+    ssize_t n = ::read(fd(), scratch.data(), scratch.size());
     if (n > 0) {
-      vec.iov_len = static_cast<size_t>(n);
-      evbuffer_commit_space(input_.get(), &vec, 1);
       count(context_.stats, stats::Counter::kBytesReceived, static_cast<uint64_t>(n));
-      framesDecoded_ += decodeInput();
+      framesDecoded_ += decodeInput(scratch.first(static_cast<size_t>(n)));
       if (state_ != State::kOpen) return true;
       // About to wait: for output room, or for the peer's next bytes.
       bool blocked = evbuffer_get_length(output_.get()) >= context_.limits.outputHighWater;
-      if (blocked || static_cast<size_t>(n) < kReadChunk) {  // short read: skip the EAGAIN read
-        compactInput();
-        return true;
-      }
+      if (blocked || static_cast<size_t>(n) < scratch.size()) return true;  // short read: skip the EAGAIN read
       continue;
     }
     if (n == 0) {
@@ -185,31 +173,16 @@ bool Connection::readBatch() {
       return false;
     }
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      compactInput();
-      return true;
-    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
     if (errno != ECONNRESET) context_.peerLog->warn("read(fd {}): {}", fd(), std::strerror(errno));
     return false;
   }
   return true;
 }
 
-void Connection::compactInput() {
-  size_t left = evbuffer_get_length(input_.get());
-  if (left == 0 || left > kCompactBelow) return;
-  std::byte copy[kCompactBelow];
-  evbuffer_remove(input_.get(), copy, left);  // frees the big chain
-  if (evbuffer_add(input_.get(), copy, left) != 0) {
-    // Out of memory for a few bytes: the frame is lost, so the stream is.
-    context_.peerLog->warn("evbuffer_add({}) failed; closing fd {}", left, fd());
-    beginFlush();
-  }
-}
-
 void Connection::enforceFrameDeadline(uint64_t framesDecoded) {
   if (context_.limits.idleTimeout.count() == 0 || state_ != State::kOpen) return;
-  if (evbuffer_get_length(input_.get()) == 0) {
+  if (tail_.empty()) {
     waitingSince_.reset();
     return;
   }
@@ -225,61 +198,82 @@ void Connection::enforceFrameDeadline(uint64_t framesDecoded) {
   close();
 }
 
-uint64_t Connection::decodeInput() {
-  using namespace protocol;
-  uint64_t total = 0;
-  for (;;) {
-    size_t available = evbuffer_get_length(input_.get());
-    if (available == 0) return total;
-    evbuffer_iovec segment;
-    evbuffer_peek(input_.get(), -1, nullptr, &segment, 1);
-    std::span<const std::byte> bytes(static_cast<const std::byte*>(segment.iov_base), segment.iov_len);
+// A frame cut by the end of a read is the only input kept between reads: its
+// bytes are copied into tail_, which the next read tops up to exactly one
+// frame before the rest of that read is decoded in place. The header says how
+// much a frame needs, so the top-up never takes a byte of the next frame; a
+// header itself cut short is topped up first to its length field.
+uint64_t Connection::decodeInput(std::span<const std::byte> in) {
+  uint64_t frames = 0;
+  if (!tail_.empty()) {
+    for (;;) {
+      auto decoded = protocol::decodeRequest(tail_, context_.limits.maxFrameBytes);
+      if (decoded.status != protocol::DecodeStatus::kNeedMore) break;  // one frame, or an error
+      if (in.empty()) return 0;  // all of this read went into the tail
+      size_t take = std::min(decoded.size - tail_.size(), in.size());
+      appendTail(in.first(take));
+      if (state_ != State::kOpen) return 0;
+      in = in.subspan(take);
+    }
+    decodeFrames(tail_, frames);
+    tail_ = std::vector<std::byte>();  // frees it, where clear() would keep the capacity
+  }
+  if (state_ != State::kOpen) return frames;
+  size_t consumed = decodeFrames(in, frames);
+  if (state_ == State::kOpen && consumed < in.size()) appendTail(in.subspan(consumed));
+  return frames;
+}
 
+size_t Connection::decodeFrames(std::span<const std::byte> bytes, uint64_t& frames) {
+  using namespace protocol;
+  auto decoded = decodeRequest(bytes, context_.limits.maxFrameBytes);
+  size_t consumed = 0;
+  if (decoded.status == DecodeStatus::kFrame) {
     // Acks go straight into the output buffer: reserve room for the most
-    // frames this segment can hold, commit what was used.
+    // frames `bytes` can hold, commit what was used. Nothing is reserved
+    // until a whole frame is here, so a partial frame adds no output chain.
     size_t maxAcks = bytes.size() / kMinRequestFrameBytes;
     evbuffer_iovec out{};
-    if (maxAcks > 0 && evbuffer_reserve_space(output_.get(), maxAcks * kAckFrameBytes, &out, 1) < 1) {
+    if (evbuffer_reserve_space(output_.get(), maxAcks * kAckFrameBytes, &out, 1) < 1) {
       context_.peerLog->warn("evbuffer_reserve_space({}) failed; closing fd {}", maxAcks * kAckFrameBytes, fd());
       beginFlush();
-      return total;
+      return 0;
     }
     auto* ackOut = static_cast<std::byte*>(out.iov_base);
     uint64_t startedNs = context_.stats ? monotonicNanos() : 0;
-    size_t consumed = 0;
     size_t acks = 0;
-    Decoded<Request> decoded;
-    for (;;) {
-      decoded = decodeRequest(bytes.subspan(consumed), context_.limits.maxFrameBytes);
-      if (decoded.status != DecodeStatus::kFrame) break;
+    do {
       const Request& request = decoded.message;
       uint8_t result = context_.handler->handle(request);
       encodeAck(ackFor(request.command), request.id, result, ackOut + acks * kAckFrameBytes);
       ++acks;
       consumed += decoded.size;
-    }
-    if (maxAcks > 0) {
-      out.iov_len = acks * kAckFrameBytes;
-      evbuffer_commit_space(output_.get(), &out, 1);
-    }
-    if (consumed > 0) evbuffer_drain(input_.get(), consumed);
-    if (context_.stats && acks > 0) recordBatch(acks, monotonicNanos() - startedNs);
-    total += acks;
+      decoded = decodeRequest(bytes.subspan(consumed), context_.limits.maxFrameBytes);
+    } while (decoded.status == DecodeStatus::kFrame);
+    out.iov_len = acks * kAckFrameBytes;
+    evbuffer_commit_space(output_.get(), &out, 1);
+    if (context_.stats) recordBatch(acks, monotonicNanos() - startedNs);
+    frames += acks;
+  }
+  if (decoded.status == DecodeStatus::kError) failProtocol(decoded.error);
+  return consumed;
+}
 
-    if (decoded.status == DecodeStatus::kError) {
-      failProtocol(decoded.error);
-      return total;
-    }
-    if (consumed > 0) continue;
-    // The next frame straddles two chains: make it contiguous, if it is all here.
-    if (available < decoded.size) return total;
-    evbuffer_pullup(input_.get(), static_cast<ev_ssize_t>(decoded.size));
+void Connection::appendTail(std::span<const std::byte> bytes) {
+  try {
+    tail_.insert(tail_.end(), bytes.begin(), bytes.end());
+  } catch (const std::bad_alloc&) {
+    context_.peerLog->warn("no memory for {} bytes of an unfinished frame; closing fd {}", tail_.size() + bytes.size(),
+                           fd());
+    tail_ = std::vector<std::byte>();
+    beginFlush();
   }
 }
 
-// Once per decoded segment, not per request: two clock reads bound the time
-// from the first frame decoded to the last ack queued, and every request in
-// the segment is counted with that duration (an upper bound for each).
+// Once per run of whole frames (a read's, or a completed tail's), not per
+// request: two clock reads bound the time from the first frame decoded to the
+// last ack queued, and every request in the run is counted with that duration
+// (an upper bound for each).
 void Connection::recordBatch(uint64_t requests, uint64_t elapsedNs) {
   stats::Slot& slot = *context_.stats;
   count(&slot, stats::Counter::kRequestsReceived, requests);
@@ -292,8 +286,12 @@ void Connection::failProtocol(protocol::DecodeError error) {
   if (context_.stats) stats::add(context_.stats->totals.protocolErrors[static_cast<size_t>(error)], 1);
   context_.peerLog->warn("closing connection from {}: protocol error {}", peerName(fd()),
                          protocol::decodeErrorName(error));
-  evbuffer_drain(input_.get(), evbuffer_get_length(input_.get()));
   beginFlush();
+}
+
+void Connection::beginFlush() {
+  stopReading();
+  state_ = State::kFlushing;
 }
 
 void Connection::flush() {
@@ -361,19 +359,13 @@ void Connection::discardInput() {
     close();
     return;
   }
-  char sink[16 * 1024];
   for (int i = 0; i < kReadsPerBatch; ++i) {
-    ssize_t n = ::read(fd(), sink, sizeof sink);
+    ssize_t n = ::read(fd(), context_.scratch.data(), context_.scratch.size());
     if (n > 0) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
     close();  // EOF or error: the peer is done
     return;
   }
-}
-
-void Connection::beginFlush() {
-  stopReading();
-  state_ = State::kFlushing;
 }
 
 void Connection::stopReading() {
