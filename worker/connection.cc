@@ -231,8 +231,9 @@ size_t Connection::decodeFrames(std::span<const std::byte> bytes, uint64_t& fram
   if (decoded.status == DecodeStatus::kFrame) {
     // Acks go straight into the output buffer: reserve room for the most
     // frames `bytes` can hold, commit what was used. Nothing is reserved
-    // until a whole frame is here, so a partial frame adds no output chain.
-    size_t maxAcks = bytes.size() / kMinRequestFrameBytes;
+    // until a whole frame is here, so a partial frame adds no output chain,
+    // and a long first frame (a completed tail) counts as the one it is.
+    size_t maxAcks = 1 + (bytes.size() - decoded.size) / kMinRequestFrameBytes;
     evbuffer_iovec out{};
     if (evbuffer_reserve_space(output_.get(), maxAcks * kAckFrameBytes, &out, 1) < 1) {
       context_.peerLog->warn("evbuffer_reserve_space({}) failed; closing fd {}", maxAcks * kAckFrameBytes, fd());
