@@ -140,6 +140,27 @@ TEST(Reload, AFailedReloadKeepsTheOldGenerationWholeAndItsSocketsOnly) {
   text = readFile(log);
   ASSERT_TRUE(std::regex_search(text, m, oldWorker));
   ::kill(std::stoi(m[1]), SIGKILL);
+  // Mend only once every new worker runs the broken binary's `sleep`: its
+  // shell reads the script by path after the exec, and one still starting
+  // on a loaded machine would read the mended binary as a script instead.
+  auto newWorkers = [&] {
+    std::vector<pid_t> pids;
+    std::string now = readFile(log);
+    std::regex started(R"(started worker \d+ \(pid (\d+), generation 2)");
+    for (auto it = std::sregex_iterator(now.begin(), now.end(), started); it != std::sregex_iterator(); ++it) {
+      pids.push_back(std::stoi((*it)[1]));
+    }
+    return pids;
+  };
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        auto pids = newWorkers();
+        return pids.size() == 4 && std::all_of(pids.begin(), pids.end(), [](pid_t pid) {
+                 return readFile("/proc/" + std::to_string(pid) + "/comm") == "sleep\n";
+               });
+      },
+      10s))
+      << readFile(log);
   bin.mendWorker();
   ASSERT_TRUE(waitUntil([&] { return readFile(log).find("reload failed") != std::string::npos; }, 10s))
       << readFile(log);
@@ -174,6 +195,8 @@ TEST(Reload, KeysThatChangeOnlyOnRestartReachTheNewWorkersUnchanged) {
   master.process().signal(SIGHUP);
   ASSERT_TRUE(master.waitForLog("reload: generation 2 serving", 10s)) << master.log();
   EXPECT_NE(master.log().find("reload: name changes only on restart"), std::string::npos) << master.log();
+  // The old worker reports draining once it has taken its SIGQUIT.
+  ASSERT_TRUE(waitUntil([&] { return master.servingPids().size() == 1; }, 10s)) << master.log();
   auto workers = master.servingPids();
   ASSERT_EQ(workers.size(), 1u);
   std::string cmdline = readFile("/proc/" + std::to_string(*workers.begin()) + "/cmdline");
