@@ -4,8 +4,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <new>
 #include <system_error>
 
 #include "base/socket.h"
@@ -14,13 +16,7 @@
 namespace tcpfork {
 namespace {
 
-// One read() asks for this much; a batch is at most kReadsPerBatch reads, so a
-// connection flooding us cannot starve the others on the loop.
-constexpr size_t kReadChunk = 64 * 1024;
-constexpr int kReadsPerBatch = 4;
-// An unfinished frame at most this long is moved out of the read chunk it
-// arrived in before the connection waits for the rest (see compactInput).
-constexpr size_t kCompactBelow = kReadChunk / 2;
+constexpr int kReadsPerBatch = 4;  // of kReadChunk each
 // How long a closing connection may keep sending before it is cut off.
 constexpr std::chrono::milliseconds kLingerTimeout{5000};
 
@@ -47,9 +43,8 @@ Connection::Connection(ConnectionContext& context, UniqueFd fd)
       fd_(std::move(fd)),
       readEvent_(event_new(context.base, fd_.get(), EV_READ | EV_PERSIST, &Connection::onReadEvent, this)),
       writeEvent_(event_new(context.base, fd_.get(), EV_WRITE | EV_PERSIST, &Connection::onWriteEvent, this)),
-      input_(evbuffer_new()),
       output_(evbuffer_new()) {
-  if (!readEvent_ || !writeEvent_ || !input_ || !output_) {
+  if (!readEvent_ || !writeEvent_ || !output_) {
     throw std::system_error(ENOMEM, std::generic_category(), "allocating connection events and buffers");
   }
   ++*context_.connections;
@@ -65,8 +60,7 @@ void Connection::start() { resumeReading(); }
 
 void Connection::drain() {
   if (state_ != State::kOpen) return;
-  stopReading();
-  state_ = State::kFlushing;
+  beginFlush();
   flush();
 }
 
@@ -117,15 +111,15 @@ void Connection::onWriteEvent(evutil_socket_t, short what, void* self) {
 void Connection::onReadable() {
   uint64_t framesBefore = framesDecoded_;
   bool open = readBatch();
-  if (!frameDeadlineOk(framesDecoded_ - framesBefore)) return;
+  enforceFrameDeadline(framesDecoded_ - framesBefore);
+  if (state_ == State::kClosed) return;
   if (!open) {
     if (!peerClosed_) {
       close();  // reset or I/O error: nobody is left to send acks to
       return;
     }
     // Half-close: the peer sent all it will; answer what it sent, then close.
-    stopReading();
-    state_ = State::kFlushing;
+    beginFlush();
   }
   flush();
 }
@@ -159,26 +153,19 @@ void Connection::onIdleTimeout() {
   close();
 }
 
+// Every read goes into the worker's scratch buffer and is decoded there before
+// the next one, so the bytes of a read are dead once decodeInput returns.
 bool Connection::readBatch() {
+  std::span<std::byte> scratch(context_.scratch);
   for (int i = 0; i < kReadsPerBatch; ++i) {
-    evbuffer_iovec vec;
-    if (evbuffer_reserve_space(input_.get(), kReadChunk, &vec, 1) < 1) {
-      context_.peerLog->warn("evbuffer_reserve_space({}) failed; closing fd {}", kReadChunk, fd());
-      return false;
-    }
-    ssize_t n = ::read(fd(), vec.iov_base, kReadChunk);
+    ssize_t n = ::read(fd(), scratch.data(), scratch.size());
     if (n > 0) {
-      vec.iov_len = static_cast<size_t>(n);
-      evbuffer_commit_space(input_.get(), &vec, 1);
       count(context_.stats, stats::Counter::kBytesReceived, static_cast<uint64_t>(n));
-      framesDecoded_ += decodeInput();
+      framesDecoded_ += decodeInput(scratch.first(static_cast<size_t>(n)));
       if (state_ != State::kOpen) return true;
       // About to wait: for output room, or for the peer's next bytes.
       bool blocked = evbuffer_get_length(output_.get()) >= context_.limits.outputHighWater;
-      if (blocked || static_cast<size_t>(n) < kReadChunk) {  // short read: skip the EAGAIN read
-        compactInput();
-        return true;
-      }
+      if (blocked || static_cast<size_t>(n) < scratch.size()) return true;  // short read: skip the EAGAIN read
       continue;
     }
     if (n == 0) {
@@ -186,104 +173,108 @@ bool Connection::readBatch() {
       return false;
     }
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      compactInput();
-      return true;
-    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
     if (errno != ECONNRESET) context_.peerLog->warn("read(fd {}): {}", fd(), std::strerror(errno));
     return false;
   }
   return true;
 }
 
-void Connection::compactInput() {
-  size_t left = evbuffer_get_length(input_.get());
-  if (left == 0 || left > kCompactBelow) return;
-  std::byte copy[kCompactBelow];
-  evbuffer_remove(input_.get(), copy, left);  // frees the big chain
-  if (evbuffer_add(input_.get(), copy, left) != 0) {
-    // Out of memory for a few bytes: the frame is lost, so the stream is.
-    context_.peerLog->warn("evbuffer_add({}) failed; closing fd {}", left, fd());
-    stopReading();
-    state_ = State::kFlushing;
-  }
-}
-
-bool Connection::frameDeadlineOk(uint64_t framesDecoded) {
-  if (context_.limits.idleTimeout.count() == 0 || state_ != State::kOpen) return true;
-  if (evbuffer_get_length(input_.get()) == 0) {
+void Connection::enforceFrameDeadline(uint64_t framesDecoded) {
+  if (context_.limits.idleTimeout.count() == 0 || state_ != State::kOpen) return;
+  if (tail_.empty()) {
     waitingSince_.reset();
-    return true;
+    return;
   }
   auto now = std::chrono::steady_clock::now();
   if (framesDecoded > 0 || !waitingSince_) {
     waitingSince_ = now;
-    return true;
+    return;
   }
-  if (now - *waitingSince_ < context_.limits.idleTimeout) return true;
+  if (now - *waitingSince_ < context_.limits.idleTimeout) return;
   count(context_.stats, stats::Counter::kIdleTimeouts, 1);
   context_.peerLog->warn("closing connection from {}: a frame has trickled in for over idle_timeout ({} ms)",
                          peerName(fd()), context_.limits.idleTimeout.count());
   close();
-  return false;
 }
 
-uint64_t Connection::decodeInput() {
-  using namespace protocol;
-  uint64_t total = 0;
-  for (;;) {
-    size_t available = evbuffer_get_length(input_.get());
-    if (available == 0) return total;
-    evbuffer_iovec segment;
-    evbuffer_peek(input_.get(), -1, nullptr, &segment, 1);
-    std::span<const std::byte> bytes(static_cast<const std::byte*>(segment.iov_base), segment.iov_len);
+// A frame cut by the end of a read is the only input kept between reads: its
+// bytes are copied into tail_, which the next read tops up to exactly one
+// frame before the rest of that read is decoded in place. The header says how
+// much a frame needs, so the top-up never takes a byte of the next frame; a
+// header itself cut short is topped up first to its length field.
+uint64_t Connection::decodeInput(std::span<const std::byte> in) {
+  uint64_t frames = 0;
+  if (!tail_.empty()) {
+    for (;;) {
+      auto decoded = protocol::decodeRequest(tail_, context_.limits.maxFrameBytes);
+      if (decoded.status != protocol::DecodeStatus::kNeedMore) break;  // one frame, or an error
+      if (in.empty()) return 0;  // all of this read went into the tail
+      size_t take = std::min(decoded.size - tail_.size(), in.size());
+      appendTail(in.first(take));
+      if (state_ != State::kOpen) return 0;
+      in = in.subspan(take);
+    }
+    decodeFrames(tail_, frames);
+    tail_ = std::vector<std::byte>();  // frees it, where clear() would keep the capacity
+  }
+  if (state_ != State::kOpen) return frames;
+  size_t consumed = decodeFrames(in, frames);
+  if (state_ == State::kOpen && consumed < in.size()) appendTail(in.subspan(consumed));
+  return frames;
+}
 
+size_t Connection::decodeFrames(std::span<const std::byte> bytes, uint64_t& frames) {
+  using namespace protocol;
+  auto decoded = decodeRequest(bytes, context_.limits.maxFrameBytes);
+  size_t consumed = 0;
+  if (decoded.status == DecodeStatus::kFrame) {
     // Acks go straight into the output buffer: reserve room for the most
-    // frames this segment can hold, commit what was used.
-    size_t maxAcks = bytes.size() / kMinRequestFrameBytes;
+    // frames `bytes` can hold, commit what was used. Nothing is reserved
+    // until a whole frame is here, so a partial frame adds no output chain,
+    // and a long first frame (a completed tail) counts as the one it is.
+    size_t maxAcks = 1 + (bytes.size() - decoded.size) / kMinRequestFrameBytes;
     evbuffer_iovec out{};
-    if (maxAcks > 0 && evbuffer_reserve_space(output_.get(), maxAcks * kAckFrameBytes, &out, 1) < 1) {
+    if (evbuffer_reserve_space(output_.get(), maxAcks * kAckFrameBytes, &out, 1) < 1) {
       context_.peerLog->warn("evbuffer_reserve_space({}) failed; closing fd {}", maxAcks * kAckFrameBytes, fd());
-      stopReading();
-      state_ = State::kFlushing;
-      return total;
+      beginFlush();
+      return 0;
     }
     auto* ackOut = static_cast<std::byte*>(out.iov_base);
     uint64_t startedNs = context_.stats ? monotonicNanos() : 0;
-    size_t consumed = 0;
     size_t acks = 0;
-    Decoded<Request> decoded;
-    for (;;) {
-      decoded = decodeRequest(bytes.subspan(consumed), context_.limits.maxFrameBytes);
-      if (decoded.status != DecodeStatus::kFrame) break;
+    do {
       const Request& request = decoded.message;
       uint8_t result = context_.handler->handle(request);
       encodeAck(ackFor(request.command), request.id, result, ackOut + acks * kAckFrameBytes);
       ++acks;
       consumed += decoded.size;
-    }
-    if (maxAcks > 0) {
-      out.iov_len = acks * kAckFrameBytes;
-      evbuffer_commit_space(output_.get(), &out, 1);
-    }
-    if (consumed > 0) evbuffer_drain(input_.get(), consumed);
-    if (context_.stats && acks > 0) recordBatch(acks, monotonicNanos() - startedNs);
-    total += acks;
+      decoded = decodeRequest(bytes.subspan(consumed), context_.limits.maxFrameBytes);
+    } while (decoded.status == DecodeStatus::kFrame);
+    out.iov_len = acks * kAckFrameBytes;
+    evbuffer_commit_space(output_.get(), &out, 1);
+    if (context_.stats) recordBatch(acks, monotonicNanos() - startedNs);
+    frames += acks;
+  }
+  if (decoded.status == DecodeStatus::kError) failProtocol(decoded.error);
+  return consumed;
+}
 
-    if (decoded.status == DecodeStatus::kError) {
-      failProtocol(decoded.error);
-      return total;
-    }
-    if (consumed > 0) continue;
-    // The next frame straddles two chains: make it contiguous, if it is all here.
-    if (available < decoded.size) return total;
-    evbuffer_pullup(input_.get(), static_cast<ev_ssize_t>(decoded.size));
+void Connection::appendTail(std::span<const std::byte> bytes) {
+  try {
+    tail_.insert(tail_.end(), bytes.begin(), bytes.end());
+  } catch (const std::bad_alloc&) {
+    context_.peerLog->warn("no memory for {} bytes of an unfinished frame; closing fd {}", tail_.size() + bytes.size(),
+                           fd());
+    tail_ = std::vector<std::byte>();
+    beginFlush();
   }
 }
 
-// Once per decoded segment, not per request: two clock reads bound the time
-// from the first frame decoded to the last ack queued, and every request in
-// the segment is counted with that duration (an upper bound for each).
+// Once per run of whole frames (a read's, or a completed tail's), not per
+// request: two clock reads bound the time from the first frame decoded to the
+// last ack queued, and every request in the run is counted with that duration
+// (an upper bound for each).
 void Connection::recordBatch(uint64_t requests, uint64_t elapsedNs) {
   stats::Slot& slot = *context_.stats;
   count(&slot, stats::Counter::kRequestsReceived, requests);
@@ -296,19 +287,22 @@ void Connection::failProtocol(protocol::DecodeError error) {
   if (context_.stats) stats::add(context_.stats->totals.protocolErrors[static_cast<size_t>(error)], 1);
   context_.peerLog->warn("closing connection from {}: protocol error {}", peerName(fd()),
                          protocol::decodeErrorName(error));
-  evbuffer_drain(input_.get(), evbuffer_get_length(input_.get()));
+  beginFlush();
+}
+
+void Connection::beginFlush() {
   stopReading();
   state_ = State::kFlushing;
 }
 
-bool Connection::flush() {
+void Connection::flush() {
   size_t pending = evbuffer_get_length(output_.get());
   if (pending > 0) {
     ssize_t n = writeOutput(pending);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
       if (errno != ECONNRESET && errno != EPIPE) context_.peerLog->warn("write(fd {}): {}", fd(), std::strerror(errno));
       close();
-      return false;
+      return;
     }
     if (n > 0) {
       lastSentMs_ = coarseMonotonicMs();
@@ -323,18 +317,18 @@ bool Connection::flush() {
       if (reading_ && pending >= context_.limits.outputHighWater) stopReading();
       if (!reading_ && pending <= context_.limits.outputLowWater()) resumeReading();
     }
-    return true;
+    return;
   }
 
   event_del(writeEvent_.get());
   if (state_ == State::kOpen) {
     if (!reading_) resumeReading();
-    return true;
+    return;
   }
   if (state_ == State::kFlushing) {
     if (peerClosed_) {
       close();
-      return false;
+      return;
     }
     // All owed acks are out: send FIN, and read until the peer closes so that
     // unread input does not turn our close into a reset that eats those acks.
@@ -344,7 +338,6 @@ bool Connection::flush() {
     addEvent(readEvent_.get(), kLingerTimeout);
     reading_ = true;
   }
-  return true;
 }
 
 // Output held in one chain (the acks of a request/response exchange) goes out
@@ -367,9 +360,8 @@ void Connection::discardInput() {
     close();
     return;
   }
-  char sink[16 * 1024];
   for (int i = 0; i < kReadsPerBatch; ++i) {
-    ssize_t n = ::read(fd(), sink, sizeof sink);
+    ssize_t n = ::read(fd(), context_.scratch.data(), context_.scratch.size());
     if (n > 0) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
     close();  // EOF or error: the peer is done
@@ -391,6 +383,17 @@ void Connection::resumeReading() {
 
 void Connection::armIdle(event* ev) { addEvent(ev, context_.idleTimer); }
 
-void Connection::close() { context_.release(fd()); }
+// The caller is still inside one of this connection's callbacks, and the
+// other event may be active in the same loop pass: both are disarmed (which
+// also takes them off libevent's active queue) and the Worker frees the
+// object only after the callback has returned.
+void Connection::close() {
+  if (state_ == State::kClosed) return;
+  event_del(readEvent_.get());
+  event_del(writeEvent_.get());
+  reading_ = false;
+  state_ = State::kClosed;
+  context_.closed(fd());
+}
 
 }  // namespace tcpfork

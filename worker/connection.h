@@ -1,19 +1,26 @@
 #pragma once
 // Connection: one accepted client, owned by its Worker and used only on the
-// worker's loop. Data flows one way: socket -> input evbuffer -> decoder ->
-// handler -> encoder -> output evbuffer -> socket. Acks are flushed at the end
-// of every read batch, so a lone request is answered at once.
+// worker's loop. Data flows one way: socket -> the worker's scratch buffer ->
+// decoder (in place) -> handler -> encoder -> output evbuffer -> socket. Only
+// an unfinished last frame outlives the read, in a tail of its own size, so a
+// connection between frames holds no input buffer. Acks are flushed at the
+// end of every read batch, so a lone request is answered at once.
 //
 // Lifecycle: kOpen serves; a protocol error, a graceful drain or a read error
 // moves to kFlushing (no more reads, owed acks still sent); once they are out
 // the write side is shut and kLingering discards input until the peer closes,
-// so closing never resets a peer that is still reading our acks.
+// so closing never resets a peer that is still reading our acks. close()
+// disarms both events and moves to kClosed, in which nothing runs; the Worker
+// frees the object after the callback that closed it has returned.
 
 #include <event2/event.h>
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <optional>
+#include <span>
+#include <vector>
 
 #include "base/event_ptr.h"
 #include "base/log.h"
@@ -24,6 +31,10 @@
 
 namespace tcpfork {
 
+// One read() asks for this much; a batch is at most kReadsPerBatch reads, so a
+// connection flooding us cannot starve the others on the loop.
+inline constexpr size_t kReadChunk = 64 * 1024;
+
 // What every connection of one worker shares; owned by the Worker.
 struct ConnectionContext {
   event_base* base = nullptr;
@@ -32,11 +43,17 @@ struct ConnectionContext {
   stats::Slot* stats = nullptr;                // null: stats off (benchmarking)
   RateLimitedLog* peerLog = nullptr;          // for errors a peer can provoke
   uint64_t* connections = nullptr;            // the worker's open-connection count
-  std::function<void(int fd)> release;        // destroys the connection; call last
+  // Takes the connection of `fd`, closed, to be freed once the running
+  // callback has returned; it returns at once.
+  std::function<void(int fd)> closed;
   // limits.idleTimeout as a libevent common timeout (null when 0 = none): every
   // connection's idle timer then sits in one queue, re-armed in O(1) on each
   // read instead of being sifted through the timer heap. Set by the Worker.
   const timeval* idleTimer = nullptr;
+  // Every read of every connection lands here and is decoded before the
+  // callback returns (one loop, one callback at a time), so no connection
+  // needs a read buffer of its own.
+  std::vector<std::byte> scratch = std::vector<std::byte>(kReadChunk);
 };
 
 class Connection {
@@ -54,7 +71,7 @@ class Connection {
   int fd() const { return fd_.get(); }
 
  private:
-  enum class State { kOpen, kFlushing, kLingering };
+  enum class State { kOpen, kFlushing, kLingering, kClosed };
 
   static void onReadEvent(evutil_socket_t fd, short what, void* self);
   static void onWriteEvent(evutil_socket_t fd, short what, void* self);
@@ -72,16 +89,16 @@ class Connection {
 
   // Reads one batch and decodes it; returns false when the peer closed or failed.
   bool readBatch();
-  // Returns the number of frames decoded.
-  uint64_t decodeInput();
-  // An unfinished frame left at the end of a read sits in a chain sized for a
-  // whole 64 KiB read (128 KiB once libevent rounds it up): a peer sending one
-  // byte and waiting would pin that much per connection. Before the
-  // connection waits, a small remainder is copied into a chain of its own size.
-  void compactInput();
-  // False (and the connection is released) when a frame has trickled in for
-  // longer than idle_timeout.
-  bool frameDeadlineOk(uint64_t framesDecoded);
+  // Decodes the tail completed from `in`, then `in` in place, and keeps an
+  // unfinished last frame in tail_. Returns the number of frames decoded.
+  uint64_t decodeInput(std::span<const std::byte> in);
+  // Answers the whole frames at the front of `bytes` and returns the bytes
+  // they take; a protocol error answers those before it and begins the flush.
+  size_t decodeFrames(std::span<const std::byte> bytes, uint64_t& frames);
+  // Appends to tail_; out of memory loses the frame, and with it the stream.
+  void appendTail(std::span<const std::byte> bytes);
+  // Closes the connection when a frame has trickled in for longer than idle_timeout.
+  void enforceFrameDeadline(uint64_t framesDecoded);
   void recordBatch(uint64_t requests, uint64_t elapsedNs);
   // Writes what the output buffer holds (`pending` bytes); returns what write(2) would.
   ssize_t writeOutput(size_t pending);
@@ -89,17 +106,21 @@ class Connection {
   void armIdle(event* ev);
   void failProtocol(protocol::DecodeError error);
   // Writes what the socket takes, then arms or disarms events to match.
-  // Returns false when the connection has been released.
-  bool flush();
+  void flush();
+  // Reads nothing more; the acks owed are still sent, then the connection closes.
+  void beginFlush();
   void stopReading();
   void resumeReading();
+  // Disarms both events and hands the connection to the Worker to be freed.
   void close();
 
   ConnectionContext& context_;
   UniqueFd fd_;
   EventPtr readEvent_;
   EventPtr writeEvent_;
-  EvbufferPtr input_;
+  // The unfinished frame at the end of the last read (empty, with no
+  // capacity, between frames).
+  std::vector<std::byte> tail_;
   EvbufferPtr output_;
   State state_ = State::kOpen;
   bool reading_ = false;
@@ -111,7 +132,7 @@ class Connection {
   // kLingering ends here at the latest, however much the peer keeps sending
   // (a persistent event's timeout restarts on every read).
   std::chrono::steady_clock::time_point lingerUntil_;
-  // Since when the input has held an unfinished frame with no frame completed:
+  // Since when tail_ has held an unfinished frame with no frame completed:
   // a peer trickling bytes (slowloris) resets the idle timer with every byte,
   // so a frame must also complete within idle_timeout.
   std::optional<std::chrono::steady_clock::time_point> waitingSince_;

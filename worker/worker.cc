@@ -23,10 +23,11 @@ Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::uni
       publisher_(std::move(publisher)),
       stats_(args.noStats ? nullptr : &publisher_->slot()),
       context_{base_.get(), handler_.get(), args.settings.limits, stats_, &peerLog_, &openConnections_,
-               [this](int fd) { release(fd); }},
+               [this](int fd) { onClosed(fd); }},
       tick_(event_new(base_.get(), -1, EV_PERSIST, &Worker::onTick, this)),
-      drainTimer_(evtimer_new(base_.get(), &Worker::onDrainDeadline, this)) {
-  if (!tick_ || !drainTimer_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(worker timers)");
+      drainTimer_(evtimer_new(base_.get(), &Worker::onDrainDeadline, this)),
+      reap_(event_new(base_.get(), -1, 0, &Worker::onReap, this)) {
+  if (!tick_ || !drainTimer_ || !reap_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(worker timers)");
   if (settings_.limits.idleTimeout.count() > 0) {
     timeval idle = toTimeval(settings_.limits.idleTimeout);
     context_.idleTimer = event_base_init_common_timeout(base_.get(), &idle);
@@ -146,17 +147,13 @@ void Worker::beginGracefulStop() {
   }
   timeval deadline = toTimeval(settings_.drainTimeout);
   evtimer_add(drainTimer_.get(), &deadline);
-  // drain() may release the connection at once, so walk a copy of the keys.
-  std::vector<int> fds;
-  fds.reserve(connections_.size());
-  for (const auto& entry : connections_) fds.push_back(entry.first);
-  for (int fd : fds) {
-    if (auto it = connections_.find(fd); it != connections_.end()) it->second->drain();
-  }
+  // A connection that closes here is only queued, so the map stays as it is;
+  // onReap ends the loop once the last one is freed.
+  for (const auto& entry : connections_) entry.second->drain();
 }
 
 void Worker::onNewConnection(UniqueFd fd) {
-  if (connections_.size() >= settings_.maxConnections) {
+  if (connections_.size() - closed_.size() >= settings_.maxConnections) {
     count(stats_, stats::Counter::kConnectionsRejected, 1);
     peerLog_.warn("max_connections ({}) reached: closing a new connection", settings_.maxConnections);
     return;  // fd closes here
@@ -172,9 +169,19 @@ void Worker::onNewConnection(UniqueFd fd) {
   }
 }
 
-void Worker::release(int fd) {
-  connections_.erase(fd);
-  if (draining_ && connections_.empty()) event_base_loopexit(base_.get(), nullptr);
+void Worker::onClosed(int fd) {
+  closed_.push_back(fd);
+  // An active event runs after the current callback has returned, in the
+  // same loop pass. Until then the connection keeps its fd open, so no new
+  // connection can take its key in connections_.
+  if (closed_.size() == 1) event_active(reap_.get(), EV_TIMEOUT, 0);
+}
+
+void Worker::onReap(evutil_socket_t, short, void* self) {
+  auto* worker = static_cast<Worker*>(self);
+  for (int fd : worker->closed_) worker->connections_.erase(fd);
+  worker->closed_.clear();
+  if (worker->draining_ && worker->connections_.empty()) event_base_loopexit(worker->base_.get(), nullptr);
 }
 
 }  // namespace tcpfork

@@ -1,7 +1,8 @@
 #pragma once
 // Worker: one libevent loop serving one or more listening sockets. Built in
 // the worker's main(), owns its listeners and connections and frees them only
-// from its loop. Signals are loop events:
+// from its loop: a connection that closes is freed by onReap, after the
+// callback that closed it has returned. Signals are loop events:
 //   SIGQUIT        graceful stop: stop accepting, send the acks owed, close,
 //                  exit within drain_timeout
 //   SIGUSR2        retire (the master scales down): take every connection
@@ -41,8 +42,10 @@ class Worker {
   static void onSignal(evutil_socket_t signal, short what, void* self);
   static void onTick(evutil_socket_t fd, short what, void* self);
   static void onDrainDeadline(evutil_socket_t fd, short what, void* self);
+  static void onReap(evutil_socket_t fd, short what, void* self);
   void onNewConnection(UniqueFd fd);
-  void release(int fd);
+  // Queues a connection that has closed itself for onReap.
+  void onClosed(int fd);
   void beginGracefulStop();
   void retire();
   void reopenLog();
@@ -58,11 +61,13 @@ class Worker {
   RateLimitedLog peerLog_;
   ConnectionContext context_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
-  std::unordered_map<int, std::unique_ptr<Connection>> connections_;  // by fd
+  std::unordered_map<int, std::unique_ptr<Connection>> connections_;  // by fd, closed ones until reaped
+  std::vector<int> closed_;  // fds of connections closed since the last reap
   std::unique_ptr<CpuProfiler> profiler_;
   std::vector<EventPtr> signalEvents_;
   EventPtr tick_;
   EventPtr drainTimer_;
+  EventPtr reap_;  // made active when closed_ gains its first entry
   bool draining_ = false;
 };
 

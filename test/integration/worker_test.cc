@@ -7,11 +7,15 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iostream>
 #include <random>
 #include <thread>
 
 #include "protocol/codec.h"
+#include "test/integration/hostile_peers.h"
 #include "test/integration/running_worker.h"
 
 namespace tcpfork::test {
@@ -76,6 +80,137 @@ TEST(Worker, ReassemblesFramesSplitAtEveryPoint) {
     offset += piece;
   }
   for (uint64_t i = 0; i < 20; ++i) ASSERT_EQ(c.read(kAckBytes), submitAckFrame(i)) << "ack " << i;
+}
+
+// Waits until the worker has read everything sent to it on the connection
+// from `clientPort`: its kernel receive queue is empty.
+bool workerHasRead(int serverPort, int clientPort) {
+  return waitUntil(
+      [&] {
+        auto queues = serverQueues(serverPort, clientPort);
+        return queues && queues->rx == 0;
+      },
+      5s);
+}
+
+// Every read boundary at every byte: the stream is cut once at each offset,
+// and once into single bytes, each piece read by the worker before the next
+// is sent, so an unfinished frame is joined with the next read at every point
+// of its header and body. Each frame gets exactly one ack.
+TEST(Worker, AnswersAFrameCutByAReadAtEveryByteExactlyOnce) {
+  RunningWorker worker;
+  TestConnection c(worker.port());
+  setNoDelay(c.fd());
+  int clientPort = localAddress(c.fd()).port();
+  auto stream = concat(submitFrame(1, "abc"), submitFrame(2, "defgh"));
+  auto acks = concat(submitAckFrame(1), submitAckFrame(2));
+  std::span<const std::byte> all(stream);
+  for (size_t cut = 1; cut < stream.size(); ++cut) {
+    c.send(all.first(cut));
+    ASSERT_TRUE(workerHasRead(worker.port(), clientPort)) << "cut at " << cut;
+    c.send(all.subspan(cut));
+    ASSERT_EQ(c.read(acks.size()), acks) << "cut at " << cut;
+  }
+  for (size_t i = 0; i < stream.size(); ++i) {
+    c.send(all.subspan(i, 1));
+    ASSERT_TRUE(workerHasRead(worker.port(), clientPort)) << "byte " << i;
+  }
+  ASSERT_EQ(c.read(acks.size()), acks) << "one byte at a time";
+  // Nothing answered twice: the next ack is this request's.
+  c.send(submitFrame(3));
+  EXPECT_EQ(c.read(kAckBytes), submitAckFrame(3));
+}
+
+// A frame several reads long is gathered across them, and the frames that
+// share its last read are answered after it, in order.
+TEST(Worker, GathersAFrameLongerThanAReadAcrossReads) {
+  RunningWorker worker;
+  TestConnection c(worker.port());
+  int clientPort = localAddress(c.fd()).port();
+  auto stream = concat(concat(submitFrame(1, std::string(300 * 1024, 'b')), submitFrame(2)), submitFrame(3));
+  std::span<const std::byte> all(stream);
+  for (size_t offset = 0; offset < stream.size();) {
+    size_t piece = std::min<size_t>(stream.size() - offset, 70'001);
+    c.send(all.subspan(offset, piece));
+    offset += piece;
+    ASSERT_TRUE(workerHasRead(worker.port(), clientPort)) << "after " << offset << " bytes";
+  }
+  EXPECT_EQ(c.read(3 * kAckBytes), concat(concat(submitAckFrame(1), submitAckFrame(2)), submitAckFrame(3)));
+}
+
+// The server ends of connections on `port` (and the listener): whether the
+// worker has accepted them all (an empty accept queue) and read everything
+// sent on them, with at least `count` open.
+bool workerHasReadAll(int port, size_t count) {
+  return waitUntil(
+      [&] {
+        std::ifstream in("/proc/net/tcp");
+        std::string line;
+        std::getline(in, line);  // header
+        size_t open = 0;
+        while (std::getline(in, line)) {
+          unsigned localPort = 0, state = 0;
+          unsigned long long tx = 0, rx = 0;
+          if (std::sscanf(line.c_str(), " %*u: %*8X:%4X %*8X:%*4X %2X %llX:%llX", &localPort, &state, &tx, &rx) != 4) {
+            continue;
+          }
+          if (int(localPort) != port) continue;
+          if (rx != 0) return false;  // a listener's rx is its accept queue
+          if (state == 0x01) ++open;  // TCP_ESTABLISHED
+        }
+        return open >= count;
+      },
+      20s);
+}
+
+// A connection that stops in the middle of a frame holds those bytes and no
+// more: no read buffer, and no output space for acks it is not owed yet.
+// (It used to cost a 1 KiB input chain and a 1 KiB output chain.)
+TEST(Worker, AConnectionWaitingMidFrameHoldsOnlyTheBytesSoFar) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer's allocator swamps the figures";
+#endif
+  constexpr size_t kConnections = 2000;
+  DescriptorLimit limit;
+  if (!limit.raiseFor(kConnections + 512)) {
+    GTEST_SKIP() << "needs a descriptor hard limit of " << kConnections + 512 << "; it is " << limit.hard();
+  }
+  RunningWorker worker({"--max-connections", std::to_string(kConnections + 10), "--idle-timeout", "0"});
+  std::vector<UniqueFd> peers;
+  peers.reserve(kConnections);
+  for (size_t i = 0; i < kConnections; ++i) peers.push_back(connectLoopback(worker.port()));
+  ASSERT_TRUE(workerHasReadAll(worker.port(), kConnections));
+  size_t before = residentBytes(worker.process().pid());
+
+  auto frame = submitFrame(7, std::string(987, 'm'));  // 1000 bytes
+  std::span<const std::byte> all(frame);
+  constexpr size_t kSent = 100;
+  for (auto& peer : peers) ASSERT_EQ(::send(peer.get(), frame.data(), kSent, MSG_NOSIGNAL), ssize_t(kSent));
+  ASSERT_TRUE(workerHasReadAll(worker.port(), kConnections));
+  size_t after = residentBytes(worker.process().pid());
+  size_t perConnection = after > before ? (after - before) / kConnections : 0;
+  std::cout << "RSS grew by " << perConnection << " bytes per connection waiting mid-frame (" << kSent
+            << " bytes of " << frame.size() << ")\n";
+  EXPECT_LT(perConnection, 512u) << "RSS " << before << " -> " << after;
+
+  // And each is still one frame to the worker.
+  for (auto& peer : peers) {
+    auto rest = all.subspan(kSent);
+    ASSERT_EQ(::send(peer.get(), rest.data(), rest.size(), MSG_NOSIGNAL), ssize_t(rest.size()));
+  }
+  auto ack = submitAckFrame(7);
+  timeval timeout{5, 0};
+  for (auto& peer : peers) {
+    ::setsockopt(peer.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    std::vector<std::byte> got(kAckBytes);
+    size_t have = 0;
+    while (have < got.size()) {
+      ssize_t n = ::recv(peer.get(), got.data() + have, got.size() - have, 0);
+      ASSERT_GT(n, 0) << std::strerror(errno);
+      have += size_t(n);
+    }
+    ASSERT_EQ(got, ack);
+  }
 }
 
 struct MalformedCase {
