@@ -64,10 +64,15 @@ bool Supervisor::wanted(const Row& row) const {
   return g && row.index < g->settings->count;
 }
 
-bool Supervisor::serving(const Row& row) const {
+bool Supervisor::slotSaysServing(const Row& row) const {
   if (!live(row)) return false;
   const stats::Slot& s = segment_.slot(row.slot);
   return stats::load(s.pid) == uint64_t(row.pid) && stats::load(s.state) == uint64_t(stats::WorkerState::kServing);
+}
+
+const Supervisor::Row* Supervisor::servingRow(unsigned index) const {
+  const Row* row = index < count() ? currentRow(index) : nullptr;
+  return row && row->state == State::kServing && slotSaysServing(*row) ? row : nullptr;
 }
 
 const Supervisor::Row* Supervisor::currentRow(unsigned index) const {
@@ -148,15 +153,14 @@ void Supervisor::startMissing() {
 unsigned Supervisor::servingCount() const {
   unsigned n = 0;
   for (unsigned i = 0; i < count(); ++i) {
-    const Row* row = currentRow(i);
-    if (row && row->state == State::kServing && serving(*row)) ++n;
+    if (servingRow(i)) ++n;
   }
   return n;
 }
 
 std::optional<Supervisor::WorkerRef> Supervisor::servingWorker(unsigned index) const {
-  const Row* row = index < count() ? currentRow(index) : nullptr;
-  if (!row || row->state != State::kServing || !serving(*row)) return std::nullopt;
+  const Row* row = servingRow(index);
+  if (!row) return std::nullopt;
   return WorkerRef{row->pid, row->slot};
 }
 
@@ -208,7 +212,7 @@ void Supervisor::retire(Row& row) {
 
 void Supervisor::reconcile() {
   for (Row& row : rows_) {
-    if (row.state == State::kStarting && serving(row)) transition(row, State::kServing);
+    if (row.state == State::kStarting && slotSaysServing(row)) transition(row, State::kServing);
   }
   if (previous_ && !stopping_) {
     if (allServing()) {

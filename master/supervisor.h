@@ -89,7 +89,10 @@ class Supervisor {
   // abandons a reload.
   void reconcile();
   bool wanted(const Row& row) const;
-  bool serving(const Row& row) const;
+  // Whether the worker's own slot says it serves (the pid checked too).
+  bool slotSaysServing(const Row& row) const;
+  // The current row of `index` if it is kServing and its slot agrees.
+  const Row* servingRow(unsigned index) const;
   // The row that stands for index `index` of the current generation, if any.
   Row* currentRow(unsigned index);
   const Row* currentRow(unsigned index) const;

@@ -56,8 +56,8 @@ void Supervisor::finishSwitch() {
 std::string Supervisor::notServingReasons() const {
   std::string out;
   for (unsigned i = 0; i < count(); ++i) {
+    if (servingRow(i)) continue;
     const Row* row = currentRow(i);
-    if (row && row->state == State::kServing && serving(*row)) continue;
     std::string why;
     if (row && live(*row)) {
       why = fmt::format("pid {} started, not serving yet", row->pid);
