@@ -10,7 +10,7 @@ DESTDIR    ?=
 SOAK_SECONDS ?= 60
 
 # Debian packages the build, the tests and the benchmark need.
-DEB_PACKAGES := g++ make cmake pkg-config python3 \
+DEB_PACKAGES := gcc g++ make cmake pkg-config python3 \
 	libevent-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev \
 	libboost-dev libyaml-cpp-dev libsystemd-dev \
 	libgtest-dev libgmock-dev prometheus-cpp-dev prometheus \

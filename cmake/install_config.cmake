@@ -8,8 +8,8 @@
 # reinstall or upgrade never overwrites it (the example stays up to date in
 # the doc directory).
 #
-# Expects TCPFORK_SOURCE_DIR, TCPFORK_BINARY_DIR and TCPFORK_BINDIR (set by
-# cmake/install.cmake).
+# Expects TCPFORK_SOURCE_DIR, TCPFORK_BINARY_DIR, TCPFORK_BINDIR,
+# TCPFORK_INCLUDEDIR and TCPFORK_VERSION (set by cmake/install.cmake).
 
 include("${CMAKE_CURRENT_LIST_DIR}/sysconfdir.cmake")
 string(REGEX REPLACE "/+$" "" prefix "${CMAKE_INSTALL_PREFIX}")
@@ -53,3 +53,25 @@ file(WRITE "${TCPFORK_BINARY_DIR}/install-unit/tcpfork.service" "${unit}")
 file(INSTALL DESTINATION "${prefix}/lib/systemd/system" TYPE FILE
      FILES "${TCPFORK_BINARY_DIR}/install-unit/tcpfork.service")
 file(REMOVE_RECURSE "${TCPFORK_BINARY_DIR}/install-unit")
+
+# pkg-config's file for handler modules names the header's installed
+# directory, so it is written for the prefix too. The header is all a module
+# needs (no library to link), so the file is architecture-independent and
+# goes to share/pkgconfig, on pkg-config's default path for /usr and /usr/local.
+if(IS_ABSOLUTE "${TCPFORK_INCLUDEDIR}")
+  set(includedir "${TCPFORK_INCLUDEDIR}")
+else()
+  set(includedir "${prefix}/${TCPFORK_INCLUDEDIR}")
+endif()
+string(RANDOM LENGTH 12 scratch)
+set(scratch "${TCPFORK_BINARY_DIR}/install-${scratch}")
+file(WRITE "${scratch}/tcpfork-handler.pc" "prefix=${prefix}
+includedir=${includedir}
+
+Name: tcpfork-handler
+Description: The tcpfork handler module ABI (a C header; modules link nothing of tcpfork)
+Version: ${TCPFORK_VERSION}
+Cflags: -I\${includedir}
+")
+file(INSTALL DESTINATION "${prefix}/share/pkgconfig" TYPE FILE FILES "${scratch}/tcpfork-handler.pc")
+file(REMOVE_RECURSE "${scratch}")

@@ -7,6 +7,7 @@
 // master reopen its log. `make uninstall` takes it all back but the
 // administrator's files.
 
+#include <dlfcn.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include <set>
 
 #include "stats/segment.h"
+#include "tcpfork/handler.h"
 #include "test/install/man_page.h"
 #include "test/integration/running_master.h"
 
@@ -126,6 +128,8 @@ TEST_F(Install, PutsEachFileWhereDebianExpectsIt) {
   for (const auto& page : kManPages) expected.insert("/usr/share/man/" + page);
   expected.insert("/usr/lib/systemd/system/tcpfork.service");
   expected.insert("/usr/lib/systemd/system/tcpfork.socket");
+  expected.insert("/usr/include/tcpfork/handler.h");
+  expected.insert("/usr/share/pkgconfig/tcpfork-handler.pc");
   EXPECT_EQ(filesUnder(root_), expected);
   // The service runs the binary and reads the config where this prefix put them.
   std::string unit = readFile(at("/usr/lib/systemd/system/tcpfork.service"));
@@ -139,6 +143,42 @@ TEST_F(Install, PutsEachFileWhereDebianExpectsIt) {
   std::string example = readFile(std::string(TCPFORK_SOURCE_DIR) + "/deploy/tcpfork.yaml");
   EXPECT_EQ(readFile(at("/usr/share/doc/tcpfork/examples/tcpfork.yaml")), example);
   EXPECT_EQ(readFile(at("/etc/tcpfork/tcpfork.yaml")), example);
+  EXPECT_EQ(readFile(at("/usr/include/tcpfork/handler.h")),
+            readFile(std::string(TCPFORK_SOURCE_DIR) + "/include/tcpfork/handler.h"));
+}
+
+// What a module author outside the project does: pkg-config for the flags,
+// the C compiler, the installed header and nothing else of tcpfork. The
+// module then loads and answers as the ABI says.
+TEST_F(Install, AModuleBuildsFromTheInstalledHeaderAndPkgConfigAlone) {
+  ToolRun flags = runCommand({"/usr/bin/env", "PKG_CONFIG_SYSROOT_DIR=" + root_,
+                              "PKG_CONFIG_LIBDIR=" + at("/usr/share/pkgconfig"), "pkg-config", "--cflags",
+                              "tcpfork-handler"},
+                             10s);
+  ASSERT_EQ(flags.exitCode, 0) << flags.output;
+  std::string cflags = flags.output.substr(0, flags.output.find_last_not_of(" \n") + 1);
+  ASSERT_EQ(cflags, "-I" + at("/usr/include"));
+
+  std::string module = tempPath("ack.so");
+  ToolRun cc = runCommand({"/usr/bin/env", "cc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-shared", "-fPIC",
+                           "-fvisibility=hidden", "-o", module, std::string(TCPFORK_SOURCE_DIR) + "/examples/handlers/ack.c",
+                           cflags},
+                          60s);
+  ASSERT_EQ(cc.exitCode, 0) << cc.output;
+
+  void* so = ::dlopen(module.c_str(), RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(so, nullptr) << ::dlerror();
+  auto entry = reinterpret_cast<const tcpfork_handler* (*)()>(::dlsym(so, "tcpfork_handler_entry"));
+  ASSERT_NE(entry, nullptr) << ::dlerror();
+  const tcpfork_handler* handler = entry();
+  EXPECT_EQ(handler->abi_version, uint32_t(TCPFORK_HANDLER_ABI_VERSION));
+  EXPECT_STREQ(handler->name, "ack");
+  char err[64] = "";
+  void* state = handler->init(nullptr, nullptr, "{}", err, sizeof err);
+  ASSERT_NE(state, nullptr) << err;
+  tcpfork_request request{7, TCPFORK_SUBMIT, "abcdefgh", nullptr, 0};
+  EXPECT_EQ(handler->handle(state, &request, nullptr), 0);
+  ::dlclose(so);
 }
 
 TEST_F(Install, InstalledBinariesPrintTheirVersionAndRevision) {
@@ -253,6 +293,7 @@ TEST_F(Install, UninstallLeavesOnlyTheAdministratorsFiles) {
   EXPECT_NE(readFile(at("/etc/tcpfork/tcpfork.yaml")).find("# edited here"), std::string::npos);
   EXPECT_NE(run.output.find("Kept, if present: " + at("/etc/tcpfork/tcpfork.yaml")), std::string::npos) << run.output;
   EXPECT_FALSE(fs::exists(at("/usr/share/doc/tcpfork/examples"))) << "our own directory, left empty";
+  EXPECT_FALSE(fs::exists(at("/usr/include/tcpfork"))) << "our own directory, left empty";
   EXPECT_TRUE(fs::is_directory(at("/usr/share/man/man8"))) << "a shared directory stays";
 
   // Nothing is installed any more: a second run says so.
