@@ -11,7 +11,8 @@
 namespace tcpfork {
 
 void initLogging(std::string_view role, std::string_view level) {
-  auto logger = spdlog::stderr_logger_st(std::string(role));
+  // Thread-safe: a handler module may log from threads of its own.
+  auto logger = spdlog::stderr_logger_mt(std::string(role));
   logger->set_pattern(fmt::format("%Y-%m-%d %H:%M:%S.%e [{} %P] %l: %v", role));
   logger->set_level(spdlog::level::from_str(std::string(level)));
   // Warnings and errors reach the terminal or journal at once.

@@ -45,6 +45,10 @@ std::vector<std::string> toArgv(const WorkerArgs& a) {
   };
   optional("--log-file", s.logFile);
   optional("--profile-dir", s.profileDir);
+  if (!s.handler.module.empty()) {
+    argv.insert(argv.end(), {"--handler-module", s.handler.module, "--handler-config", s.handler.configJson,
+                             "--handler-max-pending", std::to_string(s.handler.maxPending)});
+  }
   optional("--stats-name", a.statsName);
   if (!a.statsName.empty()) argv.insert(argv.end(), {"--slot", std::to_string(a.slot)});
   if (a.parentPid > 0) argv.insert(argv.end(), {"--parent-pid", std::to_string(a.parentPid)});
@@ -102,6 +106,15 @@ WorkerArgs parseWorkerArgs(const std::vector<std::string>& argv) {
   app.add_option("--profile-duration", profileSeconds, "a CPU profile stops by itself after this")
       ->capture_default_str()
       ->transform(durationUnits())
+      ->check(CLI::PositiveNumber);
+  auto* module = app.add_option("--handler-module", s.handler.module, "handler module (.so) to load; none = ack all");
+  app.add_option("--handler-config", s.handler.configJson, "the module's config, JSON text, given to its init")
+      ->needs(module)
+      ->capture_default_str();
+  app.add_option("--handler-max-pending", s.handler.maxPending,
+                 "stop reading a connection with more requests than this awaiting the module")
+      ->needs(module)
+      ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_flag("--no-stats", a.noStats, "count nothing (to measure what stats cost)");
   app.add_option("--parent-pid", a.parentPid, "exit when this process (the master) is gone");

@@ -29,6 +29,18 @@ struct ConnectionLimits {
   bool operator==(const ConnectionLimits&) const = default;
 };
 
+// The request handler: the built-in ack, or a module (DESIGN.md, "Handler
+// modules") that the worker loads itself; the master never opens it.
+struct HandlerSettings {
+  std::string module;             // path of the .so; empty = the built-in ack handler
+  std::string configJson = "{}";  // handler.config as JSON text, for the module's init
+  // A connection with more requests than this awaiting complete() is not
+  // read until they drop to it.
+  size_t maxPending = 1024;
+
+  bool operator==(const HandlerSettings&) const = default;
+};
+
 // What every worker of one generation shares: the config's worker keys.
 struct WorkerSettings {
   size_t maxConnections = 10'000;
@@ -39,6 +51,7 @@ struct WorkerSettings {
   std::string name = "tcpfork";  // instance name, for profile file names
   std::string profileDir;        // empty: CPU profiling unavailable
   std::chrono::milliseconds profileDuration{60'000};
+  HandlerSettings handler;
 
   bool operator==(const WorkerSettings&) const = default;
 };

@@ -1,18 +1,23 @@
 #include "master/config.h"
 
 #include <sched.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <regex>
 
 #include "base/socket.h"
+#include "master/yaml_json.h"
 
 namespace tcpfork {
 namespace {
@@ -112,6 +117,9 @@ class Reader {
 
 void walk(const std::string& path, const YAML::Node& root, Config& c);
 
+// Well under Linux's limit on one argument (MAX_ARG_STRLEN, 128 KiB).
+constexpr size_t kMaxHandlerConfigBytes = 64 * 1024;
+
 // Whether listen[i] names the same address as an earlier entry (two sockets
 // on one address would split its connections between unrelated workers).
 std::optional<std::string> duplicateAddress(const std::vector<std::string>& listen, size_t i) {
@@ -140,6 +148,21 @@ void readFile(const std::string& path, Config& c) {
     // Anything yaml-cpp still throws (found by fuzzing) becomes a config error.
     throw ConfigError(fmt::format("{}:{}: {}", path, e.mark.line + 1, e.msg));
   }
+}
+
+// handler.module, made absolute against the config file's directory (a
+// daemon's working directory is /), and checked to be a file the workers can
+// open. The master never opens it: workers load it.
+std::string modulePath(const Reader& r, const YAML::Node& node, const std::string& key, const std::string& configPath) {
+  std::filesystem::path module(r.scalar(node, key));
+  if (module.empty()) r.fail(node, key, "is empty");
+  if (module.is_relative()) module = std::filesystem::absolute(std::filesystem::path(configPath).parent_path() / module);
+  module = module.lexically_normal();
+  struct stat st {};
+  if (::stat(module.c_str(), &st) != 0) r.fail(node, key, fmt::format("{}: {}", module.string(), std::strerror(errno)));
+  if (!S_ISREG(st.st_mode)) r.fail(node, key, fmt::format("{}: not a regular file", module.string()));
+  if (::access(module.c_str(), R_OK) != 0) r.fail(node, key, fmt::format("{}: {}", module.string(), std::strerror(errno)));
+  return module.string();
 }
 
 void walk(const std::string& path, const YAML::Node& root, Config& c) {
@@ -217,6 +240,28 @@ void walk(const std::string& path, const YAML::Node& root, Config& c) {
                                    r.fail(m, mk, "must match [a-zA-Z_][a-zA-Z0-9_]* (a Prometheus name prefix)");
                                  }
                                }}});
+                 }},
+                {"handler",
+                 [&](auto& n, auto& k) {
+                   HandlerSettings& h = c.worker.handler;
+                   r.forEach(n, k,
+                             {{"module", [&](auto& m, auto& mk) { h.module = modulePath(r, m, mk, path); }},
+                              {"config",
+                               [&](auto& m, auto& mk) {
+                                 try {
+                                   h.configJson = yamlToJson(m).dump();
+                                 } catch (const std::invalid_argument& e) {
+                                   r.fail(m, mk, e.what());
+                                 }
+                                 if (h.configJson.size() > kMaxHandlerConfigBytes) {
+                                   r.fail(m, mk, fmt::format("{} bytes as JSON; at most {} (it goes on each worker's "
+                                                             "command line)",
+                                                             h.configJson.size(), kMaxHandlerConfigBytes));
+                                 }
+                               }},
+                              {"max_pending",
+                               [&](auto& m, auto& mk) { h.maxPending = r.integer(m, mk, 1, 1'000'000); }}});
+                   if (h.module.empty()) r.fail(n, k, "needs module (the handler's .so file)");
                  }},
                 {"profile",
                  [&](auto& n, auto& k) {

@@ -248,6 +248,9 @@ void Supervisor::afterCrash(Row& row, int status) {
   row.crashes = uptime < kStableUptime ? row.crashes + 1 : 1;
   bool hung = row.state == State::kHung;
   std::string cause = hung ? "killed after its heartbeat stopped" : describeExit(status);
+  // With a module loaded, a crash is most often the module's: name it.
+  const std::string& module = row.generation.settings->worker.handler.module;
+  if (!module.empty()) cause += fmt::format("; it runs handler module {}", module);
   row.lastFailure = fmt::format("pid {} exited: {}", pid, cause);
   if (!hung && WIFEXITED(status) && WEXITSTATUS(status) == kExitFatal) {
     // It said the failure will repeat: never at once, however long it lived.

@@ -26,6 +26,7 @@ enum class Counter : uint8_t {
   kBytesSent,
   kIdleTimeouts,
   kAcceptErrors,
+  kHandlerCompletionsDropped,
   kCount,  // not a counter: how many there are
 };
 inline constexpr size_t kCounterCount = size_t(Counter::kCount);
@@ -59,6 +60,8 @@ inline constexpr std::array<CounterInfo, kCounterCount> kCounters = {{
      "Connections closed after idle_timeout without traffic."},
     {Counter::kAcceptErrors, "accept_errors_total", "accept_errors",
      "accept() failures such as EMFILE (accepting pauses 100 ms after each)."},
+    {Counter::kHandlerCompletionsDropped, "handler_completions_dropped_total", "completions_dropped",
+     "Pending requests a handler module completed after their connection had closed (no ack sent)."},
 }};
 
 // Row i describes counter i: the table is indexed by the enum.

@@ -26,6 +26,9 @@ TEST(Contract, EveryFieldSurvivesTheCommandLine) {
   a.settings.name = "edge";
   a.settings.profileDir = "/tmp/p";
   a.settings.profileDuration = std::chrono::milliseconds(30'000);
+  a.settings.handler.module = "/usr/lib/tcpfork/handlers/journal.so";
+  a.settings.handler.configJson = R"({"dir":"/var/lib/tcpfork journal","fsync":"always","n":[1,2.5,true,null]})";
+  a.settings.handler.maxPending = 77;
   a.role = "worker.3";
   a.index = 3;
   a.generation = 7;

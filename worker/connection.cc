@@ -43,7 +43,8 @@ Connection::Connection(ConnectionContext& context, UniqueFd fd)
       fd_(std::move(fd)),
       readEvent_(event_new(context.base, fd_.get(), EV_READ | EV_PERSIST, &Connection::onReadEvent, this)),
       writeEvent_(event_new(context.base, fd_.get(), EV_WRITE | EV_PERSIST, &Connection::onWriteEvent, this)),
-      output_(evbuffer_new()) {
+      output_(evbuffer_new()),
+      id_(++context.lastConnectionId) {
   if (!readEvent_ || !writeEvent_ || !output_) {
     throw std::system_error(ENOMEM, std::generic_category(), "allocating connection events and buffers");
   }
@@ -52,11 +53,16 @@ Connection::Connection(ConnectionContext& context, UniqueFd fd)
 }
 
 Connection::~Connection() {
+  dropPendings();
+  context_.handler->closed(id_);
   --*context_.connections;
   if (context_.stats) stats::store(context_.stats->connectionsCurrent, *context_.connections);
 }
 
-void Connection::start() { resumeReading(); }
+void Connection::start() {
+  context_.handler->opened(id_);
+  resumeReading();
+}
 
 void Connection::drain() {
   if (state_ != State::kOpen) return;
@@ -111,8 +117,10 @@ void Connection::onWriteEvent(evutil_socket_t, short what, void* self) {
 void Connection::onReadable() {
   uint64_t framesBefore = framesDecoded_;
   bool open = readBatch();
+  if (framesDecoded_ != framesBefore) context_.handler->batchEnd();
   enforceFrameDeadline(framesDecoded_ - framesBefore);
   if (state_ == State::kClosed) return;
+  if (paused()) stopReading();  // until a pending request completes
   if (!open) {
     if (!peerClosed_) {
       close();  // reset or I/O error: nobody is left to send acks to
@@ -162,9 +170,9 @@ bool Connection::readBatch() {
     if (n > 0) {
       count(context_.stats, stats::Counter::kBytesReceived, static_cast<uint64_t>(n));
       framesDecoded_ += decodeInput(scratch.first(static_cast<size_t>(n)));
-      if (state_ != State::kOpen) return true;
+      if (state_ != State::kOpen || paused()) return true;
       // About to wait: for output room, or for the peer's next bytes.
-      bool blocked = evbuffer_get_length(output_.get()) >= context_.limits.outputHighWater;
+      bool blocked = queuedBytes() >= context_.limits.outputHighWater;
       if (blocked || static_cast<size_t>(n) < scratch.size()) return true;  // short read: skip the EAGAIN read
       continue;
     }
@@ -198,28 +206,34 @@ void Connection::enforceFrameDeadline(uint64_t framesDecoded) {
   close();
 }
 
-// A frame cut by the end of a read is the only input kept between reads: its
-// bytes are copied into tail_, which the next read tops up to exactly one
-// frame before the rest of that read is decoded in place. The header says how
-// much a frame needs, so the top-up never takes a byte of the next frame; a
-// header itself cut short is topped up first to its length field.
+// A frame cut by the end of a read is the only input kept between reads
+// (or, while paused at max_pending, the undecoded rest of a read): its bytes
+// are copied into tail_, which the next read tops up to exactly one frame
+// before the rest of that read is decoded in place. The header says how much
+// a frame needs, so the top-up never takes a byte of the next frame; a header
+// itself cut short is topped up first to its length field. `in` may be empty:
+// a connection unpausing decodes what its tail holds.
 uint64_t Connection::decodeInput(std::span<const std::byte> in) {
   uint64_t frames = 0;
-  if (!tail_.empty()) {
-    for (;;) {
-      auto decoded = protocol::decodeRequest(tail_, context_.limits.maxFrameBytes);
-      if (decoded.status != protocol::DecodeStatus::kNeedMore) break;  // one frame, or an error
-      if (in.empty()) return 0;  // all of this read went into the tail
+  while (!tail_.empty() && state_ == State::kOpen && !paused()) {
+    auto decoded = protocol::decodeRequest(tail_, context_.limits.maxFrameBytes);
+    if (decoded.status == protocol::DecodeStatus::kNeedMore) {
+      if (in.empty()) return frames;  // all of this read went into the tail
       size_t take = std::min(decoded.size - tail_.size(), in.size());
       appendTail(in.first(take));
-      if (state_ != State::kOpen) return 0;
       in = in.subspan(take);
+      continue;
     }
-    decodeFrames(tail_, frames);
-    tail_ = std::vector<std::byte>();  // frees it, where clear() would keep the capacity
+    size_t used = decodeFrames(tail_, frames);
+    if (used == tail_.size()) {
+      tail_ = std::vector<std::byte>();  // frees it, where clear() would keep the capacity
+    } else {
+      tail_.erase(tail_.begin(), tail_.begin() + static_cast<ptrdiff_t>(used));
+    }
   }
   if (state_ != State::kOpen) return frames;
-  size_t consumed = decodeFrames(in, frames);
+  // Paused with a backlog: new bytes queue behind it, in order.
+  size_t consumed = tail_.empty() && !paused() ? decodeFrames(in, frames) : 0;
   if (state_ == State::kOpen && consumed < in.size()) appendTail(in.subspan(consumed));
   return frames;
 }
@@ -243,18 +257,26 @@ size_t Connection::decodeFrames(std::span<const std::byte> bytes, uint64_t& fram
     auto* ackOut = static_cast<std::byte*>(out.iov_base);
     uint64_t startedNs = context_.stats ? monotonicNanos() : 0;
     size_t acks = 0;
+    size_t requests = 0;
     do {
       const Request& request = decoded.message;
-      uint8_t result = context_.handler->handle(request);
-      encodeAck(ackFor(request.command), request.id, result, ackOut + acks * kAckFrameBytes);
-      ++acks;
+      uint64_t token = context_.pendings->nextToken();
+      int result = context_.handler->handle(request, id_, token);
+      if (result == Handler::kPending || heldCount() > 0) {
+        hold(request, token, result, startedNs);
+      } else {
+        encodeAck(ackFor(request.command), request.id, uint8_t(result), ackOut + acks * kAckFrameBytes);
+        ++acks;
+      }
+      ++requests;
       consumed += decoded.size;
+      if (paused()) break;  // the rest waits in the tail until a pending one completes
       decoded = decodeRequest(bytes.subspan(consumed), context_.limits.maxFrameBytes);
     } while (decoded.status == DecodeStatus::kFrame);
     out.iov_len = acks * kAckFrameBytes;
     evbuffer_commit_space(output_.get(), &out, 1);
-    if (context_.stats) recordBatch(acks, monotonicNanos() - startedNs);
-    frames += acks;
+    if (context_.stats) recordBatch(requests, acks, monotonicNanos() - startedNs);
+    frames += requests;
   }
   if (decoded.status == DecodeStatus::kError) failProtocol(decoded.error);
   return consumed;
@@ -275,12 +297,100 @@ void Connection::appendTail(std::span<const std::byte> bytes) {
 // request: two clock reads bound the time from the first frame decoded to the
 // last ack queued, and every request in the run is counted with that duration
 // (an upper bound for each).
-void Connection::recordBatch(uint64_t requests, uint64_t elapsedNs) {
+void Connection::recordBatch(uint64_t requests, uint64_t acks, uint64_t elapsedNs) {
   stats::Slot& slot = *context_.stats;
   count(&slot, stats::Counter::kRequestsReceived, requests);
-  count(&slot, stats::Counter::kResponsesSent, requests);
-  stats::add(slot.totals.latencyBuckets[stats::latencyBucket(elapsedNs)], requests);
-  stats::add(slot.totals.latencySumNs, elapsedNs * requests);
+  if (acks == 0) return;
+  count(&slot, stats::Counter::kResponsesSent, acks);
+  stats::add(slot.totals.latencyBuckets[stats::latencyBucket(elapsedNs)], acks);
+  stats::add(slot.totals.latencySumNs, elapsedNs * acks);
+}
+
+// A held ack copies the 8 ID bytes: the request's bytes are the scratch
+// buffer's, reused by the next read. Out of memory loses the ack, and with
+// it the stream's order: the connection closes.
+void Connection::hold(const protocol::Request& request, uint64_t token, int result, uint64_t receivedNs) {
+  if (heldCount() == 0) {
+    heldHead_ = 0;
+    held_.clear();
+  }
+  try {
+    HeldAck& ack = held_.emplace_back(HeldAck{token, receivedNs, {}, request.command, result});
+    std::copy(request.id.begin(), request.id.end(), ack.id.begin());
+    if (result == Handler::kPending) {
+      context_.pendings->add(token, this, heldBase_ + (held_.size() - 1 - heldHead_));
+      ++pendingCount_;
+    }
+  } catch (const std::bad_alloc&) {
+    context_.peerLog->warn("no memory to hold an ack; closing fd {}", fd());
+    if (result == Handler::kPending) context_.pendings->orphan(token);
+    beginFlush();
+  }
+}
+
+void Connection::complete(uint64_t sequence, uint8_t result) {
+  held_[heldHead_ + (sequence - heldBase_)].result = result;
+  --pendingCount_;
+  releaseHeld();
+  if (state_ == State::kOpen && !paused() && !tail_.empty()) {
+    // Unpaused: what waited in the tail is decoded now, as a read would be.
+    uint64_t frames = decodeInput({});
+    framesDecoded_ += frames;
+    if (frames > 0) {
+      context_.handler->batchEnd();
+      waitingSince_.reset();  // a frame completed; a trickle is timed from the next read
+    }
+  }
+  if (state_ == State::kClosed) return;
+  flush();
+}
+
+void Connection::releaseHeld() {
+  size_t ready = 0;
+  while (heldHead_ + ready < held_.size() && held_[heldHead_ + ready].result != Handler::kPending) ++ready;
+  if (ready == 0) return;
+  evbuffer_iovec out{};
+  if (evbuffer_reserve_space(output_.get(), ready * protocol::kAckFrameBytes, &out, 1) < 1) {
+    context_.peerLog->warn("evbuffer_reserve_space({}) failed; closing fd {}", ready * protocol::kAckFrameBytes, fd());
+    close();
+    return;
+  }
+  auto* ackOut = static_cast<std::byte*>(out.iov_base);
+  uint64_t nowNs = context_.stats ? monotonicNanos() : 0;
+  for (size_t i = 0; i < ready; ++i) {
+    const HeldAck& ack = held_[heldHead_ + i];
+    protocol::encodeAck(protocol::ackFor(ack.command), protocol::IdView(ack.id), uint8_t(ack.result),
+                        ackOut + i * protocol::kAckFrameBytes);
+    if (context_.stats) {
+      uint64_t elapsedNs = nowNs - ack.receivedNs;
+      stats::add(context_.stats->totals.latencyBuckets[stats::latencyBucket(elapsedNs)], 1);
+      stats::add(context_.stats->totals.latencySumNs, elapsedNs);
+    }
+  }
+  out.iov_len = ready * protocol::kAckFrameBytes;
+  evbuffer_commit_space(output_.get(), &out, 1);
+  count(context_.stats, stats::Counter::kResponsesSent, ready);
+  heldHead_ += ready;
+  heldBase_ += ready;
+  if (heldCount() == 0) {
+    // A burst's capacity is let go; a steady deferring handler keeps a little.
+    if (held_.capacity() > 256) held_ = std::vector<HeldAck>();
+    held_.clear();
+    heldHead_ = 0;
+  }
+}
+
+size_t Connection::queuedBytes() const {
+  return evbuffer_get_length(output_.get()) + heldCount() * protocol::kAckFrameBytes;
+}
+
+void Connection::dropPendings() {
+  for (size_t i = heldHead_; i < held_.size(); ++i) {
+    if (held_[i].result == Handler::kPending) context_.pendings->orphan(held_[i].token);
+  }
+  held_ = std::vector<HeldAck>();
+  heldHead_ = 0;
+  pendingCount_ = 0;
 }
 
 void Connection::failProtocol(protocol::DecodeError error) {
@@ -314,17 +424,19 @@ void Connection::flush() {
   if (pending > 0) {
     if (!event_pending(writeEvent_.get(), EV_WRITE, nullptr)) armIdle(writeEvent_.get());
     if (state_ == State::kOpen) {
-      if (reading_ && pending >= context_.limits.outputHighWater) stopReading();
-      if (!reading_ && pending <= context_.limits.outputLowWater()) resumeReading();
+      size_t queued = pending + heldCount() * protocol::kAckFrameBytes;
+      if (reading_ && queued >= context_.limits.outputHighWater) stopReading();
+      if (!reading_ && !paused() && queued <= context_.limits.outputLowWater()) resumeReading();
     }
     return;
   }
 
   event_del(writeEvent_.get());
   if (state_ == State::kOpen) {
-    if (!reading_) resumeReading();
+    if (!reading_ && !paused() && queuedBytes() <= context_.limits.outputLowWater()) resumeReading();
     return;
   }
+  if (heldCount() > 0) return;  // flushing waits for the pending requests too
   if (state_ == State::kFlushing) {
     if (peerClosed_) {
       close();
@@ -393,6 +505,7 @@ void Connection::close() {
   event_del(writeEvent_.get());
   reading_ = false;
   state_ = State::kClosed;
+  dropPendings();
   context_.closed(fd());
 }
 

@@ -6,15 +6,23 @@
 // connection between frames holds no input buffer. Acks are flushed at the
 // end of every read batch, so a lone request is answered at once.
 //
+// A handler may answer a request later (Handler::kPending). Acks then keep
+// request order: the acks after a pending one wait in held_ with it, count
+// against output_high_water like unsent output, and go out as the front of
+// held_ completes. A connection with handler.max_pending requests pending
+// stops decoding (the rest waits in the tail) and reading until one completes.
+//
 // Lifecycle: kOpen serves; a protocol error, a graceful drain or a read error
 // moves to kFlushing (no more reads, owed acks still sent); once they are out
 // the write side is shut and kLingering discards input until the peer closes,
 // so closing never resets a peer that is still reading our acks. close()
 // disarms both events and moves to kClosed, in which nothing runs; the Worker
-// frees the object after the callback that closed it has returned.
+// frees the object after the callback that closed it has returned. Flushing
+// also waits for the pending requests; a close drops them (PendingTable).
 
 #include <event2/event.h>
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -25,8 +33,9 @@
 #include "base/event_ptr.h"
 #include "base/log.h"
 #include "base/unique_fd.h"
-#include "worker/slot_publisher.h"
 #include "worker/handler.h"
+#include "worker/pending_table.h"
+#include "worker/slot_publisher.h"
 #include "contract/worker_settings.h"
 
 namespace tcpfork {
@@ -54,6 +63,9 @@ struct ConnectionContext {
   // callback returns (one loop, one callback at a time), so no connection
   // needs a read buffer of its own.
   std::vector<std::byte> scratch = std::vector<std::byte>(kReadChunk);
+  PendingTable* pendings = nullptr;  // the worker's
+  size_t maxPending = 1024;          // per connection: handler.max_pending
+  uint64_t lastConnectionId = 0;     // connection ids are unique in the process
 };
 
 class Connection {
@@ -69,8 +81,19 @@ class Connection {
   void drain();
 
   int fd() const { return fd_.get(); }
+  // The handler's result for the held ack at `sequence` (PendingTable::Entry).
+  void complete(uint64_t sequence, uint8_t result);
 
  private:
+  // An ack behind a pending request, or the pending request itself.
+  struct HeldAck {
+    uint64_t token;
+    uint64_t receivedNs;  // for the latency histogram (0 with stats off)
+    std::array<std::byte, protocol::kIdBytes> id;
+    protocol::Command command;
+    int result;  // Handler::kPending until completed
+  };
+
   enum class State { kOpen, kFlushing, kLingering, kClosed };
 
   static void onReadEvent(evutil_socket_t fd, short what, void* self);
@@ -99,7 +122,17 @@ class Connection {
   void appendTail(std::span<const std::byte> bytes);
   // Closes the connection when a frame has trickled in for longer than idle_timeout.
   void enforceFrameDeadline(uint64_t framesDecoded);
-  void recordBatch(uint64_t requests, uint64_t elapsedNs);
+  void recordBatch(uint64_t requests, uint64_t acks, uint64_t elapsedNs);
+  // Queues `request`'s ack (or its pending place) behind the held ones.
+  void hold(const protocol::Request& request, uint64_t token, int result, uint64_t receivedNs);
+  // Moves the completed acks at the front of held_ to the output.
+  void releaseHeld();
+  size_t heldCount() const { return held_.size() - heldHead_; }
+  bool paused() const { return pendingCount_ >= context_.maxPending; }
+  // Unsent acks in bytes, written or held: what the watermarks bound.
+  size_t queuedBytes() const;
+  // The pending requests now belong to nobody: their completions are dropped.
+  void dropPendings();
   // Writes what the output buffer holds (`pending` bytes); returns what write(2) would.
   ssize_t writeOutput(size_t pending);
   // (Re)starts `ev` with the idle timeout.
@@ -122,6 +155,14 @@ class Connection {
   // capacity, between frames).
   std::vector<std::byte> tail_;
   EvbufferPtr output_;
+  // Acks waiting for a pending one ahead of them: held_[heldHead_] is the
+  // oldest, with sequence number heldBase_. Empty with no capacity unless a
+  // handler defers.
+  std::vector<HeldAck> held_;
+  size_t heldHead_ = 0;
+  uint64_t heldBase_ = 0;
+  size_t pendingCount_ = 0;
+  uint64_t id_;
   State state_ = State::kOpen;
   bool reading_ = false;
   bool peerClosed_ = false;

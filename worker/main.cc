@@ -69,10 +69,10 @@ int main(int argc, char** argv) {
                          ? std::make_unique<SlotPublisher>()
                          : std::make_unique<SlotPublisher>(options.statsName, static_cast<uint32_t>(options.slot),
                                                            options.generation, options.index);
-    Worker worker(options, std::move(listeners), std::make_unique<AckHandler>(), std::move(publisher));
-    spdlog::info("serving on {} (generation {}, max_connections={}, max_frame_bytes={}, idle_timeout={}ms)",
+    Worker worker(options, std::move(listeners), std::move(publisher));
+    spdlog::info("serving on {} (generation {}, max_connections={}, max_frame_bytes={}, idle_timeout={}ms, handler {})",
                  addresses, options.generation, settings.maxConnections, settings.limits.maxFrameBytes,
-                 settings.limits.idleTimeout.count());
+                 settings.limits.idleTimeout.count(), worker.handlerName());
     return worker.run();
   } catch (const std::exception& e) {
     spdlog::critical("cannot serve: {}", e.what());

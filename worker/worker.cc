@@ -1,5 +1,7 @@
 #include "worker/worker.h"
 
+#include "worker/handler_module.h"
+
 #include <unistd.h>
 
 #include <csignal>
@@ -14,19 +16,31 @@ constexpr timeval kTickInterval{0, 100'000};
 
 }  // namespace
 
-Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::unique_ptr<Handler> handler,
-               std::unique_ptr<SlotPublisher> publisher)
+namespace {
+
+std::unique_ptr<Handler> makeHandler(const WorkerArgs& args, Completions& completions) {
+  if (args.settings.handler.module.empty()) return std::make_unique<AckHandler>();
+  return std::make_unique<HandlerModule>(args.settings.handler.module, args.settings.handler.configJson,
+                                         ModuleHostInfo{uint32_t(args.index), uint32_t(args.generation)}, completions);
+}
+
+}  // namespace
+
+Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::unique_ptr<SlotPublisher> publisher)
     : args_(args),
       base_(newEventBase()),
       listeners_(std::move(listeners)),
-      handler_(std::move(handler)),
       publisher_(std::move(publisher)),
       stats_(args.noStats ? nullptr : &publisher_->slot()),
+      completions_(base_.get(), [this](uint64_t token, uint8_t result) { onCompletion(token, result); }),
+      handler_(makeHandler(args, completions_)),
       context_{base_.get(), handler_.get(), args.settings.limits, stats_, &peerLog_, &openConnections_,
                [this](int fd) { onClosed(fd); }},
       tick_(event_new(base_.get(), -1, EV_PERSIST, &Worker::onTick, this)),
       drainTimer_(evtimer_new(base_.get(), &Worker::onDrainDeadline, this)),
       reap_(event_new(base_.get(), -1, 0, &Worker::onReap, this)) {
+  context_.pendings = &pendings_;
+  context_.maxPending = settings_.handler.maxPending;
   if (!tick_ || !drainTimer_ || !reap_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(worker timers)");
   if (settings_.limits.idleTimeout.count() > 0) {
     timeval idle = toTimeval(settings_.limits.idleTimeout);
@@ -175,6 +189,27 @@ void Worker::onClosed(int fd) {
   // same loop pass. Until then the connection keeps its fd open, so no new
   // connection can take its key in connections_.
   if (closed_.size() == 1) event_active(reap_.get(), EV_TIMEOUT, 0);
+}
+
+void Worker::onCompletion(uint64_t token, uint8_t result) {
+  PendingTable::Entry entry{};
+  switch (pendings_.take(token, entry)) {
+    case PendingTable::Found::kLive:
+      entry.connection->complete(entry.sequence, result);
+      return;
+    case PendingTable::Found::kOrphan:
+      count(stats_, stats::Counter::kHandlerCompletionsDropped, 1);
+      return;
+    case PendingTable::Found::kUnknown:
+      moduleLog_.warn("handler module {}: complete() for a request not pending (completed twice?); ignored",
+                      handlerName());
+      return;
+  }
+}
+
+std::string Worker::handlerName() const {
+  auto* module = dynamic_cast<const HandlerModule*>(handler_.get());
+  return module ? module->describe() : "ack (built in)";
 }
 
 void Worker::onReap(evutil_socket_t, short, void* self) {

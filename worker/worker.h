@@ -2,7 +2,8 @@
 // Worker: one libevent loop serving one or more listening sockets. Built in
 // the worker's main(), owns its listeners and connections and frees them only
 // from its loop: a connection that closes is freed by onReap, after the
-// callback that closed it has returned. Signals are loop events:
+// callback that closed it has returned. A handler module's destroy runs after
+// the last connection is gone. Signals are loop events:
 //   SIGQUIT        graceful stop: stop accepting, send the acks owed, close,
 //                  exit within drain_timeout
 //   SIGUSR2        retire (the master scales down): take every connection
@@ -19,9 +20,11 @@
 #include "base/log.h"
 #include "base/unique_fd.h"
 #include "worker/acceptor.h"
+#include "worker/completions.h"
 #include "worker/connection.h"
 #include "worker/cpu_profiler.h"
 #include "worker/handler.h"
+#include "worker/pending_table.h"
 #include "contract/worker_settings.h"
 #include "worker/slot_publisher.h"
 
@@ -29,14 +32,17 @@ namespace tcpfork {
 
 class Worker {
  public:
-  Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::unique_ptr<Handler> handler,
-         std::unique_ptr<SlotPublisher> publisher);
+  // Loads the handler module the settings name (or uses the built-in ack
+  // handler). Throws ModuleError, std::system_error.
+  Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::unique_ptr<SlotPublisher> publisher);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
   // Serves until a stop signal; returns the process exit status.
   int run();
+  // "ack (built in)" or the module's name and path.
+  std::string handlerName() const;
 
  private:
   static void onSignal(evutil_socket_t signal, short what, void* self);
@@ -44,6 +50,8 @@ class Worker {
   static void onDrainDeadline(evutil_socket_t fd, short what, void* self);
   static void onReap(evutil_socket_t fd, short what, void* self);
   void onNewConnection(UniqueFd fd);
+  // A pending request's result, from Completions.
+  void onCompletion(uint64_t token, uint8_t result);
   // Queues a connection that has closed itself for onReap.
   void onClosed(int fd);
   void beginGracefulStop();
@@ -54,11 +62,16 @@ class Worker {
   const WorkerSettings& settings_ = args_.settings;
   EventBasePtr base_;  // first member: destroyed last, after every event on it
   std::vector<UniqueFd> listeners_;
-  std::unique_ptr<Handler> handler_;
   std::unique_ptr<SlotPublisher> publisher_;
   stats::Slot* stats_;        // the publisher's slot; null with --no-stats
   uint64_t openConnections_ = 0;
   RateLimitedLog peerLog_;
+  RateLimitedLog moduleLog_;  // a module's misuse of the ABI
+  PendingTable pendings_;
+  Completions completions_;
+  // After completions_ (a module may complete until its destroy returns),
+  // before connections_ (a connection tells it when it closes).
+  std::unique_ptr<Handler> handler_;
   ConnectionContext context_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   std::unordered_map<int, std::unique_ptr<Connection>> connections_;  // by fd, closed ones until reaped

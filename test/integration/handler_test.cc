@@ -1,0 +1,143 @@
+// Handler modules in real workers (DESIGN.md, "Handler modules"): a module
+// built by the test build (test/modules/test_handler.c) defers requests and
+// completes them from its own thread or on the loop; the acks must keep
+// request order on every connection, max_pending must pause reading,
+// completions for a closed connection are dropped and counted, a token
+// completed twice is ignored, and a crash names the module.
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "protocol/codec.h"
+#include "test/integration/running_master.h"
+
+namespace tcpfork::test {
+namespace {
+
+std::string modulePath() { return std::string(TCPFORK_TEST_MODULE_DIR) + "/test_handler.so"; }
+
+std::string handlerYaml(const std::string& config, const std::string& extra = "") {
+  return "handler:\n  module: " + modulePath() + "\n  config: " + config + "\n" + extra;
+}
+
+// Request n's payload asks the test module for result n % 251.
+std::string resultPayload(uint64_t n) { return std::string("r") + char(n % 251) + "payload"; }
+
+std::vector<std::byte> ackWithResult(uint64_t n, uint8_t result) {
+  std::vector<std::byte> frame(protocol::kAckFrameBytes);
+  protocol::encodeAck(protocol::Command::kSubmitAck, protocol::formatId(n), result, frame.data());
+  return frame;
+}
+
+// Sends `count` requests on each of `connections` connections, pipelined in
+// bursts, and checks that every connection gets exactly its acks, in order,
+// with the result each request asked for.
+void expectOrderedAcks(int port, int connections, uint64_t count) {
+  std::vector<std::unique_ptr<TestConnection>> conns;
+  for (int c = 0; c < connections; ++c) conns.push_back(std::make_unique<TestConnection>(port, 10s));
+  constexpr uint64_t kBurst = 200;
+  for (uint64_t start = 0; start < count; start += kBurst) {
+    for (int c = 0; c < connections; ++c) {
+      std::vector<std::byte> burst;
+      for (uint64_t i = start; i < std::min(count, start + kBurst); ++i) {
+        uint64_t id = uint64_t(c) * 1'000'000 + i;
+        burst = concat(std::move(burst), submitFrame(id, resultPayload(id)));
+      }
+      conns[size_t(c)]->send(burst);
+    }
+    for (int c = 0; c < connections; ++c) {
+      std::vector<std::byte> expected;
+      for (uint64_t i = start; i < std::min(count, start + kBurst); ++i) {
+        uint64_t id = uint64_t(c) * 1'000'000 + i;
+        expected = concat(std::move(expected), ackWithResult(id, uint8_t(id % 251)));
+      }
+      ASSERT_EQ(conns[size_t(c)]->read(expected.size()), expected) << "connection " << c << ", burst at " << start;
+    }
+  }
+}
+
+TEST(Handler, AcksKeepRequestOrderWhenAThreadCompletesDeferredRequestsOutOfOrder) {
+  RunningMaster master(1, handlerYaml(R"({defer_every: 3, thread: true})"));
+  EXPECT_TRUE(master.waitForLog("[test] test handler ready in worker 0, generation 1", 10s)) << master.log();
+  EXPECT_TRUE(master.waitForLog("handler test (" + modulePath() + ")", 10s)) << master.log();
+  expectOrderedAcks(master.port(), 8, 3000);
+  EXPECT_EQ(master.metric("tcp_server_req_recv_total"), 8 * 3000) << master.scrape();
+  EXPECT_EQ(master.metric("tcp_server_rsp_send_total"), 8 * 3000) << master.scrape();
+}
+
+TEST(Handler, AcksKeepRequestOrderWhenTheLoopCompletesAtBatchEnd) {
+  RunningMaster master(1, handlerYaml(R"({defer_every: 2})"));
+  expectOrderedAcks(master.port(), 4, 2000);
+}
+
+TEST(Handler, MaxPendingStopsDecodingAConnectionUntilOneCompletes) {
+  // "wait" requests are held until their connection closes; at max_pending
+  // (4) the connection decodes nothing more.
+  RunningMaster master(1, handlerYaml(R"({defer_prefix: wait, hold: true})", "  max_pending: 4\n"));
+  TestConnection held(master.port());
+  std::vector<std::byte> ten;
+  for (uint64_t i = 0; i < 10; ++i) ten = concat(std::move(ten), submitFrame(i, "wait"));
+  held.send(ten);
+  ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_req_recv_total") == 4; }, 10s)) << master.scrape();
+  // One worker loop: once another connection's request is answered, the
+  // held one has had its chance to decode more.
+  EXPECT_TRUE(master.roundTrip(99));
+  EXPECT_EQ(master.metric("tcp_server_req_recv_total"), 5) << master.scrape();
+  EXPECT_EQ(master.metric("tcp_server_rsp_send_total"), 1) << master.scrape();
+}
+
+TEST(Handler, MaxPendingStillAnswersEverythingInOrder) {
+  RunningMaster master(1, handlerYaml(R"({defer_every: 1, thread: true})", "  max_pending: 2\n"));
+  expectOrderedAcks(master.port(), 3, 1000);
+}
+
+TEST(Handler, CompletionsForAClosedConnectionAreDroppedAndCounted) {
+  RunningMaster master(1, handlerYaml(R"({defer_prefix: wait, hold: true, complete_on_close: true})"));
+  {
+    TestConnection doomed(master.port());
+    for (uint64_t i = 0; i < 3; ++i) doomed.send(submitFrame(i, "wait"));
+    ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_req_recv_total") == 3; }, 10s)) << master.scrape();
+    // A reset, not a FIN: a half-closed peer would still be owed its acks.
+    linger reset{1, 0};
+    ASSERT_EQ(::setsockopt(doomed.fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset), 0);
+  }
+  EXPECT_TRUE(waitUntil([&] { return master.metric("tcp_server_handler_completions_dropped_total") == 3; }, 10s))
+      << master.scrape();
+  EXPECT_EQ(master.metric("tcp_server_rsp_send_total"), 0) << master.scrape();
+  EXPECT_TRUE(master.roundTrip(7));
+}
+
+TEST(Handler, ATokenCompletedTwiceIsLoggedAndIgnored) {
+  RunningMaster master(1, handlerYaml(R"({defer_every: 1, complete_twice: true})"));
+  pid_t worker = *master.servingPids().begin();
+  TestConnection conn(master.port());
+  std::vector<std::byte> frames;
+  std::vector<std::byte> acks;
+  for (uint64_t i = 0; i < 5; ++i) {
+    frames = concat(std::move(frames), submitFrame(i, resultPayload(i)));
+    acks = concat(std::move(acks), ackWithResult(i, uint8_t(i)));
+  }
+  conn.send(frames);
+  EXPECT_EQ(conn.read(acks.size()), acks);
+  EXPECT_TRUE(master.waitForLog("complete() for a request not pending (completed twice?); ignored", 10s))
+      << master.log();
+  EXPECT_EQ(master.servingPids(), std::set<pid_t>{worker});
+  EXPECT_TRUE(master.roundTrip(9));
+}
+
+TEST(Handler, ACrashInHandleKillsOnlyItsWorkerAndTheMasterNamesTheModule) {
+  RunningMaster master(2, handlerYaml(R"({crash_on: boom})"));
+  TestConnection conn(master.port());
+  conn.send(submitFrame(1, "boom"));
+  EXPECT_TRUE(conn.closedWithin(10s));
+  EXPECT_TRUE(master.waitForLog("killed by SIGSEGV; it runs handler module " + modulePath(), 10s)) << master.log();
+  EXPECT_TRUE(master.waitServing(2, 20s)) << master.log();
+  EXPECT_TRUE(master.roundTrip(2));
+}
+
+}  // namespace
+}  // namespace tcpfork::test

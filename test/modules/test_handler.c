@@ -1,0 +1,213 @@
+/* A handler module for the tests, driven by its config (JSON, read with
+ * strstr: the tests write it):
+ *   "defer_every": N      every Nth request (N > 0) is answered later
+ *   "defer_prefix": "p"   so is every request whose payload starts with p
+ *   "thread": true        ... by a thread of the module, in shuffled order
+ *                         (otherwise at the end of the read batch, on the loop)
+ *   "hold": true          deferred requests are never completed, unless
+ *   "complete_on_close"   ... their connection closes: then all at once
+ *   "complete_twice"      every completion is sent twice
+ *   "fail_init": "text"   init fails with this message
+ *   "crash_on": "text"    handle() crashes on a Submit with this payload
+ * The ack's result is payload[1] when the payload starts with 'r', else 0.
+ * It counts nothing of its own; it logs once from init. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <tcpfork/handler.h>
+#include <unistd.h>
+
+typedef struct deferred {
+  tcpfork_pending *token;
+  uint8_t result;
+  uint64_t connection;
+} deferred;
+
+typedef struct state {
+  const tcpfork_host_api *api;
+  tcpfork_host *host;
+  long defer_every;
+  int thread, hold, complete_on_close, complete_twice;
+  char crash_on[64];
+  char defer_prefix[64];
+  uint64_t seen;
+  /* Deferred requests not completed yet (guarded by lock when thread). */
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  deferred *queue;
+  size_t queued, capacity;
+  int stopping;
+  pthread_t worker;
+} state;
+
+static const char *find(const char *json, const char *key) {
+  const char *at = strstr(json, key);
+  return at ? at + strlen(key) : NULL;
+}
+
+static int flag(const char *json, const char *key) {
+  const char *at = find(json, key);
+  return at && strncmp(at, "true", 4) == 0;
+}
+
+/* "key":"value" -> value into out; 0 when absent. */
+static int text(const char *json, const char *key, char *out, size_t len) {
+  const char *at = find(json, key);
+  if (!at || *at != '"') return 0;
+  ++at;
+  size_t n = 0;
+  while (at[n] && at[n] != '"' && n + 1 < len) ++n;
+  memcpy(out, at, n);
+  out[n] = '\0';
+  return 1;
+}
+
+static void complete(state *s, tcpfork_pending *token, uint8_t result) {
+  s->api->complete(token, result);
+  if (s->complete_twice) s->api->complete(token, result);
+}
+
+static void push(state *s, deferred d) {
+  if (s->queued == s->capacity) {
+    s->capacity = s->capacity ? 2 * s->capacity : 64;
+    s->queue = realloc(s->queue, s->capacity * sizeof *s->queue);
+    if (!s->queue) abort();
+  }
+  s->queue[s->queued++] = d;
+}
+
+/* Completes what is queued in a shuffled order, a little later. */
+static void *run(void *arg) {
+  state *s = arg;
+  unsigned seed = 42;
+  pthread_mutex_lock(&s->lock);
+  for (;;) {
+    while (s->queued == 0 && !s->stopping) pthread_cond_wait(&s->wake, &s->lock);
+    if (s->queued == 0) break;
+    size_t n = s->queued;
+    deferred *batch = malloc(n * sizeof *batch);
+    if (!batch) abort();
+    memcpy(batch, s->queue, n * sizeof *batch);
+    s->queued = 0;
+    pthread_mutex_unlock(&s->lock);
+    struct timespec pause = {0, (long)(rand_r(&seed) % 500) * 1000};
+    nanosleep(&pause, NULL);
+    for (size_t i = n; i > 1; --i) {
+      size_t j = (size_t)rand_r(&seed) % i;
+      deferred t = batch[i - 1];
+      batch[i - 1] = batch[j];
+      batch[j] = t;
+    }
+    for (size_t i = 0; i < n; ++i) complete(s, batch[i].token, batch[i].result);
+    free(batch);
+    pthread_mutex_lock(&s->lock);
+  }
+  pthread_mutex_unlock(&s->lock);
+  return NULL;
+}
+
+static void *test_init(tcpfork_host *host, const tcpfork_host_api *api, const char *config, char *err,
+                       size_t err_len) {
+  char failure[256];
+  if (text(config, "\"fail_init\":", failure, sizeof failure)) {
+    snprintf(err, err_len, "%s", failure);
+    return NULL;
+  }
+  state *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->api = api;
+  s->host = host;
+  const char *every = find(config, "\"defer_every\":");
+  s->defer_every = every ? strtol(every, NULL, 10) : 0;
+  s->thread = flag(config, "\"thread\":");
+  s->hold = flag(config, "\"hold\":");
+  s->complete_on_close = flag(config, "\"complete_on_close\":");
+  s->complete_twice = flag(config, "\"complete_twice\":");
+  text(config, "\"crash_on\":", s->crash_on, sizeof s->crash_on);
+  text(config, "\"defer_prefix\":", s->defer_prefix, sizeof s->defer_prefix);
+  pthread_mutex_init(&s->lock, NULL);
+  pthread_cond_init(&s->wake, NULL);
+  if (s->thread && pthread_create(&s->worker, NULL, run, s) != 0) {
+    snprintf(err, err_len, "pthread_create failed");
+    free(s);
+    return NULL;
+  }
+  char line[128];
+  snprintf(line, sizeof line, "test handler ready in worker %u, generation %u", api->worker_index, api->generation);
+  api->log(host, 1, line);
+  return s;
+}
+
+static int test_handle(void *opaque, const tcpfork_request *r, tcpfork_pending *pending) {
+  state *s = opaque;
+  uint8_t result = r->payload_len >= 2 && r->payload[0] == 'r' ? r->payload[1] : 0;
+  if (s->crash_on[0] && r->payload_len == strlen(s->crash_on) && memcmp(r->payload, s->crash_on, r->payload_len) == 0) {
+    raise(SIGSEGV);
+  }
+  ++s->seen;
+  size_t prefix = strlen(s->defer_prefix);
+  int by_prefix = prefix > 0 && r->payload_len >= prefix && memcmp(r->payload, s->defer_prefix, prefix) == 0;
+  int by_count = s->defer_every > 0 && s->seen % (uint64_t)s->defer_every == 0;
+  if (!by_prefix && !by_count) return result;
+  deferred d = {pending, result, r->connection};
+  if (s->thread) {
+    pthread_mutex_lock(&s->lock);
+    push(s, d);
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+  } else {
+    push(s, d);
+  }
+  return TCPFORK_PENDING;
+}
+
+/* Without a thread, what was deferred completes at the end of its batch, on
+ * the loop thread. */
+static void test_batch_end(void *opaque) {
+  state *s = opaque;
+  if (s->thread || s->hold) return;
+  for (size_t i = 0; i < s->queued; ++i) complete(s, s->queue[i].token, s->queue[i].result);
+  s->queued = 0;
+}
+
+static void test_close(void *opaque, uint64_t connection) {
+  state *s = opaque;
+  if (!s->complete_on_close || s->thread) return;
+  size_t kept = 0;
+  for (size_t i = 0; i < s->queued; ++i) {
+    if (s->queue[i].connection == connection) {
+      complete(s, s->queue[i].token, s->queue[i].result);
+    } else {
+      s->queue[kept++] = s->queue[i];
+    }
+  }
+  s->queued = kept;
+}
+
+static void test_destroy(void *opaque) {
+  state *s = opaque;
+  if (s->thread) {
+    pthread_mutex_lock(&s->lock);
+    s->stopping = 1;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->worker, NULL);
+  }
+  free(s->queue);
+  free(s);
+}
+
+static const tcpfork_handler test_handler = {
+    .abi_version = TCPFORK_HANDLER_ABI_VERSION,
+    .name = "test",
+    .init = test_init,
+    .handle = test_handle,
+    .batch_end = test_batch_end,
+    .close = test_close,
+    .destroy = test_destroy,
+};
+
+const tcpfork_handler *tcpfork_handler_entry(void) { return &test_handler; }

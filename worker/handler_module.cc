@@ -1,0 +1,114 @@
+#include "worker/handler_module.h"
+
+#include <dlfcn.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cstring>
+
+// The opaque tcpfork_host of the ABI: what a module's callbacks need.
+struct tcpfork_host {
+  std::string name;  // the module's, for its log lines
+};
+
+namespace tcpfork {
+namespace {
+
+// See handler_module.h: the ABI's complete() has no host argument.
+std::atomic<Completions*> gCompletions{nullptr};
+
+int hostCounter(tcpfork_host* host, const char* name, const char*) {
+  spdlog::warn("handler module {}: counter '{}' refused: handler counters are not available in this build",
+               host->name, name ? name : "(null)");
+  return -1;
+}
+
+void hostAdd(tcpfork_host*, int, uint64_t) {}
+
+void hostComplete(tcpfork_pending* pending, uint8_t result) {
+  Completions* completions = gCompletions.load(std::memory_order_acquire);
+  if (!completions) {
+    spdlog::error("handler module: complete() after the module was destroyed; ignored");
+    return;
+  }
+  completions->push(reinterpret_cast<uintptr_t>(pending), result);
+}
+
+void hostLog(tcpfork_host* host, int level, const char* message) {
+  static constexpr spdlog::level::level_enum kLevels[] = {spdlog::level::debug, spdlog::level::info,
+                                                          spdlog::level::warn, spdlog::level::err};
+  auto spdLevel = level <= 0 ? kLevels[0] : level >= 3 ? kLevels[3] : kLevels[level];
+  spdlog::log(spdLevel, "[{}] {}", host->name, message ? message : "(null)");
+}
+
+}  // namespace
+
+HandlerModule::Library::~Library() {
+  if (handle) ::dlclose(handle);
+}
+
+HandlerModule::HandlerModule(const std::string& path, const std::string& configJson, ModuleHostInfo info,
+                             Completions& completions)
+    : path_(path), description_(path) {
+  auto fail = [&](const std::string& why) { throw ModuleError("handler module " + path_ + ": " + why); };
+  library_.handle = ::dlopen(path_.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!library_.handle) fail(std::string("dlopen: ") + ::dlerror());
+  auto* entry = reinterpret_cast<const tcpfork_handler* (*)()>(::dlsym(library_.handle, "tcpfork_handler_entry"));
+  if (!entry) fail(std::string("no tcpfork_handler_entry: ") + ::dlerror());
+  entry_ = entry();
+  if (!entry_) fail("tcpfork_handler_entry() returned NULL");
+  if (entry_->abi_version != TCPFORK_HANDLER_ABI_VERSION) {
+    fail("ABI version " + std::to_string(entry_->abi_version) + "; this worker speaks version " +
+         std::to_string(TCPFORK_HANDLER_ABI_VERSION));
+  }
+  if (!entry_->init || !entry_->handle) fail("init and handle are required");
+  std::string name = entry_->name && *entry_->name ? entry_->name : "unnamed";
+  description_ = name + " (" + path_ + ")";
+  host_ = std::make_unique<tcpfork_host>(tcpfork_host{name});
+  api_.worker_index = info.workerIndex;
+  api_.generation = info.generation;
+  api_.counter = hostCounter;
+  api_.add = hostAdd;
+  api_.complete = hostComplete;
+  api_.log = hostLog;
+
+  Completions* none = nullptr;
+  if (!gCompletions.compare_exchange_strong(none, &completions)) fail("another module is loaded in this worker");
+  char err[1024] = "";
+  state_ = entry_->init(host_.get(), &api_, configJson.c_str(), err, sizeof err);
+  if (!state_) {
+    gCompletions.store(nullptr);
+    err[sizeof err - 1] = '\0';
+    fail(std::string("init failed: ") + (*err ? err : "(no message)"));
+  }
+  spdlog::info("handler module {} loaded", description_);
+}
+
+HandlerModule::~HandlerModule() {
+  if (entry_->destroy) entry_->destroy(state_);
+  // The module has joined its threads (the ABI asks it to, in destroy): no
+  // complete() can still be running.
+  gCompletions.store(nullptr, std::memory_order_release);
+}
+
+int HandlerModule::handle(const protocol::Request& request, uint64_t connection, uint64_t token) {
+  tcpfork_request r{connection, static_cast<uint8_t>(request.command), reinterpret_cast<const char*>(request.id.data()),
+                    reinterpret_cast<const uint8_t*>(request.payload.data()), request.payload.size()};
+  int result = entry_->handle(state_, &r, reinterpret_cast<tcpfork_pending*>(static_cast<uintptr_t>(token)));
+  if (result == TCPFORK_PENDING) return kPending;
+  return result & 0xff;
+}
+
+void HandlerModule::batchEnd() {
+  if (entry_->batch_end) entry_->batch_end(state_);
+}
+
+void HandlerModule::opened(uint64_t connection) {
+  if (entry_->open) entry_->open(state_, connection);
+}
+
+void HandlerModule::closed(uint64_t connection) {
+  if (entry_->close) entry_->close(state_, connection);
+}
+
+}  // namespace tcpfork

@@ -1,0 +1,68 @@
+#pragma once
+// HandlerModule: a handler module (DESIGN.md, "Handler modules") loaded into
+// this worker, never into the master: the dlopen handle, the module's entry
+// table, the state its init returned, and the host API it calls back. Every
+// error names the module's path.
+//
+// complete() in the ABI carries no host pointer, so the one module of the
+// process reaches the worker's Completions through a process-wide pointer,
+// set while the module lives. Pending tokens are serial numbers, never
+// reused, so a token completed twice is recognised instead of touching freed
+// memory.
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "tcpfork/handler.h"
+#include "worker/completions.h"
+#include "worker/handler.h"
+
+struct tcpfork_host;
+
+namespace tcpfork {
+
+class ModuleError : public std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct ModuleHostInfo {
+  uint32_t workerIndex = 0;
+  uint32_t generation = 0;
+};
+
+class HandlerModule final : public Handler {
+ public:
+  // dlopen(RTLD_NOW | RTLD_LOCAL), the entry symbol, the ABI version, then
+  // init with `configJson`. Throws ModuleError ("handler module PATH: why").
+  HandlerModule(const std::string& path, const std::string& configJson, ModuleHostInfo info,
+                Completions& completions);
+  // The module's destroy, then dlclose.
+  ~HandlerModule() override;
+  HandlerModule(const HandlerModule&) = delete;
+  HandlerModule& operator=(const HandlerModule&) = delete;
+
+  int handle(const protocol::Request& request, uint64_t connection, uint64_t token) override;
+  void batchEnd() override;
+  void opened(uint64_t connection) override;
+  void closed(uint64_t connection) override;
+
+  // "NAME (PATH)", for log lines.
+  const std::string& describe() const { return description_; }
+
+ private:
+  struct Library {
+    void* handle = nullptr;
+    ~Library();
+  };
+
+  std::string path_;
+  std::string description_;
+  Library library_;
+  const tcpfork_handler* entry_ = nullptr;
+  std::unique_ptr<tcpfork_host> host_;
+  tcpfork_host_api api_{};
+  void* state_ = nullptr;
+};
+
+}  // namespace tcpfork
