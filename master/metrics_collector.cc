@@ -95,6 +95,15 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
     out.push_back(std::move(f));
   }
 
+  // A handler module's own counters, by name over retired and live workers
+  // (stats/layout.h, HandlerCounter).
+  for (const auto& [name, counter] : snapshot.handlerTotals()) {
+    MetricFamily f = family(ns + "handler_" + name + "_total",
+                            counter.help.empty() ? "Counted by the handler module." : counter.help, MetricType::Counter);
+    f.metric.push_back(counterSample(double(counter.value)));
+    out.push_back(std::move(f));
+  }
+
   MetricFamily errors = family(ns + std::string(stats::kProtocolErrorsName),
                                "Connections closed for a malformed frame, by reason.", MetricType::Counter);
   for (size_t i = 0; i < protocol::kDecodeErrorCount; ++i) {
@@ -179,6 +188,22 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
     }
   }
   for (auto& p : perWorker) out.push_back(std::move(p.family));
+
+  std::map<std::string, MetricFamily> handlerPerWorker;
+  for (const auto& w : snapshot.workers) {
+    for (const auto& counter : w.handlerCounters) {
+      auto [it, fresh] = handlerPerWorker.try_emplace(counter.name);
+      if (fresh) {
+        it->second = family(ns + "worker_handler_" + counter.name + "_total",
+                            (counter.help.empty() ? "Counted by the handler module" : counter.help) + " (this worker process).",
+                            MetricType::Counter);
+      }
+      it->second.metric.push_back(counterSample(double(counter.value), {{"generation", std::to_string(w.generation)},
+                                                                         {"pid", std::to_string(w.pid)},
+                                                                         {"worker", std::to_string(w.index)}}));
+    }
+  }
+  for (auto& [name, f] : handlerPerWorker) out.push_back(std::move(f));
 
   addProcessFamilies(out);
   return out;

@@ -118,7 +118,7 @@ void Supervisor::spawn(Row& row) {
   try {
     row.pid = spawnProcess(request);
   } catch (const std::exception& e) {
-    slots_.release(row.slot);
+    (void)slots_.release(row.slot);  // it never ran: no counters
     row.pid = 0;
     // A start that failed is retried no sooner than the first backoff.
     row.crashes = std::max(row.crashes + 1, 2u);
@@ -280,7 +280,10 @@ void Supervisor::onChildExit(pid_t pid, int status) {
     return;
   }
   Row& row = *it;
-  slots_.release(row.slot);
+  for (const std::string& lost : slots_.release(row.slot)) {
+    spdlog::error("handler counter {} of worker {} (pid {}) is lost: the segment keeps the totals of at most {} names",
+                  lost, row.index, pid, stats::kRetiredHandlerCounters);
+  }
   bool leaving = row.state == State::kDraining || row.state == State::kKilled;
   if (leaving || !wanted(row)) {
     spdlog::info("worker {} (pid {}, generation {}) exited: {}", row.index, pid, row.generation.number,

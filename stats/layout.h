@@ -30,7 +30,7 @@ namespace tcpfork::stats {
 inline constexpr uint64_t kMagic = 0x544350464f524b31;  // "TCPFORK1"
 // Revision 5 had 8 counters; each counter added to (or removed from)
 // metrics.h changes the version by itself, so a counter needs no edit here.
-inline constexpr uint32_t kLayoutRevision = 5;
+inline constexpr uint32_t kLayoutRevision = 6;  // 6: handler module counters
 inline constexpr uint32_t kLayoutVersion = kLayoutRevision + 1000 * (uint32_t(kCounterCount) - 8);
 
 enum class WorkerState : uint64_t {
@@ -49,6 +49,21 @@ constexpr std::string_view workerStateName(WorkerState state) {
   }
   return "unknown";
 }
+
+// A counter a handler module declared (tcpfork_host_api.counter), exported
+// as <namespace>_handler_<name>_total. A worker writes name and help during
+// its module's init, before it publishes the count of them with a release
+// store (handlerCounterCount); readers load that count with acquire first.
+inline constexpr size_t kHandlerCounters = 16;           // per worker, as the ABI says
+inline constexpr size_t kRetiredHandlerCounters = 256;   // distinct names in a segment's life
+inline constexpr size_t kHandlerCounterNameBytes = 56;   // [a-z][a-z0-9_]{0,47}, NUL-padded
+inline constexpr size_t kHandlerCounterHelpBytes = 136;  // longer help is cut
+
+struct HandlerCounter {
+  char name[kHandlerCounterNameBytes];
+  char help[kHandlerCounterHelpBytes];
+  uint64_t value;
+};
 
 // Everything that only grows: a worker's counts, and the retired totals of
 // the workers that have exited.
@@ -75,6 +90,8 @@ struct alignas(64) Slot {
   // segment during a binary upgrade; each allocates only free slots.
   uint64_t ownerPid;
   alignas(64) Totals totals;
+  uint64_t handlerCounterCount;
+  HandlerCounter handlerCounters[kHandlerCounters];
   // Written by the master only: a profile length (ms) for the next SIGTRAP,
   // for /debug/pprof/profile?seconds=N. 0 = the configured duration.
   alignas(64) uint64_t profileRequestMs;
@@ -98,6 +115,10 @@ struct alignas(64) Header {
   // Folded in by the master when a worker exits, before its slot is reused,
   // so that exported counters never go down.
   alignas(64) Totals retired;
+  // The module counters of exited workers, by name (a fold adds to the entry
+  // of the same name, or takes the next free one).
+  uint64_t retiredHandlerCount;
+  HandlerCounter retiredHandler[kRetiredHandlerCounters];
 };
 
 static_assert(std::is_trivially_copyable_v<Slot> && std::is_trivially_copyable_v<Header>);
@@ -114,5 +135,11 @@ inline void store(uint64_t& field, uint64_t value) {
 }
 // Single-writer increment: a plain load and store, no locked instruction.
 inline void add(uint64_t& field, uint64_t by) { store(field, load(field) + by); }
+inline uint64_t loadAcquire(const uint64_t& field) {
+  return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(field)).load(std::memory_order_acquire);
+}
+inline void storeRelease(uint64_t& field, uint64_t value) {
+  std::atomic_ref<uint64_t>(field).store(value, std::memory_order_release);
+}
 
 }  // namespace tcpfork::stats

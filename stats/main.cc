@@ -134,6 +134,12 @@ void printTable(const std::string& name, const Snapshot& s, Previous& previous) 
     totals += fmt::format("{} {} {}", totals.empty() ? "" : ",", total.counter(info.id), info.key);
   }
   fmt::print("totals:{}\n", totals);
+  // A handler module's own counters, when it has declared any.
+  std::string handler;
+  for (const auto& [name, c] : s.handlerTotals()) {
+    handler += fmt::format("{} {} {}", handler.empty() ? "" : ",", c.value, name);
+  }
+  if (!handler.empty()) fmt::print("handler:{}\n", handler);
   previous = {s, cpu, now, true};
 }
 

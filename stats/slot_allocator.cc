@@ -26,9 +26,9 @@ uint32_t SlotAllocator::allocate() {
   throw std::runtime_error("no free stats slot (more than two generations of max_workers running?)");
 }
 
-void SlotAllocator::release(uint32_t slot) {
+std::vector<std::string> SlotAllocator::release(uint32_t slot) {
   HeaderLock lock(segment_.header());
-  foldIntoRetired(segment_.header(), segment_.slot(slot));
+  return foldIntoRetired(segment_.header(), segment_.slot(slot));
 }
 
 bool SlotAllocator::owns(uint32_t slot) const { return load(segment_.slot(slot).ownerPid) == self_; }

@@ -10,6 +10,8 @@
 // two writers at once.
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "stats/segment.h"
 
@@ -25,7 +27,8 @@ class SlotAllocator {
   uint32_t allocate();
   // After the slot's worker has exited: its counts join the retired totals
   // (so exported counters never go down) and the slot is free again.
-  void release(uint32_t slot);
+  // Returns the module counter names the retired table had no room for.
+  std::vector<std::string> release(uint32_t slot);
   bool owns(uint32_t slot) const;
   unsigned freeCount() const;
   // A master that shared the segment (binary upgrade) and died without

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <thread>
 
 namespace tcpfork::stats {
@@ -22,8 +23,45 @@ void zeroTotals(Totals& t) {
   store(t.latencySumNs, 0);
 }
 
-uint64_t loadAcquire(const uint64_t& field) {
-  return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(field)).load(std::memory_order_acquire);
+std::string fixedString(const char* chars, size_t size) { return std::string(chars, strnlen(chars, size)); }
+
+std::vector<HandlerCounterView> readHandlerCounters(const HandlerCounter* counters, const uint64_t& count,
+                                                    size_t capacity) {
+  std::vector<HandlerCounterView> out;
+  size_t n = std::min<size_t>(loadAcquire(count), capacity);
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back({fixedString(counters[i].name, kHandlerCounterNameBytes),
+                   fixedString(counters[i].help, kHandlerCounterHelpBytes), load(counters[i].value)});
+  }
+  return out;
+}
+
+// Adds `slot`'s module counters to the header's, by name; returns the names
+// that found no room.
+std::vector<std::string> foldHandlerCounters(Header& header, Slot& slot) {
+  std::vector<std::string> lost;
+  size_t declared = std::min<size_t>(loadAcquire(slot.handlerCounterCount), kHandlerCounters);
+  for (size_t i = 0; i < declared; ++i) {
+    const HandlerCounter& from = slot.handlerCounters[i];
+    size_t retired = size_t(load(header.retiredHandlerCount));
+    size_t at = 0;
+    while (at < retired && strncmp(header.retiredHandler[at].name, from.name, kHandlerCounterNameBytes) != 0) ++at;
+    if (at == kRetiredHandlerCounters) {
+      lost.push_back(fixedString(from.name, kHandlerCounterNameBytes));
+      continue;
+    }
+    HandlerCounter& into = header.retiredHandler[at];
+    if (at == retired) {
+      memcpy(into.name, from.name, sizeof into.name);
+      memcpy(into.help, from.help, sizeof into.help);
+      store(into.value, 0);
+      storeRelease(header.retiredHandlerCount, retired + 1);
+    }
+    add(into.value, load(from.value));
+  }
+  store(slot.handlerCounterCount, 0);
+  memset(slot.handlerCounters, 0, sizeof slot.handlerCounters);
+  return lost;
 }
 
 Snapshot readOnce(const StatsSegment& segment) {
@@ -35,6 +73,7 @@ Snapshot readOnce(const StatsSegment& segment) {
   s.reloads = load(h.reloads);
   s.autoProfiles = load(h.autoProfiles);
   s.retired = readTotals(h.retired);
+  s.retiredHandlerCounters = readHandlerCounters(h.retiredHandler, h.retiredHandlerCount, kRetiredHandlerCounters);
   for (uint32_t i = 0; i < segment.slotCount(); ++i) {
     const Slot& slot = segment.slot(i);
     auto state = static_cast<WorkerState>(load(slot.state));
@@ -51,6 +90,7 @@ Snapshot readOnce(const StatsSegment& segment) {
     w.profiling = load(slot.profiling) != 0;
     w.profilesWritten = load(slot.profilesWritten);
     w.totals = readTotals(slot.totals);
+    w.handlerCounters = readHandlerCounters(slot.handlerCounters, slot.handlerCounterCount, kHandlerCounters);
     s.workers.push_back(w);
   }
   return s;
@@ -119,16 +159,32 @@ TotalsView Snapshot::total() const {
   return t;
 }
 
+std::map<std::string, HandlerCounterView> sumByName(const std::vector<HandlerCounterView>& counters) {
+  std::map<std::string, HandlerCounterView> out;
+  for (const auto& c : counters) {
+    auto [it, fresh] = out.emplace(c.name, c);
+    if (!fresh) it->second.value += c.value;
+  }
+  return out;
+}
+
+std::map<std::string, HandlerCounterView> Snapshot::handlerTotals() const {
+  std::vector<HandlerCounterView> all = retiredHandlerCounters;
+  for (const auto& w : workers) all.insert(all.end(), w.handlerCounters.begin(), w.handlerCounters.end());
+  return sumByName(all);
+}
+
 uint64_t Snapshot::connected() const {
   uint64_t n = 0;
   for (const auto& w : workers) n += w.connectionsCurrent;
   return n;
 }
 
-void foldIntoRetired(Header& header, Slot& slot) {
+std::vector<std::string> foldIntoRetired(Header& header, Slot& slot) {
   std::atomic_ref<uint64_t> sequence(header.foldSequence);
   sequence.fetch_add(1, std::memory_order_acq_rel);
   addTotals(header.retired, slot.totals);
+  std::vector<std::string> lost = foldHandlerCounters(header, slot);
   store(slot.state, uint64_t(WorkerState::kEmpty));
   store(slot.pid, 0);
   store(slot.ownerPid, 0);
@@ -138,6 +194,7 @@ void foldIntoRetired(Header& header, Slot& slot) {
   store(slot.profileRequestMs, 0);
   zeroTotals(slot.totals);
   sequence.fetch_add(1, std::memory_order_release);
+  return lost;
 }
 
 }  // namespace tcpfork::stats

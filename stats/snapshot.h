@@ -8,6 +8,8 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "stats/layout.h"
@@ -30,6 +32,16 @@ struct TotalsView {
   uint64_t latencyQuantileNs(double q) const;
 };
 
+struct HandlerCounterView {
+  std::string name;
+  std::string help;
+  uint64_t value = 0;
+};
+
+// Sums the counters of the same name (workers of different generations may
+// run different modules, with different counters).
+std::map<std::string, HandlerCounterView> sumByName(const std::vector<HandlerCounterView>& counters);
+
 struct WorkerView {
   uint32_t slot = 0;
   pid_t pid = 0;
@@ -42,6 +54,7 @@ struct WorkerView {
   bool profiling = false;
   uint64_t profilesWritten = 0;
   TotalsView totals;
+  std::vector<HandlerCounterView> handlerCounters;
 };
 
 struct Snapshot {
@@ -51,10 +64,13 @@ struct Snapshot {
   uint64_t reloads = 0;
   uint64_t autoProfiles = 0;
   TotalsView retired;
+  std::vector<HandlerCounterView> retiredHandlerCounters;
   std::vector<WorkerView> workers;  // occupied slots only
 
   // Retired plus every live worker: what the exported counters show.
   TotalsView total() const;
+  // The same for module counters, by name.
+  std::map<std::string, HandlerCounterView> handlerTotals() const;
   uint64_t connected() const;
 };
 
@@ -62,7 +78,9 @@ TotalsView readTotals(const Totals& totals);
 Snapshot takeSnapshot(const StatsSegment& segment);
 
 // Master only, under HeaderLock, once `slot`'s worker has exited: adds its
-// counts to the retired totals and empties (frees) the slot.
-void foldIntoRetired(Header& header, Slot& slot);
+// counts to the retired totals and empties (frees) the slot. Returns the
+// names of module counters that found no room in the retired table (their
+// counts are lost; the caller logs them).
+std::vector<std::string> foldIntoRetired(Header& header, Slot& slot);
 
 }  // namespace tcpfork::stats

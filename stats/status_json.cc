@@ -21,6 +21,13 @@ nlohmann::json totalsJson(const TotalsView& t) {
   return j;
 }
 
+// {"name": value}: a handler module's counters.
+nlohmann::json handlerJson(const std::map<std::string, HandlerCounterView>& counters) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, c] : counters) j[name] = c.value;
+  return j;
+}
+
 nlohmann::json snapshotJson(const Snapshot& s) {
   using namespace std::chrono;
   auto nowMs = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
@@ -36,6 +43,7 @@ nlohmann::json snapshotJson(const Snapshot& s) {
         {"connections", w.connectionsCurrent},
         {"profiling", w.profiling},
         {"totals", totalsJson(w.totals)},
+        {"handler", handlerJson(sumByName(w.handlerCounters))},
     };
     if (auto info = readProcessInfo(w.pid)) {
       j["cpu_seconds"] = info->cpuSeconds;
@@ -50,6 +58,7 @@ nlohmann::json snapshotJson(const Snapshot& s) {
       {"reloads", s.reloads},
       {"connections", s.connected()},
       {"totals", totalsJson(s.total())},
+      {"handler", handlerJson(s.handlerTotals())},
       {"workers", workers},
   };
 }

@@ -3,12 +3,18 @@
 #include <dlfcn.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <regex>
 
 // The opaque tcpfork_host of the ABI: what a module's callbacks need.
 struct tcpfork_host {
   std::string name;  // the module's, for its log lines
+  tcpfork::stats::Slot* slot;
+  bool counting;
+  bool initializing = true;  // counter() is for init only
+  int declared = 0;
 };
 
 namespace tcpfork {
@@ -17,13 +23,37 @@ namespace {
 // See handler_module.h: the ABI's complete() has no host argument.
 std::atomic<Completions*> gCompletions{nullptr};
 
-int hostCounter(tcpfork_host* host, const char* name, const char*) {
-  spdlog::warn("handler module {}: counter '{}' refused: handler counters are not available in this build",
-               host->name, name ? name : "(null)");
-  return -1;
+// Declares the next of the slot's module counters: name and help first, then
+// the count with a release store (layout.h).
+int hostCounter(tcpfork_host* host, const char* name, const char* help) {
+  std::string text = name ? name : "(null)";
+  auto refuse = [&](const char* why) {
+    spdlog::error("handler module {}: counter '{}' refused: {}", host->name, text, why);
+    return -1;
+  };
+  if (!host->initializing) return refuse("counters are declared in init only");
+  static const std::regex kName("[a-z][a-z0-9_]{0,47}");
+  if (!name || !std::regex_match(text, kName)) return refuse("a name is [a-z][a-z0-9_]{0,47}");
+  // The built-in <ns>_handler_completions_dropped_total has that name.
+  if (text == "completions_dropped") return refuse("the name is taken by tcpfork's own counter");
+  stats::Slot& slot = *host->slot;
+  for (int i = 0; i < host->declared; ++i) {
+    if (text == slot.handlerCounters[i].name) return refuse("declared twice");
+  }
+  if (host->declared == int(stats::kHandlerCounters)) return refuse("a module has at most 16 counters");
+  stats::HandlerCounter& counter = slot.handlerCounters[host->declared];
+  std::memset(&counter, 0, sizeof counter);
+  std::memcpy(counter.name, text.data(), text.size());
+  std::string about = help ? help : "";
+  std::memcpy(counter.help, about.data(), std::min(about.size(), sizeof counter.help - 1));
+  stats::storeRelease(slot.handlerCounterCount, uint64_t(++host->declared));
+  return host->declared - 1;
 }
 
-void hostAdd(tcpfork_host*, int, uint64_t) {}
+void hostAdd(tcpfork_host* host, int counter, uint64_t n) {
+  if (counter < 0 || counter >= host->declared || !host->counting) return;
+  stats::add(host->slot->handlerCounters[counter].value, n);
+}
 
 void hostComplete(tcpfork_pending* pending, uint8_t result) {
   Completions* completions = gCompletions.load(std::memory_order_acquire);
@@ -64,7 +94,8 @@ HandlerModule::HandlerModule(const std::string& path, const std::string& configJ
   if (!entry_->init || !entry_->handle) fail("init and handle are required");
   std::string name = entry_->name && *entry_->name ? entry_->name : "unnamed";
   description_ = name + " (" + path_ + ")";
-  host_ = std::make_unique<tcpfork_host>(tcpfork_host{name});
+  if (!info.slot) fail("no stats slot for its counters");
+  host_ = std::make_unique<tcpfork_host>(tcpfork_host{name, info.slot, info.counting});
   api_.worker_index = info.workerIndex;
   api_.generation = info.generation;
   api_.counter = hostCounter;
@@ -81,6 +112,7 @@ HandlerModule::HandlerModule(const std::string& path, const std::string& configJ
     err[sizeof err - 1] = '\0';
     fail(std::string("init failed: ") + (*err ? err : "(no message)"));
   }
+  host_->initializing = false;
   spdlog::info("handler module {} loaded", description_);
 }
 

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "stats/layout.h"
 #include "tcpfork/handler.h"
 #include "worker/completions.h"
 #include "worker/handler.h"
@@ -29,6 +30,8 @@ class ModuleError : public std::runtime_error {
 struct ModuleHostInfo {
   uint32_t workerIndex = 0;
   uint32_t generation = 0;
+  stats::Slot* slot = nullptr;  // where the module's counters live
+  bool counting = true;         // false with --no-stats: declared, never added to
 };
 
 class HandlerModule final : public Handler {

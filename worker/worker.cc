@@ -18,10 +18,11 @@ constexpr timeval kTickInterval{0, 100'000};
 
 namespace {
 
-std::unique_ptr<Handler> makeHandler(const WorkerArgs& args, Completions& completions) {
+std::unique_ptr<Handler> makeHandler(const WorkerArgs& args, SlotPublisher& publisher, Completions& completions) {
   if (args.settings.handler.module.empty()) return std::make_unique<AckHandler>();
-  return std::make_unique<HandlerModule>(args.settings.handler.module, args.settings.handler.configJson,
-                                         ModuleHostInfo{uint32_t(args.index), uint32_t(args.generation)}, completions);
+  ModuleHostInfo info{uint32_t(args.index), uint32_t(args.generation), &publisher.slot(), !args.noStats};
+  return std::make_unique<HandlerModule>(args.settings.handler.module, args.settings.handler.configJson, info,
+                                         completions);
 }
 
 }  // namespace
@@ -33,7 +34,7 @@ Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::uni
       publisher_(std::move(publisher)),
       stats_(args.noStats ? nullptr : &publisher_->slot()),
       completions_(base_.get(), [this](uint64_t token, uint8_t result) { onCompletion(token, result); }),
-      handler_(makeHandler(args, completions_)),
+      handler_(makeHandler(args, *publisher_, completions_)),
       context_{base_.get(), handler_.get(), args.settings.limits, stats_, &peerLog_, &openConnections_,
                [this](int fd) { onClosed(fd); }},
       tick_(event_new(base_.get(), -1, EV_PERSIST, &Worker::onTick, this)),

@@ -6,13 +6,17 @@
 // completed twice is ignored, and a crash names the module.
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <memory>
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "protocol/codec.h"
+#include "test/integration/http_get.h"
 #include "test/integration/running_master.h"
 
 namespace tcpfork::test {
@@ -137,6 +141,42 @@ TEST(Handler, ACrashInHandleKillsOnlyItsWorkerAndTheMasterNamesTheModule) {
   EXPECT_TRUE(master.waitForLog("killed by SIGSEGV; it runs handler module " + modulePath(), 10s)) << master.log();
   EXPECT_TRUE(master.waitServing(2, 20s)) << master.log();
   EXPECT_TRUE(master.roundTrip(2));
+}
+
+TEST(Handler, ModuleCountersAreExactPerWorkerAndMonotonicAcrossAKill) {
+  RunningMaster master(1, handlerYaml(R"({defer_every: 4, counter_checks: true})"));
+  EXPECT_TRUE(master.waitForLog("[test] counter checks passed", 10s)) << master.log();
+  EXPECT_TRUE(master.waitForLog("counter 'seventeenth' refused: a module has at most 16 counters", 10s)) << master.log();
+  pid_t first = *master.servingPids().begin();
+  expectOrderedAcks(master.port(), 2, 50);
+  std::string scrape = master.scrape();
+  EXPECT_EQ(metricValue(scrape, "tcp_server_handler_seen_total"), 100) << scrape;
+  EXPECT_EQ(metricValue(scrape, "tcp_server_handler_deferred_total"), 25) << scrape;
+  EXPECT_EQ(metricValue(scrape, "tcp_server_handler_extra_15_total"), 0) << scrape;
+  EXPECT_NE(scrape.find("# HELP tcp_server_handler_seen_total Requests the test handler saw."), std::string::npos);
+  EXPECT_EQ(metricValue(scrape, "tcp_server_worker_handler_seen_total{generation=\"1\",pid=\"" +
+                                    std::to_string(first) + "\",worker=\"0\"}"),
+            100)
+      << scrape;
+
+  // A worker killed outright: its counts join the retired totals.
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        auto pids = master.servingPids();
+        return pids.size() == 1 && *pids.begin() != first;
+      },
+      20s))
+      << master.log();
+  EXPECT_EQ(master.metric("tcp_server_handler_seen_total"), 100) << master.scrape();
+  expectOrderedAcks(master.port(), 1, 30);
+  EXPECT_EQ(master.metric("tcp_server_handler_seen_total"), 130) << master.scrape();
+
+  HttpResponse status = httpGet(master.metricsPort(), "/status");
+  ASSERT_EQ(status.status, 200) << status.body;
+  auto json = nlohmann::json::parse(status.body);
+  EXPECT_EQ(json["handler"]["seen"], 130) << status.body;
+  EXPECT_EQ(json["workers"][0]["handler"]["seen"], 30) << status.body;
 }
 
 }  // namespace

@@ -9,8 +9,11 @@
  *   "complete_twice"      every completion is sent twice
  *   "fail_init": "text"   init fails with this message
  *   "crash_on": "text"    handle() crashes on a Submit with this payload
+ *   "counter_checks"      init also checks that counter() refuses a bad
+ *                         name, a name declared twice and a 17th counter
  * The ack's result is payload[1] when the payload starts with 'r', else 0.
- * It counts nothing of its own; it logs once from init. */
+ * It counts the requests it sees ("seen") and defers ("deferred"), and logs
+ * once from init. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,6 +44,7 @@ typedef struct state {
   size_t queued, capacity;
   int stopping;
   pthread_t worker;
+  int seen_counter, deferred_counter;
 } state;
 
 static const char *find(const char *json, const char *key) {
@@ -128,6 +132,30 @@ static void *test_init(tcpfork_host *host, const tcpfork_host_api *api, const ch
   s->complete_twice = flag(config, "\"complete_twice\":");
   text(config, "\"crash_on\":", s->crash_on, sizeof s->crash_on);
   text(config, "\"defer_prefix\":", s->defer_prefix, sizeof s->defer_prefix);
+  s->seen_counter = api->counter(host, "seen", "Requests the test handler saw.");
+  s->deferred_counter = api->counter(host, "deferred", "Requests the test handler answered later.");
+  if (s->seen_counter != 0 || s->deferred_counter != 1) {
+    snprintf(err, err_len, "counter() returned %d and %d, not 0 and 1", s->seen_counter, s->deferred_counter);
+    free(s);
+    return NULL;
+  }
+  if (flag(config, "\"counter_checks\":")) {
+    const char *failed = NULL;
+    if (api->counter(host, "Bad-Name", "") != -1) failed = "a bad name";
+    if (api->counter(host, "seen", "") != -1) failed = "a name declared twice";
+    for (int i = 2; i < 16 && !failed; ++i) {
+      char name[16];
+      snprintf(name, sizeof name, "extra_%d", i);
+      if (api->counter(host, name, "An extra counter.") != i) failed = "counter 3 to 16";
+    }
+    if (!failed && api->counter(host, "seventeenth", "") != -1) failed = "a 17th counter";
+    if (failed) {
+      snprintf(err, err_len, "counter() did not refuse %s", failed);
+      free(s);
+      return NULL;
+    }
+    api->log(host, 1, "counter checks passed");
+  }
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->wake, NULL);
   if (s->thread && pthread_create(&s->worker, NULL, run, s) != 0) {
@@ -148,10 +176,12 @@ static int test_handle(void *opaque, const tcpfork_request *r, tcpfork_pending *
     raise(SIGSEGV);
   }
   ++s->seen;
+  s->api->add(s->host, s->seen_counter, 1);
   size_t prefix = strlen(s->defer_prefix);
   int by_prefix = prefix > 0 && r->payload_len >= prefix && memcmp(r->payload, s->defer_prefix, prefix) == 0;
   int by_count = s->defer_every > 0 && s->seen % (uint64_t)s->defer_every == 0;
   if (!by_prefix && !by_count) return result;
+  s->api->add(s->host, s->deferred_counter, 1);
   deferred d = {pending, result, r->connection};
   if (s->thread) {
     pthread_mutex_lock(&s->lock);
