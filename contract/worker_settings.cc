@@ -55,6 +55,7 @@ std::vector<std::string> toArgv(const WorkerArgs& a) {
   for (int fd : a.listenFds) argv.insert(argv.end(), {"--listen-fd", std::to_string(fd)});
   optional("--listen", a.listen);
   if (a.noStats) argv.push_back("--no-stats");
+  if (a.checkHandler) argv.push_back("--check-handler");
   return argv;
 }
 
@@ -116,6 +117,8 @@ WorkerArgs parseWorkerArgs(const std::vector<std::string>& argv) {
       ->needs(module)
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_flag("--check-handler", a.checkHandler, "load the handler module, run its init and destroy, and exit")
+      ->needs(module);
   app.add_flag("--no-stats", a.noStats, "count nothing (to measure what stats cost)");
   app.add_option("--parent-pid", a.parentPid, "exit when this process (the master) is gone");
 
@@ -123,7 +126,7 @@ WorkerArgs parseWorkerArgs(const std::vector<std::string>& argv) {
     // CLI11 takes the arguments reversed, without argv[0].
     std::vector<std::string> reversed(argv.rbegin(), argv.rend() - (argv.empty() ? 0 : 1));
     app.parse(reversed);
-    if (a.listen.empty() && a.listenFds.empty()) throw CLI::RequiredError("one of --listen or --listen-fd");
+    if (a.listen.empty() && a.listenFds.empty() && !a.checkHandler) throw CLI::RequiredError("one of --listen or --listen-fd");
     if (stats->count() > 0 && a.slot < 0) throw CLI::RequiredError("--slot (with --stats-name)");
   } catch (const CLI::ParseError& e) {
     std::ostringstream out;

@@ -75,6 +75,9 @@ struct WorkerArgs {
   std::vector<int> listenFds;   // under a master: inherited listening sockets
   std::string listen;           // standalone: bind our own SO_REUSEPORT socket
   bool noStats = false;         // benchmarking: measure what counting costs
+  // tcpfork -t: load the handler module, run its init and destroy, exit
+  // (0, or kExitFatal with the module's message on stderr). Serves nothing.
+  bool checkHandler = false;
 
   bool operator==(const WorkerArgs&) const = default;
 };

@@ -19,6 +19,8 @@
 #include "master/cli.h"
 #include "master/config.h"
 #include "master/daemon.h"
+#include "master/handler_check.h"
+#include "master/identity.h"
 #include "master/master.h"
 #include "master/pidfile.h"
 #include "master/signal_table.h"
@@ -114,6 +116,9 @@ StartContext upgradeContext() {
   return start;
 }
 
+// A module's init that takes longer is a bug worth reporting as one.
+constexpr std::chrono::milliseconds kHandlerCheckTimeout{30'000};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -128,9 +133,23 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (cli.testConfig) {
-    fmt::print("tcpfork: configuration {} is valid ({} workers on {}; metrics on {})\n",
+    std::string handler = "the built-in ack handler";
+    if (!config.worker.handler.module.empty()) {
+      HandlerCheck check;
+      try {
+        check = checkHandlerModule(workerBinaryBeside(selfPath()), config.worker.handler, kHandlerCheckTimeout);
+      } catch (const std::exception& e) {
+        check.output = e.what();
+      }
+      if (!check.passed) {
+        fmt::print(stderr, "tcpfork: {}: handler.module: {}\n", cli.configPath, check.output);
+        return 1;
+      }
+      handler = "handler module " + config.worker.handler.module + " passed its init";
+    }
+    fmt::print("tcpfork: configuration {} is valid ({} workers on {}; metrics on {}; {})\n",
                cli.configPath.empty() ? "(built-in defaults)" : cli.configPath, config.effectiveWorkers(),
-               fmt::join(config.listen, ", "), config.metricsListen);
+               fmt::join(config.listen, ", "), config.metricsListen, handler);
     return 0;
   }
 

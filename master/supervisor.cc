@@ -239,7 +239,7 @@ void Supervisor::removeGone() {
   std::erase_if(rows_, [](const Row& row) { return row.state == State::kGone; });
 }
 
-void Supervisor::afterCrash(Row& row, int status) {
+void Supervisor::afterCrash(Row& row, int status, const std::string& reason) {
   pid_t pid = row.pid;
   row.pid = 0;
   ++restarts_;
@@ -250,15 +250,16 @@ void Supervisor::afterCrash(Row& row, int status) {
   std::string cause = hung ? "killed after its heartbeat stopped" : describeExit(status);
   // With a module loaded, a crash is most often the module's: name it.
   const std::string& module = row.generation.settings->worker.handler.module;
-  if (!module.empty()) cause += fmt::format("; it runs handler module {}", module);
+  if (!module.empty() && !hung && WIFSIGNALED(status)) cause += fmt::format("; it runs handler module {}", module);
+  if (!reason.empty()) cause += ": " + reason;
   row.lastFailure = fmt::format("pid {} exited: {}", pid, cause);
   if (!hung && WIFEXITED(status) && WEXITSTATUS(status) == kExitFatal) {
     // It said the failure will repeat: never at once, however long it lived.
     row.crashes = std::max(row.crashes, 2u);
     Millis delay = backoffAfter(row.crashes);
-    spdlog::error("worker {} (pid {}) exited with the fatal code {}: it cannot serve as configured (its log above "
-                  "says why); retrying in {}",
-                  row.index, pid, kExitFatal, describeSeconds(delay));
+    spdlog::error("worker {} (pid {}) exited with the fatal code {}: it cannot serve as configured ({}); retrying in {}",
+                  row.index, pid, kExitFatal, reason.empty() ? "its log above says why" : reason,
+                  describeSeconds(delay));
     transition(row, State::kFatal, Clock::now() + delay);
     return;
   }
@@ -280,6 +281,9 @@ void Supervisor::onChildExit(pid_t pid, int status) {
     return;
   }
   Row& row = *it;
+  // Read before the slot is folded and emptied.
+  const char* said = segment_.slot(row.slot).exitReason;
+  std::string reason(said, strnlen(said, sizeof segment_.slot(row.slot).exitReason));
   for (const std::string& lost : slots_.release(row.slot)) {
     spdlog::error("handler counter {} of worker {} (pid {}) is lost: the segment keeps the totals of at most {} names",
                   lost, row.index, pid, stats::kRetiredHandlerCounters);
@@ -294,7 +298,7 @@ void Supervisor::onChildExit(pid_t pid, int status) {
                  describeExit(status));
     transition(row, State::kGone);
   } else {
-    afterCrash(row, status);
+    afterCrash(row, status, reason);
   }
   removeGone();
 }

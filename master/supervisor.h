@@ -104,7 +104,8 @@ class Supervisor {
   int leavingSignal(const Row& row) const;
   void checkHeartbeat(Row& row);
   // After its process exited: restart at once, back off, or wait as fatal.
-  void afterCrash(Row& row, int status);
+  // `reason`: what the worker wrote in its slot before exiting (may be empty).
+  void afterCrash(Row& row, int status, const std::string& reason);
   void finishSwitch();
   void abandonSwitch();
   // Why each index of the current generation does not serve, for a log line.

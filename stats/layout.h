@@ -30,7 +30,7 @@ namespace tcpfork::stats {
 inline constexpr uint64_t kMagic = 0x544350464f524b31;  // "TCPFORK1"
 // Revision 5 had 8 counters; each counter added to (or removed from)
 // metrics.h changes the version by itself, so a counter needs no edit here.
-inline constexpr uint32_t kLayoutRevision = 6;  // 6: handler module counters
+inline constexpr uint32_t kLayoutRevision = 7;  // 6: handler module counters; 7: exitReason
 inline constexpr uint32_t kLayoutVersion = kLayoutRevision + 1000 * (uint32_t(kCounterCount) - 8);
 
 enum class WorkerState : uint64_t {
@@ -58,6 +58,8 @@ inline constexpr size_t kHandlerCounters = 16;           // per worker, as the A
 inline constexpr size_t kRetiredHandlerCounters = 256;   // distinct names in a segment's life
 inline constexpr size_t kHandlerCounterNameBytes = 56;   // [a-z][a-z0-9_]{0,47}, NUL-padded
 inline constexpr size_t kHandlerCounterHelpBytes = 136;  // longer help is cut
+
+inline constexpr size_t kExitReasonBytes = 512;
 
 struct HandlerCounter {
   char name[kHandlerCounterNameBytes];
@@ -92,6 +94,10 @@ struct alignas(64) Slot {
   alignas(64) Totals totals;
   uint64_t handlerCounterCount;
   HandlerCounter handlerCounters[kHandlerCounters];
+  // Why the worker is about to exit with kExitFatal (NUL-terminated, cut to
+  // fit), for the master's log and a failed reload's reasons: a handler
+  // module's init message, for one.
+  char exitReason[kExitReasonBytes];
   // Written by the master only: a profile length (ms) for the next SIGTRAP,
   // for /debug/pprof/profile?seconds=N. 0 = the configured duration.
   alignas(64) uint64_t profileRequestMs;

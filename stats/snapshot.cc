@@ -61,6 +61,7 @@ std::vector<std::string> foldHandlerCounters(Header& header, Slot& slot) {
   }
   store(slot.handlerCounterCount, 0);
   memset(slot.handlerCounters, 0, sizeof slot.handlerCounters);
+  memset(slot.exitReason, 0, sizeof slot.exitReason);
   return lost;
 }
 

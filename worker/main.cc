@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/socket.h"
 #include "contract/worker_settings.h"
+#include "worker/handler_module.h"
 #include "worker/worker.h"
 
 using namespace tcpfork;
@@ -32,6 +33,28 @@ UniqueFd adoptListener(int fd) {
   setNonBlocking(fd);
   ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   return UniqueFd(fd);
+}
+
+// tcpfork -t: the module's init and destroy, in this process rather than the
+// master's, with a private slot for the counters it declares.
+int checkHandler(const WorkerArgs& options) {
+  try {
+    SlotPublisher publisher;
+    EventBasePtr base = newEventBase();
+    Completions completions(base.get(), [](uint64_t, uint8_t) {});
+    std::string name;
+    {
+      HandlerModule module(options.settings.handler.module, options.settings.handler.configJson,
+                           ModuleHostInfo{uint32_t(options.index), uint32_t(options.generation), &publisher.slot(), false},
+                           completions);
+      name = module.describe();
+    }
+    std::printf("handler module %s: init and destroy passed\n", name.c_str());
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return kExitFatal;
+  }
 }
 
 }  // namespace
@@ -52,6 +75,7 @@ int main(int argc, char** argv) {
     if (::getppid() != options.parentPid) return 0;
   }
   initLogging(options.role, settings.logLevel);
+  if (options.checkHandler) return checkHandler(options);
   // Peers that vanish surface as EPIPE from write(), not as a fatal signal.
   std::signal(SIGPIPE, SIG_IGN);
   try {

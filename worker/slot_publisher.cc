@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 
 namespace tcpfork {
 
@@ -28,5 +30,11 @@ void SlotPublisher::begin(uint64_t generation, uint64_t workerIndex) {
 void SlotPublisher::setState(stats::WorkerState state) { stats::store(slot_->state, static_cast<uint64_t>(state)); }
 
 void SlotPublisher::heartbeat() { stats::beat(*slot_); }
+
+void SlotPublisher::setExitReason(const std::string& reason) {
+  size_t n = std::min(reason.size(), sizeof slot_->exitReason - 1);
+  std::memcpy(slot_->exitReason, reason.data(), n);
+  slot_->exitReason[n] = '\0';
+}
 
 }  // namespace tcpfork

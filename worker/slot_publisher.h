@@ -28,6 +28,8 @@ class SlotPublisher {
   void setState(stats::WorkerState state);
   // Proves the loop is alive; called from a loop timer.
   void heartbeat();
+  // Before a fatal exit: why, for the master (cut to fit the slot).
+  void setExitReason(const std::string& reason);
 
  private:
   void begin(uint64_t generation, uint64_t workerIndex);

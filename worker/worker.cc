@@ -18,11 +18,18 @@ constexpr timeval kTickInterval{0, 100'000};
 
 namespace {
 
+// A module that cannot load or init is a fatal exit; its reason goes into
+// the slot as well as the log, for the master to quote.
 std::unique_ptr<Handler> makeHandler(const WorkerArgs& args, SlotPublisher& publisher, Completions& completions) {
   if (args.settings.handler.module.empty()) return std::make_unique<AckHandler>();
   ModuleHostInfo info{uint32_t(args.index), uint32_t(args.generation), &publisher.slot(), !args.noStats};
-  return std::make_unique<HandlerModule>(args.settings.handler.module, args.settings.handler.configJson, info,
-                                         completions);
+  try {
+    return std::make_unique<HandlerModule>(args.settings.handler.module, args.settings.handler.configJson, info,
+                                           completions);
+  } catch (const ModuleError& e) {
+    publisher.setExitReason(e.what());
+    throw;
+  }
 }
 
 }  // namespace

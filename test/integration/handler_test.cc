@@ -9,7 +9,11 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <memory>
+#include <regex>
 #include <thread>
 #include <vector>
 
@@ -18,9 +22,12 @@
 #include "protocol/codec.h"
 #include "test/integration/http_get.h"
 #include "test/integration/running_master.h"
+#include "test/integration/tool_run.h"
 
 namespace tcpfork::test {
 namespace {
+
+namespace fs = std::filesystem;
 
 std::string modulePath() { return std::string(TCPFORK_TEST_MODULE_DIR) + "/test_handler.so"; }
 
@@ -177,6 +184,105 @@ TEST(Handler, ModuleCountersAreExactPerWorkerAndMonotonicAcrossAKill) {
   auto json = nlohmann::json::parse(status.body);
   EXPECT_EQ(json["handler"]["seen"], 130) << status.body;
   EXPECT_EQ(json["workers"][0]["handler"]["seen"], 30) << status.body;
+}
+
+std::string configWith(const std::string& handler) {
+  return RunningMaster::baseYaml("tcpfork-handler-check-" + uniqueTag(), tempPath("check.pid"), 1) + handler;
+}
+
+TEST(HandlerConfig, ConfigTestRunsTheModulesInitInAChildAndQuotesItsMessage) {
+  std::string config = tempPath("check.yaml");
+  std::ofstream(config) << configWith(handlerYaml(R"({fail_init: "no journal directory here"})"));
+  ToolRun failed = runCommand({binary("tcpfork"), "-t", "-c", config}, 40s);
+  EXPECT_EQ(failed.exitCode, 1) << failed.output;
+  EXPECT_NE(failed.output.find(config + ": handler.module: handler module " + modulePath() +
+                               ": init failed: no journal directory here"),
+            std::string::npos)
+      << failed.output;
+
+  std::ofstream(config, std::ios::trunc) << configWith(handlerYaml(R"({defer_every: 2})"));
+  ToolRun passed = runCommand({binary("tcpfork"), "-t", "-c", config}, 40s);
+  EXPECT_EQ(passed.exitCode, 0) << passed.output;
+  EXPECT_NE(passed.output.find("handler module " + modulePath() + " passed its init"), std::string::npos)
+      << passed.output;
+
+  std::ofstream(config, std::ios::trunc) << configWith("handler:\n  module: no-such-module.so\n");
+  ToolRun missing = runCommand({binary("tcpfork"), "-t", "-c", config}, 40s);
+  EXPECT_EQ(missing.exitCode, 1) << missing.output;
+  EXPECT_NE(missing.output.find("handler.module: " + fs::path(config).parent_path().string() +
+                                "/no-such-module.so: No such file or directory"),
+            std::string::npos)
+      << missing.output;
+}
+
+// New connections, one request each, from a thread, until stopped.
+class Connector {
+ public:
+  explicit Connector(int port) : thread_([this, port] {
+      for (uint64_t i = 0; !stop_.load(); ++i) {
+        bool ok = false;
+        try {
+          TestConnection c(port, 3s);
+          c.send(submitFrame(i));
+          ok = c.read(kAckBytes) == submitAckFrame(i);
+        } catch (const std::exception&) {
+        }
+        (ok ? succeeded_ : failed_).fetch_add(1);
+      }
+    }) {}
+  ~Connector() { stop(); }
+  void stop() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+  int succeeded() const { return succeeded_.load(); }
+  int failed() const { return failed_.load(); }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> succeeded_{0};
+  std::atomic<int> failed_{0};
+  std::thread thread_;
+};
+
+TEST(HandlerReload, AModuleWhoseInitFailsKeepsTheOldGenerationAndTheMasterQuotesInit) {
+  RunningMaster master(1, handlerYaml(R"({defer_every: 2})") + "worker_timeout: 2s\n");
+  master.writeConfig(RunningMaster::baseYaml(master.name(), master.pidFile(), 1, master.profileDir()) +
+                     handlerYaml(R"({fail_init: "refusing on purpose"})") + "worker_timeout: 2s\n");
+  Connector connector(master.port());
+  master.process().signal(SIGHUP);
+  ASSERT_TRUE(master.waitForLog("reload failed", 20s)) << master.log();
+  EXPECT_NE(master.log().find("exited: exit status 2: handler module " + modulePath() +
+                              ": init failed: refusing on purpose; generation 1 keeps serving"),
+            std::string::npos)
+      << master.log();
+  EXPECT_TRUE(waitUntil([&] { return connector.succeeded() > 20; }, 10s));
+  connector.stop();
+  EXPECT_EQ(connector.failed(), 0) << master.log();
+  EXPECT_EQ(master.generation(), 1u);
+  EXPECT_TRUE(master.roundTrip(5));
+}
+
+TEST(HandlerReload, ANewModuleFileGoesLiveWithNoConnectionLost) {
+  std::string first = tempPath("first.so");
+  std::string second = tempPath("second.so");
+  fs::copy_file(modulePath(), first);
+  fs::copy_file(modulePath(), second);
+  auto yamlFor = [](const std::string& module) {
+    return "handler:\n  module: " + module + "\n  config: {defer_every: 2, thread: true}\n";
+  };
+  RunningMaster master(2, yamlFor(first));
+  Connector connector(master.port());
+  ASSERT_TRUE(waitUntil([&] { return connector.succeeded() > 20; }, 10s));
+  master.writeConfig(RunningMaster::baseYaml(master.name(), master.pidFile(), 2, master.profileDir()) +
+                     yamlFor(second));
+  master.process().signal(SIGHUP);
+  ASSERT_TRUE(master.waitForLog("handler module test (" + second + ") loaded", 20s, 2)) << master.log();
+  ASSERT_TRUE(waitUntil([&] { return master.generation() == 2 && master.waitServing(2, 1s); }, 20s)) << master.log();
+  int before = connector.succeeded();
+  EXPECT_TRUE(waitUntil([&] { return connector.succeeded() > before + 20; }, 10s));
+  connector.stop();
+  EXPECT_EQ(connector.failed(), 0) << master.log();
 }
 
 }  // namespace

@@ -1,0 +1,82 @@
+#include "master/handler_check.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "base/unique_fd.h"
+
+namespace tcpfork {
+
+HandlerCheck checkHandlerModule(const std::string& workerBinary, const HandlerSettings& handler,
+                                std::chrono::milliseconds timeout) {
+  WorkerArgs args;
+  args.settings.handler = handler;
+  args.role = "check";
+  args.checkHandler = true;
+  std::vector<std::string> argv = {workerBinary};
+  for (auto& a : toArgv(args)) argv.push_back(std::move(a));
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return {false, fmt::format("pipe: {}", std::strerror(errno))};
+  UniqueFd readEnd(fds[0]);
+  UniqueFd writeEnd(fds[1]);
+  pid_t pid = ::fork();
+  if (pid < 0) return {false, fmt::format("fork: {}", std::strerror(errno))};
+  if (pid == 0) {
+    // Async-signal-safe calls only until exec.
+    ::dup2(writeEnd.get(), STDOUT_FILENO);
+    ::dup2(writeEnd.get(), STDERR_FILENO);
+    ::execv(cargv[0], cargv.data());
+    const char message[] = "cannot run the worker binary for the handler check\n";
+    [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, message, sizeof message - 1);
+    ::_exit(127);
+  }
+  writeEnd.reset();
+
+  HandlerCheck check;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool timedOut = false;
+  char buffer[4096];
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timedOut = true;
+      break;
+    }
+    pollfd p{readEnd.get(), POLLIN, 0};
+    int ready = ::poll(&p, 1, int(left.count()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) continue;
+    ssize_t n = ::read(readEnd.get(), buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // EOF: the child is done (or closed its output)
+    if (check.output.size() < 64 * 1024) check.output.append(buffer, size_t(n));
+  }
+  if (timedOut) ::kill(pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  while (!check.output.empty() && check.output.back() == '\n') check.output.pop_back();
+  if (timedOut) {
+    check.output += fmt::format("{}init did not return within {} ms", check.output.empty() ? "" : "\n", timeout.count());
+  } else if (WIFSIGNALED(status)) {
+    check.output += fmt::format("{}the check was killed by signal {} (a crash in the module's init or destroy?)",
+                                check.output.empty() ? "" : "\n", WTERMSIG(status));
+  }
+  check.passed = !timedOut && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  return check;
+}
+
+}  // namespace tcpfork
