@@ -150,6 +150,23 @@ TEST(Handler, ACrashInHandleKillsOnlyItsWorkerAndTheMasterNamesTheModule) {
   EXPECT_TRUE(master.roundTrip(2));
 }
 
+TEST(Handler, AGracefulStopWaitsForPendingRequestsThenDestroysTheModule) {
+  RunningMaster master(1, handlerYaml(R"({defer_every: 1, thread: true, delay_ms: 400})"));
+  pid_t worker = *master.servingPids().begin();
+  TestConnection conn(master.port());
+  conn.send(submitFrame(1, resultPayload(1)));
+  ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_req_recv_total") == 1; }, 10s)) << master.scrape();
+  ASSERT_EQ(::kill(worker, SIGQUIT), 0);
+  // The ack comes once the module completes it, then the worker goes.
+  EXPECT_EQ(conn.read(kAckBytes), ackWithResult(1, 1)) << master.log();
+  EXPECT_TRUE(conn.closedWithin(10s));
+  conn.close();
+  EXPECT_TRUE(master.waitForLog("stopped: accepted=1 rejected=0 requests=1 acks=1", 10s)) << master.log();
+  EXPECT_TRUE(master.waitForLog("[test] test handler destroyed", 10s)) << master.log();
+  std::string log = master.log();
+  EXPECT_LT(log.find("stopped: accepted=1"), log.find("[test] test handler destroyed")) << log;
+}
+
 TEST(Handler, ModuleCountersAreExactPerWorkerAndMonotonicAcrossAKill) {
   RunningMaster master(1, handlerYaml(R"({defer_every: 4, counter_checks: true})"));
   EXPECT_TRUE(master.waitForLog("[test] counter checks passed", 10s)) << master.log();

@@ -4,6 +4,7 @@
  *   "defer_prefix": "p"   so is every request whose payload starts with p
  *   "thread": true        ... by a thread of the module, in shuffled order
  *                         (otherwise at the end of the read batch, on the loop)
+ *   "delay_ms": N         ... no sooner than N ms after it was deferred
  *   "hold": true          deferred requests are never completed, unless
  *   "complete_on_close"   ... their connection closes: then all at once
  *   "complete_twice"      every completion is sent twice
@@ -45,6 +46,7 @@ typedef struct state {
   int stopping;
   pthread_t worker;
   int seen_counter, deferred_counter;
+  long delay_ms;
 } state;
 
 static const char *find(const char *json, const char *key) {
@@ -97,7 +99,8 @@ static void *run(void *arg) {
     memcpy(batch, s->queue, n * sizeof *batch);
     s->queued = 0;
     pthread_mutex_unlock(&s->lock);
-    struct timespec pause = {0, (long)(rand_r(&seed) % 500) * 1000};
+    long us = (long)(rand_r(&seed) % 500) + s->delay_ms * 1000;
+    struct timespec pause = {us / 1000000, (us % 1000000) * 1000};
     nanosleep(&pause, NULL);
     for (size_t i = n; i > 1; --i) {
       size_t j = (size_t)rand_r(&seed) % i;
@@ -127,6 +130,8 @@ static void *test_init(tcpfork_host *host, const tcpfork_host_api *api, const ch
   const char *every = find(config, "\"defer_every\":");
   s->defer_every = every ? strtol(every, NULL, 10) : 0;
   s->thread = flag(config, "\"thread\":");
+  const char *delay = find(config, "\"delay_ms\":");
+  s->delay_ms = delay ? strtol(delay, NULL, 10) : 0;
   s->hold = flag(config, "\"hold\":");
   s->complete_on_close = flag(config, "\"complete_on_close\":");
   s->complete_twice = flag(config, "\"complete_twice\":");
@@ -219,6 +224,7 @@ static void test_close(void *opaque, uint64_t connection) {
 
 static void test_destroy(void *opaque) {
   state *s = opaque;
+  s->api->log(s->host, 1, "test handler destroyed");
   if (s->thread) {
     pthread_mutex_lock(&s->lock);
     s->stopping = 1;
