@@ -238,7 +238,15 @@ uint64_t Connection::decodeInput(std::span<const std::byte> in) {
   return frames;
 }
 
+// The handler is fixed for the worker's life: the choice is made once per
+// run of frames, so the built-in ack costs no call at all and a module one
+// direct call per request.
 size_t Connection::decodeFrames(std::span<const std::byte> bytes, uint64_t& frames) {
+  return context_.module ? decodeFramesWith<true>(bytes, frames) : decodeFramesWith<false>(bytes, frames);
+}
+
+template <bool kModule>
+size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& frames) {
   using namespace protocol;
   auto decoded = decodeRequest(bytes, context_.limits.maxFrameBytes);
   size_t consumed = 0;
@@ -260,17 +268,22 @@ size_t Connection::decodeFrames(std::span<const std::byte> bytes, uint64_t& fram
     size_t requests = 0;
     do {
       const Request& request = decoded.message;
-      uint64_t token = context_.pendings->nextToken();
-      int result = context_.handler->handle(request, id_, token);
-      if (result == Handler::kPending || heldCount() > 0) {
-        hold(request, token, result, startedNs);
+      if constexpr (kModule) {
+        uint64_t token = context_.pendings->nextToken();
+        int result = context_.module->handle(request, id_, token);
+        if (result == Handler::kPending || heldCount() > 0) {
+          hold(request, token, result, startedNs);
+        } else {
+          encodeAck(ackFor(request.command), request.id, uint8_t(result), ackOut + acks * kAckFrameBytes);
+          ++acks;
+        }
       } else {
-        encodeAck(ackFor(request.command), request.id, uint8_t(result), ackOut + acks * kAckFrameBytes);
+        encodeAck(ackFor(request.command), request.id, kResultOk, ackOut + acks * kAckFrameBytes);
         ++acks;
       }
       ++requests;
       consumed += decoded.size;
-      if (paused()) break;  // the rest waits in the tail until a pending one completes
+      if (kModule && paused()) break;  // the rest waits in the tail until a pending one completes
       decoded = decodeRequest(bytes.subspan(consumed), context_.limits.maxFrameBytes);
     } while (decoded.status == DecodeStatus::kFrame);
     out.iov_len = acks * kAckFrameBytes;
@@ -306,21 +319,13 @@ void Connection::recordBatch(uint64_t requests, uint64_t acks, uint64_t elapsedN
   stats::add(slot.totals.latencySumNs, elapsedNs * acks);
 }
 
-// A held ack copies the 8 ID bytes: the request's bytes are the scratch
-// buffer's, reused by the next read. Out of memory loses the ack, and with
-// it the stream's order: the connection closes.
+// Out of memory loses the ack, and with it the stream's order: the
+// connection closes.
 void Connection::hold(const protocol::Request& request, uint64_t token, int result, uint64_t receivedNs) {
-  if (heldCount() == 0) {
-    heldHead_ = 0;
-    held_.clear();
-  }
   try {
-    HeldAck& ack = held_.emplace_back(HeldAck{token, receivedNs, {}, request.command, result});
-    std::copy(request.id.begin(), request.id.end(), ack.id.begin());
-    if (result == Handler::kPending) {
-      context_.pendings->add(token, this, heldBase_ + (held_.size() - 1 - heldHead_));
-      ++pendingCount_;
-    }
+    if (!held_) held_ = std::make_unique<HeldAcks>();
+    uint64_t sequence = held_->push(request, token, result, receivedNs);
+    if (result == Handler::kPending) context_.pendings->add(token, this, sequence);
   } catch (const std::bad_alloc&) {
     context_.peerLog->warn("no memory to hold an ack; closing fd {}", fd());
     if (result == Handler::kPending) context_.pendings->orphan(token);
@@ -329,8 +334,7 @@ void Connection::hold(const protocol::Request& request, uint64_t token, int resu
 }
 
 void Connection::complete(uint64_t sequence, uint8_t result) {
-  held_[heldHead_ + (sequence - heldBase_)].result = result;
-  --pendingCount_;
+  held_->complete(sequence, result);
   releaseHeld();
   if (state_ == State::kOpen && !paused() && !tail_.empty()) {
     // Unpaused: what waited in the tail is decoded now, as a read would be.
@@ -346,8 +350,7 @@ void Connection::complete(uint64_t sequence, uint8_t result) {
 }
 
 void Connection::releaseHeld() {
-  size_t ready = 0;
-  while (heldHead_ + ready < held_.size() && held_[heldHead_ + ready].result != Handler::kPending) ++ready;
+  size_t ready = held_->ready();
   if (ready == 0) return;
   evbuffer_iovec out{};
   if (evbuffer_reserve_space(output_.get(), ready * protocol::kAckFrameBytes, &out, 1) < 1) {
@@ -357,27 +360,18 @@ void Connection::releaseHeld() {
   }
   auto* ackOut = static_cast<std::byte*>(out.iov_base);
   uint64_t nowNs = context_.stats ? monotonicNanos() : 0;
-  for (size_t i = 0; i < ready; ++i) {
-    const HeldAck& ack = held_[heldHead_ + i];
-    protocol::encodeAck(protocol::ackFor(ack.command), protocol::IdView(ack.id), uint8_t(ack.result),
-                        ackOut + i * protocol::kAckFrameBytes);
+  held_->popFront(ready, [&](const HeldAcks::Ack& ack) {
+    protocol::encodeAck(protocol::ackFor(ack.command), protocol::IdView(ack.id), uint8_t(ack.result), ackOut);
+    ackOut += protocol::kAckFrameBytes;
     if (context_.stats) {
       uint64_t elapsedNs = nowNs - ack.receivedNs;
       stats::add(context_.stats->totals.latencyBuckets[stats::latencyBucket(elapsedNs)], 1);
       stats::add(context_.stats->totals.latencySumNs, elapsedNs);
     }
-  }
+  });
   out.iov_len = ready * protocol::kAckFrameBytes;
   evbuffer_commit_space(output_.get(), &out, 1);
   count(context_.stats, stats::Counter::kResponsesSent, ready);
-  heldHead_ += ready;
-  heldBase_ += ready;
-  if (heldCount() == 0) {
-    // A burst's capacity is let go; a steady deferring handler keeps a little.
-    if (held_.capacity() > 256) held_ = std::vector<HeldAck>();
-    held_.clear();
-    heldHead_ = 0;
-  }
 }
 
 size_t Connection::queuedBytes() const {
@@ -385,12 +379,9 @@ size_t Connection::queuedBytes() const {
 }
 
 void Connection::dropPendings() {
-  for (size_t i = heldHead_; i < held_.size(); ++i) {
-    if (held_[i].result == Handler::kPending) context_.pendings->orphan(held_[i].token);
-  }
-  held_ = std::vector<HeldAck>();
-  heldHead_ = 0;
-  pendingCount_ = 0;
+  if (!held_) return;
+  held_->forEachPending([&](uint64_t token) { context_.pendings->orphan(token); });
+  held_.reset();
 }
 
 void Connection::failProtocol(protocol::DecodeError error) {

@@ -22,10 +22,10 @@
 
 #include <event2/event.h>
 
-#include <array>
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
@@ -34,6 +34,8 @@
 #include "base/log.h"
 #include "base/unique_fd.h"
 #include "worker/handler.h"
+#include "worker/handler_module.h"
+#include "worker/held_acks.h"
 #include "worker/pending_table.h"
 #include "worker/slot_publisher.h"
 #include "contract/worker_settings.h"
@@ -63,6 +65,9 @@ struct ConnectionContext {
   // callback returns (one loop, one callback at a time), so no connection
   // needs a read buffer of its own.
   std::vector<std::byte> scratch = std::vector<std::byte>(kReadChunk);
+  // `handler` itself when it is a module, else null (the built-in ack): the
+  // per-request call then goes straight to it, not through the vtable.
+  HandlerModule* module = nullptr;
   PendingTable* pendings = nullptr;  // the worker's
   size_t maxPending = 1024;          // per connection: handler.max_pending
   uint64_t lastConnectionId = 0;     // connection ids are unique in the process
@@ -85,14 +90,6 @@ class Connection {
   void complete(uint64_t sequence, uint8_t result);
 
  private:
-  // An ack behind a pending request, or the pending request itself.
-  struct HeldAck {
-    uint64_t token;
-    uint64_t receivedNs;  // for the latency histogram (0 with stats off)
-    std::array<std::byte, protocol::kIdBytes> id;
-    protocol::Command command;
-    int result;  // Handler::kPending until completed
-  };
 
   enum class State { kOpen, kFlushing, kLingering, kClosed };
 
@@ -118,6 +115,8 @@ class Connection {
   // Answers the whole frames at the front of `bytes` and returns the bytes
   // they take; a protocol error answers those before it and begins the flush.
   size_t decodeFrames(std::span<const std::byte> bytes, uint64_t& frames);
+  template <bool kModule>
+  size_t decodeFramesWith(std::span<const std::byte> bytes, uint64_t& frames);
   // Appends to tail_; out of memory loses the frame, and with it the stream.
   void appendTail(std::span<const std::byte> bytes);
   // Closes the connection when a frame has trickled in for longer than idle_timeout.
@@ -127,8 +126,8 @@ class Connection {
   void hold(const protocol::Request& request, uint64_t token, int result, uint64_t receivedNs);
   // Moves the completed acks at the front of held_ to the output.
   void releaseHeld();
-  size_t heldCount() const { return held_.size() - heldHead_; }
-  bool paused() const { return pendingCount_ >= context_.maxPending; }
+  size_t heldCount() const { return held_ ? held_->count() : 0; }
+  bool paused() const { return held_ && held_->pending() >= context_.maxPending; }
   // Unsent acks in bytes, written or held: what the watermarks bound.
   size_t queuedBytes() const;
   // The pending requests now belong to nobody: their completions are dropped.
@@ -155,13 +154,8 @@ class Connection {
   // capacity, between frames).
   std::vector<std::byte> tail_;
   EvbufferPtr output_;
-  // Acks waiting for a pending one ahead of them: held_[heldHead_] is the
-  // oldest, with sequence number heldBase_. Empty with no capacity unless a
-  // handler defers.
-  std::vector<HeldAck> held_;
-  size_t heldHead_ = 0;
-  uint64_t heldBase_ = 0;
-  size_t pendingCount_ = 0;
+  // Made when a request is first deferred (see held_acks.h).
+  std::unique_ptr<HeldAcks> held_;
   uint64_t id_;
   State state_ = State::kOpen;
   bool reading_ = false;

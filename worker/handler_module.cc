@@ -123,14 +123,6 @@ HandlerModule::~HandlerModule() {
   gCompletions.store(nullptr, std::memory_order_release);
 }
 
-int HandlerModule::handle(const protocol::Request& request, uint64_t connection, uint64_t token) {
-  tcpfork_request r{connection, static_cast<uint8_t>(request.command), reinterpret_cast<const char*>(request.id.data()),
-                    reinterpret_cast<const uint8_t*>(request.payload.data()), request.payload.size()};
-  int result = entry_->handle(state_, &r, reinterpret_cast<tcpfork_pending*>(static_cast<uintptr_t>(token)));
-  if (result == TCPFORK_PENDING) return kPending;
-  return result & 0xff;
-}
-
 void HandlerModule::batchEnd() {
   if (entry_->batch_end) entry_->batch_end(state_);
 }

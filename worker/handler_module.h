@@ -45,7 +45,15 @@ class HandlerModule final : public Handler {
   HandlerModule(const HandlerModule&) = delete;
   HandlerModule& operator=(const HandlerModule&) = delete;
 
-  int handle(const protocol::Request& request, uint64_t connection, uint64_t token) override;
+  // Inline: the connection calls it directly for every request.
+  int handle(const protocol::Request& request, uint64_t connection, uint64_t token) override {
+    tcpfork_request r{connection, static_cast<uint8_t>(request.command),
+                      reinterpret_cast<const char*>(request.id.data()),
+                      reinterpret_cast<const uint8_t*>(request.payload.data()), request.payload.size()};
+    int result = entry_->handle(state_, &r, reinterpret_cast<tcpfork_pending*>(static_cast<uintptr_t>(token)));
+    // Outside 0..255 and not TCPFORK_PENDING is the module's bug: its low byte is sent.
+    return result == TCPFORK_PENDING ? kPending : result & 0xff;
+  }
   void batchEnd() override;
   void opened(uint64_t connection) override;
   void closed(uint64_t connection) override;

@@ -48,6 +48,7 @@ Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::uni
       drainTimer_(evtimer_new(base_.get(), &Worker::onDrainDeadline, this)),
       reap_(event_new(base_.get(), -1, 0, &Worker::onReap, this)) {
   context_.pendings = &pendings_;
+  context_.module = dynamic_cast<HandlerModule*>(handler_.get());
   context_.maxPending = settings_.handler.maxPending;
   if (!tick_ || !drainTimer_ || !reap_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(worker timers)");
   if (settings_.limits.idleTimeout.count() > 0) {
