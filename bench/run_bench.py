@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """make bench: tcpfork-worker against the bare epoll baseline, same scenarios,
-same run, same CPUs; then the worker with its stats counting on and off.
+same run, same CPUs; then the worker with its stats counting on and off, and
+with the built-in ack handler against the same logic as a handler module
+(examples/handlers/ack.c).
 
 Each scenario runs `rounds` times against each server, alternating, so slow
 drift of the machine hits both alike; the table shows the median round, and
@@ -32,6 +34,9 @@ SCENARIOS = [
 # What the per-batch stats writes cost: the same worker with --no-stats.
 STATS_SCENARIOS = [("pipelined", 100, 1024), ("request/response", 100, 1)]
 
+# What the handler module ABI costs: every scenario, built-in vs ack.c.
+MODULE_SCENARIOS = SCENARIOS
+
 TARGETS = {
     "ratio": 0.9,
     "pipelined_acks_per_sec": 8_000_000,
@@ -44,6 +49,14 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def ack_module(bin_dir):
+    """examples/handlers/ack.c as the build leaves it, beside bin/."""
+    path = os.path.join(os.path.dirname(os.path.abspath(bin_dir)), "lib", "tcpfork", "examples", "ack.so")
+    if not os.path.exists(path):
+        raise RuntimeError(f"{path} is missing: build everything first (make build)")
+    return path
 
 
 def peak_rss_bytes(pid):
@@ -62,6 +75,8 @@ class Server:
             cmd += ["--log-level", "warn"]
         if kind == "no-stats":
             cmd += ["--no-stats"]
+        if kind == "ack-module":
+            cmd += ["--handler-module", ack_module(bin_dir)]
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
         self.client = os.path.join(bin_dir, "tcpfork-client")
@@ -124,7 +139,7 @@ def main():
     args = ap.parse_args()
 
     client = os.path.join(args.bin_dir, "tcpfork-client")
-    total_runs = (len(SCENARIOS) + len(STATS_SCENARIOS)) * 2 * args.rounds
+    total_runs = (len(SCENARIOS) + len(STATS_SCENARIOS) + len(MODULE_SCENARIOS)) * 2 * args.rounds
     counter = [0]
 
     def compare(name, conns, window, kinds):
@@ -183,6 +198,19 @@ def main():
             "stats_off_rounds": [rep["acks_per_sec"] for rep in runs["no-stats"]],
         })
 
+    module_results = []
+    for name, conns, window in MODULE_SCENARIOS:
+        medians, _, runs = compare(name, conns, window, ("tcpfork", "ack-module"))
+        module_results.append({
+            "scenario": name, "connections": conns, "window": window,
+            "builtin_acks_per_sec": medians["tcpfork"]["acks_per_sec"],
+            "module_acks_per_sec": medians["ack-module"]["acks_per_sec"],
+            "module_p99_ns": medians["ack-module"]["latency_ns"]["p99"],
+            "ratio": paired_ratio(runs["ack-module"], runs["tcpfork"]),
+            "builtin_rounds": [rep["acks_per_sec"] for rep in runs["tcpfork"]],
+            "module_rounds": [rep["acks_per_sec"] for rep in runs["ack-module"]],
+        })
+
     print()
     print(f"one worker on CPU {args.server_cpu}, client on CPU {args.client_cpu}, {args.payload_bytes}-byte "
           f"payloads, {args.duration:g} s per run, median of {args.rounds}")
@@ -205,6 +233,15 @@ def main():
         print(f"{row['scenario']:<18} {fmt_rate(row['stats_on_acks_per_sec']):>16} "
               f"{fmt_rate(row['stats_off_acks_per_sec']):>17} {row['ratio']:>6.3f}")
 
+    print()
+    print("handler module cost: the built-in ack handler and the same as a module (examples/handlers/ack.c)")
+    header = f"{'scenario':<18} {'built-in acks/s':>16} {'ack.c acks/s':>13} {'ack.c p99':>10} {'ratio':>6}"
+    print(header)
+    print("-" * len(header))
+    for row in module_results:
+        print(f"{row['scenario']:<18} {fmt_rate(row['builtin_acks_per_sec']):>16} "
+              f"{fmt_rate(row['module_acks_per_sec']):>13} {fmt_ns(row['module_p99_ns']):>10} {row['ratio']:>6.3f}")
+
     by_name = {row["scenario"]: row for row in results}
     checks = [
         ("ratio >= 0.9 in every scenario", all(row["ratio"] >= TARGETS["ratio"] for row in results)),
@@ -215,6 +252,7 @@ def main():
         ("request/response p99 <= 2 ms",
          by_name["request/response"]["tcpfork_p99_ns"] <= TARGETS["request/response_p99_ns"]),
         ("stats on >= 98% of stats off", all(row["ratio"] >= 0.98 for row in stats_results)),
+        ("ack.c module >= 95% of built-in in every scenario", all(row["ratio"] >= 0.95 for row in module_results)),
     ]
     print()
     for what, ok in checks:
@@ -223,7 +261,7 @@ def main():
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"duration_s": args.duration, "rounds": args.rounds, "payload_bytes": args.payload_bytes,
-                   "scenarios": results, "stats_cost": stats_results, "targets_met": {what: ok for what, ok in checks}}, f, indent=2)
+                   "scenarios": results, "stats_cost": stats_results, "module_cost": module_results, "targets_met": {what: ok for what, ok in checks}}, f, indent=2)
     print(f"\nwrote {args.out}")
 
 
