@@ -21,6 +21,7 @@
 
 #include "protocol/codec.h"
 #include "test/integration/http_get.h"
+#include "test/integration/connector.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
 
@@ -231,36 +232,6 @@ TEST(HandlerConfig, ConfigTestRunsTheModulesInitInAChildAndQuotesItsMessage) {
             std::string::npos)
       << missing.output;
 }
-
-// New connections, one request each, from a thread, until stopped.
-class Connector {
- public:
-  explicit Connector(int port) : thread_([this, port] {
-      for (uint64_t i = 0; !stop_.load(); ++i) {
-        bool ok = false;
-        try {
-          TestConnection c(port, 3s);
-          c.send(submitFrame(i));
-          ok = c.read(kAckBytes) == submitAckFrame(i);
-        } catch (const std::exception&) {
-        }
-        (ok ? succeeded_ : failed_).fetch_add(1);
-      }
-    }) {}
-  ~Connector() { stop(); }
-  void stop() {
-    stop_.store(true);
-    if (thread_.joinable()) thread_.join();
-  }
-  int succeeded() const { return succeeded_.load(); }
-  int failed() const { return failed_.load(); }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::atomic<int> succeeded_{0};
-  std::atomic<int> failed_{0};
-  std::thread thread_;
-};
 
 TEST(HandlerReload, AModuleWhoseInitFailsKeepsTheOldGenerationAndTheMasterQuotesInit) {
   RunningMaster master(1, handlerYaml(R"({defer_every: 2})") + "worker_timeout: 2s\n");

@@ -14,42 +14,13 @@
 #include <regex>
 #include <thread>
 
+#include "test/integration/connector.h"
 #include "test/integration/running_master.h"
 
 namespace tcpfork::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-// New connections, one request each, from a thread, until stopped.
-class Connector {
- public:
-  explicit Connector(int port) : thread_([this, port] {
-      for (uint64_t i = 0; !stop_.load(); ++i) {
-        bool ok = false;
-        try {
-          TestConnection c(port, 3s);
-          c.send(submitFrame(i));
-          ok = c.read(kAckBytes) == submitAckFrame(i);
-        } catch (const std::exception&) {
-        }
-        (ok ? succeeded_ : failed_).fetch_add(1);
-      }
-    }) {}
-  ~Connector() { stop(); }
-  void stop() {
-    stop_.store(true);
-    if (thread_.joinable()) thread_.join();
-  }
-  int succeeded() const { return succeeded_.load(); }
-  int failed() const { return failed_.load(); }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::atomic<int> succeeded_{0};
-  std::atomic<int> failed_{0};
-  std::thread thread_;
-};
 
 TEST(Reload, RefusedWhileTheSegmentHasNoRoomForAnotherGeneration) {
   RunningMaster master(2, "max_workers: 2\ndrain_timeout: 5s\n");
