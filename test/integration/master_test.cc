@@ -33,16 +33,6 @@ size_t count(const std::string& haystack, const std::string& needle) {
   return n;
 }
 
-// Sum of "requests=N" over the workers' exit lines: what the server read.
-uint64_t requestsReadByWorkers(const std::string& log) {
-  uint64_t total = 0;
-  std::regex line(R"(stopped: accepted=\d+ rejected=\d+ requests=(\d+))");
-  for (auto it = std::sregex_iterator(log.begin(), log.end(), line); it != std::sregex_iterator(); ++it) {
-    total += std::stoull((*it)[1]);
-  }
-  return total;
-}
-
 TEST(Master, StartsWorkersThatAllServe) {
   RunningMaster master(3);
   ASSERT_TRUE(master.waitServing(3, 5s));

@@ -14,6 +14,15 @@
 #include "test/integration/http_get.h"
 
 namespace tcpfork::test {
+
+uint64_t requestsReadByWorkers(const std::string& log) {
+  uint64_t total = 0;
+  std::regex line(R"(stopped: accepted=\d+ rejected=\d+ requests=(\d+))");
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), line); it != std::sregex_iterator(); ++it) {
+    total += std::stoull((*it)[1]);
+  }
+  return total;
+}
 namespace {
 
 std::string uniqueName() {

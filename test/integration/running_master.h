@@ -18,6 +18,10 @@ namespace tcpfork::test {
 // when the segment is gone.
 std::set<pid_t> workerPids(const std::string& name);
 
+// Sum of "requests=N" over the workers' exit lines in a master's log: what
+// the server read, so what a client must have had acked.
+uint64_t requestsReadByWorkers(const std::string& log);
+
 class RunningMaster {
  public:
   // `extraYaml` is appended to a config that sets name, listen, pid_file and workers.
