@@ -28,6 +28,8 @@ HandlerCheck checkHandlerModule(const std::string& workerBinary, const HandlerSe
   for (auto& a : argv) cargv.push_back(a.data());
   cargv.push_back(nullptr);
 
+  // Inherited SIGCHLD=SIG_IGN would reap the child for us and hide its status.
+  ::signal(SIGCHLD, SIG_DFL);
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return {false, fmt::format("pipe: {}", std::strerror(errno))};
   UniqueFd readEnd(fds[0]);
@@ -66,7 +68,12 @@ HandlerCheck checkHandlerModule(const std::string& workerBinary, const HandlerSe
   }
   if (timedOut) ::kill(pid, SIGKILL);
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  pid_t waited;
+  while ((waited = ::waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+  }
+  if (waited != pid) {
+    check.output += fmt::format("{}waitpid: {}", check.output.empty() ? "" : "\n", std::strerror(errno));
+    return check;  // not passed: its status is unknown
   }
   while (!check.output.empty() && check.output.back() == '\n') check.output.pop_back();
   if (timedOut) {

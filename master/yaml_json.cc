@@ -27,7 +27,12 @@ nlohmann::json plainScalar(const std::string& text) {
     return text;  // beyond 64 bits: kept exact, as text
   }
   if (std::regex_match(text, kFloat)) {
-    double value = std::stod(text);
+    double value = 0;
+    try {
+      value = std::stod(text);
+    } catch (const std::out_of_range&) {
+      throw std::invalid_argument("'" + text + "' is out of a float's range");
+    }
     if (!std::isfinite(value)) throw std::invalid_argument("'" + text + "' is out of a float's range");
     return value;
   }

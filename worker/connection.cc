@@ -78,11 +78,12 @@ void Connection::drain() {
 // Likewise a peer answered just now: a worker stopped between reading
 // requests and sending their acks sends them when it runs again, and the peer
 // has had no time to send more when the expired timer is seen.
+// And a peer whose requests the handler has yet to answer is waiting on us.
 void Connection::onReadEvent(evutil_socket_t, short what, void* self) {
   auto* connection = static_cast<Connection*>(self);
   if (what & EV_TIMEOUT) {
     if (!connection->socketReady(POLLIN)) {
-      if (connection->state_ == State::kOpen && connection->answeredJustNow()) {
+      if (connection->state_ == State::kOpen && (connection->answeredJustNow() || connection->heldCount() > 0)) {
         connection->armIdle(connection->readEvent_.get());
         return;
       }
@@ -283,7 +284,8 @@ size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& 
       }
       ++requests;
       consumed += decoded.size;
-      if (kModule && paused()) break;  // the rest waits in the tail until a pending one completes
+      // Paused: the rest waits in the tail until a pending one completes.
+      if (kModule && (paused() || state_ != State::kOpen)) break;
       decoded = decodeRequest(bytes.subspan(consumed), context_.limits.maxFrameBytes);
     } while (decoded.status == DecodeStatus::kFrame);
     out.iov_len = acks * kAckFrameBytes;
@@ -327,9 +329,10 @@ void Connection::hold(const protocol::Request& request, uint64_t token, int resu
     uint64_t sequence = held_->push(request, token, result, receivedNs);
     if (result == Handler::kPending) context_.pendings->add(token, this, sequence);
   } catch (const std::bad_alloc&) {
+    // The ack is lost, so the acks after it cannot be sent in order either.
     context_.peerLog->warn("no memory to hold an ack; closing fd {}", fd());
     if (result == Handler::kPending) context_.pendings->orphan(token);
-    beginFlush();
+    close();
   }
 }
 
@@ -340,10 +343,8 @@ void Connection::complete(uint64_t sequence, uint8_t result) {
     // Unpaused: what waited in the tail is decoded now, as a read would be.
     uint64_t frames = decodeInput({});
     framesDecoded_ += frames;
-    if (frames > 0) {
-      context_.handler->batchEnd();
-      waitingSince_.reset();  // a frame completed; a trickle is timed from the next read
-    }
+    if (frames > 0) context_.handler->batchEnd();
+    waitingSince_.reset();  // the pause was ours: a trickle is timed from the next read
   }
   if (state_ == State::kClosed) return;
   flush();

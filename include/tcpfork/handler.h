@@ -37,7 +37,7 @@ enum { TCPFORK_CONN = 0x01, TCPFORK_SUBMIT = 0x02 };
 typedef struct tcpfork_request {
   uint64_t connection;    /* unique within the worker for the process's life */
   uint8_t command;        /* TCPFORK_CONN or TCPFORK_SUBMIT */
-  const char *id;         /* the 8 ID bytes, not NUL-terminated */
+  const char *id;         /* the 8 ID bytes, not NUL-terminated; valid only during handle() */
   const uint8_t *payload; /* after the ID; valid only during handle() */
   size_t payload_len;
 } tcpfork_request;

@@ -168,6 +168,18 @@ TEST(Handler, AGracefulStopWaitsForPendingRequestsThenDestroysTheModule) {
   EXPECT_LT(log.find("stopped: accepted=1"), log.find("[test] test handler destroyed")) << log;
 }
 
+TEST(Handler, AConnectionAwaitingTheModuleIsNotIdle) {
+  RunningMaster master(1, handlerYaml(R"({defer_every: 1, thread: true, delay_ms: 1500})") + "idle_timeout: 500ms\n");
+  TestConnection conn(master.port());
+  conn.send(submitFrame(3, resultPayload(3)));
+  EXPECT_EQ(conn.read(kAckBytes), ackWithResult(3, 3)) << master.log();
+  EXPECT_EQ(master.metric("tcp_server_idle_timeouts_total"), 0) << master.scrape();
+  EXPECT_EQ(master.metric("tcp_server_handler_completions_dropped_total"), 0) << master.scrape();
+  // Answered, it is idle again: the timeout applies as before.
+  EXPECT_TRUE(conn.closedWithin(10s));
+  EXPECT_TRUE(waitUntil([&] { return master.metric("tcp_server_idle_timeouts_total") == 1; }, 10s)) << master.scrape();
+}
+
 TEST(Handler, ModuleCountersAreExactPerWorkerAndMonotonicAcrossAKill) {
   RunningMaster master(1, handlerYaml(R"({defer_every: 4, counter_checks: true})"));
   EXPECT_TRUE(master.waitForLog("[test] counter checks passed", 10s)) << master.log();
