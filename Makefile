@@ -100,7 +100,7 @@ tsan: deps
 # new inputs stay out of the tree). A crash leaves its input in build-fuzz/.
 FUZZ_SECONDS ?= 60
 fuzz:
-	$(MAKE) deps DEB_PACKAGES="cmake make pkg-config clang libclang-rt-14-dev libyaml-cpp-dev libfmt-dev libspdlog-dev"
+	$(MAKE) deps DEB_PACKAGES="cmake make pkg-config clang libclang-rt-14-dev libyaml-cpp-dev libfmt-dev libspdlog-dev nlohmann-json3-dev"
 	cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTCPFORK_FUZZ=ON
 	cmake --build build-fuzz -j $(JOBS)
 	@for target in codec config; do \
