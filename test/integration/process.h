@@ -51,6 +51,9 @@ class ChildProcess {
 // Resident set size of a process in bytes (from /proc/PID/status), or 0.
 size_t residentBytes(pid_t pid);
 
+// The pids whose parent is `parent` now (from /proc/PID/stat).
+std::vector<pid_t> childPids(pid_t parent);
+
 std::string readFile(const std::string& path);
 
 // A fresh, empty file path under the test temp dir.

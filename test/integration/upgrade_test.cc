@@ -130,10 +130,19 @@ TEST_F(Upgrade, TheOldMasterTakesBackWhenTheNewOneDies) {
   ASSERT_TRUE(master.waitForLog("serves beside it until it gets SIGQUIT", 10s)) << master.log();
   auto newPid = pidIn(master.pidFile());
   ASSERT_TRUE(newPid && *newPid != master.process().pid());
+  std::vector<pid_t> newWorkers = childPids(*newPid);
+  ASSERT_EQ(newWorkers.size(), 2u);
   ::kill(*newPid, SIGKILL);
   ASSERT_TRUE(master.waitForLog("exited after it served", 5s)) << master.log();
   EXPECT_TRUE(waitUntil([&] { return pidIn(master.pidFile()) == master.process().pid(); }, 5s));
-  // Its workers die with it; the old generation serves on.
+  // Its workers die with it (re-parented to us, the subreaper, we reap them).
+  // Until they have, one may accept a connection on the shared socket and
+  // then stop at once, closing it unanswered: the fast stop of a worker whose
+  // master is gone. So the old generation is asked only once they are gone.
+  for (pid_t worker : newWorkers) {
+    EXPECT_TRUE(waitUntil([&] { return ::waitpid(worker, nullptr, WNOHANG) == worker || ::kill(worker, 0) != 0; }, 10s))
+        << "worker " << worker << " of the killed master still runs";
+  }
   EXPECT_TRUE(master.roundTrip(2));
   EXPECT_TRUE(master.waitServing(2, 5s));
   // The old master owns the segment again and removes it on exit.
