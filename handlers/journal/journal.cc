@@ -1,0 +1,219 @@
+#include "handlers/journal/journal.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+#include <system_error>
+#include <utility>
+
+#include "handlers/journal/recovery.h"
+#include "handlers/journal/segment_files.h"
+
+namespace tcpfork::journal {
+
+namespace {
+
+// A batch's records are written at batch end, or sooner once this many
+// bytes wait (a read of many large frames).
+constexpr size_t kWriteAtBytes = 1 << 20;
+constexpr auto kErrorLogInterval = std::chrono::seconds(1);
+
+uint64_t unixNanoseconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000 + uint64_t(ts.tv_nsec);
+}
+
+}  // namespace
+
+Journal::Journal(const Options& options, tcpfork_host* host, const tcpfork_host_api* api)
+    : options_(options), host_(host), api_(api) {
+  struct Declared {
+    CounterId id;
+    const char* name;
+    const char* help;
+  };
+  static constexpr Declared kCounters[] = {
+      {kRecords, "journal_records", "Records the journal wrote."},
+      {kBytes, "journal_bytes", "Bytes of records the journal wrote."},
+      {kFsyncs, "journal_fsyncs", "fdatasync calls the journal made (each covers every record written before it)."},
+      {kFsyncNanoseconds, "journal_fsync_nanoseconds", "Time spent in the journal's fdatasync calls."},
+      {kTornTails, "journal_torn_tails", "Torn segment tails found and truncated at start."},
+      {kTornBytes, "journal_torn_bytes", "Bytes cut off torn segment tails at start."},
+      {kErrors, "journal_errors", "Writes and syncs that failed (their requests were answered 'not stored')."},
+  };
+  for (const Declared& c : kCounters) counters_[c.id] = api_->counter(host_, c.name, c.help);
+
+  std::error_code ec;
+  std::filesystem::create_directories(options_.dir, ec);
+  if (ec) throw std::runtime_error("dir: cannot create " + options_.dir + ": " + ec.message());
+  dirFd_ = ::open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirFd_ < 0) throw std::runtime_error("dir: " + options_.dir + ": " + std::strerror(errno));
+  if (::faccessat(dirFd_, ".", W_OK, AT_EACCESS) != 0) {
+    int e = errno;
+    ::close(dirFd_);
+    throw std::runtime_error("dir: " + options_.dir + " is not writable: " + std::strerror(e));
+  }
+  try {
+    RecoveryReport report = recoverDeadSegments(dirFd_, options_.dir, [this](int level, const std::string& m) { log(level, m); });
+    api_->add(host_, counters_[kTornTails], report.tornTails);
+    api_->add(host_, counters_[kTornBytes], report.tornBytes);
+    if (report.segments > 0) {
+      log(1, "recovered " + std::to_string(report.segments) + (report.segments == 1 ? " segment" : " segments") +
+                 " left open by workers that died (" +
+                 std::to_string(report.tornTails) + " torn tails, " + std::to_string(report.tornBytes) +
+                 " bytes cut off)");
+    }
+    // The first segment is made at the first record, so that a worker that
+    // gets none (and tcpfork -t, which runs init) leaves no empty file; the
+    // file system is asked now whether it can make one.
+    int probe = ::openat(dirFd_, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0640);
+    if (probe < 0) {
+      bool unsupported = errno == EOPNOTSUPP || errno == EISDIR;
+      throw std::runtime_error("dir: " + options_.dir + ": " +
+                               (unsupported ? std::string("the file system does not support O_TMPFILE (ext4, xfs, "
+                                                          "btrfs and tmpfs do)")
+                                            : std::string("cannot make a file: ") + std::strerror(errno)));
+    }
+    ::close(probe);
+  } catch (...) {
+    ::close(dirFd_);
+    throw;
+  }
+  startNs_ = unixNanoseconds();
+  if (options_.fsync != FsyncMode::kNever) {
+    syncer_ = std::make_unique<Syncer>(options_.fsync, options_.fsyncInterval, api_->complete,
+                                       [this](int level, const std::string& m) { log(level, m); });
+  }
+  log(1, "journal in " + options_.dir + " (fsync: " + name(options_.fsync) + ", segments of " +
+             std::to_string(options_.segmentBytes) + " bytes)");
+}
+
+Journal::~Journal() {
+  writeOut();  // nothing is left unwritten after a batch; this is for certainty
+  std::shared_ptr<Segment> last = std::move(segment_);
+  if (syncer_) {
+    if (last) syncer_->submit(last, {}, true);
+    syncer_->stop();
+    publishSyncStats();
+    syncer_.reset();
+  } else if (last) {
+    std::string error;
+    if (!last->seal(false, error)) log(2, error);
+  }
+  last.reset();
+  ::close(dirFd_);
+}
+
+void Journal::log(int level, const std::string& message) const { api_->log(host_, level, message.c_str()); }
+
+void Journal::logError(const std::string& message) {
+  auto now = std::chrono::steady_clock::now();
+  if (now - lastErrorLog_ < kErrorLogInterval) {
+    ++suppressedErrors_;
+    return;
+  }
+  std::string suffix =
+      suppressedErrors_ ? " (" + std::to_string(suppressedErrors_) + " more errors in the last second, not logged)" : "";
+  lastErrorLog_ = now;
+  suppressedErrors_ = 0;
+  log(3, message + suffix);
+}
+
+int Journal::handle(const tcpfork_request& request, tcpfork_pending* pending) {
+  if (request.command != TCPFORK_SUBMIT) return kResultOk;  // Conn passes through
+  if (broken_ || (syncer_ && syncer_->failed())) return kResultNotStored;
+  if (!segment_ && !rotate()) return kResultNotStored;
+  size_t bytes = recordBytes(request.payload_len);
+  uint64_t after = segment_->size() + buffer_.size() + bytes;
+  if (after > options_.segmentBytes && (segment_->hasRecords() || !buffer_.empty())) {
+    writeOut();
+    rotate();
+  }
+  appendRecord(buffer_, request.id, unixNanoseconds(), request.payload, request.payload_len);
+  tokens_.push_back(pending);
+  if (buffer_.size() >= kWriteAtBytes) writeOut();
+  return TCPFORK_PENDING;
+}
+
+void Journal::batchEnd() {
+  writeOut();
+  publishSyncStats();
+}
+
+void Journal::completeAll(std::vector<tcpfork_pending*>& tokens, uint8_t result) {
+  for (tcpfork_pending* token : tokens) api_->complete(token, result);
+  tokens.clear();
+}
+
+void Journal::writeOut() {
+  if (buffer_.empty()) return;
+  std::string error;
+  if (!segment_ || !segment_->append(buffer_, error)) {
+    api_->add(host_, counters_[kErrors], 1);
+    if (segment_ && segment_->broken()) broken_ = true;
+    logError((segment_ ? error : "no segment open") + "; " + std::to_string(tokens_.size()) +
+             " requests answered 'not stored'" + (broken_ ? ", and every later one (the segment may end in a partial record)" : ""));
+    completeAll(tokens_, kResultNotStored);
+    buffer_.clear();
+    return;
+  }
+  api_->add(host_, counters_[kRecords], tokens_.size());
+  api_->add(host_, counters_[kBytes], buffer_.size());
+  buffer_.clear();
+  if (options_.fsync == FsyncMode::kAlways) {
+    syncer_->submit(segment_, std::move(tokens_));
+    tokens_.clear();
+    return;
+  }
+  completeAll(tokens_, kResultOk);
+  if (syncer_) syncer_->submit(segment_, {});
+}
+
+bool Journal::rotate() {
+  SegmentHeader header{unixNanoseconds(), api_->worker_index, api_->generation, uint32_t(::getpid())};
+  std::string name = segmentName(api_->worker_index, startNs_, uint32_t(::getpid()), sequence_ + 1);
+  std::shared_ptr<Segment> next;
+  try {
+    next = Segment::create(dirFd_, options_.dir, name, header);
+  } catch (const std::exception& e) {
+    api_->add(host_, counters_[kErrors], 1);
+    logError(std::string(e.what()) + (segment_ ? "; writing on in " + segment_->path() + " past segment_bytes"
+                                               : std::string("; the request is answered 'not stored'")));
+    return false;
+  }
+  ++sequence_;
+  std::shared_ptr<Segment> done = std::exchange(segment_, std::move(next));
+  if (!done) return true;
+  if (syncer_) {
+    syncer_->submit(std::move(done), {}, true);
+  } else {
+    std::string error;
+    if (!done->seal(false, error)) log(2, error);
+  }
+  return true;
+}
+
+void Journal::publishSyncStats() {
+  if (!syncer_) return;
+  // The syncer's thread may not call add(): its figures are published from
+  // the loop, at each batch end.
+  const SyncStats& stats = syncer_->stats();
+  uint64_t fsyncs = stats.fsyncs.load(std::memory_order_relaxed);
+  uint64_t nanoseconds = stats.fsyncNanoseconds.load(std::memory_order_relaxed);
+  uint64_t errors = stats.errors.load(std::memory_order_relaxed);
+  api_->add(host_, counters_[kFsyncs], fsyncs - publishedFsyncs_);
+  api_->add(host_, counters_[kFsyncNanoseconds], nanoseconds - publishedFsyncNanoseconds_);
+  api_->add(host_, counters_[kErrors], errors - publishedSyncErrors_);
+  publishedFsyncs_ = fsyncs;
+  publishedFsyncNanoseconds_ = nanoseconds;
+  publishedSyncErrors_ = errors;
+}
+
+}  // namespace tcpfork::journal

@@ -1,0 +1,62 @@
+#pragma once
+// The journal of one worker: requests become records in its own segment
+// files, appended on the loop thread once per read batch, made durable by the
+// syncer, acked after (fsync: always) or once written (interval, never).
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <tcpfork/handler.h>
+
+#include "handlers/journal/options.h"
+#include "handlers/journal/segment.h"
+#include "handlers/journal/syncer.h"
+
+namespace tcpfork::journal {
+
+class Journal {
+ public:
+  // Recovers dead writers' segments; the first segment of its own comes
+  // with the first record.
+  // Throws with a message for init's err.
+  Journal(const Options& options, tcpfork_host* host, const tcpfork_host_api* api);
+  ~Journal();  // seals the open segment after the last sync
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  int handle(const tcpfork_request& request, tcpfork_pending* pending);
+  void batchEnd();
+
+ private:
+  enum CounterId { kRecords, kBytes, kFsyncs, kFsyncNanoseconds, kTornTails, kTornBytes, kErrors, kCounterIds };
+
+  void writeOut();
+  bool rotate();  // false: no new segment (logged and counted)
+  void completeAll(std::vector<tcpfork_pending*>& tokens, uint8_t result);
+  void publishSyncStats();
+  void log(int level, const std::string& message) const;
+  void logError(const std::string& message);  // rate-limited
+
+  const Options options_;
+  tcpfork_host* const host_;
+  const tcpfork_host_api* const api_;
+  int dirFd_ = -1;
+  int counters_[kCounterIds];
+  uint64_t startNs_ = 0;
+  uint32_t sequence_ = 0;
+  std::shared_ptr<Segment> segment_;
+  std::unique_ptr<Syncer> syncer_;  // none with fsync: never
+  std::vector<std::byte> buffer_;   // this batch's records, not yet written
+  std::vector<tcpfork_pending*> tokens_;
+  uint64_t publishedFsyncs_ = 0;
+  uint64_t publishedFsyncNanoseconds_ = 0;
+  uint64_t publishedSyncErrors_ = 0;
+  bool broken_ = false;
+  std::chrono::steady_clock::time_point lastErrorLog_{};
+  uint64_t suppressedErrors_ = 0;
+};
+
+}  // namespace tcpfork::journal

@@ -1,0 +1,100 @@
+#include "handlers/journal/segment.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+#include "handlers/journal/segment_files.h"
+
+namespace tcpfork::journal {
+
+namespace {
+
+std::string errorText(const std::string& what, int error) { return what + ": " + std::strerror(error); }
+
+}  // namespace
+
+std::shared_ptr<Segment> Segment::create(int dirFd, const std::string& dir, const std::string& name,
+                                         const SegmentHeader& header) {
+  // O_TMPFILE: the file gets its name (linkat) only once header and lock are
+  // in place, so recovery in another worker never sees it half made.
+  int fd = ::openat(dirFd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    int e = errno;
+    if (e == EOPNOTSUPP || e == EISDIR) {
+      throw std::system_error(e, std::generic_category(),
+                              dir + ": the file system does not support O_TMPFILE (ext4, xfs, btrfs and tmpfs do)");
+    }
+    throw std::system_error(e, std::generic_category(), dir + ": open(O_TMPFILE)");
+  }
+  auto segment = std::shared_ptr<Segment>(new Segment(fd, dirFd, dir, name));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) throw std::system_error(errno, std::generic_category(), dir + ": flock");
+  auto bytes = encodeHeader(header);
+  std::string error;
+  if (!segment->append(bytes, error)) throw std::runtime_error(dir + ": " + error);
+  std::string proc = "/proc/self/fd/" + std::to_string(fd);
+  if (::linkat(AT_FDCWD, proc.c_str(), dirFd, name.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+    throw std::system_error(errno, std::generic_category(), segment->path() + ": linkat");
+  }
+  return segment;
+}
+
+Segment::Segment(int fd, int dirFd, std::string dir, std::string name)
+    : fd_(fd), dirFd_(dirFd), dir_(std::move(dir)), name_(std::move(name)), path_(dir_ + "/" + name_) {}
+
+Segment::~Segment() { ::close(fd_); }
+
+bool Segment::append(std::span<const std::byte> bytes, std::string& error) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+    if (n > 0) {
+      done += size_t(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    int e = n < 0 ? errno : EIO;
+    error = errorText(path_ + ": write", e);
+    if (done > 0 && ::ftruncate(fd_, off_t(size_)) != 0) {
+      broken_ = true;
+      error += "; " + errorText("cutting the partial record back", errno);
+    }
+    return false;
+  }
+  size_ += bytes.size();
+  return true;
+}
+
+bool Segment::sync(std::string& error) {
+  if (::fdatasync(fd_) != 0) {
+    error = errorText(path_ + ": fdatasync", errno);
+    return false;
+  }
+  if (!nameSynced_.exchange(true) && ::fsync(dirFd_) != 0) {
+    nameSynced_ = false;
+    error = errorText(dir_ + ": fsync of the directory", errno);
+    return false;
+  }
+  return true;
+}
+
+bool Segment::seal(bool durable, std::string& error) {
+  std::string sealed = sealedName(name_);
+  if (::renameat(dirFd_, name_.c_str(), dirFd_, sealed.c_str()) != 0) {
+    error = errorText(path_ + ": rename to " + sealed, errno);
+    return false;
+  }
+  name_ = sealed;
+  path_ = dir_ + "/" + name_;
+  if (durable && ::fsync(dirFd_) != 0) {
+    error = errorText(dir_ + ": fsync of the directory", errno);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace tcpfork::journal

@@ -1,0 +1,59 @@
+#pragma once
+// One segment file being written: created whole (header and lock in place
+// before it has a name), appended to on the loop, synced on the syncer's
+// thread, sealed (renamed from .journal.open to .journal) once done.
+//
+// The writer holds flock(LOCK_EX) on the file for as long as it is open, so
+// recovery at start and tcpfork-journal verify can tell a segment still being
+// written from one whose writer died. Nothing else ever takes that lock while
+// a writer lives: it marks the file, it does not arbitrate writes.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "handlers/journal/format.h"
+
+namespace tcpfork::journal {
+
+class Segment {
+ public:
+  // Creates dir/name with its header, locked. Throws std::system_error.
+  static std::shared_ptr<Segment> create(int dirFd, const std::string& dir, const std::string& name,
+                                         const SegmentHeader& header);
+  ~Segment();
+  Segment(const Segment&) = delete;
+  Segment& operator=(const Segment&) = delete;
+
+  const std::string& path() const { return path_; }
+  // Bytes in the file, header included: what the loop has appended.
+  uint64_t size() const { return size_; }
+  bool hasRecords() const { return size_ > kHeaderBytes; }
+
+  // Loop thread. Writes all of `bytes` or, on failure, cuts the file back to
+  // where it was so that no partial record stays; false and `error` then.
+  bool append(std::span<const std::byte> bytes, std::string& error);
+  // Any thread, one at a time. fdatasync, and the directory's fsync the
+  // first time, so that the file's name is as durable as its records.
+  bool sync(std::string& error);
+  // Renames it to its sealed name (and syncs the directory when `durable`).
+  bool seal(bool durable, std::string& error);
+  // Cutting back failed: the file may end in a partial record.
+  bool broken() const { return broken_; }
+
+ private:
+  Segment(int fd, int dirFd, std::string dir, std::string name);
+
+  int fd_;
+  int dirFd_;
+  std::string dir_;
+  std::string name_;
+  std::string path_;
+  uint64_t size_ = 0;
+  bool broken_ = false;
+  std::atomic<bool> nameSynced_{false};
+};
+
+}  // namespace tcpfork::journal

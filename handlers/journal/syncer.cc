@@ -1,0 +1,99 @@
+#include "handlers/journal/syncer.h"
+
+#include <algorithm>
+
+namespace tcpfork::journal {
+
+Syncer::Syncer(FsyncMode mode, std::chrono::milliseconds interval, Complete complete, Log log)
+    : mode_(mode), interval_(interval), complete_(complete), log_(std::move(log)), thread_([this] { run(); }) {}
+
+Syncer::~Syncer() { stop(); }
+
+void Syncer::stop() {
+  if (!thread_.joinable()) return;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+}
+
+void Syncer::submit(std::shared_ptr<Segment> segment, std::vector<tcpfork_pending*> tokens, bool seal) {
+  bool wake = false;
+  {
+    std::lock_guard lock(mutex_);
+    // Interval: one entry per segment to sync is enough.
+    if (tokens.empty() && !seal && !queue_.empty() && queue_.back().segment == segment && !queue_.back().seal) return;
+    wake = mode_ == FsyncMode::kAlways ? queue_.empty() : seal;
+    sealQueued_ = sealQueued_ || seal;
+    queue_.push_back({std::move(segment), std::move(tokens), seal});
+  }
+  // Always: the first batch after a sync wakes the thread; the ones written
+  // while it syncs join the next group without a wake-up of their own.
+  if (wake) wake_.notify_one();
+}
+
+void Syncer::run() {
+  auto nextSync = std::chrono::steady_clock::now() + interval_;
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    if (mode_ == FsyncMode::kAlways) {
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    } else {
+      wake_.wait_until(lock, nextSync, [&] { return stopping_ || sealQueued_; });
+    }
+    if (queue_.empty()) {
+      if (stopping_) return;
+      nextSync = std::chrono::steady_clock::now() + interval_;
+      continue;
+    }
+    std::vector<Batch> work;
+    work.swap(queue_);
+    sealQueued_ = false;
+    lock.unlock();
+    process(work);
+    work.clear();  // drops segment references off the lock
+    lock.lock();
+    nextSync = std::chrono::steady_clock::now() + interval_;
+  }
+}
+
+void Syncer::process(std::vector<Batch>& work) {
+  // One fdatasync per segment covers every batch written to it before now.
+  std::vector<Segment*> segments;
+  for (const Batch& batch : work) {
+    if (std::find(segments.begin(), segments.end(), batch.segment.get()) == segments.end()) {
+      segments.push_back(batch.segment.get());
+    }
+  }
+  std::vector<Segment*> failedSegments;
+  for (Segment* segment : segments) {
+    auto start = std::chrono::steady_clock::now();
+    std::string error;
+    bool ok = segment->sync(error);
+    auto took = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start);
+    stats_.fsyncs.fetch_add(1, std::memory_order_relaxed);
+    stats_.fsyncNanoseconds.fetch_add(uint64_t(took.count()), std::memory_order_relaxed);
+    if (!ok) {
+      stats_.errors.fetch_add(1, std::memory_order_relaxed);
+      failedSegments.push_back(segment);
+      if (!failed_.exchange(true)) {
+        log_(3, error + (mode_ == FsyncMode::kAlways
+                             ? "; the requests it covered are answered 'not stored', and so is every later one"
+                             : "; records acked since the last good sync may be lost, and every later request is "
+                               "answered 'not stored'"));
+      }
+    }
+  }
+  for (Batch& batch : work) {
+    bool failed = std::find(failedSegments.begin(), failedSegments.end(), batch.segment.get()) != failedSegments.end();
+    for (tcpfork_pending* token : batch.tokens) complete_(token, failed ? kResultNotStored : kResultOk);
+  }
+  for (Batch& batch : work) {
+    std::string error;
+    if (batch.seal && !batch.segment->seal(true, error)) log_(2, error);
+  }
+}
+
+}  // namespace tcpfork::journal
