@@ -8,8 +8,8 @@
 
 namespace tcpfork {
 
-Completions::Completions(event_base* base, Deliver deliver)
-    : deliver_(std::move(deliver)), wake_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+Completions::Completions(event_base* base, Deliver deliver, Delivered delivered)
+    : deliver_(std::move(deliver)), delivered_(std::move(delivered)), wake_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   if (!wake_) throw std::system_error(errno, std::generic_category(), "eventfd(completions)");
   event_.reset(event_new(base, wake_.get(), EV_READ | EV_PERSIST, &Completions::onWake, this));
   if (!event_ || event_add(event_.get(), nullptr) != 0) {
@@ -40,6 +40,7 @@ void Completions::onWake(evutil_socket_t fd, short, void* self) {
   }
   for (auto [token, result] : completions->taken_) completions->deliver_(token, result);
   completions->taken_.clear();
+  completions->delivered_();
 }
 
 }  // namespace tcpfork

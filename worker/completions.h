@@ -20,9 +20,12 @@ namespace tcpfork {
 class Completions {
  public:
   using Deliver = std::function<void(uint64_t token, uint8_t result)>;
+  using Delivered = std::function<void()>;
 
-  // Throws std::system_error when the eventfd or its event cannot be made.
-  Completions(event_base* base, Deliver deliver);
+  // `delivered` runs after each run of deliveries, so that what they touched
+  // is flushed once per run rather than once per completion. Throws
+  // std::system_error when the eventfd or its event cannot be made.
+  Completions(event_base* base, Deliver deliver, Delivered delivered);
   Completions(const Completions&) = delete;
   Completions& operator=(const Completions&) = delete;
 
@@ -33,6 +36,7 @@ class Completions {
   static void onWake(evutil_socket_t fd, short what, void* self);
 
   Deliver deliver_;
+  Delivered delivered_;
   UniqueFd wake_;
   EventPtr event_;
   std::mutex mutex_;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <new>
 #include <system_error>
+#include <utility>
 
 #include "base/socket.h"
 #include "protocol/codec.h"
@@ -336,8 +337,14 @@ void Connection::hold(const protocol::Request& request, uint64_t token, int resu
   }
 }
 
-void Connection::complete(uint64_t sequence, uint8_t result) {
+bool Connection::complete(uint64_t sequence, uint8_t result) {
   held_->complete(sequence, result);
+  return !std::exchange(flushQueued_, true);
+}
+
+void Connection::flushCompleted() {
+  flushQueued_ = false;
+  if (state_ == State::kClosed) return;
   releaseHeld();
   if (state_ == State::kOpen && !paused() && !tail_.empty()) {
     // Unpaused: what waited in the tail is decoded now, as a read would be.

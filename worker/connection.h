@@ -87,7 +87,10 @@ class Connection {
 
   int fd() const { return fd_.get(); }
   // The handler's result for the held ack at `sequence` (PendingTable::Entry).
-  void complete(uint64_t sequence, uint8_t result);
+  // True the first time since the last flushCompleted(): the caller flushes
+  // it then, once for a whole run of completions (one send, not one each).
+  bool complete(uint64_t sequence, uint8_t result);
+  void flushCompleted();
 
  private:
 
@@ -160,6 +163,7 @@ class Connection {
   State state_ = State::kOpen;
   bool reading_ = false;
   bool peerClosed_ = false;
+  bool flushQueued_ = false;  // in the worker's list of connections to flush after completions
   // CLOCK_MONOTONIC_COARSE ms of the last bytes sent: a peer answered just
   // now is waiting on us, not idle (see onReadEvent).
   uint64_t lastSentMs_ = 0;

@@ -41,7 +41,7 @@ int checkHandler(const WorkerArgs& options) {
   try {
     SlotPublisher publisher;
     EventBasePtr base = newEventBase();
-    Completions completions(base.get(), [](uint64_t, uint8_t) {});
+    Completions completions(base.get(), [](uint64_t, uint8_t) {}, [] {});
     std::string name;
     {
       HandlerModule module(options.settings.handler.module, options.settings.handler.configJson,

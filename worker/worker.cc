@@ -40,7 +40,9 @@ Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::uni
       listeners_(std::move(listeners)),
       publisher_(std::move(publisher)),
       stats_(args.noStats ? nullptr : &publisher_->slot()),
-      completions_(base_.get(), [this](uint64_t token, uint8_t result) { onCompletion(token, result); }),
+      completions_(
+          base_.get(), [this](uint64_t token, uint8_t result) { onCompletion(token, result); },
+          [this] { onCompletionsDelivered(); }),
       handler_(makeHandler(args, *publisher_, completions_)),
       context_{base_.get(), handler_.get(), args.settings.limits, stats_, &peerLog_, &openConnections_,
                [this](int fd) { onClosed(fd); }},
@@ -204,7 +206,7 @@ void Worker::onCompletion(uint64_t token, uint8_t result) {
   PendingTable::Entry entry{};
   switch (pendings_.take(token, entry)) {
     case PendingTable::Found::kLive:
-      entry.connection->complete(entry.sequence, result);
+      if (entry.connection->complete(entry.sequence, result)) completed_.push_back(entry.connection);
       return;
     case PendingTable::Found::kOrphan:
       count(stats_, stats::Counter::kHandlerCompletionsDropped, 1);
@@ -214,6 +216,13 @@ void Worker::onCompletion(uint64_t token, uint8_t result) {
                       handlerName());
       return;
   }
+}
+
+void Worker::onCompletionsDelivered() {
+  // A closed connection among them is still ours: it is freed in onReap,
+  // which runs after this callback.
+  for (Connection* connection : completed_) connection->flushCompleted();
+  completed_.clear();
 }
 
 std::string Worker::handlerName() const {

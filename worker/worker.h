@@ -52,6 +52,7 @@ class Worker {
   void onNewConnection(UniqueFd fd);
   // A pending request's result, from Completions.
   void onCompletion(uint64_t token, uint8_t result);
+  void onCompletionsDelivered();
   // Queues a connection that has closed itself for onReap.
   void onClosed(int fd);
   void beginGracefulStop();
@@ -76,6 +77,7 @@ class Worker {
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   std::unordered_map<int, std::unique_ptr<Connection>> connections_;  // by fd, closed ones until reaped
   std::vector<int> closed_;  // fds of connections closed since the last reap
+  std::vector<Connection*> completed_;  // got completions in this run of deliveries; flushed after it
   std::unique_ptr<CpuProfiler> profiler_;
   std::vector<EventPtr> signalEvents_;
   EventPtr tick_;
