@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """make bench: tcpfork-worker against the bare epoll baseline, same scenarios,
-same run, same CPUs; then the worker with its stats counting on and off, and
+same run, same CPUs; then the worker with its stats counting on and off,
 with the built-in ack handler against the same logic as a handler module
-(examples/handlers/ack.c).
+(examples/handlers/ack.c), and the journal module (handlers/journal) with
+fsync: always (an ack after the fdatasync that covers it) and fsync: never.
 
 Each scenario runs `rounds` times against each server, alternating, so slow
 drift of the machine hits both alike; the table shows the median round, and
@@ -16,6 +17,8 @@ import argparse
 import json
 import os
 import socket
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,6 +39,10 @@ STATS_SCENARIOS = [("pipelined", 100, 1024), ("request/response", 100, 1)]
 
 # What the handler module ABI costs: every scenario, built-in vs ack.c.
 MODULE_SCENARIOS = SCENARIOS
+
+# The journal's price: records written per read batch, synced by group commit.
+JOURNAL_SCENARIOS = [("pipelined", 100, 1024), ("request/response", 100, 1)]
+JOURNAL_KINDS = ("journal-always", "journal-never")
 
 TARGETS = {
     "ratio": 0.9,
@@ -59,6 +66,14 @@ def ack_module(bin_dir):
     return path
 
 
+def journal_module(bin_dir):
+    """handlers/journal as the build leaves it, beside bin/."""
+    path = os.path.join(os.path.dirname(os.path.abspath(bin_dir)), "lib", "tcpfork", "handlers", "journal.so")
+    if not os.path.exists(path):
+        raise RuntimeError(f"{path} is missing: build everything first (make build)")
+    return path
+
+
 def peak_rss_bytes(pid):
     return status_bytes(pid, "VmHWM") or 0
 
@@ -72,11 +87,22 @@ class Server:
         binary = "tcpfork-baseline" if kind == "baseline" else "tcpfork-worker"
         cmd = ["taskset", "-c", str(cpu), os.path.join(bin_dir, binary), "--listen", addr]
         if kind != "baseline":
-            cmd += ["--log-level", "warn"]
+            # The journal's summary at exit (records per fsync) is an info line.
+            cmd += ["--log-level", "info" if kind.startswith("journal-") else "warn"]
         if kind == "no-stats":
             cmd += ["--no-stats"]
         if kind == "ack-module":
             cmd += ["--handler-module", ack_module(bin_dir)]
+        self.journal_dir = None
+        if kind.startswith("journal-"):
+            # Under the build directory: on the disk the build is on, not a
+            # tmpfs /tmp where fdatasync costs nothing.
+            parent = os.path.join(os.path.dirname(os.path.abspath(bin_dir)), "bench-journal")
+            os.makedirs(parent, exist_ok=True)
+            self.journal_dir = tempfile.mkdtemp(dir=parent)
+            config = {"dir": self.journal_dir, "fsync": kind.removeprefix("journal-")}
+            cmd += ["--handler-module", journal_module(bin_dir), "--handler-config", json.dumps(config)]
+        self.summary = ""
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
         self.client = os.path.join(bin_dir, "tcpfork-client")
@@ -104,6 +130,11 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        if self.journal_dir:
+            self.log.seek(0)
+            found = re.findall(r"\[journal\] (closed: .*)", self.log.read().decode(errors="replace"))
+            self.summary = found[-1] if found else ""
+            shutil.rmtree(self.journal_dir, ignore_errors=True)
         return rss
 
 
@@ -139,7 +170,7 @@ def main():
     args = ap.parse_args()
 
     client = os.path.join(args.bin_dir, "tcpfork-client")
-    total_runs = (len(SCENARIOS) + len(STATS_SCENARIOS) + len(MODULE_SCENARIOS)) * 2 * args.rounds
+    total_runs = (len(SCENARIOS) + len(STATS_SCENARIOS) + len(MODULE_SCENARIOS) + len(JOURNAL_SCENARIOS)) * 2 * args.rounds
     counter = [0]
 
     def compare(name, conns, window, kinds):
@@ -156,6 +187,7 @@ def main():
                     report = run_client(client, server.addr, conns, window, args, args.client_cpu)
                 finally:
                     peak[kind] = max(peak[kind], server.stop())
+                report["journal_summary"] = server.summary
                 if report["errors_total"] or report["unacked_at_end"]:
                     raise RuntimeError(f"{kind} {name}: ack errors {report['errors']}, "
                                        f"unacked {report['unacked_at_end']}")
@@ -211,6 +243,25 @@ def main():
             "module_rounds": [rep["acks_per_sec"] for rep in runs["ack-module"]],
         })
 
+    def records_per_fsync(summary):
+        found = re.search(r"\(([0-9.]+) records per fsync, ([0-9.]+) us per fsync\)", summary)
+        return (float(found.group(1)), float(found.group(2))) if found else (0.0, 0.0)
+
+    journal_results = []
+    for name, conns, window in JOURNAL_SCENARIOS:
+        medians, _, runs = compare(name, conns, window, JOURNAL_KINDS)
+        always, never = medians["journal-always"], medians["journal-never"]
+        per_fsync, fsync_us = records_per_fsync(always["journal_summary"])
+        journal_results.append({
+            "scenario": name, "connections": conns, "window": window,
+            "always_acks_per_sec": always["acks_per_sec"], "always_p99_ns": always["latency_ns"]["p99"],
+            "always_records_per_fsync": per_fsync, "always_us_per_fsync": fsync_us,
+            "never_acks_per_sec": never["acks_per_sec"], "never_p99_ns": never["latency_ns"]["p99"],
+            "always_rounds": [rep["acks_per_sec"] for rep in runs["journal-always"]],
+            "never_rounds": [rep["acks_per_sec"] for rep in runs["journal-never"]],
+            "always_summaries": [rep["journal_summary"] for rep in runs["journal-always"]],
+        })
+
     print()
     print(f"one worker on CPU {args.server_cpu}, client on CPU {args.client_cpu}, {args.payload_bytes}-byte "
           f"payloads, {args.duration:g} s per run, median of {args.rounds}")
@@ -242,6 +293,17 @@ def main():
         print(f"{row['scenario']:<18} {fmt_rate(row['builtin_acks_per_sec']):>16} "
               f"{fmt_rate(row['module_acks_per_sec']):>13} {fmt_ns(row['module_p99_ns']):>10} {row['ratio']:>6.3f}")
 
+    print()
+    print("journal module: every Submit a record on disk; fsync: always acks after the fdatasync that covers it")
+    header = (f"{'scenario':<18} {'always acks/s':>14} {'always p99':>11} {'recs/fsync':>11} {'us/fsync':>9} "
+              f"{'never acks/s':>13} {'never p99':>10}")
+    print(header)
+    print("-" * len(header))
+    for row in journal_results:
+        print(f"{row['scenario']:<18} {fmt_rate(row['always_acks_per_sec']):>14} {fmt_ns(row['always_p99_ns']):>11} "
+              f"{row['always_records_per_fsync']:>11.1f} {row['always_us_per_fsync']:>9.0f} "
+              f"{fmt_rate(row['never_acks_per_sec']):>13} {fmt_ns(row['never_p99_ns']):>10}")
+
     by_name = {row["scenario"]: row for row in results}
     checks = [
         ("ratio >= 0.9 in every scenario", all(row["ratio"] >= TARGETS["ratio"] for row in results)),
@@ -261,7 +323,8 @@ def main():
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"duration_s": args.duration, "rounds": args.rounds, "payload_bytes": args.payload_bytes,
-                   "scenarios": results, "stats_cost": stats_results, "module_cost": module_results, "targets_met": {what: ok for what, ok in checks}}, f, indent=2)
+                   "scenarios": results, "stats_cost": stats_results, "module_cost": module_results,
+                   "journal": journal_results, "targets_met": {what: ok for what, ok in checks}}, f, indent=2)
     print(f"\nwrote {args.out}")
 
 

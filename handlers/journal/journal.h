@@ -51,6 +51,7 @@ class Journal {
   std::unique_ptr<Syncer> syncer_;  // none with fsync: never
   std::vector<std::byte> buffer_;   // this batch's records, not yet written
   std::vector<tcpfork_pending*> tokens_;
+  uint64_t records_ = 0;  // written by this worker, for the summary at exit
   uint64_t publishedFsyncs_ = 0;
   uint64_t publishedFsyncNanoseconds_ = 0;
   uint64_t publishedSyncErrors_ = 0;
