@@ -5,6 +5,11 @@
 # beside its own executable. (Not the benchmark baseline, not the tests.)
 install(TARGETS tcpfork tcpfork-worker tcpfork-client tcpfork-stats RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
+# Handler modules tcpfork ships, where DESIGN.md's example config names them
+# ($(PREFIX)/lib/tcpfork/handlers, not the multiarch libdir: they are
+# plugins a config names by path, not libraries a linker looks for).
+install(TARGETS journal_module LIBRARY DESTINATION lib/tcpfork/handlers)
+
 install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES deploy/tcpfork.yaml DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 

@@ -130,6 +130,7 @@ TEST_F(Install, PutsEachFileWhereDebianExpectsIt) {
   expected.insert("/usr/lib/systemd/system/tcpfork.socket");
   expected.insert("/usr/include/tcpfork/handler.h");
   expected.insert("/usr/share/pkgconfig/tcpfork-handler.pc");
+  expected.insert("/usr/lib/tcpfork/handlers/journal.so");
   EXPECT_EQ(filesUnder(root_), expected);
   // The service runs the binary and reads the config where this prefix put them.
   std::string unit = readFile(at("/usr/lib/systemd/system/tcpfork.service"));
@@ -219,6 +220,22 @@ TEST_F(Install, InstalledMasterServesWithTheWorkerBesideIt) {
   std::error_code ec;
   fs::path exe = fs::read_symlink("/proc/" + std::to_string(*workers.begin()) + "/exe", ec);
   EXPECT_EQ(exe, fs::canonical(at("/usr/bin/tcpfork-worker"))) << ec.message();
+}
+
+// The journal as installed: the config names the module under the prefix,
+// and an acked request is a record in its directory.
+TEST_F(Install, TheInstalledJournalModuleStoresWhatItAcks) {
+  std::string dir = tempPath("journal");
+  InstalledMaster master(at("/usr/bin/tcpfork"),
+                         "handler:\n  module: " + at("/usr/lib/tcpfork/handlers/journal.so") + "\n  config: {dir: " + dir + "}\n");
+  ToolRun send = runCommand(
+      {at("/usr/bin/tcpfork-client"), "send", "--addr", "127.0.0.1:" + std::to_string(master.port()), "--id", "7"},
+      30s);
+  EXPECT_EQ(send.exitCode, 0) << send.output;
+  EXPECT_NE(send.output.find("SubmitAck id=00000007 result=0"), std::string::npos) << send.output;
+  size_t segments = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) segments += entry.path().string().ends_with(".journal.open");
+  EXPECT_EQ(segments, 1u) << master.output();
 }
 
 TEST_F(Install, LogrotateSnippetMakesTheMasterReopenItsLog) {
