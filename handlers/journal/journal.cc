@@ -54,15 +54,14 @@ Journal::Journal(const Options& options, tcpfork_host* host, const tcpfork_host_
   std::error_code ec;
   std::filesystem::create_directories(options_.dir, ec);
   if (ec) throw std::runtime_error("dir: cannot create " + options_.dir + ": " + ec.message());
-  dirFd_ = ::open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dirFd_ < 0) throw std::runtime_error("dir: " + options_.dir + ": " + std::strerror(errno));
-  if (::faccessat(dirFd_, ".", W_OK, AT_EACCESS) != 0) {
-    int e = errno;
-    ::close(dirFd_);
-    throw std::runtime_error("dir: " + options_.dir + " is not writable: " + std::strerror(e));
+  dir_.reset(::open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir_) throw std::runtime_error("dir: " + options_.dir + ": " + std::strerror(errno));
+  if (::faccessat(dir_.get(), ".", W_OK, AT_EACCESS) != 0) {
+    throw std::runtime_error("dir: " + options_.dir + " is not writable: " + std::strerror(errno));
   }
-  try {
-    RecoveryReport report = recoverDeadSegments(dirFd_, options_.dir, [this](int level, const std::string& m) { log(level, m); });
+  {
+    RecoveryReport report =
+        recoverDeadSegments(dir_.get(), options_.dir, [this](int level, const std::string& m) { log(level, m); });
     api_->add(host_, counters_[kTornTails], report.tornTails);
     api_->add(host_, counters_[kTornBytes], report.tornBytes);
     if (report.segments > 0) {
@@ -74,18 +73,15 @@ Journal::Journal(const Options& options, tcpfork_host* host, const tcpfork_host_
     // The first segment is made at the first record, so that a worker that
     // gets none (and tcpfork -t, which runs init) leaves no empty file; the
     // file system is asked now whether it can make one.
-    int probe = ::openat(dirFd_, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0640);
-    if (probe < 0) {
-      bool unsupported = errno == EOPNOTSUPP || errno == EISDIR;
+    UniqueFd probe(::openat(dir_.get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0640));
+    if (!probe) {
+      int e = errno;
       throw std::runtime_error("dir: " + options_.dir + ": " +
-                               (unsupported ? std::string("the file system does not support O_TMPFILE (ext4, xfs, "
-                                                          "btrfs and tmpfs do)")
-                                            : std::string("cannot make a file: ") + std::strerror(errno)));
+                               (e == EOPNOTSUPP || e == EISDIR
+                                    ? std::string("the file system does not support O_TMPFILE (ext4, xfs, btrfs and "
+                                                  "tmpfs do)")
+                                    : std::string("cannot make a file: ") + std::strerror(e)));
     }
-    ::close(probe);
-  } catch (...) {
-    ::close(dirFd_);
-    throw;
   }
   startNs_ = unixNanoseconds();
   if (options_.fsync != FsyncMode::kNever) {
@@ -108,7 +104,6 @@ Journal::~Journal() {
     if (!last->seal(false, error)) log(2, error);
   }
   last.reset();
-  ::close(dirFd_);
   // How well group commit grouped: what an operator tuning fsync wants.
   std::string summary = "closed: " + std::to_string(records_) + " records in " + std::to_string(sequence_) + " segments";
   if (syncer_) {
@@ -195,7 +190,7 @@ bool Journal::rotate() {
   std::string name = segmentName(api_->worker_index, startNs_, uint32_t(::getpid()), sequence_ + 1);
   std::shared_ptr<Segment> next;
   try {
-    next = Segment::create(dirFd_, options_.dir, name, header);
+    next = Segment::create(dir_.get(), options_.dir, name, header);
   } catch (const std::exception& e) {
     api_->add(host_, counters_[kErrors], 1);
     logError(std::string(e.what()) + (segment_ ? "; writing on in " + segment_->path() + " past segment_bytes"

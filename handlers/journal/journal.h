@@ -11,6 +11,7 @@
 
 #include <tcpfork/handler.h>
 
+#include "base/unique_fd.h"
 #include "handlers/journal/options.h"
 #include "handlers/journal/segment.h"
 #include "handlers/journal/syncer.h"
@@ -43,7 +44,7 @@ class Journal {
   const Options options_;
   tcpfork_host* const host_;
   const tcpfork_host_api* const api_;
-  int dirFd_ = -1;
+  UniqueFd dir_;
   int counters_[kCounterIds];
   uint64_t startNs_ = 0;
   uint32_t sequence_ = 0;

@@ -10,6 +10,7 @@
 #include <system_error>
 #include <vector>
 
+#include "base/unique_fd.h"
 #include "handlers/journal/format.h"
 #include "handlers/journal/segment_files.h"
 
@@ -91,23 +92,22 @@ void recoverOne(int dirFd, const std::string& dir, const std::string& name, int 
 RecoveryReport recoverDeadSegments(int dirFd, const std::string& dir, const RecoveryLog& log) {
   RecoveryReport report;
   for (const std::string& name : openSegments(dirFd, dir)) {
-    int fd = ::openat(dirFd, name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
+    UniqueFd fd(::openat(dirFd, name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd) {
       if (errno != ENOENT) log(2, dir + "/" + name + ": " + std::strerror(errno) + "; not checked");
       continue;  // ENOENT: another worker sealed it just now
     }
     // A held lock: its writer lives (or another worker is checking it).
-    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {
       // Sealed by another worker between our listing and our lock?
       if (::faccessat(dirFd, name.c_str(), F_OK, 0) == 0) {
         try {
-          recoverOne(dirFd, dir, name, fd, report, log);
+          recoverOne(dirFd, dir, name, fd.get(), report, log);
         } catch (const std::exception& e) {
           log(3, std::string(e.what()) + "; not checked");
         }
       }
     }
-    ::close(fd);
   }
   if (report.segments > 0) ::fsync(dirFd);
   return report;

@@ -22,8 +22,8 @@ std::shared_ptr<Segment> Segment::create(int dirFd, const std::string& dir, cons
                                          const SegmentHeader& header) {
   // O_TMPFILE: the file gets its name (linkat) only once header and lock are
   // in place, so recovery in another worker never sees it half made.
-  int fd = ::openat(dirFd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0640);
-  if (fd < 0) {
+  UniqueFd fd(::openat(dirFd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0640));
+  if (!fd) {
     int e = errno;
     if (e == EOPNOTSUPP || e == EISDIR) {
       throw std::system_error(e, std::generic_category(),
@@ -31,27 +31,26 @@ std::shared_ptr<Segment> Segment::create(int dirFd, const std::string& dir, cons
     }
     throw std::system_error(e, std::generic_category(), dir + ": open(O_TMPFILE)");
   }
-  auto segment = std::shared_ptr<Segment>(new Segment(fd, dirFd, dir, name));
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) throw std::system_error(errno, std::generic_category(), dir + ": flock");
+  int raw = fd.get();
+  auto segment = std::shared_ptr<Segment>(new Segment(std::move(fd), dirFd, dir, name));
+  if (::flock(raw, LOCK_EX | LOCK_NB) != 0) throw std::system_error(errno, std::generic_category(), dir + ": flock");
   auto bytes = encodeHeader(header);
   std::string error;
   if (!segment->append(bytes, error)) throw std::runtime_error(dir + ": " + error);
-  std::string proc = "/proc/self/fd/" + std::to_string(fd);
+  std::string proc = "/proc/self/fd/" + std::to_string(raw);
   if (::linkat(AT_FDCWD, proc.c_str(), dirFd, name.c_str(), AT_SYMLINK_FOLLOW) != 0) {
     throw std::system_error(errno, std::generic_category(), segment->path() + ": linkat");
   }
   return segment;
 }
 
-Segment::Segment(int fd, int dirFd, std::string dir, std::string name)
-    : fd_(fd), dirFd_(dirFd), dir_(std::move(dir)), name_(std::move(name)), path_(dir_ + "/" + name_) {}
-
-Segment::~Segment() { ::close(fd_); }
+Segment::Segment(UniqueFd fd, int dirFd, std::string dir, std::string name)
+    : fd_(std::move(fd)), dirFd_(dirFd), dir_(std::move(dir)), name_(std::move(name)), path_(dir_ + "/" + name_) {}
 
 bool Segment::append(std::span<const std::byte> bytes, std::string& error) {
   size_t done = 0;
   while (done < bytes.size()) {
-    ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+    ssize_t n = ::write(fd_.get(), bytes.data() + done, bytes.size() - done);
     if (n > 0) {
       done += size_t(n);
       continue;
@@ -59,7 +58,7 @@ bool Segment::append(std::span<const std::byte> bytes, std::string& error) {
     if (n < 0 && errno == EINTR) continue;
     int e = n < 0 ? errno : EIO;
     error = errorText(path_ + ": write", e);
-    if (done > 0 && ::ftruncate(fd_, off_t(size_)) != 0) {
+    if (done > 0 && ::ftruncate(fd_.get(), off_t(size_)) != 0) {
       broken_ = true;
       error += "; " + errorText("cutting the partial record back", errno);
     }
@@ -70,7 +69,7 @@ bool Segment::append(std::span<const std::byte> bytes, std::string& error) {
 }
 
 bool Segment::sync(std::string& error) {
-  if (::fdatasync(fd_) != 0) {
+  if (::fdatasync(fd_.get()) != 0) {
     error = errorText(path_ + ": fdatasync", errno);
     return false;
   }

@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 
+#include "base/unique_fd.h"
 #include "handlers/journal/format.h"
 
 namespace tcpfork::journal {
@@ -23,7 +24,6 @@ class Segment {
   // Creates dir/name with its header, locked. Throws std::system_error.
   static std::shared_ptr<Segment> create(int dirFd, const std::string& dir, const std::string& name,
                                          const SegmentHeader& header);
-  ~Segment();
   Segment(const Segment&) = delete;
   Segment& operator=(const Segment&) = delete;
 
@@ -44,9 +44,9 @@ class Segment {
   bool broken() const { return broken_; }
 
  private:
-  Segment(int fd, int dirFd, std::string dir, std::string name);
+  Segment(UniqueFd fd, int dirFd, std::string dir, std::string name);
 
-  int fd_;
+  UniqueFd fd_;
   int dirFd_;
   std::string dir_;
   std::string name_;
