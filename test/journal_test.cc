@@ -474,6 +474,22 @@ TEST_F(JournalTool, VerifyPassesATornOpenFileItsWriterHolds) {
   EXPECT_EQ(run.output.find("still being written"), std::string::npos) << run.output;
 }
 
+TEST_F(JournalTool, VerifyTellsAnEmptyOpenSegmentBeingWrittenFromALeftover) {
+  std::string path = write("w000-a.journal.open", {});
+  {
+    UniqueFd writer(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    ASSERT_EQ(::flock(writer.get(), LOCK_EX | LOCK_NB), 0);
+    auto run = runTool("tcpfork-journal", {"verify", path});
+    EXPECT_EQ(run.exitCode, 0) << run.output;
+    EXPECT_NE(run.output.find(path + ": still being written: the header is cut short (0 bytes)"), std::string::npos)
+        << run.output;
+  }
+  auto run = runTool("tcpfork-journal", {"verify", path});
+  EXPECT_EQ(run.exitCode, 1) << run.output;
+  EXPECT_NE(run.output.find(path + ": bad header: the header is cut short (0 bytes)"), std::string::npos)
+      << run.output;
+}
+
 TEST_F(JournalTool, ReportsBadHeadersAndUsage) {
   auto header = encodeHeader(kHeader);
   header[20] ^= std::byte{0x01};
