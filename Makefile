@@ -95,15 +95,16 @@ tsan: deps
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  ctest --output-on-failure -j $(JOBS) --timeout 300 -R 'Client|Histogram'
 
-# libFuzzer (clang) on the frame decoder and the config loader, each for
-# FUZZ_SECONDS, starting from the seed corpus in test/fuzz/corpus (copied, so
-# new inputs stay out of the tree). A crash leaves its input in build-fuzz/.
+# libFuzzer (clang) on the frame decoder, the config loader and the journal's
+# segment reader, each for FUZZ_SECONDS, starting from the seed corpus in
+# test/fuzz/corpus (copied, so new inputs stay out of the tree). A crash
+# leaves its input in build-fuzz/.
 FUZZ_SECONDS ?= 60
 fuzz:
 	$(MAKE) deps DEB_PACKAGES="cmake make pkg-config clang libclang-rt-14-dev libyaml-cpp-dev libfmt-dev libspdlog-dev nlohmann-json3-dev"
 	cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTCPFORK_FUZZ=ON
 	cmake --build build-fuzz -j $(JOBS)
-	@for target in codec config; do \
+	@for target in codec config journal; do \
 	  mkdir -p build-fuzz/corpus/$$target && cp -n test/fuzz/corpus/$$target/* build-fuzz/corpus/$$target/; \
 	  echo "fuzz: $${target}_fuzz for $(FUZZ_SECONDS) s"; \
 	  (cd build-fuzz && ./bin/$${target}_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \

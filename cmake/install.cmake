@@ -1,9 +1,10 @@
 # What `make install` (cmake --install) puts where. Included from the top
 # CMakeLists.txt; the man pages are installed by docs/man/CMakeLists.txt.
 
-# The four binaries stay together: the master runs the tcpfork-worker found
+# The binaries stay together: the master runs the tcpfork-worker found
 # beside its own executable. (Not the benchmark baseline, not the tests.)
-install(TARGETS tcpfork tcpfork-worker tcpfork-client tcpfork-stats RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS tcpfork tcpfork-worker tcpfork-client tcpfork-stats tcpfork-journal
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 # Handler modules tcpfork ships, where DESIGN.md's example config names them
 # ($(PREFIX)/lib/tcpfork/handlers, not the multiarch libdir: they are

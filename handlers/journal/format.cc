@@ -55,8 +55,11 @@ std::array<std::byte, kHeaderBytes> encodeHeader(const SegmentHeader& header) {
 HeaderStatus decodeHeader(std::span<const std::byte> file, SegmentHeader& header) {
   if (file.size() < kHeaderBytes) {
     // A file cut inside its header: what a writer that died at creation leaves.
+    // An empty file maps to a null pointer, which memcmp must not be given
+    // even to compare nothing.
     size_t compared = std::min(file.size(), kMagic.size());
-    return std::memcmp(file.data(), kMagic.data(), compared) == 0 ? HeaderStatus::kShort : HeaderStatus::kNotAJournal;
+    bool magic = compared == 0 || std::memcmp(file.data(), kMagic.data(), compared) == 0;
+    return magic ? HeaderStatus::kShort : HeaderStatus::kNotAJournal;
   }
   if (std::memcmp(file.data(), kMagic.data(), kMagic.size()) != 0) return HeaderStatus::kNotAJournal;
   if (get32(&file[28]) != crc32c(0, file.data(), 28)) return HeaderStatus::kCorrupt;

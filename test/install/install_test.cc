@@ -30,9 +30,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::vector<std::string> kBinaries = {"tcpfork", "tcpfork-worker", "tcpfork-client", "tcpfork-stats"};
+const std::vector<std::string> kBinaries = {"tcpfork", "tcpfork-worker", "tcpfork-client", "tcpfork-stats",
+                                            "tcpfork-journal"};
 const std::vector<std::string> kManPages = {"man8/tcpfork.8", "man8/tcpfork-worker.8", "man1/tcpfork-client.1",
-                                            "man1/tcpfork-stats.1"};
+                                            "man1/tcpfork-stats.1", "man1/tcpfork-journal.1"};
 
 ToolRun install(const std::string& destdir, const std::string& prefix) {
   fs::create_directories(destdir);
@@ -236,6 +237,9 @@ TEST_F(Install, TheInstalledJournalModuleStoresWhatItAcks) {
   size_t segments = 0;
   for (const auto& entry : fs::directory_iterator(dir)) segments += entry.path().string().ends_with(".journal.open");
   EXPECT_EQ(segments, 1u) << master.output();
+  ToolRun cat = runCommand({at("/usr/bin/tcpfork-journal"), "cat", "--json", dir}, 30s);
+  EXPECT_EQ(cat.exitCode, 0) << cat.output;
+  EXPECT_NE(cat.output.find(R"("id":"00000007")"), std::string::npos) << cat.output;
 }
 
 TEST_F(Install, LogrotateSnippetMakesTheMasterReopenItsLog) {

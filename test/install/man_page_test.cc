@@ -156,7 +156,10 @@ INSTANTIATE_TEST_SUITE_P(Binaries, ManPage,
                                                  "EXAMPLES", "SEE ALSO"}},
                                            Page{"tcpfork-stats", "tcpfork-stats.1",
                                                 {"NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "FILES",
-                                                 "EXIT STATUS", "EXAMPLES", "SEE ALSO"}}),
+                                                 "EXIT STATUS", "EXAMPLES", "SEE ALSO"}},
+                                           Page{"tcpfork-journal", "tcpfork-journal.1",
+                                                {"NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS", "OPTIONS",
+                                                 "FILE FORMAT", "EXIT STATUS", "EXAMPLES", "SEE ALSO"}}),
                          [](const auto& info) {
                            std::string name = info.param.binary;
                            std::replace(name.begin(), name.end(), '-', '_');
