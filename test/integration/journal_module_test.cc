@@ -286,6 +286,7 @@ TEST(Journal, SegmentsRotateAtSegmentBytesAndKeepEveryRecordInOrder) {
   }
   EXPECT_EQ(master.metric("tcp_server_handler_journal_records_total"), double(kRecords));
   EXPECT_EQ(master.metric("tcp_server_handler_journal_fsyncs_total"), 0);
+  conn.close();  // a graceful stop waits for open connections
   master.process().signal(SIGQUIT);
   ASSERT_TRUE(master.process().waitExit(30s).has_value()) << master.log();
 
