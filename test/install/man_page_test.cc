@@ -159,7 +159,7 @@ INSTANTIATE_TEST_SUITE_P(Binaries, ManPage,
                                                  "EXIT STATUS", "EXAMPLES", "SEE ALSO"}},
                                            Page{"tcpfork-journal", "tcpfork-journal.1",
                                                 {"NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS", "OPTIONS",
-                                                 "FILE FORMAT", "EXIT STATUS", "EXAMPLES", "SEE ALSO"}}),
+                                                 "FILE FORMAT", "EXIT STATUS", "EXAMPLES", "NOTES", "SEE ALSO"}}),
                          [](const auto& info) {
                            std::string name = info.param.binary;
                            std::replace(name.begin(), name.end(), '-', '_');
