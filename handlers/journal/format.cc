@@ -9,6 +9,7 @@
 #include <cstring>
 #include <system_error>
 
+#include "base/unique_fd.h"
 #include "handlers/journal/crc32c.h"
 
 namespace tcpfork::journal {
@@ -130,25 +131,15 @@ std::optional<Record> RecordScanner::next() {
 }
 
 MappedFile::MappedFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw std::system_error(errno, std::generic_category(), path);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));  // closed on return: the mapping outlives it
+  if (!fd) throw std::system_error(errno, std::generic_category(), path);
   struct stat st{};
-  if (::fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    throw std::system_error(e, std::generic_category(), path + ": fstat");
-  }
+  if (::fstat(fd.get(), &st) != 0) throw std::system_error(errno, std::generic_category(), path + ": fstat");
   size_ = size_t(st.st_size);
-  if (size_ > 0) {
-    data_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (data_ == MAP_FAILED) {
-      int e = errno;
-      data_ = nullptr;
-      ::close(fd);
-      throw std::system_error(e, std::generic_category(), path + ": mmap");
-    }
-  }
-  ::close(fd);  // the mapping outlives the descriptor
+  if (size_ == 0) return;
+  void* data = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd.get(), 0);
+  if (data == MAP_FAILED) throw std::system_error(errno, std::generic_category(), path + ": mmap");
+  data_ = data;
 }
 
 MappedFile::~MappedFile() {
