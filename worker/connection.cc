@@ -268,13 +268,22 @@ size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& 
     uint64_t startedNs = context_.stats ? monotonicNanos() : 0;
     size_t acks = 0;
     size_t requests = 0;
+    // Module path: once one ack is held, every later one is too (order).
+    // Only hold() can pause or close the connection, so the checks follow it.
+    bool holding = kModule && heldCount() > 0;
+    [[maybe_unused]] auto handle = kModule ? context_.module->caller() : HandlerModule::Caller::none();
     do {
       const Request& request = decoded.message;
+      ++requests;
+      consumed += decoded.size;
       if constexpr (kModule) {
         uint64_t token = context_.pendings->nextToken();
-        int result = context_.module->handle(request, id_, token);
-        if (result == Handler::kPending || heldCount() > 0) {
+        int result = handle(request, id_, token);
+        if (result == Handler::kPending || holding) {
           hold(request, token, result, startedNs);
+          holding = true;
+          // Paused: the rest waits in the tail until a pending one completes.
+          if (paused() || state_ != State::kOpen) break;
         } else {
           encodeAck(ackFor(request.command), request.id, uint8_t(result), ackOut + acks * kAckFrameBytes);
           ++acks;
@@ -283,10 +292,6 @@ size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& 
         encodeAck(ackFor(request.command), request.id, kResultOk, ackOut + acks * kAckFrameBytes);
         ++acks;
       }
-      ++requests;
-      consumed += decoded.size;
-      // Paused: the rest waits in the tail until a pending one completes.
-      if (kModule && (paused() || state_ != State::kOpen)) break;
       decoded = decodeRequest(bytes.subspan(consumed), context_.limits.maxFrameBytes);
     } while (decoded.status == DecodeStatus::kFrame);
     out.iov_len = acks * kAckFrameBytes;

@@ -45,14 +45,32 @@ class HandlerModule final : public Handler {
   HandlerModule(const HandlerModule&) = delete;
   HandlerModule& operator=(const HandlerModule&) = delete;
 
-  // Inline: the connection calls it directly for every request.
+  // The module's handle and state, taken once per run of frames: the call is
+  // opaque to the compiler, which would otherwise reload both from memory
+  // after every request.
+  class Caller {
+   public:
+    int operator()(const protocol::Request& request, uint64_t connection, uint64_t token) const {
+      tcpfork_request r{connection, static_cast<uint8_t>(request.command),
+                        reinterpret_cast<const char*>(request.id.data()),
+                        reinterpret_cast<const uint8_t*>(request.payload.data()), request.payload.size()};
+      int result = handle_(state_, &r, reinterpret_cast<tcpfork_pending*>(static_cast<uintptr_t>(token)));
+      // Outside 0..255 and not TCPFORK_PENDING is the module's bug: its low byte is sent.
+      return result == TCPFORK_PENDING ? kPending : result & 0xff;
+    }
+
+    static Caller none() { return Caller(nullptr, nullptr); }  // for the built-in path, never called
+
+   private:
+    friend class HandlerModule;
+    Caller(decltype(tcpfork_handler::handle) handle, void* state) : handle_(handle), state_(state) {}
+    decltype(tcpfork_handler::handle) handle_;
+    void* state_;
+  };
+  Caller caller() const { return Caller(entry_->handle, state_); }
+
   int handle(const protocol::Request& request, uint64_t connection, uint64_t token) override {
-    tcpfork_request r{connection, static_cast<uint8_t>(request.command),
-                      reinterpret_cast<const char*>(request.id.data()),
-                      reinterpret_cast<const uint8_t*>(request.payload.data()), request.payload.size()};
-    int result = entry_->handle(state_, &r, reinterpret_cast<tcpfork_pending*>(static_cast<uintptr_t>(token)));
-    // Outside 0..255 and not TCPFORK_PENDING is the module's bug: its low byte is sent.
-    return result == TCPFORK_PENDING ? kPending : result & 0xff;
+    return caller()(request, connection, token);
   }
   void batchEnd() override;
   void opened(uint64_t connection) override;

@@ -47,7 +47,7 @@ Journal::Journal(const Options& options, tcpfork_host* host, const tcpfork_host_
       {kFsyncNanoseconds, "journal_fsync_nanoseconds", "Time spent in the journal's fdatasync calls."},
       {kTornTails, "journal_torn_tails", "Torn segment tails found and truncated at start."},
       {kTornBytes, "journal_torn_bytes", "Bytes cut off torn segment tails at start."},
-      {kErrors, "journal_errors", "Writes and syncs that failed (their requests were answered 'not stored')."},
+      {kErrors, "journal_errors", "Writes, syncs and segment creations that failed."},
   };
   for (const Declared& c : kCounters) counters_[c.id] = api_->counter(host_, c.name, c.help);
 
@@ -73,15 +73,13 @@ Journal::Journal(const Options& options, tcpfork_host* host, const tcpfork_host_
     // The first segment is made at the first record, so that a worker that
     // gets none (and tcpfork -t, which runs init) leaves no empty file; the
     // file system is asked now whether it can make one.
-    UniqueFd probe(::openat(dir_.get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0640));
-    if (!probe) {
-      int e = errno;
-      throw std::runtime_error("dir: " + options_.dir + ": " +
-                               (e == EOPNOTSUPP || e == EISDIR
-                                    ? std::string("the file system does not support O_TMPFILE (ext4, xfs, btrfs and "
-                                                  "tmpfs do)")
-                                    : std::string("cannot make a file: ") + std::strerror(e)));
+    std::string probe = ".probe-" + std::to_string(::getpid());
+    try {
+      Segment::create(dir_.get(), options_.dir, probe, SegmentHeader{});
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string("dir: ") + e.what());
     }
+    ::unlinkat(dir_.get(), probe.c_str(), 0);
   }
   startNs_ = unixNanoseconds();
   if (options_.fsync != FsyncMode::kNever) {
@@ -93,6 +91,14 @@ Journal::Journal(const Options& options, tcpfork_host* host, const tcpfork_host_
 }
 
 Journal::~Journal() {
+  try {
+    close();
+  } catch (const std::exception& e) {
+    log(3, std::string("closing the journal: ") + e.what());
+  }
+}
+
+void Journal::close() {
   writeOut();  // nothing is left unwritten after a batch; this is for certainty
   std::shared_ptr<Segment> last = std::move(segment_);
   if (syncer_) {
@@ -142,11 +148,25 @@ int Journal::handle(const tcpfork_request& request, tcpfork_pending* pending) {
   uint64_t after = segment_->size() + buffer_.size() + bytes;
   if (after > options_.segmentBytes && (segment_->hasRecords() || !buffer_.empty())) {
     writeOut();
+    if (broken_) return kResultNotStored;
     rotate();
   }
-  appendRecord(buffer_, request.id, unixNanoseconds(), request.payload, request.payload_len);
-  tokens_.push_back(pending);
-  if (buffer_.size() >= kWriteAtBytes) writeOut();
+  // Either both the record and its token are queued, or neither.
+  size_t before = buffer_.size();
+  try {
+    appendRecord(buffer_, request.id, unixNanoseconds(), request.payload, request.payload_len);
+    tokens_.push_back(pending);
+  } catch (const std::bad_alloc&) {
+    buffer_.resize(before);
+    return kResultNotStored;
+  }
+  // From here the token is ours to complete: an exception is logged, and the
+  // answer still comes through complete().
+  try {
+    if (buffer_.size() >= kWriteAtBytes) writeOut();
+  } catch (const std::exception& e) {
+    log(3, std::string("writing records: ") + e.what());
+  }
   return TCPFORK_PENDING;
 }
 
@@ -186,15 +206,21 @@ void Journal::writeOut() {
 }
 
 bool Journal::rotate() {
+  // A file system refusing new files is asked again once a second, not on
+  // every request.
+  auto now = std::chrono::steady_clock::now();
+  if (now < nextRotateAttempt_) return false;
   SegmentHeader header{unixNanoseconds(), api_->worker_index, api_->generation, uint32_t(::getpid())};
   std::string name = segmentName(api_->worker_index, startNs_, uint32_t(::getpid()), sequence_ + 1);
   std::shared_ptr<Segment> next;
   try {
     next = Segment::create(dir_.get(), options_.dir, name, header);
   } catch (const std::exception& e) {
+    nextRotateAttempt_ = now + kErrorLogInterval;
     api_->add(host_, counters_[kErrors], 1);
     logError(std::string(e.what()) + (segment_ ? "; writing on in " + segment_->path() + " past segment_bytes"
-                                               : std::string("; the request is answered 'not stored'")));
+                                               : std::string("; requests are answered 'not stored' until a segment "
+                                                             "can be made (tried again each second)")));
     return false;
   }
   ++sequence_;

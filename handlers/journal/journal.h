@@ -34,6 +34,7 @@ class Journal {
  private:
   enum CounterId { kRecords, kBytes, kFsyncs, kFsyncNanoseconds, kTornTails, kTornBytes, kErrors, kCounterIds };
 
+  void close();  // the destructor's work, which may throw
   void writeOut();
   bool rotate();  // false: no new segment (logged and counted)
   void completeAll(std::vector<tcpfork_pending*>& tokens, uint8_t result);
@@ -58,6 +59,7 @@ class Journal {
   uint64_t publishedSyncErrors_ = 0;
   bool broken_ = false;
   std::chrono::steady_clock::time_point lastErrorLog_{};
+  std::chrono::steady_clock::time_point nextRotateAttempt_{};
   uint64_t suppressedErrors_ = 0;
 };
 

@@ -50,14 +50,16 @@ Segment::Segment(UniqueFd fd, int dirFd, std::string dir, std::string name)
 bool Segment::append(std::span<const std::byte> bytes, std::string& error) {
   size_t done = 0;
   while (done < bytes.size()) {
-    ssize_t n = ::write(fd_.get(), bytes.data() + done, bytes.size() - done);
+    // At our own offset: a write cut back after a failure leaves the file
+    // offset past the end, and the next append must not leave a gap.
+    ssize_t n = ::pwrite(fd_.get(), bytes.data() + done, bytes.size() - done, off_t(size_ + done));
     if (n > 0) {
       done += size_t(n);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
     int e = n < 0 ? errno : EIO;
-    error = errorText(path_ + ": write", e);
+    error = errorText(path_ + ": pwrite", e);
     if (done > 0 && ::ftruncate(fd_.get(), off_t(size_)) != 0) {
       broken_ = true;
       error += "; " + errorText("cutting the partial record back", errno);

@@ -21,7 +21,8 @@ namespace tcpfork::journal {
 
 class Segment {
  public:
-  // Creates dir/name with its header, locked. Throws std::system_error.
+  // Creates dir/name with its header, locked. Throws std::system_error or
+  // std::runtime_error, naming the directory.
   static std::shared_ptr<Segment> create(int dirFd, const std::string& dir, const std::string& name,
                                          const SegmentHeader& header);
   Segment(const Segment&) = delete;

@@ -21,13 +21,18 @@ void Syncer::stop() {
 
 void Syncer::submit(std::shared_ptr<Segment> segment, std::vector<tcpfork_pending*> tokens, bool seal) {
   bool wake = false;
-  {
+  try {
     std::lock_guard lock(mutex_);
     // Interval: one entry per segment to sync is enough.
     if (tokens.empty() && !seal && !queue_.empty() && queue_.back().segment == segment && !queue_.back().seal) return;
     wake = mode_ == FsyncMode::kAlways ? queue_.empty() : seal;
     sealQueued_ = sealQueued_ || seal;
-    queue_.push_back({std::move(segment), std::move(tokens), seal});
+    queue_.push_back({segment, tokens, seal});
+  } catch (const std::bad_alloc&) {
+    // Not queued, so no sync will cover them: say so rather than never.
+    for (tcpfork_pending* token : tokens) complete_(token, kResultNotStored);
+    stats_.errors.fetch_add(1, std::memory_order_relaxed);
+    return;
   }
   // Always: the first batch after a sync wakes the thread; the ones written
   // while it syncs join the next group without a wake-up of their own.
@@ -52,7 +57,14 @@ void Syncer::run() {
     work.swap(queue_);
     sealQueued_ = false;
     lock.unlock();
-    process(work);
+    try {
+      process(work);
+    } catch (const std::exception& e) {
+      // Only allocation throws here. The thread goes on; requests of the
+      // group not yet completed stay unanswered until their connections close.
+      failed_ = true;
+      log_(3, std::string("journal sync thread: ") + e.what() + "; every later request is answered 'not stored'");
+    }
     work.clear();  // drops segment references off the lock
     lock.lock();
     nextSync = std::chrono::steady_clock::now() + interval_;
@@ -67,6 +79,9 @@ void Syncer::process(std::vector<Batch>& work) {
       segments.push_back(batch.segment.get());
     }
   }
+  // Sticky: once a sync has failed, a later one on the same file can succeed
+  // without the lost pages, so nothing written after a failure is called stored.
+  const bool failedEarlier = failed_.load(std::memory_order_acquire);
   std::vector<Segment*> failedSegments;
   for (Segment* segment : segments) {
     auto start = std::chrono::steady_clock::now();
@@ -87,7 +102,8 @@ void Syncer::process(std::vector<Batch>& work) {
     }
   }
   for (Batch& batch : work) {
-    bool failed = std::find(failedSegments.begin(), failedSegments.end(), batch.segment.get()) != failedSegments.end();
+    bool failed = failedEarlier ||
+                  std::find(failedSegments.begin(), failedSegments.end(), batch.segment.get()) != failedSegments.end();
     for (tcpfork_pending* token : batch.tokens) complete_(token, failed ? kResultNotStored : kResultOk);
   }
   for (Batch& batch : work) {
