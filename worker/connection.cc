@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <system_error>
 #include <utility>
 
@@ -250,56 +251,74 @@ size_t Connection::decodeFrames(std::span<const std::byte> bytes, uint64_t& fram
 template <bool kModule>
 size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& frames) {
   using namespace protocol;
-  auto decoded = decodeRequest(bytes, context_.limits.maxFrameBytes);
-  size_t consumed = 0;
-  if (decoded.status == DecodeStatus::kFrame) {
-    // Acks go straight into the output buffer: reserve room for the most
-    // frames `bytes` can hold, commit what was used. Nothing is reserved
-    // until a whole frame is here, so a partial frame adds no output chain,
-    // and a long first frame (a completed tail) counts as the one it is.
-    size_t maxAcks = 1 + (bytes.size() - decoded.size) / kMinRequestFrameBytes;
-    evbuffer_iovec out{};
-    if (evbuffer_reserve_space(output_.get(), maxAcks * kAckFrameBytes, &out, 1) < 1) {
-      context_.peerLog->warn("evbuffer_reserve_space({}) failed; closing fd {}", maxAcks * kAckFrameBytes, fd());
-      beginFlush();
-      return 0;
-    }
-    auto* ackOut = static_cast<std::byte*>(out.iov_base);
-    uint64_t startedNs = context_.stats ? monotonicNanos() : 0;
-    size_t acks = 0;
-    size_t requests = 0;
-    // Module path: once one ack is held, every later one is too (order).
-    // Only hold() can pause or close the connection, so the checks follow it.
-    bool holding = kModule && heldCount() > 0;
-    [[maybe_unused]] auto handle = kModule ? context_.module->caller() : HandlerModule::Caller::none();
-    do {
-      const Request& request = decoded.message;
-      ++requests;
-      consumed += decoded.size;
-      if constexpr (kModule) {
-        uint64_t token = context_.pendings->nextToken();
-        int result = handle(request, id_, token);
-        if (result == Handler::kPending || holding) {
-          hold(request, token, result, startedNs);
-          holding = true;
-          // Paused: the rest waits in the tail until a pending one completes.
-          if (paused() || state_ != State::kOpen) break;
-        } else {
-          encodeAck(ackFor(request.command), request.id, uint8_t(result), ackOut + acks * kAckFrameBytes);
-          ++acks;
-        }
-      } else {
-        encodeAck(ackFor(request.command), request.id, kResultOk, ackOut + acks * kAckFrameBytes);
-        ++acks;
-      }
-      decoded = decodeRequest(bytes.subspan(consumed), context_.limits.maxFrameBytes);
-    } while (decoded.status == DecodeStatus::kFrame);
-    out.iov_len = acks * kAckFrameBytes;
-    evbuffer_commit_space(output_.get(), &out, 1);
-    if (context_.stats) recordBatch(requests, acks, monotonicNanos() - startedNs);
-    frames += requests;
+  auto first = decodeRequest(bytes, context_.limits.maxFrameBytes);
+  if (first.status == DecodeStatus::kError) failProtocol(first.error);
+  if (first.status != DecodeStatus::kFrame) return 0;
+  // Acks go straight into the output buffer: reserve room for the most
+  // frames `bytes` can hold, commit what was used. Nothing is reserved
+  // until a whole frame is here, so a partial frame adds no output chain,
+  // and a long first frame (a completed tail) counts as the one it is.
+  size_t maxAcks = 1 + (bytes.size() - first.size) / kMinRequestFrameBytes;
+  evbuffer_iovec out{};
+  if (evbuffer_reserve_space(output_.get(), maxAcks * kAckFrameBytes, &out, 1) < 1) {
+    context_.peerLog->warn("evbuffer_reserve_space({}) failed; closing fd {}", maxAcks * kAckFrameBytes, fd());
+    beginFlush();
+    return 0;
   }
-  if (decoded.status == DecodeStatus::kError) failProtocol(decoded.error);
+  auto* ackOut = static_cast<std::byte*>(out.iov_base);
+  uint64_t startedNs = context_.stats ? monotonicNanos() : 0;
+  size_t consumed = 0;
+  size_t acks = 0;
+  size_t requests = 0;
+  // Module path: once one ack is held, every later one is too (order).
+  // Only hold() can pause or close the connection, so the checks follow it.
+  bool holding = kModule && heldCount() > 0;
+  [[maybe_unused]] auto handle = kModule ? context_.module->caller() : HandlerModule::Caller::none();
+  // One frame; false when the rest must wait (paused or closed).
+  auto answer = [&](const Decoded<Request>& decoded) __attribute__((always_inline)) {
+    const Request& request = decoded.message;
+    const std::byte* frame = bytes.data() + consumed;
+    size_t frameBytes = decoded.size;
+    ++requests;
+    consumed += frameBytes;
+    if constexpr (kModule) {
+      uint64_t token = context_.pendings->nextToken();
+      // From the frame's bytes, not `request` (see Caller).
+      int result = handle(Command(frame[kLengthBytes]), frame + kHeaderBytes,
+                          std::span<const std::byte>(frame + kMinRequestFrameBytes, frameBytes - kMinRequestFrameBytes),
+                          id_, token);
+      if (result == Handler::kPending || holding) {
+        hold(request, token, result, startedNs);
+        holding = true;
+        // Paused: the rest waits in the tail until a pending one completes.
+        return !paused() && state_ == State::kOpen;
+      }
+      encodeAck(ackFor(request.command), request.id, uint8_t(result), ackOut + acks * kAckFrameBytes);
+    } else {
+      encodeAck(ackFor(request.command), request.id, kResultOk, ackOut + acks * kAckFrameBytes);
+    }
+    ++acks;
+    return true;
+  };
+  std::optional<DecodeError> error;
+  if (answer(first)) {
+    for (;;) {
+      // A fresh object each time, built in place: assigning the result to
+      // one variable would copy it through memory with loads that cannot be
+      // forwarded from the stores that wrote it (a stall per frame).
+      auto decoded = decodeRequest(bytes.subspan(consumed), context_.limits.maxFrameBytes);
+      if (decoded.status != DecodeStatus::kFrame) {
+        if (decoded.status == DecodeStatus::kError) error = decoded.error;
+        break;
+      }
+      if (!answer(decoded)) break;
+    }
+  }
+  out.iov_len = acks * kAckFrameBytes;
+  evbuffer_commit_space(output_.get(), &out, 1);
+  if (context_.stats) recordBatch(requests, acks, monotonicNanos() - startedNs);
+  frames += requests;
+  if (error) failProtocol(*error);
   return consumed;
 }
 

