@@ -157,6 +157,15 @@ def fmt_ns(ns):
     return f"{ns / 1e6:.2f} ms" if ns >= 1e6 else f"{ns / 1e3:.0f} us"
 
 
+def print_table(rows, columns):
+    """One row per scenario; columns are (title, width, format of a row)."""
+    header = f"{'scenario':<18} " + " ".join(f"{title:>{width}}" for title, width, _ in columns)
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(f"{row['scenario']:<18} " + " ".join(f"{cell(row):>{width}}" for _, width, cell in columns))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin-dir", default="build/bin")
@@ -265,44 +274,43 @@ def main():
     print()
     print(f"one worker on CPU {args.server_cpu}, client on CPU {args.client_cpu}, {args.payload_bytes}-byte "
           f"payloads, {args.duration:g} s per run, median of {args.rounds}")
-    header = (f"{'scenario':<18} {'tcpfork acks/s':>15} {'baseline acks/s':>16} {'ratio':>6} "
-              f"{'p50':>9} {'p99':>9} {'base p99':>9} {'peak RSS':>9}")
-    print(header)
-    print("-" * len(header))
-    for row in results:
-        print(f"{row['scenario']:<18} {fmt_rate(row['tcpfork_acks_per_sec']):>15} "
-              f"{fmt_rate(row['baseline_acks_per_sec']):>16} {row['ratio']:>6.2f} "
-              f"{fmt_ns(row['tcpfork_p50_ns']):>9} {fmt_ns(row['tcpfork_p99_ns']):>9} "
-              f"{fmt_ns(row['baseline_p99_ns']):>9} {row['tcpfork_peak_rss_bytes'] / 2**20:>7.1f} M")
+    print_table(results, [
+        ("tcpfork acks/s", 15, lambda r: fmt_rate(r["tcpfork_acks_per_sec"])),
+        ("baseline acks/s", 16, lambda r: fmt_rate(r["baseline_acks_per_sec"])),
+        ("ratio", 6, lambda r: f"{r['ratio']:.2f}"),
+        ("p50", 9, lambda r: fmt_ns(r["tcpfork_p50_ns"])),
+        ("p99", 9, lambda r: fmt_ns(r["tcpfork_p99_ns"])),
+        ("base p99", 9, lambda r: fmt_ns(r["baseline_p99_ns"])),
+        ("peak RSS", 9, lambda r: f"{r['tcpfork_peak_rss_bytes'] / 2**20:.1f} M"),
+    ])
 
     print()
     print("stats cost: the same worker counting into its stats slot (on) and with --no-stats (off)")
-    header = f"{'scenario':<18} {'stats on acks/s':>16} {'stats off acks/s':>17} {'ratio':>6}"
-    print(header)
-    print("-" * len(header))
-    for row in stats_results:
-        print(f"{row['scenario']:<18} {fmt_rate(row['stats_on_acks_per_sec']):>16} "
-              f"{fmt_rate(row['stats_off_acks_per_sec']):>17} {row['ratio']:>6.3f}")
+    print_table(stats_results, [
+        ("stats on acks/s", 16, lambda r: fmt_rate(r["stats_on_acks_per_sec"])),
+        ("stats off acks/s", 17, lambda r: fmt_rate(r["stats_off_acks_per_sec"])),
+        ("ratio", 6, lambda r: f"{r['ratio']:.3f}"),
+    ])
 
     print()
     print("handler module cost: the built-in ack handler and the same as a module (examples/handlers/ack.c)")
-    header = f"{'scenario':<18} {'built-in acks/s':>16} {'ack.c acks/s':>13} {'ack.c p99':>10} {'ratio':>6}"
-    print(header)
-    print("-" * len(header))
-    for row in module_results:
-        print(f"{row['scenario']:<18} {fmt_rate(row['builtin_acks_per_sec']):>16} "
-              f"{fmt_rate(row['module_acks_per_sec']):>13} {fmt_ns(row['module_p99_ns']):>10} {row['ratio']:>6.3f}")
+    print_table(module_results, [
+        ("built-in acks/s", 16, lambda r: fmt_rate(r["builtin_acks_per_sec"])),
+        ("ack.c acks/s", 13, lambda r: fmt_rate(r["module_acks_per_sec"])),
+        ("ack.c p99", 10, lambda r: fmt_ns(r["module_p99_ns"])),
+        ("ratio", 6, lambda r: f"{r['ratio']:.3f}"),
+    ])
 
     print()
     print("journal module: every Submit a record on disk; fsync: always acks after the fdatasync that covers it")
-    header = (f"{'scenario':<18} {'always acks/s':>14} {'always p99':>11} {'recs/fsync':>11} {'us/fsync':>9} "
-              f"{'never acks/s':>13} {'never p99':>10}")
-    print(header)
-    print("-" * len(header))
-    for row in journal_results:
-        print(f"{row['scenario']:<18} {fmt_rate(row['always_acks_per_sec']):>14} {fmt_ns(row['always_p99_ns']):>11} "
-              f"{row['always_records_per_fsync']:>11.1f} {row['always_us_per_fsync']:>9.0f} "
-              f"{fmt_rate(row['never_acks_per_sec']):>13} {fmt_ns(row['never_p99_ns']):>10}")
+    print_table(journal_results, [
+        ("always acks/s", 14, lambda r: fmt_rate(r["always_acks_per_sec"])),
+        ("always p99", 11, lambda r: fmt_ns(r["always_p99_ns"])),
+        ("recs/fsync", 11, lambda r: f"{r['always_records_per_fsync']:.1f}"),
+        ("us/fsync", 9, lambda r: f"{r['always_us_per_fsync']:.0f}"),
+        ("never acks/s", 13, lambda r: fmt_rate(r["never_acks_per_sec"])),
+        ("never p99", 10, lambda r: fmt_ns(r["never_p99_ns"])),
+    ])
 
     by_name = {row["scenario"]: row for row in results}
     checks = [

@@ -274,6 +274,7 @@ size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& 
   // Only hold() can pause or close the connection, so the checks follow it.
   bool holding = kModule && heldCount() > 0;
   [[maybe_unused]] auto handle = kModule ? context_.module->caller() : HandlerModule::Caller::none();
+  [[maybe_unused]] uint64_t tokenBase = kModule ? context_.pendings->reserveTokens(maxAcks) : 0;
   // One frame; false when the rest must wait (paused or closed).
   auto answer = [&](const Decoded<Request>& decoded) __attribute__((always_inline)) {
     const Request& request = decoded.message;
@@ -282,7 +283,7 @@ size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& 
     ++requests;
     consumed += frameBytes;
     if constexpr (kModule) {
-      uint64_t token = context_.pendings->nextToken();
+      uint64_t token = tokenBase + requests;  // requests counts this one: 1..maxAcks
       // From the frame's bytes, not `request` (see Caller).
       int result = handle(Command(frame[kLengthBytes]), frame + kHeaderBytes,
                           std::span<const std::byte>(frame + kMinRequestFrameBytes, frameBytes - kMinRequestFrameBytes),

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 namespace tcpfork {
 
@@ -21,8 +22,10 @@ class PendingTable {
   };
   enum class Found { kLive, kOrphan, kUnknown };
 
-  // One per request (an unused token costs nothing): the handler may keep it.
-  uint64_t nextToken() { return ++lastToken_; }
+  // One token per request (an unused one costs nothing): the handler may
+  // keep it. Tokens first + 1 .. first + n, for a run of up to n requests:
+  // one update per run instead of one per request.
+  uint64_t reserveTokens(uint64_t n) { return std::exchange(lastToken_, lastToken_ + n); }
   void add(uint64_t token, Connection* connection, uint64_t sequence) { live_.emplace(token, Entry{connection, sequence}); }
   // Its connection has closed: a later completion is dropped.
   void orphan(uint64_t token) {
