@@ -140,3 +140,14 @@ void setNoDelay(int fd) {
 }
 
 }  // namespace tcpfork
+
+namespace tcpfork {
+
+std::optional<AcceptQueue> acceptQueue(int fd) {
+  tcp_info info{};
+  socklen_t length = sizeof info;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0 || info.tcpi_state != TCP_LISTEN) return {};
+  return AcceptQueue{info.tcpi_unacked, info.tcpi_sacked};
+}
+
+}  // namespace tcpfork

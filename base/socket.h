@@ -6,6 +6,8 @@
 
 #include <sys/socket.h>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -43,6 +45,15 @@ SocketAddress localAddress(int fd);
 // 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104.
 bool isLoopback(const SocketAddress& address);
 void setNonBlocking(int fd);
+
+// A listening socket's accept queue (TCP_INFO: for a listener the kernel
+// reports the queue in tcpi_unacked and its limit, the backlog, in
+// tcpi_sacked). Empty when `fd` is not a listening TCP socket.
+struct AcceptQueue {
+  uint32_t length = 0;
+  uint32_t limit = 0;
+};
+std::optional<AcceptQueue> acceptQueue(int fd);
 void setNoDelay(int fd);
 
 }  // namespace tcpfork

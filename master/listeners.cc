@@ -135,4 +135,14 @@ std::string Listeners::describe() const {
   return fmt::format("{} ({} sockets)", fmt::join(addresses, ", "), entries_.size());
 }
 
+std::vector<ListenQueue> Listeners::queues() const {
+  std::vector<ListenQueue> out;
+  auto add = [&](int fd, std::string worker) {
+    if (auto queue = acceptQueue(fd)) out.push_back({localAddress(fd).toString(), std::move(worker), *queue});
+  };
+  for (const auto& fd : inherited_) add(fd.get(), "shared");
+  for (const auto& e : entries_) add(e.fd.get(), std::to_string(e.index));
+  return out;
+}
+
 }  // namespace tcpfork

@@ -10,9 +10,17 @@
 #include <string>
 #include <vector>
 
+#include "base/socket.h"
 #include "base/unique_fd.h"
 
 namespace tcpfork {
+
+// One listening socket's accept queue, as /metrics labels it.
+struct ListenQueue {
+  std::string address;  // as bound: "127.0.0.1:8888"
+  std::string worker;   // the worker index it serves, or "shared" (systemd)
+  AcceptQueue queue;
+};
 
 class Listeners {
  public:
@@ -32,6 +40,8 @@ class Listeners {
   // longer listed.
   void keepOnly(unsigned count, const std::vector<std::string>& addresses);
   std::string describe() const;
+  // Every socket's accept queue now (read at scrape time).
+  std::vector<ListenQueue> queues() const;
 
   // For a binary upgrade: the environment entries that describe every
   // socket to the new master, and the fds it must inherit.

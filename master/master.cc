@@ -54,7 +54,10 @@ Master::Master(Config config, std::string configPath, ConfigOverrides overrides,
       segment_(openSegment(config_, identity_, start.upgradeFrom != 0)),
       supervisor_(segment_, listeners_, config_.maxWorkers),
       collector_(segment_, config_.metricsNamespace,
-                 [this] { return MasterStatus{supervisor_.count(), supervisor_.backingOff(), supervisor_.fatal()}; }),
+                 [this] {
+                   return MasterStatus{supervisor_.count(), supervisor_.backingOff(), supervisor_.fatal(),
+                                       listeners_.queues()};
+                 }),
       profileDir_(config_.effectiveProfileDir(), identity_.uid, identity_.gid),
       autoProfiler_(segment_, config_.profile.autoProfile),
       autoProfileTimer_(event_new(base_.get(), -1, EV_PERSIST, &Master::onAutoProfile, this)),

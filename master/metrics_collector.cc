@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 
+#include "master/netstat.h"
 #include "stats/process_info.h"
 #include "stats/snapshot.h"
 
@@ -39,18 +40,54 @@ ClientMetric gaugeSample(double value, std::vector<ClientMetric::Label> labels =
   return m;
 }
 
-ClientMetric histogramSample(const stats::TotalsView& t) {
+// A stats histogram (ns, per bucket) as Prometheus wants it (seconds, cumulative).
+template <typename View>
+ClientMetric histogramSample(const View& h, std::vector<ClientMetric::Label> labels = {}) {
   ClientMetric m;
+  m.label = std::move(labels);
   uint64_t cumulative = 0;
-  for (size_t i = 0; i < stats::kLatencyBoundsNs.size(); ++i) {
-    cumulative += t.latencyBuckets[i];
-    m.histogram.bucket.push_back({cumulative, double(stats::kLatencyBoundsNs[i]) / 1e9});
+  for (size_t i = 0; i < View::bounds.size(); ++i) {
+    cumulative += h.buckets[i];
+    m.histogram.bucket.push_back({cumulative, double(View::bounds[i]) / 1e9});
   }
-  cumulative += t.latencyBuckets.back();
+  cumulative += h.buckets.back();
   m.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
   m.histogram.sample_count = cumulative;
-  m.histogram.sample_sum = double(t.latencySumNs) / 1e9;
+  m.histogram.sample_sum = double(h.sumNs) / 1e9;
   return m;
+}
+
+void addListenFamilies(const std::string& ns, const std::vector<ListenQueue>& queues, std::vector<MetricFamily>& out) {
+  MetricFamily length = family(ns + "listen_queue_length",
+                               "Connections waiting in a listening socket's accept queue for its worker to accept them.",
+                               MetricType::Gauge);
+  MetricFamily limit = family(ns + "listen_queue_limit",
+                              "The accept queue's limit (the listen backlog); past it the kernel drops handshakes.",
+                              MetricType::Gauge);
+  for (const auto& q : queues) {
+    std::vector<ClientMetric::Label> labels = {{"listen", q.address}, {"worker", q.worker}};
+    length.metric.push_back(gaugeSample(double(q.queue.length), labels));
+    limit.metric.push_back(gaugeSample(double(q.queue.limit), labels));
+  }
+  out.push_back(std::move(length));
+  out.push_back(std::move(limit));
+
+  // Host-wide: every listener of the network namespace counts here, so the
+  // series say so in a label rather than pass for tcpfork's own.
+  if (auto counters = readListenCounters()) {
+    MetricFamily overflows = family(ns + "listen_overflows_total",
+                                    "Handshakes dropped because an accept queue was full (TcpExt ListenOverflows, "
+                                    "every socket of the host's network namespace).",
+                                    MetricType::Counter);
+    overflows.metric.push_back(counterSample(double(counters->overflows), {{"scope", "host"}}));
+    out.push_back(std::move(overflows));
+    MetricFamily drops = family(ns + "listen_drops_total",
+                                "SYNs and ACKs dropped on listening sockets, overflows included (TcpExt ListenDrops, "
+                                "every socket of the host's network namespace).",
+                                MetricType::Counter);
+    drops.metric.push_back(counterSample(double(counters->drops), {{"scope", "host"}}));
+    out.push_back(std::move(drops));
+  }
 }
 
 void addProcessFamilies(std::vector<MetricFamily>& out) {
@@ -112,11 +149,15 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   }
   out.push_back(std::move(errors));
 
-  MetricFamily latency = family(ns + std::string(stats::kLatencyName),
-                                "Time from a request frame decoded to its ack queued, per read batch.",
-                                MetricType::Histogram);
-  latency.metric.push_back(histogramSample(total));
+  MetricFamily latency = family(ns + std::string(stats::kRequestDurationName),
+                                std::string(stats::kRequestDurationHelp), MetricType::Histogram);
+  latency.metric.push_back(histogramSample(total.requestDuration));
   out.push_back(std::move(latency));
+  MetricFamily handler = family(ns + std::string(stats::kHandlerDurationName),
+                                std::string(stats::kHandlerDurationHelp), MetricType::Histogram);
+  handler.metric.push_back(histogramSample(total.handlerDuration));
+  out.push_back(std::move(handler));
+  addListenFamilies(ns, master.listenQueues, out);
 
   // Worker processes by state; "backoff" and "fatal" are indices waiting to
   // be restarted, after crashes or after the worker's fatal exit code.
@@ -173,10 +214,18 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
                        {}});
   perWorker.push_back({"worker_resident_memory_bytes", "Resident memory of this worker process.", MetricType::Gauge,
                        [](const auto&, const auto& info) { return info ? double(info->residentBytes) : 0.0; }, {}});
+  perWorker.push_back({"worker_heartbeat_age_seconds",
+                       "Seconds since this worker's loop last ran its timer (a stopped or hung loop grows until "
+                       "worker_timeout).",
+                       MetricType::Gauge, [](const auto& w, const auto&) { return double(w.heartbeatAgeMs) / 1000.0; },
+                       {}});
   perWorker.push_back({"worker_start_time_seconds", "Start time of this worker process since the epoch.",
                        MetricType::Gauge, [](const auto& w, const auto&) { return double(w.startedAtUnixMs) / 1000.0; },
                        {}});
   for (auto& p : perWorker) p.family = family(ns + p.name, p.help, p.type);
+  MetricFamily loopLag = family(ns + std::string(stats::kLoopLagName),
+                                "How late this worker's loop ran its 100 ms timer (it runs nothing else meanwhile).",
+                                MetricType::Histogram);
   for (const auto& w : snapshot.workers) {
     std::vector<ClientMetric::Label> labels = {{"generation", std::to_string(w.generation)},
                                                {"pid", std::to_string(w.pid)},
@@ -186,8 +235,10 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
       double v = p.value(w, info);
       p.family.metric.push_back(p.type == MetricType::Counter ? counterSample(v, labels) : gaugeSample(v, labels));
     }
+    loopLag.metric.push_back(histogramSample(w.loopLag, labels));
   }
   for (auto& p : perWorker) out.push_back(std::move(p.family));
+  out.push_back(std::move(loopLag));
 
   std::map<std::string, MetricFamily> handlerPerWorker;
   for (const auto& w : snapshot.workers) {

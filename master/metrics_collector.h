@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "master/listeners.h"
 #include "stats/segment.h"
 
 namespace tcpfork {
@@ -21,6 +22,7 @@ struct MasterStatus {
   unsigned workersConfigured = 0;
   unsigned workersBackingOff = 0;  // indices waiting to be restarted after crashes
   unsigned workersFatal = 0;       // ... after their worker's fatal exit code
+  std::vector<ListenQueue> listenQueues;  // the sockets the master holds
 };
 
 class MetricsCollector : public prometheus::Collectable {

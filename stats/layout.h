@@ -23,6 +23,8 @@
 #include <type_traits>
 
 #include "protocol/frame.h"
+#include "stats/fields.h"
+#include "stats/histogram.h"
 #include "stats/metrics.h"
 
 namespace tcpfork::stats {
@@ -30,7 +32,7 @@ namespace tcpfork::stats {
 inline constexpr uint64_t kMagic = 0x544350464f524b31;  // "TCPFORK1"
 // Revision 5 had 8 counters; each counter added to (or removed from)
 // metrics.h changes the version by itself, so a counter needs no edit here.
-inline constexpr uint32_t kLayoutRevision = 7;  // 6: handler module counters; 7: exitReason
+inline constexpr uint32_t kLayoutRevision = 8;  // 6: handler module counters; 7: exitReason; 8: histograms
 inline constexpr uint32_t kLayoutVersion = kLayoutRevision + 1000 * (uint32_t(kCounterCount) - 8);
 
 enum class WorkerState : uint64_t {
@@ -72,8 +74,8 @@ struct HandlerCounter {
 struct Totals {
   uint64_t counters[kCounterCount];
   uint64_t protocolErrors[protocol::kDecodeErrorCount];
-  uint64_t latencyBuckets[kLatencyBuckets];  // per bucket, not cumulative
-  uint64_t latencySumNs;
+  Histogram<kRequestBoundsNs> requestDuration;
+  Histogram<kHandlerBoundsNs> handlerDuration;
 };
 
 struct alignas(64) Slot {
@@ -91,6 +93,8 @@ struct alignas(64) Slot {
   // The master that allocated this slot (0 = free). Two masters share the
   // segment during a binary upgrade; each allocates only free slots.
   uint64_t ownerPid;
+  // This process's loop only: it is not folded into the retired totals.
+  Histogram<kLoopLagBoundsNs> loopLag;
   alignas(64) Totals totals;
   uint64_t handlerCounterCount;
   HandlerCounter handlerCounters[kHandlerCounters];
@@ -132,20 +136,5 @@ static_assert(sizeof(Totals) % sizeof(uint64_t) == 0);
 static_assert(sizeof(Slot) % 64 == 0, "each slot owns whole cache lines");
 
 constexpr size_t segmentBytes(uint32_t slotCount) { return sizeof(Header) + size_t{slotCount} * sizeof(Slot); }
-
-inline uint64_t load(const uint64_t& field) {
-  return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(field)).load(std::memory_order_relaxed);
-}
-inline void store(uint64_t& field, uint64_t value) {
-  std::atomic_ref<uint64_t>(field).store(value, std::memory_order_relaxed);
-}
-// Single-writer increment: a plain load and store, no locked instruction.
-inline void add(uint64_t& field, uint64_t by) { store(field, load(field) + by); }
-inline uint64_t loadAcquire(const uint64_t& field) {
-  return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(field)).load(std::memory_order_acquire);
-}
-inline void storeRelease(uint64_t& field, uint64_t value) {
-  std::atomic_ref<uint64_t>(field).store(value, std::memory_order_release);
-}
 
 }  // namespace tcpfork::stats

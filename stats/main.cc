@@ -50,20 +50,6 @@ std::string latency(uint64_t ns) {
   return fmt::format("{:.0f}us", ns / 1e3);
 }
 
-// Interval view of one worker: this snapshot minus the previous one.
-TotalsView minus(const TotalsView& now, const TotalsView& before) {
-  TotalsView d = now;
-  for (size_t i = 0; i < d.counters.size(); ++i) d.counters[i] -= std::min(d.counters[i], before.counters[i]);
-  for (size_t i = 0; i < d.protocolErrors.size(); ++i) {
-    d.protocolErrors[i] -= std::min(d.protocolErrors[i], before.protocolErrors[i]);
-  }
-  for (size_t i = 0; i < d.latencyBuckets.size(); ++i) {
-    d.latencyBuckets[i] -= std::min(d.latencyBuckets[i], before.latencyBuckets[i]);
-  }
-  d.latencySumNs -= std::min(d.latencySumNs, before.latencySumNs);
-  return d;
-}
-
 struct Previous {
   Snapshot snapshot;
   std::map<pid_t, double> cpu;
@@ -78,7 +64,7 @@ void printTable(const std::string& name, const Snapshot& s, Previous& previous) 
                    std::chrono::system_clock::now().time_since_epoch())
                    .count();
   TotalsView total = s.total();
-  TotalsView totalDelta = previous.valid ? minus(total, previous.snapshot.total()) : TotalsView{};
+  TotalsView totalDelta = previous.valid ? total.since(previous.snapshot.total()) : TotalsView{};
   auto rate = [&](uint64_t delta) { return dt > 0 ? human(double(delta) / dt) : std::string("-"); };
 
   // Per-worker rate columns: the counters kCounters gives a column.
@@ -107,7 +93,7 @@ void printTable(const std::string& name, const Snapshot& s, Previous& previous) 
     bool haveDelta = false;
     for (const auto& p : previous.snapshot.workers) {
       if (previous.valid && p.pid == w.pid && p.slot == w.slot) {
-        delta = minus(w.totals, p.totals);
+        delta = w.totals.since(p.totals);
         haveDelta = true;
       }
     }
@@ -123,12 +109,13 @@ void printTable(const std::string& name, const Snapshot& s, Previous& previous) 
     fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7}{} {:>7} {:>8} {:>6} {:>8}\n", w.index, w.generation, w.pid,
                workerStateName(w.state), duration(double(nowMs - int64_t(w.startedAtUnixMs)) / 1000.0),
                w.connectionsCurrent, rateColumns(deltaRate), w.totals.protocolErrorTotal(),
-               latency(haveDelta ? delta.latencyQuantileNs(0.99) : w.totals.latencyQuantileNs(0.99)), cpuText,
+               latency(haveDelta ? delta.requestDuration.quantileNs(0.99) : w.totals.requestDuration.quantileNs(0.99)), cpuText,
                info ? human(double(info->residentBytes)) : std::string("-"));
   }
   fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7}{} {:>7} {:>8}\n", "all", "", "", "", "", s.connected(),
              rateColumns([&](Counter c) { return rate(totalDelta.counter(c)); }), total.protocolErrorTotal(),
-             latency(previous.valid ? totalDelta.latencyQuantileNs(0.99) : total.latencyQuantileNs(0.99)));
+             latency(previous.valid ? totalDelta.requestDuration.quantileNs(0.99)
+                                    : total.requestDuration.quantileNs(0.99)));
   std::string totals;
   for (const auto& info : kCounters) {
     totals += fmt::format("{} {} {}", totals.empty() ? "" : ",", total.counter(info.id), info.key);

@@ -79,19 +79,42 @@ constexpr size_t index(Counter c) { return static_cast<size_t>(c); }
 inline constexpr std::string_view kConnectedName = "client_connected";
 inline constexpr std::string_view kProtocolErrorsName = "protocol_errors_total";
 
-// Request duration, frame decoded to ack queued: bucket upper bounds in ns.
-// A slot counts each bucket separately (not cumulatively); +Inf is the last.
-inline constexpr std::array<uint64_t, 18> kLatencyBoundsNs = {
+// The histograms, bucket upper bounds in ns (+Inf is added past the last).
+//
+// request_duration_seconds: from the kernel's receive timestamp of the read
+// that completed a request frame to its ack handed to the kernel (send), so
+// time spent in the socket and behind a busy or stopped loop is counted.
+// Counted once an ack is sent; an ack lost with its connection is not.
+inline constexpr std::array<uint64_t, 20> kRequestBoundsNs = {
+    10'000,        25'000,        50'000,        100'000,       250'000,         500'000,         1'000'000,
+    2'500'000,     5'000'000,     10'000'000,    25'000'000,    50'000'000,      100'000'000,     250'000'000,
+    500'000'000,   1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000,  30'000'000'000,
+};
+inline constexpr std::string_view kRequestDurationName = "request_duration_seconds";
+inline constexpr std::string_view kRequestDurationHelp =
+    "Time from the kernel's receive timestamp of the bytes that completed a request to its ack handed to the kernel.";
+
+// handler_duration_seconds: from a run of frames decoded to their acks
+// queued, each request of the run counted with the run's time (a deferred
+// ack: until the module completed it). What the handler costs, for module
+// authors; blind to any wait before the read.
+inline constexpr std::array<uint64_t, 18> kHandlerBoundsNs = {
     1'000,     2'500,     5'000,      10'000,     25'000,     50'000,      100'000,     250'000,       500'000,
     1'000'000, 2'500'000, 5'000'000, 10'000'000, 25'000'000, 50'000'000, 100'000'000, 250'000'000, 1'000'000'000,
 };
-inline constexpr size_t kLatencyBuckets = kLatencyBoundsNs.size() + 1;
-inline constexpr std::string_view kLatencyName = "request_duration_seconds";
+inline constexpr std::string_view kHandlerDurationName = "handler_duration_seconds";
+inline constexpr std::string_view kHandlerDurationHelp =
+    "Time from a run of request frames decoded to their acks queued (a deferred ack: to its completion).";
 
-constexpr size_t latencyBucket(uint64_t ns) {
-  size_t i = 0;
-  while (i < kLatencyBoundsNs.size() && ns > kLatencyBoundsNs[i]) ++i;
-  return i;
-}
+// worker_loop_lag_seconds: how late each worker's loop ran its periodic
+// timer (kLoopTick). Normal is well under a millisecond; a busy, blocked or
+// stopped loop shows here once it runs again (the heartbeat age shows it
+// while it does not).
+inline constexpr std::array<uint64_t, 14> kLoopLagBoundsNs = {
+    1'000'000,   2'500'000,     5'000'000,     10'000'000,    25'000'000,     50'000'000,     100'000'000,
+    250'000'000, 500'000'000,   1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000, 30'000'000'000,
+};
+inline constexpr uint64_t kLoopTickNs = 100'000'000;
+inline constexpr std::string_view kLoopLagName = "worker_loop_lag_seconds";
 
 }  // namespace tcpfork::stats

@@ -1,5 +1,7 @@
 #include "stats/snapshot.h"
 
+#include "stats/heartbeat.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -12,15 +14,15 @@ namespace {
 void addTotals(Totals& into, const Totals& from) {
   for (size_t i = 0; i < kCounterCount; ++i) add(into.counters[i], load(from.counters[i]));
   for (size_t i = 0; i < protocol::kDecodeErrorCount; ++i) add(into.protocolErrors[i], load(from.protocolErrors[i]));
-  for (size_t i = 0; i < kLatencyBuckets; ++i) add(into.latencyBuckets[i], load(from.latencyBuckets[i]));
-  add(into.latencySumNs, load(from.latencySumNs));
+  into.requestDuration.addFrom(from.requestDuration);
+  into.handlerDuration.addFrom(from.handlerDuration);
 }
 
 void zeroTotals(Totals& t) {
   for (auto& c : t.counters) store(c, 0);
   for (auto& e : t.protocolErrors) store(e, 0);
-  for (auto& b : t.latencyBuckets) store(b, 0);
-  store(t.latencySumNs, 0);
+  t.requestDuration.clear();
+  t.handlerDuration.clear();
 }
 
 std::string fixedString(const char* chars, size_t size) { return std::string(chars, strnlen(chars, size)); }
@@ -87,10 +89,12 @@ Snapshot readOnce(const StatsSegment& segment) {
     w.index = load(slot.workerIndex);
     w.startedAtUnixMs = load(slot.startedAtUnixMs);
     w.heartbeatMonotonicMs = load(slot.heartbeatMonotonicMs);
+    w.heartbeatAgeMs = silentForMs(slot);
     w.connectionsCurrent = load(slot.connectionsCurrent);
     w.profiling = load(slot.profiling) != 0;
     w.profilesWritten = load(slot.profilesWritten);
     w.totals = readTotals(slot.totals);
+    w.loopLag = HistogramView<kLoopLagBoundsNs>::read(slot.loopLag);
     w.handlerCounters = readHandlerCounters(slot.handlerCounters, slot.handlerCounterCount, kHandlerCounters);
     s.workers.push_back(w);
   }
@@ -102,9 +106,20 @@ Snapshot readOnce(const StatsSegment& segment) {
 TotalsView& TotalsView::operator+=(const TotalsView& other) {
   for (size_t i = 0; i < counters.size(); ++i) counters[i] += other.counters[i];
   for (size_t i = 0; i < protocolErrors.size(); ++i) protocolErrors[i] += other.protocolErrors[i];
-  for (size_t i = 0; i < latencyBuckets.size(); ++i) latencyBuckets[i] += other.latencyBuckets[i];
-  latencySumNs += other.latencySumNs;
+  requestDuration += other.requestDuration;
+  handlerDuration += other.handlerDuration;
   return *this;
+}
+
+TotalsView TotalsView::since(const TotalsView& before) const {
+  TotalsView d = *this;
+  for (size_t i = 0; i < d.counters.size(); ++i) d.counters[i] -= std::min(d.counters[i], before.counters[i]);
+  for (size_t i = 0; i < d.protocolErrors.size(); ++i) {
+    d.protocolErrors[i] -= std::min(d.protocolErrors[i], before.protocolErrors[i]);
+  }
+  d.requestDuration = requestDuration.since(before.requestDuration);
+  d.handlerDuration = handlerDuration.since(before.handlerDuration);
+  return d;
 }
 
 uint64_t TotalsView::protocolErrorTotal() const {
@@ -113,30 +128,12 @@ uint64_t TotalsView::protocolErrorTotal() const {
   return n;
 }
 
-uint64_t TotalsView::latencyCount() const {
-  uint64_t n = 0;
-  for (uint64_t b : latencyBuckets) n += b;
-  return n;
-}
-
-uint64_t TotalsView::latencyQuantileNs(double q) const {
-  uint64_t count = latencyCount();
-  if (count == 0) return 0;
-  auto rank = std::max<uint64_t>(1, static_cast<uint64_t>(std::ceil(q * double(count))));
-  uint64_t seen = 0;
-  for (size_t i = 0; i < kLatencyBoundsNs.size(); ++i) {
-    seen += latencyBuckets[i];
-    if (seen >= rank) return kLatencyBoundsNs[i];
-  }
-  return kLatencyBoundsNs.back();
-}
-
 TotalsView readTotals(const Totals& t) {
   TotalsView v;
   for (size_t i = 0; i < kCounterCount; ++i) v.counters[i] = load(t.counters[i]);
   for (size_t i = 0; i < protocol::kDecodeErrorCount; ++i) v.protocolErrors[i] = load(t.protocolErrors[i]);
-  for (size_t i = 0; i < kLatencyBuckets; ++i) v.latencyBuckets[i] = load(t.latencyBuckets[i]);
-  v.latencySumNs = load(t.latencySumNs);
+  v.requestDuration = HistogramView<kRequestBoundsNs>::read(t.requestDuration);
+  v.handlerDuration = HistogramView<kHandlerBoundsNs>::read(t.handlerDuration);
   return v;
 }
 
@@ -194,6 +191,7 @@ std::vector<std::string> foldIntoRetired(Header& header, Slot& slot) {
   store(slot.profilesWritten, 0);
   store(slot.profileRequestMs, 0);
   zeroTotals(slot.totals);
+  slot.loopLag.clear();
   sequence.fetch_add(1, std::memory_order_release);
   return lost;
 }

@@ -20,16 +20,14 @@ namespace tcpfork::stats {
 struct TotalsView {
   std::array<uint64_t, kCounterCount> counters{};
   std::array<uint64_t, protocol::kDecodeErrorCount> protocolErrors{};
-  std::array<uint64_t, kLatencyBuckets> latencyBuckets{};
-  uint64_t latencySumNs = 0;
+  HistogramView<kRequestBoundsNs> requestDuration;
+  HistogramView<kHandlerBoundsNs> handlerDuration;
 
   TotalsView& operator+=(const TotalsView& other);
   uint64_t counter(Counter c) const { return counters[index(c)]; }
+  // What was counted since `before` (tcpfork-stats' interval view).
+  TotalsView since(const TotalsView& before) const;
   uint64_t protocolErrorTotal() const;
-  uint64_t latencyCount() const;
-  // Upper bound of the bucket holding quantile q, in ns (0 when empty; the
-  // last finite bound when it falls in +Inf).
-  uint64_t latencyQuantileNs(double q) const;
 };
 
 struct HandlerCounterView {
@@ -50,10 +48,13 @@ struct WorkerView {
   uint64_t index = 0;
   uint64_t startedAtUnixMs = 0;
   uint64_t heartbeatMonotonicMs = 0;
+  // How long the loop had gone without a beat when the snapshot was taken.
+  uint64_t heartbeatAgeMs = 0;
   uint64_t connectionsCurrent = 0;
   bool profiling = false;
   uint64_t profilesWritten = 0;
   TotalsView totals;
+  HistogramView<kLoopLagBoundsNs> loopLag;
   std::vector<HandlerCounterView> handlerCounters;
 };
 

@@ -6,6 +6,15 @@
 
 namespace tcpfork::stats {
 
+namespace {
+
+template <typename View>
+nlohmann::json histogramJson(const View& h) {
+  return {{"count", h.count()}, {"sum_ns", h.sumNs}, {"p50_ns", h.quantileNs(0.5)}, {"p99_ns", h.quantileNs(0.99)}};
+}
+
+}  // namespace
+
 nlohmann::json totalsJson(const TotalsView& t) {
   nlohmann::json j;
   for (const auto& info : kCounters) j[std::string(info.key)] = t.counter(info.id);
@@ -14,10 +23,10 @@ nlohmann::json totalsJson(const TotalsView& t) {
     errors[std::string(protocol::decodeErrorName(protocol::DecodeError(i)))] = t.protocolErrors[i];
   }
   j["protocol_errors"] = errors;
-  j["latency"] = {{"count", t.latencyCount()},
-                  {"sum_ns", t.latencySumNs},
-                  {"p50_ns", t.latencyQuantileNs(0.5)},
-                  {"p99_ns", t.latencyQuantileNs(0.99)}};
+  // "latency" is request_duration_seconds (receive to ack sent), the one
+  // clients feel; "handler_latency" the handler's share of it.
+  j["latency"] = histogramJson(t.requestDuration);
+  j["handler_latency"] = histogramJson(t.handlerDuration);
   return j;
 }
 
@@ -41,6 +50,8 @@ nlohmann::json snapshotJson(const Snapshot& s) {
         {"index", w.index},
         {"uptime_s", w.startedAtUnixMs ? double(nowMs - int64_t(w.startedAtUnixMs)) / 1000.0 : 0.0},
         {"connections", w.connectionsCurrent},
+        {"heartbeat_age_ms", w.heartbeatAgeMs},
+        {"loop_lag", histogramJson(w.loopLag)},
         {"profiling", w.profiling},
         {"totals", totalsJson(w.totals)},
         {"handler", handlerJson(sumByName(w.handlerCounters))},

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "stats/segment.h"
 #include "stats/snapshot.h"
 
@@ -31,7 +33,9 @@ TEST_F(SegmentFixture, ReadersSeeWhatAWorkerPublishes) {
   store(slot.state, uint64_t(WorkerState::kServing));
   add(slot.totals.counters[index(Counter::kRequestsReceived)], 10);
   add(slot.totals.counters[index(Counter::kRequestsReceived)], 5);
-  add(slot.totals.latencyBuckets[latencyBucket(3'000)], 15);
+  slot.totals.requestDuration.record(30'000, 15);
+  slot.totals.handlerDuration.record(3'000, 15);
+  slot.loopLag.record(2'000'000'000);
   store(slot.connectionsCurrent, 3);
 
   Snapshot s = takeSnapshot(StatsSegment::openReadOnly(name));
@@ -40,8 +44,50 @@ TEST_F(SegmentFixture, ReadersSeeWhatAWorkerPublishes) {
   EXPECT_EQ(s.workers[0].pid, 4242);
   EXPECT_EQ(s.total().counter(Counter::kRequestsReceived), 15u);
   EXPECT_EQ(s.connected(), 3u);
-  EXPECT_EQ(s.total().latencyCount(), 15u);
-  EXPECT_EQ(s.total().latencyQuantileNs(0.99), 5'000u);
+  EXPECT_EQ(s.total().requestDuration.count(), 15u);
+  EXPECT_EQ(s.total().requestDuration.quantileNs(0.99), 50'000u);
+  EXPECT_EQ(s.total().requestDuration.sumNs, 450'000u);
+  EXPECT_EQ(s.total().handlerDuration.quantileNs(0.99), 5'000u);
+  EXPECT_EQ(s.workers[0].loopLag.countAbove(1'000'000'000), 1u);
+}
+
+// The bounds Prometheus' `le` labels come from: what DESIGN.md and the
+// dashboards promise.
+TEST(Histograms, RequestBucketsRunFromTenMicrosecondsToThirtySeconds) {
+  EXPECT_EQ(kRequestBoundsNs.front(), 10'000u);
+  EXPECT_GE(kRequestBoundsNs.back(), 30'000'000'000u);
+  EXPECT_TRUE(std::is_sorted(kRequestBoundsNs.begin(), kRequestBoundsNs.end()));
+  EXPECT_TRUE(std::adjacent_find(kRequestBoundsNs.begin(), kRequestBoundsNs.end()) == kRequestBoundsNs.end());
+  EXPECT_GE(kLoopLagBoundsNs.back(), 10'000'000'000u);
+  EXPECT_TRUE(std::is_sorted(kLoopLagBoundsNs.begin(), kLoopLagBoundsNs.end()));
+  EXPECT_TRUE(std::is_sorted(kHandlerBoundsNs.begin(), kHandlerBoundsNs.end()));
+}
+
+TEST(Histograms, AValueOnABoundCountsInThatBucket) {
+  // Prometheus buckets are "less than or equal".
+  EXPECT_EQ(bucketOf(kRequestBoundsNs, 0), 0u);
+  EXPECT_EQ(bucketOf(kRequestBoundsNs, 10'000), 0u);
+  EXPECT_EQ(bucketOf(kRequestBoundsNs, 10'001), 1u);
+  EXPECT_EQ(bucketOf(kRequestBoundsNs, 30'000'000'000), kRequestBoundsNs.size() - 1);
+  EXPECT_EQ(bucketOf(kRequestBoundsNs, 30'000'000'001), kRequestBoundsNs.size());  // +Inf
+}
+
+TEST(Histograms, AViewSubtractsAndFindsQuantiles) {
+  Histogram<kRequestBoundsNs> h{};
+  h.record(20'000, 98);
+  h.record(2'000'000'000, 2);
+  auto before = HistogramView<kRequestBoundsNs>::read(h);
+  EXPECT_EQ(before.count(), 100u);
+  EXPECT_EQ(before.quantileNs(0.5), 25'000u);
+  EXPECT_EQ(before.quantileNs(0.99), 2'500'000'000u);
+  EXPECT_EQ(before.countAbove(1'000'000'000), 2u);
+  h.record(60'000'000'000);  // past the last bound: +Inf
+  auto after = HistogramView<kRequestBoundsNs>::read(h);
+  auto d = after.since(before);
+  EXPECT_EQ(d.count(), 1u);
+  EXPECT_EQ(d.buckets.back(), 1u);
+  EXPECT_EQ(d.quantileNs(0.5), kRequestBoundsNs.back());
+  EXPECT_EQ(d.sumNs, 60'000'000'000u);
 }
 
 TEST_F(SegmentFixture, FoldingAnExitedWorkerKeepsTotalsAndEmptiesTheSlot) {

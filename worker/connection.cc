@@ -12,6 +12,7 @@
 #include <system_error>
 #include <utility>
 
+#include "base/rx_timestamp.h"
 #include "base/socket.h"
 #include "protocol/codec.h"
 
@@ -169,9 +170,13 @@ void Connection::onIdleTimeout() {
 bool Connection::readBatch() {
   std::span<std::byte> scratch(context_.scratch);
   for (int i = 0; i < kReadsPerBatch; ++i) {
-    ssize_t n = ::read(fd(), scratch.data(), scratch.size());
+    uint64_t kernelNs = 0;
+    ssize_t n = context_.stats ? readTimestamped(fd(), scratch, kernelNs) : ::read(fd(), scratch.data(), scratch.size());
     if (n > 0) {
-      count(context_.stats, stats::Counter::kBytesReceived, static_cast<uint64_t>(n));
+      if (context_.stats) {
+        count(context_.stats, stats::Counter::kBytesReceived, static_cast<uint64_t>(n));
+        stampRead(kernelNs);
+      }
       framesDecoded_ += decodeInput(scratch.first(static_cast<size_t>(n)));
       if (state_ != State::kOpen || paused()) return true;
       // About to wait: for output room, or for the peer's next bytes.
@@ -189,6 +194,19 @@ bool Connection::readBatch() {
     return false;
   }
   return true;
+}
+
+void Connection::stampRead(uint64_t kernelNs) {
+  if (kernelNs != 0) {
+    receivedNs_ = kernelNs;
+    return;
+  }
+  receivedNs_ = realtimeNanos();
+  if (!std::exchange(context_.missingTimestampLogged, true)) {
+    spdlog::warn("the kernel sent no receive timestamp on fd {}: request_duration_seconds counts from the read "
+                 "instead, so it misses the time a request waits in the socket",
+                 fd());
+  }
 }
 
 void Connection::enforceFrameDeadline(uint64_t framesDecoded) {
@@ -317,7 +335,10 @@ size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& 
   }
   out.iov_len = acks * kAckFrameBytes;
   evbuffer_commit_space(output_.get(), &out, 1);
-  if (context_.stats) recordBatch(requests, acks, monotonicNanos() - startedNs);
+  if (context_.stats) {
+    recordBatch(requests, acks, monotonicNanos() - startedNs);
+    ackClock_.queued(receivedNs_, uint32_t(acks));
+  }
   frames += requests;
   if (error) failProtocol(*error);
   return consumed;
@@ -337,22 +358,22 @@ void Connection::appendTail(std::span<const std::byte> bytes) {
 // Once per run of whole frames (a read's, or a completed tail's), not per
 // request: two clock reads bound the time from the first frame decoded to the
 // last ack queued, and every request in the run is counted with that duration
-// (an upper bound for each).
+// (an upper bound for each). request_duration_seconds is counted as the acks
+// are sent (AckClock).
 void Connection::recordBatch(uint64_t requests, uint64_t acks, uint64_t elapsedNs) {
   stats::Slot& slot = *context_.stats;
   count(&slot, stats::Counter::kRequestsReceived, requests);
   if (acks == 0) return;
   count(&slot, stats::Counter::kResponsesSent, acks);
-  stats::add(slot.totals.latencyBuckets[stats::latencyBucket(elapsedNs)], acks);
-  stats::add(slot.totals.latencySumNs, elapsedNs * acks);
+  slot.totals.handlerDuration.record(elapsedNs, acks);
 }
 
 // Out of memory loses the ack, and with it the stream's order: the
 // connection closes.
-void Connection::hold(const protocol::Request& request, uint64_t token, int result, uint64_t receivedNs) {
+void Connection::hold(const protocol::Request& request, uint64_t token, int result, uint64_t decodedNs) {
   try {
     if (!held_) held_ = std::make_unique<HeldAcks>();
-    uint64_t sequence = held_->push(request, token, result, receivedNs);
+    uint64_t sequence = held_->push(request, token, result, receivedNs_, decodedNs);
     if (result == Handler::kPending) context_.pendings->add(token, this, sequence);
   } catch (const std::bad_alloc&) {
     // The ack is lost, so the acks after it cannot be sent in order either.
@@ -397,9 +418,8 @@ void Connection::releaseHeld() {
     protocol::encodeAck(protocol::ackFor(ack.command), protocol::IdView(ack.id), uint8_t(ack.result), ackOut);
     ackOut += protocol::kAckFrameBytes;
     if (context_.stats) {
-      uint64_t elapsedNs = nowNs - ack.receivedNs;
-      stats::add(context_.stats->totals.latencyBuckets[stats::latencyBucket(elapsedNs)], 1);
-      stats::add(context_.stats->totals.latencySumNs, elapsedNs);
+      context_.stats->totals.handlerDuration.record(nowNs - ack.decodedNs);
+      ackClock_.queued(ack.receivedNs, 1);
     }
   });
   out.iov_len = ready * protocol::kAckFrameBytes;
@@ -432,6 +452,9 @@ void Connection::beginFlush() {
 void Connection::flush() {
   size_t pending = evbuffer_get_length(output_.get());
   if (pending > 0) {
+    // Read before the send: once the bytes are in, the peer may take them,
+    // and run, before this process gets the CPU back.
+    uint64_t handedNs = context_.stats ? realtimeNanos() : 0;
     ssize_t n = writeOutput(pending);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
       if (errno != ECONNRESET && errno != EPIPE) context_.peerLog->warn("write(fd {}): {}", fd(), std::strerror(errno));
@@ -440,7 +463,10 @@ void Connection::flush() {
     }
     if (n > 0) {
       lastSentMs_ = coarseMonotonicMs();
-      count(context_.stats, stats::Counter::kBytesSent, static_cast<uint64_t>(n));
+      if (context_.stats) {
+        count(context_.stats, stats::Counter::kBytesSent, static_cast<uint64_t>(n));
+        ackClock_.sent(size_t(n), handedNs, context_.stats->totals.requestDuration);
+      }
       pending -= static_cast<size_t>(n);
     }
   }

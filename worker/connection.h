@@ -33,6 +33,7 @@
 #include "base/event_ptr.h"
 #include "base/log.h"
 #include "base/unique_fd.h"
+#include "worker/ack_clock.h"
 #include "worker/handler.h"
 #include "worker/handler_module.h"
 #include "worker/held_acks.h"
@@ -71,6 +72,8 @@ struct ConnectionContext {
   PendingTable* pendings = nullptr;  // the worker's
   size_t maxPending = 1024;          // per connection: handler.max_pending
   uint64_t lastConnectionId = 0;     // connection ids are unique in the process
+  // A read came back without a kernel receive stamp (said once per worker).
+  bool missingTimestampLogged = false;
 };
 
 class Connection {
@@ -125,8 +128,11 @@ class Connection {
   // Closes the connection when a frame has trickled in for longer than idle_timeout.
   void enforceFrameDeadline(uint64_t framesDecoded);
   void recordBatch(uint64_t requests, uint64_t acks, uint64_t elapsedNs);
+  // The receive stamp of the read just made (its own time when the kernel
+  // gave none; see rx_timestamp.h).
+  void stampRead(uint64_t kernelNs);
   // Queues `request`'s ack (or its pending place) behind the held ones.
-  void hold(const protocol::Request& request, uint64_t token, int result, uint64_t receivedNs);
+  void hold(const protocol::Request& request, uint64_t token, int result, uint64_t decodedNs);
   // Moves the completed acks at the front of held_ to the output.
   void releaseHeld();
   size_t heldCount() const { return held_ ? held_->count() : 0; }
@@ -159,6 +165,11 @@ class Connection {
   EvbufferPtr output_;
   // Made when a request is first deferred (see held_acks.h).
   std::unique_ptr<HeldAcks> held_;
+  // When the acks in output_ were received (stats on only).
+  AckClock ackClock_;
+  // The kernel's receive stamp of the last read (CLOCK_REALTIME ns): the
+  // frames it completes, its own and a tail's, are timed from it.
+  uint64_t receivedNs_ = 0;
   uint64_t id_;
   State state_ = State::kOpen;
   bool reading_ = false;

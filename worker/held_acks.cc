@@ -4,8 +4,9 @@
 
 namespace tcpfork {
 
-uint64_t HeldAcks::push(const protocol::Request& request, uint64_t token, int result, uint64_t receivedNs) {
-  Ack& ack = acks_.emplace_back(Ack{token, receivedNs, {}, request.command, result});
+uint64_t HeldAcks::push(const protocol::Request& request, uint64_t token, int result, uint64_t receivedNs,
+                        uint64_t decodedNs) {
+  Ack& ack = acks_.emplace_back(Ack{token, receivedNs, decodedNs, {}, request.command, result});
   std::copy(request.id.begin(), request.id.end(), ack.id.begin());
   if (result == Handler::kPending) ++pending_;
   return base_ + (acks_.size() - 1 - head_);

@@ -20,7 +20,10 @@ class HeldAcks {
  public:
   struct Ack {
     uint64_t token;
-    uint64_t receivedNs;  // for the latency histogram (0 with stats off)
+    // For the histograms (0 with stats off): the kernel's receive stamp
+    // (CLOCK_REALTIME) and when its run of frames was decoded (CLOCK_MONOTONIC).
+    uint64_t receivedNs;
+    uint64_t decodedNs;
     std::array<std::byte, protocol::kIdBytes> id;  // a copy: the request's bytes are reused
     protocol::Command command;
     int result;  // Handler::kPending until completed
@@ -28,7 +31,8 @@ class HeldAcks {
 
   // Appends `request`'s ack (pending when `result` is kPending) and returns
   // its sequence number. Throws std::bad_alloc.
-  uint64_t push(const protocol::Request& request, uint64_t token, int result, uint64_t receivedNs);
+  uint64_t push(const protocol::Request& request, uint64_t token, int result, uint64_t receivedNs,
+                uint64_t decodedNs);
   void complete(uint64_t sequence, uint8_t result);
 
   size_t count() const { return acks_.size() - head_; }

@@ -31,6 +31,11 @@ void SlotPublisher::setState(stats::WorkerState state) { stats::store(slot_->sta
 
 void SlotPublisher::heartbeat() { stats::beat(*slot_); }
 
+void SlotPublisher::loopRan(uint64_t lagNs) {
+  slot_->loopLag.record(lagNs);
+  heartbeat();
+}
+
 void SlotPublisher::setExitReason(const std::string& reason) {
   size_t n = std::min(reason.size(), sizeof slot_->exitReason - 1);
   std::memcpy(slot_->exitReason, reason.data(), n);

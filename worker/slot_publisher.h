@@ -28,6 +28,8 @@ class SlotPublisher {
   void setState(stats::WorkerState state);
   // Proves the loop is alive; called from a loop timer.
   void heartbeat();
+  // The loop timer ran `lagNs` late: counted, and a heartbeat.
+  void loopRan(uint64_t lagNs);
   // Before a fatal exit: why, for the master (cut to fit the slot).
   void setExitReason(const std::string& reason);
 

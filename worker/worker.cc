@@ -4,15 +4,20 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+
 #include <csignal>
 #include <cstring>
 #include <system_error>
 
+#include "base/rx_timestamp.h"
+
 namespace tcpfork {
 namespace {
 
-// Heartbeat and parent check period: well under any sensible worker_timeout.
-constexpr timeval kTickInterval{0, 100'000};
+// Heartbeat, loop lag and parent check period: well under any sensible
+// worker_timeout.
+constexpr timeval kTickInterval{0, long(stats::kLoopTickNs / 1000)};
 
 }  // namespace
 
@@ -46,7 +51,7 @@ Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::uni
       handler_(makeHandler(args, *publisher_, completions_)),
       context_{base_.get(), handler_.get(), args.settings.limits, stats_, &peerLog_, &openConnections_,
                [this](int fd) { onClosed(fd); }},
-      tick_(event_new(base_.get(), -1, EV_PERSIST, &Worker::onTick, this)),
+      tick_(evtimer_new(base_.get(), &Worker::onTick, this)),
       drainTimer_(evtimer_new(base_.get(), &Worker::onDrainDeadline, this)),
       reap_(event_new(base_.get(), -1, 0, &Worker::onReap, this)) {
   context_.pendings = &pendings_;
@@ -62,6 +67,12 @@ Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::uni
       base_.get(), ProfileOptions{settings_.profileDir, settings_.name, args.index, settings_.profileDuration},
       publisher_->slot());
   for (const UniqueFd& listener : listeners_) {
+    // Accepted sockets inherit it: request_duration_seconds starts from the
+    // kernel's receive stamp (a shared listener is set by each worker alike).
+    if (stats_ && !enableReceiveTimestamps(listener.get())) {
+      spdlog::warn("setsockopt(SO_TIMESTAMPNS) on listener fd {}: {}; requests are timed from their read",
+                   listener.get(), std::strerror(errno));
+    }
     acceptors_.push_back(std::make_unique<Acceptor>(base_.get(), listener.get(), stats_,
                                                     [this](UniqueFd fd) { onNewConnection(std::move(fd)); }));
   }
@@ -81,7 +92,8 @@ Worker::~Worker() {
 
 int Worker::run() {
   for (auto& acceptor : acceptors_) acceptor->enable();
-  event_add(tick_.get(), &kTickInterval);
+  tickDueNs_ = monotonicNanos() + stats::kLoopTickNs;
+  evtimer_add(tick_.get(), &kTickInterval);
   publisher_->setState(stats::WorkerState::kServing);
   if (event_base_dispatch(base_.get()) < 0) {
     spdlog::error("event_base_dispatch() failed");
@@ -123,7 +135,12 @@ void Worker::onSignal(evutil_socket_t signal, short, void* self) {
 
 void Worker::onTick(evutil_socket_t, short, void* self) {
   auto* worker = static_cast<Worker*>(self);
-  worker->publisher_->heartbeat();
+  // Re-armed from now, not persistent: each tick's lateness is its own, not
+  // a sum carried over from the ticks before it.
+  uint64_t now = monotonicNanos();
+  worker->publisher_->loopRan(now > worker->tickDueNs_ ? now - worker->tickDueNs_ : 0);
+  worker->tickDueNs_ = now + stats::kLoopTickNs;
+  evtimer_add(worker->tick_.get(), &kTickInterval);
   // PR_SET_PDEATHSIG covers most ways a master dies; this covers the rest
   // (and the window before the worker set it).
   if (worker->args_.parentPid > 0 && ::getppid() != worker->args_.parentPid) {

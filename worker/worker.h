@@ -81,6 +81,7 @@ class Worker {
   std::unique_ptr<CpuProfiler> profiler_;
   std::vector<EventPtr> signalEvents_;
   EventPtr tick_;
+  uint64_t tickDueNs_ = 0;  // CLOCK_MONOTONIC: when tick_ should fire next
   EventPtr drainTimer_;
   EventPtr reap_;  // made active when closed_ gains its first entry
   bool draining_ = false;

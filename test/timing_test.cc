@@ -1,0 +1,144 @@
+// The parts behind the latency and queue metrics, without a server: the
+// kernel's receive stamps on a real loopback connection, TCP_INFO on a real
+// listener, AckClock's bookkeeping of partly sent acks, and the parse of
+// /proc/net/netstat.
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstddef>
+
+#include "base/rx_timestamp.h"
+#include "base/socket.h"
+#include "master/netstat.h"
+#include "protocol/frame.h"
+#include "worker/ack_clock.h"
+
+namespace tcpfork {
+namespace {
+
+struct LoopbackPair {
+  UniqueFd listener;
+  UniqueFd client;
+  UniqueFd server;
+};
+
+LoopbackPair connectPair(bool stamped) {
+  LoopbackPair p;
+  p.listener = listenTcp(parseAddress("127.0.0.1:0"), {.backlog = 8, .reusePort = false});
+  if (stamped) {
+    EXPECT_TRUE(enableReceiveTimestamps(p.listener.get()));
+  }
+  p.client = connectTcp(localAddress(p.listener.get()));
+  for (int i = 0; i < 1000 && !p.server; ++i) {
+    int fd = ::accept4(p.listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd >= 0) {
+      p.server = UniqueFd(fd);
+    } else {
+      ::usleep(1000);
+    }
+  }
+  EXPECT_TRUE(p.server) << "accept";
+  return p;
+}
+
+TEST(ReceiveTimestamps, AnAcceptedSocketInheritsThemFromItsListener) {
+  LoopbackPair p = connectPair(true);
+  uint64_t before = realtimeNanos();
+  ASSERT_EQ(::send(p.client.get(), "abc", 3, 0), 3);
+  std::array<std::byte, 16> buffer;
+  uint64_t stamp = 0;
+  ASSERT_EQ(readTimestamped(p.server.get(), buffer, stamp), 3);  // blocking socket: waits for the bytes
+  uint64_t after = realtimeNanos();
+  EXPECT_GE(stamp, before);
+  EXPECT_LE(stamp, after);
+}
+
+TEST(ReceiveTimestamps, WithoutThemAReadSaysSo) {
+  LoopbackPair p = connectPair(false);
+  ASSERT_EQ(::send(p.client.get(), "abc", 3, 0), 3);
+  std::array<std::byte, 16> buffer;
+  uint64_t stamp = 1;
+  ASSERT_EQ(readTimestamped(p.server.get(), buffer, stamp), 3);
+  EXPECT_EQ(stamp, 0u);
+}
+
+TEST(AcceptQueue, TcpInfoGivesAListenersQueueAndLimit) {
+  UniqueFd listener = listenTcp(parseAddress("127.0.0.1:0"), {.backlog = 8, .reusePort = false});
+  auto empty = acceptQueue(listener.get());
+  ASSERT_TRUE(empty.has_value());
+  EXPECT_EQ(empty->length, 0u);
+  EXPECT_EQ(empty->limit, 8u);
+  // Handshakes complete in the kernel: connected, not yet accepted.
+  UniqueFd a = connectTcp(localAddress(listener.get()));
+  UniqueFd b = connectTcp(localAddress(listener.get()));
+  auto two = acceptQueue(listener.get());
+  ASSERT_TRUE(two.has_value());
+  EXPECT_EQ(two->length, 2u);
+  EXPECT_FALSE(acceptQueue(a.get()).has_value()) << "a connected socket is not a listener";
+}
+
+constexpr uint64_t kSecond = 1'000'000'000;
+
+TEST(AckClock, AnAckCountsWhenItsLastByteIsSent) {
+  AckClock clock;
+  AckClock::Histogram h{};
+  clock.queued(10 * kSecond, 2);
+  clock.sent(protocol::kAckFrameBytes - 1, 11 * kSecond, h);
+  EXPECT_EQ(h.buckets[stats::bucketOf(stats::kRequestBoundsNs, kSecond)], 0u) << "no ack wholly sent yet";
+  clock.sent(1, 11 * kSecond, h);
+  EXPECT_EQ(h.buckets[stats::bucketOf(stats::kRequestBoundsNs, kSecond)], 1u);
+  clock.sent(protocol::kAckFrameBytes, 13 * kSecond, h);
+  EXPECT_EQ(h.buckets[stats::bucketOf(stats::kRequestBoundsNs, 3 * kSecond)], 1u);
+  EXPECT_EQ(h.sumNs, 4 * kSecond);
+}
+
+TEST(AckClock, RunsKeepTheirOwnStampsInOrder) {
+  AckClock clock;
+  AckClock::Histogram h{};
+  clock.queued(1 * kSecond, 3);
+  clock.queued(1 * kSecond, 1);  // same stamp: joins the run
+  clock.queued(5 * kSecond, 2);
+  clock.queued(8 * kSecond, 1);
+  clock.sent(7 * protocol::kAckFrameBytes, 10 * kSecond, h);
+  auto v = stats::HistogramView<stats::kRequestBoundsNs>::read(h);
+  EXPECT_EQ(v.count(), 7u);
+  EXPECT_EQ(v.sumNs, 4 * 9 * kSecond + 2 * 5 * kSecond + 2 * kSecond);
+  EXPECT_EQ(v.buckets[stats::bucketOf(stats::kRequestBoundsNs, 9 * kSecond)], 4u);   // le=10
+  EXPECT_EQ(v.buckets[stats::bucketOf(stats::kRequestBoundsNs, 5 * kSecond)], 2u);   // le=5
+  EXPECT_EQ(v.buckets[stats::bucketOf(stats::kRequestBoundsNs, 2 * kSecond)], 1u);   // le=2.5
+  // Empty again, a new run starts clean.
+  clock.queued(20 * kSecond, 1);
+  clock.sent(protocol::kAckFrameBytes, 20 * kSecond, h);
+  EXPECT_EQ(stats::HistogramView<stats::kRequestBoundsNs>::read(h).count(), 8u);
+}
+
+TEST(AckClock, AClockSteppedBackCountsAsZero) {
+  AckClock clock;
+  AckClock::Histogram h{};
+  clock.queued(10 * kSecond, 1);
+  clock.sent(protocol::kAckFrameBytes, 9 * kSecond, h);
+  EXPECT_EQ(h.buckets[0], 1u);
+  EXPECT_EQ(h.sumNs, 0u);
+}
+
+TEST(Netstat, ReadsListenOverflowsAndDropsFromTcpExt) {
+  const char* text =
+      "TcpExt: SyncookiesSent SyncookiesRecv ListenOverflows ListenDrops TCPHPHits\n"
+      "TcpExt: 0 0 17 23 9000\n"
+      "IpExt: InNoRoutes ListenOverflows\n"
+      "IpExt: 1 99\n";
+  auto c = parseListenCounters(text);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->overflows, 17u);
+  EXPECT_EQ(c->drops, 23u);
+  EXPECT_FALSE(parseListenCounters("IpExt: A B\nIpExt: 1 2\n").has_value());
+  EXPECT_FALSE(parseListenCounters("TcpExt: ListenOverflows\nTcpExt: 5\n").has_value()) << "drops missing";
+}
+
+TEST(Netstat, ThisHostHasThem) { EXPECT_TRUE(readListenCounters().has_value()); }
+
+}  // namespace
+}  // namespace tcpfork
