@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 
 #include "base/rx_timestamp.h"
@@ -44,7 +45,30 @@ LoopbackPair connectPair(bool stamped) {
   return p;
 }
 
+// The kernel stamps packets only while some socket on the host asks for
+// stamps, and it switches stamping on from a work queue a moment after the
+// first one asks (net_enable_timestamp), so where nothing else asks, the first
+// packets after a setsockopt arrive unstamped. A pair whose accepted socket
+// asks for stamps itself and has read one proves stamping is on, and keeps it
+// on while it stays open.
+LoopbackPair stampingSwitchedOn() {
+  LoopbackPair p = connectPair(false);
+  EXPECT_TRUE(enableReceiveTimestamps(p.server.get()));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    EXPECT_EQ(::send(p.client.get(), "x", 1, 0), 1);
+    std::array<std::byte, 1> byte;
+    uint64_t stamp = 0;
+    EXPECT_EQ(readTimestamped(p.server.get(), byte, stamp), 1);
+    if (stamp != 0) return p;
+    ::usleep(1000);
+  }
+  ADD_FAILURE() << "the kernel stamped nothing within 10 s of SO_TIMESTAMPNS";
+  return p;
+}
+
 TEST(ReceiveTimestamps, AnAcceptedSocketInheritsThemFromItsListener) {
+  LoopbackPair keepsStampingOn = stampingSwitchedOn();
   LoopbackPair p = connectPair(true);
   uint64_t before = realtimeNanos();
   ASSERT_EQ(::send(p.client.get(), "abc", 3, 0), 3);

@@ -203,8 +203,12 @@ void Connection::stampRead(uint64_t kernelNs) {
   }
   receivedNs_ = realtimeNanos();
   if (!std::exchange(context_.missingTimestampLogged, true)) {
+    // The kernel stamps packets only while some socket on the host asks, and
+    // switches stamping on from a work queue just after the first one asks
+    // (net_enable_timestamp), so the first packets after start may carry none.
     spdlog::warn("the kernel sent no receive timestamp on fd {}: request_duration_seconds counts from the read "
-                 "instead, so it misses the time a request waits in the socket",
+                 "for such reads, so it misses the time they waited in the socket (expected for the first packets "
+                 "after start while the kernel switches stamping on; if it lasts, stamps are unavailable here)",
                  fd());
   }
 }
