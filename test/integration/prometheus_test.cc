@@ -108,9 +108,11 @@ TEST(Prometheus, ScrapesTheRequestRateWhileLoadRuns) {
   // Every query of the shipped dashboard is valid PromQL over what we export.
   auto dashboard = nlohmann::json::parse(readFile(std::string(TCPFORK_SOURCE_DIR) + "/deploy/grafana/tcpfork.json"));
   int queries = 0;
+  std::string everyExpr;
   for (const auto& panel : dashboard["panels"]) {
     for (const auto& target : panel["targets"]) {
       std::string expr = target["expr"];
+      everyExpr += expr + "\n";
       expr = std::regex_replace(expr, std::regex(R"(\$\{prefix\})"), "tcp_server");
       expr = std::regex_replace(expr, std::regex(R"(\$instance)"), ".*");
       HttpResponse r = httpGet(port, "/api/v1/query?query=" + urlEncode(expr));
@@ -122,6 +124,13 @@ TEST(Prometheus, ScrapesTheRequestRateWhileLoadRuns) {
     }
   }
   EXPECT_GE(queries, 12);
+  // What an operator needs to see a stall: true latency beside handler time,
+  // accept queues against their limits, loop lag and heartbeat age.
+  for (const char* metric : {"_request_duration_seconds_bucket", "_handler_duration_seconds_bucket",
+                             "_listen_queue_length", "_listen_queue_limit", "_worker_loop_lag_seconds_bucket",
+                             "_worker_heartbeat_age_seconds", "_listen_overflows_total", "_listen_drops_total"}) {
+    EXPECT_NE(everyExpr.find(metric), std::string::npos) << "no dashboard panel shows " << metric;
+  }
 
   // The target is healthy in Prometheus' own view too.
   HttpResponse up = httpGet(port, "/api/v1/query?query=up%7Bjob%3D%22tcpfork%22%7D");
