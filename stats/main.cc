@@ -44,6 +44,14 @@ std::string duration(double seconds) {
   return fmt::format("{:.0f}s", seconds);
 }
 
+// A heartbeat's age: under a second it is the loop's tick (100 ms) or less,
+// so whole milliseconds; a stalled worker's climbs in tenths of a second.
+std::string age(uint64_t ms) {
+  if (ms < 1000) return fmt::format("{}ms", ms);
+  if (ms < 60'000) return fmt::format("{:.1f}s", double(ms) / 1000.0);
+  return duration(double(ms) / 1000.0);
+}
+
 std::string latency(uint64_t ns) {
   if (ns == 0) return "-";
   if (ns >= 1'000'000) return fmt::format("{:.1f}ms", ns / 1e6);
@@ -82,8 +90,8 @@ void printTable(const std::string& name, const Snapshot& s, Previous& previous) 
              s.masterPid, s.generation, s.workerRestarts, s.reloads, s.connected());
   std::string headings;
   for (const CounterInfo* c : columns) headings += fmt::format(" {:>9}", c->column);
-  fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7}{} {:>7} {:>8} {:>6} {:>8}\n", "idx", "gen", "pid", "state", "uptime",
-             "conns", headings, "errors", "p99", "cpu%", "rss");
+  fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7} {:>7}{} {:>7} {:>8} {:>6} {:>8}\n", "idx", "gen", "pid", "state",
+             "uptime", "beat", "conns", headings, "errors", "p99", "cpu%", "rss");
   std::vector<WorkerView> workers = s.workers;
   std::sort(workers.begin(), workers.end(),
             [](const auto& a, const auto& b) { return std::tie(a.generation, a.index) < std::tie(b.generation, b.index); });
@@ -106,13 +114,13 @@ void printTable(const std::string& name, const Snapshot& s, Previous& previous) 
       }
     }
     auto deltaRate = [&](Counter c) { return haveDelta ? rate(delta.counter(c)) : std::string("-"); };
-    fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7}{} {:>7} {:>8} {:>6} {:>8}\n", w.index, w.generation, w.pid,
+    fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7} {:>7}{} {:>7} {:>8} {:>6} {:>8}\n", w.index, w.generation, w.pid,
                workerStateName(w.state), duration(double(nowMs - int64_t(w.startedAtUnixMs)) / 1000.0),
-               w.connectionsCurrent, rateColumns(deltaRate), w.totals.protocolErrorTotal(),
+               age(w.heartbeatAgeMs), w.connectionsCurrent, rateColumns(deltaRate), w.totals.protocolErrorTotal(),
                latency(haveDelta ? delta.requestDuration.quantileNs(0.99) : w.totals.requestDuration.quantileNs(0.99)), cpuText,
                info ? human(double(info->residentBytes)) : std::string("-"));
   }
-  fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7}{} {:>7} {:>8}\n", "all", "", "", "", "", s.connected(),
+  fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7} {:>7}{} {:>7} {:>8}\n", "all", "", "", "", "", "", s.connected(),
              rateColumns([&](Counter c) { return rate(totalDelta.counter(c)); }), total.protocolErrorTotal(),
              latency(previous.valid ? totalDelta.requestDuration.quantileNs(0.99)
                                     : total.requestDuration.quantileNs(0.99)));
