@@ -75,18 +75,19 @@ void addListenFamilies(const std::string& ns, const std::vector<ListenQueue>& qu
   // Host-wide: every listener of the network namespace counts here, so the
   // series say so in a label rather than pass for tcpfork's own.
   if (auto counters = readListenCounters()) {
-    MetricFamily overflows = family(ns + "listen_overflows_total",
-                                    "Handshakes dropped because an accept queue was full (TcpExt ListenOverflows, "
-                                    "every socket of the host's network namespace).",
-                                    MetricType::Counter);
-    overflows.metric.push_back(counterSample(double(counters->overflows), {{"scope", "host"}}));
-    out.push_back(std::move(overflows));
-    MetricFamily drops = family(ns + "listen_drops_total",
-                                "SYNs and ACKs dropped on listening sockets, overflows included (TcpExt ListenDrops, "
-                                "every socket of the host's network namespace).",
-                                MetricType::Counter);
-    drops.metric.push_back(counterSample(double(counters->drops), {{"scope", "host"}}));
-    out.push_back(std::move(drops));
+    auto hostCounter = [&](const char* name, const char* help, uint64_t value) {
+      MetricFamily f = family(ns + name, help, MetricType::Counter);
+      f.metric.push_back(counterSample(double(value), {{"scope", "host"}}));
+      out.push_back(std::move(f));
+    };
+    hostCounter("listen_overflows_total",
+                "Handshakes dropped because an accept queue was full (TcpExt ListenOverflows, every socket of the "
+                "host's network namespace).",
+                counters->overflows);
+    hostCounter("listen_drops_total",
+                "SYNs and ACKs dropped on listening sockets, overflows included (TcpExt ListenDrops, every socket of "
+                "the host's network namespace).",
+                counters->drops);
   }
 }
 
