@@ -35,6 +35,7 @@ std::vector<std::string> toArgv(const WorkerArgs& a) {
       "--max-connections", std::to_string(s.maxConnections),
       "--max-frame-bytes", std::to_string(s.limits.maxFrameBytes),
       "--output-high-water", std::to_string(s.limits.outputHighWater),
+      "--max-buffered-bytes", std::to_string(s.maxBufferedBytes),
       "--idle-timeout", ms(s.limits.idleTimeout),
       "--drain-timeout", ms(s.drainTimeout),
       "--log-level", s.logLevel,
@@ -89,6 +90,11 @@ WorkerArgs parseWorkerArgs(const std::vector<std::string>& argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--output-high-water", s.limits.outputHighWater,
                  "stop reading a connection with more unsent bytes than this")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-buffered-bytes", s.maxBufferedBytes,
+                 "close the connections holding the most once all of them hold more than this (unfinished frames "
+                 "and unsent acks)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--log-level", s.logLevel, "trace, debug, info, warn, error")

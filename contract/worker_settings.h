@@ -45,6 +45,13 @@ struct HandlerSettings {
 struct WorkerSettings {
   size_t maxConnections = 10'000;
   ConnectionLimits limits;
+  // What one worker's connections may hold in unfinished frames and unsent
+  // acks, summed; past it the worker closes those holding the most. Each
+  // connection is bounded (max_frame_bytes in, output_high_water out) but
+  // max_connections of them are not: 64 MiB is 64 connections mid-way
+  // through a largest (1 MiB) frame, far above what a serving worker holds
+  // (an ack is 14 bytes, frames are small), and small beside a host's memory.
+  size_t maxBufferedBytes = 64 * 1024 * 1024;
   std::chrono::milliseconds drainTimeout{10'000};
   std::string logLevel = "info";
   std::string logFile;  // reopened on SIGUSR1; empty = stderr as inherited

@@ -200,6 +200,8 @@ void walk(const std::string& path, const YAML::Node& root, Config& c) {
                 {"max_connections", [&](auto& n, auto& k) { c.worker.maxConnections = r.integer(n, k, 1, kMaxU32); }},
                 {"max_frame_bytes", [&](auto& n, auto& k) { c.worker.limits.maxFrameBytes = r.integer(n, k, 13, 0x7fffffff); }},
                 {"output_high_water", [&](auto& n, auto& k) { c.worker.limits.outputHighWater = r.integer(n, k, 1024, kMaxU32); }},
+                {"max_buffered_bytes",
+                 [&](auto& n, auto& k) { c.worker.maxBufferedBytes = r.integer(n, k, 1, uint64_t{1} << 40); }},
                 {"idle_timeout",
                  [&](auto& n, auto& k) { c.worker.limits.idleTimeout = r.duration(n, k, Millis(0), kDay); }},
                 {"drain_timeout", [&](auto& n, auto& k) { c.worker.drainTimeout = r.duration(n, k, Millis(0), kDay); }},
@@ -316,6 +318,14 @@ void validate(const Config& c, const std::string& source) {
     fail("workers", fmt::format("{} is more than max_workers ({})", c.effectiveWorkers(), c.maxWorkers));
   }
   if (c.worker.limits.outputHighWater < 2 * 14) fail("output_high_water", "too small");
+  // Below one connection's worth, a single client sending its largest frame
+  // would be shed for it.
+  if (size_t oneConnection = c.worker.limits.maxFrameBytes + c.worker.limits.outputHighWater;
+      c.worker.maxBufferedBytes < oneConnection) {
+    fail("max_buffered_bytes", fmt::format("{} is less than one connection may hold (max_frame_bytes + "
+                                           "output_high_water = {})",
+                                           c.worker.maxBufferedBytes, oneConnection));
+  }
 }
 
 }  // namespace

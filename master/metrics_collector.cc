@@ -127,9 +127,21 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   connected.metric.push_back(gaugeSample(double(snapshot.connected())));
   out.push_back(std::move(connected));
 
+  // Rows that share a name are one labelled family (kCounters).
+  std::map<std::string_view, size_t> labelled;
   for (const auto& info : stats::kCounters) {
+    std::vector<ClientMetric::Label> labels;
+    if (!info.labelName.empty()) labels.push_back({std::string(info.labelName), std::string(info.labelValue)});
+    ClientMetric sample = counterSample(double(total.counter(info.id)), std::move(labels));
+    if (!info.labelName.empty()) {
+      auto [it, fresh] = labelled.try_emplace(info.name, out.size());
+      if (!fresh) {
+        out[it->second].metric.push_back(std::move(sample));
+        continue;
+      }
+    }
     MetricFamily f = family(ns + std::string(info.name), std::string(info.help), MetricType::Counter);
-    f.metric.push_back(counterSample(double(total.counter(info.id))));
+    f.metric.push_back(std::move(sample));
     out.push_back(std::move(f));
   }
 
@@ -204,7 +216,7 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   };
   std::vector<PerWorker> perWorker;
   for (const auto& info : stats::kCounters) {
-    if (info.workerHelp.empty()) continue;
+    if (info.workerHelp.empty()) continue;  // (no labelled row has one)
     perWorker.push_back({"worker_" + std::string(info.name), std::string(info.workerHelp), MetricType::Counter,
                          [id = info.id](const auto& w, const auto&) { return double(w.totals.counter(id)); }, {}});
   }

@@ -27,6 +27,7 @@ enum class Counter : uint8_t {
   kIdleTimeouts,
   kAcceptErrors,
   kHandlerCompletionsDropped,
+  kConnectionsShedMemory,
   kCount,  // not a counter: how many there are
 };
 inline constexpr size_t kCounterCount = size_t(Counter::kCount);
@@ -42,6 +43,10 @@ struct CounterInfo {
   // tcpfork-stats shows its rate per worker under this heading; empty: in
   // the totals line only.
   std::string_view column = {};
+  // One series of a labelled family: rows that share a name are exported as
+  // one family, each with its label (empty: the family has no labels).
+  std::string_view labelName = {};
+  std::string_view labelValue = {};
 };
 
 inline constexpr std::array<CounterInfo, kCounterCount> kCounters = {{
@@ -62,6 +67,9 @@ inline constexpr std::array<CounterInfo, kCounterCount> kCounters = {{
      "accept() failures such as EMFILE (accepting pauses 100 ms after each)."},
     {Counter::kHandlerCompletionsDropped, "handler_completions_dropped_total", "completions_dropped",
      "Pending requests a handler module completed after their connection had closed (no ack sent)."},
+    {Counter::kConnectionsShedMemory, "connections_shed_total", "shed_memory",
+     "Connections a worker closed to stay within a limit (reason=memory: max_buffered_bytes, the biggest first).",
+     "", "", "reason", "memory"},
 }};
 
 // Row i describes counter i: the table is indexed by the enum.

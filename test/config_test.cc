@@ -47,6 +47,7 @@ max_workers: 8
 max_connections: 500
 max_frame_bytes: 4096
 output_high_water: 65536
+max_buffered_bytes: 1000000
 idle_timeout: 1m
 drain_timeout: 2500ms
 worker_timeout: 3s
@@ -67,6 +68,7 @@ profile:
   EXPECT_EQ(c.worker.maxConnections, 500u);
   EXPECT_EQ(c.worker.limits.maxFrameBytes, 4096u);
   EXPECT_EQ(c.worker.limits.outputHighWater, 65536u);
+  EXPECT_EQ(c.worker.maxBufferedBytes, 1'000'000u);
   EXPECT_EQ(c.worker.limits.idleTimeout, Millis(60'000));
   EXPECT_EQ(c.worker.drainTimeout, Millis(2500));
   EXPECT_EQ(c.workerTimeout, Millis(3000));
@@ -101,6 +103,12 @@ TEST(Config, ErrorsNameTheKeyAndLine) {
   EXPECT_NE(errorOf("profile:\n  auto:\n    enabled: maybe\n").find(":3: profile.auto.enabled: expected true or false"),
             std::string::npos);
   EXPECT_NE(errorOf("idle_timeout:\n").find(":1: idle_timeout: has no value"), std::string::npos);
+  // One client sending its largest frame must fit, or it would be shed for it.
+  EXPECT_NE(errorOf("max_buffered_bytes: 1000000\n")
+                .find("max_buffered_bytes: 1000000 is less than one connection may hold (max_frame_bytes + "
+                      "output_high_water = 1310720)"),
+            std::string::npos)
+      << errorOf("max_buffered_bytes: 1000000\n");
   // Found by config_fuzz: a mapping key that is not a plain scalar.
   EXPECT_NE(errorOf("workers: 1\n? [a, b]\n: 2\n").find(":2: config: keys must be plain names"), std::string::npos);
   EXPECT_NE(errorOf("log:\n  {a: 1}: 2\n").find(":2: log: keys must be plain names"), std::string::npos);

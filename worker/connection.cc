@@ -56,6 +56,7 @@ Connection::Connection(ConnectionContext& context, UniqueFd fd)
 }
 
 Connection::~Connection() {
+  context_.bufferedBytes -= accounted_;
   dropPendings();
   context_.handler->closed(id_);
   --*context_.connections;
@@ -71,6 +72,7 @@ void Connection::drain() {
   if (state_ != State::kOpen) return;
   beginFlush();
   flush();
+  account();
 }
 
 // A loop that did not run past a deadline (descheduled, stopped) sees only
@@ -84,38 +86,62 @@ void Connection::drain() {
 // And a peer whose requests the handler has yet to answer is waiting on us.
 void Connection::onReadEvent(evutil_socket_t, short what, void* self) {
   auto* connection = static_cast<Connection*>(self);
+  connection->onRead(what);
+  connection->account();
+}
+
+void Connection::onRead(short what) {
   if (what & EV_TIMEOUT) {
-    if (!connection->socketReady(POLLIN)) {
-      if (connection->state_ == State::kOpen && (connection->answeredJustNow() || connection->heldCount() > 0)) {
-        connection->armIdle(connection->readEvent_.get());
+    if (!socketReady(POLLIN)) {
+      if (state_ == State::kOpen && (answeredJustNow() || heldCount() > 0)) {
+        armIdle(readEvent_.get());
         return;
       }
-      connection->onIdleTimeout();
+      onIdleTimeout();
       return;
     }
-    if (connection->state_ == State::kLingering) {
-      addEvent(connection->readEvent_.get(), kLingerTimeout);
+    if (state_ == State::kLingering) {
+      addEvent(readEvent_.get(), kLingerTimeout);
     } else {
-      connection->armIdle(connection->readEvent_.get());
+      armIdle(readEvent_.get());
     }
   }
-  if (connection->state_ == State::kLingering) {
-    connection->discardInput();
+  if (state_ == State::kLingering) {
+    discardInput();
   } else {
-    connection->onReadable();
+    onReadable();
   }
 }
 
 void Connection::onWriteEvent(evutil_socket_t, short what, void* self) {
   auto* connection = static_cast<Connection*>(self);
+  connection->onWrite(what);
+  connection->account();
+}
+
+void Connection::onWrite(short what) {
   if (what & EV_TIMEOUT) {
-    if (!connection->socketReady(POLLOUT)) {
-      connection->onIdleTimeout();
+    if (!socketReady(POLLOUT)) {
+      onIdleTimeout();
       return;
     }
-    connection->armIdle(connection->writeEvent_.get());
+    armIdle(writeEvent_.get());
   }
-  connection->onWritable();
+  onWritable();
+}
+
+// Between callbacks the sum is exact; within one, a connection can grow by
+// at most one read batch and its acks before this runs.
+void Connection::account() {
+  size_t now = state_ == State::kClosed ? 0 : tail_.capacity() + queuedBytes();
+  context_.bufferedBytes = context_.bufferedBytes - accounted_ + now;
+  accounted_ = now;
+  if (context_.bufferedBytes > context_.maxBufferedBytes) context_.overBudget();
+}
+
+void Connection::shed() {
+  count(context_.stats, stats::Counter::kConnectionsShedMemory, 1);
+  close();
 }
 
 void Connection::onReadable() {
@@ -349,7 +375,22 @@ size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& 
 }
 
 void Connection::appendTail(std::span<const std::byte> bytes) {
+  size_t needed = tail_.size() + bytes.size();
   try {
+    if (needed > tail_.capacity()) {
+      // The frame's length, once its header is here (a header that is not
+      // valid never reaches the tail: decodeFrames failed it).
+      size_t frame = needed;
+      if (needed >= protocol::kLengthBytes) {
+        std::byte header[protocol::kLengthBytes];
+        size_t fromTail = std::min(tail_.size(), protocol::kLengthBytes);
+        std::copy_n(tail_.begin(), fromTail, header);
+        std::copy_n(bytes.begin(), protocol::kLengthBytes - fromTail, header + fromTail);
+        auto decoded = protocol::decodeRequest(std::span<const std::byte>(header), context_.limits.maxFrameBytes);
+        if (decoded.status == protocol::DecodeStatus::kNeedMore) frame = std::max(needed, decoded.size);
+      }
+      tail_.reserve(std::max(needed, std::min(2 * tail_.capacity(), frame)));
+    }
     tail_.insert(tail_.end(), bytes.begin(), bytes.end());
   } catch (const std::bad_alloc&) {
     context_.peerLog->warn("no memory for {} bytes of an unfinished frame; closing fd {}", tail_.size() + bytes.size(),
@@ -403,8 +444,8 @@ void Connection::flushCompleted() {
     if (frames > 0) context_.handler->batchEnd();
     waitingSince_.reset();  // the pause was ours: a trickle is timed from the next read
   }
-  if (state_ == State::kClosed) return;
-  flush();
+  if (state_ != State::kClosed) flush();
+  account();
 }
 
 void Connection::releaseHeld() {
@@ -560,6 +601,11 @@ void Connection::close() {
   reading_ = false;
   state_ = State::kClosed;
   dropPendings();
+  // Nothing of it will be sent or decoded: its memory goes back now, not
+  // when the Worker frees the object, so a shedding round counts it freed.
+  tail_ = std::vector<std::byte>();
+  evbuffer_drain(output_.get(), evbuffer_get_length(output_.get()));
+  account();
   context_.closed(fd());
 }
 

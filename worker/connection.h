@@ -24,6 +24,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -74,6 +75,13 @@ struct ConnectionContext {
   uint64_t lastConnectionId = 0;     // connection ids are unique in the process
   // A read came back without a kernel receive stamp (said once per worker).
   bool missingTimestampLogged = false;
+  // The worker's budget, max_buffered_bytes: what its connections hold in
+  // unfinished frames and unsent acks, summed as each callback returns
+  // (Connection::account). Past the budget, overBudget() sheds connections
+  // at once (BufferBudget): they close, and are freed after the callback.
+  size_t bufferedBytes = 0;
+  size_t maxBufferedBytes = SIZE_MAX;
+  std::function<void()> overBudget = [] {};
 };
 
 class Connection {
@@ -94,6 +102,11 @@ class Connection {
   // it then, once for a whole run of completions (one send, not one each).
   bool complete(uint64_t sequence, uint8_t result);
   void flushCompleted();
+  // What this connection holds that its peer decides the size of (its
+  // unfinished frame and unsent acks), as of its last callback.
+  size_t buffered() const { return accounted_; }
+  // Closed for the worker's memory budget: counted, and logged by the Worker.
+  void shed();
 
  private:
 
@@ -101,6 +114,11 @@ class Connection {
 
   static void onReadEvent(evutil_socket_t fd, short what, void* self);
   static void onWriteEvent(evutil_socket_t fd, short what, void* self);
+  void onRead(short what);
+  void onWrite(short what);
+  // Brings context_.bufferedBytes up to date with what this connection holds
+  // now; called as each entry point returns.
+  void account();
   void onReadable();
   void onWritable();
   void onIdleTimeout();
@@ -123,7 +141,9 @@ class Connection {
   size_t decodeFrames(std::span<const std::byte> bytes, uint64_t& frames);
   template <bool kModule>
   size_t decodeFramesWith(std::span<const std::byte> bytes, uint64_t& frames);
-  // Appends to tail_; out of memory loses the frame, and with it the stream.
+  // Appends to tail_, growing it by doubling but never past the frame being
+  // completed, so what the budget counts (its capacity) is what it holds
+  // give or take half. Out of memory loses the frame, and with it the stream.
   void appendTail(std::span<const std::byte> bytes);
   // Closes the connection when a frame has trickled in for longer than idle_timeout.
   void enforceFrameDeadline(uint64_t framesDecoded);
@@ -171,6 +191,7 @@ class Connection {
   // frames it completes, its own and a tail's, are timed from it.
   uint64_t receivedNs_ = 0;
   uint64_t id_;
+  size_t accounted_ = 0;  // this connection's share of context_.bufferedBytes
   State state_ = State::kOpen;
   bool reading_ = false;
   bool peerClosed_ = false;

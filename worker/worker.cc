@@ -51,6 +51,7 @@ Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::uni
       handler_(makeHandler(args, *publisher_, completions_)),
       context_{base_.get(), handler_.get(), args.settings.limits, stats_, &peerLog_, &openConnections_,
                [this](int fd) { onClosed(fd); }},
+      budget_(args.settings.maxBufferedBytes, context_, connections_),
       tick_(evtimer_new(base_.get(), &Worker::onTick, this)),
       drainTimer_(evtimer_new(base_.get(), &Worker::onDrainDeadline, this)),
       reap_(event_new(base_.get(), -1, 0, &Worker::onReap, this)) {

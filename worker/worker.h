@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "base/unique_fd.h"
 #include "worker/acceptor.h"
+#include "worker/buffer_budget.h"
 #include "worker/completions.h"
 #include "worker/connection.h"
 #include "worker/cpu_profiler.h"
@@ -77,6 +78,7 @@ class Worker {
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   std::unordered_map<int, std::unique_ptr<Connection>> connections_;  // by fd, closed ones until reaped
   std::vector<int> closed_;  // fds of connections closed since the last reap
+  BufferBudget budget_;      // sheds from connections_ past max_buffered_bytes
   std::vector<Connection*> completed_;  // got completions in this run of deliveries; flushed after it
   std::unique_ptr<CpuProfiler> profiler_;
   std::vector<EventPtr> signalEvents_;
