@@ -97,6 +97,18 @@ class Reader {
 
   // Every duration has a ceiling: beyond it a deadline computed as now + value
   // would overflow (or simply never come), which is always a typo.
+  uint64_t bytes(const YAML::Node& node, const std::string& key, uint64_t min, uint64_t max) const {
+    std::string text = scalar(node, key);
+    uint64_t value = 0;
+    try {
+      value = parseBytes(text);
+    } catch (const std::invalid_argument& e) {
+      fail(node, key, e.what());
+    }
+    if (value < min || value > max) fail(node, key, fmt::format("{} is out of range {}..{} bytes", text, min, max));
+    return value;
+  }
+
   Millis duration(const YAML::Node& node, const std::string& key, Millis min, Millis max) const {
     std::string text = scalar(node, key);
     Millis value;
@@ -201,7 +213,16 @@ void walk(const std::string& path, const YAML::Node& root, Config& c) {
                 {"max_frame_bytes", [&](auto& n, auto& k) { c.worker.limits.maxFrameBytes = r.integer(n, k, 13, 0x7fffffff); }},
                 {"output_high_water", [&](auto& n, auto& k) { c.worker.limits.outputHighWater = r.integer(n, k, 1024, kMaxU32); }},
                 {"max_buffered_bytes",
-                 [&](auto& n, auto& k) { c.worker.maxBufferedBytes = r.integer(n, k, 1, uint64_t{1} << 40); }},
+                 [&](auto& n, auto& k) { c.worker.maxBufferedBytes = r.bytes(n, k, 1, uint64_t{1} << 40); }},
+                {"max_requests", [&](auto& n, auto& k) { c.recycle.maxRequests = r.integer(n, k, 0, uint64_t{1} << 62); }},
+                {"max_requests_jitter",
+                 [&](auto& n, auto& k) { c.recycle.maxRequestsJitter = r.integer(n, k, 0, uint64_t{1} << 62); }},
+                {"max_rss", [&](auto& n, auto& k) { c.recycle.maxRss = r.bytes(n, k, 0, uint64_t{1} << 50); }},
+                {"max_rss_hard", [&](auto& n, auto& k) { c.recycle.maxRssHard = r.bytes(n, k, 0, uint64_t{1} << 50); }},
+                {"max_lifetime",
+                 [&](auto& n, auto& k) { c.recycle.maxLifetime = r.duration(n, k, Millis(0), 365 * kDay); }},
+                {"max_lifetime_jitter",
+                 [&](auto& n, auto& k) { c.recycle.maxLifetimeJitter = r.duration(n, k, Millis(0), 365 * kDay); }},
                 {"idle_timeout",
                  [&](auto& n, auto& k) { c.worker.limits.idleTimeout = r.duration(n, k, Millis(0), kDay); }},
                 {"drain_timeout", [&](auto& n, auto& k) { c.worker.drainTimeout = r.duration(n, k, Millis(0), kDay); }},
@@ -318,6 +339,19 @@ void validate(const Config& c, const std::string& source) {
     fail("workers", fmt::format("{} is more than max_workers ({})", c.effectiveWorkers(), c.maxWorkers));
   }
   if (c.worker.limits.outputHighWater < 2 * 14) fail("output_high_water", "too small");
+  const RecycleLimits& recycle = c.recycle;
+  if (recycle.maxRequestsJitter > 0 && recycle.maxRequests == 0) fail("max_requests_jitter", "needs max_requests");
+  if (recycle.maxLifetimeJitter.count() > 0 && recycle.maxLifetime.count() == 0) {
+    fail("max_lifetime_jitter", "needs max_lifetime");
+  }
+  // A worker recycled every few moments would spend its life starting.
+  if (recycle.maxLifetime.count() > 0 && recycle.maxLifetime < Millis(1000)) {
+    fail("max_lifetime", formatDuration(recycle.maxLifetime) + " is under 1s (0 = no limit)");
+  }
+  if (recycle.maxRss > 0 && recycle.maxRssHard > 0 && recycle.maxRssHard <= recycle.maxRss) {
+    fail("max_rss_hard", fmt::format("{} is not above max_rss ({}): the graceful recycle would never come first",
+                                     recycle.maxRssHard, recycle.maxRss));
+  }
   // Below one connection's worth, a single client sending its largest frame
   // would be shed for it.
   if (size_t oneConnection = c.worker.limits.maxFrameBytes + c.worker.limits.outputHighWater;
@@ -329,6 +363,19 @@ void validate(const Config& c, const std::string& source) {
 }
 
 }  // namespace
+
+uint64_t parseBytes(const std::string& text) {
+  static const std::regex kForm(R"(\s*([0-9]{1,19})\s*(K|M|G|KiB|MiB|GiB)?\s*)");
+  std::smatch m;
+  if (!std::regex_match(text, m, kForm)) {
+    throw std::invalid_argument(fmt::format("expected bytes like 1048576, 512KiB, 64MiB or 2GiB, got '{}'", text));
+  }
+  uint64_t value = std::stoull(m[1].str());
+  unsigned shift = 0;
+  if (m[2].matched) shift = m[2].str()[0] == 'K' ? 10 : m[2].str()[0] == 'M' ? 20 : 30;
+  if (value > (~uint64_t{0} >> shift)) throw std::invalid_argument(fmt::format("'{}' is too large", text));
+  return value << shift;
+}
 
 Millis parseDuration(const std::string& text) {
   static const std::regex kForm(R"(\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*)");

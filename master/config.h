@@ -36,6 +36,23 @@ struct ProfileConfig {
   bool httpRemote = false;  // ... to non-loopback peers too
 };
 
+// When the master replaces a serving worker with a fresh one, to contain
+// what a long-lived process accumulates (a module's leaks, fragmentation);
+// 0 = no such limit. Each worker draws its own limit, up to the jitter
+// above the base, so workers started together do not all recycle at once.
+// Graceful limits start a successor on the same sockets first and drain the
+// old worker once it serves; max_rss_hard kills at once.
+struct RecycleLimits {
+  uint64_t maxRequests = 0;
+  uint64_t maxRequestsJitter = 0;
+  uint64_t maxRss = 0;      // bytes of resident memory
+  uint64_t maxRssHard = 0;  // bytes
+  Millis maxLifetime{0};
+  Millis maxLifetimeJitter{0};
+
+  bool operator==(const RecycleLimits&) const = default;
+};
+
 struct Config {
   // The keys the workers run with (max_connections, max_frame_bytes,
   // output_high_water, idle_timeout, drain_timeout, profile.duration), with
@@ -47,6 +64,7 @@ struct Config {
   unsigned workers = 0;  // 0 = auto: one per usable core
   unsigned maxWorkers = 64;
   Millis workerTimeout{10'000};
+  RecycleLimits recycle;
   std::string pidFile;  // empty = /run/<name>.pid as root, else /tmp/<name>.pid
   std::string logFile;  // empty = stderr
   std::string logLevel = WorkerSettings{}.logLevel;
@@ -75,6 +93,9 @@ struct ConfigOverrides {
 // Reads `path` (empty = defaults only), applies `overrides`, validates.
 Config loadConfig(const std::string& path, const ConfigOverrides& overrides = {});
 
+// "1048576", "512KiB", "64MiB", "2GiB" (also K, M, G, all powers of 1024) as
+// bytes. Throws std::invalid_argument.
+uint64_t parseBytes(const std::string& text);
 // "250ms", "30s", "5m", "1h"; a bare number is seconds. Throws std::invalid_argument.
 Millis parseDuration(const std::string& text);
 // The inverse, in the largest unit that is exact: "250ms", "10s", "24h".

@@ -194,6 +194,15 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
          MetricType::Counter, double(snapshot.workerRestarts));
   single("reloads_total", "Reloads completed (a new generation serving).", MetricType::Counter,
          double(snapshot.reloads));
+  MetricFamily recycles = family(ns + "worker_recycles_total",
+                                 "Workers the master replaced for a limit: max_requests (requests), max_rss (rss), "
+                                 "max_lifetime (lifetime), gracefully; max_rss_hard (rss_hard), killed.",
+                                 MetricType::Counter);
+  for (const auto& reason : stats::kRecycleReasons) {
+    recycles.metric.push_back(
+        counterSample(double(snapshot.recycles[size_t(reason.id)]), {{"reason", std::string(reason.name)}}));
+  }
+  out.push_back(std::move(recycles));
   single("generation", "Current worker generation (1 + completed reloads).", MetricType::Gauge,
          double(snapshot.generation));
   double profiling = 0;

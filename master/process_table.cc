@@ -32,7 +32,7 @@ bool edgeExists(ProcessState from, ProcessState to) {
              bit(kFatal) | bit(kGone);
       break;
     case kServing:
-      next = bit(kStarting) | bit(kDraining) | bit(kHung) | bit(kBackoff) | bit(kFatal) | bit(kGone);
+      next = bit(kStarting) | bit(kDraining) | bit(kKilled) | bit(kHung) | bit(kBackoff) | bit(kFatal) | bit(kGone);
       break;
     case kHung: next = bit(kStarting) | bit(kBackoff) | bit(kFatal) | bit(kKilled) | bit(kGone); break;
     case kDraining: next = bit(kDraining) | bit(kKilled) | bit(kGone); break;

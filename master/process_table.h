@@ -14,6 +14,11 @@
 //        |                             +-- heartbeat stalled -----+
 //        +------ exited ------ hung <--+   (SIGKILL)
 //
+//   serving -- past a recycling limit (max_requests, max_rss, max_lifetime):
+//              marked recycling, no longer the row of its index, so a
+//              successor starts on the same sockets; once the successor
+//              serves it is not wanted, and drains as below (QUIT)
+//   serving -- past max_rss_hard: SIGKILL --> killed
 //   starting, serving -- not wanted (reload done, TTOU, stop): QUIT, USR2
 //                        or TERM --> draining
 //   starting, hung -- its reload abandoned before it served, or not wanted
@@ -33,6 +38,7 @@
 #include <vector>
 
 #include "master/config.h"
+#include "stats/layout.h"
 
 namespace tcpfork {
 
@@ -45,6 +51,7 @@ struct GenerationSettings {
   std::vector<std::string> listen;
   unsigned count = 1;
   Millis workerTimeout{0};
+  RecycleLimits recycle;
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;
   WorkerSettings worker;
@@ -72,6 +79,12 @@ struct ProcessRow {
   std::optional<ProcessClock::time_point> deadline;
   unsigned crashes = 0;     // consecutive short-lived exits of this index
   std::string lastFailure;  // why its last start or process failed
+  // Its own draw of the recycling limits, made when it is spawned (0 and
+  // none: no limit).
+  uint64_t maxRequests = 0;
+  std::optional<ProcessClock::time_point> retireAt;
+  // Why it is being replaced, once it is past a limit (see the diagram).
+  std::optional<stats::RecycleReason> recycling;
 };
 
 // A process of ours runs (or has not been reaped yet).

@@ -61,7 +61,8 @@ bool Supervisor::wanted(const Row& row) const {
   const Generation* g = row.generation.number == current_.number ? &current_
                         : previous_ && row.generation.number == previous_->number ? &*previous_
                                                                                    : nullptr;
-  return g && row.index < g->settings->count;
+  if (!g || row.index >= g->settings->count) return false;
+  return !row.recycling || !successorServes(row);
 }
 
 bool Supervisor::slotSaysServing(const Row& row) const {
@@ -70,16 +71,22 @@ bool Supervisor::slotSaysServing(const Row& row) const {
   return stats::load(s.pid) == uint64_t(row.pid) && stats::load(s.state) == uint64_t(stats::WorkerState::kServing);
 }
 
+// While its successor starts, a worker being recycled still serves the index.
 const Supervisor::Row* Supervisor::servingRow(unsigned index) const {
-  const Row* row = index < count() ? currentRow(index) : nullptr;
-  return row && row->state == State::kServing && slotSaysServing(*row) ? row : nullptr;
+  if (index >= count()) return nullptr;
+  for (const Row* row : {currentRow(index), recyclingRow(index)}) {
+    if (row && row->state == State::kServing && slotSaysServing(*row)) return row;
+  }
+  return nullptr;
 }
 
 const Supervisor::Row* Supervisor::currentRow(unsigned index) const {
   for (const Row& row : rows_) {
     bool standsForIndex = row.state == State::kStarting || row.state == State::kServing ||
                           row.state == State::kHung || row.state == State::kBackoff || row.state == State::kFatal;
-    if (standsForIndex && row.generation.number == current_.number && row.index == index) return &row;
+    if (standsForIndex && !row.recycling && row.generation.number == current_.number && row.index == index) {
+      return &row;
+    }
   }
   return nullptr;
 }
@@ -129,6 +136,7 @@ void Supervisor::spawn(Row& row) {
     return;
   }
   row.startedAt = Clock::now();
+  drawLimits(row);
   spdlog::info("started worker {} (pid {}, generation {}, slot {})", row.index, row.pid, row.generation.number,
                row.slot);
   transition(row, State::kStarting);
@@ -288,7 +296,9 @@ void Supervisor::onChildExit(pid_t pid, int status) {
     spdlog::error("handler counter {} of worker {} (pid {}) is lost: the segment keeps the totals of at most {} names",
                   lost, row.index, pid, stats::kRetiredHandlerCounters);
   }
-  bool leaving = row.state == State::kDraining || row.state == State::kKilled;
+  // A recycled worker that dies before its successor serves is not restarted
+  // in its own row: the successor's stands for the index.
+  bool leaving = row.state == State::kDraining || row.state == State::kKilled || row.recycling;
   if (leaving || !wanted(row)) {
     spdlog::info("worker {} (pid {}, generation {}) exited: {}", row.index, pid, row.generation.number,
                  describeExit(status));
@@ -322,6 +332,7 @@ void Supervisor::tick() {
   auto now = Clock::now();
   for (Row& row : rows_) {
     checkHeartbeat(row);
+    checkLimits(row, now);
     if (row.state == State::kDraining && row.deadline && now >= *row.deadline) {
       spdlog::warn("worker {} (pid {}) did not exit within drain_timeout; killing it", row.index, row.pid);
       ::kill(row.pid, SIGKILL);

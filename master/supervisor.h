@@ -19,6 +19,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -91,7 +92,8 @@ class Supervisor {
   bool wanted(const Row& row) const;
   // Whether the worker's own slot says it serves (the pid checked too).
   bool slotSaysServing(const Row& row) const;
-  // The current row of `index` if it is kServing and its slot agrees.
+  // The current row of `index` if it is kServing and its slot agrees (or,
+  // while its successor starts, the row being recycled).
   const Row* servingRow(unsigned index) const;
   // The row that stands for index `index` of the current generation, if any.
   Row* currentRow(unsigned index);
@@ -103,6 +105,14 @@ class Supervisor {
   // current generation, with SIGUSR2 when they are being dropped.
   int leavingSignal(const Row& row) const;
   void checkHeartbeat(Row& row);
+  // Recycling (supervisor_recycle.cc): each process draws its own limits when
+  // spawned; past one, it is marked recycling (or, past max_rss_hard, killed).
+  void drawLimits(Row& row);
+  void checkLimits(Row& row, Clock::time_point now);
+  // The current generation's row of `index` being recycled, if any.
+  const Row* recyclingRow(unsigned index) const;
+  // A row of the same generation and index as `row`, not recycling, serves.
+  bool successorServes(const Row& row) const;
   // After its process exited: restart at once, back off, or wait as fatal.
   // `reason`: what the worker wrote in its slot before exiting (may be empty).
   void afterCrash(Row& row, int status, const std::string& reason);
@@ -126,6 +136,7 @@ class Supervisor {
   bool fastStop_ = false;
   uint64_t restarts_ = 0;
   uint64_t reloads_ = 0;
+  std::mt19937_64 jitter_{std::random_device{}()};  // draws each worker's limits
 };
 
 // "exit status 2", "killed by SIGKILL".

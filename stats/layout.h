@@ -16,6 +16,7 @@
 // Any change to these structs changes kLayoutVersion (below): attaching checks
 // magic, version and size and refuses a mismatch by name.
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -32,7 +33,7 @@ namespace tcpfork::stats {
 inline constexpr uint64_t kMagic = 0x544350464f524b31;  // "TCPFORK1"
 // Revision 5 had 8 counters; each counter added to (or removed from)
 // metrics.h changes the version by itself, so a counter needs no edit here.
-inline constexpr uint32_t kLayoutRevision = 8;  // 6: handler module counters; 7: exitReason; 8: histograms
+inline constexpr uint32_t kLayoutRevision = 9;  // 6: handler module counters; 7: exitReason; 8: histograms; 9: recycles
 inline constexpr uint32_t kLayoutVersion = kLayoutRevision + 1000 * (uint32_t(kCounterCount) - 8);
 
 enum class WorkerState : uint64_t {
@@ -120,6 +121,11 @@ struct alignas(64) Header {
   // outside the master retry until they see one even value on both sides.
   uint64_t foldSequence;
   uint64_t autoProfiles;  // profiles started by the master's auto-profiler
+  // Workers the master replaced for a limit, by reason (kRecycleReasons).
+  uint64_t recycledRequests;
+  uint64_t recycledRss;
+  uint64_t recycledRssHard;
+  uint64_t recycledLifetime;
   // Pid of the master writing the header now (0 = none): see HeaderLock.
   uint64_t writerPid;
   // Folded in by the master when a worker exits, before its slot is reused,
@@ -130,6 +136,22 @@ struct alignas(64) Header {
   uint64_t retiredHandlerCount;
   HandlerCounter retiredHandler[kRetiredHandlerCounters];
 };
+
+// Why the master replaced a serving worker (worker_recycles_total{reason}):
+// a graceful limit (a successor serves first) or max_rss_hard (killed).
+enum class RecycleReason : uint8_t { kRequests, kRss, kRssHard, kLifetime };
+struct RecycleReasonInfo {
+  RecycleReason id;
+  std::string_view name;  // the metric's reason label
+  uint64_t Header::*field;
+};
+inline constexpr std::array<RecycleReasonInfo, 4> kRecycleReasons = {{
+    {RecycleReason::kRequests, "requests", &Header::recycledRequests},
+    {RecycleReason::kRss, "rss", &Header::recycledRss},
+    {RecycleReason::kRssHard, "rss_hard", &Header::recycledRssHard},
+    {RecycleReason::kLifetime, "lifetime", &Header::recycledLifetime},
+}};
+constexpr const RecycleReasonInfo& recycleReason(RecycleReason r) { return kRecycleReasons[size_t(r)]; }
 
 static_assert(std::is_trivially_copyable_v<Slot> && std::is_trivially_copyable_v<Header>);
 static_assert(sizeof(Totals) % sizeof(uint64_t) == 0);

@@ -75,6 +75,7 @@ Snapshot readOnce(const StatsSegment& segment) {
   s.workerRestarts = load(h.workerRestarts);
   s.reloads = load(h.reloads);
   s.autoProfiles = load(h.autoProfiles);
+  for (const auto& reason : kRecycleReasons) s.recycles[size_t(reason.id)] = load(h.*reason.field);
   s.retired = readTotals(h.retired);
   s.retiredHandlerCounters = readHandlerCounters(h.retiredHandler, h.retiredHandlerCount, kRetiredHandlerCounters);
   for (uint32_t i = 0; i < segment.slotCount(); ++i) {

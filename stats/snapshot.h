@@ -64,6 +64,7 @@ struct Snapshot {
   uint64_t workerRestarts = 0;
   uint64_t reloads = 0;
   uint64_t autoProfiles = 0;
+  std::array<uint64_t, kRecycleReasons.size()> recycles{};  // by RecycleReason
   TotalsView retired;
   std::vector<HandlerCounterView> retiredHandlerCounters;
   std::vector<WorkerView> workers;  // occupied slots only

@@ -13,6 +13,13 @@ nlohmann::json histogramJson(const View& h) {
   return {{"count", h.count()}, {"sum_ns", h.sumNs}, {"p50_ns", h.quantileNs(0.5)}, {"p99_ns", h.quantileNs(0.99)}};
 }
 
+// {"requests": n, ...}: workers the master replaced, by reason.
+nlohmann::json recycles(const Snapshot& s) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& reason : kRecycleReasons) j[std::string(reason.name)] = s.recycles[size_t(reason.id)];
+  return j;
+}
+
 }  // namespace
 
 nlohmann::json totalsJson(const TotalsView& t) {
@@ -66,6 +73,7 @@ nlohmann::json snapshotJson(const Snapshot& s) {
       {"master_pid", s.masterPid},
       {"generation", s.generation},
       {"worker_restarts", s.workerRestarts},
+      {"worker_recycles", recycles(s)},
       {"reloads", s.reloads},
       {"connections", s.connected()},
       {"totals", totalsJson(s.total())},

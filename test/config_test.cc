@@ -48,6 +48,12 @@ max_connections: 500
 max_frame_bytes: 4096
 output_high_water: 65536
 max_buffered_bytes: 1000000
+max_requests: 5000
+max_requests_jitter: 500
+max_rss: 512MiB
+max_rss_hard: 1GiB
+max_lifetime: 1h
+max_lifetime_jitter: 10m
 idle_timeout: 1m
 drain_timeout: 2500ms
 worker_timeout: 3s
@@ -69,6 +75,12 @@ profile:
   EXPECT_EQ(c.worker.limits.maxFrameBytes, 4096u);
   EXPECT_EQ(c.worker.limits.outputHighWater, 65536u);
   EXPECT_EQ(c.worker.maxBufferedBytes, 1'000'000u);
+  EXPECT_EQ(c.recycle.maxRequests, 5000u);
+  EXPECT_EQ(c.recycle.maxRequestsJitter, 500u);
+  EXPECT_EQ(c.recycle.maxRss, 512u << 20);
+  EXPECT_EQ(c.recycle.maxRssHard, 1u << 30);
+  EXPECT_EQ(c.recycle.maxLifetime, Millis(3'600'000));
+  EXPECT_EQ(c.recycle.maxLifetimeJitter, Millis(600'000));
   EXPECT_EQ(c.worker.limits.idleTimeout, Millis(60'000));
   EXPECT_EQ(c.worker.drainTimeout, Millis(2500));
   EXPECT_EQ(c.workerTimeout, Millis(3000));
@@ -103,6 +115,15 @@ TEST(Config, ErrorsNameTheKeyAndLine) {
   EXPECT_NE(errorOf("profile:\n  auto:\n    enabled: maybe\n").find(":3: profile.auto.enabled: expected true or false"),
             std::string::npos);
   EXPECT_NE(errorOf("idle_timeout:\n").find(":1: idle_timeout: has no value"), std::string::npos);
+  EXPECT_NE(errorOf("max_requests_jitter: 10\n").find("max_requests_jitter: needs max_requests"), std::string::npos);
+  EXPECT_NE(errorOf("max_lifetime_jitter: 1m\n").find("max_lifetime_jitter: needs max_lifetime"), std::string::npos);
+  EXPECT_NE(errorOf("max_lifetime: 200ms\n").find("max_lifetime: 200ms is under 1s"), std::string::npos);
+  EXPECT_NE(errorOf("max_rss: 1GiB\nmax_rss_hard: 512MiB\n")
+                .find("max_rss_hard: 536870912 is not above max_rss (1073741824)"),
+            std::string::npos)
+      << errorOf("max_rss: 1GiB\nmax_rss_hard: 512MiB\n");
+  EXPECT_NE(errorOf("max_rss: 12 bananas\n").find(":1: max_rss: expected bytes like 1048576, 512KiB"),
+            std::string::npos);
   // One client sending its largest frame must fit, or it would be shed for it.
   EXPECT_NE(errorOf("max_buffered_bytes: 1000000\n")
                 .find("max_buffered_bytes: 1000000 is less than one connection may hold (max_frame_bytes + "
@@ -168,6 +189,18 @@ TEST(Config, ParsesDurations) {
   EXPECT_EQ(parseDuration("1h"), Millis(3'600'000));
   EXPECT_THROW(parseDuration("soon"), std::invalid_argument);
   EXPECT_THROW(parseDuration("-1s"), std::invalid_argument);
+}
+
+TEST(Config, ParsesByteSizes) {
+  EXPECT_EQ(parseBytes("1048576"), 1048576u);
+  EXPECT_EQ(parseBytes("512KiB"), 512u * 1024);
+  EXPECT_EQ(parseBytes("64MiB"), 64u << 20);
+  EXPECT_EQ(parseBytes(" 2 GiB "), uint64_t{2} << 30);
+  EXPECT_EQ(parseBytes("3M"), 3u << 20);
+  EXPECT_THROW(parseBytes("1.5GiB"), std::invalid_argument);
+  EXPECT_THROW(parseBytes("-1"), std::invalid_argument);
+  EXPECT_THROW(parseBytes("1TiB"), std::invalid_argument);
+  EXPECT_THROW(parseBytes("9999999999999999999GiB"), std::invalid_argument);
 }
 
 }  // namespace

@@ -40,6 +40,8 @@ TEST(ProcessTable, HasTheDrawnEdgesOnly) {
   EXPECT_TRUE(edgeExists(kHung, kBackoff));
   EXPECT_TRUE(edgeExists(kBackoff, kStarting));
   EXPECT_TRUE(edgeExists(kFatal, kStarting));
+  // max_rss_hard: a serving worker killed at once.
+  EXPECT_TRUE(edgeExists(kServing, kKilled));
   // What never happens: a process once told to go never serves again, and
   // nothing comes back from removal or into a new row.
   EXPECT_FALSE(edgeExists(kDraining, kServing));

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -53,13 +54,144 @@ std::map<int, uint64_t> serverReceiveQueues(int serverPort) {
   return queues;
 }
 
-// One client parking all but the last byte of a largest frame.
-struct Parker {
-  UniqueFd fd;
-  int port = 0;
-  size_t sent = 0;
-  bool closed = false;  // the server closed it (reset or EOF)
+// Clients that each send all but the last byte of a `frameBytes` Submit and
+// wait ("parking" it), driven by one poll loop.
+class ParkedFrames {
+ public:
+  ParkedFrames(int port, size_t count, size_t frameBytes) : port_(port), frame_(frameBytes, std::byte{'x'}) {
+    // A Submit whose totalLength is the whole frame: its header, then 'x's.
+    std::vector<std::byte> header(protocol::kMinRequestFrameBytes);
+    protocol::encodeRequest(protocol::Command::kSubmit, protocol::formatId(1), {}, header.data());
+    std::copy(header.begin(), header.end(), frame_.begin());
+    for (size_t i = 0; i < protocol::kLengthBytes; ++i) {
+      frame_[i] = std::byte((frameBytes >> (8 * (protocol::kLengthBytes - 1 - i))) & 0xff);
+    }
+    parkers_.resize(count);
+    for (auto& p : parkers_) {
+      p.fd = connectLoopback(port);
+      p.port = localAddress(p.fd.get()).port();
+      setNonBlocking(p.fd.get());
+    }
+  }
+
+  // Sends until each parker is closed by the server, or has handed the
+  // kernel all its bytes and the worker has read them (its send queue and
+  // the server's receive queue empty). Fails if that takes over `timeout`,
+  // or if the server answered a frame that is not whole.
+  ::testing::AssertionResult park(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::vector<pollfd> polls;
+      std::vector<Parker*> polled;
+      for (auto& p : parkers_) {
+        if (p.closed) continue;
+        polls.push_back({p.fd.get(), short(POLLIN | (p.sent < parkBytes() ? POLLOUT : 0)), 0});
+        polled.push_back(&p);
+      }
+      ::poll(polls.data(), polls.size(), 50);
+      for (size_t i = 0; i < polls.size(); ++i) {
+        Parker& p = *polled[i];
+        if (polls[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+          if (!stillOpen(p)) continue;
+          if (p.answered) return ::testing::AssertionFailure() << "a parked frame was answered: it is not whole";
+        }
+        if ((polls[i].revents & POLLOUT) && p.sent < parkBytes()) {
+          ssize_t n = ::send(p.fd.get(), frame_.data() + p.sent, parkBytes() - p.sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+          if (n > 0) {
+            p.sent += size_t(n);
+          } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            p.closed = true;
+          }
+        }
+      }
+      if (settled()) return ::testing::AssertionSuccess();
+    }
+    return ::testing::AssertionFailure() << "the parkers did not settle within " << timeout.count() << " ms";
+  }
+
+  // Waits (bounded) until the server has closed every parker.
+  bool allClosedWithin(std::chrono::milliseconds timeout) {
+    return waitUntil(
+        [&] {
+          for (auto& p : parkers_) {
+            if (!p.closed) stillOpen(p);
+          }
+          return open() == 0;
+        },
+        timeout);
+  }
+
+  void closeAll() { parkers_.clear(); }
+
+  size_t open() const {
+    size_t n = 0;
+    for (const auto& p : parkers_) n += p.closed ? 0 : 1;
+    return n;
+  }
+
+  // Sends each open parker its last byte and checks its ack.
+  ::testing::AssertionResult finishOpenFrames() {
+    std::vector<std::byte> ack(protocol::kAckFrameBytes);
+    for (auto& p : parkers_) {
+      if (p.closed) continue;
+      ::fcntl(p.fd.get(), F_SETFL, ::fcntl(p.fd.get(), F_GETFL) & ~O_NONBLOCK);
+      timeval bound{10, 0};  // a bound, not a wait: the ack is owed at once
+      ::setsockopt(p.fd.get(), SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound);
+      if (::send(p.fd.get(), frame_.data() + parkBytes(), 1, MSG_NOSIGNAL) != 1) {
+        return ::testing::AssertionFailure() << "send: " << std::strerror(errno);
+      }
+      if (::recv(p.fd.get(), ack.data(), ack.size(), MSG_WAITALL) != ssize_t(ack.size())) {
+        return ::testing::AssertionFailure() << "a parked frame got no ack once whole: " << std::strerror(errno);
+      }
+      auto decoded = protocol::decodeAck(ack, protocol::kAckFrameBytes);
+      if (decoded.status != protocol::DecodeStatus::kFrame || decoded.message.result != protocol::kResultOk) {
+        return ::testing::AssertionFailure() << "a wrong ack for a parked frame";
+      }
+    }
+    return ::testing::AssertionSuccess();
+  }
+
+ private:
+  struct Parker {
+    UniqueFd fd;
+    int port = 0;
+    size_t sent = 0;
+    bool closed = false;    // the server closed it (reset or EOF)
+    bool answered = false;  // bytes came back
+  };
+
+  size_t parkBytes() const { return frame_.size() - 1; }
+
+  // Reads what is there without waiting: false once the server has closed it.
+  bool stillOpen(Parker& p) {
+    std::byte sink[64];
+    ssize_t n = ::recv(p.fd.get(), sink, sizeof sink, MSG_DONTWAIT);
+    if (n > 0) p.answered = true;
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) p.closed = true;
+    return !p.closed;
+  }
+
+  bool settled() const {
+    auto serverQueues = serverReceiveQueues(port_);
+    for (const auto& p : parkers_) {
+      if (p.closed) continue;
+      if (p.sent < parkBytes()) return false;
+      int unsent = 0;
+      if (::ioctl(p.fd.get(), SIOCOUTQ, &unsent) != 0 || unsent != 0) return false;
+      auto it = serverQueues.find(p.port);
+      if (it == serverQueues.end() || it->second != 0) return false;
+    }
+    return true;
+  }
+
+  int port_;
+  std::vector<std::byte> frame_;
+  std::vector<Parker> parkers_;
 };
+
+double recycles(const RunningMaster& master, const std::string& reason) {
+  return master.metric("tcp_server_worker_recycles_total{reason=\"" + reason + "\"}");
+}
 
 // 500 clients each send all but the last byte of a 1 MiB frame (the default
 // max_frame_bytes) and wait: 500 MiB that, unbounded, one worker would hold.
@@ -76,79 +208,14 @@ TEST(Limits, ParkedLargeFramesAreShedBiggestFirstWithinTheBudget) {
   constexpr size_t kBudget = 64 * kMiB;
   constexpr size_t kSlack = 16 * kMiB;
   constexpr size_t kFrameBytes = kMiB;  // max_frame_bytes, the default
-  RunningMaster master(1, "max_buffered_bytes: " + std::to_string(kBudget) + "\n");
+  RunningMaster master(1, "max_buffered_bytes: 64MiB\n");
   Bystander bystander(master);
   RssPeak rss(master.servingPids());
 
-  // A Submit whose totalLength is the whole 1 MiB: its header, then 'x's.
-  std::vector<std::byte> frame(kFrameBytes, std::byte{'x'});
-  std::vector<std::byte> header(protocol::kMinRequestFrameBytes);
-  protocol::encodeRequest(protocol::Command::kSubmit, protocol::formatId(1), {}, header.data());
-  std::copy(header.begin(), header.end(), frame.begin());
-  for (size_t i = 0; i < protocol::kLengthBytes; ++i) {
-    frame[i] = std::byte((kFrameBytes >> (8 * (protocol::kLengthBytes - 1 - i))) & 0xff);
-  }
-  const size_t parkBytes = kFrameBytes - 1;
+  ParkedFrames parked(master.port(), kParkers, kFrameBytes);
+  ASSERT_TRUE(parked.park(90s));
 
-  std::vector<Parker> parkers(kParkers);
-  for (auto& p : parkers) {
-    p.fd = connectLoopback(master.port());
-    p.port = localAddress(p.fd.get()).port();
-    setNonBlocking(p.fd.get());
-  }
-  // Drive them all until each is closed by the server, or has handed the
-  // kernel its bytes and the worker has read them (client send queue and
-  // server receive queue empty), bounded in time.
-  auto settled = [&] {
-    auto serverQueues = serverReceiveQueues(master.port());
-    for (const auto& p : parkers) {
-      if (p.closed) continue;
-      if (p.sent < parkBytes) return false;
-      int unsent = 0;
-      if (::ioctl(p.fd.get(), SIOCOUTQ, &unsent) != 0 || unsent != 0) return false;
-      auto it = serverQueues.find(p.port);
-      if (it == serverQueues.end() || it->second != 0) return false;
-    }
-    return true;
-  };
-  auto deadline = std::chrono::steady_clock::now() + 90s;
-  bool done = false;
-  while (!done && std::chrono::steady_clock::now() < deadline) {
-    std::vector<pollfd> polls;
-    std::vector<Parker*> polled;
-    for (auto& p : parkers) {
-      if (p.closed) continue;
-      short events = POLLIN | (p.sent < parkBytes ? POLLOUT : 0);
-      polls.push_back({p.fd.get(), events, 0});
-      polled.push_back(&p);
-    }
-    ::poll(polls.data(), polls.size(), 50);
-    for (size_t i = 0; i < polls.size(); ++i) {
-      Parker& p = *polled[i];
-      if (polls[i].revents & (POLLIN | POLLHUP | POLLERR)) {
-        std::byte sink[64];
-        ssize_t n = ::recv(p.fd.get(), sink, sizeof sink, MSG_DONTWAIT);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-          p.closed = true;
-          continue;
-        }
-        ASSERT_LT(n, 0) << "a parked frame was answered: it is not whole";
-      }
-      if ((polls[i].revents & POLLOUT) && p.sent < parkBytes) {
-        ssize_t n = ::send(p.fd.get(), frame.data() + p.sent, parkBytes - p.sent, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-          p.sent += size_t(n);
-        } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-          p.closed = true;
-        }
-      }
-    }
-    done = settled();
-  }
-  ASSERT_TRUE(done) << "the parkers did not settle within 90 s";
-
-  size_t survivors = 0;
-  for (const auto& p : parkers) survivors += p.closed ? 0 : 1;
+  size_t survivors = parked.open();
   double shed = master.metric("tcp_server_connections_shed_total{reason=\"memory\"}");
   size_t peak = rss.peak();
   std::cout << "parked frames: " << kParkers << " parkers, " << kParkers - survivors << " shed (metric " << shed
@@ -163,25 +230,97 @@ TEST(Limits, ParkedLargeFramesAreShedBiggestFirstWithinTheBudget) {
   if (kRssIsOurs) {
     EXPECT_LT(peak, kBudget + kSlack) << "worker RSS peak " << peak;
   }
-
   // The survivors were left alone: the last byte completes each frame.
-  std::vector<std::byte> ack(protocol::kAckFrameBytes);
-  for (auto& p : parkers) {
-    if (p.closed) continue;
-    ::fcntl(p.fd.get(), F_SETFL, ::fcntl(p.fd.get(), F_GETFL) & ~O_NONBLOCK);
-    timeval bound{10, 0};  // a bound, not a wait: the ack is owed at once
-    ::setsockopt(p.fd.get(), SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound);
-    ASSERT_EQ(::send(p.fd.get(), frame.data() + parkBytes, 1, MSG_NOSIGNAL), 1);
-    ASSERT_EQ(::recv(p.fd.get(), ack.data(), ack.size(), MSG_WAITALL), ssize_t(ack.size()))
-        << "a survivor got no ack: " << std::strerror(errno);
-    auto decoded = protocol::decodeAck(ack, protocol::kAckFrameBytes);
-    ASSERT_EQ(decoded.status, protocol::DecodeStatus::kFrame);
-    EXPECT_EQ(decoded.message.result, protocol::kResultOk);
-  }
-  parkers.clear();
+  EXPECT_TRUE(parked.finishOpenFrames());
   auto figures = bystander.stop();
   expectFullService(figures);
   std::cout << "parked frames: bystander " << summary(figures) << "\n";
+}
+
+// A bench run across recycles loses nothing, as across a reload; and
+// recycling is not a crash: no restart is counted.
+void expectNothingLost(RunningMaster& master, BackgroundClient& bench) {
+  bench.interrupt();
+  ToolRun run = bench.finish();
+  EXPECT_EQ(master.metric("tcp_server_worker_restarts_total"), 0) << master.log();
+  stopAndExpectNothingLost(master, run);
+  std::cout << "recycling: " << run.report["acked"] << " acked, " << run.report["closed_by_server"]
+            << " connections closed by draining workers, 0 connects failed\n";
+}
+
+// gunicorn's max_requests: each worker draws its limit in [max_requests,
+// max_requests + jitter]; past it a successor starts on the same sockets and
+// the old worker drains only once the successor serves.
+TEST(Limits, MaxRequestsRecyclesUnderLoadWithNoFailedConnectOrLostAck) {
+  RunningMaster master(2, "max_requests: 100000\nmax_requests_jitter: 20000\n");
+  BackgroundClient bench({"--addr", addr(master.port()), "-c", "8", "-w", "64", "-d", "120", "--drain", "3", "-q"});
+  ASSERT_TRUE(waitUntil([&] { return recycles(master, "requests") >= 4; }, 60s)) << master.log();
+  EXPECT_TRUE(master.waitForLog("a successor starts on its sockets, then it drains", 1s)) << master.log();
+  expectNothingLost(master, bench);
+}
+
+TEST(Limits, MaxLifetimeRecyclesWithItsJitterUnderRequestResponseLoad) {
+  RunningMaster master(1, "max_lifetime: 1s\nmax_lifetime_jitter: 500ms\n");
+  BackgroundClient bench({"--addr", addr(master.port()), "-c", "4", "-w", "1", "-d", "120", "--drain", "3", "-q"});
+  ASSERT_TRUE(waitUntil([&] { return recycles(master, "lifetime") >= 2; }, 30s)) << master.log();
+  EXPECT_TRUE(master.waitForLog("reason lifetime", 1s)) << master.log();
+  expectNothingLost(master, bench);
+}
+
+// A limit 20 MiB above what a fresh worker holds after one request, in MiB,
+// measured on a master of its own (under AddressSanitizer a worker starts
+// far larger than the plain build's 6 MiB).
+uint64_t rssLimitAboveAFreshWorker() {
+  RunningMaster probe(1);
+  EXPECT_TRUE(probe.roundTrip(1));
+  auto pids = probe.servingPids();
+  EXPECT_EQ(pids.size(), 1u);
+  std::ifstream status("/proc/" + std::to_string(pids.empty() ? 0 : *pids.begin()) + "/status");
+  std::string line;
+  uint64_t kib = 0;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) kib = std::stoull(line.substr(6));
+  }
+  EXPECT_GT(kib, 0u);
+  return kib / 1024 + 20;
+}
+
+// The worker's memory made to grow for real: a master with `key` set
+// 20 MiB above a fresh worker's RSS, and 40 parked 1 MiB frames against its
+// one worker. Once it is replaced for `reason`, `check` runs (with the limit
+// in MiB); then its parked connections must be closed, a worker must serve,
+// the replacement must not be replaced in turn (it is back to its start-up
+// size), and no restart is counted.
+void growPastTheLimit(const std::string& key, const std::string& reason,
+                      const std::function<void(RunningMaster&, uint64_t)>& check) {
+  uint64_t limitMiB = rssLimitAboveAFreshWorker();
+  RunningMaster master(1, key + ": " + std::to_string(limitMiB) + "MiB\n");
+  ASSERT_TRUE(master.roundTrip(1));
+  ParkedFrames parked(master.port(), 40, kMiB);
+  ASSERT_TRUE(parked.park(60s));
+  ASSERT_TRUE(waitUntil([&] { return recycles(master, reason) >= 1; }, 10s)) << master.log();
+  check(master, limitMiB);
+  EXPECT_TRUE(parked.allClosedWithin(15s)) << parked.open() << " parked connections still open\n" << master.log();
+  parked.closeAll();  // a draining worker lingers until its peers close (or 5 s)
+  EXPECT_TRUE(master.waitServing(1, 10s));
+  EXPECT_TRUE(master.roundTrip(2));
+  EXPECT_EQ(recycles(master, reason), 1) << master.log();
+  EXPECT_EQ(master.metric("tcp_server_worker_restarts_total"), 0);
+}
+
+// Gracefully: its drain closes the parked connections.
+TEST(Limits, MaxRssRecyclesAWorkerWhoseMemoryGrew) {
+  growPastTheLimit("max_rss", "rss", [](RunningMaster& master, uint64_t) {
+    EXPECT_TRUE(master.waitForLog("reason rss)", 1s)) << master.log();
+  });
+}
+
+// At once: its connections are reset.
+TEST(Limits, MaxRssHardKillsAWorkerWhoseMemoryGrew) {
+  growPastTheLimit("max_rss_hard", "rss_hard", [](RunningMaster& master, uint64_t limitMiB) {
+    EXPECT_TRUE(master.waitForLog("past max_rss_hard (" + std::to_string(limitMiB) + " MiB); killing it", 1s))
+        << master.log();
+  });
 }
 
 }  // namespace

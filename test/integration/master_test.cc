@@ -144,16 +144,8 @@ TEST(Master, ReloadsUnderPipelinedLoadWithoutLosingAnAck) {
         << master.log();
   }
   ToolRun run = bench.finish();
-  ASSERT_EQ(run.exitCode, 0) << run.output;
-  master.process().signal(SIGQUIT);
-  ASSERT_TRUE(master.process().waitExit(15s).has_value());
-
-  EXPECT_EQ(run.report["connects_failed"], 0);
-  EXPECT_EQ(run.report["connects_reset"], 0);
-  EXPECT_EQ(run.report["errors_total"], 0);
+  stopAndExpectNothingLost(master, run);
   EXPECT_GT(run.report["closed_by_server"].get<uint64_t>(), 0u) << "old generations must close their connections";
-  // Every request a worker read was acked: the client got exactly that many.
-  EXPECT_EQ(run.report["acked"].get<uint64_t>(), requestsReadByWorkers(master.log())) << master.log();
 }
 
 TEST(Master, ReloadWithABrokenConfigKeepsServing) {

@@ -128,7 +128,9 @@ TEST(Prometheus, ScrapesTheRequestRateWhileLoadRuns) {
   // accept queues against their limits, loop lag and heartbeat age.
   for (const char* metric : {"_request_duration_seconds_bucket", "_handler_duration_seconds_bucket",
                              "_listen_queue_length", "_listen_queue_limit", "_worker_loop_lag_seconds_bucket",
-                             "_worker_heartbeat_age_seconds", "_listen_overflows_total", "_listen_drops_total"}) {
+                             "_worker_heartbeat_age_seconds", "_listen_overflows_total", "_listen_drops_total",
+                             // and what the worker limits did: shed connections, recycles by reason.
+                             "_connections_shed_total", "_worker_recycles_total"}) {
     EXPECT_NE(everyExpr.find(metric), std::string::npos) << "no dashboard panel shows " << metric;
   }
 

@@ -23,6 +23,16 @@ uint64_t requestsReadByWorkers(const std::string& log) {
   }
   return total;
 }
+void stopAndExpectNothingLost(RunningMaster& master, const ToolRun& run) {
+  ASSERT_EQ(run.exitCode, 0) << run.output;
+  master.process().signal(SIGQUIT);
+  ASSERT_TRUE(master.process().waitExit(15s).has_value());
+  EXPECT_EQ(run.report["connects_failed"], 0);
+  EXPECT_EQ(run.report["connects_reset"], 0);
+  EXPECT_EQ(run.report["errors_total"], 0);
+  EXPECT_EQ(run.report["acked"].get<uint64_t>(), requestsReadByWorkers(master.log())) << master.log();
+}
+
 namespace {
 
 std::string uniqueName() {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "test/integration/process.h"
+#include "test/integration/tool_run.h"
 
 namespace tcpfork::test {
 
@@ -21,6 +22,15 @@ std::set<pid_t> workerPids(const std::string& name);
 // Sum of "requests=N" over the workers' exit lines in a master's log: what
 // the server read, so what a client must have had acked.
 uint64_t requestsReadByWorkers(const std::string& log);
+
+class RunningMaster;
+
+// A bench run across reloads or recycles, checked once the master has
+// stopped gracefully (QUIT): the run finished, no connect failed or was
+// reset, no ack was wrong, and the client got exactly the acks for the
+// requests the workers read (what a draining worker had not read is the
+// client's to resend).
+void stopAndExpectNothingLost(RunningMaster& master, const ToolRun& run);
 
 class RunningMaster {
  public:

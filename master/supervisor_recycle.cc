@@ -1,0 +1,100 @@
+// The Supervisor's recycling limits (gunicorn's max_requests, uWSGI's
+// reload-on-rss and max-worker-lifetime): a serving worker past one is
+// replaced. Graceful limits only mark its row; reconcile() then starts a
+// successor on the same sockets (the row no longer stands for its index) and
+// drains the old worker with QUIT once the successor serves, so no
+// connection finds the index without a worker. max_rss_hard kills at once.
+#include <signal.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <random>
+
+#include "master/supervisor.h"
+#include "stats/process_info.h"
+#include "stats/slot_allocator.h"
+
+namespace tcpfork {
+namespace {
+
+constexpr uint64_t kMiB = 1024 * 1024;
+
+}  // namespace
+
+void Supervisor::drawLimits(Row& row) {
+  const RecycleLimits& limits = row.generation.settings->recycle;
+  auto upTo = [&](uint64_t most) { return most ? std::uniform_int_distribution<uint64_t>(0, most)(jitter_) : 0; };
+  row.recycling.reset();
+  row.maxRequests = limits.maxRequests ? limits.maxRequests + upTo(limits.maxRequestsJitter) : 0;
+  row.retireAt.reset();
+  if (limits.maxLifetime.count() > 0) {
+    row.retireAt = row.startedAt + limits.maxLifetime + Millis(upTo(uint64_t(limits.maxLifetimeJitter.count())));
+  }
+}
+
+// max_rss_hard holds for every serving worker, one already being recycled
+// included (its memory can go on growing until its successor serves); the
+// graceful limits for the current generation's, once each.
+void Supervisor::checkLimits(Row& row, Clock::time_point now) {
+  if (row.state != State::kServing || stopping_) return;
+  const RecycleLimits& limits = row.generation.settings->recycle;
+  uint64_t rss = 0;
+  if (limits.maxRss > 0 || limits.maxRssHard > 0) {
+    if (auto info = stats::readProcessInfo(row.pid)) rss = info->residentBytes;
+  }
+  auto count = [&](stats::RecycleReason reason) {
+    stats::addToHeader(segment_.header(), stats::recycleReason(reason).field);
+  };
+  if (limits.maxRssHard > 0 && rss >= limits.maxRssHard) {
+    spdlog::error("worker {} (pid {}) holds {} MiB of memory, past max_rss_hard ({} MiB); killing it", row.index,
+                  row.pid, rss / kMiB, limits.maxRssHard / kMiB);
+    ::kill(row.pid, SIGKILL);
+    count(stats::RecycleReason::kRssHard);
+    transition(row, State::kKilled);
+    return;
+  }
+  if (row.recycling || row.generation.number != current_.number) return;
+  const stats::Slot& slot = segment_.slot(row.slot);
+  uint64_t requests = stats::load(slot.totals.counters[stats::index(stats::Counter::kRequestsReceived)]);
+  std::string why;
+  if (row.maxRequests > 0 && requests >= row.maxRequests) {
+    row.recycling = stats::RecycleReason::kRequests;
+    why = fmt::format("{} requests read, its max_requests draw is {}", requests, row.maxRequests);
+  } else if (limits.maxRss > 0 && rss >= limits.maxRss) {
+    row.recycling = stats::RecycleReason::kRss;
+    why = fmt::format("{} MiB resident, past max_rss ({} MiB)", rss / kMiB, limits.maxRss / kMiB);
+  } else if (row.retireAt && now >= *row.retireAt) {
+    row.recycling = stats::RecycleReason::kLifetime;
+    why = fmt::format("{} old, its max_lifetime draw is {}",
+                      describeSeconds(std::chrono::duration_cast<Millis>(now - row.startedAt)),
+                      describeSeconds(std::chrono::duration_cast<Millis>(*row.retireAt - row.startedAt)));
+  } else {
+    return;
+  }
+  count(*row.recycling);
+  spdlog::info("recycling worker {} (pid {}, reason {}): {}; a successor starts on its sockets, then it drains",
+               row.index, row.pid, stats::recycleReason(*row.recycling).name, why);
+}
+
+const Supervisor::Row* Supervisor::recyclingRow(unsigned index) const {
+  for (const Row& row : rows_) {
+    if (row.recycling && row.state == State::kServing && row.generation.number == current_.number &&
+        row.index == index) {
+      return &row;
+    }
+  }
+  return nullptr;
+}
+
+bool Supervisor::successorServes(const Row& row) const {
+  for (const Row& other : rows_) {
+    if (&other != &row && !other.recycling && other.generation.number == row.generation.number &&
+        other.index == row.index && other.state == State::kServing && slotSaysServing(other)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace tcpfork
