@@ -14,7 +14,7 @@ DEB_PACKAGES := gcc g++ make cmake pkg-config python3 \
 	libevent-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev \
 	libboost-dev libyaml-cpp-dev libsystemd-dev \
 	libgtest-dev libgmock-dev prometheus-cpp-dev prometheus \
-	libgoogle-perftools-dev google-perftools curl haproxy \
+	libgoogle-perftools-dev google-perftools libdw-dev curl haproxy \
 	scdoc man-db groff-base logrotate
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)

@@ -5,7 +5,7 @@ Starts a master (own temp dir, name, pidfile, loopback ports; 3 workers,
 worker_timeout 2s) and two `tcpfork-client bench` loads, pipelined (20 x 64)
 and request/response (10 x 1), for the whole run. Meanwhile every 0.5-1.5 s a
 seeded RNG picks one action: kill -9 a worker, HUP (reload), TTIN or TTOU,
-SIGSTOP a worker (hang detection must kill it within worker_timeout plus a
+SIGSTOP a worker (hang detection must kill it within worker_timeout, hang_dump_grace and a
 margin and the index must serve again), or TRAP (profiling on/off). /metrics is
 scraped every second: no counter or histogram series may go down. At the end
 the load stops, the master gets QUIT, and nothing of it may be left.
@@ -36,8 +36,11 @@ MAX_WORKERS = 4
 WORKER_TIMEOUT_S = 2
 DRAIN_TIMEOUT_S = 5
 PROFILE_DURATION_S = 3
-# Beyond worker_timeout: the master's 100 ms tick, the worker's 100 ms beat and
-# a loaded 2-core machine's scheduling delays.
+# After worker_timeout the master asks a silent worker for its stacks and
+# kills it this much later (hang_dump_grace, the default).
+HANG_DUMP_GRACE_S = 1
+# Beyond worker_timeout and the grace: the master's 100 ms tick, the worker's
+# 100 ms beat and a loaded 2-core machine's scheduling delays.
 HANG_MARGIN_S = 1.5
 # A replaced index must serve again this soon after its worker died, plus any
 # crash-loop backoff the master announced for it.
@@ -176,9 +179,10 @@ class Soak:
                 if proc_start_time(s.pid) != s.start:
                     s.killed_at = now  # also after a failure: it is no longer a stopped worker
                     s.replace_deadline = now + REPLACE_MARGIN_S + self._announced_backoff(s.pid)
-                elif not s.failed and now - s.stopped_at > WORKER_TIMEOUT_S + HANG_MARGIN_S:
+                elif not s.failed and now - s.stopped_at > WORKER_TIMEOUT_S + HANG_DUMP_GRACE_S + HANG_MARGIN_S:
                     s.failed = (f"stopped worker {s.pid} (index {s.index}) still alive "
-                                f"{now - s.stopped_at:.1f}s after SIGSTOP (worker_timeout {WORKER_TIMEOUT_S}s)")
+                                f"{now - s.stopped_at:.1f}s after SIGSTOP (worker_timeout {WORKER_TIMEOUT_S}s, "
+                                f"hang_dump_grace {HANG_DUMP_GRACE_S}s)")
                 continue
             if s.failed or s.replaced_at:
                 continue
@@ -307,7 +311,7 @@ def run(args, work_dir, seed):
             time.sleep(0.05)
         chaos_seconds = soak.elapsed()
 
-        lingering.stop(timeout=WORKER_TIMEOUT_S + HANG_MARGIN_S + 2)
+        lingering.stop(timeout=WORKER_TIMEOUT_S + HANG_DUMP_GRACE_S + HANG_MARGIN_S + 2)
         for load in loads:
             load.stop(timeout=30)
         settled = master.alive() and settle(soak, master, DRAIN_TIMEOUT_S + 2 + 20)

@@ -6,6 +6,7 @@
 // config file. Linked by both tcpfork and tcpfork-worker; nothing here
 // belongs to either.
 
+#include <csignal>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -68,6 +69,14 @@ struct WorkerSettings {
 // convention). The master logs it loudly, shows the index as
 // workers{state="fatal"} and retries only after a backoff.
 inline constexpr int kExitFatal = 2;
+
+// The signal that makes a worker write the stack of every thread to its log
+// (worker/stack_dump.h): the master sends it to a worker whose heartbeat
+// has stalled, hang_dump_grace before it kills it. The first real-time
+// signal free for applications (kill -s RTMIN), so it takes nothing from
+// the signals the worker already answers.
+inline int stackDumpSignal() { return SIGRTMIN; }
+inline constexpr const char* kStackDumpSignalName = "SIGRTMIN";
 
 // One worker process's command line: the generation's settings and where
 // this process stands.

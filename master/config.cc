@@ -228,6 +228,8 @@ void walk(const std::string& path, const YAML::Node& root, Config& c) {
                 {"drain_timeout", [&](auto& n, auto& k) { c.worker.drainTimeout = r.duration(n, k, Millis(0), kDay); }},
                 {"worker_timeout",
                  [&](auto& n, auto& k) { c.workerTimeout = r.duration(n, k, Millis(500), kHour); }},
+                {"hang_dump_grace",
+                 [&](auto& n, auto& k) { c.hangDumpGrace = r.duration(n, k, Millis(0), Millis(60'000)); }},
                 {"pid_file", [&](auto& n, auto& k) { c.pidFile = r.scalar(n, k); }},
                 {"user", [&](auto& n, auto& k) { c.user = r.scalar(n, k); }},
                 {"group", [&](auto& n, auto& k) { c.group = r.scalar(n, k); }},

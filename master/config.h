@@ -64,6 +64,9 @@ struct Config {
   unsigned workers = 0;  // 0 = auto: one per usable core
   unsigned maxWorkers = 64;
   Millis workerTimeout{10'000};
+  // After worker_timeout, how long a stalled worker has to write its stacks
+  // to the log (stackDumpSignal) before it is killed; 0 = kill at once.
+  Millis hangDumpGrace{1'000};
   RecycleLimits recycle;
   std::string pidFile;  // empty = /run/<name>.pid as root, else /tmp/<name>.pid
   std::string logFile;  // empty = stderr

@@ -20,6 +20,7 @@ GenerationSettings Master::settingsFrom(const Config& c) const {
   s.listen = c.listen;
   s.count = c.effectiveWorkers();
   s.workerTimeout = c.workerTimeout;
+  s.hangDumpGrace = c.hangDumpGrace;
   s.recycle = c.recycle;
   s.uid = identity_.uid;
   s.gid = identity_.gid;

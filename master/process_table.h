@@ -25,6 +25,8 @@
 //                     while hung: SIGKILL --> killed
 //   draining -- fast stop: TERM, an earlier deadline --> draining
 //   draining -- drain deadline passed, or its heartbeat stalled --> killed
+//   (a stalled heartbeat is first answered with the stack dump signal; the
+//   SIGKILL follows hang_dump_grace later, unless it beats again meanwhile)
 //   backoff, fatal -- not wanted --> removed
 //   any live row -- exited while leaving or not wanted --> removed
 
@@ -51,6 +53,7 @@ struct GenerationSettings {
   std::vector<std::string> listen;
   unsigned count = 1;
   Millis workerTimeout{0};
+  Millis hangDumpGrace{0};
   RecycleLimits recycle;
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;
@@ -85,6 +88,10 @@ struct ProcessRow {
   std::optional<ProcessClock::time_point> retireAt;
   // Why it is being replaced, once it is past a limit (see the diagram).
   std::optional<stats::RecycleReason> recycling;
+  // Its heartbeat stalled: asked for a stack dump, it is killed at this
+  // time; stackDumps is its slot's count of dumps written when asked.
+  std::optional<ProcessClock::time_point> killAt;
+  uint64_t stackDumps = 0;
 };
 
 // A process of ours runs (or has not been reaped yet).

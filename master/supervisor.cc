@@ -11,7 +11,6 @@
 #include <utility>
 
 #include "master/spawn.h"
-#include "stats/heartbeat.h"
 
 namespace tcpfork {
 namespace {
@@ -313,25 +312,10 @@ void Supervisor::onChildExit(pid_t pid, int status) {
   removeGone();
 }
 
-void Supervisor::checkHeartbeat(Row& row) {
-  bool watched = row.state == State::kStarting || row.state == State::kServing || row.state == State::kDraining;
-  if (!watched || stopping_) return;
-  uint64_t silentMs = stats::silentForMs(segment_.slot(row.slot));
-  auto timeoutMs = uint64_t(current_.settings->workerTimeout.count());
-  if (silentMs <= timeoutMs) return;
-  spdlog::error("worker {} (pid {}) has not beaten for {} ms (worker_timeout {}); killing it", row.index, row.pid,
-                silentMs, timeoutMs);
-  ::kill(row.pid, SIGKILL);
-  // A draining worker that hangs would otherwise live until its drain
-  // deadline with its connections unanswered and, after TTOU, its listening
-  // socket still taking a share of new connections.
-  transition(row, row.state == State::kDraining ? State::kKilled : State::kHung);
-}
-
 void Supervisor::tick() {
   auto now = Clock::now();
   for (Row& row : rows_) {
-    checkHeartbeat(row);
+    checkHeartbeat(row, now);
     checkLimits(row, now);
     if (row.state == State::kDraining && row.deadline && now >= *row.deadline) {
       spdlog::warn("worker {} (pid {}) did not exit within drain_timeout; killing it", row.index, row.pid);

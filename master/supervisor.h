@@ -104,9 +104,11 @@ class Supervisor {
   // A leaving worker drains with SIGQUIT when its sockets stay open in the
   // current generation, with SIGUSR2 when they are being dropped.
   int leavingSignal(const Row& row) const;
-  void checkHeartbeat(Row& row);
-  // Recycling (supervisor_recycle.cc): each process draws its own limits when
-  // spawned; past one, it is marked recycling (or, past max_rss_hard, killed).
+  // Limits (supervisor_limits.cc). A heartbeat silent for worker_timeout:
+  // the stack dump signal, then SIGKILL hang_dump_grace later. Recycling:
+  // each process draws its own limits when spawned; past one, it is marked
+  // recycling (or, past max_rss_hard, killed).
+  void checkHeartbeat(Row& row, Clock::time_point now);
   void drawLimits(Row& row);
   void checkLimits(Row& row, Clock::time_point now);
   // The current generation's row of `index` being recycled, if any.

@@ -4,8 +4,9 @@
 // through relaxed std::atomic_ref. Readers tolerate a slightly torn view
 // across fields; no field is ever torn itself.
 //
-// Writers. A Slot's fields are written by its worker while the worker runs,
-// and by nobody else then, with two exceptions written by the master:
+// Writers. A Slot's fields are written by its worker while the worker runs
+// (its loop thread; stackDumps by its stack dump thread), and by nobody else
+// then, with two exceptions written by the master:
 // ownerPid, and profileRequestMs (read by the worker only when a SIGTRAP
 // arrives). The master also writes a slot while no worker uses it: it stamps
 // the heartbeat when it claims the slot before the spawn, and zeroes the
@@ -99,6 +100,10 @@ struct alignas(64) Slot {
   alignas(64) Totals totals;
   uint64_t handlerCounterCount;
   HandlerCounter handlerCounters[kHandlerCounters];
+  // Stack dumps this worker has written to its log (its dump thread counts
+  // them), so the master can tell a hung worker that answered from one too
+  // far gone to (stopped).
+  uint64_t stackDumps;
   // Why the worker is about to exit with kExitFatal (NUL-terminated, cut to
   // fit), for the master's log and a failed reload's reasons: a handler
   // module's init message, for one.

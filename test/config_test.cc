@@ -57,6 +57,7 @@ max_lifetime_jitter: 10m
 idle_timeout: 1m
 drain_timeout: 2500ms
 worker_timeout: 3s
+hang_dump_grace: 2500ms
 pid_file: /tmp/edge.pid
 log: {file: /tmp/edge.log, level: debug}
 user: nobody
@@ -84,6 +85,7 @@ profile:
   EXPECT_EQ(c.worker.limits.idleTimeout, Millis(60'000));
   EXPECT_EQ(c.worker.drainTimeout, Millis(2500));
   EXPECT_EQ(c.workerTimeout, Millis(3000));
+  EXPECT_EQ(c.hangDumpGrace, Millis(2500));
   EXPECT_EQ(c.effectivePidFile(), "/tmp/edge.pid");
   EXPECT_EQ(c.logFile, "/tmp/edge.log");
   EXPECT_EQ(c.logLevel, "debug");

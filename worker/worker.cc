@@ -45,6 +45,7 @@ Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::uni
       listeners_(std::move(listeners)),
       publisher_(std::move(publisher)),
       stats_(args.noStats ? nullptr : &publisher_->slot()),
+      stackDump_(stats_),
       completions_(
           base_.get(), [this](uint64_t token, uint8_t result) { onCompletion(token, result); },
           [this] { onCompletionsDelivered(); }),

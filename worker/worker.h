@@ -11,6 +11,7 @@
 //   SIGTERM/SIGINT stop at once
 //   SIGUSR1        reopen the log file
 //   SIGTRAP        CPU profiling toggle (gperftools; stops by itself too)
+//   SIGRTMIN       every thread's stack to the log (StackDump; not a loop event)
 
 #include <memory>
 #include <unordered_map>
@@ -28,6 +29,7 @@
 #include "worker/pending_table.h"
 #include "contract/worker_settings.h"
 #include "worker/slot_publisher.h"
+#include "worker/stack_dump.h"
 
 namespace tcpfork {
 
@@ -66,6 +68,7 @@ class Worker {
   std::vector<UniqueFd> listeners_;
   std::unique_ptr<SlotPublisher> publisher_;
   stats::Slot* stats_;        // the publisher's slot; null with --no-stats
+  StackDump stackDump_;       // writes every thread's stack on stackDumpSignal()
   uint64_t openConnections_ = 0;
   RateLimitedLog peerLog_;
   RateLimitedLog moduleLog_;  // a module's misuse of the ABI

@@ -15,6 +15,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <signal.h>
 #include <sstream>
 
 #include "base/socket.h"
@@ -321,6 +322,61 @@ TEST(Limits, MaxRssHardKillsAWorkerWhoseMemoryGrew) {
     EXPECT_TRUE(master.waitForLog("past max_rss_hard (" + std::to_string(limitMiB) + " MiB); killing it", 1s))
         << master.log();
   });
+}
+
+// The time of a log line, in ms since midnight ("2026-12-03 19:14:03.497 ...").
+int64_t logMs(const std::string& log, size_t at) {
+  size_t line = log.rfind('\n', at);
+  line = line == std::string::npos ? 0 : line + 1;
+  int h = 0, m = 0, sec = 0, ms = 0;
+  if (std::sscanf(log.c_str() + line, "%*d-%*d-%*d %d:%d:%d.%d", &h, &m, &sec, &ms) != 4) return -1;
+  return ((h * 60 + m) * 60 + sec) * 1000 + ms;
+}
+
+// A handler that never returns: the heartbeat stops, and after worker_timeout
+// the master asks the worker for its stacks, then kills it hang_dump_grace
+// later. The log names the spinning frame, its caller in the module and the
+// worker's frames below, all before the kill; then the index serves again.
+TEST(Limits, AHungWorkerWritesItsStacksBeforeItIsKilled) {
+  RunningMaster master(1, "worker_timeout: 1s\nhang_dump_grace: 1s\nhandler:\n  module: " +
+                              std::string(TCPFORK_TEST_MODULE_DIR) + "/test_handler.so\n  config: {spin_on: spin}\n");
+  TestConnection conn(master.port(), 10s);
+  conn.send(submitFrame(1, "spin"));
+  ASSERT_TRUE(master.waitForLog("wrote its stacks to the log above; killing it", 20s)) << master.log();
+  ASSERT_TRUE(master.waitServing(1, 10s)) << master.log();
+  EXPECT_TRUE(master.roundTrip(2));
+  std::string log = master.log();
+  size_t asked = log.find("asking it for its stacks (signal SIGRTMIN), killing it in 1.0s");
+  size_t dump = log.find("stack dump (SIGRTMIN");
+  size_t spinning = log.find("#0 spin_forever (test_handler.c:");
+  size_t caller = log.find("#1 test_handle (test_handler.c:");
+  size_t loop = log.find("tcpfork::Worker::run()");
+  size_t killed = log.find("wrote its stacks to the log above; killing it");
+  ASSERT_NE(asked, std::string::npos) << log;
+  ASSERT_NE(spinning, std::string::npos) << log;
+  ASSERT_NE(caller, std::string::npos) << log;
+  ASSERT_NE(loop, std::string::npos) << log;
+  EXPECT_LT(asked, dump);
+  EXPECT_LT(dump, spinning);
+  EXPECT_LT(spinning, killed);
+  EXPECT_NE(log.find("test_handler.so", spinning), std::string::npos) << "the module's file is named";
+  size_t written = log.find("error: thread ", dump);  // the line whose frames follow it
+  std::cout << "hang: stack dump asked to written " << logMs(log, written) - logMs(log, asked) << " ms, asked to killed "
+            << logMs(log, killed) - logMs(log, asked) << " ms\n";
+}
+
+// A stopped worker cannot write its stacks: it is killed once the grace is
+// over, and the log says it wrote none.
+TEST(Limits, AStoppedWorkerIsKilledAfterTheGraceWithNoStacks) {
+  RunningMaster master(1, "worker_timeout: 1s\nhang_dump_grace: 500ms\n");
+  ASSERT_TRUE(master.waitServing(1, 5s));
+  pid_t victim = *master.servingPids().begin();
+  ::kill(victim, SIGSTOP);
+  ASSERT_TRUE(master.waitForLog("wrote no stack dump within hang_dump_grace", 20s)) << master.log();
+  EXPECT_TRUE(waitUntil([&] { return ::kill(victim, 0) != 0; }, 5s)) << "the master reaps what it kills";
+  EXPECT_EQ(master.log().find("stack dump (SIGRTMIN"), std::string::npos) << master.log();
+  EXPECT_TRUE(master.waitServing(1, 10s));
+  EXPECT_TRUE(master.roundTrip(1));
 }
 
 }  // namespace

@@ -10,6 +10,8 @@
  *   "complete_twice"      every completion is sent twice
  *   "fail_init": "text"   init fails with this message
  *   "crash_on": "text"    handle() crashes on a Submit with this payload
+ *   "spin_on": "text"     handle() spins forever on a Submit with this
+ *                         payload, in spin_forever() (a hung worker)
  *   "counter_checks"      init also checks that counter() refuses a bad
  *                         name, a name declared twice and a 17th counter
  * The ack's result is payload[1] when the payload starts with 'r', else 0.
@@ -36,6 +38,7 @@ typedef struct state {
   long defer_every;
   int thread, hold, complete_on_close, complete_twice;
   char crash_on[64];
+  char spin_on[64];
   char defer_prefix[64];
   uint64_t seen;
   /* Deferred requests not completed yet (guarded by lock when thread). */
@@ -136,6 +139,7 @@ static void *test_init(tcpfork_host *host, const tcpfork_host_api *api, const ch
   s->complete_on_close = flag(config, "\"complete_on_close\":");
   s->complete_twice = flag(config, "\"complete_twice\":");
   text(config, "\"crash_on\":", s->crash_on, sizeof s->crash_on);
+  text(config, "\"spin_on\":", s->spin_on, sizeof s->spin_on);
   text(config, "\"defer_prefix\":", s->defer_prefix, sizeof s->defer_prefix);
   s->seen_counter = api->counter(host, "seen", "Requests the test handler saw.");
   s->deferred_counter = api->counter(host, "deferred", "Requests the test handler answered later.");
@@ -174,12 +178,21 @@ static void *test_init(tcpfork_host *host, const tcpfork_host_api *api, const ch
   return s;
 }
 
+/* A handler stuck for good: the frame a hang's stack dump must show. */
+static __attribute__((noinline)) void spin_forever(void) {
+  volatile unsigned long spins = 0;
+  for (;;) ++spins;
+}
+
+static int is(const tcpfork_request *r, const char *payload) {
+  return payload[0] && r->payload_len == strlen(payload) && memcmp(r->payload, payload, r->payload_len) == 0;
+}
+
 static int test_handle(void *opaque, const tcpfork_request *r, tcpfork_pending *pending) {
   state *s = opaque;
   uint8_t result = r->payload_len >= 2 && r->payload[0] == 'r' ? r->payload[1] : 0;
-  if (s->crash_on[0] && r->payload_len == strlen(s->crash_on) && memcmp(r->payload, s->crash_on, r->payload_len) == 0) {
-    raise(SIGSEGV);
-  }
+  if (is(r, s->crash_on)) raise(SIGSEGV);
+  if (is(r, s->spin_on)) spin_forever();
   ++s->seen;
   s->api->add(s->host, s->seen_counter, 1);
   size_t prefix = strlen(s->defer_prefix);

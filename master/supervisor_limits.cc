@@ -1,4 +1,6 @@
-// The Supervisor's recycling limits (gunicorn's max_requests, uWSGI's
+// The Supervisor's limits on a worker process. The heartbeat: a worker
+// silent for worker_timeout is asked for a stack dump, then killed
+// hang_dump_grace later. Recycling (gunicorn's max_requests, uWSGI's
 // reload-on-rss and max-worker-lifetime): a serving worker past one is
 // replaced. Graceful limits only mark its row; reconcile() then starts a
 // successor on the same sockets (the row no longer stands for its index) and
@@ -12,6 +14,7 @@
 #include <random>
 
 #include "master/supervisor.h"
+#include "stats/heartbeat.h"
 #include "stats/process_info.h"
 #include "stats/slot_allocator.h"
 
@@ -21,6 +24,46 @@ namespace {
 constexpr uint64_t kMiB = 1024 * 1024;
 
 }  // namespace
+
+void Supervisor::checkHeartbeat(Row& row, Clock::time_point now) {
+  bool watched = row.state == State::kStarting || row.state == State::kServing || row.state == State::kDraining;
+  if (!watched || stopping_) return;
+  const stats::Slot& slot = segment_.slot(row.slot);
+  uint64_t silentMs = stats::silentForMs(slot);
+  auto timeoutMs = uint64_t(current_.settings->workerTimeout.count());
+  if (silentMs <= timeoutMs) {
+    if (row.killAt) spdlog::warn("worker {} (pid {}) beats again; not killing it", row.index, row.pid);
+    row.killAt.reset();
+    return;
+  }
+  Millis grace = current_.settings->hangDumpGrace;
+  if (!row.killAt && grace.count() > 0) {
+    spdlog::error("worker {} (pid {}) has not beaten for {} ms (worker_timeout {}); asking it for its stacks "
+                  "(signal {}), killing it in {}",
+                  row.index, row.pid, silentMs, timeoutMs, kStackDumpSignalName, describeSeconds(grace));
+    row.stackDumps = stats::load(slot.stackDumps);
+    ::kill(row.pid, stackDumpSignal());
+    row.killAt = now + grace;
+    return;
+  }
+  if (row.killAt && now < *row.killAt) return;
+  if (!row.killAt) {
+    spdlog::error("worker {} (pid {}) has not beaten for {} ms (worker_timeout {}); killing it", row.index, row.pid,
+                  silentMs, timeoutMs);
+  } else if (stats::load(slot.stackDumps) == row.stackDumps) {
+    spdlog::error("worker {} (pid {}) wrote no stack dump within hang_dump_grace (stopped, or too far gone to "
+                  "answer); killing it",
+                  row.index, row.pid);
+  } else {
+    spdlog::error("worker {} (pid {}) wrote its stacks to the log above; killing it", row.index, row.pid);
+  }
+  row.killAt.reset();
+  ::kill(row.pid, SIGKILL);
+  // A draining worker that hangs would otherwise live until its drain
+  // deadline with its connections unanswered and, after TTOU, its listening
+  // socket still taking a share of new connections.
+  transition(row, row.state == State::kDraining ? State::kKilled : State::kHung);
+}
 
 void Supervisor::drawLimits(Row& row) {
   const RecycleLimits& limits = row.generation.settings->recycle;
