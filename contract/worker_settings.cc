@@ -44,6 +44,8 @@ std::vector<std::string> toArgv(const WorkerArgs& a) {
   auto optional = [&](const char* flag, const std::string& value) {
     if (!value.empty()) argv.insert(argv.end(), {flag, value});
   };
+  if (s.rlimitNofile > 0) argv.insert(argv.end(), {"--rlimit-nofile", std::to_string(s.rlimitNofile)});
+  if (a.cpu >= 0) argv.insert(argv.end(), {"--cpu", std::to_string(a.cpu)});
   optional("--log-file", s.logFile);
   optional("--profile-dir", s.profileDir);
   if (!s.handler.module.empty()) {
@@ -97,6 +99,9 @@ WorkerArgs parseWorkerArgs(const std::vector<std::string>& argv) {
                  "and unsent acks)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--rlimit-nofile", s.rlimitNofile, "set RLIMIT_NOFILE (soft and hard) to this before serving")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--cpu", a.cpu, "run on this CPU only (sched_setaffinity)")->check(CLI::NonNegativeNumber);
   app.add_option("--log-level", s.logLevel, "trace, debug, info, warn, error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

@@ -53,6 +53,8 @@ struct WorkerSettings {
   // through a largest (1 MiB) frame, far above what a serving worker holds
   // (an ack is 14 bytes, frames are small), and small beside a host's memory.
   size_t maxBufferedBytes = 64 * 1024 * 1024;
+  // The worker's RLIMIT_NOFILE (soft and hard); 0: as inherited.
+  uint64_t rlimitNofile = 0;
   std::chrono::milliseconds drainTimeout{10'000};
   std::string logLevel = "info";
   std::string logFile;  // reopened on SIGUSR1; empty = stderr as inherited
@@ -70,6 +72,11 @@ struct WorkerSettings {
 // workers{state="fatal"} and retries only after a backoff.
 inline constexpr int kExitFatal = 2;
 
+// Descriptors a worker needs besides one per connection (listeners, log,
+// libevent's, a module's files): what rlimit_nofile must leave over
+// max_connections.
+inline constexpr uint64_t kWorkerOwnDescriptors = 64;
+
 // The signal that makes a worker write the stack of every thread to its log
 // (worker/stack_dump.h): the master sends it to a worker whose heartbeat
 // has stalled, hang_dump_grace before it kills it. The first real-time
@@ -85,6 +92,7 @@ struct WorkerArgs {
   std::string role = "worker";  // shown in log lines
   uint64_t index = 0;           // which listeners it serves
   uint64_t generation = 0;
+  int cpu = -1;                 // pinned to this CPU (cpu_affinity); -1: not pinned
   std::string statsName;        // the segment to publish into; empty = none
   int slot = -1;
   int parentPid = 0;            // exit when this process (the master) is gone

@@ -1,10 +1,12 @@
 #include "master/config.h"
 
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
@@ -230,6 +232,28 @@ void walk(const std::string& path, const YAML::Node& root, Config& c) {
                  [&](auto& n, auto& k) { c.workerTimeout = r.duration(n, k, Millis(500), kHour); }},
                 {"hang_dump_grace",
                  [&](auto& n, auto& k) { c.hangDumpGrace = r.duration(n, k, Millis(0), Millis(60'000)); }},
+                {"rlimit_nofile",
+                 [&](auto& n, auto& k) { c.worker.rlimitNofile = r.integer(n, k, 1024, uint64_t{1} << 30); }},
+                {"cpu_affinity",
+                 [&](auto& n, auto& k) {
+                   CpuAffinity& a = c.cpuAffinity;
+                   a.cpus.clear();
+                   if (n.IsScalar() && (n.Scalar() == "auto" || n.Scalar() == "none")) {
+                     a.mode = n.Scalar() == "auto" ? CpuAffinity::Mode::kAuto : CpuAffinity::Mode::kNone;
+                     return;
+                   }
+                   if (!n.IsSequence() || n.size() == 0) r.fail(n, k, "expected auto, none or a list of CPU numbers");
+                   a.mode = CpuAffinity::Mode::kList;
+                   std::vector<unsigned> usable = usableCpus();
+                   for (const auto& item : n) {
+                     auto cpu = unsigned(r.integer(item, k, 0, CPU_SETSIZE - 1));
+                     if (std::find(usable.begin(), usable.end(), cpu) == usable.end()) {
+                       r.fail(item, k, fmt::format("CPU {} is not one this process may run on ({})", cpu,
+                                                   fmt::join(usable, ",")));
+                     }
+                     a.cpus.push_back(cpu);
+                   }
+                 }},
                 {"pid_file", [&](auto& n, auto& k) { c.pidFile = r.scalar(n, k); }},
                 {"user", [&](auto& n, auto& k) { c.user = r.scalar(n, k); }},
                 {"group", [&](auto& n, auto& k) { c.group = r.scalar(n, k); }},
@@ -341,6 +365,20 @@ void validate(const Config& c, const std::string& source) {
     fail("workers", fmt::format("{} is more than max_workers ({})", c.effectiveWorkers(), c.maxWorkers));
   }
   if (c.worker.limits.outputHighWater < 2 * 14) fail("output_high_water", "too small");
+  if (uint64_t nofile = c.worker.rlimitNofile; nofile > 0) {
+    if (c.worker.maxConnections + kWorkerOwnDescriptors > nofile) {
+      fail("rlimit_nofile", fmt::format("{} leaves no room for max_connections ({}) and the {} descriptors a worker "
+                                        "needs of its own: at least {}",
+                                        nofile, c.worker.maxConnections, kWorkerOwnDescriptors,
+                                        c.worker.maxConnections + kWorkerOwnDescriptors));
+    }
+    rlimit current{};
+    ::getrlimit(RLIMIT_NOFILE, &current);
+    if (nofile > current.rlim_max && ::geteuid() != 0) {
+      fail("rlimit_nofile", fmt::format("{} is above the hard limit ({}), which only root can raise", nofile,
+                                        uint64_t(current.rlim_max)));
+    }
+  }
   const RecycleLimits& recycle = c.recycle;
   if (recycle.maxRequestsJitter > 0 && recycle.maxRequests == 0) fail("max_requests_jitter", "needs max_requests");
   if (recycle.maxLifetimeJitter.count() > 0 && recycle.maxLifetime.count() == 0) {
@@ -365,49 +403,6 @@ void validate(const Config& c, const std::string& source) {
 }
 
 }  // namespace
-
-uint64_t parseBytes(const std::string& text) {
-  static const std::regex kForm(R"(\s*([0-9]{1,19})\s*(K|M|G|KiB|MiB|GiB)?\s*)");
-  std::smatch m;
-  if (!std::regex_match(text, m, kForm)) {
-    throw std::invalid_argument(fmt::format("expected bytes like 1048576, 512KiB, 64MiB or 2GiB, got '{}'", text));
-  }
-  uint64_t value = std::stoull(m[1].str());
-  unsigned shift = 0;
-  if (m[2].matched) shift = m[2].str()[0] == 'K' ? 10 : m[2].str()[0] == 'M' ? 20 : 30;
-  if (value > (~uint64_t{0} >> shift)) throw std::invalid_argument(fmt::format("'{}' is too large", text));
-  return value << shift;
-}
-
-Millis parseDuration(const std::string& text) {
-  static const std::regex kForm(R"(\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*)");
-  std::smatch m;
-  if (!std::regex_match(text, m, kForm)) {
-    throw std::invalid_argument(fmt::format("expected a duration like 250ms, 30s, 5m or 1h, got '{}'", text));
-  }
-  double value = std::stod(m[1].str());
-  std::string unit = m[2].matched ? m[2].str() : "s";
-  double ms = unit == "ms" ? value : unit == "s" ? value * 1e3 : unit == "m" ? value * 60e3 : value * 3600e3;
-  // Past this llround is undefined; every key's own ceiling is far below it.
-  constexpr double kLargest = 1e15;  // about 31,000 years
-  if (!(ms <= kLargest)) throw std::invalid_argument(fmt::format("'{}' is too long a duration", text));
-  return Millis(std::llround(ms));
-}
-
-std::string formatDuration(Millis d) {
-  auto ms = d.count();
-  if (ms != 0 && ms % 3'600'000 == 0) return fmt::format("{}h", ms / 3'600'000);
-  if (ms != 0 && ms % 60'000 == 0) return fmt::format("{}m", ms / 60'000);
-  if (ms != 0 && ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
-  return fmt::format("{}ms", ms);
-}
-
-unsigned usableCores() {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? unsigned(n) : 1;
-}
 
 unsigned Config::effectiveWorkers() const { return workers > 0 ? workers : std::min(usableCores(), maxWorkers); }
 

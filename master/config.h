@@ -53,6 +53,17 @@ struct RecycleLimits {
   bool operator==(const RecycleLimits&) const = default;
 };
 
+// cpu_affinity: where the master pins its workers (nginx's
+// worker_cpu_affinity). kAuto: worker i on the i-th CPU this process may
+// use, round robin; kList: worker i on cpus[i % size].
+struct CpuAffinity {
+  enum class Mode { kNone, kAuto, kList };
+  Mode mode = Mode::kNone;
+  std::vector<unsigned> cpus;  // kList
+
+  bool operator==(const CpuAffinity&) const = default;
+};
+
 struct Config {
   // The keys the workers run with (max_connections, max_frame_bytes,
   // output_high_water, idle_timeout, drain_timeout, profile.duration), with
@@ -68,6 +79,7 @@ struct Config {
   // to the log (stackDumpSignal) before it is killed; 0 = kill at once.
   Millis hangDumpGrace{1'000};
   RecycleLimits recycle;
+  CpuAffinity cpuAffinity;
   std::string pidFile;  // empty = /run/<name>.pid as root, else /tmp/<name>.pid
   std::string logFile;  // empty = stderr
   std::string logLevel = WorkerSettings{}.logLevel;
@@ -105,5 +117,9 @@ Millis parseDuration(const std::string& text);
 std::string formatDuration(Millis duration);
 
 unsigned usableCores();
+// The CPUs this process may run on (sched_getaffinity), in order.
+std::vector<unsigned> usableCpus();
+// The CPU each worker index is pinned to, in order (empty: none).
+std::vector<int> workerCpus(const CpuAffinity& affinity);
 
 }  // namespace tcpfork

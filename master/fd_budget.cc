@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "contract/worker_settings.h"
+
 #include <algorithm>
 #include <filesystem>
 
@@ -40,6 +42,19 @@ unsigned adminConnectionLimit(unsigned maxWorkers, unsigned listenAddresses) {
                  limit.rlim_cur, connections, open, reserve, maxWorkers, kMaxAdminConnections);
   }
   return connections;
+}
+
+void warnIfWorkersInheritTooFewDescriptors(uint64_t maxConnections, uint64_t rlimitNofile) {
+  rlimit limit{};
+  if (rlimitNofile > 0 || ::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  uint64_t needed = maxConnections + kWorkerOwnDescriptors;
+  if (needed <= limit.rlim_cur) return;
+  spdlog::warn("max_connections ({}) needs about {} descriptors per worker, and workers inherit a limit of {} "
+               "(ulimit -n): each accepts about {} connections, then pauses accepting; set rlimit_nofile to {} "
+               "or more, or lower max_connections",
+               maxConnections, needed, uint64_t(limit.rlim_cur),
+               uint64_t(limit.rlim_cur) > kWorkerOwnDescriptors ? uint64_t(limit.rlim_cur) - kWorkerOwnDescriptors : 0,
+               needed);
 }
 
 }  // namespace tcpfork

@@ -5,6 +5,8 @@
 // the descriptors a respawn, a reload or a binary upgrade opens. Called once
 // at start, on the master.
 
+#include <cstdint>
+
 namespace tcpfork {
 
 // The most admin connections a master ever keeps open.
@@ -15,5 +17,12 @@ inline constexpr unsigned kMaxAdminConnections = 64;
 // reading /proc), at most kMaxAdminConnections and at least 1. Warns, naming
 // the numbers, when the limit leaves fewer than kMaxAdminConnections.
 unsigned adminConnectionLimit(unsigned maxWorkers, unsigned listenAddresses);
+
+// Workers inherit the master's RLIMIT_NOFILE unless rlimit_nofile is set
+// (the config check then holds it to max_connections). Inherited, it may be
+// too small for max_connections: warns, naming the numbers, where a worker
+// would run out of descriptors (it then pauses accepting) before it reaches
+// max_connections.
+void warnIfWorkersInheritTooFewDescriptors(uint64_t maxConnections, uint64_t rlimitNofile);
 
 }  // namespace tcpfork

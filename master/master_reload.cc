@@ -22,6 +22,7 @@ GenerationSettings Master::settingsFrom(const Config& c) const {
   s.workerTimeout = c.workerTimeout;
   s.hangDumpGrace = c.hangDumpGrace;
   s.recycle = c.recycle;
+  s.cpus = workerCpus(c.cpuAffinity);
   s.uid = identity_.uid;
   s.gid = identity_.gid;
   s.worker = c.worker;

@@ -55,6 +55,7 @@ struct GenerationSettings {
   Millis workerTimeout{0};
   Millis hangDumpGrace{0};
   RecycleLimits recycle;
+  std::vector<int> cpus;  // worker i runs on cpus[i % size]; empty: anywhere
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;
   WorkerSettings worker;

@@ -111,6 +111,7 @@ void Supervisor::spawn(Row& row) {
   args.role = fmt::format("worker.{}", row.index);
   args.index = row.index;
   args.generation = row.generation.number;
+  if (!settings.cpus.empty()) args.cpu = settings.cpus[row.index % settings.cpus.size()];
   args.statsName = segment_.name();
   args.slot = int(row.slot);
   args.parentPid = ::getpid();

@@ -58,6 +58,8 @@ idle_timeout: 1m
 drain_timeout: 2500ms
 worker_timeout: 3s
 hang_dump_grace: 2500ms
+rlimit_nofile: 4096
+cpu_affinity: auto
 pid_file: /tmp/edge.pid
 log: {file: /tmp/edge.log, level: debug}
 user: nobody
@@ -86,6 +88,8 @@ profile:
   EXPECT_EQ(c.worker.drainTimeout, Millis(2500));
   EXPECT_EQ(c.workerTimeout, Millis(3000));
   EXPECT_EQ(c.hangDumpGrace, Millis(2500));
+  EXPECT_EQ(c.worker.rlimitNofile, 4096u);
+  EXPECT_EQ(c.cpuAffinity.mode, CpuAffinity::Mode::kAuto);
   EXPECT_EQ(c.effectivePidFile(), "/tmp/edge.pid");
   EXPECT_EQ(c.logFile, "/tmp/edge.log");
   EXPECT_EQ(c.logLevel, "debug");
@@ -191,6 +195,28 @@ TEST(Config, ParsesDurations) {
   EXPECT_EQ(parseDuration("1h"), Millis(3'600'000));
   EXPECT_THROW(parseDuration("soon"), std::invalid_argument);
   EXPECT_THROW(parseDuration("-1s"), std::invalid_argument);
+}
+
+TEST(Config, CpuAffinityAndTheDescriptorLimit) {
+  std::vector<unsigned> usable = usableCpus();
+  ASSERT_FALSE(usable.empty());
+  Config list = loadConfig(writeTemp("cpu_affinity: [" + std::to_string(usable.back()) + "]\n"));
+  EXPECT_EQ(list.cpuAffinity.mode, CpuAffinity::Mode::kList);
+  EXPECT_EQ(workerCpus(list.cpuAffinity), std::vector<int>{int(usable.back())});
+  std::vector<int> all(usable.begin(), usable.end());
+  EXPECT_EQ(workerCpus(loadConfig(writeTemp("cpu_affinity: auto\n")).cpuAffinity), all);
+  EXPECT_TRUE(workerCpus(loadConfig(writeTemp("cpu_affinity: none\n")).cpuAffinity).empty());
+  EXPECT_TRUE(workerCpus(loadConfig("").cpuAffinity).empty()) << "not pinned unless asked";
+  EXPECT_NE(errorOf("cpu_affinity: [1023]\n").find(":1: cpu_affinity: CPU 1023 is not one this process may run on"),
+            std::string::npos)
+      << errorOf("cpu_affinity: [1023]\n");
+  EXPECT_NE(errorOf("cpu_affinity: sometimes\n").find(":1: cpu_affinity: expected auto, none or a list"),
+            std::string::npos);
+  EXPECT_NE(errorOf("max_connections: 5000\nrlimit_nofile: 4096\n")
+                .find("rlimit_nofile: 4096 leaves no room for max_connections (5000) and the 64 descriptors a worker "
+                      "needs of its own: at least 5064"),
+            std::string::npos)
+      << errorOf("max_connections: 5000\nrlimit_nofile: 4096\n");
 }
 
 TEST(Config, ParsesByteSizes) {

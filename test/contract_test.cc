@@ -21,6 +21,8 @@ TEST(Contract, EveryFieldSurvivesTheCommandLine) {
   a.settings.limits.idleTimeout = std::chrono::milliseconds(1500);
   a.settings.limits.outputHighWater = 65536;
   a.settings.maxBufferedBytes = 8 << 20;
+  a.settings.rlimitNofile = 65536;
+  a.cpu = 1;
   a.settings.drainTimeout = std::chrono::milliseconds(2500);
   a.settings.logLevel = "debug";
   a.settings.logFile = "/var/log/tcpfork/worker log.txt";

@@ -4,6 +4,8 @@
 // itself with SO_REUSEPORT, so several can share a port.
 
 #include <fcntl.h>
+#include <sched.h>
+#include <sys/resource.h>
 #include <malloc.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -58,6 +60,26 @@ int checkHandler(const WorkerArgs& options) {
   }
 }
 
+// rlimit_nofile and cpu_affinity, before anything is opened or runs: the
+// master checked both against this machine when it read the config, so a
+// failure here is fatal (it would repeat).
+void applyPlacement(const WorkerArgs& options) {
+  if (uint64_t nofile = options.settings.rlimitNofile; nofile > 0) {
+    rlimit limit{rlim_t(nofile), rlim_t(nofile)};
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+      throw std::system_error(errno, std::generic_category(), fmt::format("setrlimit(RLIMIT_NOFILE, {})", nofile));
+    }
+  }
+  if (options.cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(options.cpu, &set);
+    if (::sched_setaffinity(0, sizeof set, &set) != 0) {
+      throw std::system_error(errno, std::generic_category(), fmt::format("sched_setaffinity(CPU {})", options.cpu));
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -90,6 +112,7 @@ int main(int argc, char** argv) {
   ::mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   try {
     if (!settings.logFile.empty()) redirectOutputTo(settings.logFile);
+    applyPlacement(options);
     std::vector<UniqueFd> listeners;
     if (!options.listen.empty()) {
       listeners.push_back(listenTcp(parseAddress(options.listen)));
@@ -104,9 +127,10 @@ int main(int argc, char** argv) {
                          : std::make_unique<SlotPublisher>(options.statsName, static_cast<uint32_t>(options.slot),
                                                            options.generation, options.index);
     Worker worker(options, std::move(listeners), std::move(publisher));
-    spdlog::info("serving on {} (generation {}, max_connections={}, max_frame_bytes={}, idle_timeout={}ms, handler {})",
+    spdlog::info("serving on {} (generation {}, max_connections={}, max_frame_bytes={}, idle_timeout={}ms, handler {}{})",
                  addresses, options.generation, settings.maxConnections, settings.limits.maxFrameBytes,
-                 settings.limits.idleTimeout.count(), worker.handlerName());
+                 settings.limits.idleTimeout.count(), worker.handlerName(),
+                 options.cpu >= 0 ? fmt::format(", on CPU {}", options.cpu) : "");
     return worker.run();
   } catch (const std::exception& e) {
     spdlog::critical("cannot serve: {}", e.what());

@@ -6,6 +6,7 @@
 #include <linux/sockios.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
@@ -21,6 +22,7 @@
 #include "base/socket.h"
 #include "protocol/codec.h"
 #include "test/integration/hostile_peers.h"
+#include "test/integration/http_get.h"
 
 namespace tcpfork::test {
 namespace {
@@ -376,6 +378,46 @@ TEST(Limits, AStoppedWorkerIsKilledAfterTheGraceWithNoStacks) {
   EXPECT_TRUE(waitUntil([&] { return ::kill(victim, 0) != 0; }, 5s)) << "the master reaps what it kills";
   EXPECT_EQ(master.log().find("stack dump (SIGRTMIN"), std::string::npos) << master.log();
   EXPECT_TRUE(master.waitServing(1, 10s));
+  EXPECT_TRUE(master.roundTrip(1));
+}
+
+// A line of /proc/PID/FILE that starts with `key`, without the key ("" when absent).
+std::string procLine(pid_t pid, const std::string& file, const std::string& key) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/" + file);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(key, 0) == 0) return line.substr(key.size());
+  }
+  return "";
+}
+
+// cpu_affinity: auto puts worker i on the i-th CPU the master may use, and
+// rlimit_nofile is each worker's descriptor limit, soft and hard.
+TEST(Limits, WorkersArePinnedAndGetTheirDescriptorLimit) {
+  RunningMaster master(2, "cpu_affinity: auto\nrlimit_nofile: 12000\nmax_connections: 5000\n");
+  ASSERT_TRUE(master.waitServing(2, 5s));
+  cpu_set_t usable;
+  ASSERT_EQ(sched_getaffinity(0, sizeof usable, &usable), 0);
+  std::vector<int> cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &usable)) cpus.push_back(cpu);
+  }
+  HttpResponse status = httpGet(master.metricsPort(), "/status");
+  ASSERT_EQ(status.status, 200);
+  size_t checked = 0;
+  nlohmann::json json = nlohmann::json::parse(status.body);
+  for (const auto& w : json["workers"]) {
+    auto pid = w["pid"].get<pid_t>();
+    auto index = w["index"].get<size_t>();
+    std::string allowed = procLine(pid, "status", "Cpus_allowed_list:");
+    allowed.erase(0, allowed.find_first_not_of(" \t"));
+    EXPECT_EQ(allowed, std::to_string(cpus[index % cpus.size()])) << "worker " << index;
+    std::string limits = procLine(pid, "limits", "Max open files");
+    EXPECT_NE(limits.find("12000                12000"), std::string::npos) << limits;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 2u) << status.body;
+  EXPECT_TRUE(master.waitForLog("on CPU " + std::to_string(cpus[1 % cpus.size()]), 1s)) << master.log();
   EXPECT_TRUE(master.roundTrip(1));
 }
 
