@@ -157,6 +157,15 @@ class Symbolizer {
     return out + " in " + (file ? file : "?");
   }
 
+  // The kernel returns from a handler into glibc's __restore_rt, so the
+  // handler's frame holds that function's own address (not a call's).
+  bool isSignalTrampoline(void* frame) {
+    auto at = reinterpret_cast<Dwarf_Addr>(frame);
+    Dwfl_Module* module = dwfl_ ? dwfl_addrmodule(dwfl_, at) : nullptr;
+    const char* symbol = module ? dwfl_module_addrname(module, at) : nullptr;
+    return symbol && std::strcmp(symbol, "__restore_rt") == 0;
+  }
+
  private:
   Dwfl_Callbacks callbacks_{};
   char* debuginfoPath_ = nullptr;
@@ -170,10 +179,17 @@ void writeRound() {
                 kStackDumpSignalName, captured, gExpected.load());
   for (int i = 0; i < captured; ++i) {
     const Capture& c = gCaptures[i];
-    // The first two frames are the capture's own: onSignal, which called
-    // backtrace(3), and the signal return trampoline the kernel entered it
-    // from. The third is where the thread was interrupted.
-    constexpr int first = 2;
+    // The first frames are the capture's own: onSignal, which called
+    // backtrace(3) (and, under a sanitizer, its runtime's wrapper), then the
+    // signal return trampoline the kernel entered the handler from. The
+    // frame after it is where the thread was interrupted.
+    int first = 0;
+    for (int f = 0; f < c.depth && f < 8; ++f) {
+      if (symbols.isSignalTrampoline(c.frames[f])) {
+        first = f + 1;
+        break;
+      }
+    }
     std::string lines;
     for (int f = first; f < c.depth; ++f) {
       lines += fmt::format("\n  #{} {}", f - first, symbols.describe(c.frames[f], f == first));
