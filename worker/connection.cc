@@ -22,6 +22,8 @@ namespace {
 constexpr int kReadsPerBatch = 4;  // of kReadChunk each
 // How long a closing connection may keep sending before it is cut off.
 constexpr std::chrono::milliseconds kLingerTimeout{5000};
+// How long a draining worker waits for a new connection's first request.
+constexpr std::chrono::milliseconds kFirstRequestGrace{1000};
 
 void addEvent(event* ev, const timeval* timeout) {
   if (event_add(ev, timeout) != 0) throw std::system_error(ENOMEM, std::generic_category(), "event_add(connection)");
@@ -70,6 +72,15 @@ void Connection::start() {
 
 void Connection::drain() {
   if (state_ != State::kOpen) return;
+  if (framesDecoded_ == 0 && !peerClosed_) {
+    drainAfterFirst_ = true;
+    // The request may be here already; if not, the read event brings it (or
+    // the grace runs out and the connection closes as idle).
+    onReadable();
+    if (state_ == State::kOpen && reading_) addEvent(readEvent_.get(), kFirstRequestGrace);
+    account();
+    return;
+  }
   beginFlush();
   flush();
   account();
@@ -150,6 +161,7 @@ void Connection::onReadable() {
   if (framesDecoded_ != framesBefore) context_.handler->batchEnd();
   enforceFrameDeadline(framesDecoded_ - framesBefore);
   if (state_ == State::kClosed) return;
+  if (drainAfterFirst_ && framesDecoded_ > 0 && state_ == State::kOpen) beginFlush();
   if (paused()) stopReading();  // until a pending request completes
   if (!open) {
     if (!peerClosed_) {

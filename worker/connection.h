@@ -94,6 +94,10 @@ class Connection {
   // Starts reading. Throws std::system_error when libevent cannot add the event.
   void start();
   // Graceful stop: read nothing more, send the acks already owed, then close.
+  // A connection that has yet to complete its first request (just accepted:
+  // its client sent it, or is about to) is first given kFirstRequestGrace to
+  // do so, and is answered, as nginx waits for a new connection's first
+  // request before it closes idle ones.
   void drain();
 
   int fd() const { return fd_.get(); }
@@ -200,6 +204,7 @@ class Connection {
   // now is waiting on us, not idle (see onReadEvent).
   uint64_t lastSentMs_ = 0;
   uint64_t framesDecoded_ = 0;
+  bool drainAfterFirst_ = false;  // draining; flush once the first request is in
   // kLingering ends here at the latest, however much the peer keeps sending
   // (a persistent event's timeout restarts on every read).
   std::chrono::steady_clock::time_point lingerUntil_;
