@@ -1,5 +1,6 @@
-// tcpfork-client: `send` one request and print its ack, or `bench` a server
-// with many pipelined connections, checking every ack.
+// tcpfork-client: `send` one request and print its ack, `bench` a server with
+// many pipelined connections, or make a storm of new `connects`, checking
+// every ack.
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -10,6 +11,7 @@
 
 #include "base/version.h"
 #include "client/bench.h"
+#include "client/connects.h"
 #include "client/report.h"
 #include "client/send.h"
 
@@ -58,9 +60,47 @@ int main(int argc, char** argv) {
   bool quiet = false;
   benchCmd->add_flag("-q,--quiet", quiet, "no progress lines");
 
+  ConnectsOptions connects;
+  auto* connectsCmd = app.add_subcommand(
+      "connects", "a connect storm: new connections, one request each, timed from connect to ack");
+  connectsCmd->add_option("--addr", connects.addr, "server ADDR:PORT")->capture_default_str();
+  connectsCmd->add_option("-c,--concurrency", connects.concurrency, "connections being made at once (one thread each)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1024u));
+  connectsCmd->add_option("-d,--duration", connects.durationSeconds, "seconds to connect for")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  connectsCmd->add_option("--timeout", connects.timeoutSeconds, "seconds a connection may wait for its ack")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  connectsCmd->add_option("--slow-ms", connects.slowMs, "count connections acked later than this")
+      ->capture_default_str();
+  connectsCmd->add_option("--json", connects.jsonPath, "also write the report as JSON to FILE");
+  bool connectsQuiet = false;
+  connectsCmd->add_flag("-q,--quiet", connectsQuiet, "no progress lines");
+
   CLI11_PARSE(app, argc, argv);
 
   if (sendCmd->parsed()) return runSend(send);
+  if (connectsCmd->parsed()) {
+    connects.progress = !connectsQuiet;
+    std::signal(SIGINT, onStopSignal);
+    std::signal(SIGTERM, onStopSignal);
+    std::signal(SIGPIPE, SIG_IGN);
+    try {
+      ConnectsResult result = runConnects(connects, gStop);
+      printConnects(stdout, connects, result);
+      if (!connects.jsonPath.empty()) {
+        std::ofstream out(connects.jsonPath);
+        out << connectsJson(connects, result).dump(2) << '\n';
+        if (!out) throw std::runtime_error("cannot write " + connects.jsonPath);
+      }
+      return result.failed() > 0 || result.wrongAcks > 0 || result.acked == 0 ? 1 : 0;
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "tcpfork-client connects: {}\n", e.what());
+      return 2;
+    }
+  }
 
   bench.progress = !quiet;
   std::signal(SIGINT, onStopSignal);

@@ -36,10 +36,10 @@ ToolRun runClient(const std::vector<std::string>& args, bool json) {
   return collect(process, log, jsonPath, 60s);
 }
 
-BackgroundClient::BackgroundClient(const std::vector<std::string>& benchArgs)
-    : logPath_(tempPath("bench.out")), jsonPath_(tempPath("bench.json")) {
-  std::vector<std::string> argv = {binary("tcpfork-client"), "bench"};
-  argv.insert(argv.end(), benchArgs.begin(), benchArgs.end());
+BackgroundClient::BackgroundClient(const std::vector<std::string>& args, const std::string& subcommand)
+    : logPath_(tempPath(subcommand + ".out")), jsonPath_(tempPath(subcommand + ".json")) {
+  std::vector<std::string> argv = {binary("tcpfork-client"), subcommand};
+  argv.insert(argv.end(), args.begin(), args.end());
   argv.insert(argv.end(), {"--json", jsonPath_});
   process_ = std::make_unique<ChildProcess>(argv, std::vector<int>{}, logPath_);
 }

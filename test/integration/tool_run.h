@@ -26,10 +26,11 @@ ToolRun runTool(const std::string& tool, const std::vector<std::string>& args, s
 // tcpfork-client with `args`; with `json`, adds --json and parses the report.
 ToolRun runClient(const std::vector<std::string>& args, bool json = false);
 
-// tcpfork-client bench started now, collected by finish().
+// tcpfork-client bench (or another subcommand: connects) started now,
+// collected by finish().
 class BackgroundClient {
  public:
-  explicit BackgroundClient(const std::vector<std::string>& benchArgs);
+  explicit BackgroundClient(const std::vector<std::string>& args, const std::string& subcommand = "bench");
   ToolRun finish(std::chrono::milliseconds timeout = 60s);
   // SIGINT: the bench stops sending, collects owed acks and reports.
   void interrupt() { process_->signal(SIGINT); }
