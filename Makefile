@@ -15,7 +15,7 @@ DEB_PACKAGES := gcc g++ make cmake pkg-config python3 \
 	libboost-dev libyaml-cpp-dev libsystemd-dev \
 	libgtest-dev libgmock-dev prometheus-cpp-dev prometheus \
 	libgoogle-perftools-dev google-perftools libdw-dev curl haproxy \
-	scdoc man-db groff-base logrotate
+	scdoc man-db groff-base logrotate clang libbpf-dev bpftool
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 

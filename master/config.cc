@@ -254,6 +254,20 @@ void walk(const std::string& path, const YAML::Node& root, Config& c) {
                      a.cpus.push_back(cpu);
                    }
                  }},
+                {"steering",
+                 [&](auto& n, auto& k) {
+                   SteeringConfig& s = c.steering;
+                   if (n.IsScalar()) {
+                     s.enabled = r.boolean(n, k);  // steering: off
+                     return;
+                   }
+                   r.forEach(n, k,
+                             {{"enabled", [&](auto& m, auto& mk) { s.enabled = r.boolean(m, mk); }},
+                              {"stale_after",
+                               [&](auto& m, auto& mk) { s.staleAfter = r.duration(m, mk, Millis(150), kHour); }},
+                              {"max_queue",
+                               [&](auto& m, auto& mk) { s.maxQueue = uint32_t(r.integer(m, mk, 1, kMaxU32)); }}});
+                 }},
                 {"pid_file", [&](auto& n, auto& k) { c.pidFile = r.scalar(n, k); }},
                 {"user", [&](auto& n, auto& k) { c.user = r.scalar(n, k); }},
                 {"group", [&](auto& n, auto& k) { c.group = r.scalar(n, k); }},

@@ -64,6 +64,18 @@ struct CpuAffinity {
   bool operator==(const CpuAffinity&) const = default;
 };
 
+// steering: which workers the reuseport program (steering/) sends new
+// connections to. A worker is out of rotation while its heartbeat is older
+// than stale_after or its accept queue is longer than max_queue (back in once
+// the queue is down to half of it); with everyone out, all take their share.
+struct SteeringConfig {
+  bool enabled = true;  // off: plain SO_REUSEPORT
+  Millis staleAfter{250};
+  uint32_t maxQueue = 256;
+
+  bool operator==(const SteeringConfig&) const = default;
+};
+
 struct Config {
   // The keys the workers run with (max_connections, max_frame_bytes,
   // output_high_water, idle_timeout, drain_timeout, profile.duration), with
@@ -80,6 +92,7 @@ struct Config {
   Millis hangDumpGrace{1'000};
   RecycleLimits recycle;
   CpuAffinity cpuAffinity;
+  SteeringConfig steering;
   std::string pidFile;  // empty = /run/<name>.pid as root, else /tmp/<name>.pid
   std::string logFile;  // empty = stderr
   std::string logLevel = WorkerSettings{}.logLevel;

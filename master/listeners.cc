@@ -117,8 +117,16 @@ std::vector<int> Listeners::fdsFor(unsigned index, const std::vector<std::string
 
 void Listeners::keepOnly(unsigned count, const std::vector<std::string>& addresses) {
   std::erase_if(entries_, [&](const Entry& e) {
-    return e.index >= count || std::find(addresses.begin(), addresses.end(), e.address) == addresses.end();
+    bool drop = e.index >= count || std::find(addresses.begin(), addresses.end(), e.address) == addresses.end();
+    if (drop && beforeClose_) beforeClose_({e.address, e.index, e.fd.get()});
+    return drop;
   });
+}
+
+std::vector<IndexedSocket> Listeners::sockets() const {
+  std::vector<IndexedSocket> out;
+  for (const auto& e : entries_) out.push_back({e.address, e.index, e.fd.get()});
+  return out;
 }
 
 std::string Listeners::describe() const {

@@ -6,6 +6,7 @@
 // workers. A master started by a binary upgrade inherits its predecessor's
 // sockets instead (handoverEnvironment()). Owned by the Master; used on its loop.
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -20,6 +21,13 @@ struct ListenQueue {
   std::string address;  // as bound: "127.0.0.1:8888"
   std::string worker;   // the worker index it serves, or "shared" (systemd)
   AcceptQueue queue;
+};
+
+// A socket of one worker index on one address.
+struct IndexedSocket {
+  std::string address;  // as configured: the reuseport group it belongs to
+  unsigned index;
+  int fd;
 };
 
 class Listeners {
@@ -39,6 +47,10 @@ class Listeners {
   // Closes the master's copies for indices >= `count`, and for addresses no
   // longer listed.
   void keepOnly(unsigned count, const std::vector<std::string>& addresses);
+  // Called for each socket keepOnly() is about to close, before it does.
+  void onDrop(std::function<void(const IndexedSocket&)> beforeClose) { beforeClose_ = std::move(beforeClose); }
+  // Every per-index socket (none under socket activation).
+  std::vector<IndexedSocket> sockets() const;
   std::string describe() const;
   // Every socket's accept queue now (read at scrape time).
   std::vector<ListenQueue> queues() const;
@@ -58,6 +70,7 @@ class Listeners {
   // join that port, so one address means one port.
   std::map<std::string, std::string> boundPort_;
   std::vector<UniqueFd> inherited_;
+  std::function<void(const IndexedSocket&)> beforeClose_;
 };
 
 }  // namespace tcpfork

@@ -53,10 +53,11 @@ Master::Master(Config config, std::string configPath, ConfigOverrides overrides,
       pidfilePath_(config_.effectivePidFile()),
       segment_(openSegment(config_, identity_, start.upgradeFrom != 0)),
       supervisor_(segment_, listeners_, config_.maxWorkers),
+      steering_(config_.steering, config_.maxWorkers, listeners_),
       collector_(segment_, config_.metricsNamespace,
                  [this] {
                    return MasterStatus{supervisor_.count(), supervisor_.backingOff(), supervisor_.fatal(),
-                                       listeners_.queues()};
+                                       listeners_.queues(), steering_.status()};
                  }),
       profileDir_(config_.effectiveProfileDir(), identity_.uid, identity_.gid),
       autoProfiler_(segment_, config_.profile.autoProfile),
@@ -150,6 +151,8 @@ void Master::addPeriodicJobs() {
   using std::chrono::milliseconds;
   periodic_.add("supervise: heartbeats, restarts, reload progress, drain deadlines", milliseconds(100),
                 [this] { supervisor_.tick(); });
+  periodic_.add("steer new connections away from stalled or swamped workers", milliseconds(100),
+                [this] { steering_.tick(supervisor_, segment_); });
   periodic_.add("report finished CPU profiles", milliseconds(100), [this] { logFinishedProfiles(); });
   periodic_.add("systemd watchdog", milliseconds(100), [this] { notify_.watchdogTick(); });
   periodic_.add("readiness and queued reloads", milliseconds(100), [this] {

@@ -17,6 +17,7 @@
 #include "master/auto_profiler.h"
 #include "master/binary_upgrade.h"
 #include "master/config.h"
+#include "master/connection_steering.h"
 #include "master/identity.h"
 #include "master/listeners.h"
 #include "master/metrics_collector.h"
@@ -85,6 +86,7 @@ class Master {
   stats::StatsSegment segment_;
   Listeners listeners_;
   Supervisor supervisor_;
+  ConnectionSteering steering_;
   MetricsCollector collector_;
   ProfileDir profileDir_;
   AutoProfiler autoProfiler_;

@@ -77,6 +77,7 @@ void Master::reload() {
   }
   collector_.setNamespace(next.metricsNamespace);
   autoProfiler_.setConfig(next.profile.autoProfile);
+  steering_.configure(next.steering);
   config_ = next;
   armAutoProfiler();
 }

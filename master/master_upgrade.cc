@@ -82,6 +82,7 @@ void Master::onUpgradeFailed(const std::string& why) {
   if (pidfile_ && pidfile_->path() != pidfilePath_) reclaimPidfile();
   segment_.claimName();
   supervisor_.storeGeneration();
+  steering_.reattach();
   if (!stopping_) notify_.ready(::getpid());
 }
 

@@ -109,6 +109,42 @@ void addProcessFamilies(std::vector<MetricFamily>& out) {
       info->startTimeUnix);
 }
 
+// Whether the reuseport program steers, which workers take new connections,
+// and why workers were taken out (steering/).
+void addSteeringFamilies(const std::string& ns, const steering::Status& steering, std::vector<MetricFamily>& out) {
+  MetricFamily active = family(ns + "steering_active",
+                               "1 when the reuseport program steers new connections by worker health; 0 when they "
+                               "go by SO_REUSEPORT's hash (steering off, or not permitted).",
+                               MetricType::Gauge);
+  active.metric.push_back(gaugeSample(steering.active ? 1 : 0));
+  out.push_back(std::move(active));
+  MetricFamily eligible = family(ns + "steering_eligible",
+                                 "1 while the worker index takes new connections; 0 while it is out of rotation.",
+                                 MetricType::Gauge);
+  for (const auto& [index, in] : steering.eligible) {
+    eligible.metric.push_back(gaugeSample(in ? 1 : 0, {{"worker", std::to_string(index)}}));
+  }
+  out.push_back(std::move(eligible));
+  MetricFamily excluded = family(ns + "steering_excluded_total",
+                                 "Times a worker was taken out of rotation: its heartbeat older than stale_after "
+                                 "(stale), its accept queue past max_queue (queue), its socket about to close "
+                                 "(retiring).",
+                                 MetricType::Counter);
+  excluded.metric.push_back(counterSample(double(steering.excludedStale), {{"reason", "stale"}}));
+  excluded.metric.push_back(counterSample(double(steering.excludedQueue), {{"reason", "queue"}}));
+  excluded.metric.push_back(counterSample(double(steering.excludedRetiring), {{"reason", "retiring"}}));
+  out.push_back(std::move(excluded));
+  MetricFamily decisions = family(ns + "steering_decisions_total",
+                                  "What the reuseport program did with each new connection: sent it to an eligible "
+                                  "worker (steered), moved it off a closing listener (migrated), or left it to the "
+                                  "kernel's hash (hashed: no worker set yet, or none selectable).",
+                                  MetricType::Counter);
+  decisions.metric.push_back(counterSample(double(steering.program.steered), {{"decision", "steered"}}));
+  decisions.metric.push_back(counterSample(double(steering.program.migrated), {{"decision", "migrated"}}));
+  decisions.metric.push_back(counterSample(double(steering.program.unsteered), {{"decision", "hashed"}}));
+  out.push_back(std::move(decisions));
+}
+
 }  // namespace
 
 MetricsCollector::MetricsCollector(const stats::StatsSegment& segment, std::string metricNamespace,
@@ -171,6 +207,7 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   handler.metric.push_back(histogramSample(total.handlerDuration));
   out.push_back(std::move(handler));
   addListenFamilies(ns, master.listenQueues, out);
+  addSteeringFamilies(ns, master.steering, out);
 
   // Worker processes by state; "backoff" and "fatal" are indices waiting to
   // be restarted, after crashes or after the worker's fatal exit code.

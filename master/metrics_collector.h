@@ -14,6 +14,7 @@
 
 #include "master/listeners.h"
 #include "stats/segment.h"
+#include "steering/status.h"
 
 namespace tcpfork {
 
@@ -23,6 +24,7 @@ struct MasterStatus {
   unsigned workersBackingOff = 0;  // indices waiting to be restarted after crashes
   unsigned workersFatal = 0;       // ... after their worker's fatal exit code
   std::vector<ListenQueue> listenQueues;  // the sockets the master holds
+  steering::Status steering;
 };
 
 class MetricsCollector : public prometheus::Collectable {

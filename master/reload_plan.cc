@@ -20,6 +20,7 @@ ReloadPlan planReload(const Config& running, Config next) {
   keep("profile.http", next.profile.http, running.profile.http);
   keep("user", next.user, running.user);
   keep("group", next.group, running.group);
+  keep("steering.enabled", next.steering.enabled, running.steering.enabled);
   if (next.effectiveWorkers() > next.maxWorkers) {
     plan.refusal = fmt::format("workers {} exceeds max_workers {}", next.effectiveWorkers(), next.maxWorkers);
   }

@@ -172,6 +172,14 @@ std::optional<Supervisor::WorkerRef> Supervisor::servingWorker(unsigned index) c
   return WorkerRef{row->pid, row->slot};
 }
 
+std::vector<uint32_t> Supervisor::servingSlots(unsigned index) const {
+  std::vector<uint32_t> slots;
+  for (const Row& row : rows_) {
+    if (row.index == index && row.state == State::kServing && slotSaysServing(row)) slots.push_back(row.slot);
+  }
+  return slots;
+}
+
 unsigned Supervisor::backingOff() const {
   return unsigned(std::count_if(rows_.begin(), rows_.end(), [&](const Row& r) {
     return r.state == State::kBackoff && r.generation.number == current_.number;

@@ -81,6 +81,9 @@ class Supervisor {
   };
   // The current process serving worker `index`, if it serves.
   std::optional<WorkerRef> servingWorker(unsigned index) const;
+  // The stats slots of every process that serves listener index `index`, of
+  // either generation during a reload (steering reads their heartbeats).
+  std::vector<uint32_t> servingSlots(unsigned index) const;
 
  private:
   using State = ProcessState;

@@ -60,6 +60,7 @@ worker_timeout: 3s
 hang_dump_grace: 2500ms
 rlimit_nofile: 4096
 cpu_affinity: auto
+steering: {enabled: true, stale_after: 400ms, max_queue: 64}
 pid_file: /tmp/edge.pid
 log: {file: /tmp/edge.log, level: debug}
 user: nobody
@@ -90,6 +91,9 @@ profile:
   EXPECT_EQ(c.hangDumpGrace, Millis(2500));
   EXPECT_EQ(c.worker.rlimitNofile, 4096u);
   EXPECT_EQ(c.cpuAffinity.mode, CpuAffinity::Mode::kAuto);
+  EXPECT_TRUE(c.steering.enabled);
+  EXPECT_EQ(c.steering.staleAfter, Millis(400));
+  EXPECT_EQ(c.steering.maxQueue, 64u);
   EXPECT_EQ(c.effectivePidFile(), "/tmp/edge.pid");
   EXPECT_EQ(c.logFile, "/tmp/edge.log");
   EXPECT_EQ(c.logLevel, "debug");
@@ -136,6 +140,12 @@ TEST(Config, ErrorsNameTheKeyAndLine) {
                       "output_high_water = 1310720)"),
             std::string::npos)
       << errorOf("max_buffered_bytes: 1000000\n");
+  EXPECT_FALSE(loadConfig(writeTemp("steering: off\n")).steering.enabled);
+  EXPECT_NE(errorOf("steering: sometimes\n").find(":1: steering: expected true or false"), std::string::npos);
+  // Under two heartbeats (100 ms apart) a healthy worker would flap.
+  EXPECT_NE(errorOf("steering:\n  stale_after: 100ms\n").find(":2: steering.stale_after: 100ms is out of range"),
+            std::string::npos)
+      << errorOf("steering:\n  stale_after: 100ms\n");
   // Found by config_fuzz: a mapping key that is not a plain scalar.
   EXPECT_NE(errorOf("workers: 1\n? [a, b]\n: 2\n").find(":2: config: keys must be plain names"), std::string::npos);
   EXPECT_NE(errorOf("log:\n  {a: 1}: 2\n").find(":2: log: keys must be plain names"), std::string::npos);

@@ -1,0 +1,108 @@
+#include "master/connection_steering.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "base/socket.h"
+#include "stats/heartbeat.h"
+
+namespace tcpfork {
+
+ConnectionSteering::ConnectionSteering(const SteeringConfig& config, unsigned maxWorkers, Listeners& listeners)
+    : config_(config), listeners_(listeners), program_(maxWorkers) {
+  listeners_.onDrop([this](const IndexedSocket& socket) {
+    if (!program_.active()) return;
+    program_.retire(socket.address, socket.index);
+    ++excludedRetiring_;
+  });
+}
+
+void ConnectionSteering::configure(const SteeringConfig& config) { config_ = config; }
+
+void ConnectionSteering::tick(const Supervisor& supervisor, const stats::StatsSegment& segment) {
+  if (!announced_) {
+    announced_ = true;
+    if (!config_.enabled) {
+      spdlog::info("steering: off (steering.enabled is false): new connections go by SO_REUSEPORT's hash");
+    } else if (listeners_.socketActivated() && listeners_.sockets().empty()) {
+      spdlog::warn("steering: off: the sockets systemd passed are shared by all workers, and per-worker sockets "
+                   "could not join them (the socket unit needs ReusePort=yes)");
+    } else if (!program_.available()) {
+      spdlog::warn("steering: off: {}; new connections go by SO_REUSEPORT's hash", program_.unavailableReason());
+    }
+  }
+  if (!config_.enabled || !program_.available()) return;
+
+  std::vector<IndexedSocket> sockets = listeners_.sockets();
+  std::vector<steering::SteeredSocket> steered;
+  unsigned indices = 0;
+  for (const IndexedSocket& s : sockets) {
+    steered.push_back({s.address, s.index, s.fd});
+    indices = std::max(indices, s.index + 1);
+  }
+  program_.sync(steered);
+  if (!program_.active()) return;
+
+  std::vector<steering::WorkerView> views(indices);
+  for (unsigned i = 0; i < indices; ++i) {
+    steering::WorkerView& v = views[i];
+    v.index = i;
+    uint64_t freshest = UINT64_MAX;
+    for (uint32_t slot : supervisor.servingSlots(i)) freshest = std::min(freshest, stats::silentForMs(segment.slot(slot)));
+    v.serving = freshest != UINT64_MAX;
+    v.heartbeatAgeMs = v.serving ? freshest : 0;
+  }
+  for (const IndexedSocket& s : sockets) {
+    if (auto queue = acceptQueue(s.fd)) views[s.index].acceptQueue = std::max(views[s.index].acceptQueue, queue->length);
+  }
+  steering::Decision decision =
+      steering::decide(views, {uint64_t(config_.staleAfter.count()), config_.maxQueue}, last_.why);
+  logChanges(views, decision);
+  program_.publish(decision.eligible);
+  views_ = std::move(views);
+  last_ = std::move(decision);
+}
+
+void ConnectionSteering::logChanges(const std::vector<steering::WorkerView>& views, const steering::Decision& decision) {
+  using steering::Exclusion;
+  for (size_t i = 0; i < views.size(); ++i) {
+    Exclusion was = i < last_.why.size() ? last_.why[i] : Exclusion::kNotServing;
+    Exclusion now = decision.why[i];
+    if (now == was) continue;
+    if (now == Exclusion::kStale) {
+      ++excludedStale_;
+      spdlog::warn("steering: worker {} out of rotation: its heartbeat is {} ms old (stale_after {} ms)", i,
+                   views[i].heartbeatAgeMs, config_.staleAfter.count());
+    } else if (now == Exclusion::kQueue) {
+      ++excludedQueue_;
+      spdlog::warn("steering: worker {} out of rotation: {} connections wait in its accept queue (max_queue {})", i,
+                   views[i].acceptQueue, config_.maxQueue);
+    } else if (now == Exclusion::kNone && (was == Exclusion::kStale || was == Exclusion::kQueue)) {
+      spdlog::info("steering: worker {} back in rotation", i);
+    }
+  }
+  if (decision.everyoneOut && !wasEveryoneOut_ && !views.empty()) {
+    spdlog::warn("steering: no worker qualifies; every serving worker takes its hash share until one does");
+  }
+  wasEveryoneOut_ = decision.everyoneOut;
+}
+
+steering::Status ConnectionSteering::status() const {
+  steering::Status s;
+  s.active = config_.enabled && program_.active();
+  if (s.active) {
+    for (size_t i = 0; i < views_.size(); ++i) {
+      bool in = std::find(last_.eligible.begin(), last_.eligible.end(), views_[i].index) != last_.eligible.end();
+      s.eligible.emplace_back(views_[i].index, in);
+    }
+    s.program = program_.stats();
+  }
+  s.excludedStale = excludedStale_;
+  s.excludedQueue = excludedQueue_;
+  s.excludedRetiring = excludedRetiring_;
+  return s;
+}
+
+}  // namespace tcpfork

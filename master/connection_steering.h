@@ -1,0 +1,53 @@
+#pragma once
+// ConnectionSteering: which workers take new connections. Every tick it looks
+// at each worker index (does a worker serve it, how old is its heartbeat,
+// how long its accept queue), decides with steering/policy.h and writes the
+// eligible set into the reuseport program (steering/reuseport_steering.h),
+// so that no new connection is hashed to a stalled or swamped worker. A
+// socket about to close is taken out first (Listeners::onDrop). Owned by the
+// Master; on its loop.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "master/config.h"
+#include "master/listeners.h"
+#include "master/supervisor.h"
+#include "stats/segment.h"
+#include "steering/policy.h"
+#include "steering/reuseport_steering.h"
+
+namespace tcpfork {
+
+class ConnectionSteering {
+ public:
+  ConnectionSteering(const SteeringConfig& config, unsigned maxWorkers, Listeners& listeners);
+  ConnectionSteering(const ConnectionSteering&) = delete;
+  ConnectionSteering& operator=(const ConnectionSteering&) = delete;
+
+  // Thresholds from a reloaded config (steering.enabled needs a restart).
+  void configure(const SteeringConfig& config);
+  // Loads the program on the first call (or says once why steering is off),
+  // then decides and publishes.
+  void tick(const Supervisor& supervisor, const stats::StatsSegment& segment);
+  // After a failed binary upgrade: the dead master's program is attached.
+  void reattach() { program_.reattach(); }
+  steering::Status status() const;
+
+ private:
+  void logChanges(const std::vector<steering::WorkerView>& views, const steering::Decision& decision);
+
+  SteeringConfig config_;
+  Listeners& listeners_;
+  steering::ReuseportSteering program_;
+  bool announced_ = false;
+  std::vector<steering::WorkerView> views_;
+  steering::Decision last_;
+  bool wasEveryoneOut_ = false;
+  uint64_t excludedStale_ = 0;
+  uint64_t excludedQueue_ = 0;
+  uint64_t excludedRetiring_ = 0;
+};
+
+}  // namespace tcpfork

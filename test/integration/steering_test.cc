@@ -1,0 +1,238 @@
+// Connection steering against a live master: the reuseport program keeps new
+// connections away from a stopped worker and from sockets about to close;
+// without it (steering: off, or no privilege to load it) the sockets are
+// plain SO_REUSEPORT again, and a stopped worker's share of new connections
+// waits for it.
+
+#include <gtest/gtest.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "base/socket.h"
+#include "test/integration/http_get.h"
+#include "test/integration/running_master.h"
+#include "test/integration/tool_run.h"
+
+namespace tcpfork::test {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+// Opens `n` connections at once, sends one Submit on each, and waits up to
+// `timeout` for the acks: how many got none (closed and reset ones included).
+int unansweredWithin(int port, int n, std::chrono::milliseconds timeout) {
+  std::vector<UniqueFd> fds;
+  for (int i = 0; i < n; ++i) {
+    fds.push_back(connectTcp(parseAddress("127.0.0.1:" + std::to_string(port))));
+    auto frame = submitFrame(uint64_t(i));
+    EXPECT_EQ(::send(fds.back().get(), frame.data(), frame.size(), MSG_NOSIGNAL), ssize_t(frame.size()));
+  }
+  const size_t ackBytes = submitAckFrame(0).size();
+  std::vector<size_t> got(fds.size(), 0);
+  std::vector<bool> over(fds.size(), false);  // acked, closed or reset
+  int acked = 0;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::vector<pollfd> polls;
+    std::vector<size_t> which;
+    for (size_t i = 0; i < fds.size(); ++i) {
+      if (over[i]) continue;
+      polls.push_back({fds[i].get(), POLLIN, 0});
+      which.push_back(i);
+    }
+    if (polls.empty()) break;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (::poll(polls.data(), polls.size(), int(std::max<int64_t>(left.count(), 0))) <= 0) continue;
+    for (size_t k = 0; k < polls.size(); ++k) {
+      if (!polls[k].revents) continue;
+      size_t i = which[k];
+      std::byte buffer[64];
+      ssize_t r = ::recv(fds[i].get(), buffer, sizeof buffer, MSG_DONTWAIT);
+      if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (r <= 0) {
+        over[i] = true;
+        continue;
+      }
+      got[i] += size_t(r);
+      if (got[i] >= ackBytes) {
+        over[i] = true;
+        ++acked;
+      }
+    }
+  }
+  return n - acked;
+}
+
+// A worker's heartbeat age from a scrape (-1 when it has no series).
+double heartbeatAge(const std::string& exposition, pid_t pid) {
+  std::istringstream in(exposition);
+  std::string line;
+  std::string label = "pid=\"" + std::to_string(pid) + "\"";
+  while (std::getline(in, line)) {
+    if (line.rfind("tcp_server_worker_heartbeat_age_seconds{", 0) == 0 && line.find(label) != std::string::npos) {
+      return std::stod(line.substr(line.rfind(' ') + 1));
+    }
+  }
+  return -1;
+}
+
+// The worker index the master took out of rotation, from its log line.
+std::optional<unsigned> excludedIndex(const std::string& log) {
+  std::smatch m;
+  if (!std::regex_search(log, m, std::regex(R"(steering: worker (\d+) out of rotation: its heartbeat)"))) return {};
+  return unsigned(std::stoul(m[1]));
+}
+
+const std::string kLongTimeout = "worker_timeout: 60s\n";  // a stopped worker stays stopped, not killed
+
+TEST(Steering, NoNewConnectionWaitsForAStoppedWorker) {
+  if (::geteuid() != 0) GTEST_SKIP() << "loading the steering program needs root (CAP_BPF, CAP_NET_ADMIN)";
+  RunningMaster master(2, kLongTimeout);
+  ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_steering_active") == 1; }, 5s)) << master.log();
+  ASSERT_EQ(unansweredWithin(master.port(), 40, 5s), 0);
+
+  pid_t stopped = *master.servingPids().begin();
+  ASSERT_EQ(::kill(stopped, SIGSTOP), 0);
+  // Out once its heartbeat is stale_after (250 ms) old: the master looks
+  // every 100 ms, and the worker beats every 100 ms.
+  ASSERT_TRUE(master.waitForLog("out of rotation: its heartbeat", 10s)) << master.log();
+  auto index = excludedIndex(master.log());
+  ASSERT_TRUE(index.has_value()) << master.log();
+  std::string series = "tcp_server_steering_eligible{worker=\"" + std::to_string(*index) + "\"}";
+  EXPECT_EQ(master.metric(series), 0);
+  EXPECT_EQ(master.metric("tcp_server_steering_excluded_total{reason=\"stale\"}"), 1);
+  // Every new connection goes to the worker that runs: none waits for the
+  // stopped one (which would hold its ack until it runs again).
+  EXPECT_EQ(unansweredWithin(master.port(), 40, 5s), 0);
+
+  ASSERT_EQ(::kill(stopped, SIGCONT), 0);
+  ASSERT_TRUE(master.waitForLog("steering: worker " + std::to_string(*index) + " back in rotation", 10s))
+      << master.log();
+  EXPECT_EQ(master.metric(series), 1);
+  EXPECT_EQ(unansweredWithin(master.port(), 40, 5s), 0);
+}
+
+// The same stop without steering: SO_REUSEPORT hashes about half of the new
+// connections to the stopped worker, and they wait. (This is what the test
+// above would see if the program did not steer.)
+TEST(Steering, OffLeavesNewConnectionsWaitingForAStoppedWorker) {
+  RunningMaster master(2, kLongTimeout + "steering: off\n");
+  ASSERT_TRUE(master.waitForLog("steering: off (steering.enabled is false)", 5s)) << master.log();
+  EXPECT_EQ(master.metric("tcp_server_steering_active"), 0);
+  pid_t stopped = *master.servingPids().begin();
+  ASSERT_EQ(::kill(stopped, SIGSTOP), 0);
+  // The heartbeat goes stale all the same; nothing acts on it but the
+  // worker_timeout, a minute away.
+  ASSERT_TRUE(waitUntil([&] { return heartbeatAge(master.scrape(), stopped) > 0.5; }, 10s)) << master.scrape();
+  int unanswered = unansweredWithin(master.port(), 40, 1s);
+  ::kill(stopped, SIGCONT);
+  // Binomial(40, 1/2): fewer than 5 happens once in ten million runs.
+  EXPECT_GE(unanswered, 5);
+}
+
+// Scaling down, reloading to fewer workers and back, all under a storm of new
+// connections: each socket about to close is first out of selection, its
+// worker takes what is queued, and what still lands on it migrates.
+TEST(Steering, ScalingAndReloadsUnderAConnectStormFailNoConnect) {
+  if (::geteuid() != 0) GTEST_SKIP() << "loading the steering program needs root (CAP_BPF, CAP_NET_ADMIN)";
+  RunningMaster master(2, kLongTimeout);
+  ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_steering_active") == 1; }, 5s)) << master.log();
+  BackgroundClient storm({"--addr", "127.0.0.1:" + std::to_string(master.port()), "-c", "8", "-d", "100", "--timeout",
+                          "20", "-q"},
+                         "connects");
+  const std::string accepted = "tcp_server_connections_accepted_total";
+  // Lets the storm run: at least 500 new connections since the last step.
+  auto stormRuns = [&] {
+    double before = master.metric(accepted);
+    return waitUntil([&] { return master.metric(accepted) >= before + 500; }, 20s);
+  };
+  ASSERT_TRUE(stormRuns()) << master.log();
+  for (int cycle = 1; cycle <= 15; ++cycle) {
+    master.process().signal(SIGTTIN);
+    ASSERT_TRUE(master.waitServing(3, 15s)) << master.log();
+    ASSERT_TRUE(stormRuns()) << master.log();
+    master.process().signal(SIGTTOU);
+    ASSERT_TRUE(master.waitForLog("TTOU: now 2 workers", 10s, size_t(cycle))) << master.log();
+    ASSERT_TRUE(master.waitServing(2, 15s)) << master.log();
+    ASSERT_TRUE(stormRuns()) << master.log();
+  }
+  for (unsigned workers : {3u, 1u, 2u}) {
+    master.writeConfig(RunningMaster::baseYaml(master.name(), master.pidFile(), workers, master.profileDir()) +
+                       kLongTimeout);
+    uint64_t next = master.generation() + 1;
+    master.process().signal(SIGHUP);
+    ASSERT_TRUE(master.waitForLog("reload: generation " + std::to_string(next) + " serving", 15s)) << master.log();
+    ASSERT_TRUE(stormRuns()) << master.log();
+  }
+  storm.interrupt();
+  ToolRun run = storm.finish(30s);
+  ASSERT_EQ(run.exitCode, 0) << run.output << master.log();
+  EXPECT_EQ(run.report["failed"], 0) << run.output;
+  EXPECT_EQ(run.report["wrong_acks"], 0) << run.output;
+  EXPECT_GT(run.report["acked"].get<uint64_t>(), 3000u) << run.output;
+  // Fifteen TTOUs and the reload from 3 workers to 1 each retired sockets.
+  EXPECT_GE(master.metric("tcp_server_steering_excluded_total{reason=\"retiring\"}"), 17) << master.log();
+  EXPECT_GT(master.metric("tcp_server_steering_decisions_total{decision=\"steered\"}"), 3000) << master.log();
+}
+
+// A master without the privilege to load the program (here as `nobody`):
+// it says why once, reports steering_active 0 and serves as plain reuseport.
+TEST(Steering, WithoutThePrivilegeTheSocketsStayPlainReuseport) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to start a master as another user";
+  passwd* nobody = ::getpwnam("nobody");
+  ASSERT_NE(nobody, nullptr);
+  // Its own directory, which `nobody` may write: config, pidfile, profiles.
+  struct OwnDir {
+    std::string path;
+    OwnDir() {
+      std::string pattern = "/tmp/tcpfork-unprivileged-XXXXXX";
+      if (::mkdtemp(pattern.data()) != nullptr) path = pattern;
+    }
+    ~OwnDir() {
+      std::error_code ec;
+      if (!path.empty()) fs::remove_all(path, ec);
+    }
+  } own;
+  ASSERT_FALSE(own.path.empty());
+  const std::string& dir = own.path;
+  ASSERT_EQ(::chown(dir.c_str(), nobody->pw_uid, nobody->pw_gid), 0);
+  std::string name = "tcpfork-unpriv-" + std::to_string(::getpid());
+  std::string config = dir + "/tcpfork.yaml";
+  std::ofstream(config) << "name: " << name << "\nlisten: 127.0.0.1:0\nworkers: 2\npid_file: " << dir
+                        << "/tcpfork.pid\nmetrics:\n  listen: 127.0.0.1:0\nprofile:\n  dir: " << dir << "/profiles\n";
+  std::string log = dir + "/master.log";
+  ChildProcess master({"/usr/bin/setpriv", "--reuid=" + std::to_string(nobody->pw_uid),
+                       "--regid=" + std::to_string(nobody->pw_gid), "--clear-groups", "--", binary("tcpfork"), "-c",
+                       config},
+                      {}, log);
+  ASSERT_TRUE(waitUntil([&] { return readFile(log).find("ready:") != std::string::npos; }, 15s)) << readFile(log);
+  std::string text = readFile(log);
+  EXPECT_NE(text.find("steering: off: loading the BPF program was refused"), std::string::npos) << text;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(text, m, std::regex(R"(workers on 127\.0\.0\.1:(\d+))"))) << text;
+  int port = std::stoi(m[1]);
+  ASSERT_TRUE(std::regex_search(text, m, std::regex(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)"))) << text;
+  int metricsPort = std::stoi(m[1]);
+  EXPECT_EQ(metricValue(httpGet(metricsPort, "/metrics").body, "tcp_server_steering_active"), 0);
+  EXPECT_EQ(unansweredWithin(port, 40, 5s), 0);
+  std::set<pid_t> workers = workerPids(name);
+  master.signal(SIGQUIT);
+  EXPECT_TRUE(master.waitExit(15s).has_value()) << readFile(log);
+  for (pid_t pid : workers) ::kill(pid, SIGKILL);
+  // Said once, not at every tick of the master's life.
+  std::string whole = readFile(log);
+  size_t first = whole.find("steering: off");
+  EXPECT_EQ(whole.find("steering: off", first + 1), std::string::npos) << whole;
+}
+
+}  // namespace
+}  // namespace tcpfork::test

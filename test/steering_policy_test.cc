@@ -1,0 +1,48 @@
+// The steering decision (steering/policy.h): who takes new connections.
+#include <gtest/gtest.h>
+
+#include "steering/policy.h"
+
+namespace tcpfork::steering {
+namespace {
+
+using V = std::vector<unsigned>;
+
+WorkerView healthy(unsigned index) { return {index, true, 40, 0}; }
+
+TEST(SteeringPolicy, EveryHealthyWorkerIsEligible) {
+  Decision d = decide({healthy(0), healthy(1), healthy(2)}, {}, {});
+  EXPECT_EQ(d.eligible, (V{0, 1, 2}));
+  EXPECT_FALSE(d.everyoneOut);
+}
+
+TEST(SteeringPolicy, AStaleHeartbeatOrALongQueueTakesAWorkerOut) {
+  std::vector<WorkerView> views = {healthy(0), {1, true, 251, 0}, {2, true, 40, 257}, {3, false, 0, 0}};
+  Decision d = decide(views, {250, 256}, {});
+  EXPECT_EQ(d.eligible, (V{0}));
+  EXPECT_EQ(d.why, (std::vector<Exclusion>{Exclusion::kNone, Exclusion::kStale, Exclusion::kQueue,
+                                           Exclusion::kNotServing}));
+  // Exactly at the limits is still in.
+  d = decide({{0, true, 250, 256}}, {250, 256}, {});
+  EXPECT_EQ(d.eligible, (V{0}));
+}
+
+TEST(SteeringPolicy, AWorkerOutForItsQueueComesBackAtHalfOfIt) {
+  std::vector<Exclusion> out = {Exclusion::kNone, Exclusion::kQueue};
+  EXPECT_EQ(decide({healthy(0), {1, true, 40, 129}}, {250, 256}, out).eligible, (V{0}));
+  EXPECT_EQ(decide({healthy(0), {1, true, 40, 128}}, {250, 256}, out).eligible, (V{0, 1}));
+  // One that was in stays in up to the limit.
+  EXPECT_EQ(decide({healthy(0), {1, true, 40, 200}}, {250, 256}, {}).eligible, (V{0, 1}));
+}
+
+TEST(SteeringPolicy, WithEveryoneOutAllServingWorkersTakeTheirShare) {
+  Decision d = decide({{0, true, 900, 0}, {1, true, 40, 999}, {2, false, 0, 0}}, {250, 256}, {});
+  EXPECT_TRUE(d.everyoneOut);
+  EXPECT_EQ(d.eligible, (V{0, 1}));
+  // Nobody serves (all starting): every index, as plain SO_REUSEPORT would.
+  d = decide({{0, false, 0, 0}, {1, false, 0, 0}}, {250, 256}, {});
+  EXPECT_EQ(d.eligible, (V{0, 1}));
+}
+
+}  // namespace
+}  // namespace tcpfork::steering
