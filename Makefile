@@ -71,6 +71,7 @@ uninstall:
 bench: build
 	python3 bench/run_bench.py --bin-dir $(BUILD_DIR)/bin --out $(BUILD_DIR)/bench.json $(BENCH_ARGS)
 	python3 bench/idle_memory.py --bin-dir $(BUILD_DIR)/bin
+	python3 bench/steering_bench.py --bin-dir $(BUILD_DIR)/bin --out $(BUILD_DIR)/bench/steering.json
 
 # A real master under load and chaos (kill -9, HUP, TTIN/TTOU, SIGSTOP, TRAP)
 # for SOAK_SECONDS; fails on a wrong ack, a failed connect, a hung worker not

@@ -92,7 +92,7 @@ def processes_of(name):
 
 class SoakMaster:
     def __init__(self, bin_dir, work_dir, workers, max_workers, worker_timeout_s, drain_timeout_s,
-                 profile_duration_s):
+                 profile_duration_s, extra_yaml=""):
         self.work_dir = work_dir
         self.name = os.path.basename(work_dir)  # mkdtemp made it unique
         self.port = free_port()
@@ -111,7 +111,8 @@ class SoakMaster:
                     f"drain_timeout: {drain_timeout_s}s\n"
                     f"idle_timeout: 60s\n"
                     f"log:\n  level: info\n"
-                    f"profile:\n  dir: {self.profile_dir}\n  duration: {profile_duration_s}s\n")
+                    f"profile:\n  dir: {self.profile_dir}\n  duration: {profile_duration_s}s\n"
+                    + extra_yaml)
         cmd = [os.path.join(bin_dir, "tcpfork"), "-c", self.config_path, "--name", self.name,
                "--pid-file", self.pid_file, "--listen", f"127.0.0.1:{self.port}",
                "--metrics-listen", f"127.0.0.1:{self.metrics_port}"]

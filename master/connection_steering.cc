@@ -26,11 +26,14 @@ void ConnectionSteering::tick(const Supervisor& supervisor, const stats::StatsSe
     announced_ = true;
     if (!config_.enabled) {
       spdlog::info("steering: off (steering.enabled is false): new connections go by SO_REUSEPORT's hash");
-    } else if (listeners_.socketActivated() && listeners_.sockets().empty()) {
-      spdlog::warn("steering: off: the sockets systemd passed are shared by all workers, and per-worker sockets "
-                   "could not join them (the socket unit needs ReusePort=yes)");
     } else if (!program_.available()) {
       spdlog::warn("steering: off: {}; new connections go by SO_REUSEPORT's hash", program_.unavailableReason());
+    } else if (listeners_.socketActivated() && listeners_.sockets().empty()) {
+      spdlog::warn("steering: off: the workers share the sockets systemd passed (see the warning above)");
+    } else {
+      spdlog::info("steering: on: new connections go to workers whose heartbeat is under {} ms old and whose "
+                   "accept queue is at most {}",
+                   config_.staleAfter.count(), config_.maxQueue);
     }
   }
   if (!config_.enabled || !program_.available()) return;

@@ -26,6 +26,8 @@ class ConnectionSteering {
   ConnectionSteering(const ConnectionSteering&) = delete;
   ConnectionSteering& operator=(const ConnectionSteering&) = delete;
 
+  // Steering is on and the program loads (tried once).
+  bool possible() { return config_.enabled && program_.available(); }
   // Thresholds from a reloaded config (steering.enabled needs a restart).
   void configure(const SteeringConfig& config);
   // Loads the program on the first call (or says once why steering is off),

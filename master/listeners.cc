@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
 
 #include "base/socket.h"
 
@@ -89,7 +90,10 @@ std::vector<std::string> Listeners::handoverEnvironment(std::vector<int>& inheri
 }
 
 void Listeners::ensure(unsigned index, const std::vector<std::string>& addresses) {
-  if (socketActivated()) return;
+  if (socketActivated()) {
+    if (joinInherited_ && !joinFailed_) joinInheritedGroups(index);
+    return;
+  }
   for (const auto& address : addresses) {
     bool present = std::any_of(entries_.begin(), entries_.end(),
                                [&](const Entry& e) { return e.index == index && e.address == address; });
@@ -101,10 +105,36 @@ void Listeners::ensure(unsigned index, const std::vector<std::string>& addresses
   }
 }
 
+void Listeners::joinInheritedGroups(unsigned index) {
+  for (const auto& inherited : inherited_) {
+    std::string address = localAddress(inherited.get()).toString();
+    bool present = std::any_of(entries_.begin(), entries_.end(),
+                               [&](const Entry& e) { return e.index == index && e.address == address; });
+    if (present) continue;
+    int reusePort = 0;
+    socklen_t len = sizeof reusePort;
+    ::getsockopt(inherited.get(), SOL_SOCKET, SO_REUSEPORT, &reusePort, &len);
+    try {
+      if (!reusePort) throw std::runtime_error("the socket unit did not set ReusePort=yes");
+      entries_.push_back({index, address, listenTcp(parseAddress(address))});
+    } catch (const std::exception& e) {
+      spdlog::warn("socket activation: worker {} cannot have a socket of its own on {} ({}); every worker shares "
+                   "the sockets systemd passed, unsteered",
+                   index, address, e.what());
+      joinFailed_ = true;
+      std::erase_if(entries_, [](const Entry&) { return true; });
+      return;
+    }
+  }
+}
+
 std::vector<int> Listeners::fdsFor(unsigned index, const std::vector<std::string>& addresses) const {
   std::vector<int> fds;
   if (socketActivated()) {
     for (const auto& fd : inherited_) fds.push_back(fd.get());
+    for (const auto& e : entries_) {
+      if (e.index == index) fds.push_back(e.fd.get());
+    }
     return fds;
   }
   for (const auto& address : addresses) {
@@ -117,7 +147,9 @@ std::vector<int> Listeners::fdsFor(unsigned index, const std::vector<std::string
 
 void Listeners::keepOnly(unsigned count, const std::vector<std::string>& addresses) {
   std::erase_if(entries_, [&](const Entry& e) {
-    bool drop = e.index >= count || std::find(addresses.begin(), addresses.end(), e.address) == addresses.end();
+    // Under socket activation the addresses are systemd's, not the config's.
+    bool listed = socketActivated() || std::find(addresses.begin(), addresses.end(), e.address) != addresses.end();
+    bool drop = e.index >= count || !listed;
     if (drop && beforeClose_) beforeClose_({e.address, e.index, e.fd.get()});
     return drop;
   });
@@ -133,6 +165,10 @@ std::string Listeners::describe() const {
   if (socketActivated()) {
     std::vector<std::string> bound;
     for (const auto& fd : inherited_) bound.push_back(localAddress(fd.get()).toString());
+    if (!entries_.empty()) {
+      return fmt::format("{} (from systemd, shared by all workers, and {} sockets of their own in its group)",
+                         fmt::join(bound, ", "), entries_.size());
+    }
     return fmt::format("{} (from systemd, shared by all workers)", fmt::join(bound, ", "));
   }
   std::vector<std::string> addresses;

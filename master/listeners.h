@@ -38,6 +38,13 @@ class Listeners {
   Listeners();
 
   bool socketActivated() const { return !inherited_.empty(); }
+  // Under socket activation, also give each worker index a socket of its own
+  // in each inherited socket's SO_REUSEPORT group, for steering to choose
+  // among (the inherited ones stay shared: what systemd queued while no
+  // master ran is served). Possible only when the unit set ReusePort=yes and
+  // this process runs as the socket's owner; otherwise said once, and the
+  // sockets stay shared.
+  void joinInherited() { joinInherited_ = true; }
 
   // Makes sure worker `index` has a socket on every address in `addresses`
   // (binding any that are missing). Throws std::system_error naming the address.
@@ -49,7 +56,7 @@ class Listeners {
   void keepOnly(unsigned count, const std::vector<std::string>& addresses);
   // Called for each socket keepOnly() is about to close, before it does.
   void onDrop(std::function<void(const IndexedSocket&)> beforeClose) { beforeClose_ = std::move(beforeClose); }
-  // Every per-index socket (none under socket activation).
+  // Every per-index socket (under socket activation, those that joined).
   std::vector<IndexedSocket> sockets() const;
   std::string describe() const;
   // Every socket's accept queue now (read at scrape time).
@@ -60,6 +67,8 @@ class Listeners {
   std::vector<std::string> handoverEnvironment(std::vector<int>& inheritFds) const;
 
  private:
+  void joinInheritedGroups(unsigned index);
+
   struct Entry {
     unsigned index;
     std::string address;
@@ -70,6 +79,8 @@ class Listeners {
   // join that port, so one address means one port.
   std::map<std::string, std::string> boundPort_;
   std::vector<UniqueFd> inherited_;
+  bool joinInherited_ = false;
+  bool joinFailed_ = false;
   std::function<void(const IndexedSocket&)> beforeClose_;
 };
 

@@ -109,6 +109,7 @@ int Master::run() {
                  admin_->boundAddress(), config_.profile.http && config_.profile.httpRemote ? ", and so is profiling" : "");
   }
   warnIfWorkersInheritTooFewDescriptors(config_.worker.maxConnections, config_.worker.rlimitNofile);
+  if (listeners_.socketActivated() && steering_.possible()) listeners_.joinInherited();
   supervisor_.start(settingsFrom(config_));
   spdlog::info("master pid {}: {} workers on {}; metrics on http://{}/metrics; pidfile {}; stats segment '{}'{}",
                ::getpid(), supervisor_.count(), listeners_.describe(), admin_->boundAddress(), pidfilePath_,

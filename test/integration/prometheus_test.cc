@@ -129,8 +129,10 @@ TEST(Prometheus, ScrapesTheRequestRateWhileLoadRuns) {
   for (const char* metric : {"_request_duration_seconds_bucket", "_handler_duration_seconds_bucket",
                              "_listen_queue_length", "_listen_queue_limit", "_worker_loop_lag_seconds_bucket",
                              "_worker_heartbeat_age_seconds", "_listen_overflows_total", "_listen_drops_total",
-                             // and what the worker limits did: shed connections, recycles by reason.
-                             "_connections_shed_total", "_worker_recycles_total"}) {
+                             // and what the worker limits did: shed connections, recycles by reason,
+                             "_connections_shed_total", "_worker_recycles_total",
+                             // and which workers steering keeps new connections away from, and why.
+                             "_steering_eligible", "_steering_active", "_steering_excluded_total"}) {
     EXPECT_NE(everyExpr.find(metric), std::string::npos) << "no dashboard panel shows " << metric;
   }
 

@@ -184,6 +184,47 @@ TEST(Steering, ScalingAndReloadsUnderAConnectStormFailNoConnect) {
   EXPECT_GT(master.metric("tcp_server_steering_decisions_total{decision=\"steered\"}"), 3000) << master.log();
 }
 
+// Under socket activation (here the test plays systemd: one SO_REUSEPORT
+// socket at fd 3, LISTEN_FDS=1) each worker also gets a socket of its own in
+// that socket's group, and those are steered: a stopped worker gets no new
+// connection.
+TEST(Steering, SocketsFromSystemdAreSteeredTheSameWay) {
+  if (::geteuid() != 0) GTEST_SKIP() << "loading the steering program needs root (CAP_BPF, CAP_NET_ADMIN)";
+  UniqueFd systemdSocket = listenTcp(parseAddress("127.0.0.1:0"));  // SO_REUSEPORT, as ReusePort=yes
+  int port = localAddress(systemdSocket.get()).port();
+  std::string name = "tcpfork-test-steered-activation-" + std::to_string(::getpid());
+  std::string log = tempPath("activated.log");
+  std::string config = tempPath("activated.yaml");
+  std::ofstream(config) << "name: " << name << "\nlisten: 127.0.0.1:0\nworkers: 2\n" << kLongTimeout << "pid_file: "
+                        << tempPath("activated.pid") << "\nmetrics:\n  listen: 127.0.0.1:0\nprofile:\n  dir: "
+                        << tempPath("activated-profiles") << "\n";
+  int fd = systemdSocket.get();
+  // The shell keeps its pid through exec, so LISTEN_PID names tcpfork (bash:
+  // dash reads only one-digit descriptors in redirections).
+  std::string move = fd == 3 ? "" : "exec 3<&" + std::to_string(fd) + " " + std::to_string(fd) + "<&-; ";
+  std::string script = move + "export LISTEN_FDS=1 LISTEN_PID=$$; exec " + binary("tcpfork") + " -c " + config;
+  ChildProcess master({"/bin/bash", "-c", script}, {fd}, log);
+  systemdSocket.reset();
+  ASSERT_TRUE(waitUntil([&] { return readFile(log).find("ready: 2 workers serving") != std::string::npos; }, 15s))
+      << readFile(log);
+  ASSERT_TRUE(waitUntil([&] { return readFile(log).find("steering: on") != std::string::npos; }, 5s)) << readFile(log);
+  EXPECT_NE(readFile(log).find("(from systemd, shared by all workers, and 2 sockets of their own in its group)"),
+            std::string::npos)
+      << readFile(log);
+  ASSERT_EQ(unansweredWithin(port, 40, 5s), 0);
+  std::set<pid_t> workers = workerPids(name);
+  ASSERT_EQ(workers.size(), 2u);
+  pid_t stopped = *workers.begin();
+  ASSERT_EQ(::kill(stopped, SIGSTOP), 0);
+  ASSERT_TRUE(waitUntil([&] { return readFile(log).find("out of rotation: its heartbeat") != std::string::npos; }, 10s))
+      << readFile(log);
+  EXPECT_EQ(unansweredWithin(port, 40, 5s), 0);
+  ::kill(stopped, SIGCONT);
+  master.signal(SIGQUIT);
+  EXPECT_TRUE(master.waitExit(15s).has_value()) << readFile(log);
+  for (pid_t pid : workers) ::kill(pid, SIGKILL);
+}
+
 // A master without the privilege to load the program (here as `nobody`):
 // it says why once, reports steering_active 0 and serves as plain reuseport.
 TEST(Steering, WithoutThePrivilegeTheSocketsStayPlainReuseport) {
