@@ -78,6 +78,11 @@ pid_t spawnProcess(const SpawnRequest& request) {
       prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (::getppid() != parent) _exit(0);  // the master died before prctl
     }
+    // A master granted CAP_BPF and CAP_NET_ADMIN as ambient capabilities (to
+    // load the steering program) would pass them through execve to the
+    // workers; they need neither. Fails only on kernels without ambient
+    // capabilities (before 4.3), which then have none to pass.
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     for (int fd : request.inheritFds) {
       int flags = ::fcntl(fd, F_GETFD);
       if (flags < 0 || ::fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) != 0) childFail(pipeFds[1], 0);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <memory>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -225,54 +226,117 @@ TEST(Steering, SocketsFromSystemdAreSteeredTheSameWay) {
   for (pid_t pid : workers) ::kill(pid, SIGKILL);
 }
 
-// A master without the privilege to load the program (here as `nobody`):
-// it says why once, reports steering_active 0 and serves as plain reuseport.
+// A master started as `nobody` (by setpriv), with `capabilities` (setpriv's
+// names: "bpf,net_admin") as ambient capabilities, or none, in a directory of
+// its own that it may write (config, pidfile, profiles).
+class MasterAsNobody {
+ public:
+  explicit MasterAsNobody(const std::string& capabilities = "") {
+    passwd* nobody = ::getpwnam("nobody");
+    if (nobody == nullptr) throw std::runtime_error("no user nobody");
+    std::string pattern = "/tmp/tcpfork-unprivileged-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    dir_ = pattern;
+    if (::chown(dir_.c_str(), nobody->pw_uid, nobody->pw_gid) != 0) throw std::runtime_error("chown failed");
+    name_ = "tcpfork-unpriv-" + std::to_string(::getpid()) + "-" + std::to_string(++instances_);
+    std::string config = dir_ + "/tcpfork.yaml";
+    std::ofstream(config) << "name: " << name_ << "\nlisten: 127.0.0.1:0\nworkers: 2\npid_file: " << dir_
+                          << "/tcpfork.pid\nmetrics:\n  listen: 127.0.0.1:0\nprofile:\n  dir: " << dir_
+                          << "/profiles\n";
+    log_ = dir_ + "/master.log";
+    std::vector<std::string> argv = {"/usr/bin/setpriv", "--reuid=" + std::to_string(nobody->pw_uid),
+                                      "--regid=" + std::to_string(nobody->pw_gid), "--clear-groups"};
+    if (!capabilities.empty()) {
+      std::string plus;
+      for (size_t at = 0; at <= capabilities.size();) {
+        size_t comma = capabilities.find(',', at);
+        if (comma == std::string::npos) comma = capabilities.size();
+        plus += (plus.empty() ? "+" : ",+") + capabilities.substr(at, comma - at);
+        at = comma + 1;
+      }
+      argv.push_back("--inh-caps=" + plus);
+      argv.push_back("--ambient-caps=" + plus);
+    }
+    argv.insert(argv.end(), {"--", binary("tcpfork"), "-c", config});
+    process_ = std::make_unique<ChildProcess>(argv, std::vector<int>{}, log_);
+    if (!waitUntil([&] { return log().find("ready:") != std::string::npos; }, 15s)) {
+      throw std::runtime_error("the master did not become ready:\n" + log());
+    }
+    std::smatch m;
+    std::string text = log();
+    if (!std::regex_search(text, m, std::regex(R"(workers on 127\.0\.0\.1:(\d+))"))) throw std::runtime_error(text);
+    port_ = std::stoi(m[1]);
+    if (!std::regex_search(text, m, std::regex(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)"))) {
+      throw std::runtime_error(text);
+    }
+    metricsPort_ = std::stoi(m[1]);
+  }
+  ~MasterAsNobody() {
+    std::set<pid_t> workers = workerPids(name_);
+    process_->signal(SIGQUIT);
+    EXPECT_TRUE(process_->waitExit(15s).has_value()) << log();
+    for (pid_t pid : workers) ::kill(pid, SIGKILL);
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  int port() const { return port_; }
+  double metric(const std::string& series) const { return metricValue(httpGet(metricsPort_, "/metrics").body, series); }
+  std::string log() const { return readFile(log_); }
+  std::set<pid_t> workers() const { return workerPids(name_); }
+  pid_t pid() const { return process_->pid(); }
+
+ private:
+  static inline int instances_ = 0;
+  std::string dir_, name_, log_;
+  std::unique_ptr<ChildProcess> process_;
+  int port_ = 0;
+  int metricsPort_ = 0;
+};
+
+// A process's capability set from /proc (CapEff, CapPrm, CapAmb), in hex.
+std::string capabilities(pid_t pid, const std::string& set) {
+  std::istringstream in(readFile("/proc/" + std::to_string(pid) + "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(set + ":", 0) == 0) return line.substr(line.find_first_not_of(" \t", set.size() + 1));
+  }
+  return "?";
+}
+
+// A master without the privilege to load the program: it says why once,
+// reports steering_active 0 and serves as plain reuseport.
 TEST(Steering, WithoutThePrivilegeTheSocketsStayPlainReuseport) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to start a master as another user";
-  passwd* nobody = ::getpwnam("nobody");
-  ASSERT_NE(nobody, nullptr);
-  // Its own directory, which `nobody` may write: config, pidfile, profiles.
-  struct OwnDir {
-    std::string path;
-    OwnDir() {
-      std::string pattern = "/tmp/tcpfork-unprivileged-XXXXXX";
-      if (::mkdtemp(pattern.data()) != nullptr) path = pattern;
-    }
-    ~OwnDir() {
-      std::error_code ec;
-      if (!path.empty()) fs::remove_all(path, ec);
-    }
-  } own;
-  ASSERT_FALSE(own.path.empty());
-  const std::string& dir = own.path;
-  ASSERT_EQ(::chown(dir.c_str(), nobody->pw_uid, nobody->pw_gid), 0);
-  std::string name = "tcpfork-unpriv-" + std::to_string(::getpid());
-  std::string config = dir + "/tcpfork.yaml";
-  std::ofstream(config) << "name: " << name << "\nlisten: 127.0.0.1:0\nworkers: 2\npid_file: " << dir
-                        << "/tcpfork.pid\nmetrics:\n  listen: 127.0.0.1:0\nprofile:\n  dir: " << dir << "/profiles\n";
-  std::string log = dir + "/master.log";
-  ChildProcess master({"/usr/bin/setpriv", "--reuid=" + std::to_string(nobody->pw_uid),
-                       "--regid=" + std::to_string(nobody->pw_gid), "--clear-groups", "--", binary("tcpfork"), "-c",
-                       config},
-                      {}, log);
-  ASSERT_TRUE(waitUntil([&] { return readFile(log).find("ready:") != std::string::npos; }, 15s)) << readFile(log);
-  std::string text = readFile(log);
-  EXPECT_NE(text.find("steering: off: loading the BPF program was refused"), std::string::npos) << text;
-  std::smatch m;
-  ASSERT_TRUE(std::regex_search(text, m, std::regex(R"(workers on 127\.0\.0\.1:(\d+))"))) << text;
-  int port = std::stoi(m[1]);
-  ASSERT_TRUE(std::regex_search(text, m, std::regex(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)"))) << text;
-  int metricsPort = std::stoi(m[1]);
-  EXPECT_EQ(metricValue(httpGet(metricsPort, "/metrics").body, "tcp_server_steering_active"), 0);
-  EXPECT_EQ(unansweredWithin(port, 40, 5s), 0);
-  std::set<pid_t> workers = workerPids(name);
-  master.signal(SIGQUIT);
-  EXPECT_TRUE(master.waitExit(15s).has_value()) << readFile(log);
-  for (pid_t pid : workers) ::kill(pid, SIGKILL);
+  std::string whole;
+  {
+    MasterAsNobody master;
+    EXPECT_NE(master.log().find("steering: off: loading the BPF program was refused"), std::string::npos)
+        << master.log();
+    EXPECT_EQ(master.metric("tcp_server_steering_active"), 0);
+    EXPECT_EQ(unansweredWithin(master.port(), 40, 5s), 0);
+    whole = master.log();
+  }
   // Said once, not at every tick of the master's life.
-  std::string whole = readFile(log);
   size_t first = whole.find("steering: off");
   EXPECT_EQ(whole.find("steering: off", first + 1), std::string::npos) << whole;
+}
+
+// What the systemd unit grants to steer: a user with CAP_BPF and
+// CAP_NET_ADMIN as ambient capabilities. The master steers; its workers,
+// which run the handler's code, hold no capability at all.
+TEST(Steering, AUserWithTheTwoCapabilitiesSteersAndItsWorkersHoldNone) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to start a master as another user";
+  MasterAsNobody master("bpf,net_admin");
+  ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_steering_active") == 1; }, 5s)) << master.log();
+  EXPECT_EQ(capabilities(master.pid(), "CapAmb"), "0000008000001000");  // CAP_BPF (39), CAP_NET_ADMIN (12)
+  std::set<pid_t> workers = master.workers();
+  ASSERT_EQ(workers.size(), 2u);
+  for (pid_t pid : workers) {
+    for (const char* set : {"CapEff", "CapPrm", "CapAmb"}) {
+      EXPECT_EQ(capabilities(pid, set), "0000000000000000") << "worker " << pid << " " << set;
+    }
+  }
+  EXPECT_EQ(unansweredWithin(master.port(), 40, 5s), 0);
 }
 
 }  // namespace
