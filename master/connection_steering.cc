@@ -30,10 +30,6 @@ void ConnectionSteering::tick(const Supervisor& supervisor, const stats::StatsSe
       spdlog::warn("steering: off: {}; new connections go by SO_REUSEPORT's hash", program_.unavailableReason());
     } else if (listeners_.socketActivated() && listeners_.sockets().empty()) {
       spdlog::warn("steering: off: the workers share the sockets systemd passed (see the warning above)");
-    } else {
-      spdlog::info("steering: on: new connections go to workers whose heartbeat is under {} ms old and whose "
-                   "accept queue is at most {}",
-                   config_.staleAfter.count(), config_.maxQueue);
     }
   }
   if (!config_.enabled || !program_.available()) return;
@@ -47,6 +43,12 @@ void ConnectionSteering::tick(const Supervisor& supervisor, const stats::StatsSe
   }
   program_.sync(steered);
   if (!program_.active()) return;
+  if (!announcedOn_) {
+    announcedOn_ = true;
+    spdlog::info("steering: on: new connections go to workers whose heartbeat is under {} ms old and whose "
+                 "accept queue is at most {}",
+                 config_.staleAfter.count(), config_.maxQueue);
+  }
 
   std::vector<steering::WorkerView> views(indices);
   for (unsigned i = 0; i < indices; ++i) {
@@ -90,6 +92,12 @@ void ConnectionSteering::logChanges(const std::vector<steering::WorkerView>& vie
     spdlog::warn("steering: no worker qualifies; every serving worker takes its hash share until one does");
   }
   wasEveryoneOut_ = decision.everyoneOut;
+}
+
+void ConnectionSteering::handOver() {
+  if (!program_.active()) return;
+  program_.release();
+  spdlog::info("steering: handed over to the new master");
 }
 
 steering::Status ConnectionSteering::status() const {

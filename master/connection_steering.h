@@ -33,6 +33,8 @@ class ConnectionSteering {
   // Loads the program on the first call (or says once why steering is off),
   // then decides and publishes.
   void tick(const Supervisor& supervisor, const stats::StatsSegment& segment);
+  // A binary upgrade's new master serves: steering is its from now on.
+  void handOver();
   // After a failed binary upgrade: the dead master's program is attached.
   void reattach() { program_.reattach(); }
   steering::Status status() const;
@@ -44,6 +46,7 @@ class ConnectionSteering {
   Listeners& listeners_;
   steering::ReuseportSteering program_;
   bool announced_ = false;
+  bool announcedOn_ = false;
   std::vector<steering::WorkerView> views_;
   steering::Decision last_;
   bool wasEveryoneOut_ = false;

@@ -75,6 +75,7 @@ void Master::onUpgradeReady(pid_t pid) {
   spdlog::info("binary upgrade: new master pid {} serves; this master (pid {}, pidfile {}) serves beside it until "
                "it gets SIGQUIT",
                pid, ::getpid(), pidfile_ ? pidfile_->path() : "");
+  steering_.handOver();
 }
 
 void Master::onUpgradeFailed(const std::string& why) {

@@ -83,7 +83,7 @@ bool ReuseportSteering::active() const {
 }
 
 void ReuseportSteering::sync(const std::vector<SteeredSocket>& sockets) {
-  if (!available()) return;
+  if (released_ || !available()) return;
   std::erase_if(groups_, [&](const auto& g) {
     return std::none_of(sockets.begin(), sockets.end(), [&](const SteeredSocket& s) { return s.group == g.first; });
   });
@@ -91,7 +91,7 @@ void ReuseportSteering::sync(const std::vector<SteeredSocket>& sockets) {
     auto found = groups_.find(socket.group);
     if (found == groups_.end()) {
       try {
-        found = groups_.emplace(socket.group, Group{load(), {}, false, {}, 0}).first;
+        found = groups_.emplace(socket.group, Group{load(), {}, false, false, {}, 0}).first;
       } catch (const std::exception& e) {
         spdlog::error("steering {}: {}; that address stays plain SO_REUSEPORT", socket.group, e.what());
         continue;
@@ -101,7 +101,9 @@ void ReuseportSteering::sync(const std::vector<SteeredSocket>& sockets) {
     insert(found->first, found->second, socket);
   }
   for (auto& [name, group] : groups_) {
-    if (group.attached || group.cookies.empty()) continue;
+    // Attached while the sockets are still in the upgraded master's map
+    // too: replacing its program is what lets that map go.
+    if (group.attached || (group.cookies.empty() && !group.busy)) continue;
     // Through any socket of the group: the program belongs to the group.
     for (const SteeredSocket& socket : sockets) {
       if (socket.group == name) {
@@ -123,13 +125,16 @@ void ReuseportSteering::insert(const std::string& name, Group& group, const Stee
   int mapFd = bpf_map__fd(group.skeleton->maps.listeners);
   if (bpf_map_update_elem(mapFd, &key, &value, BPF_ANY) != 0) {
     // EBUSY: the socket is still in another program's map, that of the
-    // master we upgraded from; that map goes once our program replaces its.
+    // master we upgraded from; that map goes once our program has replaced
+    // its program and that master has let go of it (release()).
+    group.busy = errno == EBUSY;
     if (errno != EBUSY) {
       spdlog::warn("steering {}: cannot add worker {}'s socket: {}", name, socket.index, std::strerror(errno));
     }
     return;
   }
   group.cookies[socket.index] = *cookie;
+  group.busy = false;
 }
 
 void ReuseportSteering::attach(const std::string& name, Group& group, int fd) {
@@ -142,9 +147,16 @@ void ReuseportSteering::attach(const std::string& name, Group& group, int fd) {
   group.attached = true;
 }
 
+void ReuseportSteering::release() {
+  released_ = true;
+  groups_.clear();
+}
+
 void ReuseportSteering::reattach() {
   // Our maps kept our sockets (theirs could not take them: EBUSY); only the
-  // group's program changed. The next sync() attaches ours again.
+  // group's program changed. The next sync() attaches ours again (or, after
+  // release(), loads and fills new ones).
+  released_ = false;
   for (auto& [name, group] : groups_) group.attached = false;
 }
 

@@ -59,8 +59,13 @@ class ReuseportSteering {
   // `index`'s socket in `group` is about to close: out of the set and of the
   // map at once, before its worker drains what is queued on it.
   void retire(const std::string& group, unsigned index);
+  // A binary upgrade's new master serves: it attaches its own program, and
+  // can put the sockets in its maps only once ours are gone (a socket sits
+  // in one sockarray at a time). Frees every program and map of ours; sync()
+  // does nothing more until reattach().
+  void release();
   // Attaches every group's program again (a new master of a failed binary
-  // upgrade attached its own, then died).
+  // upgrade attached its own, then died); after release(), loads them anew.
   void reattach();
   ProgramStats stats() const;
 
@@ -73,6 +78,7 @@ class ReuseportSteering {
     Skeleton skeleton;
     std::map<unsigned, uint64_t> cookies;  // index -> cookie of the socket in the map
     bool attached = false;
+    bool busy = false;  // a socket is in another master's map (binary upgrade)
     std::vector<unsigned> published;
     uint32_t live = 0;                     // which of the two sets the program reads
   };
@@ -86,6 +92,7 @@ class ReuseportSteering {
   std::optional<bool> available_;
   std::string unavailable_;
   std::map<std::string, Group> groups_;
+  bool released_ = false;
   std::vector<unsigned> eligible_;
 };
 

@@ -9,6 +9,8 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -18,6 +20,7 @@
 #include <sstream>
 
 #include "base/socket.h"
+#include "master/pidfile.h"
 #include "test/integration/http_get.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
@@ -183,6 +186,47 @@ TEST(Steering, ScalingAndReloadsUnderAConnectStormFailNoConnect) {
   // Fifteen TTOUs and the reload from 3 workers to 1 each retired sockets.
   EXPECT_GE(master.metric("tcp_server_steering_excluded_total{reason=\"retiring\"}"), 17) << master.log();
   EXPECT_GT(master.metric("tcp_server_steering_decisions_total{decision=\"steered\"}"), 3000) << master.log();
+}
+
+// A binary upgrade: the new master attaches its own program, the old one lets
+// go of its maps once the new one serves, and the sockets move to the new
+// master's map: after the old master is gone, a stopped worker of the new
+// one is avoided.
+TEST(Steering, ABinaryUpgradeHandsSteeringToTheNewMaster) {
+  if (::geteuid() != 0) GTEST_SKIP() << "loading the steering program needs root (CAP_BPF, CAP_NET_ADMIN)";
+  // The new master is the old one's child; once the old one exits it is
+  // re-parented to us, so we can reap (and, on failure, kill) it by pid.
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  RunningMaster master(2, kLongTimeout);
+  ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_steering_active") == 1; }, 5s)) << master.log();
+  ToolRun upgrade = runTool("tcpfork", {"-c", master.configPath(), "-s", "upgrade"}, 30s);
+  ASSERT_EQ(upgrade.exitCode, 0) << upgrade.output << master.log();
+  pid_t newPid = runningMasterPid(master.pidFile());
+  struct KillAtEnd {
+    pid_t pid;
+    ~KillAtEnd() {
+      ::kill(pid, SIGKILL);
+      waitUntil([&] { return ::waitpid(pid, nullptr, WNOHANG) == pid; }, 5s);
+    }
+  } newMaster{newPid};
+  ASSERT_TRUE(master.waitForLog("steering: handed over to the new master", 5s)) << master.log();
+  master.process().signal(SIGQUIT);
+  ASSERT_TRUE(master.process().waitExit(15s).has_value()) << master.log();
+  // Metrics now come from the new master only (the old one held the admin
+  // socket too until it exited).
+  ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_steering_active") == 1; }, 5s)) << master.log();
+  std::set<pid_t> workers = master.servingPids();
+  ASSERT_EQ(workers.size(), 2u) << master.log();
+  pid_t stopped = *workers.begin();
+  ASSERT_EQ(::kill(stopped, SIGSTOP), 0);
+  ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_steering_excluded_total{reason=\"stale\"}") == 1; }, 10s))
+      << master.log();
+  EXPECT_EQ(unansweredWithin(master.port(), 40, 5s), 0);
+  EXPECT_GT(master.metric("tcp_server_steering_decisions_total{decision=\"steered\"}"), 0);
+  ::kill(stopped, SIGCONT);
+  ::kill(newPid, SIGQUIT);
+  EXPECT_TRUE(waitUntil([&] { return ::waitpid(newPid, nullptr, WNOHANG) == newPid; }, 15s));
+  for (pid_t pid : workers) ::kill(pid, SIGKILL);
 }
 
 // Under socket activation (here the test plays systemd: one SO_REUSEPORT
