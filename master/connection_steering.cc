@@ -88,10 +88,13 @@ void ConnectionSteering::logChanges(const std::vector<steering::WorkerView>& vie
       spdlog::info("steering: worker {} back in rotation", i);
     }
   }
-  if (decision.everyoneOut && !wasEveryoneOut_ && !views.empty()) {
+  // Everyone out while nothing serves yet (a start, a full restart) is no news.
+  bool anyServing = std::any_of(views.begin(), views.end(), [](const auto& v) { return v.serving; });
+  bool everyoneOut = decision.everyoneOut && anyServing;
+  if (everyoneOut && !wasEveryoneOut_) {
     spdlog::warn("steering: no worker qualifies; every serving worker takes its hash share until one does");
   }
-  wasEveryoneOut_ = decision.everyoneOut;
+  wasEveryoneOut_ = everyoneOut;
 }
 
 void ConnectionSteering::handOver() {
