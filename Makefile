@@ -15,7 +15,7 @@ DEB_PACKAGES := gcc g++ make cmake pkg-config python3 \
 	libboost-dev libyaml-cpp-dev libsystemd-dev \
 	libgtest-dev libgmock-dev prometheus-cpp-dev prometheus \
 	libgoogle-perftools-dev google-perftools libdw-dev curl haproxy \
-	scdoc man-db groff-base logrotate clang libbpf-dev bpftool
+	scdoc man-db groff-base logrotate clang libbpf-dev bpftool python3-matplotlib
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
@@ -68,8 +68,11 @@ install: build
 uninstall:
 	cmake -DINSTALLED="$(BUILD_DIR)/installed.txt" -P cmake/uninstall.cmake
 
+# Plots go to $(BUILD_DIR)/bench/; matplotlib is Debian's, in the system
+# interpreter (another python3 first on PATH would not have it).
 bench: build
 	python3 bench/run_bench.py --bin-dir $(BUILD_DIR)/bin --out $(BUILD_DIR)/bench.json $(BENCH_ARGS)
+	/usr/bin/python3 bench/plots.py --bench $(BUILD_DIR)/bench.json --out-dir $(BUILD_DIR)/bench
 	python3 bench/idle_memory.py --bin-dir $(BUILD_DIR)/bin
 	python3 bench/steering_bench.py --bin-dir $(BUILD_DIR)/bin --out $(BUILD_DIR)/bench/steering.json
 

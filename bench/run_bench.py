@@ -44,6 +44,11 @@ MODULE_SCENARIOS = SCENARIOS
 JOURNAL_SCENARIOS = [("pipelined", 100, 1024), ("request/response", 100, 1)]
 JOURNAL_KINDS = ("journal-always", "journal-never")
 
+# Throughput against pipeline depth, both servers, for the plot
+# (build/bench/window_sweep.png): shorter and fewer rounds than the tables.
+SWEEP_WINDOWS = (1, 4, 16, 64, 256, 1024)
+SWEEP_CONNECTIONS = 100
+
 TARGETS = {
     "ratio": 0.9,
     "pipelined_acks_per_sec": 8_000_000,
@@ -138,10 +143,10 @@ class Server:
         return rss
 
 
-def run_client(client, addr, connections, window, args, cpu):
+def run_client(client, addr, connections, window, args, cpu, duration):
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         cmd = ["taskset", "-c", str(cpu), client, "bench", "--addr", addr, "-c", str(connections), "-w",
-               str(window), "-d", str(args.duration), "--payload-bytes", str(args.payload_bytes), "--threads",
+               str(window), "-d", str(duration), "--payload-bytes", str(args.payload_bytes), "--threads",
                str(args.client_threads), "-q", "--json", out.name]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
@@ -176,24 +181,28 @@ def main():
     ap.add_argument("--client-threads", type=int, default=1)
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--client-cpu", type=int, default=1)
+    ap.add_argument("--sweep-duration", type=float, default=2.0, help="seconds per run of the window sweep")
+    ap.add_argument("--sweep-rounds", type=int, default=2, help="runs per window and server in the sweep")
     args = ap.parse_args()
 
     client = os.path.join(args.bin_dir, "tcpfork-client")
-    total_runs = (len(SCENARIOS) + len(STATS_SCENARIOS) + len(MODULE_SCENARIOS) + len(JOURNAL_SCENARIOS)) * 2 * args.rounds
+    total_runs = ((len(SCENARIOS) + len(STATS_SCENARIOS) + len(MODULE_SCENARIOS) + len(JOURNAL_SCENARIOS)) * 2 *
+                  args.rounds + len(SWEEP_WINDOWS) * 2 * args.sweep_rounds)
     counter = [0]
 
-    def compare(name, conns, window, kinds):
+    def compare(name, conns, window, kinds, rounds=None, duration=None):
         """Runs `rounds` alternating rounds per kind; returns the median report and peak RSS per kind."""
         runs = {kind: [] for kind in kinds}
         peak = {kind: 0 for kind in kinds}
-        for r in range(args.rounds):
+        for r in range(rounds or args.rounds):
             for kind in kinds:
                 counter[0] += 1
                 print(f"[{counter[0]}/{total_runs}] {name} ({conns} x {window}) against {kind}, round {r + 1}",
                       file=sys.stderr, flush=True)
                 server = Server(kind, args.bin_dir, args.server_cpu)
                 try:
-                    report = run_client(client, server.addr, conns, window, args, args.client_cpu)
+                    report = run_client(client, server.addr, conns, window, args, args.client_cpu,
+                                        duration or args.duration)
                 finally:
                     peak[kind] = max(peak[kind], server.stop())
                 report["journal_summary"] = server.summary
@@ -225,6 +234,9 @@ def main():
             "tcpfork_peak_rss_bytes": peak["tcpfork"], "baseline_peak_rss_bytes": peak["baseline"],
             "tcpfork_rounds_acks_per_sec": [rep["acks_per_sec"] for rep in runs["tcpfork"]],
             "baseline_rounds_acks_per_sec": [rep["acks_per_sec"] for rep in runs["baseline"]],
+            # The median round's whole latency distribution: [upper bound ns, count] per bucket.
+            "tcpfork_latency_buckets": ours["latency_ns"].get("buckets", []),
+            "baseline_latency_buckets": base["latency_ns"].get("buckets", []),
         })
 
     stats_results = []
@@ -271,6 +283,17 @@ def main():
             "always_summaries": [rep["journal_summary"] for rep in runs["journal-always"]],
         })
 
+    sweep_results = []
+    for window in SWEEP_WINDOWS:
+        medians, _, runs = compare(f"window {window}", SWEEP_CONNECTIONS, window, ("tcpfork", "baseline"),
+                                   rounds=args.sweep_rounds, duration=args.sweep_duration)
+        sweep_results.append({
+            "scenario": f"window {window}", "window": window, "connections": SWEEP_CONNECTIONS,
+            "tcpfork_acks_per_sec": medians["tcpfork"]["acks_per_sec"],
+            "baseline_acks_per_sec": medians["baseline"]["acks_per_sec"],
+            "ratio": paired_ratio(runs["tcpfork"], runs["baseline"]),
+        })
+
     print()
     print(f"one worker on CPU {args.server_cpu}, client on CPU {args.client_cpu}, {args.payload_bytes}-byte "
           f"payloads, {args.duration:g} s per run, median of {args.rounds}")
@@ -312,6 +335,15 @@ def main():
         ("never p99", 10, lambda r: fmt_ns(r["never_p99_ns"])),
     ])
 
+    print()
+    print(f"window sweep: {SWEEP_CONNECTIONS} connections, {args.sweep_rounds} rounds of {args.sweep_duration} s "
+          "(median), for build/bench/window_sweep.png")
+    print_table(sweep_results, [
+        ("tcpfork acks/s", 15, lambda r: fmt_rate(r["tcpfork_acks_per_sec"])),
+        ("baseline acks/s", 16, lambda r: fmt_rate(r["baseline_acks_per_sec"])),
+        ("ratio", 6, lambda r: f"{r['ratio']:.2f}"),
+    ])
+
     by_name = {row["scenario"]: row for row in results}
     checks = [
         ("ratio >= 0.9 in every scenario", all(row["ratio"] >= TARGETS["ratio"] for row in results)),
@@ -332,7 +364,7 @@ def main():
     with open(args.out, "w") as f:
         json.dump({"duration_s": args.duration, "rounds": args.rounds, "payload_bytes": args.payload_bytes,
                    "scenarios": results, "stats_cost": stats_results, "module_cost": module_results,
-                   "journal": journal_results, "targets_met": {what: ok for what, ok in checks}}, f, indent=2)
+                   "journal": journal_results, "window_sweep": sweep_results, "targets_met": {what: ok for what, ok in checks}}, f, indent=2)
     print(f"\nwrote {args.out}")
 
 

@@ -7,6 +7,7 @@
 // Buckets are log-linear (HdrHistogram-style): 32 linear sub-buckets per power
 // of two, so any recorded value is reported within about 3%.
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <bit>
@@ -52,6 +53,14 @@ class HistogramSnapshot {
   // Upper bound of the bucket holding quantile q (0 < q <= 1), capped at max();
   // 0 when empty.
   uint64_t percentile(double q) const;
+  // Calls fn(upper bound, count) for each bucket that counted anything, in
+  // ascending order (the last bound capped at max()).
+  template <typename Fn>
+  void forEachBucket(Fn fn) const {
+    for (size_t i = 0; i < counts_.size(); ++i) {
+      if (counts_[i] != 0) fn(std::min(bucketUpperBound(i), max_), counts_[i]);
+    }
+  }
 
  private:
   friend class LatencyHistogram;

@@ -66,6 +66,10 @@ nlohmann::json toJson(const BenchOptions& o, const BenchResult& r) {
   latency["max"] = r.latencyNs.max();
   latency["mean"] = r.latencyNs.mean();
   latency["count"] = r.latencyNs.count();
+  // The whole distribution, for plots (bench/plots.py draws its CDF).
+  nlohmann::json buckets = nlohmann::json::array();
+  r.latencyNs.forEachBucket([&](uint64_t upTo, uint64_t count) { buckets.push_back({upTo, count}); });
+  latency["buckets"] = std::move(buckets);
   nlohmann::json errors;
   for (size_t e = 0; e < kAckErrorCount; ++e) errors[std::string(ackErrorName(AckError(e)))] = r.errors[e];
   return {
