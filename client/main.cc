@@ -82,42 +82,41 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (sendCmd->parsed()) return runSend(send);
-  if (connectsCmd->parsed()) {
-    connects.progress = !connectsQuiet;
-    std::signal(SIGINT, onStopSignal);
-    std::signal(SIGTERM, onStopSignal);
-    std::signal(SIGPIPE, SIG_IGN);
-    try {
-      ConnectsResult result = runConnects(connects, gStop);
-      printConnects(stdout, connects, result);
-      if (!connects.jsonPath.empty()) {
-        std::ofstream out(connects.jsonPath);
-        out << connectsJson(connects, result).dump(2) << '\n';
-        if (!out) throw std::runtime_error("cannot write " + connects.jsonPath);
-      }
-      return result.failed() > 0 || result.wrongAcks > 0 || result.acked == 0 ? 1 : 0;
-    } catch (const std::exception& e) {
-      fmt::print(stderr, "tcpfork-client connects: {}\n", e.what());
-      return 2;
-    }
-  }
 
-  bench.progress = !quiet;
+  // bench and connects alike: stop early on INT or TERM (the report still
+  // prints), print the report, also write it as JSON when asked; exit 1 when
+  // the run found a fault, 2 when it could not run.
   std::signal(SIGINT, onStopSignal);
   std::signal(SIGTERM, onStopSignal);
   std::signal(SIGPIPE, SIG_IGN);
-  try {
+  auto report = [](const char* name, const std::string& jsonPath, auto run) {
+    try {
+      auto [faulty, json] = run();
+      if (!jsonPath.empty()) {
+        std::ofstream out(jsonPath);
+        out << json.dump(2) << '\n';
+        if (!out) throw std::runtime_error("cannot write " + jsonPath);
+      }
+      return faulty ? 1 : 0;
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "tcpfork-client {}: {}\n", name, e.what());
+      return 2;
+    }
+  };
+  if (connectsCmd->parsed()) {
+    connects.progress = !connectsQuiet;
+    return report("connects", connects.jsonPath, [&] {
+      ConnectsResult result = runConnects(connects, gStop);
+      printConnects(stdout, connects, result);
+      bool faulty = result.failed() > 0 || result.wrongAcks > 0 || result.acked == 0;
+      return std::pair{faulty, connectsJson(connects, result)};
+    });
+  }
+  bench.progress = !quiet;
+  return report("bench", bench.jsonPath, [&] {
     BenchResult result = runBench(bench, gStop);
     printReport(stdout, bench, result);
-    if (!bench.jsonPath.empty()) {
-      std::ofstream out(bench.jsonPath);
-      out << toJson(bench, result).dump(2) << '\n';
-      if (!out) throw std::runtime_error("cannot write " + bench.jsonPath);
-    }
-    if (result.totalErrors() > 0 || result.connectsFailed > 0 || result.acked == 0) return 1;
-    return 0;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "tcpfork-client bench: {}\n", e.what());
-    return 2;
-  }
+    bool faulty = result.totalErrors() > 0 || result.connectsFailed > 0 || result.acked == 0;
+    return std::pair{faulty, toJson(bench, result)};
+  });
 }

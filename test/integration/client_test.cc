@@ -55,6 +55,45 @@ TEST(ClientBench, SendsAndChecksExactlyTheRequestedCount) {
   EXPECT_NE(run.output.find("acks received    20,000"), std::string::npos) << run.output;
 }
 
+TEST(ClientBench, ReportsTheWholeLatencyDistribution) {
+  RunningWorker worker;
+  auto run = runClient({"bench", "--addr", addr(worker.port()), "-n", "5000", "-c", "2", "-w", "8", "-q"}, true);
+  ASSERT_EQ(run.exitCode, 0) << run.output;
+  uint64_t counted = 0, previous = 0;
+  for (const auto& bucket : run.report["latency_ns"]["buckets"]) {
+    EXPECT_GT(bucket[0].get<uint64_t>(), previous);  // ascending upper bounds
+    previous = bucket[0].get<uint64_t>();
+    counted += bucket[1].get<uint64_t>();
+  }
+  EXPECT_EQ(counted, 5000u);
+  EXPECT_EQ(previous, run.report["latency_ns"]["max"].get<uint64_t>());
+}
+
+TEST(ClientConnects, EveryConnectionIsAckedAndTimed) {
+  RunningWorker worker;
+  auto run = runClient({"connects", "--addr", addr(worker.port()), "-c", "4", "-d", "0.5", "-q"}, true);
+  ASSERT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_GT(run.report["acked"].get<uint64_t>(), 0u) << run.output;
+  EXPECT_EQ(run.report["failed"], 0);
+  EXPECT_EQ(run.report["wrong_acks"], 0);
+  EXPECT_GT(run.report["latency_us"]["max"].get<uint64_t>(), 0u);
+  EXPECT_NE(run.output.find("connect to ack: p50"), std::string::npos) << run.output;
+}
+
+TEST(ClientConnects, CountsRefusedConnectsAndExitsOne) {
+  int port;
+  {
+    UniqueFd fd = listenTcp(parseAddress("127.0.0.1:0"));
+    port = localAddress(fd.get()).port();
+  }
+  auto run = runClient({"connects", "--addr", addr(port), "-c", "1", "-d", "0.2", "-q"}, true);
+  EXPECT_EQ(run.exitCode, 1) << run.output;
+  EXPECT_EQ(run.report["acked"], 0);
+  EXPECT_GT(run.report["connect_failed"].get<uint64_t>(), 0u);
+  EXPECT_EQ(run.report["failed"], run.report["connect_failed"]);
+  EXPECT_NE(run.output.find("x connect: Connection refused"), std::string::npos) << run.output;
+}
+
 TEST(ClientBench, PrintsProgressEverySecond) {
   RunningWorker worker;
   auto run = runClient({"bench", "--addr", addr(worker.port()), "-d", "2.5", "-c", "2", "-w", "4"});
