@@ -90,10 +90,12 @@ void ReuseportSteering::sync(const std::vector<SteeredSocket>& sockets) {
   for (const SteeredSocket& socket : sockets) {
     auto found = groups_.find(socket.group);
     if (found == groups_.end()) {
+      if (failedGroups_.contains(socket.group)) continue;
       try {
-        found = groups_.emplace(socket.group, Group{load(), {}, false, false, {}, 0}).first;
+        found = groups_.emplace(socket.group, Group{load(), {}, false, false, {}, {}, 0}).first;
       } catch (const std::exception& e) {
         spdlog::error("steering {}: {}; that address stays plain SO_REUSEPORT", socket.group, e.what());
+        failedGroups_.insert(socket.group);
         continue;
       }
       if (!eligible_.empty()) write(found->second, eligible_);
@@ -127,14 +129,17 @@ void ReuseportSteering::insert(const std::string& name, Group& group, const Stee
     // EBUSY: the socket is still in another program's map, that of the
     // master we upgraded from; that map goes once our program has replaced
     // its program and that master has let go of it (release()).
-    group.busy = errno == EBUSY;
-    if (errno != EBUSY) {
-      spdlog::warn("steering {}: cannot add worker {}'s socket: {}", name, socket.index, std::strerror(errno));
+    int error = errno;
+    group.busy = error == EBUSY;
+    if (error != EBUSY && group.warned.insert(socket.index).second) {
+      spdlog::warn("steering {}: cannot add worker {}'s socket: {}; new connections do not go to it", name,
+                   socket.index, std::strerror(error));
     }
     return;
   }
   group.cookies[socket.index] = *cookie;
   group.busy = false;
+  group.warned.erase(socket.index);
 }
 
 void ReuseportSteering::attach(const std::string& name, Group& group, int fd) {

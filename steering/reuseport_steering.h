@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,7 @@ class ReuseportSteering {
     std::map<unsigned, uint64_t> cookies;  // index -> cookie of the socket in the map
     bool attached = false;
     bool busy = false;  // a socket is in another master's map (binary upgrade)
+    std::set<unsigned> warned;  // indices whose socket could not be added, said once
     std::vector<unsigned> published;
     uint32_t live = 0;                     // which of the two sets the program reads
   };
@@ -92,6 +94,7 @@ class ReuseportSteering {
   std::optional<bool> available_;
   std::string unavailable_;
   std::map<std::string, Group> groups_;
+  std::set<std::string> failedGroups_;  // no program could be loaded for them: said once, not retried
   bool released_ = false;
   std::vector<unsigned> eligible_;
 };
