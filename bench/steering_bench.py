@@ -20,16 +20,16 @@ import os
 import selectors
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 
+from soak_load import ack_frame, submit_frame
 from soak_server import SoakMaster
 
-SUBMIT = struct.pack(">I", 18) + b"\x02" + b"00000001" + b"hello"
-ACK = struct.pack(">I", 14) + b"\x81" + b"00000001" + b"\x00"
+SUBMIT = submit_frame(1)
+ACK = ack_frame(1)
 
 
 def percentile(values, q):

@@ -122,7 +122,7 @@ void Listeners::joinInheritedGroups(unsigned index) {
                    "the sockets systemd passed, unsteered",
                    index, address, e.what());
       joinFailed_ = true;
-      std::erase_if(entries_, [](const Entry&) { return true; });
+      entries_.clear();
       return;
     }
   }

@@ -125,24 +125,24 @@ void addSteeringFamilies(const std::string& ns, const steering::Status& steering
     eligible.metric.push_back(gaugeSample(in ? 1 : 0, {{"worker", std::to_string(index)}}));
   }
   out.push_back(std::move(eligible));
-  MetricFamily excluded = family(ns + "steering_excluded_total",
-                                 "Times a worker was taken out of rotation: its heartbeat older than stale_after "
-                                 "(stale), its accept queue past max_queue (queue), its socket about to close "
-                                 "(retiring).",
-                                 MetricType::Counter);
-  excluded.metric.push_back(counterSample(double(steering.excludedStale), {{"reason", "stale"}}));
-  excluded.metric.push_back(counterSample(double(steering.excludedQueue), {{"reason", "queue"}}));
-  excluded.metric.push_back(counterSample(double(steering.excludedRetiring), {{"reason", "retiring"}}));
-  out.push_back(std::move(excluded));
-  MetricFamily decisions = family(ns + "steering_decisions_total",
-                                  "What the reuseport program did with each new connection: sent it to an eligible "
-                                  "worker (steered), moved it off a closing listener (migrated), or left it to the "
-                                  "kernel's hash (hashed: no worker set yet, or none selectable).",
-                                  MetricType::Counter);
-  decisions.metric.push_back(counterSample(double(steering.program.steered), {{"decision", "steered"}}));
-  decisions.metric.push_back(counterSample(double(steering.program.migrated), {{"decision", "migrated"}}));
-  decisions.metric.push_back(counterSample(double(steering.program.unsteered), {{"decision", "hashed"}}));
-  out.push_back(std::move(decisions));
+  auto counters = [&](const char* name, const char* help, const char* label,
+                      std::initializer_list<std::pair<const char*, uint64_t>> rows) {
+    MetricFamily f = family(ns + name, help, MetricType::Counter);
+    for (const auto& [value, n] : rows) f.metric.push_back(counterSample(double(n), {{label, value}}));
+    out.push_back(std::move(f));
+  };
+  counters("steering_excluded_total",
+           "Times a worker was taken out of rotation: its heartbeat older than stale_after (stale), its accept queue "
+           "past max_queue (queue), its socket about to close (retiring).",
+           "reason",
+           {{"stale", steering.excludedStale}, {"queue", steering.excludedQueue}, {"retiring", steering.excludedRetiring}});
+  counters("steering_decisions_total",
+           "What the reuseport program did with each new connection: sent it to an eligible worker (steered), moved "
+           "it off a closing listener (migrated), or left it to the kernel's hash (hashed: no worker set yet, or "
+           "none selectable).",
+           "decision",
+           {{"steered", steering.program.steered}, {"migrated", steering.program.migrated},
+            {"hashed", steering.program.unsteered}});
 }
 
 }  // namespace

@@ -88,16 +88,23 @@ RunningMaster::RunningMaster(unsigned workers, const std::string& extraYaml, con
   if (!waitForLog("ready:", 15s) || !process_.running()) {
     throw std::runtime_error("tcpfork master did not become ready; its log:\n" + log());
   }
+  LoggedPorts ports = portsInLog(log());
+  port_ = ports.listen;
+  metricsPort_ = ports.metrics;
+}
+
+LoggedPorts portsInLog(const std::string& log) {
   std::smatch m;
-  std::string text = log();
-  if (!std::regex_search(text, m, std::regex(R"(workers on 127\.0\.0\.1:(\d+))"))) {
-    throw std::runtime_error("no listening port in the master's log:\n" + text);
+  LoggedPorts ports;
+  if (!std::regex_search(log, m, std::regex(R"(workers on 127\.0\.0\.1:(\d+))"))) {
+    throw std::runtime_error("no listening port in the master's log:\n" + log);
   }
-  port_ = std::stoi(m[1]);
-  if (!std::regex_search(text, m, std::regex(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)"))) {
-    throw std::runtime_error("no metrics address in the master's log:\n" + text);
+  ports.listen = std::stoi(m[1]);
+  if (!std::regex_search(log, m, std::regex(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)"))) {
+    throw std::runtime_error("no metrics address in the master's log:\n" + log);
   }
-  metricsPort_ = std::stoi(m[1]);
+  ports.metrics = std::stoi(m[1]);
+  return ports;
 }
 
 std::string RunningMaster::scrape() const {

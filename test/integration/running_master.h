@@ -25,6 +25,15 @@ uint64_t requestsReadByWorkers(const std::string& log);
 
 class RunningMaster;
 
+// The ports a master logs once it serves ("workers on 127.0.0.1:P",
+// "metrics on http://127.0.0.1:M/metrics"). Throws, quoting the log, when
+// either is missing.
+struct LoggedPorts {
+  int listen = 0;
+  int metrics = 0;
+};
+LoggedPorts portsInLog(const std::string& log);
+
 // A bench run across reloads or recycles, checked once the master has
 // stopped gracefully (QUIT): the run finished, no connect failed or was
 // reset, no ack was wrong, and the client got exactly the acks for the

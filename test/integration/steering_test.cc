@@ -275,12 +275,12 @@ TEST(Steering, SocketsFromSystemdAreSteeredTheSameWay) {
   for (pid_t pid : workers) ::kill(pid, SIGKILL);
 }
 
-// A master started as `nobody` (by setpriv), with `capabilities` (setpriv's
-// names: "bpf,net_admin") as ambient capabilities, or none, in a directory of
-// its own that it may write (config, pidfile, profiles).
+// A master started as `nobody` (by setpriv), with `ambient` capabilities in
+// setpriv's form ("+bpf,+net_admin"), or none, in a directory of its own
+// that it may write (config, pidfile, profiles).
 class MasterAsNobody {
  public:
-  explicit MasterAsNobody(const std::string& capabilities = "") {
+  explicit MasterAsNobody(const std::string& ambient = "") {
     passwd* nobody = ::getpwnam("nobody");
     if (nobody == nullptr) throw std::runtime_error("no user nobody");
     std::string pattern = "/tmp/tcpfork-unprivileged-XXXXXX";
@@ -295,30 +295,18 @@ class MasterAsNobody {
     log_ = dir_ + "/master.log";
     std::vector<std::string> argv = {"/usr/bin/setpriv", "--reuid=" + std::to_string(nobody->pw_uid),
                                       "--regid=" + std::to_string(nobody->pw_gid), "--clear-groups"};
-    if (!capabilities.empty()) {
-      std::string plus;
-      for (size_t at = 0; at <= capabilities.size();) {
-        size_t comma = capabilities.find(',', at);
-        if (comma == std::string::npos) comma = capabilities.size();
-        plus += (plus.empty() ? "+" : ",+") + capabilities.substr(at, comma - at);
-        at = comma + 1;
-      }
-      argv.push_back("--inh-caps=" + plus);
-      argv.push_back("--ambient-caps=" + plus);
+    if (!ambient.empty()) {
+      argv.push_back("--inh-caps=" + ambient);
+      argv.push_back("--ambient-caps=" + ambient);
     }
     argv.insert(argv.end(), {"--", binary("tcpfork"), "-c", config});
     process_ = std::make_unique<ChildProcess>(argv, std::vector<int>{}, log_);
     if (!waitUntil([&] { return log().find("ready:") != std::string::npos; }, 15s)) {
       throw std::runtime_error("the master did not become ready:\n" + log());
     }
-    std::smatch m;
-    std::string text = log();
-    if (!std::regex_search(text, m, std::regex(R"(workers on 127\.0\.0\.1:(\d+))"))) throw std::runtime_error(text);
-    port_ = std::stoi(m[1]);
-    if (!std::regex_search(text, m, std::regex(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)"))) {
-      throw std::runtime_error(text);
-    }
-    metricsPort_ = std::stoi(m[1]);
+    LoggedPorts ports = portsInLog(log());
+    port_ = ports.listen;
+    metricsPort_ = ports.metrics;
   }
   ~MasterAsNobody() {
     std::set<pid_t> workers = workerPids(name_);
@@ -375,7 +363,7 @@ TEST(Steering, WithoutThePrivilegeTheSocketsStayPlainReuseport) {
 // which run the handler's code, hold no capability at all.
 TEST(Steering, AUserWithTheTwoCapabilitiesSteersAndItsWorkersHoldNone) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to start a master as another user";
-  MasterAsNobody master("bpf,net_admin");
+  MasterAsNobody master("+bpf,+net_admin");
   ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_steering_active") == 1; }, 5s)) << master.log();
   EXPECT_EQ(capabilities(master.pid(), "CapAmb"), "0000008000001000");  // CAP_BPF (39), CAP_NET_ADMIN (12)
   std::set<pid_t> workers = master.workers();
