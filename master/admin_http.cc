@@ -11,6 +11,7 @@
 
 #include "base/socket.h"
 #include "master/http_reply.h"
+#include "master/status_page.h"
 #include "stats/status_json.h"
 
 namespace tcpfork {
@@ -76,21 +77,43 @@ void AdminHttp::handle(evhttp_request* request) {
   const evhttp_uri* uri = evhttp_request_get_evhttp_uri(request);
   const char* rawPath = uri ? evhttp_uri_get_path(uri) : nullptr;
   std::string path = rawPath && *rawPath ? rawPath : "/";
-  if (path == "/metrics") {
+  if (path == "/") {
+    // Everything the page needs is inline; the policy says so to the
+    // browser too, so that nothing it shows can load or send elsewhere.
+    evkeyvalq* headers = evhttp_request_get_output_headers(request);
+    evhttp_add_header(headers, "Content-Security-Policy",
+                      "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                      "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'");
+    evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
+    evhttp_add_header(headers, "Cache-Control", "no-cache");
+    sendReply(request, 200, "OK", "text/html; charset=utf-8", statusPageHtml());
+  } else if (path == "/metrics") {
     sendReply(request, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
           prometheus::TextSerializer().Serialize(collector_.Collect()));
   } else if (path == "/healthz") {
     Health h = health_();
     sendReply(request, h.ok ? 200 : 503, h.ok ? "OK" : "Service Unavailable", "text/plain", h.detail + "\n");
   } else if (path == "/status") {
-    sendReply(request, 200, "OK", "application/json", stats::snapshotJson(stats::takeSnapshot(segment_)).dump(2) + "\n");
+    sendReply(request, 200, "OK", "application/json", status().dump(2) + "\n");
   } else if (path == "/debug/pprof/profile" && pprof_) {
     pprof_(request, std::nullopt);
   } else if (std::smatch m; pprof_ && std::regex_match(path, m, std::regex(R"(/debug/worker/(\d{1,4})/pprof/profile)"))) {
     pprof_(request, unsigned(std::stoul(m[1])));
   } else {
-    sendReply(request, 404, "Not Found", "text/plain", "not found; try /metrics, /healthz or /status\n");
+    sendReply(request, 404, "Not Found", "text/plain", "not found; try /, /metrics, /healthz or /status\n");
   }
+}
+
+nlohmann::json AdminHttp::status() const {
+  nlohmann::json j = stats::snapshotJson(stats::takeSnapshot(segment_));
+  MasterStatus master = collector_.masterStatus();
+  j["workers_configured"] = master.workersConfigured;
+  nlohmann::json queues = nlohmann::json::array();
+  for (const auto& q : master.listenQueues) {
+    queues.push_back({{"address", q.address}, {"worker", q.worker}, {"length", q.queue.length}, {"limit", q.queue.limit}});
+  }
+  j["listen_queues"] = std::move(queues);
+  return j;
 }
 
 }  // namespace tcpfork

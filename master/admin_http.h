@@ -1,15 +1,20 @@
 #pragma once
 // AdminHttp: the master's HTTP endpoint (libevent evhttp on the master loop,
 // so no thread ever races the supervisor):
+//   GET /          the live status page (master/status_page.html), which polls /status
 //   GET /metrics   Prometheus text from the MetricsCollector
 //   GET /healthz   200 "ok" when every configured worker serves, else 503
-//   GET /status    the stats snapshot as JSON (same document as tcpfork-stats --json)
+//   GET /status    the stats snapshot as JSON (the document tcpfork-stats --json
+//                  prints), plus what only the master knows: the accept queues
+//                  and the number of workers configured
 //   GET /debug/pprof/profile?seconds=N&worker=K, /debug/worker/K/pprof/profile?seconds=N
 //                  a worker's CPU profile, when profile.http is on
 // Requests carry no body and at most kMaxHeaderBytes of headers; connections
 // are bounded in number and time by AdminConnections. Owned by the Master.
 
 #include <event2/http.h>
+
+#include <nlohmann/json.hpp>
 
 #include <functional>
 #include <memory>
@@ -61,6 +66,7 @@ class AdminHttp {
  private:
   static void onRequest(evhttp_request* request, void* self);
   void handle(evhttp_request* request);
+  nlohmann::json status() const;
 
   UniqueFd listener_;
   evhttp* http_ = nullptr;

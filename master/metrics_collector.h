@@ -33,6 +33,8 @@ class MetricsCollector : public prometheus::Collectable {
                    std::function<MasterStatus()> masterStatus);
 
   std::vector<prometheus::MetricFamily> Collect() const override;
+  // What only the master knows, now (also part of /status).
+  MasterStatus masterStatus() const { return masterStatus_(); }
   void setNamespace(std::string metricNamespace) { namespace_ = std::move(metricNamespace); }
 
  private:

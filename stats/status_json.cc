@@ -1,5 +1,6 @@
 #include "stats/status_json.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "stats/process_info.h"
@@ -8,9 +9,18 @@ namespace tcpfork::stats {
 
 namespace {
 
+// The quantiles are since the process started; "buckets" (one count per
+// bound of "bounds_ns", then +Inf) let a reader take two documents apart
+// and estimate a quantile of the interval between them, as the status page
+// does.
 template <typename View>
 nlohmann::json histogramJson(const View& h) {
-  return {{"count", h.count()}, {"sum_ns", h.sumNs}, {"p50_ns", h.quantileNs(0.5)}, {"p99_ns", h.quantileNs(0.99)}};
+  return {{"count", h.count()},
+          {"sum_ns", h.sumNs},
+          {"p50_ns", h.quantileNs(0.5)},
+          {"p99_ns", h.quantileNs(0.99)},
+          {"bounds_ns", View::bounds},
+          {"buckets", h.buckets}};
 }
 
 // {"requests": n, ...}: workers the master replaced, by reason.
@@ -69,8 +79,10 @@ nlohmann::json snapshotJson(const Snapshot& s) {
     }
     workers.push_back(j);
   }
+  auto master = readProcessInfo(s.masterPid);
   return {
       {"master_pid", s.masterPid},
+      {"master_uptime_s", master ? std::max(0.0, double(nowMs) / 1000.0 - master->startTimeUnix) : 0.0},
       {"generation", s.generation},
       {"worker_restarts", s.workerRestarts},
       {"worker_recycles", recycles(s)},

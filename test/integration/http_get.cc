@@ -23,6 +23,7 @@ HttpResponse httpGet(int port, const std::string& pathAndQuery) {
     auto headerEnd = raw.find("\r\n\r\n");
     if (space == std::string::npos || headerEnd == std::string::npos) return response;
     response.status = std::stoi(raw.substr(space + 1, 3));
+    response.headers = raw.substr(0, headerEnd + 2);
     response.body = raw.substr(headerEnd + 4);
   } catch (const std::exception&) {
     response.status = 0;

@@ -8,6 +8,7 @@ namespace tcpfork::test {
 
 struct HttpResponse {
   int status = 0;  // 0 when the request failed
+  std::string headers;  // the status line and header lines, each ended by CRLF
   std::string body;
 };
 

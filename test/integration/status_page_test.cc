@@ -1,0 +1,153 @@
+// The live status page at / on the admin port: served whole and on its own
+// (no external URL), fed by /status, and, in Debian's chromium against a
+// master under load, filled with a row per worker, drawn charts, through a
+// reload and across a master that stops answering. The browser test leaves
+// screenshots in the build tree: screenshots/status-page.png and
+// screenshots/status-page-master-down.png.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <regex>
+#include <set>
+#include <string>
+
+#include "test/integration/headless_browser.h"
+#include "test/integration/http_get.h"
+#include "test/integration/running_master.h"
+#include "test/integration/tool_run.h"
+
+namespace tcpfork::test {
+namespace {
+
+// What the test reads of the page, as one JSON value.
+constexpr const char* kPageState = R"((() => {
+  if (!document.getElementById("totals")) {  // still loading
+    return {polls: 0, rows: [], totalRps: "", rpsPoints: 0, p99Points: 0, bannerShown: false, banner: ""};
+  }
+  const text = (row, cls) => row.querySelector("." + cls).textContent;
+  const rows = [...document.querySelectorAll("#workers tr.worker")].map(row => ({
+    pid: Number(row.dataset.pid), generation: Number(row.dataset.generation),
+    state: text(row, "state"), rps: text(row, "rps"), p99: text(row, "p99"), queue: text(row, "queue")}));
+  const segments = id => (document.querySelector(id + " path.line").getAttribute("d") || "").split(/[ML]/).length - 1;
+  return {polls: Number(document.body.dataset.polls || 0), rows,
+          totalRps: document.querySelector("#totals").children[6].textContent,
+          rpsPoints: segments("#chart-rps"), p99Points: segments("#chart-p99"),
+          bannerShown: !document.getElementById("banner").hidden,
+          banner: document.getElementById("banner").textContent};
+})())";
+
+// A req/s figure the page shows for a worker that served in the last second.
+bool busy(const nlohmann::json& row) {
+  std::string rps = row.at("rps");
+  return rps != "…" && rps != "–" && rps != "0";
+}
+
+std::string screenshotPath(const std::string& name) {
+  return std::string(TCPFORK_BUILD_DIR) + "/screenshots/" + name;
+}
+
+TEST(StatusPage, IsOneSelfContainedDocument) {
+  RunningMaster master(1);
+  HttpResponse page = httpGet(master.metricsPort(), "/");
+  ASSERT_EQ(page.status, 200);
+  EXPECT_NE(page.headers.find("Content-Type: text/html; charset=utf-8"), std::string::npos) << page.headers;
+  EXPECT_NE(page.headers.find("Content-Security-Policy: default-src 'none'"), std::string::npos) << page.headers;
+  EXPECT_NE(page.body.find("<script>"), std::string::npos);
+  EXPECT_NE(page.body.find("fetch(\"status\""), std::string::npos);
+  // No address of anywhere else: no scheme, no protocol-relative URL, no src= or <link>.
+  std::smatch m;
+  EXPECT_FALSE(std::regex_search(page.body, m, std::regex(R"(https?:|//[a-z0-9.-]+\.[a-z]{2,}|\bsrc=|<link)")))
+      << "external reference: " << m.str();
+}
+
+TEST(StatusPage, StatusCarriesWhatThePageShows) {
+  RunningMaster master(2);
+  ASSERT_TRUE(master.roundTrip(1));
+  HttpResponse reply = httpGet(master.metricsPort(), "/status");
+  ASSERT_EQ(reply.status, 200);
+  auto doc = nlohmann::json::parse(reply.body);
+  EXPECT_EQ(doc.at("workers_configured"), 2);
+  EXPECT_GT(doc.at("master_uptime_s").get<double>(), 0.0);
+  EXPECT_LT(doc.at("master_uptime_s").get<double>(), 600.0);
+  // One accept queue per worker index on the one address.
+  std::set<std::string> indices;
+  for (const auto& q : doc.at("listen_queues")) {
+    indices.insert(q.at("worker").get<std::string>());
+    EXPECT_GT(q.at("limit").get<unsigned>(), 0u);
+    EXPECT_EQ(q.at("address"), "127.0.0.1:" + std::to_string(master.port()));
+  }
+  EXPECT_EQ(indices, (std::set<std::string>{"0", "1"}));
+  // Buckets to take two documents apart with: one more than the bounds
+  // (+Inf), summing to the count.
+  const auto& latency = doc.at("totals").at("latency");
+  ASSERT_EQ(latency.at("buckets").size(), latency.at("bounds_ns").size() + 1);
+  uint64_t sum = 0;
+  for (const auto& n : latency.at("buckets")) sum += n.get<uint64_t>();
+  EXPECT_EQ(sum, latency.at("count").get<uint64_t>());
+  EXPECT_GE(sum, 1u);
+  EXPECT_EQ(doc.at("workers").at(0).at("loop_lag").at("buckets").size(),
+            doc.at("workers").at(0).at("loop_lag").at("bounds_ns").size() + 1);
+}
+
+TEST(StatusPage, ShowsTheWorkersInChromiumThroughAReloadAndAStoppedMaster) {
+  if (::access(kChromium, X_OK) != 0) GTEST_SKIP() << "Debian package chromium not installed";
+  RunningMaster master(2);
+  // 16 connections: the hash leaves a worker without one once in 2^15 runs.
+  BackgroundClient load({"--addr", addr(master.port()), "-c", "16", "-w", "1", "-d", "100"});
+  HeadlessBrowser browser(1280, 720);
+  browser.navigate("http://127.0.0.1:" + std::to_string(master.metricsPort()) + "/");
+
+  nlohmann::json state;
+  auto filled = [&](uint64_t generation, const std::set<pid_t>& notThese) {
+    state = browser.evaluate(kPageState);
+    if (state.at("rows").size() != 2 || state.at("bannerShown")) return false;
+    for (const auto& row : state.at("rows")) {
+      if (row.at("generation") != generation || notThese.count(row.at("pid").get<pid_t>())) return false;
+      if (row.at("state") != "serving" || !busy(row)) return false;
+    }
+    return state.at("rpsPoints").get<int>() >= 3 && state.at("p99Points").get<int>() >= 3;
+  };
+  // Three polls draw a line of three points; a loaded machine gets 30 s.
+  ASSERT_TRUE(waitUntil([&] { return filled(1, {}); }, 30s)) << state.dump(2);
+  std::set<pid_t> first;
+  for (const auto& row : state.at("rows")) first.insert(row.at("pid").get<pid_t>());
+  EXPECT_NE(state.at("totalRps"), "–");
+
+  // A reload replaces both workers: the page follows them by pid, with no
+  // reload of its own.
+  master.process().signal(SIGHUP);
+  ASSERT_TRUE(waitUntil([&] { return filled(2, first); }, 60s)) << state.dump(2);
+  ASSERT_GE(state.at("polls").get<int>(), 4);
+  browser.screenshot(screenshotPath("status-page.png"));
+
+  // A master that stops answering (SIGSTOP: its socket still accepts, so
+  // only the page's timeout can tell) gets a banner, which goes once it
+  // answers again.
+  master.process().signal(SIGSTOP);
+  bool bannerShown = waitUntil(
+      [&] {
+        state = browser.evaluate(kPageState);
+        return state.at("bannerShown").get<bool>();
+      },
+      30s);
+  if (bannerShown) browser.screenshot(screenshotPath("status-page-master-down.png"));
+  master.process().signal(SIGCONT);
+  ASSERT_TRUE(bannerShown) << state.dump(2);
+  EXPECT_NE(state.at("banner").get<std::string>().find("not answering"), std::string::npos) << state.dump(2);
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        state = browser.evaluate(kPageState);
+        return !state.at("bannerShown").get<bool>() && state.at("rows").size() == 2;
+      },
+      30s))
+      << state.dump(2);
+  load.interrupt();
+  ToolRun run = load.finish();
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+}
+
+}  // namespace
+}  // namespace tcpfork::test
