@@ -1,7 +1,7 @@
 // tcpfork-stats: reads a running instance's shared-memory stats segment
 // (read-only, no HTTP) and shows a live per-worker table, like varnishstat or
-// top. --once prints one snapshot; --json prints the same document as the
-// master's /status.
+// top. --once prints one snapshot; --json prints the master's /status
+// document less the fields only the master knows.
 
 #include <signal.h>
 #include <unistd.h>
