@@ -8,18 +8,22 @@ RUN_ARGS   ?=
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 SOAK_SECONDS ?= 60
+# The Debian packages' build tree: a copy of the source, because
+# dpkg-buildpackage writes its results beside the source directory.
+DEB_DIR    ?= build-deb
 
-# Debian packages the build, the tests and the benchmark need.
+# Debian packages the build, the tests, the benchmark and `make deb` need.
 DEB_PACKAGES := gcc g++ make cmake pkg-config python3 \
 	libevent-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev \
 	libboost-dev libyaml-cpp-dev libsystemd-dev \
 	libgtest-dev libgmock-dev prometheus-cpp-dev prometheus \
 	libgoogle-perftools-dev google-perftools libdw-dev curl haproxy \
-	scdoc man-db groff-base logrotate clang libbpf-dev bpftool python3-matplotlib
+	scdoc man-db groff-base logrotate clang libbpf-dev bpftool python3-matplotlib \
+	debhelper dpkg-dev lintian chromium
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps configure build run test bench soak install uninstall clean asan tsan fuzz
+.PHONY: all deps configure build run test deb bench soak install uninstall clean asan tsan fuzz
 
 all: build
 
@@ -51,8 +55,33 @@ build: configure
 run: build
 	$(BUILD_DIR)/bin/tcpfork $(RUN_ARGS)
 
-test: build
+# The Debian package first: a test installs, runs and purges it (ctest -L
+# package; as root, it skips otherwise).
+test: build deb
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+# The Debian packages tcpfork and tcpfork-dev (and tcpfork-dbgsym), built by
+# debian/rules with the Debian build flags and without the tests, checked by
+# lintian (an error or warning fails), in $(BUILD_DIR)/deb/. The working tree
+# as it is, tracked and new files, is copied to $(DEB_DIR)/ and built there
+# from scratch; only when a file changed since the last build. The version is
+# CMake's; debian/changelog must carry it (debian/rules fails otherwise).
+# lintian leaves temporary files behind: in $(DEB_DIR), not /tmp.
+VERSION     := $(shell sed -n 's/^project(tcpfork VERSION \([^ )]*\).*/\1/p' CMakeLists.txt)
+DEB_ARCH    := $(shell dpkg --print-architecture 2>/dev/null)
+DEB_FILE    := $(BUILD_DIR)/deb/tcpfork_$(VERSION)_$(DEB_ARCH).deb
+DEB_SOURCES := $(wildcard $(shell git ls-files --cached --others --exclude-standard 2>/dev/null || \
+	find * -path 'build*' -prune -o -type f -print))
+deb: deps $(DEB_FILE)
+
+$(DEB_FILE): $(DEB_SOURCES) | deps
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/tcpfork-$(VERSION)
+	tar -cf - $(DEB_SOURCES) | tar -xf - -C $(DEB_DIR)/tcpfork-$(VERSION)
+	cd $(DEB_DIR)/tcpfork-$(VERSION) && dpkg-buildpackage -us -uc -b -j$(JOBS)
+	mkdir -p $(DEB_DIR)/lintian-tmp && TMPDIR="$(abspath $(DEB_DIR))/lintian-tmp" \
+	  lintian --fail-on error,warning $(DEB_DIR)/tcpfork_$(VERSION)_$(DEB_ARCH).changes
+	mkdir -p $(BUILD_DIR)/deb && rm -f $(BUILD_DIR)/deb/*.deb && cp $(DEB_DIR)/*.deb $(BUILD_DIR)/deb/
+	@test -f $@ || { echo "deb: no $@ (is $(VERSION) the version in debian/changelog?)"; exit 1; }
 
 # Binaries, man pages, the example config, the logrotate snippet and the
 # systemd units (see cmake/install.cmake). `make install PREFIX=/usr
@@ -118,4 +147,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf $(BUILD_DIR) build-asan build-tsan build-fuzz
+	rm -rf $(BUILD_DIR) build-asan build-tsan build-fuzz $(DEB_DIR)
