@@ -251,7 +251,8 @@ TEST_F(Install, LogrotateSnippetMakesTheMasterReopenItsLog) {
   // The installed snippet as it is, pointed at this test's log, binary and config.
   std::string snippet = readFile(at("/etc/logrotate.d/tcpfork"));
   ASSERT_TRUE(replaceIn(snippet, "/var/log/tcpfork/tcpfork.log {", log + " {")) << snippet;
-  ASSERT_TRUE(replaceIn(snippet, "/usr/bin/tcpfork -s reopen -c /etc/tcpfork/tcpfork.yaml ",
+  // (This master's pidfile is the one its config names.)
+  ASSERT_TRUE(replaceIn(snippet, "/usr/bin/tcpfork -s reopen -c /etc/tcpfork/tcpfork.yaml --pid-file /run/tcpfork/tcpfork.pid ",
                         at("/usr/bin/tcpfork") + " -s reopen -c " + master.config() + " "))
       << snippet;
   std::string conf = tempPath("logrotate.conf");
