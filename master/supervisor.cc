@@ -231,10 +231,19 @@ void Supervisor::reconcile() {
     if (row.state == State::kStarting && slotSaysServing(row)) transition(row, State::kServing);
   }
   if (previous_ && !stopping_) {
+    // A new worker that exited with the fatal code said that it cannot
+    // serve as configured, and its retries would say it again: waiting out
+    // worker_timeout would only keep the old generation waiting to drain.
+    auto fatal = std::find_if(rows_.begin(), rows_.end(), [&](const Row& r) {
+      return r.generation.number == current_.number && r.state == State::kFatal;
+    });
     if (allServing()) {
       finishSwitch();
+    } else if (fatal != rows_.end()) {
+      abandonSwitch(fmt::format("worker {} of generation {} exited with the fatal code", fatal->index, current_.number));
     } else if (Clock::now() >= switchDeadline_) {
-      abandonSwitch();
+      abandonSwitch(fmt::format("generation {} did not serve within worker_timeout ({})", current_.number,
+                                describeSeconds(current_.settings->workerTimeout)));
     }
   }
   for (Row& row : rows_) {

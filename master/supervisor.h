@@ -122,7 +122,8 @@ class Supervisor {
   // `reason`: what the worker wrote in its slot before exiting (may be empty).
   void afterCrash(Row& row, int status, const std::string& reason);
   void finishSwitch();
-  void abandonSwitch();
+  // The new generation goes; `why` it failed starts the log line.
+  void abandonSwitch(const std::string& why);
   // Why each index of the current generation does not serve, for a log line.
   std::string notServingReasons() const;
   void removeGone();

@@ -73,9 +73,8 @@ std::string Supervisor::notServingReasons() const {
 // The new generation goes; the previous one is current again. Its workers
 // that died meanwhile were not restarted during the switch: reconcile starts
 // them at once.
-void Supervisor::abandonSwitch() {
-  spdlog::error("reload failed: generation {} did not serve within worker_timeout ({}): {}; generation {} keeps serving",
-                current_.number, describeSeconds(current_.settings->workerTimeout), notServingReasons(), previous_->number);
+void Supervisor::abandonSwitch(const std::string& why) {
+  spdlog::error("reload failed: {}: {}; generation {} keeps serving", why, notServingReasons(), previous_->number);
   listeners_.keepOnly(previous_->settings->count, previous_->settings->listen);
   for (Row& row : rows_) {
     if (row.generation.number != current_.number) continue;

@@ -249,18 +249,21 @@ TEST(HandlerConfig, ConfigTestRunsTheModulesInitInAChildAndQuotesItsMessage) {
       << missing.output;
 }
 
+// The new worker's fatal exit fails the reload at once, not after
+// worker_timeout (60 s here, past the 20 s the test waits).
 TEST(HandlerReload, AModuleWhoseInitFailsKeepsTheOldGenerationAndTheMasterQuotesInit) {
-  RunningMaster master(1, handlerYaml(R"({defer_every: 2})") + "worker_timeout: 2s\n");
+  RunningMaster master(1, handlerYaml(R"({defer_every: 2})") + "worker_timeout: 60s\n");
   master.writeConfig(RunningMaster::baseYaml(master.name(), master.pidFile(), 1, master.profileDir()) +
-                     handlerYaml(R"({fail_init: "refusing on purpose"})") + "worker_timeout: 2s\n");
+                     handlerYaml(R"({fail_init: "refusing on purpose"})") + "worker_timeout: 60s\n");
   Connector connector(master.port());
   master.process().signal(SIGHUP);
   ASSERT_TRUE(master.waitForLog("reload failed", 20s)) << master.log();
-  // The row may have been retried by then: its reason is "pid N exited: ..."
-  // or "pid M started, not serving yet (before: pid N exited: ...)".
   std::string log = master.log();
   std::string failure = log.substr(log.find("reload failed"));
   failure = failure.substr(0, failure.find('\n'));
+  EXPECT_NE(failure.find("reload failed: worker 0 of generation 2 exited with the fatal code"), std::string::npos)
+      << failure;
+  EXPECT_NE(failure.find("worker 0: pid "), std::string::npos) << failure;
   EXPECT_NE(failure.find("exited: exit status 2: handler module " + modulePath() + ": init failed: refusing on purpose"),
             std::string::npos)
       << failure;
