@@ -48,10 +48,9 @@ Connection::Connection(ConnectionContext& context, UniqueFd fd)
       fd_(std::move(fd)),
       readEvent_(event_new(context.base, fd_.get(), EV_READ | EV_PERSIST, &Connection::onReadEvent, this)),
       writeEvent_(event_new(context.base, fd_.get(), EV_WRITE | EV_PERSIST, &Connection::onWriteEvent, this)),
-      output_(evbuffer_new()),
       id_(++context.lastConnectionId) {
-  if (!readEvent_ || !writeEvent_ || !output_) {
-    throw std::system_error(ENOMEM, std::generic_category(), "allocating connection events and buffers");
+  if (!readEvent_ || !writeEvent_) {
+    throw std::system_error(ENOMEM, std::generic_category(), "allocating connection events");
   }
   ++*context_.connections;
   if (context_.stats) stats::store(context_.stats->connectionsCurrent, *context_.connections);
@@ -209,7 +208,7 @@ bool Connection::readBatch() {
   std::span<std::byte> scratch(context_.scratch);
   for (int i = 0; i < kReadsPerBatch; ++i) {
     uint64_t kernelNs = 0;
-    ssize_t n = context_.stats ? readTimestamped(fd(), scratch, kernelNs) : ::read(fd(), scratch.data(), scratch.size());
+    ssize_t n = context_.stats ? readTimestamped(fd(), scratch, kernelNs) : ::recv(fd(), scratch.data(), scratch.size(), 0);
     if (n > 0) {
       if (context_.stats) {
         count(context_.stats, stats::Counter::kBytesReceived, static_cast<uint64_t>(n));
@@ -319,13 +318,12 @@ size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& 
   // until a whole frame is here, so a partial frame adds no output chain,
   // and a long first frame (a completed tail) counts as the one it is.
   size_t maxAcks = 1 + (bytes.size() - first.size) / kMinRequestFrameBytes;
-  evbuffer_iovec out{};
-  if (evbuffer_reserve_space(output_.get(), maxAcks * kAckFrameBytes, &out, 1) < 1) {
-    context_.peerLog->warn("evbuffer_reserve_space({}) failed; closing fd {}", maxAcks * kAckFrameBytes, fd());
+  std::byte* ackOut = output_.reserve(maxAcks * kAckFrameBytes);
+  if (ackOut == nullptr) {
+    context_.peerLog->warn("no memory for {} bytes of acks; closing fd {}", maxAcks * kAckFrameBytes, fd());
     beginFlush();
     return 0;
   }
-  auto* ackOut = static_cast<std::byte*>(out.iov_base);
   uint64_t startedNs = context_.stats ? monotonicNanos() : 0;
   size_t consumed = 0;
   size_t acks = 0;
@@ -375,8 +373,7 @@ size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& 
       if (!answer(decoded)) break;
     }
   }
-  out.iov_len = acks * kAckFrameBytes;
-  evbuffer_commit_space(output_.get(), &out, 1);
+  output_.commit(acks * kAckFrameBytes);
   if (context_.stats) {
     recordBatch(requests, acks, monotonicNanos() - startedNs);
     ackClock_.queued(receivedNs_, uint32_t(acks));
@@ -463,13 +460,12 @@ void Connection::flushCompleted() {
 void Connection::releaseHeld() {
   size_t ready = held_->ready();
   if (ready == 0) return;
-  evbuffer_iovec out{};
-  if (evbuffer_reserve_space(output_.get(), ready * protocol::kAckFrameBytes, &out, 1) < 1) {
-    context_.peerLog->warn("evbuffer_reserve_space({}) failed; closing fd {}", ready * protocol::kAckFrameBytes, fd());
+  std::byte* ackOut = output_.reserve(ready * protocol::kAckFrameBytes);
+  if (ackOut == nullptr) {
+    context_.peerLog->warn("no memory for {} bytes of acks; closing fd {}", ready * protocol::kAckFrameBytes, fd());
     close();
     return;
   }
-  auto* ackOut = static_cast<std::byte*>(out.iov_base);
   uint64_t nowNs = context_.stats ? monotonicNanos() : 0;
   held_->popFront(ready, [&](const HeldAcks::Ack& ack) {
     protocol::encodeAck(protocol::ackFor(ack.command), protocol::IdView(ack.id), uint8_t(ack.result), ackOut);
@@ -479,14 +475,11 @@ void Connection::releaseHeld() {
       ackClock_.queued(ack.receivedNs, 1);
     }
   });
-  out.iov_len = ready * protocol::kAckFrameBytes;
-  evbuffer_commit_space(output_.get(), &out, 1);
+  output_.commit(ready * protocol::kAckFrameBytes);
   count(context_.stats, stats::Counter::kResponsesSent, ready);
 }
 
-size_t Connection::queuedBytes() const {
-  return evbuffer_get_length(output_.get()) + heldCount() * protocol::kAckFrameBytes;
-}
+size_t Connection::queuedBytes() const { return output_.size() + heldBytes(); }
 
 void Connection::dropPendings() {
   if (!held_) return;
@@ -507,14 +500,14 @@ void Connection::beginFlush() {
 }
 
 void Connection::flush() {
-  size_t pending = evbuffer_get_length(output_.get());
+  size_t pending = output_.size();
   if (pending > 0) {
     // Read before the send: once the bytes are in, the peer may take them,
     // and run, before this process gets the CPU back.
     uint64_t handedNs = context_.stats ? realtimeNanos() : 0;
-    ssize_t n = writeOutput(pending);
+    ssize_t n = ::send(fd(), output_.bytes().data(), pending, MSG_NOSIGNAL);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-      if (errno != ECONNRESET && errno != EPIPE) context_.peerLog->warn("write(fd {}): {}", fd(), std::strerror(errno));
+      if (errno != ECONNRESET && errno != EPIPE) context_.peerLog->warn("send(fd {}): {}", fd(), std::strerror(errno));
       close();
       return;
     }
@@ -524,21 +517,28 @@ void Connection::flush() {
         count(context_.stats, stats::Counter::kBytesSent, static_cast<uint64_t>(n));
         ackClock_.sent(size_t(n), handedNs, context_.stats->totals.requestDuration);
       }
+      output_.consume(static_cast<size_t>(n));
       pending -= static_cast<size_t>(n);
     }
   }
 
   if (pending > 0) {
-    if (!event_pending(writeEvent_.get(), EV_WRITE, nullptr)) armIdle(writeEvent_.get());
+    if (!writing_) {
+      armIdle(writeEvent_.get());
+      writing_ = true;
+    }
     if (state_ == State::kOpen) {
-      size_t queued = pending + heldCount() * protocol::kAckFrameBytes;
+      size_t queued = pending + heldBytes();
       if (reading_ && queued >= context_.limits.outputHighWater) stopReading();
       if (!reading_ && !paused() && queued <= context_.limits.outputLowWater()) resumeReading();
     }
     return;
   }
 
-  event_del(writeEvent_.get());
+  if (writing_) {
+    event_del(writeEvent_.get());
+    writing_ = false;
+  }
   if (state_ == State::kOpen) {
     if (!reading_ && !paused() && queuedBytes() <= context_.limits.outputLowWater()) resumeReading();
     return;
@@ -559,28 +559,13 @@ void Connection::flush() {
   }
 }
 
-// Output held in one chain (the acks of a request/response exchange) goes out
-// with send(2), which skips the VFS layer writev(2) goes through: a few
-// percent of such an exchange. Output over several chains takes one writev.
-// (evbuffer_peek with len -1 fills at most the one vector: it cannot tell one
-// chain from several, the lengths can.)
-ssize_t Connection::writeOutput(size_t pending) {
-  evbuffer_iovec first;
-  if (evbuffer_peek(output_.get(), -1, nullptr, &first, 1) < 1 || first.iov_len != pending) {
-    return evbuffer_write(output_.get(), fd());
-  }
-  ssize_t n = ::send(fd(), first.iov_base, first.iov_len, MSG_NOSIGNAL);
-  if (n > 0) evbuffer_drain(output_.get(), static_cast<size_t>(n));
-  return n;
-}
-
 void Connection::discardInput() {
   if (std::chrono::steady_clock::now() >= lingerUntil_) {
     close();
     return;
   }
   for (int i = 0; i < kReadsPerBatch; ++i) {
-    ssize_t n = ::read(fd(), context_.scratch.data(), context_.scratch.size());
+    ssize_t n = ::recv(fd(), context_.scratch.data(), context_.scratch.size(), 0);
     if (n > 0) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
     close();  // EOF or error: the peer is done
@@ -611,12 +596,13 @@ void Connection::close() {
   event_del(readEvent_.get());
   event_del(writeEvent_.get());
   reading_ = false;
+  writing_ = false;
   state_ = State::kClosed;
   dropPendings();
   // Nothing of it will be sent or decoded: its memory goes back now, not
   // when the Worker frees the object, so a shedding round counts it freed.
   tail_ = std::vector<std::byte>();
-  evbuffer_drain(output_.get(), evbuffer_get_length(output_.get()));
+  output_.clear();
   account();
   context_.closed(fd());
 }

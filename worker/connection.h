@@ -1,7 +1,7 @@
 #pragma once
 // Connection: one accepted client, owned by its Worker and used only on the
 // worker's loop. Data flows one way: socket -> the worker's scratch buffer ->
-// decoder (in place) -> handler -> encoder -> output evbuffer -> socket. Only
+// decoder (in place) -> handler -> encoder -> output buffer -> socket. Only
 // an unfinished last frame outlives the read, in a tail of its own size, so a
 // connection between frames holds no input buffer. Acks are flushed at the
 // end of every read batch, so a lone request is answered at once.
@@ -38,6 +38,7 @@
 #include "worker/handler.h"
 #include "worker/handler_module.h"
 #include "worker/held_acks.h"
+#include "worker/output_buffer.h"
 #include "worker/pending_table.h"
 #include "worker/slot_publisher.h"
 #include "contract/worker_settings.h"
@@ -160,13 +161,12 @@ class Connection {
   // Moves the completed acks at the front of held_ to the output.
   void releaseHeld();
   size_t heldCount() const { return held_ ? held_->count() : 0; }
+  size_t heldBytes() const { return heldCount() * protocol::kAckFrameBytes; }
   bool paused() const { return held_ && held_->pending() >= context_.maxPending; }
   // Unsent acks in bytes, written or held: what the watermarks bound.
   size_t queuedBytes() const;
   // The pending requests now belong to nobody: their completions are dropped.
   void dropPendings();
-  // Writes what the output buffer holds (`pending` bytes); returns what write(2) would.
-  ssize_t writeOutput(size_t pending);
   // (Re)starts `ev` with the idle timeout.
   void armIdle(event* ev);
   void failProtocol(protocol::DecodeError error);
@@ -186,7 +186,7 @@ class Connection {
   // The unfinished frame at the end of the last read (empty, with no
   // capacity, between frames).
   std::vector<std::byte> tail_;
-  EvbufferPtr output_;
+  OutputBuffer output_;
   // Made when a request is first deferred (see held_acks.h).
   std::unique_ptr<HeldAcks> held_;
   // When the acks in output_ were received (stats on only).
@@ -198,6 +198,7 @@ class Connection {
   size_t accounted_ = 0;  // this connection's share of context_.bufferedBytes
   State state_ = State::kOpen;
   bool reading_ = false;
+  bool writing_ = false;  // writeEvent_ is armed: the socket took less than we had
   bool peerClosed_ = false;
   bool flushQueued_ = false;  // in the worker's list of connections to flush after completions
   // CLOCK_MONOTONIC_COARSE ms of the last bytes sent: a peer answered just
