@@ -207,6 +207,7 @@ void Connection::onIdleTimeout() {
 bool Connection::readBatch() {
   std::span<std::byte> scratch(context_.scratch);
   for (int i = 0; i < kReadsPerBatch; ++i) {
+    decodedAtNs_ = 0;  // a system call later, that time is stale
     uint64_t kernelNs = 0;
     ssize_t n = context_.stats ? readTimestamped(fd(), scratch, kernelNs) : ::recv(fd(), scratch.data(), scratch.size(), 0);
     if (n > 0) {
@@ -324,7 +325,7 @@ size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& 
     beginFlush();
     return 0;
   }
-  uint64_t startedNs = context_.stats ? monotonicNanos() : 0;
+  uint64_t startedNs = context_.stats ? realtimeNanos() : 0;
   size_t consumed = 0;
   size_t acks = 0;
   size_t requests = 0;
@@ -375,7 +376,12 @@ size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& 
   }
   output_.commit(acks * kAckFrameBytes);
   if (context_.stats) {
-    recordBatch(requests, acks, monotonicNanos() - startedNs);
+    uint64_t endedNs = realtimeNanos();
+    recordBatch(requests, acks, endedNs > startedNs ? endedNs - startedNs : 0);
+    // The built-in ack runs nothing after this but our own bookkeeping before
+    // the send, so flush() hands the acks over at this time instead of
+    // reading the clock again. A module's batch_end may take its time.
+    if constexpr (!kModule) decodedAtNs_ = endedNs;
     ackClock_.queued(receivedNs_, uint32_t(acks));
   }
   frames += requests;
@@ -411,8 +417,10 @@ void Connection::appendTail(std::span<const std::byte> bytes) {
 
 // Once per run of whole frames (a read's, or a completed tail's), not per
 // request: two clock reads bound the time from the first frame decoded to the
-// last ack queued, and every request in the run is counted with that duration
-// (an upper bound for each). request_duration_seconds is counted as the acks
+// last ack queued, and every request in the run is counted with that
+// duration (an upper bound for each). The clock is CLOCK_REALTIME, that of
+// the kernel's stamps, so the second read can serve as the send time too; a
+// clock stepped back counts as 0. request_duration_seconds is counted as the acks
 // are sent (AckClock).
 void Connection::recordBatch(uint64_t requests, uint64_t acks, uint64_t elapsedNs) {
   stats::Slot& slot = *context_.stats;
@@ -466,12 +474,12 @@ void Connection::releaseHeld() {
     close();
     return;
   }
-  uint64_t nowNs = context_.stats ? monotonicNanos() : 0;
+  uint64_t nowNs = context_.stats ? realtimeNanos() : 0;
   held_->popFront(ready, [&](const HeldAcks::Ack& ack) {
     protocol::encodeAck(protocol::ackFor(ack.command), protocol::IdView(ack.id), uint8_t(ack.result), ackOut);
     ackOut += protocol::kAckFrameBytes;
     if (context_.stats) {
-      context_.stats->totals.handlerDuration.record(nowNs - ack.decodedNs);
+      context_.stats->totals.handlerDuration.record(nowNs > ack.decodedNs ? nowNs - ack.decodedNs : 0);
       ackClock_.queued(ack.receivedNs, 1);
     }
   });
@@ -504,7 +512,8 @@ void Connection::flush() {
   if (pending > 0) {
     // Read before the send: once the bytes are in, the peer may take them,
     // and run, before this process gets the CPU back.
-    uint64_t handedNs = context_.stats ? realtimeNanos() : 0;
+    uint64_t handedNs = context_.stats ? (decodedAtNs_ != 0 ? decodedAtNs_ : realtimeNanos()) : 0;
+    decodedAtNs_ = 0;
     ssize_t n = ::send(fd(), output_.bytes().data(), pending, MSG_NOSIGNAL);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
       if (errno != ECONNRESET && errno != EPIPE) context_.peerLog->warn("send(fd {}): {}", fd(), std::strerror(errno));

@@ -194,6 +194,9 @@ class Connection {
   // The kernel's receive stamp of the last read (CLOCK_REALTIME ns): the
   // frames it completes, its own and a tail's, are timed from it.
   uint64_t receivedNs_ = 0;
+  // CLOCK_REALTIME ns at the end of the built-in ack's last run of frames,
+  // until the next system call: flush() sends at that time (0: read the clock).
+  uint64_t decodedAtNs_ = 0;
   uint64_t id_;
   size_t accounted_ = 0;  // this connection's share of context_.bufferedBytes
   State state_ = State::kOpen;
