@@ -10,124 +10,16 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
-#include <charconv>
-#include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <functional>
-#include <map>
 #include <regex>
 
 #include "base/socket.h"
+#include "master/config_reader.h"
 #include "master/yaml_json.h"
 
 namespace tcpfork {
 namespace {
-
-// Walks one YAML document, failing with the file, line and key at fault.
-class Reader {
- public:
-  explicit Reader(std::string file) : file_(std::move(file)) {}
-
-  [[noreturn]] void fail(const YAML::Node& node, const std::string& key, const std::string& why) const {
-    if (node.Mark().is_null()) throw ConfigError(fmt::format("{}: {}: {}", file_, key, why));
-    throw ConfigError(fmt::format("{}:{}: {}: {}", file_, node.Mark().line + 1, key, why));
-  }
-
-  using Handlers = std::map<std::string, std::function<void(const YAML::Node&, const std::string&)>>;
-
-  // Calls the handler of each key in `map`; an unknown key is an error that
-  // lists the known ones.
-  void forEach(const YAML::Node& map, const std::string& prefix, const Handlers& handlers) const {
-    if (!map.IsMap()) fail(map, prefix.empty() ? "config" : prefix, "expected a mapping of keys");
-    // yaml-cpp keeps every entry of a repeated key; last-one-wins would hide an edit.
-    std::map<std::string, YAML::Mark> seen;
-    for (const auto& entry : map) {
-      if (!entry.first.IsScalar()) fail(entry.first, prefix.empty() ? "config" : prefix, "keys must be plain names");
-      std::string key = entry.first.Scalar();
-      std::string full = prefix.empty() ? key : prefix + "." + key;
-      if (auto [first, fresh] = seen.emplace(key, entry.first.Mark()); !fresh) {
-        fail(entry.first, full,
-             first->second.is_null() ? "appears twice" : fmt::format("appears twice (first on line {})", first->second.line + 1));
-      }
-      auto it = handlers.find(key);
-      if (it == handlers.end()) {
-        std::string known;
-        for (const auto& h : handlers) known += (known.empty() ? "" : ", ") + h.first;
-        fail(entry.first, full, fmt::format("unknown key (known here: {})", known));
-      }
-      if (entry.second.IsNull()) fail(entry.first, full, "has no value");
-      it->second(entry.second, full);
-    }
-  }
-
-  std::string scalar(const YAML::Node& node, const std::string& key) const {
-    if (!node.IsScalar()) fail(node, key, "expected a single value");
-    return node.Scalar();
-  }
-
-  uint64_t integer(const YAML::Node& node, const std::string& key, uint64_t min, uint64_t max) const {
-    std::string text = scalar(node, key);
-    uint64_t value = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc() || end != text.data() + text.size()) {
-      fail(node, key, fmt::format("expected a whole number, got '{}'", text));
-    }
-    if (value < min || value > max) fail(node, key, fmt::format("{} is out of range {}..{}", value, min, max));
-    return value;
-  }
-
-  double number(const YAML::Node& node, const std::string& key, double min, double max) const {
-    std::string text = scalar(node, key);
-    try {
-      size_t used = 0;
-      double value = std::stod(text, &used);
-      if (used != text.size()) throw std::invalid_argument(text);
-      if (value < min || value > max) fail(node, key, fmt::format("{} is out of range {}..{}", value, min, max));
-      return value;
-    } catch (const std::logic_error&) {
-      fail(node, key, fmt::format("expected a number, got '{}'", text));
-    }
-  }
-
-  bool boolean(const YAML::Node& node, const std::string& key) const {
-    std::string text = scalar(node, key);
-    if (text == "true" || text == "yes" || text == "on") return true;
-    if (text == "false" || text == "no" || text == "off") return false;
-    fail(node, key, fmt::format("expected true or false, got '{}'", text));
-  }
-
-  // Every duration has a ceiling: beyond it a deadline computed as now + value
-  // would overflow (or simply never come), which is always a typo.
-  uint64_t bytes(const YAML::Node& node, const std::string& key, uint64_t min, uint64_t max) const {
-    std::string text = scalar(node, key);
-    uint64_t value = 0;
-    try {
-      value = parseBytes(text);
-    } catch (const std::invalid_argument& e) {
-      fail(node, key, e.what());
-    }
-    if (value < min || value > max) fail(node, key, fmt::format("{} is out of range {}..{} bytes", text, min, max));
-    return value;
-  }
-
-  Millis duration(const YAML::Node& node, const std::string& key, Millis min, Millis max) const {
-    std::string text = scalar(node, key);
-    Millis value;
-    try {
-      value = parseDuration(text);
-    } catch (const std::invalid_argument& e) {
-      fail(node, key, e.what());
-    }
-    if (value < min || value > max) {
-      fail(node, key, fmt::format("{} is out of range {}..{}", text, formatDuration(min), formatDuration(max)));
-    }
-    return value;
-  }
-
- private:
-  std::string file_;
-};
 
 void walk(const std::string& path, const YAML::Node& root, Config& c);
 
@@ -167,7 +59,7 @@ void readFile(const std::string& path, Config& c) {
 // handler.module, made absolute against the config file's directory (a
 // daemon's working directory is /), and checked to be a file the workers can
 // open. The master never opens it: workers load it.
-std::string modulePath(const Reader& r, const YAML::Node& node, const std::string& key, const std::string& configPath) {
+std::string modulePath(const ConfigReader& r, const YAML::Node& node, const std::string& key, const std::string& configPath) {
   std::filesystem::path module(r.scalar(node, key));
   if (module.empty()) r.fail(node, key, "is empty");
   if (module.is_relative()) module = std::filesystem::absolute(std::filesystem::path(configPath).parent_path() / module);
@@ -180,7 +72,7 @@ std::string modulePath(const Reader& r, const YAML::Node& node, const std::strin
 }
 
 void walk(const std::string& path, const YAML::Node& root, Config& c) {
-  Reader r(path);
+  ConfigReader r(path);
   constexpr Millis kHour{3'600'000};
   constexpr Millis kDay = 24 * kHour;
   constexpr uint64_t kMaxU32 = 0xffffffffu;
