@@ -5,16 +5,19 @@
 
 #include <cstring>
 
+#include "base/event_ptr.h"
 #include "base/socket.h"
 
 namespace tcpfork {
 
 void sendReply(evhttp_request* request, int code, const char* reason, const char* contentType, std::string_view body) {
   evhttp_add_header(evhttp_request_get_output_headers(request), "Content-Type", contentType);
-  evbuffer* out = evbuffer_new();
-  evbuffer_add(out, body.data(), body.size());
-  evhttp_send_reply(request, code, reason, out);
-  evbuffer_free(out);
+  EvbufferPtr out(evbuffer_new());
+  if (!out || evbuffer_add(out.get(), body.data(), body.size()) != 0) {
+    evhttp_send_error(request, HTTP_INTERNAL, "out of memory");
+    return;
+  }
+  evhttp_send_reply(request, code, reason, out.get());
 }
 
 bool fromLoopback(evhttp_request* request) {
