@@ -316,7 +316,7 @@ size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& 
   if (first.status != DecodeStatus::kFrame) return 0;
   // Acks go straight into the output buffer: reserve room for the most
   // frames `bytes` can hold, commit what was used. Nothing is reserved
-  // until a whole frame is here, so a partial frame adds no output chain,
+  // until a whole frame is here, so a partial frame takes no output space,
   // and a long first frame (a completed tail) counts as the one it is.
   size_t maxAcks = 1 + (bytes.size() - first.size) / kMinRequestFrameBytes;
   std::byte* ackOut = output_.reserve(maxAcks * kAckFrameBytes);
@@ -377,7 +377,7 @@ size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& 
   output_.commit(acks * kAckFrameBytes);
   if (context_.stats) {
     uint64_t endedNs = realtimeNanos();
-    recordBatch(requests, acks, endedNs > startedNs ? endedNs - startedNs : 0);
+    recordBatch(requests, acks, realtimeElapsed(startedNs, endedNs));
     // The built-in ack runs nothing after this but our own bookkeeping before
     // the send, so flush() hands the acks over at this time instead of
     // reading the clock again. A module's batch_end may take its time.
@@ -419,9 +419,8 @@ void Connection::appendTail(std::span<const std::byte> bytes) {
 // request: two clock reads bound the time from the first frame decoded to the
 // last ack queued, and every request in the run is counted with that
 // duration (an upper bound for each). The clock is CLOCK_REALTIME, that of
-// the kernel's stamps, so the second read can serve as the send time too; a
-// clock stepped back counts as 0. request_duration_seconds is counted as the acks
-// are sent (AckClock).
+// the kernel's stamps, so the second read can serve as the send time too.
+// request_duration_seconds is counted as the acks are sent (AckClock).
 void Connection::recordBatch(uint64_t requests, uint64_t acks, uint64_t elapsedNs) {
   stats::Slot& slot = *context_.stats;
   count(&slot, stats::Counter::kRequestsReceived, requests);
@@ -479,7 +478,7 @@ void Connection::releaseHeld() {
     protocol::encodeAck(protocol::ackFor(ack.command), protocol::IdView(ack.id), uint8_t(ack.result), ackOut);
     ackOut += protocol::kAckFrameBytes;
     if (context_.stats) {
-      context_.stats->totals.handlerDuration.record(nowNs > ack.decodedNs ? nowNs - ack.decodedNs : 0);
+      context_.stats->totals.handlerDuration.record(realtimeElapsed(ack.decodedNs, nowNs));
       ackClock_.queued(ack.receivedNs, 1);
     }
   });
