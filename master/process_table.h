@@ -93,6 +93,12 @@ struct ProcessRow {
   // time; stackDumps is its slot's count of dumps written when asked.
   std::optional<ProcessClock::time_point> killAt;
   uint64_t stackDumps = 0;
+  // Requests it had received and answered when last looked at, and when that
+  // sum last moved: a worker whose loop is late but whose requests still
+  // complete is busy, not hung (lateButBusy: said so once).
+  uint64_t progress = 0;
+  std::optional<ProcessClock::time_point> progressAt;
+  bool lateButBusy = false;
 };
 
 // A process of ours runs (or has not been reaped yet).

@@ -31,6 +31,27 @@ void Supervisor::checkHeartbeat(Row& row, Clock::time_point now) {
   const stats::Slot& slot = segment_.slot(row.slot);
   uint64_t silentMs = stats::silentForMs(slot);
   auto timeoutMs = uint64_t(current_.settings->workerTimeout.count());
+  // A loop can run late for a while under a slow module and a backlog (each
+  // connection's turn is bounded, but many connections add up): what proves
+  // a worker is stuck is that its requests stop moving too.
+  auto counter = [&](stats::Counter c) { return stats::load(slot.totals.counters[stats::index(c)]); };
+  uint64_t progress = counter(stats::Counter::kRequestsReceived) + counter(stats::Counter::kResponsesSent);
+  if (!row.progressAt || progress != row.progress) {
+    row.progress = progress;
+    row.progressAt = now;
+  }
+  auto stuckMs = uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(now - *row.progressAt).count());
+  if (silentMs > timeoutMs && stuckMs <= timeoutMs) {
+    if (!row.lateButBusy) {
+      spdlog::warn("worker {} (pid {}) has not run its loop timer for {} ms (worker_timeout {}) but is still "
+                   "completing requests: busy, not hung; not killing it",
+                   row.index, row.pid, silentMs, timeoutMs);
+    }
+    row.lateButBusy = true;
+    silentMs = stuckMs;
+  } else if (silentMs <= timeoutMs) {
+    row.lateButBusy = false;
+  }
   if (silentMs <= timeoutMs) {
     if (row.killAt) spdlog::warn("worker {} (pid {}) beats again; not killing it", row.index, row.pid);
     row.killAt.reset();

@@ -15,6 +15,8 @@ inline uint64_t monotonicMillis() { return monotonicNanos() / 1'000'000; }
 
 // The worker end: proves the loop ran just now.
 inline void beat(Slot& slot) { store(slot.heartbeatMonotonicMs, monotonicMillis()); }
+// The same at a time just read (CLOCK_MONOTONIC ns).
+inline void beatAt(Slot& slot, uint64_t nowNs) { store(slot.heartbeatMonotonicMs, nowNs / 1'000'000); }
 
 // The master end: how long the slot has gone without a beat (0 if it beat
 // after we looked at the clock).

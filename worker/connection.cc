@@ -155,13 +155,17 @@ void Connection::shed() {
 }
 
 void Connection::onReadable() {
+  context_.slice.begin();
   uint64_t framesBefore = framesDecoded_;
   bool open = readBatch();
   if (framesDecoded_ != framesBefore) context_.handler->batchEnd();
   enforceFrameDeadline(framesDecoded_ - framesBefore);
   if (state_ == State::kClosed) return;
   if (drainAfterFirst_ && framesDecoded_ > 0 && state_ == State::kOpen) beginFlush();
-  if (paused()) stopReading();  // until a pending request completes
+  // Until a pending request completes, or the next loop pass.
+  if (holdingInput()) stopReading();
+  if (yielded_) scheduleResume();
+  if (state_ == State::kClosed) return;
   if (!open) {
     if (!peerClosed_) {
       close();  // reset or I/O error: nobody is left to send acks to
@@ -216,7 +220,7 @@ bool Connection::readBatch() {
         stampRead(kernelNs);
       }
       framesDecoded_ += decodeInput(scratch.first(static_cast<size_t>(n)));
-      if (state_ != State::kOpen || paused()) return true;
+      if (state_ != State::kOpen || holdingInput()) return true;
       // About to wait: for output room, or for the peer's next bytes.
       bool blocked = queuedBytes() >= context_.limits.outputHighWater;
       if (blocked || static_cast<size_t>(n) < scratch.size()) return true;  // short read: skip the EAGAIN read
@@ -278,7 +282,7 @@ void Connection::enforceFrameDeadline(uint64_t framesDecoded) {
 // a connection unpausing decodes what its tail holds.
 uint64_t Connection::decodeInput(std::span<const std::byte> in) {
   uint64_t frames = 0;
-  while (!tail_.empty() && state_ == State::kOpen && !paused()) {
+  while (!tail_.empty() && state_ == State::kOpen && !holdingInput()) {
     auto decoded = protocol::decodeRequest(tail_, context_.limits.maxFrameBytes);
     if (decoded.status == protocol::DecodeStatus::kNeedMore) {
       if (in.empty()) return frames;  // all of this read went into the tail
@@ -296,7 +300,7 @@ uint64_t Connection::decodeInput(std::span<const std::byte> in) {
   }
   if (state_ != State::kOpen) return frames;
   // Paused with a backlog: new bytes queue behind it, in order.
-  size_t consumed = tail_.empty() && !paused() ? decodeFrames(in, frames) : 0;
+  size_t consumed = tail_.empty() && !holdingInput() ? decodeFrames(in, frames) : 0;
   if (state_ == State::kOpen && consumed < in.size()) appendTail(in.subspan(consumed));
   return frames;
 }
@@ -351,14 +355,18 @@ size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& 
         hold(request, token, result, startedNs);
         holding = true;
         // Paused: the rest waits in the tail until a pending one completes.
-        return !paused() && state_ == State::kOpen;
+        if (paused() || state_ != State::kOpen) return false;
+      } else {
+        encodeAck(ackFor(request.command), request.id, uint8_t(result), ackOut + acks * kAckFrameBytes);
+        ++acks;
       }
-      encodeAck(ackFor(request.command), request.id, uint8_t(result), ackOut + acks * kAckFrameBytes);
+      // Yielded: the rest waits in the tail until the next loop pass.
+      return !yieldNow();
     } else {
       encodeAck(ackFor(request.command), request.id, kResultOk, ackOut + acks * kAckFrameBytes);
+      ++acks;
+      return true;
     }
-    ++acks;
-    return true;
   };
   std::optional<DecodeError> error;
   if (answer(first)) {
@@ -453,15 +461,54 @@ void Connection::flushCompleted() {
   flushQueued_ = false;
   if (state_ == State::kClosed) return;
   releaseHeld();
-  if (state_ == State::kOpen && !paused() && !tail_.empty()) {
-    // Unpaused: what waited in the tail is decoded now, as a read would be.
-    uint64_t frames = decodeInput({});
-    framesDecoded_ += frames;
-    if (frames > 0) context_.handler->batchEnd();
-    waitingSince_.reset();  // the pause was ours: a trickle is timed from the next read
-  }
+  // Unpaused: what waited in the tail is decoded now (unless a yield has
+  // already put it off to the next loop pass).
+  if (state_ == State::kOpen && !holdingInput() && !tail_.empty()) decodeBacklog();
   if (state_ != State::kClosed) flush();
   account();
+}
+
+void Connection::decodeBacklog() {
+  context_.slice.begin();
+  uint64_t frames = decodeInput({});
+  framesDecoded_ += frames;
+  if (frames > 0) context_.handler->batchEnd();
+  waitingSince_.reset();  // the wait was ours: a trickle is timed from the next read
+  if (yielded_ && state_ == State::kOpen) scheduleResume();
+}
+
+bool Connection::yieldNow() {
+  uint64_t nowNs = 0;
+  if (!context_.slice.spent(nowNs)) return false;
+  yielded_ = true;
+  // The loop is running, just not its timers yet: the master must not take
+  // this worker for a hung one while its connections take turns.
+  if (context_.stats) stats::beatAt(*context_.stats, nowNs);
+  return true;
+}
+
+void Connection::scheduleResume() {
+  static constexpr timeval kNextPass{0, 0};
+  if (!resume_) resume_.reset(evtimer_new(context_.base, &Connection::onResumeEvent, this));
+  if (!resume_ || evtimer_add(resume_.get(), &kNextPass) != 0) {
+    // Nothing would ever decode the tail: the requests in it cannot be answered.
+    context_.peerLog->warn("no memory to resume fd {} on the next loop pass; closing it", fd());
+    close();
+  }
+}
+
+void Connection::onResumeEvent(evutil_socket_t, short, void* self) {
+  auto* connection = static_cast<Connection*>(self);
+  connection->onResume();
+  connection->account();
+}
+
+void Connection::onResume() {
+  yielded_ = false;
+  // A drain or an error since the yield: what the tail holds is not decoded.
+  if (state_ != State::kOpen) return;
+  decodeBacklog();
+  if (state_ != State::kClosed) flush();
 }
 
 void Connection::releaseHeld() {
@@ -538,7 +585,7 @@ void Connection::flush() {
     if (state_ == State::kOpen) {
       size_t queued = pending + heldBytes();
       if (reading_ && queued >= context_.limits.outputHighWater) stopReading();
-      if (!reading_ && !paused() && queued <= context_.limits.outputLowWater()) resumeReading();
+      if (!reading_ && !holdingInput() && queued <= context_.limits.outputLowWater()) resumeReading();
     }
     return;
   }
@@ -548,7 +595,7 @@ void Connection::flush() {
     writing_ = false;
   }
   if (state_ == State::kOpen) {
-    if (!reading_ && !paused() && queuedBytes() <= context_.limits.outputLowWater()) resumeReading();
+    if (!reading_ && !holdingInput() && queuedBytes() <= context_.limits.outputLowWater()) resumeReading();
     return;
   }
   if (heldCount() > 0) return;  // flushing waits for the pending requests too
@@ -603,8 +650,10 @@ void Connection::close() {
   if (state_ == State::kClosed) return;
   event_del(readEvent_.get());
   event_del(writeEvent_.get());
+  if (resume_) event_del(resume_.get());
   reading_ = false;
   writing_ = false;
+  yielded_ = false;
   state_ = State::kClosed;
   dropPendings();
   // Nothing of it will be sent or decoded: its memory goes back now, not

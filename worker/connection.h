@@ -11,6 +11,8 @@
 // against output_high_water like unsent output, and go out as the front of
 // held_ completes. A connection with handler.max_pending requests pending
 // stops decoding (the rest waits in the tail) and reading until one completes.
+// So does a connection whose callback has spent its TimeSlice in the module:
+// it yields, and decodes the rest of its tail on the next loop pass.
 //
 // Lifecycle: kOpen serves; a protocol error, a graceful drain or a read error
 // moves to kFlushing (no more reads, owed acks still sent); once they are out
@@ -41,6 +43,7 @@
 #include "worker/output_buffer.h"
 #include "worker/pending_table.h"
 #include "worker/slot_publisher.h"
+#include "worker/time_slice.h"
 #include "contract/worker_settings.h"
 
 namespace tcpfork {
@@ -83,6 +86,8 @@ struct ConnectionContext {
   size_t bufferedBytes = 0;
   size_t maxBufferedBytes = SIZE_MAX;
   std::function<void()> overBudget = [] {};
+  // The running callback's share of the loop, with a module (time_slice.h).
+  TimeSlice slice{};
 };
 
 class Connection {
@@ -163,6 +168,19 @@ class Connection {
   size_t heldCount() const { return held_ ? held_->count() : 0; }
   size_t heldBytes() const { return heldCount() * protocol::kAckFrameBytes; }
   bool paused() const { return held_ && held_->pending() >= context_.maxPending; }
+  // Input waits in the tail, undecoded, and no more is read: paused, or
+  // yielded the loop (and resume_ is armed).
+  bool holdingInput() const { return paused() || yielded_; }
+  // After each of a module's requests: true (and yielded_ set) once this
+  // callback has spent its time slice; the worker's heartbeat is stamped then.
+  bool yieldNow();
+  // Arms resume_ to decode the tail on the next loop pass.
+  void scheduleResume();
+  static void onResumeEvent(evutil_socket_t fd, short what, void* self);
+  void onResume();
+  // Decodes what waited in the tail (unpaused, or resumed after a yield) as
+  // a read would, in a time slice of its own.
+  void decodeBacklog();
   // Unsent acks in bytes, written or held: what the watermarks bound.
   size_t queuedBytes() const;
   // The pending requests now belong to nobody: their completions are dropped.
@@ -183,6 +201,9 @@ class Connection {
   UniqueFd fd_;
   EventPtr readEvent_;
   EventPtr writeEvent_;
+  // A zero timeout: the next loop pass, after every ready connection and the
+  // worker's timers. Made the first time the connection yields.
+  EventPtr resume_;
   // The unfinished frame at the end of the last read (empty, with no
   // capacity, between frames).
   std::vector<std::byte> tail_;
@@ -203,6 +224,7 @@ class Connection {
   bool reading_ = false;
   bool writing_ = false;  // writeEvent_ is armed: the socket took less than we had
   bool peerClosed_ = false;
+  bool yielded_ = false;  // resume_ is armed to decode the tail
   bool flushQueued_ = false;  // in the worker's list of connections to flush after completions
   // CLOCK_MONOTONIC_COARSE ms of the last bytes sent: a peer answered just
   // now is waiting on us, not idle (see onReadEvent).

@@ -12,6 +12,8 @@
  *   "crash_on": "text"    handle() crashes on a Submit with this payload
  *   "spin_on": "text"     handle() spins forever on a Submit with this
  *                         payload, in spin_forever() (a hung worker)
+ *   "burn_us": N          handle() spends N microseconds of CPU on every
+ *                         request (a slow module: capacity 1e6/N a second)
  *   "counter_checks"      init also checks that counter() refuses a bad
  *                         name, a name declared twice and a 17th counter
  * The ack's result is payload[1] when the payload starts with 'r', else 0.
@@ -50,6 +52,7 @@ typedef struct state {
   pthread_t worker;
   int seen_counter, deferred_counter;
   long delay_ms;
+  long burn_us;
 } state;
 
 static const char *find(const char *json, const char *key) {
@@ -135,6 +138,8 @@ static void *test_init(tcpfork_host *host, const tcpfork_host_api *api, const ch
   s->thread = flag(config, "\"thread\":");
   const char *delay = find(config, "\"delay_ms\":");
   s->delay_ms = delay ? strtol(delay, NULL, 10) : 0;
+  const char *burn = find(config, "\"burn_us\":");
+  s->burn_us = burn ? strtol(burn, NULL, 10) : 0;
   s->hold = flag(config, "\"hold\":");
   s->complete_on_close = flag(config, "\"complete_on_close\":");
   s->complete_twice = flag(config, "\"complete_twice\":");
@@ -184,6 +189,15 @@ static __attribute__((noinline)) void spin_forever(void) {
   for (;;) ++spins;
 }
 
+/* CPU time, not a sleep: the loop is busy, as with real work. */
+static void burn(long us) {
+  struct timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  do {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+  } while ((now.tv_sec - start.tv_sec) * 1000000L + (now.tv_nsec - start.tv_nsec) / 1000 < us);
+}
+
 static int is(const tcpfork_request *r, const char *payload) {
   return payload[0] && r->payload_len == strlen(payload) && memcmp(r->payload, payload, r->payload_len) == 0;
 }
@@ -193,6 +207,7 @@ static int test_handle(void *opaque, const tcpfork_request *r, tcpfork_pending *
   uint8_t result = r->payload_len >= 2 && r->payload[0] == 'r' ? r->payload[1] : 0;
   if (is(r, s->crash_on)) raise(SIGSEGV);
   if (is(r, s->spin_on)) spin_forever();
+  if (s->burn_us > 0) burn(s->burn_us);
   ++s->seen;
   s->api->add(s->host, s->seen_counter, 1);
   size_t prefix = strlen(s->defer_prefix);
