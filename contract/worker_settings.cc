@@ -50,7 +50,8 @@ std::vector<std::string> toArgv(const WorkerArgs& a) {
   optional("--profile-dir", s.profileDir);
   if (!s.handler.module.empty()) {
     argv.insert(argv.end(), {"--handler-module", s.handler.module, "--handler-config", s.handler.configJson,
-                             "--handler-max-pending", std::to_string(s.handler.maxPending)});
+                             "--handler-max-pending", std::to_string(s.handler.maxPending),
+                             "--handler-pending-timeout", ms(s.handler.pendingTimeout)});
   }
   optional("--stats-name", a.statsName);
   if (!a.statsName.empty()) argv.insert(argv.end(), {"--slot", std::to_string(a.slot)});
@@ -68,6 +69,7 @@ WorkerArgs parseWorkerArgs(const std::vector<std::string>& argv) {
   double idleSeconds = s.limits.idleTimeout.count() / 1000.0;
   double drainSeconds = s.drainTimeout.count() / 1000.0;
   double profileSeconds = s.profileDuration.count() / 1000.0;
+  double pendingSeconds = s.handler.pendingTimeout.count() / 1000.0;
 
   CLI::App app{"tcpfork-worker: one libevent loop serving the tcpfork protocol.\n"
                "Normally started by the tcpfork master; --listen runs it standalone."};
@@ -128,6 +130,12 @@ WorkerArgs parseWorkerArgs(const std::vector<std::string>& argv) {
       ->needs(module)
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--handler-pending-timeout", pendingSeconds,
+                 "close a connection whose pending requests have none completed for this long (0 = never)")
+      ->needs(module)
+      ->transform(durationUnits())
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("--check-handler", a.checkHandler, "load the handler module, run its init and destroy, and exit")
       ->needs(module);
   app.add_flag("--no-stats", a.noStats, "count nothing (to measure what stats cost)");
@@ -148,6 +156,7 @@ WorkerArgs parseWorkerArgs(const std::vector<std::string>& argv) {
   s.limits.idleTimeout = toMillis(idleSeconds);
   s.drainTimeout = toMillis(drainSeconds);
   s.profileDuration = toMillis(profileSeconds);
+  s.handler.pendingTimeout = toMillis(pendingSeconds);
   return a;
 }
 

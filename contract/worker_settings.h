@@ -38,6 +38,10 @@ struct HandlerSettings {
   // A connection with more requests than this awaiting complete() is not
   // read until they drop to it.
   size_t maxPending = 1024;
+  // A connection with requests awaiting complete() of which none completes
+  // for this long is closed (a stuck backend must not hold descriptors and
+  // max_connections slots for ever); 0 = wait for ever.
+  std::chrono::milliseconds pendingTimeout{60'000};
 
   bool operator==(const HandlerSettings&) const = default;
 };

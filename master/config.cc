@@ -215,7 +215,10 @@ void walk(const std::string& path, const YAML::Node& root, Config& c) {
                                  }
                                }},
                               {"max_pending",
-                               [&](auto& m, auto& mk) { h.maxPending = r.integer(m, mk, 1, 1'000'000); }}});
+                               [&](auto& m, auto& mk) { h.maxPending = r.integer(m, mk, 1, 1'000'000); }},
+                              {"pending_timeout", [&](auto& m, auto& mk) {
+                                 h.pendingTimeout = r.duration(m, mk, Millis(0), kDay);
+                               }}});
                    if (h.module.empty()) r.fail(n, k, "needs module (the handler's .so file)");
                  }},
                 {"profile",

@@ -264,6 +264,7 @@ void Connection::enforceFrameDeadline(uint64_t framesDecoded) {
   auto now = std::chrono::steady_clock::now();
   if (framesDecoded > 0 || !waitingSince_) {
     waitingSince_ = now;
+    armDeadline();
     return;
   }
   if (now - *waitingSince_ < context_.limits.idleTimeout) return;
@@ -271,6 +272,58 @@ void Connection::enforceFrameDeadline(uint64_t framesDecoded) {
   context_.peerLog->warn("closing connection from {}: a frame has trickled in for over idle_timeout ({} ms)",
                          peerName(fd()), context_.limits.idleTimeout.count());
   close();
+}
+
+void Connection::armDeadline() {
+  if (state_ == State::kClosed) return;
+  std::optional<std::chrono::steady_clock::time_point> at;
+  if (waitingSince_ && context_.limits.idleTimeout.count() > 0) at = *waitingSince_ + context_.limits.idleTimeout;
+  if (pendingSince_ && (!at || *pendingSince_ + context_.pendingTimeout < *at)) {
+    at = *pendingSince_ + context_.pendingTimeout;
+  }
+  // One armed for sooner fires, finds the wait moved on, and arms again.
+  if (!at || (deadlineAt_ && *deadlineAt_ <= *at)) return;
+  if (!deadline_) deadline_.reset(evtimer_new(context_.base, &Connection::onDeadlineEvent, this));
+  auto wait = std::chrono::duration_cast<std::chrono::microseconds>(*at - std::chrono::steady_clock::now());
+  timeval tv{0, 0};
+  if (wait.count() > 0) tv = {time_t(wait.count() / 1'000'000), suseconds_t(wait.count() % 1'000'000)};
+  if (!deadline_ || evtimer_add(deadline_.get(), &tv) != 0) {
+    context_.peerLog->warn("no memory for a deadline on fd {}; closing it", fd());
+    close();
+    return;
+  }
+  deadlineAt_ = at;
+}
+
+void Connection::onDeadlineEvent(evutil_socket_t, short, void* self) {
+  auto* connection = static_cast<Connection*>(self);
+  connection->onDeadline();
+  connection->account();
+}
+
+void Connection::onDeadline() {
+  deadlineAt_.reset();
+  if (state_ == State::kClosed) return;
+  auto now = std::chrono::steady_clock::now();
+  if (pendingSince_ && heldCount() > 0 && held_->pending() > 0 && now - *pendingSince_ >= context_.pendingTimeout) {
+    // What the handler still owes this connection may never come (a stuck
+    // backend): the client gets the acks before the first pending one (sent
+    // already) and then the close, as for any connection that times out;
+    // a completion that comes later is dropped and counted.
+    count(context_.stats, stats::Counter::kIdleTimeouts, 1);
+    context_.peerLog->warn("closing connection from {}: {} requests pending in the handler and none completed for "
+                           "handler.pending_timeout ({} ms)",
+                           peerName(fd()), held_->pending(), context_.pendingTimeout.count());
+    close();
+    return;
+  }
+  // A wait that is ours (paused, yielded) is not the peer's trickle.
+  if (state_ == State::kOpen && waitingSince_ && !tail_.empty() && !holdingInput() &&
+      now - *waitingSince_ >= context_.limits.idleTimeout) {
+    enforceFrameDeadline(0);
+    return;
+  }
+  armDeadline();
 }
 
 // A frame cut by the end of a read is the only input kept between reads
@@ -443,7 +496,13 @@ void Connection::hold(const protocol::Request& request, uint64_t token, int resu
   try {
     if (!held_) held_ = std::make_unique<HeldAcks>();
     uint64_t sequence = held_->push(request, token, result, receivedNs_, decodedNs);
-    if (result == Handler::kPending) context_.pendings->add(token, this, sequence);
+    if (result == Handler::kPending) {
+      context_.pendings->add(token, this, sequence);
+      if (!pendingSince_ && context_.pendingTimeout.count() > 0) {
+        pendingSince_ = std::chrono::steady_clock::now();
+        armDeadline();
+      }
+    }
   } catch (const std::bad_alloc&) {
     // The ack is lost, so the acks after it cannot be sent in order either.
     context_.peerLog->warn("no memory to hold an ack; closing fd {}", fd());
@@ -454,6 +513,14 @@ void Connection::hold(const protocol::Request& request, uint64_t token, int resu
 
 bool Connection::complete(uint64_t sequence, uint8_t result) {
   held_->complete(sequence, result);
+  if (pendingSince_) {
+    // Progress: the bound counts from here, or ends with the last pending one.
+    if (held_->pending() > 0) {
+      pendingSince_ = std::chrono::steady_clock::now();
+    } else {
+      pendingSince_.reset();
+    }
+  }
   return !std::exchange(flushQueued_, true);
 }
 
@@ -651,6 +718,7 @@ void Connection::close() {
   event_del(readEvent_.get());
   event_del(writeEvent_.get());
   if (resume_) event_del(resume_.get());
+  if (deadline_) event_del(deadline_.get());
   reading_ = false;
   writing_ = false;
   yielded_ = false;

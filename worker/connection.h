@@ -76,6 +76,8 @@ struct ConnectionContext {
   HandlerModule* module = nullptr;
   PendingTable* pendings = nullptr;  // the worker's
   size_t maxPending = 1024;          // per connection: handler.max_pending
+  // handler.pending_timeout (0 = none): see Connection::armDeadline.
+  std::chrono::milliseconds pendingTimeout{0};
   uint64_t lastConnectionId = 0;     // connection ids are unique in the process
   // A read came back without a kernel receive stamp (said once per worker).
   bool missingTimestampLogged = false;
@@ -157,6 +159,15 @@ class Connection {
   void appendTail(std::span<const std::byte> bytes);
   // Closes the connection when a frame has trickled in for longer than idle_timeout.
   void enforceFrameDeadline(uint64_t framesDecoded);
+  // Two waits that reads alone cannot end: a frame begun and not finished
+  // (waitingSince_, bounded by idle_timeout: a 1-byte drip resets the idle
+  // timer with every byte), and pending requests of which none completes
+  // (pendingSince_, bounded by handler.pending_timeout: reading may be
+  // paused, so neither silence nor a peer's close is ever seen). deadline_
+  // fires at the earlier of the two ends.
+  void armDeadline();
+  static void onDeadlineEvent(evutil_socket_t fd, short what, void* self);
+  void onDeadline();
   void recordBatch(uint64_t requests, uint64_t acks, uint64_t elapsedNs);
   // The receive stamp of the read just made (its own time when the kernel
   // gave none; see rx_timestamp.h).
@@ -204,6 +215,9 @@ class Connection {
   // A zero timeout: the next loop pass, after every ready connection and the
   // worker's timers. Made the first time the connection yields.
   EventPtr resume_;
+  // Made the first time a wait above needs it (see armDeadline).
+  EventPtr deadline_;
+  std::optional<std::chrono::steady_clock::time_point> deadlineAt_;  // while armed
   // The unfinished frame at the end of the last read (empty, with no
   // capacity, between frames).
   std::vector<std::byte> tail_;
@@ -238,6 +252,9 @@ class Connection {
   // a peer trickling bytes (slowloris) resets the idle timer with every byte,
   // so a frame must also complete within idle_timeout.
   std::optional<std::chrono::steady_clock::time_point> waitingSince_;
+  // Since the last completion of one of its pending requests (or the first
+  // deferral), while it has any.
+  std::optional<std::chrono::steady_clock::time_point> pendingSince_;
 };
 
 }  // namespace tcpfork

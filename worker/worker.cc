@@ -59,6 +59,7 @@ Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::uni
   context_.pendings = &pendings_;
   context_.module = dynamic_cast<HandlerModule*>(handler_.get());
   context_.maxPending = settings_.handler.maxPending;
+  context_.pendingTimeout = settings_.handler.pendingTimeout;
   if (!tick_ || !drainTimer_ || !reap_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(worker timers)");
   if (settings_.limits.idleTimeout.count() > 0) {
     timeval idle = toTimeval(settings_.limits.idleTimeout);
