@@ -143,7 +143,7 @@ void Connection::onWrite(short what) {
 // Between callbacks the sum is exact; within one, a connection can grow by
 // at most one read batch and its acks before this runs.
 void Connection::account() {
-  size_t now = state_ == State::kClosed ? 0 : tail_.capacity() + queuedBytes();
+  size_t now = state_ == State::kClosed ? 0 : tail_.capacity() + output_.size() + (held_ ? held_->memoryBytes() : 0);
   context_.bufferedBytes = context_.bufferedBytes - accounted_ + now;
   accounted_ = now;
   if (context_.bufferedBytes > context_.maxBufferedBytes) context_.overBudget();
@@ -211,6 +211,7 @@ void Connection::onIdleTimeout() {
 bool Connection::readBatch() {
   std::span<std::byte> scratch(context_.scratch);
   for (int i = 0; i < kReadsPerBatch; ++i) {
+    if (context_.gated) return true;  // read nothing: the caller stops reading
     decodedAtNs_ = 0;  // a system call later, that time is stale
     uint64_t kernelNs = 0;
     ssize_t n = context_.stats ? readTimestamped(fd(), scratch, kernelNs) : ::recv(fd(), scratch.data(), scratch.size(), 0);
@@ -498,6 +499,9 @@ void Connection::hold(const protocol::Request& request, uint64_t token, int resu
     uint64_t sequence = held_->push(request, token, result, receivedNs_, decodedNs);
     if (result == Handler::kPending) {
       context_.pendings->add(token, this, sequence);
+      if (context_.bufferedBytes + context_.pendings->memoryBytes() > context_.maxBufferedBytes) {
+        context_.overPending();
+      }
       if (!pendingSince_ && context_.pendingTimeout.count() > 0) {
         pendingSince_ = std::chrono::steady_clock::now();
         armDeadline();

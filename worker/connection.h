@@ -82,12 +82,23 @@ struct ConnectionContext {
   // A read came back without a kernel receive stamp (said once per worker).
   bool missingTimestampLogged = false;
   // The worker's budget, max_buffered_bytes: what its connections hold in
-  // unfinished frames and unsent acks, summed as each callback returns
+  // unfinished frames, unsent acks and acks held behind a pending request
+  // (their entries' memory, not their 14 bytes on the wire), summed as each
+  // callback returns
   // (Connection::account). Past the budget, overBudget() sheds connections
   // at once (BufferBudget): they close, and are freed after the callback.
   size_t bufferedBytes = 0;
   size_t maxBufferedBytes = SIZE_MAX;
   std::function<void()> overBudget = [] {};
+  // Requests pending in the handler count against the same budget, with the
+  // table that tracks them (PendingTable::memoryBytes), but closing their
+  // connections would free no memory (the table keeps each token until the
+  // module completes it): past the budget the worker is gated instead, and
+  // every connection stops reading and decoding until enough complete
+  // (BufferBudget). overPending is called as a new pending request may have
+  // crossed the budget.
+  bool gated = false;
+  std::function<void()> overPending = [] {};
   // The running callback's share of the loop, with a module (time_slice.h).
   TimeSlice slice{};
 };
@@ -119,6 +130,8 @@ class Connection {
   size_t buffered() const { return accounted_; }
   // Closed for the worker's memory budget: counted, and logged by the Worker.
   void shed();
+  // The worker's gate has opened: decode what waited, and read again.
+  void resume() { flushCompleted(); }
 
  private:
 
@@ -178,7 +191,7 @@ class Connection {
   void releaseHeld();
   size_t heldCount() const { return held_ ? held_->count() : 0; }
   size_t heldBytes() const { return heldCount() * protocol::kAckFrameBytes; }
-  bool paused() const { return held_ && held_->pending() >= context_.maxPending; }
+  bool paused() const { return (held_ && held_->pending() >= context_.maxPending) || context_.gated; }
   // Input waits in the tail, undecoded, and no more is read: paused, or
   // yielded the loop (and resume_ is armed).
   bool holdingInput() const { return paused() || yielded_; }

@@ -24,7 +24,15 @@ size_t HeldAcks::ready() const {
 }
 
 // A burst's capacity is let go; a handler deferring steadily keeps a little.
+// With acks still held, the sent front is cut: at most once per
+// kCompactAfter pops, each moving what is left (amortized O(1)).
 void HeldAcks::compact() {
+  if (count() > 0) {
+    acks_.erase(acks_.begin(), acks_.begin() + static_cast<ptrdiff_t>(head_));
+    if (acks_.capacity() > 2 * acks_.size() + 256) acks_.shrink_to_fit();
+    head_ = 0;
+    return;
+  }
   if (acks_.capacity() > 256) acks_ = std::vector<Ack>();
   acks_.clear();
   head_ = 0;

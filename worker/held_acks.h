@@ -36,6 +36,9 @@ class HeldAcks {
   void complete(uint64_t sequence, uint8_t result);
 
   size_t count() const { return acks_.size() - head_; }
+  // What it takes of the heap: its entries' array, sent ones not yet
+  // compacted and spare capacity included.
+  size_t memoryBytes() const { return acks_.capacity() * sizeof(Ack); }
   size_t pending() const { return pending_; }
   // How many acks at the front are complete, so can go out now.
   size_t ready() const;
@@ -45,7 +48,7 @@ class HeldAcks {
     for (size_t i = 0; i < n; ++i) each(acks_[head_ + i]);
     head_ += n;
     base_ += n;
-    if (count() == 0) compact();
+    if (count() == 0 || head_ >= kCompactAfter) compact();
   }
   // Calls each(token) for every pending ack.
   template <typename Each>
@@ -56,6 +59,10 @@ class HeldAcks {
   }
 
  private:
+  // The front is sent: reclaimed once empty, or once this many entries are
+  // sent with others still held (a connection that always has one pending
+  // would otherwise grow its array with every request it ever made).
+  static constexpr size_t kCompactAfter = 4096;
   void compact();
 
   std::vector<Ack> acks_;  // acks_[head_] is the oldest, with sequence number base_

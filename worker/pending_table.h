@@ -42,8 +42,15 @@ class PendingTable {
     return orphans_.erase(token) > 0 ? Found::kOrphan : Found::kUnknown;
   }
   size_t live() const { return live_.size(); }
+  // What its entries take of the heap, orphans included (which only their
+  // completion frees): a hash node each (key, entry, next pointer, and the
+  // allocator's header, rounded up) and a bucket pointer.
+  size_t memoryBytes() const {
+    return (live_.size() + orphans_.size()) * kNodeBytes + (live_.bucket_count() + orphans_.bucket_count()) * sizeof(void*);
+  }
 
  private:
+  static constexpr size_t kNodeBytes = 48;
   uint64_t lastToken_ = 0;  // tokens start at 1: a null tcpfork_pending* is never one
   std::unordered_map<uint64_t, Entry> live_;
   std::unordered_set<uint64_t> orphans_;

@@ -52,7 +52,11 @@ Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::uni
       handler_(makeHandler(args, *publisher_, completions_)),
       context_{base_.get(), handler_.get(), args.settings.limits, stats_, &peerLog_, &openConnections_,
                [this](int fd) { onClosed(fd); }},
-      budget_(args.settings.maxBufferedBytes, context_, connections_),
+      budget_(args.settings.maxBufferedBytes, context_, connections_, pendings_,
+              [this](bool on) {
+                if (draining_) return;
+                for (auto& acceptor : acceptors_) on ? acceptor->enable() : acceptor->disable();
+              }),
       tick_(evtimer_new(base_.get(), &Worker::onTick, this)),
       drainTimer_(evtimer_new(base_.get(), &Worker::onDrainDeadline, this)),
       reap_(event_new(base_.get(), -1, 0, &Worker::onReap, this)) {
@@ -243,6 +247,7 @@ void Worker::onCompletionsDelivered() {
   // which runs after this callback.
   for (Connection* connection : completed_) connection->flushCompleted();
   completed_.clear();
+  budget_.pendingsDone();
 }
 
 std::string Worker::handlerName() const {
@@ -254,6 +259,7 @@ void Worker::onReap(evutil_socket_t, short, void* self) {
   auto* worker = static_cast<Worker*>(self);
   for (int fd : worker->closed_) worker->connections_.erase(fd);
   worker->closed_.clear();
+  worker->budget_.pendingsDone();  // what the closed ones held is freed
   if (worker->draining_ && worker->connections_.empty()) event_base_loopexit(worker->base_.get(), nullptr);
 }
 

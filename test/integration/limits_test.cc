@@ -240,6 +240,40 @@ TEST(Limits, ParkedLargeFramesAreShedBiggestFirstWithinTheBudget) {
   std::cout << "parked frames: bystander " << summary(figures) << "\n";
 }
 
+// Requests a module holds count against max_buffered_bytes at what they
+// cost (about 100 bytes each with their held ack and table entry, where 14
+// were counted), and past the budget the worker stops reading and accepting
+// instead of closing connections, which frees nothing (their tokens live
+// until the module completes them) while their clients reconnect and send
+// more. A module that never completes, 400 connections x 2,000 in flight and
+// an 8 MiB budget: before, the worker grew 6 -> 316 MiB in 4 s; now it stays
+// within the budget plus 16 MiB of slack (the idle worker, about 6 MiB, the
+// module's own queue, about 24 bytes a request, and one read batch), and
+// the excess waits in the kernel's socket buffers.
+TEST(Limits, RequestsPendingInTheModuleStopReadingAndAcceptingAtTheBudget) {
+  constexpr size_t kBudget = 8 * kMiB;
+  constexpr size_t kSlack = 16 * kMiB;
+  RunningMaster master(1, "max_buffered_bytes: 8MiB\nhandler:\n  module: " + std::string(TCPFORK_TEST_MODULE_DIR) +
+                              "/test_handler.so\n  config: {defer_every: 1, hold: true}\n");
+  RssPeak rss(master.servingPids());
+  BackgroundClient bench({"--addr", addr(master.port()), "-c", "400", "-w", "2000", "-d", "6", "--drain", "1", "-q"});
+  ToolRun run = bench.finish(90s);
+  EXPECT_TRUE(master.waitForLog("reading and accepting stop until they complete", 1s)) << master.log();
+  size_t peak = rss.peak();
+  double pending = master.metric("tcp_server_req_recv_total");
+  std::cout << "pending budget: worker RSS peak " << peak / 1024 << " KiB with " << pending
+            << " requests pending (budget " << kBudget / 1024 << " KiB)\n";
+  if (kRssIsOurs) {
+    EXPECT_LT(peak, kBudget + kSlack) << "worker RSS peak " << peak;
+  }
+  // Pending, not shed: no connection was closed for memory.
+  EXPECT_EQ(master.metric("tcp_server_connections_shed_total{reason=\"memory\"}"), 0) << master.scrape();
+  EXPECT_EQ(run.report["closed_by_server"], 0) << run.output;
+  // It held what the budget allows at 100 to 200 bytes a pending request.
+  EXPECT_GT(pending, double(kBudget) / 200);
+  EXPECT_LT(pending, double(kBudget) / 100);
+}
+
 // A bench run across recycles loses nothing, as across a reload; and
 // recycling is not a crash: no restart is counted.
 void expectNothingLost(RunningMaster& master, BackgroundClient& bench) {
