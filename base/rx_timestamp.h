@@ -23,8 +23,9 @@ ssize_t readTimestamped(int fd, std::span<std::byte> into, uint64_t& rxRealtimeN
 // CLOCK_REALTIME in ns: the clock the kernel's stamps use.
 uint64_t realtimeNanos();
 
-// From `fromNs` to `toNs` on CLOCK_REALTIME; a clock stepped back between the
-// two reads counts as 0, not as a wrapped-around eternity.
-inline uint64_t realtimeElapsed(uint64_t fromNs, uint64_t toNs) { return toNs > fromNs ? toNs - fromNs : 0; }
+// From `fromNs` to `toNs`; `toNs` before `fromNs` (a stamp that could not be
+// placed, see worker/clock_epochs.h) counts as 0, not as a wrapped-around
+// eternity.
+inline uint64_t clampedElapsed(uint64_t fromNs, uint64_t toNs) { return toNs > fromNs ? toNs - fromNs : 0; }
 
 }  // namespace tcpfork

@@ -68,9 +68,6 @@ struct Previous {
 void printTable(const std::string& name, const Snapshot& s, Previous& previous) {
   auto now = std::chrono::steady_clock::now();
   double dt = previous.valid ? std::chrono::duration<double>(now - previous.at).count() : 0;
-  auto nowMs = std::chrono::duration_cast<std::chrono::milliseconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-                   .count();
   TotalsView total = s.total();
   TotalsView totalDelta = previous.valid ? total.since(previous.snapshot.total()) : TotalsView{};
   auto rate = [&](uint64_t delta) { return dt > 0 ? human(double(delta) / dt) : std::string("-"); };
@@ -115,7 +112,7 @@ void printTable(const std::string& name, const Snapshot& s, Previous& previous) 
     }
     auto deltaRate = [&](Counter c) { return haveDelta ? rate(delta.counter(c)) : std::string("-"); };
     fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7} {:>7}{} {:>7} {:>8} {:>6} {:>8}\n", w.index, w.generation, w.pid,
-               workerStateName(w.state), duration(double(nowMs - int64_t(w.startedAtUnixMs)) / 1000.0),
+               workerStateName(w.state), info ? duration(info->uptimeSeconds) : std::string("-"),
                age(w.heartbeatAgeMs), w.connectionsCurrent, rateColumns(deltaRate), w.totals.protocolErrorTotal(),
                latency(haveDelta ? delta.requestDuration.quantileNs(0.99) : w.totals.requestDuration.quantileNs(0.99)), cpuText,
                info ? human(double(info->residentBytes)) : std::string("-"));

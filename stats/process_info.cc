@@ -4,6 +4,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <time.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
@@ -13,21 +16,10 @@
 namespace tcpfork::stats {
 namespace {
 
-double bootTimeUnix() {
-  static const double kBootTime = [] {
-    std::ifstream in("/proc/stat");
-    std::string key;
-    double value = 0;
-    while (in >> key) {
-      if (key == "btime") {
-        in >> value;
-        break;
-      }
-      in.ignore(1 << 16, '\n');
-    }
-    return value;
-  }();
-  return kBootTime;
+double secondsOn(clockid_t clock) {
+  timespec ts{};
+  ::clock_gettime(clock, &ts);
+  return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
 }
 
 }  // namespace
@@ -48,7 +40,13 @@ std::optional<ProcessInfo> readProcessInfo(pid_t pid) {
   // Field numbers as in proc(5); the first one after ')' is 3 (state).
   for (int n = 3; fields >> field; ++n) {
     if (n == 14 || n == 15) info.cpuSeconds += std::stod(field) / ticks;
-    if (n == 22) info.startTimeUnix = bootTimeUnix() + std::stod(field) / ticks;
+    if (n == 22) {
+      // The start is in clock ticks since boot (CLOCK_BOOTTIME). Not from
+      // /proc/stat's btime read once: that is the wall clock at the read, and
+      // kept across a step it put uptime and start times an hour off for good.
+      info.uptimeSeconds = std::max(0.0, secondsOn(CLOCK_BOOTTIME) - std::stod(field) / ticks);
+      info.startTimeUnix = secondsOn(CLOCK_REALTIME) - info.uptimeSeconds;
+    }
     if (n == 23) info.virtualBytes = std::stoull(field);
     if (n == 24) {
       info.residentBytes = std::stoull(field) * page;

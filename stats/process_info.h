@@ -14,7 +14,12 @@ struct ProcessInfo {
   double cpuSeconds = 0;        // user + system
   uint64_t residentBytes = 0;
   uint64_t virtualBytes = 0;
-  double startTimeUnix = 0;     // seconds since the epoch
+  // Seconds since the epoch, on the wall clock as it reads now: a step of
+  // the wall clock moves it, as it moves the kernel's own boot time.
+  double startTimeUnix = 0;
+  // Seconds the process has run, on the kernel's monotonic boot clock: no
+  // step of the wall clock changes it.
+  double uptimeSeconds = 0;
   uint64_t openFds = 0;
   uint64_t maxFds = 0;
 };

@@ -55,8 +55,6 @@ nlohmann::json handlerJson(const std::map<std::string, HandlerCounterView>& coun
 }
 
 nlohmann::json snapshotJson(const Snapshot& s) {
-  using namespace std::chrono;
-  auto nowMs = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
   nlohmann::json workers = nlohmann::json::array();
   for (const auto& w : s.workers) {
     nlohmann::json j = {
@@ -65,7 +63,7 @@ nlohmann::json snapshotJson(const Snapshot& s) {
         {"state", std::string(workerStateName(w.state))},
         {"generation", w.generation},
         {"index", w.index},
-        {"uptime_s", w.startedAtUnixMs ? double(nowMs - int64_t(w.startedAtUnixMs)) / 1000.0 : 0.0},
+        {"uptime_s", 0.0},
         {"connections", w.connectionsCurrent},
         {"heartbeat_age_ms", w.heartbeatAgeMs},
         {"loop_lag", histogramJson(w.loopLag)},
@@ -74,6 +72,7 @@ nlohmann::json snapshotJson(const Snapshot& s) {
         {"handler", handlerJson(sumByName(w.handlerCounters))},
     };
     if (auto info = readProcessInfo(w.pid)) {
+      j["uptime_s"] = info->uptimeSeconds;
       j["cpu_seconds"] = info->cpuSeconds;
       j["resident_bytes"] = info->residentBytes;
     }
@@ -82,7 +81,7 @@ nlohmann::json snapshotJson(const Snapshot& s) {
   auto master = readProcessInfo(s.masterPid);
   return {
       {"master_pid", s.masterPid},
-      {"master_uptime_s", master ? std::max(0.0, double(nowMs) / 1000.0 - master->startTimeUnix) : 0.0},
+      {"master_uptime_s", master ? master->uptimeSeconds : 0.0},
       {"generation", s.generation},
       {"worker_restarts", s.workerRestarts},
       {"worker_recycles", recycles(s)},

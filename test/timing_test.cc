@@ -16,6 +16,7 @@
 #include "master/netstat.h"
 #include "protocol/frame.h"
 #include "worker/ack_clock.h"
+#include "worker/clock_epochs.h"
 
 namespace tcpfork {
 namespace {
@@ -146,6 +147,41 @@ TEST(AckClock, AClockSteppedBackCountsAsZero) {
   clock.sent(protocol::kAckFrameBytes, 9 * kSecond, h);
   EXPECT_EQ(h.buckets[0], 1u);
   EXPECT_EQ(h.sumNs, 0u);
+}
+
+// The worker's view of the two clocks, read together at each read, with a
+// wall clock the test steps: a stamp keeps its true age across a step either
+// way, and one that cannot be placed counts from its read, never as an hour.
+constexpr uint64_t kHour = 3600 * kSecond;
+constexpr uint64_t kWallAtBoot = 1'800'000'000 * kSecond;
+
+TEST(ClockEpochs, AStampKeepsItsAgeAcrossAForwardStep) {
+  ClockEpochs clocks;
+  int64_t stepped = 0;
+  EXPECT_FALSE(clocks.observe(kWallAtBoot + 100 * kSecond, 100 * kSecond, stepped));
+  // NTP's slewing (2 ms over 4 s) is followed, not taken for a step.
+  EXPECT_FALSE(clocks.observe(kWallAtBoot + 104 * kSecond + 2'000'000, 104 * kSecond, stepped));
+  uint64_t oldStamp = kWallAtBoot + 104 * kSecond + 2'000'000 + 500'000'000;  // at 104.5 s
+  // Stepped an hour forward at 104.8 s; the next read is at 105 s.
+  ASSERT_TRUE(clocks.observe(kWallAtBoot + kHour + 105 * kSecond, 105 * kSecond, stepped));
+  EXPECT_EQ(stepped, int64_t(kHour) - 2'000'000);
+  EXPECT_EQ(clocks.toMonotonic(oldStamp, 105 * kSecond), 104 * kSecond + 500'000'000) << "the stamp from before";
+  uint64_t newStamp = kWallAtBoot + kHour + 104 * kSecond + 900'000'000;  // at 104.9 s, after the step
+  EXPECT_EQ(clocks.toMonotonic(newStamp, 105 * kSecond), 104 * kSecond + 900'000'000) << "the stamp from after";
+}
+
+TEST(ClockEpochs, AStampKeepsItsAgeAcrossABackwardStepOrCountsFromItsRead) {
+  ClockEpochs clocks;
+  int64_t stepped = 0;
+  clocks.observe(kWallAtBoot + 100 * kSecond, 100 * kSecond, stepped);
+  ASSERT_TRUE(clocks.observe(kWallAtBoot - kHour + 101 * kSecond, 101 * kSecond, stepped));
+  EXPECT_EQ(stepped, -int64_t(kHour));
+  uint64_t newStamp = kWallAtBoot - kHour + 100 * kSecond + 600'000'000;  // 100.6 s, after the step
+  EXPECT_EQ(clocks.toMonotonic(newStamp, 101 * kSecond), 100 * kSecond + 600'000'000);
+  // From before the step, on the old wall clock: it cannot be told from one
+  // an hour later on the new one, so it counts from the read.
+  uint64_t oldStamp = kWallAtBoot + 100 * kSecond + 300'000'000;
+  EXPECT_EQ(clocks.toMonotonic(oldStamp, 101 * kSecond), 101 * kSecond);
 }
 
 TEST(Netstat, ReadsListenOverflowsAndDropsFromTcpExt) {

@@ -34,7 +34,7 @@ void AckClock::sent(size_t bytes, uint64_t nowNs, Histogram& into) {
   partialBytes_ = uint32_t(total % protocol::kAckFrameBytes);
   while (whole > 0 && front_.acks > 0) {
     uint32_t n = uint32_t(std::min<uint64_t>(whole, front_.acks));
-    into.record(realtimeElapsed(front_.receivedNs, nowNs), n);
+    into.record(clampedElapsed(front_.receivedNs, nowNs), n);
     front_.acks -= n;
     whole -= n;
     if (front_.acks > 0) break;

@@ -20,10 +20,10 @@ class AckClock {
  public:
   using Histogram = stats::Histogram<stats::kRequestBoundsNs>;
 
-  // `acks` acks received at `receivedNs` (CLOCK_REALTIME) joined the output.
+  // `acks` acks received at `receivedNs` (CLOCK_MONOTONIC) joined the output.
   void queued(uint64_t receivedNs, uint32_t acks);
   // `bytes` more of the output went to the kernel at `nowNs`: every ack now
-  // wholly sent is counted into `into`. A clock stepped back counts as 0.
+  // wholly sent is counted into `into`.
   void sent(size_t bytes, uint64_t nowNs, Histogram& into);
 
  private:

@@ -221,6 +221,7 @@ bool Connection::readBatch() {
         stampRead(kernelNs);
       }
       framesDecoded_ += decodeInput(scratch.first(static_cast<size_t>(n)));
+      readAtNs_ = 0;  // stale once this read's frames are decoded
       if (state_ != State::kOpen || holdingInput()) return true;
       // About to wait: for output room, or for the peer's next bytes.
       bool blocked = queuedBytes() >= context_.limits.outputHighWater;
@@ -240,11 +241,19 @@ bool Connection::readBatch() {
 }
 
 void Connection::stampRead(uint64_t kernelNs) {
+  uint64_t wallNs = realtimeNanos();
+  readAtNs_ = monotonicNanos();
+  int64_t steppedByNs = 0;
+  if (context_.clocks.observe(wallNs, readAtNs_, steppedByNs)) {
+    spdlog::warn("the wall clock (CLOCK_REALTIME) was stepped by {:+.3f} s: request durations are taken on "
+                 "CLOCK_MONOTONIC, and receive stamps from before the step keep their true age",
+                 double(steppedByNs) / 1e9);
+  }
   if (kernelNs != 0) {
-    receivedNs_ = kernelNs;
+    receivedNs_ = context_.clocks.toMonotonic(kernelNs, readAtNs_);
     return;
   }
-  receivedNs_ = realtimeNanos();
+  receivedNs_ = readAtNs_;
   if (!std::exchange(context_.missingTimestampLogged, true)) {
     // The kernel stamps packets only while some socket on the host asks, and
     // switches stamping on from a work queue just after the first one asks
@@ -383,7 +392,8 @@ size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& 
     beginFlush();
     return 0;
   }
-  uint64_t startedNs = context_.stats ? realtimeNanos() : 0;
+  // Just after a read, its clock reading serves (see stampRead).
+  uint64_t startedNs = context_.stats ? (readAtNs_ != 0 ? std::exchange(readAtNs_, 0) : monotonicNanos()) : 0;
   size_t consumed = 0;
   size_t acks = 0;
   size_t requests = 0;
@@ -438,8 +448,8 @@ size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& 
   }
   output_.commit(acks * kAckFrameBytes);
   if (context_.stats) {
-    uint64_t endedNs = realtimeNanos();
-    recordBatch(requests, acks, realtimeElapsed(startedNs, endedNs));
+    uint64_t endedNs = monotonicNanos();
+    recordBatch(requests, acks, clampedElapsed(startedNs, endedNs));
     // The built-in ack runs nothing after this but our own bookkeeping before
     // the send, so flush() hands the acks over at this time instead of
     // reading the clock again. A module's batch_end may take its time.
@@ -480,8 +490,9 @@ void Connection::appendTail(std::span<const std::byte> bytes) {
 // Once per run of whole frames (a read's, or a completed tail's), not per
 // request: two clock reads bound the time from the first frame decoded to the
 // last ack queued, and every request in the run is counted with that
-// duration (an upper bound for each). The clock is CLOCK_REALTIME, that of
-// the kernel's stamps, so the second read can serve as the send time too.
+// duration (an upper bound for each). The first read is the one the read
+// took (stampRead) when the run follows it, and the second can serve as the
+// send time too; both on CLOCK_MONOTONIC, where the stamps are mapped.
 // request_duration_seconds is counted as the acks are sent (AckClock).
 void Connection::recordBatch(uint64_t requests, uint64_t acks, uint64_t elapsedNs) {
   stats::Slot& slot = *context_.stats;
@@ -591,12 +602,12 @@ void Connection::releaseHeld() {
     close();
     return;
   }
-  uint64_t nowNs = context_.stats ? realtimeNanos() : 0;
+  uint64_t nowNs = context_.stats ? monotonicNanos() : 0;
   held_->popFront(ready, [&](const HeldAcks::Ack& ack) {
     protocol::encodeAck(protocol::ackFor(ack.command), protocol::IdView(ack.id), uint8_t(ack.result), ackOut);
     ackOut += protocol::kAckFrameBytes;
     if (context_.stats) {
-      context_.stats->totals.handlerDuration.record(realtimeElapsed(ack.decodedNs, nowNs));
+      context_.stats->totals.handlerDuration.record(clampedElapsed(ack.decodedNs, nowNs));
       ackClock_.queued(ack.receivedNs, 1);
     }
   });
@@ -629,7 +640,7 @@ void Connection::flush() {
   if (pending > 0) {
     // Read before the send: once the bytes are in, the peer may take them,
     // and run, before this process gets the CPU back.
-    uint64_t handedNs = context_.stats ? (decodedAtNs_ != 0 ? decodedAtNs_ : realtimeNanos()) : 0;
+    uint64_t handedNs = context_.stats ? (decodedAtNs_ != 0 ? decodedAtNs_ : monotonicNanos()) : 0;
     decodedAtNs_ = 0;
     ssize_t n = ::send(fd(), output_.bytes().data(), pending, MSG_NOSIGNAL);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {

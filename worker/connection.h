@@ -37,6 +37,7 @@
 #include "base/log.h"
 #include "base/unique_fd.h"
 #include "worker/ack_clock.h"
+#include "worker/clock_epochs.h"
 #include "worker/handler.h"
 #include "worker/handler_module.h"
 #include "worker/held_acks.h"
@@ -81,6 +82,8 @@ struct ConnectionContext {
   uint64_t lastConnectionId = 0;     // connection ids are unique in the process
   // A read came back without a kernel receive stamp (said once per worker).
   bool missingTimestampLogged = false;
+  // The kernel's stamps, on the wall clock, mapped to the monotonic one.
+  ClockEpochs clocks{};
   // The worker's budget, max_buffered_bytes: what its connections hold in
   // unfinished frames, unsent acks and acks held behind a pending request
   // (their entries' memory, not their 14 bytes on the wire), summed as each
@@ -239,10 +242,14 @@ class Connection {
   std::unique_ptr<HeldAcks> held_;
   // When the acks in output_ were received (stats on only).
   AckClock ackClock_;
-  // The kernel's receive stamp of the last read (CLOCK_REALTIME ns): the
-  // frames it completes, its own and a tail's, are timed from it.
+  // The kernel's receive stamp of the last read, on CLOCK_MONOTONIC (see
+  // clock_epochs.h): the frames it completes, its own and a tail's, are
+  // timed from it.
   uint64_t receivedNs_ = 0;
-  // CLOCK_REALTIME ns at the end of the built-in ack's last run of frames,
+  // CLOCK_MONOTONIC ns of the last read, until its frames are decoded: the
+  // start of their run (0: read the clock).
+  uint64_t readAtNs_ = 0;
+  // CLOCK_MONOTONIC ns at the end of the built-in ack's last run of frames,
   // until the next system call: flush() sends at that time (0: read the clock).
   uint64_t decodedAtNs_ = 0;
   uint64_t id_;

@@ -21,7 +21,7 @@ class HeldAcks {
   struct Ack {
     uint64_t token;
     // For the histograms (0 with stats off): the kernel's receive stamp
-    // and when its run of frames was decoded (both CLOCK_REALTIME).
+    // and when its run of frames was decoded (both CLOCK_MONOTONIC).
     uint64_t receivedNs;
     uint64_t decodedNs;
     std::array<std::byte, protocol::kIdBytes> id;  // a copy: the request's bytes are reused
