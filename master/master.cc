@@ -63,9 +63,11 @@ Master::Master(Config config, std::string configPath, ConfigOverrides overrides,
       autoProfiler_(segment_, config_.profile.autoProfile),
       autoProfileTimer_(event_new(base_.get(), -1, EV_PERSIST, &Master::onAutoProfile, this)),
       tick_(event_new(base_.get(), -1, EV_PERSIST, &Master::onTick, this)),
+      quit_(event_new(base_.get(), -1, 0, &Master::onQuit, this)),
       upgrade_(base_.get(), {[this](pid_t pid) { onUpgradeReady(pid); },
                              [this](const std::string& why) { onUpgradeFailed(why); }}) {
   if (!tick_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(tick)");
+  if (!quit_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(quit)");
   for (const SignalRow& row : kSignalTable) {
     int signal = row.signal;
     EventPtr ev(evsignal_new(base_.get(), signal, &Master::onSignal, this));
@@ -132,7 +134,13 @@ void Master::onSignal(evutil_socket_t signal, short, void* self) {
     case MasterAction::kReap: master->reap(); return;
     case MasterAction::kReload: master->reload(); return;
     case MasterAction::kFastStop: master->beginStop(false); return;
-    case MasterAction::kGracefulStop: master->beginStop(true); return;
+    case MasterAction::kGracefulStop:
+      // libevent runs the signals that one wake-up collected in signal-number
+      // order, so `kill -USR2; kill -QUIT` in quick succession reaches us as
+      // QUIT (3) before USR2 (12). QUIT waits for the rest of its batch: an
+      // upgrade asked for with it has started by then, and QUIT hands over.
+      event_active(master->quit_.get(), EV_TIMEOUT, 1);
+      return;
     case MasterAction::kReopenLogs: master->reopenLogs(); return;
     case MasterAction::kScaleUp: master->supervisor_.scale(+1); return;
     case MasterAction::kScaleDown: master->supervisor_.scale(-1); return;
@@ -146,6 +154,8 @@ void Master::onSignal(evutil_socket_t signal, short, void* self) {
 void Master::onTick(evutil_socket_t, short, void* self) {
   static_cast<Master*>(self)->periodic_.runDue(Periodic::Clock::now());
 }
+
+void Master::onQuit(evutil_socket_t, short, void* self) { static_cast<Master*>(self)->quit(); }
 
 // In the order they run at each tick.
 void Master::addPeriodicJobs() {
@@ -193,12 +203,31 @@ void Master::reap() {
   }
 }
 
+// nginx's "QUIT the old master" after USR2, made safe for any moment: while
+// the new master still starts, this one serves on and stops only once the new
+// one serves (onUpgradeReady). Stopping now would leave nothing serving, and
+// if the new master then failed, nothing at all.
+void Master::quit() {
+  if (upgrade_.active() && !upgrade_.ready()) {
+    if (!quitOnHandOver_) {
+      spdlog::info("SIGQUIT: the new master (pid {}) is still starting; this master serves until it does, then stops "
+                   "gracefully (if it fails, this master serves on)",
+                   upgrade_.pid());
+    }
+    quitOnHandOver_ = true;
+    return;
+  }
+  beginStop(true);
+}
+
 void Master::beginStop(bool graceful) {
   if (stopping_ && graceful) return;
   stopping_ = true;
-  // A stop wins over an upgrade still starting: the new master would come up
-  // with nobody to hand over to.
-  upgrade_.abort("this master was told to stop");
+  // Only a fast stop gets here while a new master still starts (quit() waits
+  // for it): it stops the whole service, that new master included, and
+  // onUpgradeFailed says so.
+  upgrade_.abort(fmt::format("this master is stopping, so it killed the new master (pid {}) before it served",
+                             upgrade_.pid()));
   // After a binary upgrade the service goes on in the new master.
   if (upgrade_.ready()) {
     if (admin_) admin_->stopAccepting();

@@ -5,6 +5,7 @@
 //   HUP reload   TERM/INT fast stop   QUIT graceful stop   USR1 reopen logs
 //   TTIN/TTOU one worker more/fewer   TRAP forwarded to workers (profiling)
 //   USR2 binary upgrade               CHLD reap and restart
+// QUIT while the new master of an upgrade starts waits until it serves.
 
 #include <map>
 #include <memory>
@@ -55,6 +56,7 @@ class Master {
  private:
   static void onSignal(evutil_socket_t signal, short what, void* self);
   static void onTick(evutil_socket_t fd, short what, void* self);
+  static void onQuit(evutil_socket_t fd, short what, void* self);
   void addPeriodicJobs();
   static void onAutoProfile(evutil_socket_t fd, short what, void* self);
   void armAutoProfiler();
@@ -69,6 +71,7 @@ class Master {
   void publishStatus();
   std::vector<std::string> upgradeArgv() const;
   void reopenLogs();
+  void quit();
   void beginStop(bool graceful);
   GenerationSettings settingsFrom(const Config& config) const;
 
@@ -96,6 +99,8 @@ class Master {
   std::map<pid_t, uint64_t> profilesReported_;  // per worker pid, profiles already logged
   std::vector<EventPtr> signalEvents_;
   EventPtr tick_;
+  // SIGQUIT, acted on after every other signal of its batch (see onSignal).
+  EventPtr quit_;
   Periodic periodic_;
   BinaryUpgrade upgrade_;
   SystemdNotify notify_;
@@ -104,6 +109,9 @@ class Master {
   bool reloadQueued_ = false;    // a HUP came while a generation was starting
   uint64_t lastRequests_ = 0;
   bool stopping_ = false;
+  // SIGQUIT came while the new master of an upgrade was starting: stop once
+  // it serves; serve on if it fails.
+  bool quitOnHandOver_ = false;
   std::chrono::steady_clock::time_point stopDeadline_;
 };
 

@@ -1,6 +1,7 @@
 // The Master's part in a binary upgrade (USR2), nginx's model: start the new
 // binary as a child master on our sockets (BinaryUpgrade), keep serving beside
-// it until told QUIT, and take the pidfile and the segment back if it fails.
+// it until told QUIT (a QUIT while it starts takes effect once it serves), and
+// take the pidfile and the segment back if it fails.
 #include "master/master.h"
 
 #include <unistd.h>
@@ -24,7 +25,10 @@ std::vector<std::string> Master::upgradeArgv() const {
 // nginx's model: the new binary starts as our child on our sockets; we keep
 // serving beside it until told QUIT, and take everything back if it fails.
 void Master::upgrade() {
-  if (stopping_) return;
+  if (stopping_) {
+    spdlog::warn("SIGUSR2: ignoring: this master is stopping");
+    return;
+  }
   if (upgrade_.active()) {
     spdlog::warn("SIGUSR2: a new master (pid {}) is already {}; ignoring", upgrade_.pid(),
                  upgrade_.ready() ? "serving (send this master QUIT to finish the upgrade)" : "starting");
@@ -72,14 +76,32 @@ void Master::upgrade() {
 }
 
 void Master::onUpgradeReady(pid_t pid) {
+  steering_.handOver();
+  if (quitOnHandOver_) {
+    quitOnHandOver_ = false;
+    spdlog::info("binary upgrade: new master pid {} serves; this master (pid {}) got SIGQUIT while it started and "
+                 "stops now",
+                 pid, ::getpid());
+    beginStop(true);
+    return;
+  }
   spdlog::info("binary upgrade: new master pid {} serves; this master (pid {}, pidfile {}) serves beside it until "
                "it gets SIGQUIT",
                pid, ::getpid(), pidfile_ ? pidfile_->path() : "");
-  steering_.handOver();
 }
 
 void Master::onUpgradeFailed(const std::string& why) {
-  spdlog::error("binary upgrade failed: {}; master pid {} serves on", why, ::getpid());
+  if (stopping_) {
+    spdlog::error("binary upgrade failed: {}; master pid {} is stopping as it was told, and no master serves after it",
+                  why, ::getpid());
+  } else if (quitOnHandOver_) {
+    spdlog::error("binary upgrade failed: {}; master pid {} serves on and drops the SIGQUIT it got while the new "
+                  "master started (stopping would leave nothing serving; send QUIT again to stop it)",
+                  why, ::getpid());
+  } else {
+    spdlog::error("binary upgrade failed: {}; master pid {} serves on", why, ::getpid());
+  }
+  quitOnHandOver_ = false;
   if (pidfile_ && pidfile_->path() != pidfilePath_) reclaimPidfile();
   segment_.claimName();
   supervisor_.storeGeneration();

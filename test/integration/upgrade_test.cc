@@ -1,7 +1,7 @@
 // Binary upgrade (SIGUSR2 / `tcpfork -s upgrade`): a new master takes over
 // the sockets and the stats segment without a failed connect or a lost ack;
 // a new master that fails, before or after it served, leaves the old one in
-// charge.
+// charge; QUIT to the old master at any moment of an upgrade hands over first.
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <iostream>
+#include <regex>
 #include <thread>
 
 #include "master/pidfile.h"
@@ -43,6 +44,8 @@ class AdoptedMaster {
   }
   AdoptedMaster(const AdoptedMaster&) = delete;
   AdoptedMaster& operator=(const AdoptedMaster&) = delete;
+  // Once it has been reaped: its pid may be reused, so it is no longer ours to kill.
+  void forget() { pid_ = 0; }
 
  private:
   pid_t pid_;
@@ -52,6 +55,17 @@ class Upgrade : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0); }
 };
+
+// The pid the old master logged for the new master it started.
+std::optional<pid_t> startedMaster(const std::string& log) {
+  std::smatch m;
+  if (!std::regex_search(log, m, std::regex(R"(SIGUSR2: binary upgrade: started \S+ as master pid (\d+))"))) {
+    return std::nullopt;
+  }
+  return pid_t(std::stoi(m[1]));
+}
+
+bool gone(pid_t pid) { return ::waitpid(pid, nullptr, WNOHANG) == pid || ::kill(pid, 0) != 0; }
 
 TEST_F(Upgrade, UnderPipelinedLoadLosesNoAckAndKeepsCounters) {
   RunningMaster master(2);
@@ -195,6 +209,126 @@ TEST_F(Upgrade, ASecondUpgradeWaitsUntilTheOldMasterHasExited) {
   EXPECT_TRUE(waitUntil([&] { return ::waitpid(*third, nullptr, WNOHANG) == *third; }, 15s));
   EXPECT_FALSE(fs::exists("/dev/shm/" + master.name())) << "the last master removes the segment";
   EXPECT_FALSE(fs::exists(master.pidFile()));
+}
+
+// QUIT to the old master at any moment of an upgrade, from before the new
+// master is started (QUIT in the same wake-up as USR2) to after it serves,
+// means "hand over, then go": the old master serves until the new one does,
+// then drains. A storm of new connections throughout sees no failure, and the
+// one master left is the new one, named by the pidfile. The parameter is the
+// delay from USR2 to QUIT in ms; -1 sends QUIT once the new master serves.
+class QuitDuringUpgrade : public Upgrade, public ::testing::WithParamInterface<int> {};
+
+TEST_P(QuitDuringUpgrade, TheOldMasterHandsOverThenGoes) {
+  RunningMaster master(1);
+  ASSERT_TRUE(master.waitServing(1, 5s));
+  pid_t oldPid = master.process().pid();
+  const std::string accepted = "tcp_server_connections_accepted_total";
+  // Lets the storm run: at least 200 new connections since `since`.
+  auto stormRuns = [&](double since) { return waitUntil([&] { return master.metric(accepted) >= since + 200; }, 15s); };
+  BackgroundClient storm({"--addr", addr(master.port()), "-c", "4", "-d", "60", "--timeout", "10", "-q"}, "connects");
+  ASSERT_TRUE(stormRuns(0)) << master.log();
+
+  master.process().signal(SIGUSR2);
+  if (GetParam() >= 0) {
+    // Not a wait for an event: the delay is the moment under test.
+    std::this_thread::sleep_for(std::chrono::milliseconds(GetParam()));
+  } else {
+    ASSERT_TRUE(master.waitForLog("serves beside it until it gets SIGQUIT", 15s)) << master.log();
+  }
+  master.process().signal(SIGQUIT);
+  ASSERT_TRUE(master.process().waitExit(30s).has_value()) << master.log();
+  auto newPid = pidIn(master.pidFile());
+  ASSERT_TRUE(newPid && *newPid != oldPid) << "the old master exited and left no master serving:\n" << master.log();
+  AdoptedMaster adopted(*newPid);
+  EXPECT_FALSE(fs::exists(master.pidFile() + ".oldbin"));
+  // One master alive: the old one has exited (reaped above), and the new one
+  // has only its worker for a child.
+  EXPECT_EQ(::kill(*newPid, 0), 0);
+  EXPECT_EQ(childPids(*newPid).size(), 1u);
+  EXPECT_TRUE(master.roundTrip(1));
+  ASSERT_TRUE(stormRuns(master.metric(accepted))) << "the storm goes on against the new master\n" << master.log();
+
+  storm.interrupt();
+  ToolRun run = storm.finish(30s);
+  ASSERT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_EQ(run.report["failed"], 0) << run.output << master.log();
+  EXPECT_EQ(run.report["wrong_acks"], 0) << run.output;
+  // The old master's log says what happened: no failed upgrade, a graceful stop.
+  std::string log = master.log();
+  EXPECT_EQ(log.find("binary upgrade failed"), std::string::npos) << log;
+  EXPECT_NE(log.find("[master " + std::to_string(oldPid) + "] info: SIGQUIT: graceful stop"), std::string::npos) << log;
+  std::cout << "QUIT " << (GetParam() < 0 ? "once the new master served" : std::to_string(GetParam()) + " ms after USR2")
+            << ": " << run.report["acked"] << " connects acked, " << run.report["failed"] << " failed\n";
+
+  ::kill(*newPid, SIGQUIT);
+  EXPECT_TRUE(waitUntil([&] { return ::waitpid(*newPid, nullptr, WNOHANG) == *newPid; }, 15s));
+  EXPECT_FALSE(fs::exists("/dev/shm/" + master.name())) << "the last master removes the segment";
+  EXPECT_FALSE(fs::exists(master.pidFile()));
+}
+
+INSTANTIATE_TEST_SUITE_P(Delays, QuitDuringUpgrade, ::testing::Values(0, 5, 20, 50, 200, -1),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return info.param < 0 ? std::string("OnceTheNewMasterServes")
+                                                 : "After" + std::to_string(info.param) + "ms";
+                         });
+
+// A QUIT that waits for the new master is dropped when the new master fails
+// instead: the old one serves on rather than leave nothing serving, and says so.
+TEST_F(Upgrade, AQuitWaitingForANewMasterThatFailsIsDropped) {
+  RunningMaster master(1);
+  ASSERT_TRUE(master.waitServing(1, 5s));
+  master.process().signal(SIGUSR2);
+  ASSERT_TRUE(master.waitForLog("SIGUSR2: binary upgrade: started", 5s)) << master.log();
+  auto newPid = startedMaster(master.log());
+  ASSERT_TRUE(newPid);
+  AdoptedMaster adopted(*newPid);
+  // Held before it can serve (that takes at least one 100 ms tick after its start).
+  ::kill(*newPid, SIGSTOP);
+  std::vector<pid_t> newWorkers = childPids(*newPid);
+  master.process().signal(SIGQUIT);
+  ASSERT_TRUE(master.waitForLog("SIGQUIT: the new master (pid " + std::to_string(*newPid) + ") is still starting", 5s))
+      << master.log();
+  EXPECT_TRUE(master.roundTrip(1)) << "the old master serves while it waits";
+  ::kill(*newPid, SIGKILL);
+  ASSERT_TRUE(master.waitForLog("drops the SIGQUIT it got while the new master started", 5s)) << master.log();
+  adopted.forget();  // the old master reaped it before it said so
+  // Its workers die with it; until they have, one may take a connection and
+  // close it unanswered (see TheOldMasterTakesBackWhenTheNewOneDies).
+  for (pid_t worker : newWorkers) {
+    EXPECT_TRUE(waitUntil([&] { return gone(worker); }, 10s)) << "worker " << worker << " of the killed master still runs";
+  }
+  EXPECT_TRUE(waitUntil([&] { return pidIn(master.pidFile()) == master.process().pid(); }, 5s));
+  EXPECT_FALSE(fs::exists(master.pidFile() + ".oldbin"));
+  EXPECT_TRUE(master.process().running());
+  EXPECT_TRUE(master.roundTrip(2));
+  EXPECT_TRUE(master.waitServing(1, 5s));
+}
+
+// TERM, by contrast, stops the service fast: a new master that does not serve
+// yet is killed with the old one, and the log says so instead of "serves on".
+TEST_F(Upgrade, AFastStopWhileTheNewMasterStartsStopsBoth) {
+  RunningMaster master(1);
+  ASSERT_TRUE(master.waitServing(1, 5s));
+  master.process().signal(SIGUSR2);
+  ASSERT_TRUE(master.waitForLog("SIGUSR2: binary upgrade: started", 5s)) << master.log();
+  auto newPid = startedMaster(master.log());
+  ASSERT_TRUE(newPid);
+  AdoptedMaster adopted(*newPid);
+  ::kill(*newPid, SIGSTOP);  // as above: it cannot serve before the TERM
+  master.process().signal(SIGTERM);
+  ASSERT_TRUE(master.process().waitExit(15s).has_value()) << master.log();
+  ASSERT_TRUE(waitUntil([&] { return gone(*newPid); }, 5s));
+  adopted.forget();
+  std::string log = master.log();
+  EXPECT_NE(log.find("this master is stopping, so it killed the new master (pid " + std::to_string(*newPid) +
+                     ") before it served; master pid " + std::to_string(master.process().pid()) +
+                     " is stopping as it was told, and no master serves after it"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("serves on"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(master.pidFile()));
+  EXPECT_FALSE(fs::exists(master.pidFile() + ".oldbin"));
 }
 
 }  // namespace
