@@ -74,6 +74,11 @@ class Supervisor {
   uint64_t generation() const { return current_.number; }
   uint64_t restarts() const { return restarts_; }
   uint64_t reloads() const { return reloads_; }
+  // Reloads that left the running generation serving: refused before a new
+  // generation started (the Master tells, countFailedReload), or abandoned
+  // because it did not serve.
+  uint64_t reloadsFailed() const { return reloadsFailed_; }
+  void countFailedReload() { ++reloadsFailed_; }
   std::vector<pid_t> pids() const;
   struct WorkerRef {
     pid_t pid;
@@ -142,6 +147,7 @@ class Supervisor {
   bool fastStop_ = false;
   uint64_t restarts_ = 0;
   uint64_t reloads_ = 0;
+  uint64_t reloadsFailed_ = 0;
   std::mt19937_64 jitter_{std::random_device{}()};  // draws each worker's limits
 };
 
