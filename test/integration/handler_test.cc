@@ -3,7 +3,8 @@
 // completes them from its own thread or on the loop; the acks must keep
 // request order on every connection, max_pending must pause reading,
 // completions for a closed connection are dropped and counted, a token
-// completed twice is ignored, and a crash names the module.
+// completed twice is ignored, a crash names the module, and a module that
+// forks cannot wedge its worker.
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <fstream>
 #include <memory>
 #include <regex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -295,6 +297,60 @@ TEST(HandlerReload, ANewModuleFileGoesLiveWithoutLosingAnAck) {
   ASSERT_TRUE(master.waitForLog("reload: generation 2 serving", 20s)) << master.log();
   EXPECT_TRUE(master.waitForLog("handler module test (" + second + ") loaded", 5s, 2)) << master.log();
   stopAndExpectNothingLost(master, bench.finish());
+}
+
+// New connections, one after another, for `period`: how many got no ack.
+int unansweredFor(const RunningMaster& master, std::chrono::milliseconds period) {
+  int unanswered = 0;
+  auto end = std::chrono::steady_clock::now() + period;
+  for (uint64_t i = 0; i < 1000 && std::chrono::steady_clock::now() < end; ++i) {
+    if (!master.roundTrip(100 + i)) ++unanswered;
+    std::this_thread::sleep_for(10ms);  // pacing, so the run spans the period
+  }
+  return unanswered;
+}
+
+// A module whose init or handle forks and lets the child return: the child
+// used to run the worker on, stop at its next tick (its parent is not the
+// master) and, shutting down, delete the listener from the epoll set it
+// shares with the parent, which then never accepted again while it beat and
+// /healthz said ok. The child now exits where the module returns, saying
+// so; the worker serves on, unreplaced. Children that exec or _exit, as a
+// child should, change nothing.
+TEST(Handler, AModuleThatForksLeavesItsWorkerServing) {
+  struct Case {
+    std::string config;
+    bool returns;  // the child returns into the worker
+  };
+  for (const Case& c : std::vector<Case>{{"{fork_in: init}", true},
+                                         {"{fork_in: handle}", true},
+                                         {"{fork_in: handle, fork_child: exec}", false},
+                                         {"{fork_in: handle, fork_child: exit}", false}}) {
+    SCOPED_TRACE(c.config);
+    // A long worker_timeout: the master must not be what mends the worker.
+    RunningMaster master(1, handlerYaml(c.config, "worker_timeout: 60s\n"));
+    ASSERT_TRUE(master.waitServing(1, 10s)) << master.log();
+    const std::set<pid_t> workers = master.servingPids();
+    {
+      TestConnection conn(master.port());
+      conn.send(submitFrame(1, "fork"));  // fork_in: handle forks here
+      ASSERT_EQ(conn.read(kAckBytes), submitAckFrame(1));
+    }
+    std::string where = c.config.find("init") != std::string::npos ? "init" : "handle";
+    std::string said = "its " + where + " called fork() and the child returned into the worker; the child exits now";
+    if (c.returns) {
+      ASSERT_TRUE(master.waitForLog(said, 10s)) << master.log();
+    }
+    // The child would have stopped at its first tick (100 ms) and taken the
+    // parent's listener with it.
+    EXPECT_EQ(unansweredFor(master, 1500ms), 0) << master.log();
+    EXPECT_EQ(master.servingPids(), workers);
+    EXPECT_EQ(master.metric("tcp_server_worker_restarts_total"), 0);
+    if (!c.returns) {
+      EXPECT_EQ(master.log().find("called fork()"), std::string::npos) << master.log();
+    }
+    EXPECT_EQ(master.log().find("is gone; stopping now"), std::string::npos) << master.log();
+  }
 }
 
 }  // namespace
