@@ -117,6 +117,10 @@ class Supervisor {
   // each process draws its own limits when spawned; past one, it is marked
   // recycling (or, past max_rss_hard, killed).
   void checkHeartbeat(Row& row, Clock::time_point now);
+  // A serving worker whose loop runs (fresh heartbeat) but that takes no
+  // connection from its sockets for worker_timeout while some wait there:
+  // the same stack dump, then SIGKILL, logged as such.
+  void checkAcceptProgress(Row& row, Clock::time_point now);
   void drawLimits(Row& row);
   void checkLimits(Row& row, Clock::time_point now);
   // The current generation's row of `index` being recycled, if any.

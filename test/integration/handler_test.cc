@@ -299,6 +299,14 @@ TEST(HandlerReload, ANewModuleFileGoesLiveWithoutLosingAnAck) {
   stopAndExpectNothingLost(master, bench.finish());
 }
 
+// Kills (by pid) what a test leaves behind that no fixture owns.
+struct KillAtEnd {
+  std::vector<pid_t> pids;
+  ~KillAtEnd() {
+    for (pid_t pid : pids) ::kill(pid, SIGKILL);
+  }
+};
+
 // New connections, one after another, for `period`: how many got no ack.
 int unansweredFor(const RunningMaster& master, std::chrono::milliseconds period) {
   int unanswered = 0;
@@ -351,6 +359,39 @@ TEST(Handler, AModuleThatForksLeavesItsWorkerServing) {
     }
     EXPECT_EQ(master.log().find("is gone; stopping now"), std::string::npos) << master.log();
   }
+}
+
+// A worker whose loop runs but no longer accepts, while connections wait on
+// its socket, is replaced: its heartbeat alone would never tell. Made real
+// here by the same forked child, created with the raw clone system call,
+// which runs no pthread_atfork handler and so returns into the worker
+// unnoticed: its shutdown takes the listener out of the parent's epoll set.
+// The connection that waited is served by the successor.
+TEST(Handler, AWorkerThatStopsAcceptingIsReplaced) {
+  RunningMaster master(
+      1, handlerYaml("{fork_in: handle, fork_with: clone}", "worker_timeout: 1s\nhang_dump_grace: 500ms\n"));
+  ASSERT_TRUE(master.waitServing(1, 10s)) << master.log();
+  pid_t wedged = *master.servingPids().begin();
+  KillAtEnd leftovers;  // the child, which hangs at its exit (it joins a thread only its parent has)
+  {
+    TestConnection conn(master.port());
+    conn.send(submitFrame(1, "fork"));
+    ASSERT_EQ(conn.read(kAckBytes), submitAckFrame(1));
+  }
+  ASSERT_TRUE(waitUntil([&] { return !childPids(wedged).empty(); }, 5s));
+  leftovers.pids = childPids(wedged);
+  ASSERT_TRUE(master.waitForLog("[worker.0 " + std::to_string(leftovers.pids[0]) + "] info: stopped:", 10s))
+      << master.log();
+  TestConnection waiting(master.port(), 30s);
+  waiting.send(submitFrame(2));
+  ASSERT_TRUE(master.waitForLog("has accepted no connection for", 20s)) << master.log();
+  EXPECT_TRUE(master.waitForLog("killing it", 10s, 2)) << master.log();
+  EXPECT_EQ(waiting.read(kAckBytes), submitAckFrame(2)) << master.log();
+  ASSERT_TRUE(master.waitServing(1, 10s)) << master.log();
+  EXPECT_NE(*master.servingPids().begin(), wedged);
+  EXPECT_TRUE(master.waitForLog("killed after it stopped accepting", 5s)) << master.log();
+  EXPECT_EQ(master.metric("tcp_server_worker_restarts_total"), 1);
+  EXPECT_EQ(unansweredFor(master, 500ms), 0) << master.log();
 }
 
 }  // namespace
