@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <system_error>
+#include <utility>
 
 namespace tcpfork {
 
@@ -30,13 +31,13 @@ void redirectOutputTo(const std::string& path) {
   if (rc != 0) throw std::system_error(rc, std::generic_category(), "dup2(" + path + ")");
 }
 
-bool RateLimitedLog::admit(std::chrono::steady_clock::time_point now, uint64_t& dropped) {
+bool RateLimitedLog::admit(Clock::time_point now, uint64_t& dropped) {
   dropped = 0;
-  if (now - windowStart_ >= std::chrono::seconds(1)) {
+  if (now - windowStart_ >= window_) {
     windowStart_ = now;
     admittedInWindow_ = 0;
   }
-  if (admittedInWindow_ >= perSecond_) {
+  if (admittedInWindow_ >= perWindow_) {
     ++suppressed_;
     return false;
   }
@@ -44,6 +45,20 @@ bool RateLimitedLog::admit(std::chrono::steady_clock::time_point now, uint64_t& 
   dropped = suppressed_;
   suppressed_ = 0;
   return true;
+}
+
+uint64_t RateLimitedLog::takeSummary(Clock::time_point now) {
+  if (suppressed_ == 0 || now - windowStart_ < window_) return 0;
+  windowStart_ = now;
+  admittedInWindow_ = perWindow_;
+  return std::exchange(suppressed_, 0);
+}
+
+void RateLimitedLog::flush(Clock::time_point now) {
+  if (uint64_t dropped = takeSummary(now)) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(window_).count();
+    spdlog::log(level_, "({} {} suppressed in the last {} s)", dropped, what_, double(ms) / 1000);
+  }
 }
 
 }  // namespace tcpfork

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace tcpfork {
 
@@ -22,30 +23,61 @@ void initLogging(std::string_view role, std::string_view level = "info");
 // start-up and on SIGUSR1 (log rotation). Throws std::system_error naming the path.
 void redirectOutputTo(const std::string& path);
 
-// Admits at most `perSecond` messages per one-second window and reports how
-// many were dropped once the next window opens. One per call site; used from a
-// single loop thread, so not thread safe.
+// Admits at most `perWindow` messages per window (one second unless told)
+// and reports how many were dropped once the next window opens. One per call
+// site; used from a single loop thread, so not thread safe.
+//
+// A caller that also calls flush() periodically gets a condition that
+// persists logged once and then counted: each window that dropped messages
+// ends in one line saying how many, and the next window admits none until a
+// whole window passes without any.
 class RateLimitedLog {
  public:
-  explicit RateLimitedLog(unsigned perSecond = 10) : perSecond_(perSecond) {}
+  using Clock = std::chrono::steady_clock;
+
+  // `what` names the dropped messages in the lines that count them.
+  explicit RateLimitedLog(unsigned perWindow = 10, Clock::duration window = std::chrono::seconds(1),
+                          std::string what = "similar messages")
+      : perWindow_(perWindow), window_(window), what_(std::move(what)) {}
 
   template <typename... Args>
   void warn(spdlog::format_string_t<Args...> fmt, Args&&... args) {
-    uint64_t dropped = 0;
-    if (!admit(std::chrono::steady_clock::now(), dropped)) return;
-    if (dropped > 0) spdlog::warn("({} similar messages suppressed)", dropped);
-    spdlog::warn(fmt, std::forward<Args>(args)...);
+    log(spdlog::level::warn, fmt, std::forward<Args>(args)...);
   }
+  template <typename... Args>
+  void info(spdlog::format_string_t<Args...> fmt, Args&&... args) {
+    log(spdlog::level::info, fmt, std::forward<Args>(args)...);
+  }
+
+  // Once the window is over: says how many messages it dropped, if any, and
+  // opens a window that admits none.
+  void flush(Clock::time_point now);
 
   // Exposed for tests: returns whether a message at `now` may be logged and
   // sets `dropped` to the count suppressed since the last admitted one.
-  bool admit(std::chrono::steady_clock::time_point now, uint64_t& dropped);
+  bool admit(Clock::time_point now, uint64_t& dropped);
+  // Exposed for tests: flush()'s decision; the count to report, or 0.
+  uint64_t takeSummary(Clock::time_point now);
 
  private:
-  unsigned perSecond_;
-  std::chrono::steady_clock::time_point windowStart_{};
+  template <typename... Args>
+  void log(spdlog::level::level_enum level, spdlog::format_string_t<Args...> fmt, Args&&... args) {
+    uint64_t dropped = 0;
+    if (!admit(Clock::now(), dropped)) {
+      level_ = level;
+      return;
+    }
+    if (dropped > 0) spdlog::log(level, "({} {} suppressed)", dropped, what_);
+    spdlog::log(level, fmt, std::forward<Args>(args)...);
+  }
+
+  unsigned perWindow_;
+  Clock::duration window_;
+  std::string what_;
+  Clock::time_point windowStart_{};
   unsigned admittedInWindow_ = 0;
   uint64_t suppressed_ = 0;
+  spdlog::level::level_enum level_ = spdlog::level::warn;  // of the last one dropped
 };
 
 }  // namespace tcpfork

@@ -1,5 +1,6 @@
 #include "master/config.h"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -7,14 +8,17 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <regex>
+#include <map>
 
 #include "base/socket.h"
+#include "base/unique_fd.h"
 #include "master/config_reader.h"
 #include "master/yaml_json.h"
 
@@ -25,25 +29,94 @@ void walk(const std::string& path, const YAML::Node& root, Config& c);
 
 // Well under Linux's limit on one argument (MAX_ARG_STRLEN, 128 KiB).
 constexpr size_t kMaxHandlerConfigBytes = 64 * 1024;
+// Deeper than any module's settings need; a module's own JSON parser may
+// recurse once per level.
+constexpr size_t kMaxHandlerConfigDepth = 64;
+// A commented config with every key is about 10 KiB; handler.config takes at
+// most 64 KiB.
+constexpr size_t kMaxConfigFileBytes = 1024 * 1024;
 
-// Whether listen[i] names the same address as an earlier entry (two sockets
-// on one address would split its connections between unrelated workers).
-std::optional<std::string> duplicateAddress(const std::vector<std::string>& listen, size_t i) {
-  std::string address = parseAddress(listen[i]).toString();
-  for (size_t j = 0; j < i; ++j) {
-    if (parseAddress(listen[j]).toString() == address) {
-      return fmt::format("{} is listed twice (entries {} and {})", listen[i], j + 1, i + 1);
+// Names are checked by hand, not with std::regex: it recurses once per
+// character, and a value some 10,000 characters long overflows the stack.
+bool isAlpha(char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'); }
+bool isDigit(char ch) { return ch >= '0' && ch <= '9'; }
+
+// [a-zA-Z_][a-zA-Z0-9_]*
+bool isMetricPrefix(const std::string& text) {
+  if (text.empty() || isDigit(text[0])) return false;
+  return std::all_of(text.begin(), text.end(), [](char ch) { return isAlpha(ch) || isDigit(ch) || ch == '_'; });
+}
+
+// [A-Za-z0-9_.-]{1,64}
+bool isInstanceName(const std::string& text) {
+  if (text.empty() || text.size() > 64) return false;
+  return std::all_of(text.begin(), text.end(),
+                     [](char ch) { return isAlpha(ch) || isDigit(ch) || ch == '_' || ch == '.' || ch == '-'; });
+}
+
+// The first entry of `listen` that does not parse, or that names the same
+// address as an earlier one (two sockets on one address would split its
+// connections between unrelated workers).
+struct ListenProblem {
+  size_t entry;
+  std::string why;
+};
+std::optional<ListenProblem> listenProblem(const std::vector<std::string>& listen) {
+  std::map<std::string, size_t> seen;  // a long list costs n log n, not n squared
+  for (size_t i = 0; i < listen.size(); ++i) {
+    std::string address;
+    try {
+      address = parseAddress(listen[i]).toString();
+    } catch (const std::invalid_argument& e) {
+      return ListenProblem{i, e.what()};
+    }
+    if (auto [first, fresh] = seen.emplace(address, i); !fresh) {
+      return ListenProblem{
+          i, fmt::format("{} is listed twice (entries {} and {})", listen[i], first->second + 1, i + 1)};
     }
   }
   return std::nullopt;
 }
 
+// The file's text, refused unread when it is larger than any config: a path
+// naming /dev/zero, a FIFO or a gigabyte file fails at once instead of
+// holding the master (a reload runs on its loop) or exhausting its memory.
+std::string readText(const std::string& path) {
+  auto fail = [&](const std::string& why) { throw ConfigError(fmt::format("{}: {}", path, why)); };
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  if (!fd) fail(fmt::format("open: {}", std::strerror(errno)));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) fail(fmt::format("fstat: {}", std::strerror(errno)));
+  if (!S_ISREG(st.st_mode)) fail("not a regular file");
+  auto tooLarge = [&](uint64_t size) {
+    fail(fmt::format("{} bytes; a config file is at most {}", size, kMaxConfigFileBytes));
+  };
+  if (uint64_t(st.st_size) > kMaxConfigFileBytes) tooLarge(uint64_t(st.st_size));
+  // Read one byte past the limit, in case the file grew since fstat.
+  std::string text(kMaxConfigFileBytes + 1, '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    ssize_t n = ::read(fd.get(), text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail(fmt::format("read: {}", std::strerror(errno)));
+    if (n == 0) break;
+    got += size_t(n);
+  }
+  if (got > kMaxConfigFileBytes) tooLarge(got);
+  text.resize(got);
+  return text;
+}
+
 void readFile(const std::string& path, Config& c) {
   YAML::Node root;
   try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    throw ConfigError(fmt::format("{}: cannot read the file", path));
+    root = YAML::Load(readText(path));
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp's parser recurses once per level and stops itself a few
+    // hundred levels down (its message says only "bad file").
+    throw ConfigError(fmt::format("{}:{}: collections nested too deeply (the YAML parser stops at about 500 levels)",
+                                  path, e.mark.line + 1));
   } catch (const YAML::ParserException& e) {
     throw ConfigError(fmt::format("{}:{}: YAML syntax error: {}", path, e.mark.line + 1, e.msg));
   }
@@ -83,19 +156,14 @@ void walk(const std::string& path, const YAML::Node& root, Config& c) {
                  [&](auto& n, auto& k) {
                    c.listen.clear();
                    if (n.IsScalar()) {
-                     c.listen.push_back(n.Scalar());
+                     c.listen.push_back(r.scalar(n, k));
                    } else if (n.IsSequence() && n.size() > 0) {
                      for (const auto& item : n) c.listen.push_back(r.scalar(item, k));
                    } else {
                      r.fail(n, k, "expected ADDR:PORT or a list of them");
                    }
-                   for (size_t i = 0; i < c.listen.size(); ++i) {
-                     try {
-                       parseAddress(c.listen[i]);
-                     } catch (const std::invalid_argument& e) {
-                       r.fail(n.IsSequence() ? n[i] : n, k, e.what());
-                     }
-                     if (auto twice = duplicateAddress(c.listen, i)) r.fail(n[i], k, *twice);
+                   if (auto problem = listenProblem(c.listen)) {
+                     r.fail(n.IsSequence() ? n[problem->entry] : n, k, problem->why);
                    }
                  }},
                 {"workers",
@@ -191,7 +259,7 @@ void walk(const std::string& path, const YAML::Node& root, Config& c) {
                               {"allow_remote", [&](auto& m, auto& mk) { c.metricsAllowRemote = r.boolean(m, mk); }},
                               {"namespace", [&](auto& m, auto& mk) {
                                  c.metricsNamespace = r.scalar(m, mk);
-                                 if (!std::regex_match(c.metricsNamespace, std::regex("[a-zA-Z_][a-zA-Z0-9_]*"))) {
+                                 if (!isMetricPrefix(c.metricsNamespace)) {
                                    r.fail(m, mk, "must match [a-zA-Z_][a-zA-Z0-9_]* (a Prometheus name prefix)");
                                  }
                                }}});
@@ -203,15 +271,12 @@ void walk(const std::string& path, const YAML::Node& root, Config& c) {
                              {{"module", [&](auto& m, auto& mk) { h.module = modulePath(r, m, mk, path); }},
                               {"config",
                                [&](auto& m, auto& mk) {
+                                 // At most 64 KiB: it goes on each worker's command line.
                                  try {
-                                   h.configJson = yamlToJson(m).dump();
-                                 } catch (const std::invalid_argument& e) {
-                                   r.fail(m, mk, e.what());
-                                 }
-                                 if (h.configJson.size() > kMaxHandlerConfigBytes) {
-                                   r.fail(m, mk, fmt::format("{} bytes as JSON; at most {} (it goes on each worker's "
-                                                             "command line)",
-                                                             h.configJson.size(), kMaxHandlerConfigBytes));
+                                   h.configJson =
+                                       yamlToJson(m, {kMaxHandlerConfigDepth, kMaxHandlerConfigBytes}).dump();
+                                 } catch (const YamlJsonError& e) {
+                                   r.fail(e.mark(), mk + e.path(), e.what());
                                  }
                                }},
                               {"max_pending",
@@ -250,18 +315,11 @@ void validate(const Config& c, const std::string& source) {
   auto fail = [&](const std::string& key, const std::string& why) {
     throw ConfigError(fmt::format("{}: {}: {}", source, key, why));
   };
-  if (!std::regex_match(c.name, std::regex("[A-Za-z0-9_.-]{1,64}"))) {
+  if (!isInstanceName(c.name)) {
     fail("name", "use 1-64 of A-Z a-z 0-9 _ . - (it names the stats segment and default paths)");
   }
   if (c.listen.empty()) fail("listen", "needs at least one address");
-  for (size_t i = 0; i < c.listen.size(); ++i) {
-    try {
-      parseAddress(c.listen[i]);
-    } catch (const std::invalid_argument& e) {
-      fail("listen", e.what());
-    }
-    if (auto twice = duplicateAddress(c.listen, i)) fail("listen", *twice);
-  }
+  if (auto problem = listenProblem(c.listen)) fail("listen", problem->why);
   try {
     if (!isLoopback(parseAddress(c.metricsListen)) && !c.metricsAllowRemote) {
       fail("metrics.listen", c.metricsListen + " is not a loopback address; the admin port serves /status (and "

@@ -8,8 +8,12 @@
 namespace tcpfork {
 
 void ConfigReader::fail(const YAML::Node& node, const std::string& key, const std::string& why) const {
-  if (node.Mark().is_null()) throw ConfigError(fmt::format("{}: {}: {}", file_, key, why));
-  throw ConfigError(fmt::format("{}:{}: {}: {}", file_, node.Mark().line + 1, key, why));
+  fail(node.Mark(), key, why);
+}
+
+void ConfigReader::fail(const YAML::Mark& mark, const std::string& key, const std::string& why) const {
+  if (mark.is_null()) throw ConfigError(fmt::format("{}: {}: {}", file_, key, why));
+  throw ConfigError(fmt::format("{}:{}: {}: {}", file_, mark.line + 1, key, why));
 }
 
 void ConfigReader::forEach(const YAML::Node& map, const std::string& prefix, const Handlers& handlers) const {
@@ -37,6 +41,9 @@ void ConfigReader::forEach(const YAML::Node& map, const std::string& prefix, con
 
 std::string ConfigReader::scalar(const YAML::Node& node, const std::string& key) const {
   if (!node.IsScalar()) fail(node, key, "expected a single value");
+  if (node.Scalar().size() > kMaxScalarBytes) {
+    fail(node, key, fmt::format("a value of {} bytes; at most {}", node.Scalar().size(), kMaxScalarBytes));
+  }
   return node.Scalar();
 }
 

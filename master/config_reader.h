@@ -20,6 +20,7 @@ class ConfigReader {
   explicit ConfigReader(std::string file) : file_(std::move(file)) {}
 
   [[noreturn]] void fail(const YAML::Node& node, const std::string& key, const std::string& why) const;
+  [[noreturn]] void fail(const YAML::Mark& mark, const std::string& key, const std::string& why) const;
 
   using Handlers = std::map<std::string, std::function<void(const YAML::Node&, const std::string&)>>;
 
@@ -27,7 +28,10 @@ class ConfigReader {
   // lists the known ones.
   void forEach(const YAML::Node& map, const std::string& prefix, const Handlers& handlers) const;
 
+  // At most kMaxScalarBytes: no key takes a longer value (paths end at
+  // PATH_MAX), and an error quoting it stays one readable line.
   std::string scalar(const YAML::Node& node, const std::string& key) const;
+  static constexpr size_t kMaxScalarBytes = 4096;
   uint64_t integer(const YAML::Node& node, const std::string& key, uint64_t min, uint64_t max) const;
   double number(const YAML::Node& node, const std::string& key, double min, double max) const;
   bool boolean(const YAML::Node& node, const std::string& key) const;

@@ -33,6 +33,8 @@ void ConnectionSteering::tick(const Supervisor& supervisor, const stats::StatsSe
     }
   }
   if (!config_.enabled || !program_.available()) return;
+  auto now = RateLimitedLog::Clock::now();
+  for (RateLimitedLog* log : {&outLog_, &backLog_, &everyoneOutLog_}) log->flush(now);
 
   std::vector<IndexedSocket> sockets = listeners_.sockets();
   std::vector<steering::SteeredSocket> steered;
@@ -78,21 +80,21 @@ void ConnectionSteering::logChanges(const std::vector<steering::WorkerView>& vie
     if (now == was) continue;
     if (now == Exclusion::kStale) {
       ++excludedStale_;
-      spdlog::warn("steering: worker {} out of rotation: its heartbeat is {} ms old (stale_after {} ms)", i,
+      outLog_.warn("steering: worker {} out of rotation: its heartbeat is {} ms old (stale_after {} ms)", i,
                    views[i].heartbeatAgeMs, config_.staleAfter.count());
     } else if (now == Exclusion::kQueue) {
       ++excludedQueue_;
-      spdlog::warn("steering: worker {} out of rotation: {} connections wait in its accept queue (max_queue {})", i,
+      outLog_.warn("steering: worker {} out of rotation: {} connections wait in its accept queue (max_queue {})", i,
                    views[i].acceptQueue, config_.maxQueue);
     } else if (now == Exclusion::kNone && (was == Exclusion::kStale || was == Exclusion::kQueue)) {
-      spdlog::info("steering: worker {} back in rotation", i);
+      backLog_.info("steering: worker {} back in rotation", i);
     }
   }
   // Everyone out while nothing serves yet (a start, a full restart) is no news.
   bool anyServing = std::any_of(views.begin(), views.end(), [](const auto& v) { return v.serving; });
   bool everyoneOut = decision.everyoneOut && anyServing;
   if (everyoneOut && !wasEveryoneOut_) {
-    spdlog::warn("steering: no worker qualifies; every serving worker takes its hash share until one does");
+    everyoneOutLog_.warn("steering: no worker qualifies; every serving worker takes its hash share until one does");
   }
   wasEveryoneOut_ = everyoneOut;
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "base/log.h"
 #include "master/config.h"
 #include "master/listeners.h"
 #include "master/supervisor.h"
@@ -53,6 +54,14 @@ class ConnectionSteering {
   uint64_t excludedStale_ = 0;
   uint64_t excludedQueue_ = 0;
   uint64_t excludedRetiring_ = 0;
+  // A worker busy for a few hundred ms at a time (its only worker, say)
+  // goes out of rotation and back every few ticks; each change is counted
+  // (steering_excluded_total), but logged once, then once per window as a
+  // count (RateLimitedLog::flush, each tick).
+  static constexpr auto kLogWindow = std::chrono::seconds(10);
+  RateLimitedLog outLog_{1, kLogWindow, "steering 'out of rotation' messages"};
+  RateLimitedLog backLog_{1, kLogWindow, "steering 'back in rotation' messages"};
+  RateLimitedLog everyoneOutLog_{1, kLogWindow, "steering 'no worker qualifies' messages"};
 };
 
 }  // namespace tcpfork

@@ -57,7 +57,7 @@ Master::Master(Config config, std::string configPath, ConfigOverrides overrides,
       collector_(segment_, config_.metricsNamespace,
                  [this] {
                    return MasterStatus{supervisor_.count(), supervisor_.backingOff(), supervisor_.fatal(),
-                                       listeners_.queues(), steering_.status()};
+                                       listeners_.queues(), steering_.status(), supervisor_.reloadsFailed()};
                  }),
       profileDir_(config_.effectiveProfileDir(), identity_.uid, identity_.gid),
       autoProfiler_(segment_, config_.profile.autoProfile),

@@ -58,6 +58,7 @@ void Master::reload() {
     settings = settingsFrom(plan.next);
   } catch (const std::exception& e) {
     spdlog::error("reload: {}; generation {} keeps serving", e.what(), supervisor_.generation());
+    supervisor_.countFailedReload();
     return;
   }
   Config& next = plan.next;
@@ -66,6 +67,7 @@ void Master::reload() {
       redirectOutputTo(next.logFile);
     } catch (const std::exception& e) {
       spdlog::error("reload: log.file: {}; generation {} keeps serving", e.what(), supervisor_.generation());
+      supervisor_.countFailedReload();
       return;
     }
   }
@@ -73,6 +75,7 @@ void Master::reload() {
   std::string why;
   if (!supervisor_.reload(settings, why)) {
     spdlog::error("reload: {}; generation {} keeps serving", why, supervisor_.generation());
+    supervisor_.countFailedReload();
     return;
   }
   collector_.setNamespace(next.metricsNamespace);

@@ -231,6 +231,10 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
          MetricType::Counter, double(snapshot.workerRestarts));
   single("reloads_total", "Reloads completed (a new generation serving).", MetricType::Counter,
          double(snapshot.reloads));
+  single("reloads_failed_total",
+         "Reloads that left the running generation serving: the config was refused, or the new generation did not "
+         "serve.",
+         MetricType::Counter, double(master.reloadsFailed));
   MetricFamily recycles = family(ns + "worker_recycles_total",
                                  "Workers the master replaced for a limit: max_requests (requests), max_rss (rss), "
                                  "max_lifetime (lifetime), gracefully; max_rss_hard (rss_hard), killed.",

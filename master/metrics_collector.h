@@ -25,6 +25,7 @@ struct MasterStatus {
   unsigned workersFatal = 0;       // ... after their worker's fatal exit code
   std::vector<ListenQueue> listenQueues;  // the sockets the master holds
   steering::Status steering;
+  uint64_t reloadsFailed = 0;  // since this master started
 };
 
 class MetricsCollector : public prometheus::Collectable {

@@ -12,7 +12,8 @@
 //     fatal   <-- exited: crash loop --+-----------------------+  |
 //        ^        or the fatal code    |                          |
 //        |                             +-- heartbeat stalled -----+
-//        +------ exited ------ hung <--+   (SIGKILL)
+//        +------ exited ------ hung <--+   (SIGKILL; or: no accept while
+//                                           connections wait, loop running)
 //
 //   serving -- past a recycling limit (max_requests, max_rss, max_lifetime):
 //              marked recycling, no longer the row of its index, so a
@@ -99,6 +100,14 @@ struct ProcessRow {
   uint64_t progress = 0;
   std::optional<ProcessClock::time_point> progressAt;
   bool lateButBusy = false;
+  // checkAcceptProgress: its accept counters when last seen, since when
+  // connections have waited on its sockets with none taken, and when it is
+  // killed for that (after its stack dump). hangCause: why a hung row was
+  // killed, when not for its heartbeat.
+  uint64_t acceptProgress = 0;
+  std::optional<ProcessClock::time_point> acceptStalledSince;
+  std::optional<ProcessClock::time_point> acceptKillAt;
+  std::string hangCause;
 };
 
 // A process of ours runs (or has not been reaped yet).

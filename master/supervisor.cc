@@ -272,7 +272,9 @@ void Supervisor::afterCrash(Row& row, int status, const std::string& reason) {
   auto uptime = Clock::now() - row.startedAt;
   row.crashes = uptime < kStableUptime ? row.crashes + 1 : 1;
   bool hung = row.state == State::kHung;
-  std::string cause = hung ? "killed after its heartbeat stopped" : describeExit(status);
+  std::string cause = !hung                    ? describeExit(status)
+                      : row.hangCause.empty() ? "killed after its heartbeat stopped"
+                                              : row.hangCause;
   // With a module loaded, a crash is most often the module's: name it.
   const std::string& module = row.generation.settings->worker.handler.module;
   if (!module.empty() && !hung && WIFSIGNALED(status)) cause += fmt::format("; it runs handler module {}", module);
@@ -334,6 +336,7 @@ void Supervisor::tick() {
   auto now = Clock::now();
   for (Row& row : rows_) {
     checkHeartbeat(row, now);
+    checkAcceptProgress(row, now);
     checkLimits(row, now);
     if (row.state == State::kDraining && row.deadline && now >= *row.deadline) {
       spdlog::warn("worker {} (pid {}) did not exit within drain_timeout; killing it", row.index, row.pid);

@@ -74,6 +74,11 @@ class Supervisor {
   uint64_t generation() const { return current_.number; }
   uint64_t restarts() const { return restarts_; }
   uint64_t reloads() const { return reloads_; }
+  // Reloads that left the running generation serving: refused before a new
+  // generation started (the Master tells, countFailedReload), or abandoned
+  // because it did not serve.
+  uint64_t reloadsFailed() const { return reloadsFailed_; }
+  void countFailedReload() { ++reloadsFailed_; }
   std::vector<pid_t> pids() const;
   struct WorkerRef {
     pid_t pid;
@@ -112,6 +117,10 @@ class Supervisor {
   // each process draws its own limits when spawned; past one, it is marked
   // recycling (or, past max_rss_hard, killed).
   void checkHeartbeat(Row& row, Clock::time_point now);
+  // A serving worker whose loop runs (fresh heartbeat) but that takes no
+  // connection from its sockets for worker_timeout while some wait there:
+  // the same stack dump, then SIGKILL, logged as such.
+  void checkAcceptProgress(Row& row, Clock::time_point now);
   void drawLimits(Row& row);
   void checkLimits(Row& row, Clock::time_point now);
   // The current generation's row of `index` being recycled, if any.
@@ -142,6 +151,7 @@ class Supervisor {
   bool fastStop_ = false;
   uint64_t restarts_ = 0;
   uint64_t reloads_ = 0;
+  uint64_t reloadsFailed_ = 0;
   std::mt19937_64 jitter_{std::random_device{}()};  // draws each worker's limits
 };
 

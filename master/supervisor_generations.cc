@@ -75,6 +75,7 @@ std::string Supervisor::notServingReasons() const {
 // them at once.
 void Supervisor::abandonSwitch(const std::string& why) {
   spdlog::error("reload failed: {}: {}; generation {} keeps serving", why, notServingReasons(), previous_->number);
+  ++reloadsFailed_;
   listeners_.keepOnly(previous_->settings->count, previous_->settings->listen);
   for (Row& row : rows_) {
     if (row.generation.number != current_.number) continue;

@@ -13,6 +13,7 @@
 
 #include <random>
 
+#include "base/socket.h"
 #include "master/supervisor.h"
 #include "stats/heartbeat.h"
 #include "stats/process_info.h"
@@ -22,6 +23,10 @@ namespace tcpfork {
 namespace {
 
 constexpr uint64_t kMiB = 1024 * 1024;
+
+// A heartbeat this fresh says the worker's loop runs; an older one is
+// checkHeartbeat's to judge.
+constexpr uint64_t kLoopRunsMs = 1000;
 
 }  // namespace
 
@@ -159,6 +164,66 @@ bool Supervisor::successorServes(const Row& row) const {
     }
   }
   return false;
+}
+
+// The heartbeat cannot see a worker whose loop runs but whose listeners are
+// no longer in it: a handler module's forked child that ran the worker's
+// shutdown deleted them from the epoll set the two share. It beats, /healthz
+// says ok and steering keeps it eligible, while the connections hashed to it
+// wait until their clients give up. Every accept counts as progress: one
+// refused at max_connections, and one that failed (EMFILE pauses accepting)
+// too, since the loop was trying.
+void Supervisor::checkAcceptProgress(Row& row, Clock::time_point now) {
+  auto forget = [&] {
+    row.acceptStalledSince.reset();
+    row.acceptKillAt.reset();
+  };
+  // The worker's own word too: one told to drain by someone else stops
+  // accepting on purpose.
+  if (row.state != State::kServing || stopping_ || !slotSaysServing(row)) return forget();
+  const stats::Slot& slot = segment_.slot(row.slot);
+  auto counter = [&](stats::Counter c) { return stats::load(slot.totals.counters[stats::index(c)]); };
+  uint64_t progress = counter(stats::Counter::kConnectionsAccepted) + counter(stats::Counter::kConnectionsRejected) +
+                      counter(stats::Counter::kAcceptErrors);
+  // Only the sockets of its own index and generation's addresses: a shared
+  // (systemd) socket is drained by the others, a new address may await a
+  // generation still starting.
+  const std::vector<std::string>& addresses = row.generation.settings->listen;
+  uint32_t waiting = 0;
+  for (const IndexedSocket& s : listeners_.sockets()) {
+    if (s.index != row.index || std::find(addresses.begin(), addresses.end(), s.address) == addresses.end()) continue;
+    if (auto queue = acceptQueue(s.fd)) waiting = std::max(waiting, queue->length);
+  }
+  uint64_t silentMs = stats::silentForMs(slot);
+  if (progress != row.acceptProgress || waiting == 0 || silentMs > kLoopRunsMs) {
+    if (row.acceptKillAt) spdlog::warn("worker {} (pid {}) accepts again; not killing it", row.index, row.pid);
+    row.acceptProgress = progress;
+    return forget();
+  }
+  if (!row.acceptStalledSince) {
+    row.acceptStalledSince = now;
+    return;
+  }
+  Millis timeout = row.generation.settings->workerTimeout;
+  auto stalledMs = std::chrono::duration_cast<Millis>(now - *row.acceptStalledSince).count();
+  if (stalledMs < timeout.count()) return;
+  std::string why = fmt::format("has accepted no connection for {} ms while {} wait on its socket (worker_timeout "
+                                "{} ms), though its loop runs (heartbeat {} ms old)",
+                                stalledMs, waiting, timeout.count(), silentMs);
+  Millis grace = row.generation.settings->hangDumpGrace;
+  if (!row.acceptKillAt && grace.count() > 0) {
+    spdlog::error("worker {} (pid {}) {}; asking it for its stacks (signal {}), killing it in {}", row.index, row.pid,
+                  why, kStackDumpSignalName, describeSeconds(grace));
+    ::kill(row.pid, stackDumpSignal());
+    row.acceptKillAt = now + grace;
+    return;
+  }
+  if (row.acceptKillAt && now < *row.acceptKillAt) return;
+  spdlog::error("worker {} (pid {}) {}; killing it", row.index, row.pid, why);
+  ::kill(row.pid, SIGKILL);
+  row.hangCause = "killed after it stopped accepting";
+  forget();
+  transition(row, State::kHung);
 }
 
 }  // namespace tcpfork

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 #include "base/log.h"
 #include "base/socket.h"
@@ -22,6 +24,31 @@ TEST(RateLimitedLog, AdmitsABurstThenCountsWhatItDrops) {
   EXPECT_TRUE(log.admit(t0 + std::chrono::milliseconds(1000), dropped));
   EXPECT_EQ(dropped, 5u) << "the first admitted message reports what was dropped";
   EXPECT_TRUE(log.admit(t0 + std::chrono::milliseconds(1001), dropped));
+  EXPECT_EQ(dropped, 0u);
+}
+
+// With flush() at every tick (100 ms), a message that recurs every 300 ms is
+// logged once, then counted once per window; after a window with none it is
+// logged again.
+TEST(RateLimitedLog, FlushedEachTickItLogsAPersistingConditionOnceThenCountsIt) {
+  using std::chrono::milliseconds;
+  RateLimitedLog log(1, std::chrono::seconds(10));
+  auto t0 = Clock::time_point(std::chrono::seconds(100));
+  uint64_t dropped = 0;
+  int admitted = 0;
+  std::vector<std::pair<int, uint64_t>> summaries;  // (ms, count)
+  for (int ms = 0; ms <= 40'000; ms += 100) {
+    if (uint64_t n = log.takeSummary(t0 + milliseconds(ms))) summaries.emplace_back(ms, n);
+    if (ms <= 30'000 && ms % 300 == 0 && log.admit(t0 + milliseconds(ms), dropped)) ++admitted;
+  }
+  EXPECT_EQ(admitted, 1);
+  // 0 admitted; 300..9900 (33), 10200..19800 (33), 20100..29700 (33) and 30000 dropped.
+  using Summaries = std::vector<std::pair<int, uint64_t>>;
+  EXPECT_EQ(summaries, (Summaries{{10'000, 33}, {20'000, 33}, {30'000, 33}, {40'000, 1}}));
+  EXPECT_FALSE(log.admit(t0 + milliseconds(49'900), dropped)) << "a window after a summary admits none";
+  EXPECT_EQ(log.takeSummary(t0 + milliseconds(50'000)), 1u);
+  EXPECT_EQ(log.takeSummary(t0 + milliseconds(60'000)), 0u);
+  EXPECT_TRUE(log.admit(t0 + milliseconds(60'000), dropped)) << "after a quiet window it is news again";
   EXPECT_EQ(dropped, 0u);
 }
 

@@ -1,7 +1,13 @@
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
+#include <sstream>
 
 #include "master/config.h"
 
@@ -239,6 +245,223 @@ TEST(Config, ParsesByteSizes) {
   EXPECT_THROW(parseBytes("-1"), std::invalid_argument);
   EXPECT_THROW(parseBytes("1TiB"), std::invalid_argument);
   EXPECT_THROW(parseBytes("9999999999999999999GiB"), std::invalid_argument);
+}
+
+// Hostile configs: each must end as a ConfigError, quickly and in bounded
+// memory, whatever it holds; a running master reads them on its own loop
+// (SIGHUP), so a crash, a hang or a memory blow-up there stops the service.
+
+// A file that outlives the test, removed when the test process ends.
+std::string tempFile(const std::string& suffix, const std::string& text) {
+  struct Files {
+    std::vector<std::string> paths;
+    ~Files() {
+      for (const auto& p : paths) ::unlink(p.c_str());
+    }
+  };
+  static Files files;
+  std::string path = "/tmp/tcpfork-config-test-" + std::to_string(::getpid()) + suffix;
+  std::ofstream(path, std::ios::trunc) << text;
+  files.paths.push_back(path);
+  return path;
+}
+
+// handler.module must name a readable file; the master never loads it.
+std::string handlerYaml(const std::string& configYaml) {
+  return "handler:\n  module: " + tempFile(".so", "not loaded by the master") + "\n  config: " + configYaml + "\n";
+}
+
+uint64_t statusKiB(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) return std::stoull(line.substr(field.size() + 1));
+  }
+  return 0;
+}
+
+struct Outcome {
+  std::string error;    // the ConfigError's message
+  std::string failure;  // anything else: it loaded, threw something else, crashed or hung
+  double seconds = 0;   // in loadConfig
+  uint64_t peakGrowthKiB = 0;  // resident memory at its peak above where it started
+};
+
+std::ostream& operator<<(std::ostream& os, const Outcome& o) {
+  return os << (o.failure.empty() ? o.error : o.failure) << " (" << o.seconds << " s, peak +" << o.peakGrowthKiB
+            << " KiB)";
+}
+
+// loadConfig(path) in a child process limited in time (and, without a
+// sanitizer's shadow memory, in address space), so that a config that
+// crashes, hangs or exhausts the loader fails this test instead of ending the
+// test run.
+Outcome loadInChild(const std::string& path) {
+  int pipeFds[2];
+  if (::pipe(pipeFds) != 0) return {"", "pipe failed"};
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(pipeFds[0]);
+    ::alarm(20);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+    rlimit memory{rlim_t(statusKiB("VmSize") + 1024 * 1024) * 1024, RLIM_INFINITY};
+    memory.rlim_max = memory.rlim_cur;
+    ::setrlimit(RLIMIT_AS, &memory);
+#endif
+    std::ofstream("/proc/self/clear_refs") << "5";  // VmHWM from here
+    uint64_t startKiB = statusKiB("VmRSS");
+    std::string kind = "F", message = "it loaded";
+    auto start = std::chrono::steady_clock::now();
+    try {
+      loadConfig(path);
+    } catch (const ConfigError& e) {
+      kind = "E", message = e.what();
+    } catch (const std::exception& e) {
+      message = std::string("not a ConfigError: ") + e.what();
+    }
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    uint64_t peakKiB = statusKiB("VmHWM");
+    std::string report = kind + " " + std::to_string(seconds) + " " +
+                         std::to_string(peakKiB > startKiB ? peakKiB - startKiB : 0) + "\n" + message;
+    for (size_t done = 0; done < report.size();) {
+      ssize_t n = ::write(pipeFds[1], report.data() + done, report.size() - done);
+      if (n <= 0) break;
+      done += size_t(n);
+    }
+    ::_exit(0);
+  }
+  ::close(pipeFds[1]);
+  std::string report;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(pipeFds[0], buffer, sizeof buffer)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    report.append(buffer, size_t(n));
+  }
+  ::close(pipeFds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  Outcome o;
+  std::istringstream in(report);
+  std::string kind;
+  if (!(in >> kind >> o.seconds >> o.peakGrowthKiB)) {
+    o.failure = WIFSIGNALED(status) ? "the loader died of " + std::string(strsignal(WTERMSIG(status)))
+                                    : "the loader exited with status " + std::to_string(WEXITSTATUS(status));
+    return o;
+  }
+  in.ignore(1);
+  std::string message((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  (kind == "E" ? o.error : o.failure) = message;
+  return o;
+}
+
+// A clean ConfigError containing `expected`, within 2 s and 64 MiB (the
+// slowest here takes 0.2 s and 28 MiB in a RelWithDebInfo build).
+::testing::AssertionResult refusedWith(const std::string& yaml, const std::string& expected) {
+  Outcome o = loadInChild(tempFile(".yaml", yaml));
+  if (!o.failure.empty()) return ::testing::AssertionFailure() << o;
+  if (o.error.find(expected) == std::string::npos) {
+    return ::testing::AssertionFailure() << "expected '" << expected << "' in: " << o;
+  }
+  if (o.seconds > 2.0 || o.peakGrowthKiB > 64 * 1024) return ::testing::AssertionFailure() << "too costly: " << o;
+  return ::testing::AssertionSuccess() << o;
+}
+
+// Nine levels of ten aliases of the level below: 10^9 scalars written out.
+std::string aliasBomb() {
+  std::string yaml = "\n    l0: &l0 [x, x, x, x, x, x, x, x, x, x]";
+  for (int level = 1; level <= 9; ++level) {
+    yaml += "\n    l" + std::to_string(level) + ": &l" + std::to_string(level) + " [";
+    for (int i = 0; i < 10; ++i) yaml += (i ? ", *l" : "*l") + std::to_string(level - 1);
+    yaml += "]";
+  }
+  return yaml;
+}
+
+TEST(ConfigHostile, AnAliasLoopIsAnErrorNamingItsLineAndKey) {
+  const std::string loop = "an alias refers to a node that contains it (a loop)";
+  EXPECT_TRUE(refusedWith(handlerYaml("&a { x: *a }"), ":3: handler.config.x: " + loop));
+  EXPECT_TRUE(refusedWith(handlerYaml("&s [1, *s]"), ":3: handler.config[1]: " + loop));
+  EXPECT_TRUE(refusedWith(handlerYaml("\n    a: &x [1, {b: [*x]}]"),
+                          ":4: handler.config.a[1].b[0]: " + loop));
+  // An alias used beside its anchor, not inside it, is no loop.
+  Config c = loadConfig(tempFile(".yaml", handlerYaml("\n    base: &d {n: 1}\n    a: *d\n    b: [*d, *d]")));
+  EXPECT_EQ(c.worker.handler.configJson, R"({"a":{"n":1},"b":[{"n":1},{"n":1}],"base":{"n":1}})");
+}
+
+TEST(ConfigHostile, AnAliasBombIsRefusedBeforeItExpands) {
+  EXPECT_TRUE(refusedWith(handlerYaml(aliasBomb()), "more than 65536 bytes as JSON"));
+  std::string scalarBomb = "\n    s: &s \"" + std::string(1000, 'x') + "\"\n    many: [*s";
+  for (int i = 0; i < 1000; ++i) scalarBomb += ", *s";
+  EXPECT_TRUE(refusedWith(handlerYaml(scalarBomb + "]"), "handler.config.many[64]: more than 65536 bytes as JSON"));
+  // The limit is on the JSON text exactly: {"k":"..."} is 8 bytes and the string.
+  EXPECT_NO_THROW(loadConfig(tempFile(".yaml", handlerYaml("{k: " + std::string(65528, 'x') + "}"))));
+  EXPECT_TRUE(
+      refusedWith(handlerYaml("{k: " + std::string(65529, 'x') + "}"), ":3: handler.config.k: more than 65536"));
+}
+
+TEST(ConfigHostile, DeepNestingIsAnError) {
+  const std::string tooDeep = ": collections nested too deeply (the YAML parser stops at about 500 levels)";
+  EXPECT_TRUE(refusedWith(handlerYaml(std::string(100'000, '[')), tooDeep));
+  std::string maps;
+  for (int i = 0; i < 100'000; ++i) maps += "{a: ";
+  EXPECT_TRUE(refusedWith(handlerYaml(maps), tooDeep));
+  EXPECT_TRUE(refusedWith(std::string(100'000, '[') + std::string(100'000, ']'), tooDeep));
+  std::string block;
+  for (int i = 0; i < 1000; ++i) block += std::string(size_t(i), ' ') + "a:\n";
+  EXPECT_TRUE(refusedWith(block, tooDeep));
+  // Below the parser's limit, a module's config still stops at 64 levels.
+  EXPECT_NO_THROW(loadConfig(tempFile(".yaml", handlerYaml(std::string(64, '[') + std::string(64, ']')))));
+  EXPECT_TRUE(refusedWith(handlerYaml(std::string(65, '[') + std::string(65, ']')), "nested deeper than 64 levels"));
+  EXPECT_TRUE(refusedWith(handlerYaml(std::string(400, '[') + std::string(400, ']')), "nested deeper than 64 levels"));
+}
+
+TEST(ConfigHostile, AFileLargerThanAnyConfigIsRefusedUnread) {
+  std::string big = tempFile("-big.yaml", "");
+  ASSERT_EQ(::truncate(big.c_str(), off_t{1} << 30), 0);
+  Outcome o = loadInChild(big);
+  EXPECT_NE(o.error.find("big.yaml: 1073741824 bytes; a config file is at most 1048576"), std::string::npos) << o;
+  EXPECT_LT(o.seconds, 2.0) << o;
+  o = loadInChild("/dev/zero");
+  EXPECT_EQ(o.error, "/dev/zero: not a regular file") << o;
+  std::string fifo = tempFile("-fifo", "");
+  ::unlink(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  o = loadInChild(fifo);  // opening it must not wait for a writer
+  EXPECT_NE(o.error.find("fifo: not a regular file"), std::string::npos) << o;
+  o = loadInChild("/nonexistent/tcpfork.yaml");
+  EXPECT_EQ(o.error, "/nonexistent/tcpfork.yaml: open: No such file or directory") << o;
+  // At the limit, comments and all, a config still loads.
+  std::string padded = "workers: 1\n#" + std::string((1 << 20) - 13, 'x') + "\n";
+  ASSERT_EQ(padded.size(), size_t{1} << 20);
+  EXPECT_NO_THROW(loadConfig(tempFile(".yaml", padded)));
+  EXPECT_TRUE(refusedWith(padded + "\n", "1048577 bytes; a config file is at most 1048576"));
+}
+
+// std::regex recurses once per character: these crashed the loader.
+TEST(ConfigHostile, LongValuesAreErrors) {
+  EXPECT_TRUE(refusedWith("metrics:\n  namespace: " + std::string(200'000, 'a') + "\n",
+                          ":2: metrics.namespace: a value of 200000 bytes; at most 4096"));
+  EXPECT_TRUE(refusedWith("max_rss: \"" + std::string(200'000, ' ') + "1\"\n", ":1: max_rss: a value of 200001 bytes"));
+  EXPECT_TRUE(refusedWith("idle_timeout: " + std::string(4000, '1') + "\n", ":1: idle_timeout: '1111"));  // 1e3999 s
+  EXPECT_TRUE(refusedWith(handlerYaml("{x: " + std::string(200'000, '1') + "}"), "handler.config.x: more than 65536"));
+  EXPECT_TRUE(refusedWith(handlerYaml("{x: 1" + std::string(60'000, '0') + ".5}"), "is out of a float's range"));
+  EXPECT_TRUE(refusedWith(handlerYaml("{x: \"\xff\"}"), ":3: handler.config.x: not UTF-8 text"));
+  EXPECT_EQ(parseBytes(std::string(4000, ' ') + "1" + std::string(4000, ' ')), 1u);
+  EXPECT_EQ(parseDuration("0." + std::string(4000, '0') + "1s"), Millis(0));
+}
+
+// Keys that take a list or a mapping meet aliases too: none may loop.
+TEST(ConfigHostile, AliasesOutsideHandlerConfigCannotLoop) {
+  EXPECT_TRUE(refusedWith("listen: &s [*s]\n", ":1: listen: expected a single value"));
+  EXPECT_TRUE(refusedWith("cpu_affinity: &s [*s]\n", ":1: cpu_affinity: expected a single value"));
+  EXPECT_TRUE(refusedWith("profile: &p {auto: *p}\n", ":1: profile.auto.auto: unknown key"));
+  EXPECT_TRUE(refusedWith("log: &l {file: *l}\n", ":1: log.file: expected a single value"));
+  EXPECT_TRUE(refusedWith("&r {workers: 1, steering: *r}\n", ":1: steering.workers: unknown key"));
+  // A long list is checked for repeats in n log n: 20,000 addresses, then one twice.
+  std::string many = "listen: [";
+  for (int port = 1; port <= 20'000; ++port) many += "127.0.0.1:" + std::to_string(port) + ", ";
+  EXPECT_TRUE(refusedWith(many + "127.0.0.1:7]\n", "127.0.0.1:7 is listed twice (entries 7 and 20001)"));
 }
 
 }  // namespace

@@ -1,10 +1,15 @@
 #include "worker/handler_module.h"
 
+#include "contract/worker_settings.h"
+
 #include <dlfcn.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <regex>
 
@@ -22,6 +27,11 @@ namespace {
 
 // See handler_module.h: the ABI's complete() has no host argument.
 std::atomic<Completions*> gCompletions{nullptr};
+
+// The module's description for a forked child's last words, written when the
+// module loads: the child must not allocate or take spdlog's lock (a module
+// thread may have held it at the fork).
+char gForkedChildName[512] = "handler module";
 
 // Declares the next of the slot's module counters: name and help first, then
 // the count with a release store (layout.h).
@@ -73,6 +83,21 @@ void hostLog(tcpfork_host* host, int level, const char* message) {
 
 }  // namespace
 
+std::atomic<bool> HandlerModule::inForkedChild_{false};
+
+void HandlerModule::exitForkedChild(const char* call) {
+  char line[1024];
+  int n = std::snprintf(line, sizeof line,
+                        "worker pid %d: %s: its %s called fork() and the child returned into the worker; the child "
+                        "exits now (a module's child must exec or _exit)\n",
+                        int(::getpid()), gForkedChildName, call);
+  if (n > 0) {
+    ssize_t ignored = ::write(STDERR_FILENO, line, std::min(size_t(n), sizeof line - 1));
+    (void)ignored;
+  }
+  ::_exit(kExitFatal);
+}
+
 HandlerModule::Library::~Library() {
   if (handle) ::dlclose(handle);
 }
@@ -80,7 +105,10 @@ HandlerModule::Library::~Library() {
 HandlerModule::HandlerModule(const std::string& path, const std::string& configJson, ModuleHostInfo info,
                              Completions& completions)
     : path_(path), description_(path) {
+  static const int kAtFork =
+      ::pthread_atfork(nullptr, nullptr, [] { inForkedChild_.store(true, std::memory_order_relaxed); });
   auto fail = [&](const std::string& why) { throw ModuleError("handler module " + path_ + ": " + why); };
+  if (kAtFork != 0) fail(std::string("pthread_atfork: ") + std::strerror(kAtFork));
   library_.handle = ::dlopen(path_.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!library_.handle) fail(std::string("dlopen: ") + ::dlerror());
   auto* entry = reinterpret_cast<const tcpfork_handler* (*)()>(::dlsym(library_.handle, "tcpfork_handler_entry"));
@@ -94,6 +122,7 @@ HandlerModule::HandlerModule(const std::string& path, const std::string& configJ
   if (!entry_->init || !entry_->handle) fail("init and handle are required");
   std::string name = entry_->name && *entry_->name ? entry_->name : "unnamed";
   description_ = name + " (" + path_ + ")";
+  std::snprintf(gForkedChildName, sizeof gForkedChildName, "handler module %s", description_.c_str());
   if (!info.slot) fail("no stats slot for its counters");
   host_ = std::make_unique<tcpfork_host>(tcpfork_host{name, info.slot, info.counting});
   api_.worker_index = info.workerIndex;
@@ -107,6 +136,7 @@ HandlerModule::HandlerModule(const std::string& path, const std::string& configJ
   if (!gCompletions.compare_exchange_strong(none, &completions)) fail("another module is loaded in this worker");
   char err[1024] = "";
   state_ = entry_->init(host_.get(), &api_, configJson.c_str(), err, sizeof err);
+  leaveIfForkedChild("init");
   if (!state_) {
     gCompletions.store(nullptr);
     err[sizeof err - 1] = '\0';
@@ -118,6 +148,7 @@ HandlerModule::HandlerModule(const std::string& path, const std::string& configJ
 
 HandlerModule::~HandlerModule() {
   if (entry_->destroy) entry_->destroy(state_);
+  leaveIfForkedChild("destroy");
   // The module has joined its threads (the ABI asks it to, in destroy): no
   // complete() can still be running.
   gCompletions.store(nullptr, std::memory_order_release);
@@ -125,14 +156,17 @@ HandlerModule::~HandlerModule() {
 
 void HandlerModule::batchEnd() {
   if (entry_->batch_end) entry_->batch_end(state_);
+  leaveIfForkedChild("batch_end");
 }
 
 void HandlerModule::opened(uint64_t connection) {
   if (entry_->open) entry_->open(state_, connection);
+  leaveIfForkedChild("open");
 }
 
 void HandlerModule::closed(uint64_t connection) {
   if (entry_->close) entry_->close(state_, connection);
+  leaveIfForkedChild("close");
 }
 
 }  // namespace tcpfork

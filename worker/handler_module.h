@@ -9,7 +9,17 @@
 // set while the module lives. Pending tokens are serial numbers, never
 // reused, so a token completed twice is recognised instead of touching freed
 // memory.
+//
+// A module that calls fork() and lets the child return into the worker
+// would have that child run the worker's code: its loop shares the parent's
+// epoll set, and its shutdown (it stops once it sees its parent is not the
+// master) deletes the parent's registrations from that set, so the parent
+// never accepts again while it still beats. A pthread_atfork child handler
+// flags such a child; every return from the module checks the flag (one
+// load) and the child _exits there, before it touches anything of the
+// worker's. A child that execs or _exits, as a child should, never returns.
 
+#include <atomic>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -62,6 +72,7 @@ class HandlerModule final : public Handler {
       tcpfork_request r{connection, static_cast<uint8_t>(command), reinterpret_cast<const char*>(id),
                         reinterpret_cast<const uint8_t*>(payload.data()), payload.size()};
       int result = handle_(state_, &r, reinterpret_cast<tcpfork_pending*>(static_cast<uintptr_t>(token)));
+      leaveIfForkedChild("handle");
       // Outside 0..255 and not TCPFORK_PENDING is the module's bug: its low byte is sent.
       return result == TCPFORK_PENDING ? kPending : result & 0xff;
     }
@@ -86,7 +97,17 @@ class HandlerModule final : public Handler {
   // "NAME (PATH)", for log lines.
   const std::string& describe() const { return description_; }
 
+  // After each call into the module: in a child that fork() created and the
+  // module let return, says so on stderr (the log) and _exits.
+  static void leaveIfForkedChild(const char* call) {
+    if (inForkedChild_.load(std::memory_order_relaxed)) [[unlikely]] exitForkedChild(call);
+  }
+
  private:
+  [[noreturn]] static void exitForkedChild(const char* call);
+  // Set by the pthread_atfork child handler, in the child only.
+  static std::atomic<bool> inForkedChild_;
+
   struct Library {
     void* handle = nullptr;
     ~Library();

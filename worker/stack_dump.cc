@@ -175,7 +175,7 @@ class Symbolizer {
 void writeRound() {
   int captured = std::min(gCaptured.load(), kMaxThreads);
   Symbolizer symbols;
-  spdlog::error("stack dump ({}, which the master sends when a worker's heartbeat stalls): {} of {} threads",
+  spdlog::error("stack dump ({}, which the master sends to a worker it is about to kill as hung): {} of {} threads",
                 kStackDumpSignalName, captured, gExpected.load());
   for (int i = 0; i < captured; ++i) {
     const Capture& c = gCaptures[i];

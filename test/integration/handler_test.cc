@@ -3,7 +3,8 @@
 // completes them from its own thread or on the loop; the acks must keep
 // request order on every connection, max_pending must pause reading,
 // completions for a closed connection are dropped and counted, a token
-// completed twice is ignored, and a crash names the module.
+// completed twice is ignored, a crash names the module, and a module that
+// forks cannot wedge its worker.
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <fstream>
 #include <memory>
 #include <regex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -295,6 +297,101 @@ TEST(HandlerReload, ANewModuleFileGoesLiveWithoutLosingAnAck) {
   ASSERT_TRUE(master.waitForLog("reload: generation 2 serving", 20s)) << master.log();
   EXPECT_TRUE(master.waitForLog("handler module test (" + second + ") loaded", 5s, 2)) << master.log();
   stopAndExpectNothingLost(master, bench.finish());
+}
+
+// Kills (by pid) what a test leaves behind that no fixture owns.
+struct KillAtEnd {
+  std::vector<pid_t> pids;
+  ~KillAtEnd() {
+    for (pid_t pid : pids) ::kill(pid, SIGKILL);
+  }
+};
+
+// New connections, one after another, for `period`: how many got no ack.
+int unansweredFor(const RunningMaster& master, std::chrono::milliseconds period) {
+  int unanswered = 0;
+  auto end = std::chrono::steady_clock::now() + period;
+  for (uint64_t i = 0; i < 1000 && std::chrono::steady_clock::now() < end; ++i) {
+    if (!master.roundTrip(100 + i)) ++unanswered;
+    std::this_thread::sleep_for(10ms);  // pacing, so the run spans the period
+  }
+  return unanswered;
+}
+
+// A module whose init or handle forks and lets the child return: the child
+// used to run the worker on, stop at its next tick (its parent is not the
+// master) and, shutting down, delete the listener from the epoll set it
+// shares with the parent, which then never accepted again while it beat and
+// /healthz said ok. The child now exits where the module returns, saying
+// so; the worker serves on, unreplaced. Children that exec or _exit, as a
+// child should, change nothing.
+TEST(Handler, AModuleThatForksLeavesItsWorkerServing) {
+  struct Case {
+    std::string config;
+    bool returns;  // the child returns into the worker
+  };
+  for (const Case& c : std::vector<Case>{{"{fork_in: init}", true},
+                                         {"{fork_in: handle}", true},
+                                         {"{fork_in: handle, fork_child: exec}", false},
+                                         {"{fork_in: handle, fork_child: exit}", false}}) {
+    SCOPED_TRACE(c.config);
+    // A long worker_timeout: the master must not be what mends the worker.
+    RunningMaster master(1, handlerYaml(c.config, "worker_timeout: 60s\n"));
+    ASSERT_TRUE(master.waitServing(1, 10s)) << master.log();
+    const std::set<pid_t> workers = master.servingPids();
+    {
+      TestConnection conn(master.port());
+      conn.send(submitFrame(1, "fork"));  // fork_in: handle forks here
+      ASSERT_EQ(conn.read(kAckBytes), submitAckFrame(1));
+    }
+    std::string where = c.config.find("init") != std::string::npos ? "init" : "handle";
+    std::string said = "its " + where + " called fork() and the child returned into the worker; the child exits now";
+    if (c.returns) {
+      ASSERT_TRUE(master.waitForLog(said, 10s)) << master.log();
+    }
+    // The child would have stopped at its first tick (100 ms) and taken the
+    // parent's listener with it.
+    EXPECT_EQ(unansweredFor(master, 1500ms), 0) << master.log();
+    EXPECT_EQ(master.servingPids(), workers);
+    EXPECT_EQ(master.metric("tcp_server_worker_restarts_total"), 0);
+    if (!c.returns) {
+      EXPECT_EQ(master.log().find("called fork()"), std::string::npos) << master.log();
+    }
+    EXPECT_EQ(master.log().find("is gone; stopping now"), std::string::npos) << master.log();
+  }
+}
+
+// A worker whose loop runs but no longer accepts, while connections wait on
+// its socket, is replaced: its heartbeat alone would never tell. Made real
+// here by the same forked child, created with the raw clone system call,
+// which runs no pthread_atfork handler and so returns into the worker
+// unnoticed: its shutdown takes the listener out of the parent's epoll set.
+// The connection that waited is served by the successor.
+TEST(Handler, AWorkerThatStopsAcceptingIsReplaced) {
+  RunningMaster master(
+      1, handlerYaml("{fork_in: handle, fork_with: clone}", "worker_timeout: 1s\nhang_dump_grace: 500ms\n"));
+  ASSERT_TRUE(master.waitServing(1, 10s)) << master.log();
+  pid_t wedged = *master.servingPids().begin();
+  KillAtEnd leftovers;  // the child, which hangs at its exit (it joins a thread only its parent has)
+  {
+    TestConnection conn(master.port());
+    conn.send(submitFrame(1, "fork"));
+    ASSERT_EQ(conn.read(kAckBytes), submitAckFrame(1));
+  }
+  ASSERT_TRUE(waitUntil([&] { return !childPids(wedged).empty(); }, 5s));
+  leftovers.pids = childPids(wedged);
+  ASSERT_TRUE(master.waitForLog("[worker.0 " + std::to_string(leftovers.pids[0]) + "] info: stopped:", 10s))
+      << master.log();
+  TestConnection waiting(master.port(), 30s);
+  waiting.send(submitFrame(2));
+  ASSERT_TRUE(master.waitForLog("has accepted no connection for", 20s)) << master.log();
+  EXPECT_TRUE(master.waitForLog("killing it", 10s, 2)) << master.log();
+  EXPECT_EQ(waiting.read(kAckBytes), submitAckFrame(2)) << master.log();
+  ASSERT_TRUE(master.waitServing(1, 10s)) << master.log();
+  EXPECT_NE(*master.servingPids().begin(), wedged);
+  EXPECT_TRUE(master.waitForLog("killed after it stopped accepting", 5s)) << master.log();
+  EXPECT_EQ(master.metric("tcp_server_worker_restarts_total"), 1);
+  EXPECT_EQ(unansweredFor(master, 500ms), 0) << master.log();
 }
 
 }  // namespace

@@ -11,10 +11,12 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <regex>
 #include <thread>
 
 #include "test/integration/connector.h"
+#include "test/integration/http_get.h"
 #include "test/integration/running_master.h"
 
 namespace tcpfork::test {
@@ -205,6 +207,85 @@ TEST(Reload, AHupWhileAGenerationStartsRunsOnceItServes) {
   EXPECT_NE(readFile(log).find("generation 3 starting (3 workers)"), std::string::npos) << readFile(log);
   master.signal(SIGTERM);
   EXPECT_TRUE(master.waitExit(5s).has_value());
+}
+
+// The rest of the first line of `text` that holds `start`, from `start` on.
+std::string lineAfter(const std::string& text, const std::string& start) {
+  size_t at = text.find(start);
+  if (at == std::string::npos) return "";
+  return text.substr(at, text.find('\n', at) - at);
+}
+
+// Configs that crashed the master (an alias loop; a value long enough to
+// overflow std::regex's recursion), held it for seconds while it ate memory
+// and then aborted it (an alias bomb), or that it would read for ever (a
+// device, a gigabyte file): a HUP with each is refused, counted as a failed
+// reload, and the same workers keep serving; `tcpfork -t` says why.
+TEST(Reload, AHostileConfigIsRefusedAndTheSameWorkersKeepServing) {
+  RunningMaster master(2);
+  ASSERT_TRUE(master.waitServing(2, 10s)) << master.log();
+  const std::set<pid_t> workers = master.servingPids();
+  const std::string base = RunningMaster::baseYaml(master.name(), master.pidFile(), 2, master.profileDir());
+  const std::string handler = "handler:\n  module: " + std::string(TCPFORK_TEST_MODULE_DIR) + "/test_handler.so\n";
+  std::string bomb = "  config:\n    l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int level = 1; level <= 9; ++level) {
+    bomb += "    l" + std::to_string(level) + ": &l" + std::to_string(level) + " [";
+    for (int i = 0; i < 10; ++i) bomb += (i ? ", *l" : "*l") + std::to_string(level - 1);
+    bomb += "]\n";
+  }
+  struct Hostile {
+    std::string what;
+    std::function<void(const std::string& path)> write;
+    std::string error;
+  };
+  auto text = [](const std::string& yaml) {
+    return [yaml](const std::string& path) { std::ofstream(path, std::ios::trunc) << yaml; };
+  };
+  const std::vector<Hostile> hostile = {
+      {"alias loop", text(base + handler + "  config: &a { x: *a }\n"),
+       ":11: handler.config.x: an alias refers to a node that contains it (a loop)"},
+      {"alias bomb", text(base + handler + bomb),
+       ":12: handler.config.l4[0][4][4][0][4]: more than 65536 bytes as JSON"},
+      {"deep nesting", text(base + handler + "  config: " + std::string(100'000, '[') + "\n"),
+       ":12: collections nested too deeply"},
+      {"long value", text(base + "log:\n  level: " + std::string(200'000, 'a') + "\n"),
+       ":10: log.level: a value of 200000 bytes; at most 4096"},
+      {"gigabyte file",
+       [&](const std::string& path) {
+         std::ofstream(path, std::ios::trunc) << base;
+         ASSERT_EQ(::truncate(path.c_str(), off_t{1} << 30), 0);
+       },
+       ": 1073741824 bytes; a config file is at most 1048576"},
+      {"a device",
+       [](const std::string& path) {
+         fs::remove(path);
+         fs::create_symlink("/dev/zero", path);
+       },
+       ": not a regular file"},
+  };
+  for (size_t i = 0; i < hostile.size(); ++i) {
+    SCOPED_TRACE(hostile[i].what);
+    hostile[i].write(master.configPath());
+    ToolRun check = runTool("tcpfork", {"-t", "-c", master.configPath()}, 20s);
+    EXPECT_NE(check.exitCode, 0) << check.output;
+    EXPECT_NE(lineAfter(check.output, "tcpfork: " + master.configPath()).find(hostile[i].error), std::string::npos)
+        << check.output.substr(0, 500);
+
+    size_t logged = master.log().size();
+    master.process().signal(SIGHUP);
+    ASSERT_TRUE(master.waitForLog("; generation 1 keeps serving", 10s, i + 1)) << master.log().substr(0, 4000);
+    ASSERT_TRUE(master.process().running());
+    EXPECT_NE(lineAfter(master.log().substr(logged), "reload: " + master.configPath()).find(hostile[i].error),
+              std::string::npos)
+        << master.log().substr(logged, 4000);
+    HttpResponse health = httpGet(master.metricsPort(), "/healthz");
+    EXPECT_EQ(health.status, 200) << health.body;
+    EXPECT_EQ(master.metric("tcp_server_reloads_failed_total"), double(i + 1));
+    EXPECT_EQ(master.metric("tcp_server_reloads_total"), 0);
+    EXPECT_EQ(master.servingPids(), workers);
+    EXPECT_TRUE(master.roundTrip(i));
+    fs::remove(master.configPath());
+  }
 }
 
 }  // namespace

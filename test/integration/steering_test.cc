@@ -125,6 +125,62 @@ TEST(Steering, NoNewConnectionWaitsForAStoppedWorker) {
   EXPECT_EQ(unansweredWithin(master.port(), 40, 5s), 0);
 }
 
+size_t occurrences(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+// The only worker stalling for a few hundred ms at a time (busy; here
+// stopped and continued) goes out of rotation and back every few ticks,
+// and everyone is out each time. Every change is counted, but each message
+// is logged once and then counted once per 10 s (before: three lines per
+// stall, two of them warnings, for as long as it went on).
+TEST(Steering, AWorkerThatKeepsStallingIsLoggedOnceThenCounted) {
+  if (::geteuid() != 0) GTEST_SKIP() << "loading the steering program needs root (CAP_BPF, CAP_NET_ADMIN)";
+  RunningMaster master(1, kLongTimeout);
+  ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_steering_active") == 1; }, 5s)) << master.log();
+  pid_t worker = *master.servingPids().begin();
+  const std::string stale = "tcp_server_steering_excluded_total{reason=\"stale\"}";
+  constexpr int kStalls = 6;
+  // A stall counts once steering has seen the worker back in between: it
+  // looks every 100 ms and a fresh heartbeat stays under stale_after (250
+  // ms) for two looks or more, but a stop too soon after the beat is retried.
+  int stalls = 0;
+  for (int attempt = 0; attempt < 30 && stalls < kStalls; ++attempt) {
+    ASSERT_TRUE(waitUntil(
+        [&] {
+          double age = heartbeatAge(master.scrape(), worker);
+          return age >= 0 && age < 0.1;
+        },
+        5s))
+        << master.log();
+    ASSERT_EQ(::kill(worker, SIGSTOP), 0);
+    bool counted = waitUntil([&] { return master.metric(stale) == stalls + 1; }, 2s);
+    ASSERT_EQ(::kill(worker, SIGCONT), 0);
+    if (counted) ++stalls;
+  }
+  ASSERT_EQ(stalls, kStalls) << master.log();
+  std::string log = master.log();
+  EXPECT_EQ(occurrences(log, "steering: worker 0 out of rotation"), 1u) << log;
+  EXPECT_EQ(occurrences(log, "steering: worker 0 back in rotation"), 1u) << log;
+  EXPECT_EQ(occurrences(log, "steering: no worker qualifies"), 1u) << log;
+  // The rest, counted at the end of each window that dropped some (the
+  // first window is 10 s from the first line).
+  for (std::string what : {"'out of rotation'", "'back in rotation'", "'no worker qualifies'"}) {
+    std::regex summary(R"(\((\d+) steering )" + what + R"( messages suppressed in the last 10 s\))");
+    auto counted = [&] {
+      std::string now = master.log();
+      int sum = 0;
+      for (auto it = std::sregex_iterator(now.begin(), now.end(), summary); it != std::sregex_iterator(); ++it) {
+        sum += std::stoi((*it)[1]);
+      }
+      return sum;
+    };
+    EXPECT_TRUE(waitUntil([&] { return counted() == kStalls - 1; }, 25s)) << what << ": " << master.log();
+  }
+}
+
 // The same stop without steering: SO_REUSEPORT hashes about half of the new
 // connections to the stopped worker, and they wait. (This is what the test
 // above would see if the program did not steer.)

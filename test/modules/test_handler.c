@@ -16,14 +16,26 @@
  *                         request (a slow module: capacity 1e6/N a second)
  *   "counter_checks"      init also checks that counter() refuses a bad
  *                         name, a name declared twice and a 17th counter
+ *   "fork_in": "init"     init calls fork(), or
+ *   "fork_in": "handle"   handle() does, on a Submit with payload "fork";
+ *                         the child returns into the worker as the parent
+ *                         does, unless
+ *   "fork_child": "exec"  ... it execs /bin/true, or
+ *   "fork_child": "exit"  ... it calls _exit(0)
+ *   "fork_with": "clone"  the raw clone system call instead of fork(), as a
+ *                         runtime that bypasses libc might: no
+ *                         pthread_atfork handler runs
  * The ack's result is payload[1] when the payload starts with 'r', else 0.
  * It counts the requests it sees ("seen") and defers ("deferred"), and logs
  * once from init. */
+/* syscall(2), for "fork_with": "clone". */
+#define _DEFAULT_SOURCE
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <tcpfork/handler.h>
 #include <unistd.h>
@@ -43,6 +55,9 @@ typedef struct state {
   char spin_on[64];
   char defer_prefix[64];
   uint64_t seen;
+  char fork_child[16];
+  char fork_with[16];
+  int fork_in_handle;
   /* Deferred requests not completed yet (guarded by lock when thread). */
   pthread_mutex_t lock;
   pthread_cond_t wake;
@@ -89,6 +104,18 @@ static void push(state *s, deferred d) {
     if (!s->queue) abort();
   }
   s->queue[s->queued++] = d;
+}
+
+/* fork(): the parent goes on; so does the child, unless fork_child says
+ * otherwise. */
+static void fork_here(const char *fork_child, const char *fork_with) {
+  pid_t pid = strcmp(fork_with, "clone") == 0 ? (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0) : fork();
+  if (pid != 0) return;
+  if (strcmp(fork_child, "exec") == 0) {
+    execl("/bin/true", "true", (char *)NULL);
+    _exit(127);
+  }
+  if (strcmp(fork_child, "exit") == 0) _exit(0);
 }
 
 /* Completes what is queued in a shuffled order, a little later. */
@@ -177,6 +204,12 @@ static void *test_init(tcpfork_host *host, const tcpfork_host_api *api, const ch
     free(s);
     return NULL;
   }
+  char fork_in[16] = "";
+  text(config, "\"fork_in\":", fork_in, sizeof fork_in);
+  text(config, "\"fork_child\":", s->fork_child, sizeof s->fork_child);
+  text(config, "\"fork_with\":", s->fork_with, sizeof s->fork_with);
+  s->fork_in_handle = strcmp(fork_in, "handle") == 0;
+  if (strcmp(fork_in, "init") == 0) fork_here(s->fork_child, s->fork_with);
   char line[128];
   snprintf(line, sizeof line, "test handler ready in worker %u, generation %u", api->worker_index, api->generation);
   api->log(host, 1, line);
@@ -208,6 +241,7 @@ static int test_handle(void *opaque, const tcpfork_request *r, tcpfork_pending *
   if (is(r, s->crash_on)) raise(SIGSEGV);
   if (is(r, s->spin_on)) spin_forever();
   if (s->burn_us > 0) burn(s->burn_us);
+  if (s->fork_in_handle && is(r, "fork")) fork_here(s->fork_child, s->fork_with);
   ++s->seen;
   s->api->add(s->host, s->seen_counter, 1);
   size_t prefix = strlen(s->defer_prefix);
