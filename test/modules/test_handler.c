@@ -14,6 +14,8 @@
  *                         payload, in spin_forever() (a hung worker)
  *   "counter_checks"      init also checks that counter() refuses a bad
  *                         name, a name declared twice and a 17th counter
+ *   "result_int": N       handle() returns N for every request, whatever N
+ *                         (a module breaking the contract with 256 or -2)
  * The ack's result is payload[1] when the payload starts with 'r', else 0.
  * It counts the requests it sees ("seen") and defers ("deferred"), and logs
  * once from init. */
@@ -50,6 +52,8 @@ typedef struct state {
   pthread_t worker;
   int seen_counter, deferred_counter;
   long delay_ms;
+  int has_result_int;
+  int result_int;
 } state;
 
 static const char *find(const char *json, const char *key) {
@@ -141,6 +145,9 @@ static void *test_init(tcpfork_host *host, const tcpfork_host_api *api, const ch
   text(config, "\"crash_on\":", s->crash_on, sizeof s->crash_on);
   text(config, "\"spin_on\":", s->spin_on, sizeof s->spin_on);
   text(config, "\"defer_prefix\":", s->defer_prefix, sizeof s->defer_prefix);
+  const char *result_int = find(config, "\"result_int\":");
+  s->has_result_int = result_int != NULL;
+  s->result_int = result_int ? (int)strtol(result_int, NULL, 10) : 0;
   s->seen_counter = api->counter(host, "seen", "Requests the test handler saw.");
   s->deferred_counter = api->counter(host, "deferred", "Requests the test handler answered later.");
   if (s->seen_counter != 0 || s->deferred_counter != 1) {
@@ -195,6 +202,7 @@ static int test_handle(void *opaque, const tcpfork_request *r, tcpfork_pending *
   if (is(r, s->spin_on)) spin_forever();
   ++s->seen;
   s->api->add(s->host, s->seen_counter, 1);
+  if (s->has_result_int) return s->result_int;
   size_t prefix = strlen(s->defer_prefix);
   int by_prefix = prefix > 0 && r->payload_len >= prefix && memcmp(r->payload, s->defer_prefix, prefix) == 0;
   int by_count = s->defer_every > 0 && s->seen % (uint64_t)s->defer_every == 0;
