@@ -13,7 +13,8 @@
  *   "spin_on": "text"     handle() spins forever on a Submit with this
  *                         payload, in spin_forever() (a hung worker)
  *   "counter_checks"      init also checks that counter() refuses a bad
- *                         name, a name declared twice and a 17th counter
+ *                         name, a name declared twice, a name tcpfork's own
+ *                         handler_*_total counters have, and a 17th counter
  *   "result_int": N       handle() returns N for every request, whatever N
  *                         (a module breaking the contract with 256 or -2)
  * The ack's result is payload[1] when the payload starts with 'r', else 0.
@@ -159,6 +160,7 @@ static void *test_init(tcpfork_host *host, const tcpfork_host_api *api, const ch
     const char *failed = NULL;
     if (api->counter(host, "Bad-Name", "") != -1) failed = "a bad name";
     if (api->counter(host, "seen", "") != -1) failed = "a name declared twice";
+    if (api->counter(host, "invalid_results", "") != -1) failed = "a name of tcpfork's own (invalid_results)";
     for (int i = 2; i < 16 && !failed; ++i) {
       char name[24]; /* room for any int: -O1 builds check that it fits */
       snprintf(name, sizeof name, "extra_%d", i);
