@@ -27,6 +27,7 @@ enum class Counter : uint8_t {
   kIdleTimeouts,
   kAcceptErrors,
   kHandlerCompletionsDropped,
+  kHandlerInvalidResults,
   kConnectionsShedMemory,
   kCount,  // not a counter: how many there are
 };
@@ -67,6 +68,8 @@ inline constexpr std::array<CounterInfo, kCounterCount> kCounters = {{
      "accept() failures such as EMFILE (accepting pauses 100 ms after each)."},
     {Counter::kHandlerCompletionsDropped, "handler_completions_dropped_total", "completions_dropped",
      "Pending requests a handler module completed after their connection had closed (no ack sent)."},
+    {Counter::kHandlerInvalidResults, "handler_invalid_results_total", "invalid_results",
+     "Requests whose handler module's handle() returned neither 0..255 nor TCPFORK_PENDING (acked with result 254)."},
     {Counter::kConnectionsShedMemory, "connections_shed_total", "shed_memory",
      "Connections a worker closed to stay within a limit (reason=memory: max_buffered_bytes, the biggest first).",
      "", "", "reason", "memory"},

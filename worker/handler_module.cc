@@ -13,6 +13,8 @@
 #include <cstring>
 #include <regex>
 
+#include "worker/slot_publisher.h"
+
 // The opaque tcpfork_host of the ABI: what a module's callbacks need.
 struct tcpfork_host {
   std::string name;  // the module's, for its log lines
@@ -44,8 +46,11 @@ int hostCounter(tcpfork_host* host, const char* name, const char* help) {
   if (!host->initializing) return refuse("counters are declared in init only");
   static const std::regex kName("[a-z][a-z0-9_]{0,47}");
   if (!name || !std::regex_match(text, kName)) return refuse("a name is [a-z][a-z0-9_]{0,47}");
-  // The built-in <ns>_handler_completions_dropped_total has that name.
-  if (text == "completions_dropped") return refuse("the name is taken by tcpfork's own counter");
+  // tcpfork's own handler_<name>_total counters (completions_dropped,
+  // invalid_results) would collide with the module's <ns>_handler_<name>_total.
+  for (const stats::CounterInfo& own : stats::kCounters) {
+    if (own.name == "handler_" + text + "_total") return refuse("the name is taken by tcpfork's own counter");
+  }
   stats::Slot& slot = *host->slot;
   for (int i = 0; i < host->declared; ++i) {
     if (text == slot.handlerCounters[i].name) return refuse("declared twice");
@@ -152,6 +157,19 @@ HandlerModule::~HandlerModule() {
   // The module has joined its threads (the ABI asks it to, in destroy): no
   // complete() can still be running.
   gCompletions.store(nullptr, std::memory_order_release);
+}
+
+int HandlerModule::invalidResult(int result) {
+  count(host_->counting ? host_->slot : nullptr, stats::Counter::kHandlerInvalidResults, 1);
+  if (!invalidResultSaid_) {
+    invalidResultSaid_ = true;
+    spdlog::error(
+        "handler module {}: handle() returned {}, which is neither a result (0..255) nor TCPFORK_PENDING (-1); "
+        "every such request is acked with result {} (TCPFORK_RESULT_HANDLER_ERROR) and counted in "
+        "handler_invalid_results_total (said once per worker)",
+        description_, result, TCPFORK_RESULT_HANDLER_ERROR);
+  }
+  return TCPFORK_RESULT_HANDLER_ERROR;
 }
 
 void HandlerModule::batchEnd() {

@@ -73,19 +73,22 @@ class HandlerModule final : public Handler {
                         reinterpret_cast<const uint8_t*>(payload.data()), payload.size()};
       int result = handle_(state_, &r, reinterpret_cast<tcpfork_pending*>(static_cast<uintptr_t>(token)));
       leaveIfForkedChild("handle");
-      // Outside 0..255 and not TCPFORK_PENDING is the module's bug: its low byte is sent.
-      return result == TCPFORK_PENDING ? kPending : result & 0xff;
+      // One compare for every valid result byte; the rest is off the hot path.
+      if (static_cast<unsigned>(result) <= 255u) [[likely]] return result;
+      return result == TCPFORK_PENDING ? kPending : module_->invalidResult(result);
     }
 
-    static Caller none() { return Caller(nullptr, nullptr); }  // for the built-in path, never called
+    static Caller none() { return Caller(nullptr, nullptr, nullptr); }  // for the built-in path, never called
 
    private:
     friend class HandlerModule;
-    Caller(decltype(tcpfork_handler::handle) handle, void* state) : handle_(handle), state_(state) {}
+    Caller(decltype(tcpfork_handler::handle) handle, void* state, HandlerModule* module)
+        : handle_(handle), state_(state), module_(module) {}
     decltype(tcpfork_handler::handle) handle_;
     void* state_;
+    HandlerModule* module_;
   };
-  Caller caller() const { return Caller(entry_->handle, state_); }
+  Caller caller() { return Caller(entry_->handle, state_, this); }
 
   int handle(const protocol::Request& request, uint64_t connection, uint64_t token) override {
     return caller()(request, connection, token);
@@ -107,6 +110,10 @@ class HandlerModule final : public Handler {
   [[noreturn]] static void exitForkedChild(const char* call);
   // Set by the pthread_atfork child handler, in the child only.
   static std::atomic<bool> inForkedChild_;
+  // handle() returned neither a result byte nor TCPFORK_PENDING, the
+  // module's bug: counted, said once per worker, and answered with
+  // TCPFORK_RESULT_HANDLER_ERROR (its low byte could read as ok or busy).
+  [[gnu::cold, gnu::noinline]] int invalidResult(int result);
 
   struct Library {
     void* handle = nullptr;
@@ -120,6 +127,7 @@ class HandlerModule final : public Handler {
   std::unique_ptr<tcpfork_host> host_;
   tcpfork_host_api api_{};
   void* state_ = nullptr;
+  bool invalidResultSaid_ = false;
 };
 
 }  // namespace tcpfork

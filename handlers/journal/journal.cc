@@ -24,6 +24,9 @@ namespace {
 // bytes wait (a read of many large frames).
 constexpr size_t kWriteAtBytes = 1 << 20;
 constexpr auto kErrorLogInterval = std::chrono::seconds(1);
+// While the directory is gone it is looked for each second (with the
+// rotation retries), and said again this often.
+constexpr auto kGoneLogInterval = std::chrono::seconds(10);
 
 uint64_t unixNanoseconds() {
   timespec ts{};
@@ -47,7 +50,9 @@ Journal::Journal(const Options& options, tcpfork_host* host, const tcpfork_host_
       {kFsyncNanoseconds, "journal_fsync_nanoseconds", "Time spent in the journal's fdatasync calls."},
       {kTornTails, "journal_torn_tails", "Torn segment tails found and truncated at start."},
       {kTornBytes, "journal_torn_bytes", "Bytes cut off torn segment tails at start."},
-      {kErrors, "journal_errors", "Writes, syncs and segment creations that failed."},
+      {kErrors, "journal_errors",
+       "Writes, syncs and segment creations that failed, and open segments found deleted (alone or with the "
+       "directory)."},
   };
   for (const Declared& c : kCounters) counters_[c.id] = api_->counter(host_, c.name, c.help);
 
@@ -143,13 +148,15 @@ void Journal::logError(const std::string& message) {
 int Journal::handle(const tcpfork_request& request, tcpfork_pending* pending) {
   if (request.command != TCPFORK_SUBMIT) return kResultOk;  // Conn passes through
   if (broken_ || (syncer_ && syncer_->failed())) return kResultNotStored;
-  if (!segment_ && !rotate()) return kResultNotStored;
+  if (!segment_ && !rotate()) return notStored();
   size_t bytes = recordBytes(request.payload_len);
   uint64_t after = segment_->size() + buffer_.size() + bytes;
   if (after > options_.segmentBytes && (segment_->hasRecords() || !buffer_.empty())) {
     writeOut();
     if (broken_) return kResultNotStored;
-    rotate();
+    // writeOut may have started a fresh segment already, or lost the directory.
+    if (!segment_ || segment_->hasRecords()) rotate();
+    if (!segment_) return notStored();
   }
   // Either both the record and its token are queued, or neither.
   size_t before = buffer_.size();
@@ -182,14 +189,32 @@ void Journal::completeAll(std::vector<tcpfork_pending*>& tokens, uint8_t result)
 
 void Journal::writeOut() {
   if (buffer_.empty()) return;
+  // The syncer found the file without a name after its last sync (fsync:
+  // always): it takes no more records.
+  if (segment_ && segment_->unnamed()) dropUnnamedSegment(segment_->path() + ": deleted while open");
   std::string error;
   if (!segment_ || !segment_->append(buffer_, error)) {
-    api_->add(host_, counters_[kErrors], 1);
-    if (segment_ && segment_->broken()) broken_ = true;
-    logError((segment_ ? error : "no segment open") + "; " + std::to_string(tokens_.size()) +
-             " requests answered 'not stored'" + (broken_ ? ", and every later one (the segment may end in a partial record)" : ""));
+    if (directoryGone_) notStoredWhileGone_ += tokens_.size();
+    // No segment: it was found deleted just now, and dropUnnamedSegment said so.
+    if (segment_) {
+      api_->add(host_, counters_[kErrors], 1);
+      if (segment_->broken()) broken_ = true;
+      logError(error + "; " + std::to_string(tokens_.size()) + " requests answered 'not stored'" +
+               (broken_ ? ", and every later one (the segment may end in a partial record)" : ""));
+    }
     completeAll(tokens_, kResultNotStored);
     buffer_.clear();
+    return;
+  }
+  // Acked below, before any sync (interval, never): so the name is asked
+  // now, one fstat per batch. With always the syncer asks after its sync.
+  if (options_.fsync != FsyncMode::kAlways && !segment_->named(error)) {
+    api_->add(host_, counters_[kErrors], 1);
+    std::string answered =
+        "; the " + std::to_string(tokens_.size()) + " requests just written to it are answered 'not stored'";
+    completeAll(tokens_, kResultNotStored);
+    buffer_.clear();
+    dropUnnamedSegment(error + answered);
     return;
   }
   records_ += tokens_.size();
@@ -210,6 +235,7 @@ bool Journal::rotate() {
   // every request.
   auto now = std::chrono::steady_clock::now();
   if (now < nextRotateAttempt_) return false;
+  if (directoryGone_ && !reopenDirectory(now)) return false;
   SegmentHeader header{unixNanoseconds(), api_->worker_index, api_->generation, uint32_t(::getpid())};
   std::string name = segmentName(api_->worker_index, startNs_, uint32_t(::getpid()), sequence_ + 1);
   std::shared_ptr<Segment> next;
@@ -218,6 +244,12 @@ bool Journal::rotate() {
   } catch (const std::exception& e) {
     nextRotateAttempt_ = now + kErrorLogInterval;
     api_->add(host_, counters_[kErrors], 1);
+    // In a removed directory no file can be made (EPERM, ENOENT), and the
+    // open segment, whose name was in it, has none left.
+    if (directoryRemoved()) {
+      directoryGone(e.what());
+      return false;
+    }
     logError(std::string(e.what()) + (segment_ ? "; writing on in " + segment_->path() + " past segment_bytes"
                                                : std::string("; requests are answered 'not stored' until a segment "
                                                              "can be made (tried again each second)")));
@@ -232,6 +264,66 @@ bool Journal::rotate() {
     std::string error;
     if (!done->seal(false, error)) log(2, error);
   }
+  return true;
+}
+
+void Journal::dropUnnamedSegment(const std::string& why) {
+  // Not sealed: whatever has its name now is not this file.
+  segment_.reset();
+  if (directoryRemoved()) {
+    directoryGone(why);
+    return;
+  }
+  // The directory is still there: one file deleted, or an rm -rf of the
+  // directory under way. A new segment made at once could make that rm fail
+  // (directory not empty), so it comes after the usual second.
+  nextRotateAttempt_ = std::chrono::steady_clock::now() + kErrorLogInterval;
+  logError(why + "; so are later requests until a new segment is started, a second from now");
+}
+
+bool Journal::directoryRemoved() const {
+  struct stat st {};
+  return ::fstat(dir_.get(), &st) == 0 && st.st_nlink == 0;
+}
+
+int Journal::notStored() {
+  if (directoryGone_) ++notStoredWhileGone_;
+  return kResultNotStored;
+}
+
+void Journal::directoryGone(const std::string& why) {
+  segment_.reset();  // not sealed: it has no name to seal (see dropUnnamedSegment)
+  if (directoryGone_) return;
+  auto now = std::chrono::steady_clock::now();
+  directoryGone_ = true;
+  goneSince_ = lastGoneLog_ = now;
+  notStoredWhileGone_ = 0;
+  nextRotateAttempt_ = now + kErrorLogInterval;
+  log(3, "journal directory " + options_.dir + " is gone (removed while in use: " + why +
+             "): requests are answered 'not stored' until it is there again (looked for each second; the journal "
+             "does not make it while it runs)");
+}
+
+bool Journal::reopenDirectory(std::chrono::steady_clock::time_point now) {
+  UniqueFd dir(::open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  auto gone = std::chrono::duration_cast<std::chrono::seconds>(now - goneSince_).count();
+  if (!dir) {
+    int e = errno;
+    nextRotateAttempt_ = now + kErrorLogInterval;
+    if (now - lastGoneLog_ >= kGoneLogInterval) {
+      lastGoneLog_ = now;
+      log(3, "journal directory " + options_.dir + " is still gone (" + std::strerror(e) + "): " +
+                 std::to_string(notStoredWhileGone_) + " requests answered 'not stored' in the " +
+                 std::to_string(gone) + " s since it went");
+    }
+    return false;
+  }
+  // Segments of the old directory hold their own descriptor of it.
+  dir_ = std::move(dir);
+  directoryGone_ = false;
+  log(2, "journal directory " + options_.dir + " is back: journaling resumes in it (" +
+             std::to_string(notStoredWhileGone_) + " requests were answered 'not stored' in the " +
+             std::to_string(gone) + " s it was gone)");
   return true;
 }
 

@@ -2,6 +2,12 @@
 // The journal of one worker: requests become records in its own segment
 // files, appended on the loop thread once per read batch, made durable by the
 // syncer, acked after (fsync: always) or once written (interval, never).
+//
+// A record is acked as stored only while its file has a name (Segment::named,
+// asked once per group commit or per write batch). A directory removed while
+// in use (rm -rf) makes every request 'not stored' until a directory is at
+// the configured path again: asked once a second, never made by the journal
+// while it runs.
 
 #include <chrono>
 #include <cstdint>
@@ -37,6 +43,14 @@ class Journal {
   void close();  // the destructor's work, which may throw
   void writeOut();
   bool rotate();  // false: no new segment (logged and counted)
+  // The open segment has no name any more: left unsealed; a new one follows
+  // a second later, unless the directory went with it.
+  void dropUnnamedSegment(const std::string& why);
+  bool directoryRemoved() const;  // the directory we hold has no name (st_nlink 0)
+  void directoryGone(const std::string& why);
+  // Opens the configured path again, if a directory is there; says so.
+  bool reopenDirectory(std::chrono::steady_clock::time_point now);
+  int notStored();  // kResultNotStored, counted while the directory is gone
   void completeAll(std::vector<tcpfork_pending*>& tokens, uint8_t result);
   void publishSyncStats();
   void log(int level, const std::string& message) const;
@@ -58,6 +72,10 @@ class Journal {
   uint64_t publishedFsyncNanoseconds_ = 0;
   uint64_t publishedSyncErrors_ = 0;
   bool broken_ = false;
+  bool directoryGone_ = false;
+  uint64_t notStoredWhileGone_ = 0;
+  std::chrono::steady_clock::time_point goneSince_{};
+  std::chrono::steady_clock::time_point lastGoneLog_{};
   std::chrono::steady_clock::time_point lastErrorLog_{};
   std::chrono::steady_clock::time_point nextRotateAttempt_{};
   uint64_t suppressedErrors_ = 0;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -31,21 +32,27 @@ std::shared_ptr<Segment> Segment::create(int dirFd, const std::string& dir, cons
     }
     throw std::system_error(e, std::generic_category(), dir + ": open(O_TMPFILE)");
   }
+  UniqueFd ownDirFd(::fcntl(dirFd, F_DUPFD_CLOEXEC, 0));
+  if (!ownDirFd) throw std::system_error(errno, std::generic_category(), dir + ": fcntl(F_DUPFD_CLOEXEC)");
   int raw = fd.get();
-  auto segment = std::shared_ptr<Segment>(new Segment(std::move(fd), dirFd, dir, name));
+  auto segment = std::shared_ptr<Segment>(new Segment(std::move(fd), std::move(ownDirFd), dir, name));
   if (::flock(raw, LOCK_EX | LOCK_NB) != 0) throw std::system_error(errno, std::generic_category(), dir + ": flock");
   auto bytes = encodeHeader(header);
   std::string error;
   if (!segment->append(bytes, error)) throw std::runtime_error(dir + ": " + error);
   std::string proc = "/proc/self/fd/" + std::to_string(raw);
-  if (::linkat(AT_FDCWD, proc.c_str(), dirFd, name.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+  if (::linkat(AT_FDCWD, proc.c_str(), segment->dirFd_.get(), name.c_str(), AT_SYMLINK_FOLLOW) != 0) {
     throw std::system_error(errno, std::generic_category(), segment->path() + ": linkat");
   }
   return segment;
 }
 
-Segment::Segment(UniqueFd fd, int dirFd, std::string dir, std::string name)
-    : fd_(std::move(fd)), dirFd_(dirFd), dir_(std::move(dir)), name_(std::move(name)), path_(dir_ + "/" + name_) {}
+Segment::Segment(UniqueFd fd, UniqueFd dirFd, std::string dir, std::string name)
+    : fd_(std::move(fd)),
+      dirFd_(std::move(dirFd)),
+      dir_(std::move(dir)),
+      name_(std::move(name)),
+      path_(dir_ + "/" + name_) {}
 
 bool Segment::append(std::span<const std::byte> bytes, std::string& error) {
   size_t done = 0;
@@ -75,7 +82,7 @@ bool Segment::sync(std::string& error) {
     error = errorText(path_ + ": fdatasync", errno);
     return false;
   }
-  if (!nameSynced_.exchange(true) && ::fsync(dirFd_) != 0) {
+  if (!nameSynced_.exchange(true) && ::fsync(dirFd_.get()) != 0) {
     nameSynced_ = false;
     error = errorText(dir_ + ": fsync of the directory", errno);
     return false;
@@ -83,15 +90,36 @@ bool Segment::sync(std::string& error) {
   return true;
 }
 
+bool Segment::named(std::string& error) {
+  if (unnamed()) {
+    error = path_ + ": deleted while open";
+    return false;
+  }
+  struct stat st {};
+  if (::fstat(fd_.get(), &st) != 0) {
+    error = errorText(path_ + ": fstat", errno);
+  } else if (st.st_nlink == 0) {
+    error = path_ + ": deleted while open (st_nlink 0: no name left, its directory may be gone too)";
+  } else {
+    return true;
+  }
+  unnamed_.store(true, std::memory_order_release);
+  return false;
+}
+
 bool Segment::seal(bool durable, std::string& error) {
+  if (unnamed()) {
+    error = path_ + ": not sealed: the file was deleted while open";
+    return false;
+  }
   std::string sealed = sealedName(name_);
-  if (::renameat(dirFd_, name_.c_str(), dirFd_, sealed.c_str()) != 0) {
+  if (::renameat(dirFd_.get(), name_.c_str(), dirFd_.get(), sealed.c_str()) != 0) {
     error = errorText(path_ + ": rename to " + sealed, errno);
     return false;
   }
   name_ = sealed;
   path_ = dir_ + "/" + name_;
-  if (durable && ::fsync(dirFd_) != 0) {
+  if (durable && ::fsync(dirFd_.get()) != 0) {
     error = errorText(dir_ + ": fsync of the directory", errno);
     return false;
   }

@@ -7,6 +7,10 @@
 // recovery at start and tcpfork-journal verify can tell a segment still being
 // written from one whose writer died. Nothing else ever takes that lock while
 // a writer lives: it marks the file, it does not arbitrate writes.
+//
+// An open file can lose its last name (rm, or rm -rf of the directory): its
+// records then vanish when it is closed, though every write and fdatasync
+// still succeeds. named() is asked before records are acked as stored.
 
 #include <atomic>
 #include <cstdint>
@@ -40,21 +44,31 @@ class Segment {
   // first time, so that the file's name is as durable as its records.
   bool sync(std::string& error);
   // Renames it to its sealed name (and syncs the directory when `durable`).
+  // A segment found unnamed is not sealed: whatever has its name now is not it.
   bool seal(bool durable, std::string& error);
   // Cutting back failed: the file may end in a partial record.
   bool broken() const { return broken_; }
 
+  // Any thread. Whether the file still has a name somewhere (st_nlink > 0,
+  // one fstat): without one, nothing written to it is stored. A directory
+  // can only be removed once empty, so this also answers for the directory.
+  // Once false (or fstat failed: `error` says why), it stays false.
+  bool named(std::string& error);
+  // named() has found it unnamed, on whatever thread asked.
+  bool unnamed() const { return unnamed_.load(std::memory_order_acquire); }
+
  private:
-  Segment(UniqueFd fd, int dirFd, std::string dir, std::string name);
+  Segment(UniqueFd fd, UniqueFd dirFd, std::string dir, std::string name);
 
   UniqueFd fd_;
-  int dirFd_;
+  UniqueFd dirFd_;  // its own: the journal may move on to a new directory while a sync of this one runs
   std::string dir_;
   std::string name_;
   std::string path_;
   uint64_t size_ = 0;
   bool broken_ = false;
   std::atomic<bool> nameSynced_{false};
+  std::atomic<bool> unnamed_{false};
 };
 
 }  // namespace tcpfork::journal

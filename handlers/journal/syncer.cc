@@ -83,6 +83,11 @@ void Syncer::process(std::vector<Batch>& work) {
   // without the lost pages, so nothing written after a failure is called stored.
   const bool failedEarlier = failed_.load(std::memory_order_acquire);
   std::vector<Segment*> failedSegments;
+  // fsync: always. Synced but without a name (deleted while open, alone or
+  // with its directory): its records go when the file is closed, so they are
+  // not stored. Not sticky: the loop moves on to a new segment. (With
+  // interval and never the loop asks before each ack.)
+  std::vector<Segment*> unnamedSegments;
   for (Segment* segment : segments) {
     auto start = std::chrono::steady_clock::now();
     std::string error;
@@ -99,16 +104,31 @@ void Syncer::process(std::vector<Batch>& work) {
                              : "; records acked since the last good sync may be lost, and every later request is "
                                "answered 'not stored'"));
       }
+      continue;
+    }
+    if (mode_ != FsyncMode::kAlways) continue;
+    // After the fdatasync: a name lost before it or during it is seen here.
+    bool wasUnnamed = segment->unnamed();
+    if (!segment->named(error)) {
+      unnamedSegments.push_back(segment);
+      if (!wasUnnamed) {
+        stats_.errors.fetch_add(1, std::memory_order_relaxed);
+        log_(3, error + "; the requests written to it since its last sync are answered 'not stored'");
+      }
     }
   }
+  auto in = [](const std::vector<Segment*>& list, const Segment* segment) {
+    return std::find(list.begin(), list.end(), segment) != list.end();
+  };
   for (Batch& batch : work) {
-    bool failed = failedEarlier ||
-                  std::find(failedSegments.begin(), failedSegments.end(), batch.segment.get()) != failedSegments.end();
-    for (tcpfork_pending* token : batch.tokens) complete_(token, failed ? kResultNotStored : kResultOk);
+    const Segment* segment = batch.segment.get();
+    bool stored = !failedEarlier && !in(failedSegments, segment) && !in(unnamedSegments, segment);
+    for (tcpfork_pending* token : batch.tokens) complete_(token, stored ? kResultOk : kResultNotStored);
   }
   for (Batch& batch : work) {
     std::string error;
-    if (batch.seal && !batch.segment->seal(true, error)) log_(2, error);
+    // An unnamed segment was said above; there is no file to seal.
+    if (batch.seal && !batch.segment->unnamed() && !batch.segment->seal(true, error)) log_(2, error);
   }
 }
 

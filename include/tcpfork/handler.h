@@ -32,6 +32,13 @@ extern "C" {
 
 #define TCPFORK_HANDLER_ABI_VERSION 1
 #define TCPFORK_PENDING (-1) /* handle(): the result comes later */
+/* The worker's, not a module's: handle() returned neither a result byte
+   (0..255) nor TCPFORK_PENDING, a bug of the module. Such a request is acked
+   with this result (the low byte of what it returned could read as 0, "ok"),
+   counted in <ns>_handler_invalid_results_total and logged once per worker.
+   It says nothing about whether the module acted on the request. A module
+   does not return it for a meaning of its own. */
+#define TCPFORK_RESULT_HANDLER_ERROR 254
 enum { TCPFORK_CONN = 0x01, TCPFORK_SUBMIT = 0x02 };
 
 typedef struct tcpfork_request {
@@ -64,7 +71,8 @@ typedef struct tcpfork_handler {
      with that message (tcpfork -t and a reload report it) */
   void *(*init)(tcpfork_host *, const tcpfork_host_api *, const char *config_json, char *err, size_t err_len);
   /* loop thread, per request: the result byte 0..255, or TCPFORK_PENDING after
-     keeping `pending` for host_api->complete() */
+     keeping `pending` for host_api->complete(); any other value is acked
+     with TCPFORK_RESULT_HANDLER_ERROR */
   int (*handle)(void *state, const tcpfork_request *, tcpfork_pending *pending);
   void (*batch_end)(void *state);                  /* optional: after a read batch, before its flush */
   void (*open)(void *state, uint64_t connection);  /* optional */

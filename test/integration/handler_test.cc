@@ -3,7 +3,8 @@
 // completes them from its own thread or on the loop; the acks must keep
 // request order on every connection, max_pending must pause reading,
 // completions for a closed connection are dropped and counted, a token
-// completed twice is ignored, a crash names the module, and a module that
+// completed twice is ignored, a result outside the contract is acked as the
+// module's error (never as ok), a crash names the module, and a module that
 // forks cannot wedge its worker.
 
 #include <gtest/gtest.h>
@@ -11,17 +12,21 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <climits>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "protocol/codec.h"
+#include "tcpfork/handler.h"
 #include "test/integration/http_get.h"
 #include "test/integration/connector.h"
 #include "test/integration/running_master.h"
@@ -220,6 +225,67 @@ TEST(Handler, ModuleCountersAreExactPerWorkerAndMonotonicAcrossAKill) {
   auto json = nlohmann::json::parse(status.body);
   EXPECT_EQ(json["handler"]["seen"], 130) << status.body;
   EXPECT_EQ(json["workers"][0]["handler"]["seen"], 30) << status.body;
+}
+
+// Lines of `log` that contain `text`, by the pid in their "[worker.N PID]".
+std::map<pid_t, int> workerLinesWith(const std::string& log, const std::string& text) {
+  std::map<pid_t, int> lines;
+  std::istringstream in(log);
+  static const std::regex kWorker(R"(\[worker[.0-9]* (\d+)\])");
+  std::smatch m;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(text) != std::string::npos && std::regex_search(line, m, kWorker)) ++lines[pid_t(std::stol(m[1]))];
+  }
+  return lines;
+}
+
+// handle() must return 0..255 or TCPFORK_PENDING; anything else is the
+// module's bug. Its low byte would say "ok" for 256 and 512, and "busy" for
+// 511: the ack carries TCPFORK_RESULT_HANDLER_ERROR instead, and the worker
+// says so once, naming the module and the value.
+TEST(Handler, AResultOutsideTheContractIsAckedAsAHandlerErrorAndSaidOncePerWorker) {
+  for (long value : {256L, -2L, 1000L, 511L, 512L, long(INT_MIN), long(INT_MAX)}) {
+    SCOPED_TRACE("handle() returns " + std::to_string(value));
+    RunningMaster master(1, handlerYaml("{result_int: " + std::to_string(value) + "}"));
+    TestConnection conn(master.port());
+    std::vector<std::byte> frames(protocol::requestFrameBytes(0));
+    protocol::encodeRequest(protocol::Command::kConn, protocol::formatId(0), {}, frames.data());
+    std::vector<std::byte> acks(kAckBytes);
+    protocol::encodeAck(protocol::Command::kConnAck, protocol::formatId(0), TCPFORK_RESULT_HANDLER_ERROR, acks.data());
+    for (uint64_t i = 1; i <= 20; ++i) {
+      frames = concat(std::move(frames), submitFrame(i));
+      acks = concat(std::move(acks), ackWithResult(i, TCPFORK_RESULT_HANDLER_ERROR));
+    }
+    conn.send(frames);
+    EXPECT_EQ(conn.read(acks.size()), acks);
+    std::string said = "handler module test (" + modulePath() + "): handle() returned " + std::to_string(value) + ",";
+    EXPECT_TRUE(master.waitForLog(said, 10s)) << master.log();
+    EXPECT_EQ(master.metric("tcp_server_handler_invalid_results_total"), 21) << master.scrape();
+    // Once per worker, however many requests.
+    conn.send(submitFrame(21));
+    EXPECT_EQ(conn.read(kAckBytes), ackWithResult(21, TCPFORK_RESULT_HANDLER_ERROR));
+    auto lines = workerLinesWith(master.log(), said);
+    EXPECT_EQ(lines.size(), 1u) << master.log();
+    for (const auto& [pid, count] : lines) EXPECT_EQ(count, 1) << "worker " << pid << "\n" << master.log();
+  }
+}
+
+// What the client sees under load: every ack a failure, none ok, and each
+// worker that served says it once.
+TEST(Handler, TheClientCountsEveryOutOfRangeResultAsNotOk) {
+  RunningMaster master(2, handlerYaml("{result_int: 256}"));
+  auto run = runClient({"bench", "--addr", addr(master.port()), "-n", "20000", "-c", "8", "-w", "32", "-q"}, true);
+  EXPECT_EQ(run.exitCode, 1) << run.output;
+  ASSERT_TRUE(run.report.is_object()) << run.output;
+  EXPECT_EQ(run.report["acked"], 20000) << run.report.dump(2);
+  EXPECT_EQ(run.report["errors"]["nonzero_result"], 20000) << run.report.dump(2);
+  EXPECT_EQ(master.metric("tcp_server_handler_invalid_results_total"), 20000) << master.scrape();
+  auto lines = workerLinesWith(master.log(), "handler module test (" + modulePath() + "): handle() returned 256,");
+  EXPECT_GE(lines.size(), 1u) << master.log();
+  for (const auto& [pid, count] : lines) {
+    EXPECT_EQ(count, 1) << "worker " << pid << "\n" << master.log();
+    EXPECT_EQ(master.servingPids().count(pid), 1u) << pid;
+  }
 }
 
 std::string configWith(const std::string& handler) {

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <regex>
@@ -84,7 +85,10 @@ std::vector<std::string> filesIn(const std::string& dir, std::string_view suffix
 
 // Pipelined Submits on `connections` connections, each from a thread: a burst
 // of unique IDs, then its acks, checked; a connection that dies is replaced.
-// Records every ID that was acked with result 0.
+// Records every ID that was acked with result 0 (stored), and counts those
+// acked with 1 (not stored), after which a connection backs off for 1 ms as
+// a client would. IDs are handed out in increasing order, so nextId() taken
+// at some moment splits the requests sent before it from those after.
 class JournalLoad {
  public:
   JournalLoad(int port, int connections, uint64_t burst) : port_(port), burst_(burst) {
@@ -102,10 +106,16 @@ class JournalLoad {
   uint64_t ackedOnLostConnections() const { return ackedOnLost_.load(); }
   int lostConnections() const { return lost_.load(); }
   int wrongAcks() const { return wrong_.load(); }
+  uint64_t notStored() const { return notStored_.load(); }
+  uint64_t nextId() const { return next_.load(); }
   std::vector<uint64_t> ackedIds() {
     std::lock_guard lock(mutex_);
     return ids_;
   }
+  // From now on, acks for IDs sent from now on are counted apart too.
+  void mark() { mark_ = next_.load(); }
+  uint64_t ackedSinceMark() const { return ackedSinceMark_.load(); }
+  uint64_t notStoredSinceMark() const { return notStoredSinceMark_.load(); }
 
  private:
   void run() {
@@ -131,19 +141,34 @@ class JournalLoad {
         }
         std::vector<std::byte> acks = conn->read(burst_ * kAckBytes);
         std::vector<uint64_t> good;
+        uint64_t notStored = 0;
+        const bool marked = first >= mark_.load();
         for (size_t i = 0; i + kAckBytes <= acks.size(); i += kAckBytes) {
+          uint64_t n = first + i / kAckBytes;
           std::vector<std::byte> one(acks.begin() + long(i), acks.begin() + long(i + kAckBytes));
-          if (one != submitAckFrame(first + i / kAckBytes)) {
-            ++wrong_;
+          std::vector<std::byte> ok = submitAckFrame(n);
+          if (one == ok) {
+            good.push_back(n);
             continue;
           }
-          good.push_back(first + i / kAckBytes);
+          ok.back() = std::byte{1};
+          if (one == ok) {
+            ++notStored;
+          } else {
+            ++wrong_;
+          }
         }
         {
           std::lock_guard lock(mutex_);
           ids_.insert(ids_.end(), good.begin(), good.end());
         }
+        notStored_ += notStored;
         acked_ += good.size();
+        if (marked) {
+          notStoredSinceMark_ += notStored;
+          ackedSinceMark_ += good.size();
+        }
+        if (notStored > 0) std::this_thread::sleep_for(1ms);  // a client's backoff, bounded by the run
         ackedHere += good.size();
         if (acks.size() < burst_ * kAckBytes) lost = true;
       }
@@ -162,6 +187,10 @@ class JournalLoad {
   std::atomic<uint64_t> ackedOnLost_{0};
   std::atomic<int> lost_{0};
   std::atomic<int> wrong_{0};
+  std::atomic<uint64_t> notStored_{0};
+  std::atomic<uint64_t> mark_{std::numeric_limits<uint64_t>::max()};
+  std::atomic<uint64_t> ackedSinceMark_{0};
+  std::atomic<uint64_t> notStoredSinceMark_{0};
   std::mutex mutex_;
   std::vector<uint64_t> ids_;
   std::vector<std::thread> threads_;
@@ -189,6 +218,7 @@ TEST(Journal, AWorkerKilledUnderLoadLosesNoAckedRecord) {
   load.stop();
   EXPECT_GE(load.lostConnections(), 1) << "no connection was on the killed worker";
   EXPECT_EQ(load.wrongAcks(), 0);
+  EXPECT_EQ(load.notStored(), 0u);
 
   // A graceful stop seals every segment; then every acked ID must be there.
   master.process().signal(SIGQUIT);
@@ -211,6 +241,122 @@ TEST(Journal, AWorkerKilledUnderLoadLosesNoAckedRecord) {
             << " on the killed worker's connections), " << missing << " of them missing; " << journal.records.size()
             << " records in the journal\n";
 }
+
+// rm -rf of the journal directory under load. Writing on into files that
+// have no name any more would ack records that vanish when the worker exits:
+// from the removal on, requests are answered 1 (not stored) and the workers
+// say why; once the directory is there again they journal into it, and every
+// request acked 0 after the removal is in it. In each fsync mode: with always
+// the sync thread asks before it acks, with interval and never the loop does.
+class JournalDirectoryRemoved : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(JournalDirectoryRemoved, AnswersNotStoredUntilItIsBackAndLosesNoAckedRecord) {
+  std::string dir = tempPath("journal");
+  RunningMaster master(2, journalYaml(dir, "fsync: " + GetParam()));
+  ASSERT_TRUE(master.waitForLog("journal in " + dir + " (fsync: " + GetParam(), 10s, 2)) << master.log();
+  JournalLoad load(master.port(), 8, 32);
+  ASSERT_TRUE(waitUntil([&] { return load.acked() >= 5000; }, 30s)) << load.acked() << "\n" << master.log();
+
+  // As `rm -rf`: the files, then the directory. A worker may make a new
+  // segment while the files go (the last rm then finds the directory not
+  // empty, as rm -rf would): what it stored there goes with the next try.
+  std::error_code ec;
+  for (int attempt = 0; attempt < 10 && fs::exists(dir); ++attempt) fs::remove_all(dir, ec);
+  ASSERT_FALSE(fs::exists(dir)) << dir << ": " << ec.message();
+  const uint64_t removed = load.nextId();  // IDs from here on were sent after the removal
+  EXPECT_TRUE(master.waitForLog("journal directory " + dir + " is gone", 20s)) << master.log();
+  EXPECT_TRUE(master.waitForLog("answered 'not stored' until it is there again", 10s)) << master.log();
+  load.mark();
+  EXPECT_TRUE(waitUntil([&] { return load.notStoredSinceMark() >= 2000; }, 30s))
+      << load.notStoredSinceMark() << " answered 'not stored'\n" << master.log();
+  // Every request sent since it was said was answered while the directory
+  // was still gone.
+  EXPECT_EQ(load.ackedSinceMark(), 0u) << "acked 0 with no directory to store them in";
+
+  ASSERT_TRUE(fs::create_directory(dir));
+  EXPECT_TRUE(master.waitForLog("journal directory " + dir + " is back", 20s)) << master.log();
+  const uint64_t back = load.acked();
+  EXPECT_TRUE(waitUntil([&] { return load.acked() >= back + 5000; }, 30s)) << load.acked() << "\n" << master.log();
+  load.stop();
+  EXPECT_EQ(load.wrongAcks(), 0);
+
+  master.process().signal(SIGQUIT);
+  ASSERT_TRUE(master.process().waitExit(30s).has_value()) << master.log();
+  EXPECT_TRUE(filesIn(dir, journal::kOpenSuffix).empty()) << "segments left open after a graceful stop";
+  JournalContents journal = readJournal(dir);
+  EXPECT_EQ(journal.exitCode, 0) << journal.output.substr(0, 2000);
+  size_t checked = 0;
+  size_t missing = 0;
+  for (uint64_t n : load.ackedIds()) {
+    if (n < removed) continue;  // stored, then deleted with the directory
+    ++checked;
+    if (journal.ids.count(idText(n)) == 0 && ++missing <= 10) {
+      ADD_FAILURE() << "acked ID " << idText(n) << " is not in the journal";
+    }
+  }
+  EXPECT_GE(checked, 5000u);
+  EXPECT_EQ(missing, 0u);
+  std::cout << "journal rm -rf, fsync: " << GetParam() << ": " << load.notStored() << " answered 'not stored', "
+            << checked << " acked 0 after the removal, " << missing << " of them missing\n";
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryFsyncMode, JournalDirectoryRemoved, ::testing::Values("always", "interval", "never"),
+                         [](const auto& info) { return info.param; });
+
+// The open segment file deleted on its own (rm of one file): the requests
+// written to it since are answered 1, and a second later the worker goes on
+// in a new segment, whose records are all there at the end.
+class JournalSegmentDeleted : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(JournalSegmentDeleted, AnswersNotStoredThenGoesOnInANewSegment) {
+  std::string dir = tempPath("journal");
+  RunningMaster master(1, journalYaml(dir, "fsync: " + GetParam()));
+  TestConnection conn(master.port(), 10s);
+  uint64_t next = 0;
+  std::vector<uint64_t> stored;
+  // One burst of 32 requests; how many were answered 'not stored'.
+  auto burst = [&]() -> int {
+    std::vector<std::byte> frames;
+    uint64_t first = next;
+    for (int i = 0; i < 32; ++i) frames = concat(std::move(frames), submitFrame(next++));
+    conn.send(frames);
+    std::vector<std::byte> acks = conn.read(32 * kAckBytes);
+    EXPECT_EQ(acks.size(), 32 * kAckBytes);
+    int notStored = 0;
+    for (size_t i = 0; i + kAckBytes <= acks.size(); i += kAckBytes) {
+      uint8_t result = uint8_t(acks[i + kAckBytes - 1]);
+      EXPECT_LE(result, 1) << "ID " << first + i / kAckBytes;
+      if (result == 0) stored.push_back(first + i / kAckBytes);
+      notStored += result == 1;
+    }
+    return notStored;
+  };
+  ASSERT_EQ(burst(), 0);
+  auto open = filesIn(dir, journal::kOpenSuffix);
+  ASSERT_EQ(open.size(), 1u);
+  ASSERT_TRUE(fs::remove(dir + "/" + open[0]));
+  const uint64_t deleted = next;
+  EXPECT_EQ(burst(), 32) << master.log();
+  EXPECT_TRUE(master.waitForLog(open[0] + ": deleted while open", 10s)) << master.log();
+  EXPECT_TRUE(waitUntil([&] { return burst() == 0; }, 20s)) << master.log();
+  EXPECT_GE(master.metric("tcp_server_handler_journal_errors_total"), 1) << master.scrape();
+  conn.close();  // a graceful stop waits for open connections
+  master.process().signal(SIGQUIT);
+  ASSERT_TRUE(master.process().waitExit(30s).has_value()) << master.log();
+
+  auto sealed = filesIn(dir, journal::kSealedSuffix);
+  ASSERT_EQ(sealed.size(), 1u) << "the new segment";
+  EXPECT_NE(sealed[0], journal::sealedName(open[0]));
+  JournalContents journal = readJournal(dir);
+  size_t missing = 0;
+  for (uint64_t n : stored) {
+    if (n >= deleted && journal.ids.count(idText(n)) == 0) ++missing;
+  }
+  EXPECT_EQ(missing, 0u) << journal.output.substr(0, 2000);
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryFsyncMode, JournalSegmentDeleted, ::testing::Values("always", "interval", "never"),
+                         [](const auto& info) { return info.param; });
 
 // A segment as a writer that died mid-write leaves it: a header, `records`
 // good records, then the first `cut` bytes of one more.

@@ -15,7 +15,10 @@
  *   "burn_us": N          handle() spends N microseconds of CPU on every
  *                         request (a slow module: capacity 1e6/N a second)
  *   "counter_checks"      init also checks that counter() refuses a bad
- *                         name, a name declared twice and a 17th counter
+ *                         name, a name declared twice, a name tcpfork's own
+ *                         handler_*_total counters have, and a 17th counter
+ *   "result_int": N       handle() returns N for every request, whatever N
+ *                         (a module breaking the contract with 256 or -2)
  *   "fork_in": "init"     init calls fork(), or
  *   "fork_in": "handle"   handle() does, on a Submit with payload "fork";
  *                         the child returns into the worker as the parent
@@ -68,6 +71,8 @@ typedef struct state {
   int seen_counter, deferred_counter;
   long delay_ms;
   long burn_us;
+  int has_result_int;
+  int result_int;
 } state;
 
 static const char *find(const char *json, const char *key) {
@@ -173,6 +178,9 @@ static void *test_init(tcpfork_host *host, const tcpfork_host_api *api, const ch
   text(config, "\"crash_on\":", s->crash_on, sizeof s->crash_on);
   text(config, "\"spin_on\":", s->spin_on, sizeof s->spin_on);
   text(config, "\"defer_prefix\":", s->defer_prefix, sizeof s->defer_prefix);
+  const char *result_int = find(config, "\"result_int\":");
+  s->has_result_int = result_int != NULL;
+  s->result_int = result_int ? (int)strtol(result_int, NULL, 10) : 0;
   s->seen_counter = api->counter(host, "seen", "Requests the test handler saw.");
   s->deferred_counter = api->counter(host, "deferred", "Requests the test handler answered later.");
   if (s->seen_counter != 0 || s->deferred_counter != 1) {
@@ -184,6 +192,7 @@ static void *test_init(tcpfork_host *host, const tcpfork_host_api *api, const ch
     const char *failed = NULL;
     if (api->counter(host, "Bad-Name", "") != -1) failed = "a bad name";
     if (api->counter(host, "seen", "") != -1) failed = "a name declared twice";
+    if (api->counter(host, "invalid_results", "") != -1) failed = "a name of tcpfork's own (invalid_results)";
     for (int i = 2; i < 16 && !failed; ++i) {
       char name[24]; /* room for any int: -O1 builds check that it fits */
       snprintf(name, sizeof name, "extra_%d", i);
@@ -244,6 +253,7 @@ static int test_handle(void *opaque, const tcpfork_request *r, tcpfork_pending *
   if (s->fork_in_handle && is(r, "fork")) fork_here(s->fork_child, s->fork_with);
   ++s->seen;
   s->api->add(s->host, s->seen_counter, 1);
+  if (s->has_result_int) return s->result_int;
   size_t prefix = strlen(s->defer_prefix);
   int by_prefix = prefix > 0 && r->payload_len >= prefix && memcmp(r->payload, s->defer_prefix, prefix) == 0;
   int by_count = s->defer_every > 0 && s->seen % (uint64_t)s->defer_every == 0;
