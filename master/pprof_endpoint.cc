@@ -9,9 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 #include "master/http_reply.h"
 
@@ -135,14 +133,20 @@ void PprofEndpoint::onPoll(evutil_socket_t, short, void* arg) {
     return;
   }
   auto file = self.dir_.newestProfileOf(p.target.pid);
-  std::ifstream in(file.value_or(""), std::ios::binary);
-  if (!file || !in) {
+  if (!file) {
     self.finish(p, 500, "the worker's profile file is missing\n");
     return;
   }
-  std::ostringstream body;
-  body << in.rdbuf();
-  self.finish(p, 200, body.str(), "application/octet-stream");
+  std::string body;
+  try {
+    body = self.dir_.readProfile(*file);
+  } catch (const ProfileDir::Refused& e) {
+    // The directory is the workers' user's: what is there may be planted.
+    spdlog::warn("pprof: not serving the profile of worker pid {}: {}", p.target.pid, e.what());
+    self.finish(p, 500, "the worker's profile file was refused; the master's log says why\n");
+    return;
+  }
+  self.finish(p, 200, body, "application/octet-stream");
 }
 
 void PprofEndpoint::finish(Pending& pending, int code, const std::string& body, const char* contentType) {

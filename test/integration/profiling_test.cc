@@ -3,6 +3,7 @@
 // endpoint; every profile is read back with google-pprof.
 
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -254,6 +255,104 @@ TEST_F(Profiling, EveryProfileOfATrapStormIsReported) {
   };
   EXPECT_TRUE(waitUntil(settled, 15s)) << reported() << " reported, " << filesEndingWith(dir.path, ".prof").size()
                                        << " written:\n" << master.log();
+}
+
+// Every directory above `path` lets others search it (a worker that dropped
+// to `nobody` must exec its binary there).
+bool reachableByOthers(std::string path) {
+  while (!path.empty() && path != "/") {
+    path = path.substr(0, path.rfind('/'));
+    struct stat st {};
+    if (::stat(path.empty() ? "/" : path.c_str(), &st) != 0 || !(st.st_mode & S_IXOTH)) return false;
+  }
+  return true;
+}
+
+// As root, with `user: nobody` and profile.http on: the profile directory is
+// nobody's, and a process of that user (setpriv, a shell loop) replaces each
+// new profile in it, through `plant`, a command run on the file's path.
+class PlantedProfiles : public Profiling {
+ protected:
+  void SetUp() override {
+    Profiling::SetUp();
+    if (IsSkipped()) return;
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root: the workers run as nobody and the master reads as root";
+    if (!reachableByOthers(binary("tcpfork-worker"))) GTEST_SKIP() << "build directory not reachable by nobody";
+    nobody_ = ::getpwnam("nobody");
+    ASSERT_NE(nobody_, nullptr);
+    // The test's temp dir is 0700: the workers need a way in to profile.dir.
+    char pattern[] = "/tmp/tcpfork-planted-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    shared_ = pattern;
+    ASSERT_EQ(::chmod(shared_.c_str(), 0755), 0);
+  }
+  void TearDown() override {
+    attacker_.reset();
+    std::error_code ec;
+    if (!shared_.empty()) fs::remove_all(shared_, ec);
+  }
+
+  std::string profileDir() const { return shared_ + "/profiles"; }
+
+  // Bounded: 20 000 passes 5 ms apart at most (killed with the test before).
+  void startPlanting(const std::string& plant) {
+    std::string script =
+        "i=0; while [ $i -lt 20000 ]; do\n"
+        "  for f in \"$1\"/*.prof; do\n"
+        "    if [ -e \"$f\" ] && [ -f \"$f\" ] && [ ! -L \"$f\" ]; then " + plant + "; fi\n"
+        "  done\n"
+        "  i=$((i+1)); sleep 0.005\n"
+        "done\n";
+    attacker_ = std::make_unique<ChildProcess>(std::vector<std::string>{
+        "/usr/bin/setpriv", "--reuid=" + std::to_string(nobody_->pw_uid), "--regid=" + std::to_string(nobody_->pw_gid),
+        "--clear-groups", "/bin/sh", "-c", script, "plant-profiles", profileDir()});
+  }
+
+  size_t plantedCount(bool (*kind)(const fs::file_status&)) const {
+    size_t n = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(profileDir(), ec)) {
+      if (e.path().extension() == ".prof" && kind(e.symlink_status())) ++n;
+    }
+    return n;
+  }
+
+  passwd* nobody_ = nullptr;
+  std::string shared_;
+  std::unique_ptr<ChildProcess> attacker_;
+};
+
+// A process of the workers' user swapped each new profile for a symlink to
+// /etc/shadow, and the root master served /etc/shadow byte for byte.
+TEST_F(PlantedProfiles, AProfileSwappedForASymlinkIsNeverFollowed) {
+  std::string secret = tempPath("root-only");  // in the test's 0700 directory
+  std::string content = "root-only " + uniqueTag() + "\n";
+  std::ofstream(secret) << content;
+  ASSERT_EQ(::chmod(secret.c_str(), 0600), 0);
+  RunningMaster master(1, "user: nobody\n" + profileYaml(profileDir(), "  http: true\n"));
+  startPlanting("ln -s '" + secret + "' \"$f.swap\" && mv -f \"$f.swap\" \"$f\"");
+  for (int i = 0; i < 3; ++i) {
+    HttpResponse r = httpRequest(master.metricsPort(), "GET", "/debug/pprof/profile?seconds=1&worker=0", {}, 15s);
+    EXPECT_EQ(r.body.find(content), std::string::npos) << "the master served the root-only file";
+    EXPECT_TRUE(r.status == 200 || r.status == 500) << r.status << ": " << r.body;
+  }
+  EXPECT_GE(plantedCount([](const fs::file_status& s) { return fs::is_symlink(s); }), 1u)
+      << "the attacker never swapped a profile; the test proved nothing";
+  EXPECT_TRUE(master.process().running());
+}
+
+// A FIFO in place of the profile blocked the master's open() for ever: its
+// loop stopped, /healthz with it.
+TEST_F(PlantedProfiles, AProfileSwappedForAFifoDoesNotBlockTheMaster) {
+  RunningMaster master(1, "user: nobody\n" + profileYaml(profileDir(), "  http: true\n"));
+  startPlanting("mkfifo \"$f.swap\" && mv -f \"$f.swap\" \"$f\"");
+  for (int i = 0; i < 2; ++i) {
+    HttpResponse r = httpRequest(master.metricsPort(), "GET", "/debug/pprof/profile?seconds=1&worker=0", {}, 15s);
+    EXPECT_TRUE(r.status == 200 || r.status == 500) << r.status << ": " << r.body;
+    EXPECT_EQ(httpGet(master.metricsPort(), "/healthz").status, 200);
+  }
+  EXPECT_GE(plantedCount([](const fs::file_status& s) { return fs::is_fifo(s); }), 1u)
+      << "the attacker never swapped a profile; the test proved nothing";
 }
 
 TEST_F(Profiling, HttpEndpointIsOffByDefault) {
