@@ -53,6 +53,8 @@ class AdminHttp {
   AdminHttp& operator=(const AdminHttp&) = delete;
 
   std::string boundAddress() const;
+  // How many connections may be open at once.
+  unsigned connectionLimit() const { return connections_->limit(); }
   // The listening socket, to hand to a new master on a binary upgrade.
   int listenerFd() const { return listener_.get(); }
   // Leaves the shared admin socket to the new master after a binary upgrade,

@@ -92,6 +92,7 @@ int Master::run() {
       UniqueFd(start_.adminFd));
   if (config_.profile.http) {
     pprof_ = std::make_unique<PprofEndpoint>(base_.get(), segment_, profileDir_, config_.profile.httpRemote,
+                                             admin_->connectionLimit(),
                                              [this](unsigned index) -> std::optional<PprofEndpoint::Target> {
                                                auto w = supervisor_.servingWorker(index);
                                                if (!w) return std::nullopt;

@@ -15,6 +15,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -206,6 +207,86 @@ TEST(AdminHttp, AcceptAtTheDescriptorLimitPausesInsteadOfSpinning) {
   EXPECT_TRUE(waitUntil([&] { return httpGet(master.metricsPort(), "/healthz").status == 200; }, 5s));
 }
 
+
+// A master started under `prlimit --nofile=NOFILE` with `workers` workers and
+// the pprof endpoint on; knows the admin connection limit it logged.
+struct TightMaster {
+  std::string name = "tcpfork-test-admin-tight-" + uniqueTag();
+  std::string log = tempPath("tight.log");
+  ChildProcess process;
+  int adminPort = 0;
+  unsigned connectionLimit = 0;
+
+  TightMaster(unsigned workers, unsigned nofile)
+      : process(
+            [&] {
+              std::string config = tempPath("tight.yaml");
+              std::ofstream(config) << RunningMaster::baseYaml(name, tempPath("tight.pid"), workers, tempPath("tight-profiles"))
+                                    << "  http: true\nmax_workers: " << workers << "\n";
+              return std::vector<std::string>{"/usr/bin/prlimit", "--nofile=" + std::to_string(nofile) + ":" + std::to_string(nofile),
+                                              binary("tcpfork"), "-c", config};
+            }(),
+            {}, log) {
+    if (!waitUntil([&] { return readFile(log).find("ready:") != std::string::npos; }, 15s)) {
+      throw std::runtime_error("the master did not become ready:\n" + readFile(log));
+    }
+    std::smatch m;
+    std::string start = readFile(log);
+    if (!std::regex_search(start, m, std::regex(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)"))) {
+      throw std::runtime_error("no admin port in the log:\n" + start);
+    }
+    adminPort = std::stoi(m[1]);
+    if (std::regex_search(start, m, std::regex(R"(leaves (\d+) admin HTTP connection)"))) connectionLimit = std::stoul(m[1]);
+  }
+  ~TightMaster() {
+    process.signal(SIGTERM);
+    process.waitExit(5s);
+  }
+};
+
+// 64 profile requests, one per worker, once held every admin connection for
+// their whole length: /healthz and /metrics waited in the kernel's queue.
+// Profiles now take at most half the connections; the rest are answered 429
+// at once with a Retry-After.
+TEST(AdminHttp, ProfileRequestsPastTheirShareLeaveRoomForHealthAndMetrics) {
+  constexpr unsigned kWorkers = 8;
+  TightMaster master(kWorkers, 94);
+  unsigned limit = master.connectionLimit;
+  ASSERT_GE(limit, 2u) << readFile(master.log);
+  ASSERT_LE(limit + 2, kWorkers) << "more admin connections than this test has workers to profile:\n" << readFile(master.log);
+  unsigned requests = limit + 2;  // more than the admin port holds at once
+  std::vector<std::future<HttpResponse>> profiles;
+  for (unsigned worker = 0; worker < requests; ++worker) {
+    profiles.push_back(std::async(std::launch::async, [&, worker] {
+      // GET, as google-pprof and go tool pprof send it.
+      return httpRequest(master.adminPort, "GET", "/debug/pprof/profile?seconds=6&worker=" + std::to_string(worker), {},
+                         20s);
+    }));
+  }
+  // Half the connections go to profiles either way (before the cap, all of them did).
+  ASSERT_TRUE(waitUntil([&] { return count(readFile(master.log), "-second CPU profile of worker") >= limit / 2; }, 10s)) << readFile(master.log);
+  for (const char* path : {"/healthz", "/metrics"}) {
+    auto start = std::chrono::steady_clock::now();
+    HttpResponse r = httpRequest(master.adminPort, "GET", path, {}, 10s);
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    EXPECT_EQ(r.status, 200) << path << ": " << r.body;
+    EXPECT_LT(took, 2s) << path << " waited behind the profiles";
+  }
+  unsigned served = 0;
+  unsigned refused = 0;
+  for (auto& f : profiles) {
+    HttpResponse r = f.get();
+    if (r.status == 200) {
+      ++served;
+    } else {
+      EXPECT_EQ(r.status, 429) << r.headers << r.body;
+      EXPECT_NE(r.headers.find("Retry-After: "), std::string::npos) << r.headers;
+      ++refused;
+    }
+  }
+  EXPECT_EQ(served, limit / 2) << readFile(master.log);
+  EXPECT_EQ(refused, requests - limit / 2);
+}
 
 // The IPv4 addresses on this machine's interfaces.
 std::vector<std::string> ownAddresses() {
