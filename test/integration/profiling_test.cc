@@ -269,8 +269,8 @@ bool reachableByOthers(std::string path) {
 }
 
 // As root, with `user: nobody` and profile.http on: the profile directory is
-// nobody's, and a process of that user (setpriv, a shell loop) replaces each
-// new profile in it, through `plant`, a command run on the file's path.
+// nobody's, and a process of that user (plant_profiles, under setpriv)
+// replaces each new profile in it the moment a worker renames it into place.
 class PlantedProfiles : public Profiling {
  protected:
   void SetUp() override {
@@ -294,31 +294,33 @@ class PlantedProfiles : public Profiling {
 
   std::string profileDir() const { return shared_ + "/profiles"; }
 
-  // Bounded: 20 000 passes 5 ms apart at most (killed with the test before).
-  void startPlanting(const std::string& plant) {
-    std::string script =
-        "i=0; while [ $i -lt 20000 ]; do\n"
-        "  for f in \"$1\"/*.prof; do\n"
-        "    if [ -e \"$f\" ] && [ -f \"$f\" ] && [ ! -L \"$f\" ]; then " + plant + "; fi\n"
-        "  done\n"
-        "  i=$((i+1)); sleep 0.005\n"
-        "done\n";
-    attacker_ = std::make_unique<ChildProcess>(std::vector<std::string>{
-        "/usr/bin/setpriv", "--reuid=" + std::to_string(nobody_->pw_uid), "--regid=" + std::to_string(nobody_->pw_gid),
-        "--clear-groups", "/bin/sh", "-c", script, "plant-profiles", profileDir()});
+  // `how`: "symlink TARGET" or "fifo". Waits until it watches the directory.
+  void startPlanting(const std::vector<std::string>& how) {
+    std::vector<std::string> argv = {"/usr/bin/setpriv", "--reuid=" + std::to_string(nobody_->pw_uid),
+                                     "--regid=" + std::to_string(nobody_->pw_gid), "--clear-groups",
+                                     binary("plant_profiles"), profileDir()};
+    argv.insert(argv.end(), how.begin(), how.end());
+    attacker_ = std::make_unique<ChildProcess>(argv, std::vector<int>{}, attackerLog_);
+    // Its inotify watch shows in /proc as soon as it is set.
+    auto watching = [&] {
+      std::error_code ec;
+      for (const auto& fd : fs::directory_iterator("/proc/" + std::to_string(attacker_->pid()) + "/fdinfo", ec)) {
+        if (readFile(fd.path().string()).find("inotify wd:") != std::string::npos) return true;
+      }
+      return false;
+    };
+    ASSERT_TRUE(waitUntil(watching, 5s)) << readFile(attackerLog_);
   }
-
-  size_t plantedCount(bool (*kind)(const fs::file_status&)) const {
+  size_t swaps() const {
+    std::string log = readFile(attackerLog_);
     size_t n = 0;
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(profileDir(), ec)) {
-      if (e.path().extension() == ".prof" && kind(e.symlink_status())) ++n;
-    }
+    for (size_t at = log.find("swapped "); at != std::string::npos; at = log.find("swapped ", at + 1)) ++n;
     return n;
   }
 
   passwd* nobody_ = nullptr;
   std::string shared_;
+  std::string attackerLog_ = tempPath("plant.log");
   std::unique_ptr<ChildProcess> attacker_;
 };
 
@@ -330,14 +332,13 @@ TEST_F(PlantedProfiles, AProfileSwappedForASymlinkIsNeverFollowed) {
   std::ofstream(secret) << content;
   ASSERT_EQ(::chmod(secret.c_str(), 0600), 0);
   RunningMaster master(1, "user: nobody\n" + profileYaml(profileDir(), "  http: true\n"));
-  startPlanting("ln -s '" + secret + "' \"$f.swap\" && mv -f \"$f.swap\" \"$f\"");
+  startPlanting({"symlink", secret});
   for (int i = 0; i < 3; ++i) {
     HttpResponse r = httpRequest(master.metricsPort(), "GET", "/debug/pprof/profile?seconds=1&worker=0", {}, 15s);
     EXPECT_EQ(r.body.find(content), std::string::npos) << "the master served the root-only file";
     EXPECT_TRUE(r.status == 200 || r.status == 500) << r.status << ": " << r.body;
   }
-  EXPECT_GE(plantedCount([](const fs::file_status& s) { return fs::is_symlink(s); }), 1u)
-      << "the attacker never swapped a profile; the test proved nothing";
+  EXPECT_EQ(swaps(), 3u) << "the attacker did not swap every profile; the test proved less:\n" << readFile(attackerLog_);
   EXPECT_TRUE(master.process().running());
 }
 
@@ -345,14 +346,13 @@ TEST_F(PlantedProfiles, AProfileSwappedForASymlinkIsNeverFollowed) {
 // loop stopped, /healthz with it.
 TEST_F(PlantedProfiles, AProfileSwappedForAFifoDoesNotBlockTheMaster) {
   RunningMaster master(1, "user: nobody\n" + profileYaml(profileDir(), "  http: true\n"));
-  startPlanting("mkfifo \"$f.swap\" && mv -f \"$f.swap\" \"$f\"");
+  startPlanting({"fifo"});
   for (int i = 0; i < 2; ++i) {
     HttpResponse r = httpRequest(master.metricsPort(), "GET", "/debug/pprof/profile?seconds=1&worker=0", {}, 15s);
     EXPECT_TRUE(r.status == 200 || r.status == 500) << r.status << ": " << r.body;
     EXPECT_EQ(httpGet(master.metricsPort(), "/healthz").status, 200);
   }
-  EXPECT_GE(plantedCount([](const fs::file_status& s) { return fs::is_fifo(s); }), 1u)
-      << "the attacker never swapped a profile; the test proved nothing";
+  EXPECT_EQ(swaps(), 2u) << "the attacker did not swap every profile; the test proved less:\n" << readFile(attackerLog_);
 }
 
 TEST_F(Profiling, HttpEndpointIsOffByDefault) {
