@@ -257,17 +257,6 @@ TEST_F(Profiling, EveryProfileOfATrapStormIsReported) {
                                        << " written:\n" << master.log();
 }
 
-// Every directory above `path` lets others search it (a worker that dropped
-// to `nobody` must exec its binary there).
-bool reachableByOthers(std::string path) {
-  while (!path.empty() && path != "/") {
-    path = path.substr(0, path.rfind('/'));
-    struct stat st {};
-    if (::stat(path.empty() ? "/" : path.c_str(), &st) != 0 || !(st.st_mode & S_IXOTH)) return false;
-  }
-  return true;
-}
-
 // As root, with `user: nobody` and profile.http on: the profile directory is
 // nobody's, and a process of that user (plant_profiles, under setpriv)
 // replaces each new profile in it the moment a worker renames it into place.
