@@ -52,6 +52,7 @@ class AdminConnections {
   // An empty function stops watching.
   void watchClose(evhttp_request* request, std::function<void()> onClose);
   size_t open() const { return open_.size(); }
+  unsigned limit() const { return limit_; }
 
  private:
   struct Connection {

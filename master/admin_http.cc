@@ -18,14 +18,16 @@ namespace tcpfork {
 
 AdminHttp::AdminHttp(event_base* base, const std::string& address, const MetricsCollector& collector,
                      const stats::StatsSegment& segment, std::function<Health()> health, unsigned maxConnections,
-                     UniqueFd inherited)
+                     bool anyHost, UniqueFd inherited)
     : listener_(inherited ? std::move(inherited) : listenTcp(parseAddress(address), {.backlog = 128, .reusePort = false})),
       http_(evhttp_new(base)),
+      access_(localAddress(listener_.get()), anyHost),
       collector_(collector),
       segment_(segment),
       health_(std::move(health)) {
   if (!http_) throw std::system_error(ENOMEM, std::generic_category(), "evhttp_new()");
-  evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+  // POST only to start a profile (AdminAccess), checked per path below.
+  evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
   // evhttp buffers whatever a request announces: a body of Content-Length
   // 100000000000, or a header line that never ends, would grow the master
   // without limit. The admin paths take no body.
@@ -72,11 +74,52 @@ void AdminHttp::onRequest(evhttp_request* request, void* self) {
   }
 }
 
+namespace {
+
+void refuse(evhttp_request* request, const AdminAccess::Refusal& refusal) {
+  evkeyvalq* headers = evhttp_request_get_output_headers(request);
+  if (refusal.allow) evhttp_add_header(headers, "Allow", refusal.allow);
+  // The body may quote what the peer sent: never to be taken for HTML.
+  evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
+  sendReply(request, refusal.code, refusal.reason, "text/plain; charset=utf-8", refusal.body);
+}
+
+// Whether `path` starts a profile, and the worker it names (else the query's).
+struct ProfilePath {
+  bool matched = false;
+  std::optional<unsigned> worker;
+};
+
+ProfilePath profilePath(const std::string& path) {
+  static const std::regex kWorkerPath(R"(/debug/worker/(\d{1,4})/pprof/profile)");
+  if (path == "/debug/pprof/profile") return {true, std::nullopt};
+  if (std::smatch m; std::regex_match(path, m, kWorkerPath)) return {true, unsigned(std::stoul(m[1]))};
+  return {};
+}
+
+}  // namespace
+
 void AdminHttp::handle(evhttp_request* request) {
   connections_->onRequest(request);
+  if (auto refusal = access_.checkHost(request)) {
+    refuse(request, *refusal);
+    return;
+  }
   const evhttp_uri* uri = evhttp_request_get_evhttp_uri(request);
   const char* rawPath = uri ? evhttp_uri_get_path(uri) : nullptr;
   std::string path = rawPath && *rawPath ? rawPath : "/";
+  if (ProfilePath profile = profilePath(path); profile.matched && pprof_) {
+    if (auto refusal = access_.checkProfileStart(request)) {
+      refuse(request, *refusal);
+    } else {
+      pprof_(request, profile.worker);
+    }
+    return;
+  }
+  if (evhttp_request_get_command(request) == EVHTTP_REQ_POST) {
+    refuse(request, {405, "Method Not Allowed", "this path takes GET or HEAD\n", "GET, HEAD"});
+    return;
+  }
   if (path == "/") {
     // Everything the page needs is inline; the policy says so to the
     // browser too, so that nothing it shows can load or send elsewhere.
@@ -95,10 +138,6 @@ void AdminHttp::handle(evhttp_request* request) {
     sendReply(request, h.ok ? 200 : 503, h.ok ? "OK" : "Service Unavailable", "text/plain", h.detail + "\n");
   } else if (path == "/status") {
     sendReply(request, 200, "OK", "application/json", status().dump(2) + "\n");
-  } else if (path == "/debug/pprof/profile" && pprof_) {
-    pprof_(request, std::nullopt);
-  } else if (std::smatch m; pprof_ && std::regex_match(path, m, std::regex(R"(/debug/worker/(\d{1,4})/pprof/profile)"))) {
-    pprof_(request, unsigned(std::stoul(m[1])));
   } else {
     sendReply(request, 404, "Not Found", "text/plain", "not found; try /, /metrics, /healthz or /status\n");
   }

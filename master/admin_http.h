@@ -7,10 +7,13 @@
 //   GET /status    the stats snapshot as JSON (the document tcpfork-stats --json
 //                  prints), plus what only the master knows: the accept queues
 //                  and the number of workers configured
-//   GET /debug/pprof/profile?seconds=N&worker=K, /debug/worker/K/pprof/profile?seconds=N
+//   POST (or GET) /debug/pprof/profile?seconds=N&worker=K, /debug/worker/K/pprof/profile?seconds=N
 //                  a worker's CPU profile, when profile.http is on
-// Requests carry no body and at most kMaxHeaderBytes of headers; connections
-// are bounded in number and time by AdminConnections. Owned by the Master.
+// Every request must name this machine as its host, and a profile start
+// must come as the pprof tools or a same-origin POST send it (AdminAccess);
+// the other paths take GET and HEAD only. Requests carry no body and at most
+// kMaxHeaderBytes of headers; connections are bounded in number and time by
+// AdminConnections. Owned by the Master.
 
 #include <event2/http.h>
 
@@ -22,6 +25,7 @@
 #include <string>
 
 #include "base/unique_fd.h"
+#include "master/admin_access.h"
 #include "master/admin_connections.h"
 #include "master/metrics_collector.h"
 
@@ -40,14 +44,17 @@ class AdminHttp {
   // Binds `address` (throws std::system_error naming it), or serves
   // `inherited`, the socket handed over by the master this one upgrades.
   // At most `maxConnections` are open at once (see AdminConnections).
+  // `anyHost` (metrics.allow_remote) serves every Host (see AdminAccess).
   AdminHttp(event_base* base, const std::string& address, const MetricsCollector& collector,
             const stats::StatsSegment& segment, std::function<Health()> health, unsigned maxConnections,
-            UniqueFd inherited = {});
+            bool anyHost, UniqueFd inherited = {});
   ~AdminHttp();
   AdminHttp(const AdminHttp&) = delete;
   AdminHttp& operator=(const AdminHttp&) = delete;
 
   std::string boundAddress() const;
+  // How many connections may be open at once.
+  unsigned connectionLimit() const { return connections_->limit(); }
   // The listening socket, to hand to a new master on a binary upgrade.
   int listenerFd() const { return listener_.get(); }
   // Leaves the shared admin socket to the new master after a binary upgrade,
@@ -71,6 +78,7 @@ class AdminHttp {
   UniqueFd listener_;
   evhttp* http_ = nullptr;
   std::unique_ptr<AdminConnections> connections_;  // before http_ is freed
+  AdminAccess access_;
   evhttp_bound_socket* bound_ = nullptr;
   const MetricsCollector& collector_;
   const stats::StatsSegment& segment_;

@@ -90,9 +90,11 @@ int Master::run() {
         return AdminHttp::Health{ok, fmt::format("{}: {} of {} workers serving", ok ? "ok" : "unhealthy", serving,
                                                  supervisor_.count())};
       },
-      adminConnectionLimit(config_.maxWorkers, unsigned(config_.listen.size())), UniqueFd(start_.adminFd));
+      adminConnectionLimit(config_.maxWorkers, unsigned(config_.listen.size())), config_.metricsAllowRemote,
+      UniqueFd(start_.adminFd));
   if (config_.profile.http) {
     pprof_ = std::make_unique<PprofEndpoint>(base_.get(), segment_, profileDir_, config_.profile.httpRemote,
+                                             admin_->connectionLimit(),
                                              [this](unsigned index) -> std::optional<PprofEndpoint::Target> {
                                                auto w = supervisor_.servingWorker(index);
                                                if (!w) return std::nullopt;

@@ -59,7 +59,8 @@ void Master::logFinishedProfiles() {
     auto before = profilesReported_.find(w.pid);
     uint64_t fresh = w.profilesWritten - (before == profilesReported_.end() ? 0 : before->second);
     if (fresh == 0) continue;
-    auto file = profileDir_.newestProfileOf(w.pid).value_or("(file not found)");
+    auto name = profileDir_.newestProfileOf(w.pid);
+    std::string file = name ? profileDir_.path() + "/" + *name : "(file not found)";
     if (fresh == 1) {
       spdlog::info("worker {} (pid {}) wrote CPU profile {}", w.index, w.pid, file);
     } else {

@@ -9,9 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 #include "master/http_reply.h"
 
@@ -43,11 +41,12 @@ std::optional<long> queryNumber(const evkeyvalq& query, const char* key, long fa
 }  // namespace
 
 PprofEndpoint::PprofEndpoint(event_base* base, stats::StatsSegment& segment, const ProfileDir& dir, bool allowRemote,
-                             FindWorker findWorker, WatchClose watchClose)
+                             unsigned adminConnections, FindWorker findWorker, WatchClose watchClose)
     : base_(base),
       segment_(segment),
       dir_(dir),
       allowRemote_(allowRemote),
+      maxWaiting_(adminConnections / 2),
       findWorker_(std::move(findWorker)),
       watchClose_(std::move(watchClose)) {}
 
@@ -68,6 +67,7 @@ void PprofEndpoint::handle(evhttp_request* request, std::optional<unsigned> work
     reply(request, 403, "profiling is served to loopback clients only (profile.http_remote)\n", "text/plain");
     return;
   }
+  if (refuseOverShare(request)) return;
   evkeyvalq query{};
   const char* rawQuery = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(request));
   evhttp_parse_query_str(rawQuery ? rawQuery : "", &query);
@@ -108,10 +108,32 @@ void PprofEndpoint::handle(evhttp_request* request, std::optional<unsigned> work
   p.target = *target;
   auto now = std::chrono::steady_clock::now();
   p.startBy = now + kStartGrace;
+  p.expectedEnd = now + std::chrono::seconds(*seconds);
   p.finishBy = now + std::chrono::seconds(*seconds) + kFinishGrace;
   p.poll.reset(event_new(base_, -1, EV_PERSIST, &PprofEndpoint::onPoll, &p));
   event_add(p.poll.get(), &kPollInterval);
   watchClose_(request, [&p] { p.request = nullptr; });
+}
+
+bool PprofEndpoint::refuseOverShare(evhttp_request* request) {
+  // Those whose client went away hold no connection.
+  auto waiting = std::count_if(pending_.begin(), pending_.end(), [](const Pending& p) { return p.request != nullptr; });
+  if (size_t(waiting) < maxWaiting_) return false;
+  auto now = std::chrono::steady_clock::now();
+  auto next = now + std::chrono::seconds(kMaxSeconds);
+  for (const auto& p : pending_) {
+    if (p.request) next = std::min(next, p.expectedEnd);
+  }
+  auto retry = std::max<long>(1, long(std::chrono::ceil<std::chrono::seconds>(next - now).count()));
+  evhttp_add_header(evhttp_request_get_output_headers(request), "Retry-After", std::to_string(retry).c_str());
+  std::string why = maxWaiting_ == 0
+      ? "the admin port has too few connections to spare one for a profile (RLIMIT_NOFILE)"
+      : fmt::format("{} profile requests already wait, the most at once (half the admin connections, so that /healthz "
+                    "and /metrics always have room)",
+                    waiting);
+  log_.warn("pprof: refused a profile request: {}", why);
+  reply(request, 429, fmt::format("{}; retry in {} s\n", why, retry), "text/plain");
+  return true;
 }
 
 void PprofEndpoint::onPoll(evutil_socket_t, short, void* arg) {
@@ -135,14 +157,20 @@ void PprofEndpoint::onPoll(evutil_socket_t, short, void* arg) {
     return;
   }
   auto file = self.dir_.newestProfileOf(p.target.pid);
-  std::ifstream in(file.value_or(""), std::ios::binary);
-  if (!file || !in) {
+  if (!file) {
     self.finish(p, 500, "the worker's profile file is missing\n");
     return;
   }
-  std::ostringstream body;
-  body << in.rdbuf();
-  self.finish(p, 200, body.str(), "application/octet-stream");
+  std::string body;
+  try {
+    body = self.dir_.readProfile(*file);
+  } catch (const ProfileDir::Refused& e) {
+    // The directory is the workers' user's: what is there may be planted.
+    spdlog::warn("pprof: not serving the profile of worker pid {}: {}", p.target.pid, e.what());
+    self.finish(p, 500, "the worker's profile file was refused; the master's log says why\n");
+    return;
+  }
+  self.finish(p, 200, body, "application/octet-stream");
 }
 
 void PprofEndpoint::finish(Pending& pending, int code, const std::string& body, const char* contentType) {

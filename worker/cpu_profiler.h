@@ -6,8 +6,9 @@
 // A profile is written to "<final>.tmp" and renamed to
 //   <dir>/<name>-worker<index>-<pid>-<YYYYmmddTHHMMSS.mmm>.prof
 // only once complete, so a worker killed mid-profile leaves a .tmp (which the
-// master removes), never a truncated .prof. The directory is the master's:
-// created 0700, never through a symlink.
+// master removes), never a truncated .prof. The master creates the directory
+// (0700, owned by the user workers run as) and takes nothing in it on trust:
+// see master/profile_dir.h.
 
 #include <chrono>
 #include <string>

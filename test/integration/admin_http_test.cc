@@ -3,8 +3,10 @@
 // master's descriptor limit makes it pause accepting rather than spin, while
 // it keeps supervising.
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -13,6 +15,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -202,6 +205,206 @@ TEST(AdminHttp, AcceptAtTheDescriptorLimitPausesInsteadOfSpinning) {
 
   ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &original, nullptr), 0);
   EXPECT_TRUE(waitUntil([&] { return httpGet(master.metricsPort(), "/healthz").status == 200; }, 5s));
+}
+
+
+// A master started under `prlimit --nofile=NOFILE` with `workers` workers and
+// the pprof endpoint on; knows the admin connection limit it logged.
+struct TightMaster {
+  std::string name = "tcpfork-test-admin-tight-" + uniqueTag();
+  std::string log = tempPath("tight.log");
+  ChildProcess process;
+  int adminPort = 0;
+  unsigned connectionLimit = 0;
+
+  TightMaster(unsigned workers, unsigned nofile)
+      : process(
+            [&] {
+              std::string config = tempPath("tight.yaml");
+              std::ofstream(config) << RunningMaster::baseYaml(name, tempPath("tight.pid"), workers, tempPath("tight-profiles"))
+                                    << "  http: true\nmax_workers: " << workers << "\n";
+              return std::vector<std::string>{"/usr/bin/prlimit", "--nofile=" + std::to_string(nofile) + ":" + std::to_string(nofile),
+                                              binary("tcpfork"), "-c", config};
+            }(),
+            {}, log) {
+    if (!waitUntil([&] { return readFile(log).find("ready:") != std::string::npos; }, 15s)) {
+      throw std::runtime_error("the master did not become ready:\n" + readFile(log));
+    }
+    std::smatch m;
+    std::string start = readFile(log);
+    if (!std::regex_search(start, m, std::regex(R"(metrics on http://127\.0\.0\.1:(\d+)/metrics)"))) {
+      throw std::runtime_error("no admin port in the log:\n" + start);
+    }
+    adminPort = std::stoi(m[1]);
+    if (std::regex_search(start, m, std::regex(R"(leaves (\d+) admin HTTP connection)"))) connectionLimit = std::stoul(m[1]);
+  }
+  ~TightMaster() {
+    process.signal(SIGTERM);
+    process.waitExit(5s);
+  }
+};
+
+// 64 profile requests, one per worker, once held every admin connection for
+// their whole length: /healthz and /metrics waited in the kernel's queue.
+// Profiles now take at most half the connections; the rest are answered 429
+// at once with a Retry-After.
+TEST(AdminHttp, ProfileRequestsPastTheirShareLeaveRoomForHealthAndMetrics) {
+  constexpr unsigned kWorkers = 8;
+  TightMaster master(kWorkers, 94);
+  unsigned limit = master.connectionLimit;
+  ASSERT_GE(limit, 2u) << readFile(master.log);
+  ASSERT_LE(limit + 2, kWorkers) << "more admin connections than this test has workers to profile:\n" << readFile(master.log);
+  unsigned requests = limit + 2;  // more than the admin port holds at once
+  std::vector<std::future<HttpResponse>> profiles;
+  for (unsigned worker = 0; worker < requests; ++worker) {
+    profiles.push_back(std::async(std::launch::async, [&, worker] {
+      // GET, as google-pprof and go tool pprof send it.
+      return httpRequest(master.adminPort, "GET", "/debug/pprof/profile?seconds=6&worker=" + std::to_string(worker), {},
+                         20s);
+    }));
+  }
+  // Half the connections go to profiles either way (before the cap, all of them did).
+  ASSERT_TRUE(waitUntil([&] { return count(readFile(master.log), "-second CPU profile of worker") >= limit / 2; }, 10s)) << readFile(master.log);
+  for (const char* path : {"/healthz", "/metrics"}) {
+    auto start = std::chrono::steady_clock::now();
+    HttpResponse r = httpRequest(master.adminPort, "GET", path, {}, 10s);
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    EXPECT_EQ(r.status, 200) << path << ": " << r.body;
+    EXPECT_LT(took, 2s) << path << " waited behind the profiles";
+  }
+  unsigned served = 0;
+  unsigned refused = 0;
+  for (auto& f : profiles) {
+    HttpResponse r = f.get();
+    if (r.status == 200) {
+      ++served;
+    } else {
+      EXPECT_EQ(r.status, 429) << r.headers << r.body;
+      EXPECT_NE(r.headers.find("Retry-After: "), std::string::npos) << r.headers;
+      ++refused;
+    }
+  }
+  EXPECT_EQ(served, limit / 2) << readFile(master.log);
+  EXPECT_EQ(refused, requests - limit / 2);
+}
+
+// The IPv4 addresses on this machine's interfaces.
+std::vector<std::string> ownAddresses() {
+  std::vector<std::string> own;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return own;
+  for (ifaddrs* it = list; it; it = it->ifa_next) {
+    if (!it->ifa_addr || it->ifa_addr->sa_family != AF_INET) continue;
+    char text[INET_ADDRSTRLEN];
+    const in_addr& address = reinterpret_cast<const sockaddr_in*>(it->ifa_addr)->sin_addr;
+    if (::inet_ntop(AF_INET, &address, text, sizeof text)) own.emplace_back(text);
+  }
+  ::freeifaddrs(list);
+  return own;
+}
+
+std::optional<std::string> nonLoopbackAddress() {
+  for (const auto& address : ownAddresses()) {
+    if (!address.starts_with("127.")) return address;
+  }
+  return std::nullopt;
+}
+
+// A documentation address (RFC 5737) that is not this machine's.
+std::string foreignAddress() {
+  auto own = ownAddresses();
+  for (std::string candidate : {"203.0.113.77", "198.51.100.77", "192.0.2.77"}) {
+    if (std::find(own.begin(), own.end(), candidate) == own.end()) return candidate;
+  }
+  return "203.0.113.78";
+}
+
+// DNS rebinding: a page on attacker.example whose name then resolves to
+// 127.0.0.1 reaches the admin port from the operator's browser, with that
+// name in Host. Such a Host is refused; the names and addresses of this
+// machine are served, whatever the port (an SSH tunnel changes it).
+TEST(AdminHttp, AHostThatIsNotThisMachineIsRefused) {
+  RunningMaster master(1, "profile:\n  dir: " + tempPath("profiles") + "\n  http: true\n");
+  int port = master.metricsPort();
+  std::string p = std::to_string(port);
+  for (const char* path : {"/", "/status", "/metrics", "/healthz", "/debug/pprof/profile?seconds=1",
+                           "/debug/worker/0/pprof/profile?seconds=1"}) {
+    for (const std::string& host : std::vector<std::string>{"attacker.example", "attacker.example:" + p, "127.0.0.1.attacker.example:" + p,
+                             "localhost.attacker.example"}) {
+      HttpResponse r = httpRequest(port, "GET", path, {"Host: " + host});
+      EXPECT_EQ(r.status, 421) << path << " with Host " << host << ": " << r.body;
+      EXPECT_NE(r.body.find("not a name of this server"), std::string::npos) << r.body;
+    }
+  }
+  EXPECT_EQ(master.log().find("pprof: "), std::string::npos) << "a refused request started a profile:\n" << master.log();
+  for (const std::string& host : std::vector<std::string>{"127.0.0.1:" + p, "localhost:" + p, "[::1]:" + p, "127.0.0.1", "LocalHost:9999", "[::1]"}) {
+    HttpResponse r = httpRequest(port, "GET", "/status", {"Host: " + host});
+    EXPECT_EQ(r.status, 200) << "Host " << host << ": " << r.body;
+  }
+  // An address of this machine, and one that is not.
+  if (auto own = nonLoopbackAddress()) {
+    HttpResponse r = httpRequest(port, "GET", "/status", {"Host: " + *own + ":" + p});
+    EXPECT_EQ(r.status, 200) << "Host " << *own << ": " << r.body;
+  }
+  EXPECT_EQ(httpRequest(port, "GET", "/status", {"Host: " + foreignAddress() + ":" + p}).status, 421);
+  // An HTTP/1.0 tool may send no Host at all; no browser does.
+  TestConnection c(port, 5s);
+  std::string bare = "GET /healthz HTTP/1.0\r\n\r\n";
+  c.send(text(bare));
+  std::string answer = readSome(c);
+  EXPECT_TRUE(answer.starts_with("HTTP/1.0 200")) << "no Host: " << answer;
+  // The absolute form names the host too, and wins over the Host header.
+  HttpResponse absolute = httpRequest(port, "GET", "http://attacker.example/status", {"Host: 127.0.0.1:" + p});
+  EXPECT_EQ(absolute.status, 421) << absolute.body;
+  for (const std::string& target : std::vector<std::string>{"http://127.0.0.1:" + p + "/status", "http://[::1]:" + p + "/status"}) {
+    HttpResponse r = httpRequest(port, "GET", target);
+    EXPECT_EQ(r.status, 200) << target << ": " << r.body;
+  }
+}
+
+TEST(AdminHttp, AllowRemoteServesAnyHost) {
+  RunningMaster master(1, "metrics:\n  listen: 127.0.0.1:0\n  allow_remote: true\n");
+  EXPECT_EQ(httpRequest(master.metricsPort(), "GET", "/status", {"Host: tcpfork-01.example"}).status, 200);
+}
+
+// Starting a profile changes the worker's state: it takes POST. GET stays
+// for google-pprof and go tool pprof, which can only GET, and is refused
+// when a browser sends it (a page can make a browser GET any URL: an <img>).
+TEST(AdminHttp, AProfileStartsWithPostAndNotWithABrowsersGet) {
+  RunningMaster master(1, "profile:\n  dir: " + tempPath("profiles") + "\n  http: true\n");
+  int port = master.metricsPort();
+  std::string p = std::to_string(port);
+  for (const auto& browser : std::vector<std::vector<std::string>>{
+           {"Sec-Fetch-Site: cross-site", "Sec-Fetch-Mode: no-cors", "Sec-Fetch-Dest: image"},
+           {"Sec-Fetch-Site: none", "Sec-Fetch-Mode: navigate", "Sec-Fetch-Dest: document"},
+           {"Origin: http://127.0.0.1:" + p}}) {
+    HttpResponse r = httpRequest(port, "GET", "/debug/pprof/profile?seconds=1", browser);
+    EXPECT_EQ(r.status, 405) << browser[0] << ": " << r.body;
+    EXPECT_NE(r.headers.find("Allow: POST"), std::string::npos) << r.headers;
+  }
+  EXPECT_EQ(httpRequest(port, "HEAD", "/debug/pprof/profile?seconds=1").status, 405);
+  // A page on another site can POST a form to any address, Origin and all.
+  HttpResponse crossSite = httpRequest(port, "POST", "/debug/pprof/profile?seconds=1",
+                                       {"Origin: http://attacker.example", "Sec-Fetch-Site: cross-site"});
+  EXPECT_EQ(crossSite.status, 403) << crossSite.body;
+  EXPECT_EQ(master.log().find("pprof: "), std::string::npos) << "a refused request started a profile:\n" << master.log();
+
+  HttpResponse posted = httpRequest(port, "POST", "/debug/pprof/profile?seconds=1&worker=0", {}, 15s);
+  EXPECT_EQ(posted.status, 200) << posted.body;
+  EXPECT_TRUE(posted.body.size() > 16) << posted.body;
+  // The form a same-origin page would send.
+  HttpResponse sameOrigin = httpRequest(port, "POST", "/debug/worker/0/pprof/profile?seconds=1",
+                                        {"Host: localhost:" + p, "Origin: http://localhost:" + p,
+                                         "Sec-Fetch-Site: same-origin"},
+                                        15s);
+  EXPECT_EQ(sameOrigin.status, 200) << sameOrigin.body;
+  // What the pprof tools send.
+  HttpResponse tool = httpRequest(port, "GET", "/debug/pprof/profile?seconds=1", {"User-Agent: Go-http-client/1.1"}, 15s);
+  EXPECT_EQ(tool.status, 200) << tool.body;
+  // The other paths change nothing and take GET (and HEAD) only.
+  for (const char* path : {"/", "/status", "/metrics", "/healthz"}) {
+    EXPECT_EQ(httpRequest(port, "POST", path).status, 405) << path;
+  }
 }
 
 }  // namespace

@@ -1,16 +1,29 @@
 #include "test/integration/http_get.h"
 
+#include <strings.h>
+
 #include <sstream>
 
 #include "test/integration/process.h"
 
 namespace tcpfork::test {
 
-HttpResponse httpGet(int port, const std::string& pathAndQuery) {
+HttpResponse httpGet(int port, const std::string& pathAndQuery) { return httpRequest(port, "GET", pathAndQuery); }
+
+HttpResponse httpRequest(int port, const std::string& method, const std::string& pathAndQuery,
+                         const std::vector<std::string>& headers, std::chrono::milliseconds timeout) {
   HttpResponse response;
   try {
-    TestConnection c(port, 5s);
-    std::string request = "GET " + pathAndQuery + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    TestConnection c(port, timeout);
+    std::string request = method + " " + pathAndQuery + " HTTP/1.0\r\n";
+    bool host = false;
+    for (const auto& header : headers) {
+      request += header + "\r\n";
+      host = host || strncasecmp(header.c_str(), "Host:", 5) == 0;
+    }
+    if (!host) request += "Host: 127.0.0.1\r\n";
+    if (method == "POST") request += "Content-Length: 0\r\n";
+    request += "\r\n";
     c.send(std::as_bytes(std::span<const char>(request.data(), request.size())));
     std::string raw;
     for (;;) {

@@ -3,6 +3,7 @@
 // endpoint; every profile is read back with google-pprof.
 
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -254,6 +255,97 @@ TEST_F(Profiling, EveryProfileOfATrapStormIsReported) {
   };
   EXPECT_TRUE(waitUntil(settled, 15s)) << reported() << " reported, " << filesEndingWith(dir.path, ".prof").size()
                                        << " written:\n" << master.log();
+}
+
+// As root, with `user: nobody` and profile.http on: the profile directory is
+// nobody's, and a process of that user (plant_profiles, under setpriv)
+// replaces each new profile in it the moment a worker renames it into place.
+class PlantedProfiles : public Profiling {
+ protected:
+  void SetUp() override {
+    Profiling::SetUp();
+    if (IsSkipped()) return;
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root: the workers run as nobody and the master reads as root";
+    if (!reachableByOthers(binary("tcpfork-worker"))) GTEST_SKIP() << "build directory not reachable by nobody";
+    nobody_ = ::getpwnam("nobody");
+    ASSERT_NE(nobody_, nullptr);
+    // The test's temp dir is 0700: the workers need a way in to profile.dir.
+    char pattern[] = "/tmp/tcpfork-planted-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    shared_ = pattern;
+    ASSERT_EQ(::chmod(shared_.c_str(), 0755), 0);
+  }
+  void TearDown() override {
+    attacker_.reset();
+    std::error_code ec;
+    if (!shared_.empty()) fs::remove_all(shared_, ec);
+  }
+
+  std::string profileDir() const { return shared_ + "/profiles"; }
+
+  // `how`: "symlink TARGET" or "fifo". Waits until it watches the directory.
+  void startPlanting(const std::vector<std::string>& how) {
+    std::vector<std::string> argv = {"/usr/bin/setpriv", "--reuid=" + std::to_string(nobody_->pw_uid),
+                                     "--regid=" + std::to_string(nobody_->pw_gid), "--clear-groups",
+                                     binary("plant_profiles"), profileDir()};
+    argv.insert(argv.end(), how.begin(), how.end());
+    attacker_ = std::make_unique<ChildProcess>(argv, std::vector<int>{}, attackerLog_);
+    // Its inotify watch shows in /proc as soon as it is set.
+    auto watching = [&] {
+      std::error_code ec;
+      for (const auto& fd : fs::directory_iterator("/proc/" + std::to_string(attacker_->pid()) + "/fdinfo", ec)) {
+        if (readFile(fd.path().string()).find("inotify wd:") != std::string::npos) return true;
+      }
+      return false;
+    };
+    ASSERT_TRUE(waitUntil(watching, 5s)) << readFile(attackerLog_);
+  }
+  size_t swaps() const {
+    std::string log = readFile(attackerLog_);
+    size_t n = 0;
+    for (size_t at = log.find("swapped "); at != std::string::npos; at = log.find("swapped ", at + 1)) ++n;
+    return n;
+  }
+
+  passwd* nobody_ = nullptr;
+  std::string shared_;
+  std::string attackerLog_ = tempPath("plant.log");
+  std::unique_ptr<ChildProcess> attacker_;
+};
+
+// A process of the workers' user swapped each new profile for a symlink to
+// /etc/shadow, and the root master served /etc/shadow byte for byte.
+TEST_F(PlantedProfiles, AProfileSwappedForASymlinkIsNeverFollowed) {
+  std::string secret = tempPath("root-only");  // in the test's 0700 directory
+  std::string content = "root-only " + uniqueTag() + "\n";
+  std::ofstream(secret) << content;
+  ASSERT_EQ(::chmod(secret.c_str(), 0600), 0);
+  RunningMaster master(1, "user: nobody\n" + profileYaml(profileDir(), "  http: true\n"));
+  startPlanting({"symlink", secret});
+  for (int i = 0; i < 3; ++i) {
+    HttpResponse r = httpRequest(master.metricsPort(), "GET", "/debug/pprof/profile?seconds=1&worker=0", {}, 15s);
+    EXPECT_EQ(r.body.find(content), std::string::npos) << "the master served the root-only file";
+    EXPECT_TRUE(r.status == 200 || r.status == 500) << r.status << ": " << r.body;
+  }
+  // It may still be swapping the last one when the master has answered.
+  EXPECT_TRUE(waitUntil([&] { return swaps() == 3; }, 5s))
+      << "the attacker did not swap every profile; the test proved less:\n" << readFile(attackerLog_);
+  EXPECT_TRUE(master.process().running());
+}
+
+// A FIFO in place of the profile blocked the master's open() for ever: its
+// loop stopped, /healthz with it.
+TEST_F(PlantedProfiles, AProfileSwappedForAFifoDoesNotBlockTheMaster) {
+  RunningMaster master(1, "user: nobody\n" + profileYaml(profileDir(), "  http: true\n"));
+  startPlanting({"fifo"});
+  for (int i = 0; i < 2; ++i) {
+    HttpResponse r = httpRequest(master.metricsPort(), "GET", "/debug/pprof/profile?seconds=1&worker=0", {}, 15s);
+    EXPECT_TRUE(r.status == 200 || r.status == 500) << r.status << ": " << r.body;
+    EXPECT_EQ(httpGet(master.metricsPort(), "/healthz").status, 200);
+  }
+  // It may still be swapping the last one when the master has answered.
+  EXPECT_TRUE(waitUntil([&] { return swaps() == 2; }, 5s))
+      << "the attacker did not swap every profile; the test proved less:\n" << readFile(attackerLog_);
 }
 
 TEST_F(Profiling, HttpEndpointIsOffByDefault) {
