@@ -363,17 +363,6 @@ TEST(Master, ReopensLogFilesOnUsr1) {
   EXPECT_TRUE(master.waitExit(5s).has_value());
 }
 
-// Every directory above `path` must let others search it for a worker that
-// dropped to `nobody` to exec the binary there.
-bool reachableByOthers(std::string path) {
-  while (!path.empty() && path != "/") {
-    path = path.substr(0, path.rfind('/'));
-    struct stat st {};
-    if (::stat(path.empty() ? "/" : path.c_str(), &st) != 0 || !(st.st_mode & S_IXOTH)) return false;
-  }
-  return true;
-}
-
 TEST(Master, WorkersDropToTheConfiguredUser) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to switch users";
   if (!reachableByOthers(binary("tcpfork-worker"))) GTEST_SKIP() << "build directory not reachable by nobody";

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -91,6 +92,15 @@ bool ChildProcess::running() {
   if (r == pid_) {
     status_ = status;
     return false;
+  }
+  return true;
+}
+
+bool reachableByOthers(std::string path) {
+  while (!path.empty() && path != "/") {
+    path = path.substr(0, path.rfind('/'));
+    struct stat st {};
+    if (::stat(path.empty() ? "/" : path.c_str(), &st) != 0 || !(st.st_mode & S_IXOTH)) return false;
   }
   return true;
 }
