@@ -10,12 +10,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "stats/header_lock.h"
 #include "stats/segment.h"
 #include "stats/snapshot.h"
 
@@ -285,6 +287,28 @@ TEST_F(SegmentFixture, AForgedSlotCountIsNotBelieved) {
   EXPECT_THROW(segment.slot(4), SegmentError);
   Snapshot s = takeSnapshot(segment);
   EXPECT_TRUE(s.workers.empty());
+}
+
+TEST_F(SegmentFixture, AForgedCountOfRetiredNamesIsNotBelieved) {
+  Slot& slot = segment.slot(0);
+  std::strcpy(slot.handlerCounters[0].name, "stored");
+  store(slot.handlerCounters[0].value, 5);
+  storeRelease(slot.handlerCounterCount, 1);
+  store(segment.header().retiredHandlerCount, uint64_t(1) << 40);
+  std::vector<std::string> lost = foldIntoRetired(segment.header(), slot);
+  EXPECT_EQ(lost, std::vector<std::string>{"stored"}) << "no room among the (forged) full table";
+}
+
+// The workers' user can write any pid into the header's lock word.
+TEST_F(SegmentFixture, ALockWordHeldPastAnyCriticalSectionIsTakenOver) {
+  store(segment.header().writerPid, uint64_t(::getppid()));  // alive, and never releases
+  auto start = std::chrono::steady_clock::now();
+  {
+    HeaderLock lock(segment.header());
+    EXPECT_EQ(load(segment.header().writerPid), uint64_t(::getpid()));
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_EQ(load(segment.header().writerPid), 0u);
 }
 
 TEST_F(SegmentFixture, AnUpgradeAdoptsTheSegmentAndTheNameLockByDescriptor) {
