@@ -91,9 +91,10 @@ SegmentLocator::~SegmentLocator() {
   auto where = readWhere(lock_.get());
   struct stat held {};
   struct stat named {};
-  // The file names the master that serves last; and the path may have been
-  // removed and made again by another master meanwhile (an operator's rm).
-  if (where && where->pid == ::getpid() && ::fstat(lock_.get(), &held) == 0 && ::stat(path_.c_str(), &named) == 0 &&
+  // The file names the master that serves last (or nobody, when this one
+  // failed to start after taking it); and the path may have been removed and
+  // made again by another master meanwhile (an operator's rm).
+  if ((!where || where->pid == ::getpid()) && ::fstat(lock_.get(), &held) == 0 && ::stat(path_.c_str(), &named) == 0 &&
       sameFile(held, named)) {
     ::unlink(path_.c_str());
   }

@@ -36,8 +36,8 @@ class SegmentLocator {
 
   SegmentLocator(SegmentLocator&&) noexcept = default;
   SegmentLocator& operator=(SegmentLocator&&) = delete;
-  // Removes the file if it names this process, while still holding the lock,
-  // so that no newcomer locks a file nobody can find.
+  // Removes the file if it names this process or none, while still holding
+  // the lock, so that no newcomer locks a file nobody can find.
   ~SegmentLocator();
 
   // Points readers at descriptor `segmentFd` of this process. Throws SegmentError.

@@ -233,6 +233,12 @@ TEST(Segment, AStaleLocatorIsTakenOver) {
   EXPECT_FALSE(std::filesystem::exists(SegmentLocator::path(name))) << "the master removes its locator";
 }
 
+TEST(Segment, AMasterThatFailsBeforePublishingLeavesNoLocator) {
+  std::string name = uniqueName() + "-unpublished";
+  { SegmentLocator taken = SegmentLocator::take(name); }
+  EXPECT_FALSE(std::filesystem::exists(SegmentLocator::path(name)));
+}
+
 TEST(Segment, RefusesALocatorItCannotTrust) {
   std::string name = uniqueName() + "-planted";
   std::string path = SegmentLocator::path(name);
