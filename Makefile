@@ -15,7 +15,7 @@ DEB_DIR    ?= build-deb
 # Debian packages the build, the tests, the benchmark and `make deb` need.
 DEB_PACKAGES := gcc g++ make cmake pkg-config python3 \
 	libevent-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev \
-	libboost-dev libyaml-cpp-dev libsystemd-dev \
+	libyaml-cpp-dev libsystemd-dev \
 	libgtest-dev libgmock-dev prometheus-cpp-dev prometheus \
 	libgoogle-perftools-dev google-perftools libdw-dev curl haproxy \
 	scdoc man-db groff-base logrotate clang libbpf-dev bpftool python3-matplotlib \

@@ -72,7 +72,7 @@ def rss_bytes(pid):
 
 
 def processes_of(name):
-    """Live processes whose command line names the stats segment `name` (the master's workers)."""
+    """Live tcpfork-worker processes of the instance `name` (the master's workers)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -82,8 +82,10 @@ def processes_of(name):
                 argv = f.read().split(b"\0")
         except OSError:
             continue
+        if os.path.basename(argv[0]) != b"tcpfork-worker":
+            continue
         for i in range(len(argv) - 1):
-            if argv[i] == b"--stats-name" and argv[i + 1] == name.encode():
+            if argv[i] == b"--name" and argv[i + 1] == name.encode():
                 if proc_start_time(int(entry)) is not None:
                     found.append(int(entry))
                 break
@@ -191,9 +193,9 @@ class SoakMaster:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        # A master that died cannot remove its segment; after the report, nothing of the run stays.
+        # A master that died cannot remove its segment's locator; after the report, nothing of the run stays.
         try:
-            os.unlink(f"/dev/shm/{self.name}")
+            os.unlink(f"/dev/shm/{self.name}.stats")
         except OSError:
             pass
         self.log.close()
@@ -206,9 +208,9 @@ class SoakMaster:
                 left.append(f"worker pid {pid} still alive")
         for pid in processes_of(self.name):
             if pid not in seen_pids:
-                left.append(f"process {pid} still running with --stats-name {self.name}")
-        if os.path.exists(f"/dev/shm/{self.name}"):
-            left.append(f"shared-memory segment /dev/shm/{self.name}")
+                left.append(f"worker process {pid} of {self.name} still running")
+        if os.path.exists(f"/dev/shm/{self.name}.stats"):
+            left.append(f"stats segment locator /dev/shm/{self.name}.stats")
         if os.path.exists(self.pid_file):
             left.append(f"pidfile {self.pid_file}")
         if os.path.isdir(self.profile_dir):

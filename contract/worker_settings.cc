@@ -53,8 +53,7 @@ std::vector<std::string> toArgv(const WorkerArgs& a) {
                              "--handler-max-pending", std::to_string(s.handler.maxPending),
                              "--handler-pending-timeout", ms(s.handler.pendingTimeout)});
   }
-  optional("--stats-name", a.statsName);
-  if (!a.statsName.empty()) argv.insert(argv.end(), {"--slot", std::to_string(a.slot)});
+  if (a.statsFd >= 0) argv.insert(argv.end(), {"--stats-fd", std::to_string(a.statsFd), "--slot", std::to_string(a.slot)});
   if (a.parentPid > 0) argv.insert(argv.end(), {"--parent-pid", std::to_string(a.parentPid)});
   for (int fd : a.listenFds) argv.insert(argv.end(), {"--listen-fd", std::to_string(fd)});
   optional("--listen", a.listen);
@@ -109,7 +108,8 @@ WorkerArgs parseWorkerArgs(const std::vector<std::string>& argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   app.add_option("--log-file", s.logFile, "append logs here (reopened on SIGUSR1)");
   app.add_option("--role", a.role, "name shown in log lines")->capture_default_str();
-  auto* stats = app.add_option("--stats-name", a.statsName, "shared-memory stats segment to publish into");
+  auto* stats = app.add_option("--stats-fd", a.statsFd, "inherited stats segment (a sealed memfd) to publish into")
+                    ->check(CLI::NonNegativeNumber);
   app.add_option("--slot", a.slot, "this worker's slot in the stats segment")
       ->needs(stats)
       ->check(CLI::NonNegativeNumber);
@@ -146,7 +146,7 @@ WorkerArgs parseWorkerArgs(const std::vector<std::string>& argv) {
     std::vector<std::string> reversed(argv.rbegin(), argv.rend() - (argv.empty() ? 0 : 1));
     app.parse(reversed);
     if (a.listen.empty() && a.listenFds.empty() && !a.checkHandler) throw CLI::RequiredError("one of --listen or --listen-fd");
-    if (stats->count() > 0 && a.slot < 0) throw CLI::RequiredError("--slot (with --stats-name)");
+    if (stats->count() > 0 && a.slot < 0) throw CLI::RequiredError("--slot (with --stats-fd)");
   } catch (const CLI::ParseError& e) {
     std::ostringstream out;
     std::ostringstream err;

@@ -97,7 +97,9 @@ struct WorkerArgs {
   uint64_t index = 0;           // which listeners it serves
   uint64_t generation = 0;
   int cpu = -1;                 // pinned to this CPU (cpu_affinity); -1: not pinned
-  std::string statsName;        // the segment to publish into; empty = none
+  // The stats segment to publish into, an inherited descriptor (the worker
+  // maps it and closes it); -1 = none.
+  int statsFd = -1;
   int slot = -1;
   int parentPid = 0;            // exit when this process (the master) is gone
   std::vector<int> listenFds;   // under a master: inherited listening sockets

@@ -54,6 +54,9 @@ void AutoProfiler::sample(uint64_t generation) {
     if (last != lastProfile_.end() && now - last->second < config_.cooldown) continue;
 
     stats::store(segment_.slot(w.slot).profileRequestMs, 0);  // the configured duration
+    // FIXME: w.pid comes from the segment, which the workers' user can write:
+    // check it against the supervisor's own worker of that slot before
+    // signalling it (as PprofEndpoint's target lookup does).
     if (::kill(w.pid, SIGTRAP) != 0) continue;
     lastProfile_[w.index] = now;
     track.over = 0;

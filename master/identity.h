@@ -1,7 +1,7 @@
 #pragma once
 // Who the workers run as, and where the master's binaries are: resolved once
 // at start on the master and kept for its life (a reload cannot change
-// them: the segment and the profile directory belong to that user).
+// them: the profile directory belongs to that user).
 
 #include <sys/types.h>
 

@@ -22,15 +22,13 @@ constexpr auto kFastStopGrace = std::chrono::seconds(3);
 
 
 // Two generations of max_workers may run at once during a reload. Workers
-// that drop privileges must still open the segment, so it is theirs. A master
-// started by a binary upgrade shares its predecessor's segment, whose size
+// inherit the segment's descriptor, whatever user they run as. A master
+// started by a binary upgrade inherits its predecessor's segment, whose size
 // then fixes max_workers until a full restart.
-stats::StatsSegment openSegment(Config& c, const Identity& id, bool upgrade) {
-  if (!upgrade) {
-    return stats::StatsSegment::create(c.name, 2 * c.maxWorkers, id.uid.value_or(uid_t(-1)),
-                                       id.gid.value_or(gid_t(-1)));
-  }
-  stats::StatsSegment segment = stats::StatsSegment::adopt(c.name);
+stats::StatsSegment openSegment(Config& c, const StartContext& start) {
+  if (!start.upgradeFrom) return stats::StatsSegment::create(c.name, 2 * c.maxWorkers);
+  stats::StatsSegment segment =
+      stats::StatsSegment::adopt(c.name, UniqueFd(start.statsFd), UniqueFd(start.statsLockFd));
   if (segment.slotCount() / 2 != c.maxWorkers) {
     spdlog::warn("binary upgrade: max_workers stays {} (the running stats segment's size) until a full restart",
                  segment.slotCount() / 2);
@@ -51,7 +49,7 @@ Master::Master(Config config, std::string configPath, ConfigOverrides overrides,
       selfExe_(selfPath()),
       pidfile_(start.upgradeFrom ? std::nullopt : std::make_optional<Pidfile>(config_.effectivePidFile())),
       pidfilePath_(config_.effectivePidFile()),
-      segment_(openSegment(config_, identity_, start.upgradeFrom != 0)),
+      segment_(openSegment(config_, start)),
       supervisor_(segment_, listeners_, config_.maxWorkers),
       steering_(config_.steering, config_.maxWorkers, listeners_),
       collector_(segment_, config_.metricsNamespace,

@@ -37,10 +37,13 @@ namespace tcpfork {
 struct StartContext {
   // Gets "READY\n" once every worker serves (or why not), then is closed.
   int readyFd = -1;
-  // Set when started by a binary upgrade: the old master's pid and its admin
-  // HTTP socket (the listeners come through the environment, see Listeners).
+  // Set when started by a binary upgrade: the old master's pid, its admin
+  // HTTP socket, its stats segment and its lock on the instance name (the
+  // listeners come through the environment, see Listeners).
   pid_t upgradeFrom = 0;
   int adminFd = -1;
+  int statsFd = -1;
+  int statsLockFd = -1;
 };
 
 class Master {

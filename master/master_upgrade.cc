@@ -53,6 +53,11 @@ void Master::upgrade() {
   request.env = listeners_.handoverEnvironment(request.inheritFds);
   request.inheritFds.push_back(admin_->listenerFd());
   request.env.push_back(fmt::format("{}={}", BinaryUpgrade::kAdminFdEnv, admin_->listenerFd()));
+  // The new master shares the segment and holds the name's lock with us, so
+  // that no third master can take the name while either of us runs.
+  request.inheritFds.insert(request.inheritFds.end(), {segment_.fd(), segment_.lockFd()});
+  request.env.push_back(fmt::format("{}={}", BinaryUpgrade::kStatsFdEnv, segment_.fd()));
+  request.env.push_back(fmt::format("{}={}", BinaryUpgrade::kStatsLockFdEnv, segment_.lockFd()));
   std::string oldbin = pidfilePath_ + ".oldbin";
   try {
     pidfile_->moveTo(oldbin);

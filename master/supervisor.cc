@@ -112,7 +112,7 @@ void Supervisor::spawn(Row& row) {
   args.index = row.index;
   args.generation = row.generation.number;
   if (!settings.cpus.empty()) args.cpu = settings.cpus[row.index % settings.cpus.size()];
-  args.statsName = segment_.name();
+  args.statsFd = segment_.fd();
   args.slot = int(row.slot);
   args.parentPid = ::getpid();
   args.listenFds = fds;
@@ -120,6 +120,7 @@ void Supervisor::spawn(Row& row) {
   request.argv = {settings.binary};
   for (auto& arg : toArgv(args)) request.argv.push_back(std::move(arg));
   request.inheritFds = fds;
+  request.inheritFds.push_back(segment_.fd());
   request.uid = settings.uid;
   request.gid = settings.gid;
   try {

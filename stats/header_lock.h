@@ -6,7 +6,9 @@
 //
 // The lock word holds the writer's pid. Critical sections are a few dozen
 // stores, so waiters spin (yielding); a lock held by a dead process (a master
-// killed mid-fold) is taken over rather than waited on forever.
+// killed mid-fold), or held for over a second (a master stopped mid-fold, or
+// a pid the workers' user wrote into the word), is taken over rather than
+// waited on forever.
 // Used on a master's loop; never from a signal handler.
 
 #include "stats/layout.h"

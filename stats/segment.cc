@@ -1,127 +1,159 @@
 #include "stats/segment.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include <boost/interprocess/exceptions.hpp>
-#include <boost/interprocess/mapped_region.hpp>
-#include <boost/interprocess/shared_memory_object.hpp>
 #include <fmt/format.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <utility>
 
-#include "stats/process_info.h"
+// Linux 6.3: the memfd can never be made executable. Older kernels refuse
+// the flag (EINVAL) and we go without it.
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
 
 namespace tcpfork::stats {
-namespace bip = boost::interprocess;
-
 namespace {
 
-// If a segment of this name exists and names a live master, that master is
-// still using it: refuse rather than pull it from under its workers.
-void refuseIfOwnedByLiveMaster(const std::string& name) {
-  try {
-    bip::shared_memory_object existing(bip::open_only, name.c_str(), bip::read_only);
-    bip::offset_t size = 0;
-    if (!existing.get_size(size) || size < static_cast<bip::offset_t>(sizeof(Header))) return;
-    bip::mapped_region region(existing, bip::read_only, 0, sizeof(Header));
-    const auto* header = static_cast<const Header*>(region.get_address());
-    auto owner = static_cast<pid_t>(load(header->masterPid));
-    if (header->magic == kMagic && owner != ::getpid() && processRunning(owner)) {
-      throw SegmentError(fmt::format("stats segment '{}' belongs to a running master (pid {}); "
-                                     "give this instance another name",
-                                     name, owner));
-    }
-  } catch (const bip::interprocess_exception&) {
-    // Absent or unreadable: nothing to protect.
-  }
+// No size change, and no seal added or removed later (a hostile F_SEAL_WRITE
+// or F_SEAL_FUTURE_WRITE would keep new workers from mapping it).
+constexpr int kSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+
+// What /proc shows for the master's descriptor (memfd_create names it).
+std::string memfdName(const std::string& name) { return "tcpfork:" + name; }
+std::string memfdLink(const std::string& name) { return "/memfd:" + memfdName(name) + " (deleted)"; }
+
+std::string readLink(const std::string& path) {
+  char target[512];
+  ssize_t n = ::readlink(path.c_str(), target, sizeof target);
+  if (n < 0) throw SegmentError(fmt::format("readlink({}): {}", path, std::strerror(errno)));
+  return std::string(target, size_t(n));
+}
+
+UniqueFd createSealed(const std::string& name, size_t bytes) {
+  std::string label = memfdName(name);
+  UniqueFd fd(::memfd_create(label.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL));
+  if (!fd && errno == EINVAL) fd.reset(::memfd_create(label.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd) throw SegmentError(fmt::format("memfd_create({}): {}", label, std::strerror(errno)));
+  auto fail = [&](const char* call) {
+    return SegmentError(fmt::format("{}(stats segment '{}', {} bytes): {}", call, name, bytes, std::strerror(errno)));
+  };
+  // Opened again only through /proc/<master pid>/fd (tcpfork-stats): by
+  // root and the master's user. Workers inherit the descriptor instead.
+  if (::fchmod(fd.get(), 0600) != 0) throw fail("fchmod");
+  if (::ftruncate(fd.get(), off_t(bytes)) != 0) throw fail("ftruncate");
+  if (::fcntl(fd.get(), F_ADD_SEALS, kSeals) != 0) throw fail("fcntl(F_ADD_SEALS)");
+  return fd;
 }
 
 }  // namespace
 
-StatsSegment::StatsSegment(std::string name, std::unique_ptr<bip::mapped_region> region)
-    : name_(std::move(name)), region_(std::move(region)) {
-  header_ = static_cast<Header*>(region_->get_address());
-  slots_ = reinterpret_cast<Slot*>(static_cast<char*>(region_->get_address()) + sizeof(Header));
+void StatsSegment::Unmap::operator()(void* address) const noexcept { ::munmap(address, bytes); }
+
+StatsSegment::StatsSegment(std::string name, Mapping mapping, uint32_t slotCount)
+    : name_(std::move(name)), mapping_(std::move(mapping)), slotCount_(slotCount) {
+  header_ = static_cast<Header*>(mapping_.get());
+  slots_ = reinterpret_cast<Slot*>(static_cast<char*>(mapping_.get()) + sizeof(Header));
 }
 
-StatsSegment::StatsSegment(StatsSegment&& other) noexcept
-    : name_(std::move(other.name_)),
-      region_(std::move(other.region_)),
-      ownsName_(std::exchange(other.ownsName_, false)),
-      header_(other.header_),
-      slots_(other.slots_) {}
-
-StatsSegment& StatsSegment::operator=(StatsSegment&& other) noexcept {
-  if (this != &other) {
-    if (ownsName_ && load(header_->masterPid) == uint64_t(::getpid())) remove(name_);
-    name_ = std::move(other.name_);
-    region_ = std::move(other.region_);
-    ownsName_ = std::exchange(other.ownsName_, false);
-    header_ = other.header_;
-    slots_ = other.slots_;
-  }
-  return *this;
-}
-
-StatsSegment::~StatsSegment() {
-  // After a binary upgrade the segment is the new master's: leave it.
-  if (ownsName_ && load(header_->masterPid) == uint64_t(::getpid())) remove(name_);
-}
-
-StatsSegment StatsSegment::adopt(const std::string& name) { return open(name, true); }
-
-void StatsSegment::claimName() {
-  ownsName_ = true;
-  store(header_->masterPid, static_cast<uint64_t>(::getpid()));
-}
-
-StatsSegment StatsSegment::create(const std::string& name, uint32_t slotCount, uid_t owner, gid_t group) {
-  refuseIfOwnedByLiveMaster(name);
-  bip::shared_memory_object::remove(name.c_str());
+StatsSegment StatsSegment::create(const std::string& name, uint32_t slotCount) {
+  // First: of two masters of this name, the second stops here.
+  SegmentLocator locator = SegmentLocator::take(name);
   size_t bytes = segmentBytes(slotCount);
-  try {
-    bip::permissions mode(0600);
-    bip::shared_memory_object shm(bip::create_only, name.c_str(), bip::read_write, mode);
-    if ((owner != uid_t(-1) || group != gid_t(-1)) && ::fchown(shm.get_mapping_handle().handle, owner, group) != 0) {
-      throw SegmentError(fmt::format("fchown(stats segment '{}'): {}", name, std::strerror(errno)));
-    }
-    shm.truncate(static_cast<bip::offset_t>(bytes));
-    auto region = std::make_unique<bip::mapped_region>(shm, bip::read_write);
-    std::memset(region->get_address(), 0, bytes);
-    StatsSegment segment(name, std::move(region));
-    segment.ownsName_ = true;
-    Header& h = segment.header();
-    h.layoutVersion = kLayoutVersion;
-    h.slotCount = slotCount;
-    h.segmentBytes = bytes;
-    store(h.masterPid, static_cast<uint64_t>(::getpid()));
-    // Written last: a reader that sees the magic sees a complete header.
-    std::atomic_ref<uint64_t>(h.magic).store(kMagic, std::memory_order_release);
-    return segment;
-  } catch (const bip::interprocess_exception& e) {
-    throw SegmentError(fmt::format("cannot create stats segment '{}' ({} bytes): {}", name, bytes, e.what()));
+  UniqueFd fd = createSealed(name, bytes);
+  void* address = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+  if (address == MAP_FAILED) {
+    throw SegmentError(fmt::format("mmap(stats segment '{}', {} bytes): {}", name, bytes, std::strerror(errno)));
   }
+  // A new memfd reads as zeros: nothing to clear.
+  StatsSegment segment(name, Mapping(address, Unmap{bytes}), slotCount);
+  Header& h = segment.header();
+  h.layoutVersion = kLayoutVersion;
+  h.slotCount = slotCount;
+  h.segmentBytes = bytes;
+  // Written last: a reader that sees the magic sees a complete header.
+  std::atomic_ref<uint64_t>(h.magic).store(kMagic, std::memory_order_release);
+  segment.fd_ = std::move(fd);
+  segment.locator_.emplace(std::move(locator));
+  segment.claimName();
+  return segment;
 }
 
-StatsSegment StatsSegment::openReadWrite(const std::string& name) { return open(name, true); }
-StatsSegment StatsSegment::openReadOnly(const std::string& name) { return open(name, false); }
+StatsSegment StatsSegment::adopt(const std::string& name, UniqueFd segmentFd, UniqueFd lock) {
+  if (!segmentFd || !lock) {
+    throw SegmentError("the running master handed over no stats segment descriptor (it is a tcpfork from before "
+                       "they were inherited): stop it and start this version instead");
+  }
+  std::string link = readLink(fmt::format("/proc/self/fd/{}", segmentFd.get()));
+  if (link != memfdLink(name)) {
+    throw SegmentError(fmt::format("the running master's stats segment is {}, not that of '{}': a new name needs a "
+                                   "restart",
+                                   link, name));
+  }
+  StatsSegment segment = map(name, segmentFd.get(), true);
+  segment.fd_ = std::move(segmentFd);
+  segment.locator_.emplace(SegmentLocator::adopt(name, std::move(lock)));
+  return segment;
+}
 
-StatsSegment StatsSegment::open(const std::string& name, bool writable) {
-  auto mode = writable ? bip::read_write : bip::read_only;
-  std::unique_ptr<bip::mapped_region> region;
+StatsSegment StatsSegment::attach(const std::string& name, UniqueFd segmentFd) {
+  return map(name, segmentFd.get(), true);  // the mapping outlives the descriptor
+}
+
+StatsSegment StatsSegment::openReadOnly(const std::string& name) {
+  UniqueFd fd;
   try {
-    bip::shared_memory_object shm(bip::open_only, name.c_str(), mode);
-    region = std::make_unique<bip::mapped_region>(shm, mode);
-  } catch (const bip::interprocess_exception& e) {
-    throw SegmentError(fmt::format("cannot open stats segment '{}': {} (is a tcpfork master with this name running?)",
-                                   name, e.what()));
+    SegmentLocator::Where where = SegmentLocator::find(name);
+    std::string proc = fmt::format("/proc/{}/fd/{}", where.pid, where.fd);
+    char target[512];
+    ssize_t n = ::readlink(proc.c_str(), target, sizeof target);
+    int error = n < 0 ? errno : 0;
+    if (error == ENOENT) throw SegmentError(fmt::format("its master (pid {}) is no longer running", where.pid));
+    if (error != 0) {
+      throw SegmentError(fmt::format("readlink({}): {}{}", proc, std::strerror(error),
+                                     error == EACCES ? " (only root and the master's user can read it)" : ""));
+    }
+    std::string link(target, size_t(n));
+    // Checked before opening: a reused pid's descriptor could be anything.
+    if (link != memfdLink(name)) {
+      throw SegmentError(fmt::format("{} is {}, not the segment (is its master, pid {}, gone?)", proc, link, where.pid));
+    }
+    fd.reset(::open(proc.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    if (!fd) throw SegmentError(fmt::format("open({}): {}", proc, std::strerror(errno)));
+  } catch (const SegmentError& e) {
+    throw SegmentError(fmt::format("cannot open stats segment '{}': {}", name, e.what()));
   }
-  if (region->get_size() < sizeof(Header)) {
-    throw SegmentError(fmt::format("stats segment '{}' is {} bytes, smaller than its header", name, region->get_size()));
+  return map(name, fd.get(), false);
+}
+
+StatsSegment StatsSegment::map(const std::string& name, int fd, bool writable) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    throw SegmentError(fmt::format("fstat(stats segment '{}', fd {}): {}", name, fd, std::strerror(errno)));
   }
-  const auto* h = static_cast<const Header*>(region->get_address());
+  int seals = ::fcntl(fd, F_GET_SEALS);
+  if (seals < 0 || (seals & kSeals) != kSeals) {
+    throw SegmentError(fmt::format("stats segment '{}' is not sealed against resizing ({}): refusing to map what "
+                                   "another process could shrink under us",
+                                   name, seals < 0 ? fmt::format("fcntl(F_GET_SEALS): {}", std::strerror(errno))
+                                                   : fmt::format("seals {:#x}", seals)));
+  }
+  auto size = size_t(st.st_size);
+  if (size < sizeof(Header)) {
+    throw SegmentError(fmt::format("stats segment '{}' is {} bytes, smaller than its header", name, size));
+  }
+  void* address = ::mmap(nullptr, size, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
+  if (address == MAP_FAILED) {
+    throw SegmentError(fmt::format("mmap(stats segment '{}', {} bytes): {}", name, size, std::strerror(errno)));
+  }
+  Mapping mapping(address, Unmap{size});
+  const auto* h = static_cast<const Header*>(address);
   if (std::atomic_ref<uint64_t>(const_cast<uint64_t&>(h->magic)).load(std::memory_order_acquire) != kMagic) {
     throw SegmentError(fmt::format("stats segment '{}' is not a tcpfork segment (bad magic)", name));
   }
@@ -129,18 +161,23 @@ StatsSegment StatsSegment::open(const std::string& name, bool writable) {
     throw SegmentError(fmt::format("stats segment '{}' has layout version {}, this build reads version {}", name,
                                    h->layoutVersion, kLayoutVersion));
   }
-  if (h->segmentBytes != segmentBytes(h->slotCount) || region->get_size() < h->segmentBytes) {
-    throw SegmentError(fmt::format("stats segment '{}' size {} does not match {} slots", name, region->get_size(),
-                                   h->slotCount));
+  uint32_t slotCount = h->slotCount;
+  if (h->segmentBytes != segmentBytes(slotCount) || size < h->segmentBytes) {
+    throw SegmentError(fmt::format("stats segment '{}' size {} does not match {} slots", name, size, slotCount));
   }
-  return StatsSegment(name, std::move(region));
+  return StatsSegment(name, std::move(mapping), slotCount);
 }
 
-void StatsSegment::remove(const std::string& name) { bip::shared_memory_object::remove(name.c_str()); }
+void StatsSegment::claimName() {
+  store(header_->masterPid, static_cast<uint64_t>(::getpid()));
+  locator_->publish(fd_.get());
+}
+
+void StatsSegment::remove(const std::string& name) { ::unlink(SegmentLocator::path(name).c_str()); }
 
 Slot& StatsSegment::slot(uint32_t index) const {
-  if (index >= header_->slotCount) {
-    throw SegmentError(fmt::format("slot {} out of range: segment '{}' has {} slots", index, name_, header_->slotCount));
+  if (index >= slotCount_) {
+    throw SegmentError(fmt::format("slot {} out of range: segment '{}' has {} slots", index, name_, slotCount_));
   }
   return slots_[index];
 }

@@ -1,62 +1,84 @@
 #pragma once
-// StatsSegment: the named shared-memory segment of one tcpfork instance
-// (Boost.Interprocess shared_memory_object + mapped_region). The master
-// creates it (mode 0600) and removes it on exit; workers open it read-write
-// and write only their own slot; tcpfork-stats opens it read-only. Opening
-// checks magic, layout version and size, and throws SegmentError saying which.
+// StatsSegment: the shared-memory stats of one tcpfork instance, a sealed
+// memfd mapped whole. The master creates it: memfd_create, ftruncate to the
+// layout's size, then the seals F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL, so
+// that nobody holding it, the workers' user included, can resize it: a mapping
+// of it can never fault (SIGBUS) however hostile a process with access is.
+// It has no name in any directory: workers, and a binary upgrade's new master,
+// inherit the descriptor on exec; tcpfork-stats finds it through the
+// instance's SegmentLocator (/dev/shm/<name>.stats), which also makes the name
+// one master's. Attaching checks the seals, then magic, layout version and
+// size, and throws SegmentError saying which. The master's object removes the
+// locator on destruction (unless another master has published itself since);
+// the memory goes when its last holder unmaps it.
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <memory>
-#include <stdexcept>
+#include <optional>
 #include <string>
 
+#include "base/unique_fd.h"
 #include "stats/layout.h"
-
-namespace boost::interprocess {
-class mapped_region;
-}
+#include "stats/segment_error.h"
+#include "stats/segment_locator.h"
 
 namespace tcpfork::stats {
 
-class SegmentError : public std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
 class StatsSegment {
  public:
-  // Creates (replacing a stale one) and zero-fills a segment of `slotCount`
-  // slots. Refuses when a live master other than us still owns one of that name.
-  // The returned object owns the name: destroying it removes the segment.
-  static StatsSegment create(const std::string& name, uint32_t slotCount, uid_t owner = -1, gid_t group = -1);
-  static StatsSegment openReadWrite(const std::string& name);
-  // A new master taking over from the one it upgrades: opens the running
-  // segment read-write without owning its name (a failed start must not
-  // remove it); claimName() makes it ours once we serve.
-  static StatsSegment adopt(const std::string& name);
+  // The master: takes the name's lock first (refusing while another live
+  // master holds it), then creates and publishes a zero-filled segment of
+  // `slotCount` slots.
+  static StatsSegment create(const std::string& name, uint32_t slotCount);
+  // A binary upgrade's new master: the running master's segment and name
+  // lock, inherited. Publishes itself only in claimName(), once it serves (a
+  // failed start must leave readers with the running master).
+  static StatsSegment adopt(const std::string& name, UniqueFd segment, UniqueFd lock);
+  // A worker: maps its inherited descriptor read-write and closes it.
+  static StatsSegment attach(const std::string& name, UniqueFd segment);
+  // tcpfork-stats and tests: the running master's segment, read-only, found
+  // through the locator of `name` (root or the master's user only).
   static StatsSegment openReadOnly(const std::string& name);
-  // Makes this process the segment's master: it is named in the header and
-  // removes the segment on destruction (unless another master claims it since).
+  // Makes this process (a master) the segment's master: it is named in the
+  // header and in the locator, and removes the locator on destruction.
   void claimName();
-  // Removes the name; mappings stay valid until unmapped.
+  // Removes the locator a master killed outright left behind.
   static void remove(const std::string& name);
 
-  StatsSegment(StatsSegment&&) noexcept;
-  StatsSegment& operator=(StatsSegment&&) noexcept;
-  ~StatsSegment();
+  StatsSegment(StatsSegment&&) noexcept = default;
+  StatsSegment& operator=(StatsSegment&&) = delete;
+  ~StatsSegment() = default;
 
   const std::string& name() const { return name_; }
+  // The master's descriptor (close-on-exec: handed on only on purpose); -1 elsewhere.
+  int fd() const { return fd_.get(); }
+  // The master's lock on the name, for a binary upgrade to hand on; -1 elsewhere.
+  int lockFd() const { return locator_ ? locator_->fd() : -1; }
   Header& header() const { return *header_; }
-  uint32_t slotCount() const { return header_->slotCount; }
+  // As checked on attach: the header's copy is writable by the workers' user.
+  uint32_t slotCount() const { return slotCount_; }
   Slot& slot(uint32_t index) const;
 
  private:
-  StatsSegment(std::string name, std::unique_ptr<boost::interprocess::mapped_region> region);
-  static StatsSegment open(const std::string& name, bool writable);
+  struct Unmap {
+    size_t bytes;
+    void operator()(void* address) const noexcept;
+  };
+  using Mapping = std::unique_ptr<void, Unmap>;
+
+  StatsSegment(std::string name, Mapping mapping, uint32_t slotCount);
+  // Checks `fd`'s seals and layout and maps it; the caller keeps `fd`.
+  static StatsSegment map(const std::string& name, int fd, bool writable);
 
   std::string name_;
-  std::unique_ptr<boost::interprocess::mapped_region> region_;
-  bool ownsName_ = false;
+  UniqueFd fd_;
+  // Declared after fd_, so destroyed before it: the locator goes before
+  // the descriptor it names is closed.
+  std::optional<SegmentLocator> locator_;
+  Mapping mapping_;
+  uint32_t slotCount_ = 0;
   Header* header_ = nullptr;
   Slot* slots_ = nullptr;
 };

@@ -45,7 +45,8 @@ std::vector<std::string> foldHandlerCounters(Header& header, Slot& slot) {
   size_t declared = std::min<size_t>(loadAcquire(slot.handlerCounterCount), kHandlerCounters);
   for (size_t i = 0; i < declared; ++i) {
     const HandlerCounter& from = slot.handlerCounters[i];
-    size_t retired = size_t(load(header.retiredHandlerCount));
+    // Bounded: the workers' user can write any count into the header.
+    size_t retired = std::min<size_t>(load(header.retiredHandlerCount), kRetiredHandlerCounters);
     size_t at = 0;
     while (at < retired && strncmp(header.retiredHandler[at].name, from.name, kHandlerCounterNameBytes) != 0) ++at;
     if (at == kRetiredHandlerCounters) {

@@ -35,7 +35,7 @@ TEST(Contract, EveryFieldSurvivesTheCommandLine) {
   a.role = "worker.3";
   a.index = 3;
   a.generation = 7;
-  a.statsName = "edge";
+  a.statsFd = 7;
   a.slot = 12;
   a.parentPid = 4242;
   a.listenFds = {5, 6};
@@ -63,7 +63,7 @@ TEST(Contract, RefusesABadCommandLine) {
   };
   EXPECT_GT(codeOf({"tcpfork-worker"}), 0) << "needs --listen or --listen-fd";
   EXPECT_GT(codeOf({"tcpfork-worker", "--listen", "127.0.0.1:1", "--listen-fd", "3"}), 0);
-  EXPECT_GT(codeOf({"tcpfork-worker", "--listen-fd", "3", "--stats-name", "x"}), 0) << "--stats-name needs --slot";
+  EXPECT_GT(codeOf({"tcpfork-worker", "--listen-fd", "3", "--stats-fd", "4"}), 0) << "--stats-fd needs --slot";
   EXPECT_GT(codeOf({"tcpfork-worker", "--listen-fd", "3", "--max-frame-bytes", "2"}), 0);
   EXPECT_EQ(codeOf({"tcpfork-worker", "--help"}), 0);
 }

@@ -1,10 +1,23 @@
 // The shared-memory layout and its arithmetic, on a real segment.
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
+#include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "stats/header_lock.h"
 #include "stats/segment.h"
 #include "stats/snapshot.h"
 
@@ -12,6 +25,12 @@ namespace tcpfork::stats {
 namespace {
 
 std::string uniqueName() { return "tcpfork-unit-" + std::to_string(::getpid()); }
+
+std::string readFile(const std::string& path) {
+  std::ostringstream text;
+  text << std::ifstream(path).rdbuf();
+  return text.str();
+}
 
 struct SegmentFixture : ::testing::Test {
   std::string name = uniqueName();
@@ -27,7 +46,7 @@ TEST(Layout, SlotsOwnWholeCacheLines) {
 }
 
 TEST_F(SegmentFixture, ReadersSeeWhatAWorkerPublishes) {
-  StatsSegment worker = StatsSegment::openReadWrite(name);
+  StatsSegment worker = StatsSegment::attach(name, UniqueFd(::dup(segment.fd())));
   Slot& slot = worker.slot(2);
   store(slot.pid, 4242);
   store(slot.state, uint64_t(WorkerState::kServing));
@@ -139,12 +158,185 @@ TEST(Segment, ExplainsAMissingSegment) {
   }
 }
 
-TEST(Segment, RefusesToReplaceALiveMastersSegment) {
+// Flocks belong to open files, so a second create() in this process is a
+// second master as far as the lock can tell.
+TEST(Segment, ASecondMasterOfTheNameIsRefusedNamingTheFirst) {
   std::string name = uniqueName() + "-owned";
   StatsSegment first = StatsSegment::create(name, 1);
-  store(first.header().masterPid, uint64_t(::getppid()));  // a live process other than us
-  EXPECT_THROW(StatsSegment::create(name, 1), SegmentError);
-  store(first.header().masterPid, uint64_t(::getpid()));  // ours again, so that it is removed
+  try {
+    StatsSegment::create(name, 1);
+    FAIL() << "two masters own '" << name << "'";
+  } catch (const SegmentError& e) {
+    EXPECT_NE(std::string(e.what()).find("stats segment '" + name + "' belongs to a running master (pid " +
+                                         std::to_string(::getpid()) + ")"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_NO_THROW(StatsSegment::openReadOnly(name)) << "the refused master took nothing from the first";
+}
+
+TEST_F(SegmentFixture, NobodyHoldingItCanResizeIt) {
+  struct stat st {};
+  ASSERT_EQ(::fstat(segment.fd(), &st), 0);
+  for (off_t size : {off_t(0), off_t(4096), st.st_size - 1, st.st_size + 4096}) {
+    errno = 0;
+    EXPECT_EQ(::ftruncate(segment.fd(), size), -1) << size;
+    EXPECT_EQ(errno, EPERM) << size;
+  }
+  // Opened afresh read-write, as anyone with access to the master's /proc could.
+  UniqueFd reopened(::open(("/proc/self/fd/" + std::to_string(segment.fd())).c_str(), O_RDWR | O_CLOEXEC));
+  ASSERT_TRUE(reopened) << std::strerror(errno);
+  EXPECT_EQ(::ftruncate(reopened.get(), 4096), -1);
+  EXPECT_EQ(errno, EPERM);
+  EXPECT_EQ(::fallocate(reopened.get(), 0, 0, st.st_size + 4096), -1) << "grown by fallocate";
+  // Nor can a seal be added that would stop the next worker from mapping it.
+  EXPECT_EQ(::fcntl(reopened.get(), F_ADD_SEALS, F_SEAL_FUTURE_WRITE), -1);
+  EXPECT_EQ(errno, EPERM);
+  ASSERT_EQ(::fstat(segment.fd(), &st), 0);
+  EXPECT_EQ(size_t(st.st_size), segmentBytes(4));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST_F(SegmentFixture, ReadersFindItThroughTheLocator) {
+  std::string locator = readFile(SegmentLocator::path(name));
+  EXPECT_EQ(locator, fmt::format("{:>10} {:>10}\n", ::getpid(), segment.fd()));
+  store(segment.slot(3).pid, 77);
+  store(segment.slot(3).state, uint64_t(WorkerState::kServing));
+  StatsSegment reader = StatsSegment::openReadOnly(name);
+  EXPECT_EQ(reader.slotCount(), 4u);
+  EXPECT_EQ(load(reader.header().masterPid), uint64_t(::getpid()));
+  EXPECT_EQ(load(reader.slot(3).pid), 77u);
+  EXPECT_EQ(reader.fd(), -1) << "a reader keeps only its mapping";
+}
+
+TEST(Segment, AStaleLocatorIsTakenOver) {
+  std::string name = uniqueName() + "-stale";
+  pid_t dead = ::fork();
+  if (dead == 0) _exit(0);
+  ASSERT_GT(dead, 0);
+  ASSERT_EQ(::waitpid(dead, nullptr, 0), dead);
+  // What a master killed outright leaves: its pid and descriptor, unlocked.
+  std::ofstream(SegmentLocator::path(name)) << fmt::format("{:>10} {:>10}\n", dead, 5);
+  try {
+    StatsSegment::openReadOnly(name);
+    FAIL() << "opened the segment of a dead master";
+  } catch (const SegmentError& e) {
+    EXPECT_NE(std::string(e.what()).find(fmt::format("its master (pid {}) is no longer running", dead)),
+              std::string::npos)
+        << e.what();
+  }
+  {
+    StatsSegment taken = StatsSegment::create(name, 2);
+    EXPECT_EQ(SegmentLocator::find(name).pid, ::getpid());
+    EXPECT_EQ(StatsSegment::openReadOnly(name).slotCount(), 2u);
+  }
+  EXPECT_FALSE(std::filesystem::exists(SegmentLocator::path(name))) << "the master removes its locator";
+}
+
+TEST(Segment, AMasterThatFailsBeforePublishingLeavesNoLocator) {
+  std::string name = uniqueName() + "-unpublished";
+  { SegmentLocator taken = SegmentLocator::take(name); }
+  EXPECT_FALSE(std::filesystem::exists(SegmentLocator::path(name)));
+}
+
+TEST(Segment, RefusesALocatorItCannotTrust) {
+  std::string name = uniqueName() + "-planted";
+  std::string path = SegmentLocator::path(name);
+  std::string target = path + "-target";
+  std::ofstream(target) << "";
+  ASSERT_EQ(::symlink(target.c_str(), path.c_str()), 0);
+  try {
+    StatsSegment::create(name, 1);
+    ADD_FAILURE() << "followed a symlink";
+  } catch (const SegmentError& e) {
+    EXPECT_NE(std::string(e.what()).find("a symlink: refused"), std::string::npos) << e.what();
+  }
+  ::unlink(path.c_str());
+  if (::geteuid() == 0) {
+    // Another user's file: its owner could write any pid into it.
+    ASSERT_EQ(::rename(target.c_str(), path.c_str()), 0);
+    ASSERT_EQ(::chown(path.c_str(), 65534, 65534), 0);
+    try {
+      StatsSegment::create(name, 1);
+      ADD_FAILURE() << "took a locator owned by uid 65534";
+    } catch (const SegmentError& e) {
+      EXPECT_NE(std::string(e.what()).find("belongs to uid 65534"), std::string::npos) << e.what();
+    }
+    ::unlink(path.c_str());
+  }
+  ::unlink(target.c_str());
+}
+
+TEST(Segment, RefusesToMapAnUnsealedSegment) {
+  // A correct header in a memfd anybody holding it could shrink.
+  UniqueFd fd(::memfd_create("tcpfork-unit-unsealed", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  ASSERT_TRUE(fd);
+  ASSERT_EQ(::ftruncate(fd.get(), off_t(segmentBytes(1))), 0);
+  Header h{};
+  h.magic = kMagic;
+  h.layoutVersion = kLayoutVersion;
+  h.slotCount = 1;
+  h.segmentBytes = segmentBytes(1);
+  ASSERT_EQ(::pwrite(fd.get(), &h, sizeof h, 0), ssize_t(sizeof h));
+  try {
+    StatsSegment::attach("unsealed", std::move(fd));
+    FAIL() << "mapped an unsealed segment";
+  } catch (const SegmentError& e) {
+    EXPECT_NE(std::string(e.what()).find("is not sealed against resizing"), std::string::npos) << e.what();
+  }
+}
+
+// The workers' user can write the header: the master goes by what it checked.
+TEST_F(SegmentFixture, AForgedSlotCountIsNotBelieved) {
+  segment.header().slotCount = 1'000'000;
+  EXPECT_EQ(segment.slotCount(), 4u);
+  EXPECT_THROW(segment.slot(4), SegmentError);
+  Snapshot s = takeSnapshot(segment);
+  EXPECT_TRUE(s.workers.empty());
+}
+
+TEST_F(SegmentFixture, AForgedCountOfRetiredNamesIsNotBelieved) {
+  Slot& slot = segment.slot(0);
+  std::strcpy(slot.handlerCounters[0].name, "stored");
+  store(slot.handlerCounters[0].value, 5);
+  storeRelease(slot.handlerCounterCount, 1);
+  store(segment.header().retiredHandlerCount, uint64_t(1) << 40);
+  std::vector<std::string> lost = foldIntoRetired(segment.header(), slot);
+  EXPECT_EQ(lost, std::vector<std::string>{"stored"}) << "no room among the (forged) full table";
+}
+
+// The workers' user can write any pid into the header's lock word.
+TEST_F(SegmentFixture, ALockWordHeldPastAnyCriticalSectionIsTakenOver) {
+  store(segment.header().writerPid, uint64_t(::getppid()));  // alive, and never releases
+  auto start = std::chrono::steady_clock::now();
+  {
+    HeaderLock lock(segment.header());
+    EXPECT_EQ(load(segment.header().writerPid), uint64_t(::getpid()));
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_EQ(load(segment.header().writerPid), 0u);
+}
+
+TEST_F(SegmentFixture, AnUpgradeAdoptsTheSegmentAndTheNameLockByDescriptor) {
+  try {
+    StatsSegment::adopt(name, UniqueFd(), UniqueFd());
+    ADD_FAILURE() << "adopted nothing";
+  } catch (const SegmentError& e) {
+    EXPECT_NE(std::string(e.what()).find("handed over no stats segment descriptor"), std::string::npos) << e.what();
+  }
+  try {
+    StatsSegment::adopt(name + "-renamed", UniqueFd(::dup(segment.fd())), UniqueFd(::dup(segment.lockFd())));
+    ADD_FAILURE() << "adopted the segment under another name";
+  } catch (const SegmentError& e) {
+    EXPECT_NE(std::string(e.what()).find("a new name needs a restart"), std::string::npos) << e.what();
+  }
+  StatsSegment next = StatsSegment::adopt(name, UniqueFd(::dup(segment.fd())), UniqueFd(::dup(segment.lockFd())));
+  store(next.slot(1).pid, 99);
+  EXPECT_EQ(load(segment.slot(1).pid), 99u) << "one segment";
+  EXPECT_NE(next.fd(), segment.fd());
+  next.claimName();
+  EXPECT_EQ(SegmentLocator::find(name).fd, next.fd()) << "readers are pointed at the new master's descriptor";
+  EXPECT_THROW(StatsSegment::create(name, 1), SegmentError) << "the lock is held";
 }
 
 }  // namespace

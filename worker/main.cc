@@ -122,10 +122,11 @@ int main(int argc, char** argv) {
     std::string addresses;
     for (const auto& l : listeners) addresses += (addresses.empty() ? "" : ", ") + localAddress(l.get()).toString();
 
-    auto publisher = options.statsName.empty()
+    auto publisher = options.statsFd < 0
                          ? std::make_unique<SlotPublisher>()
-                         : std::make_unique<SlotPublisher>(options.statsName, static_cast<uint32_t>(options.slot),
-                                                           options.generation, options.index);
+                         : std::make_unique<SlotPublisher>(settings.name, UniqueFd(options.statsFd),
+                                                           static_cast<uint32_t>(options.slot), options.generation,
+                                                           options.index);
     Worker worker(options, std::move(listeners), std::move(publisher));
     spdlog::info("serving on {} (generation {}, max_connections={}, max_frame_bytes={}, idle_timeout={}ms, handler {}{})",
                  addresses, options.generation, settings.maxConnections, settings.limits.maxFrameBytes,

@@ -8,8 +8,9 @@
 
 namespace tcpfork {
 
-SlotPublisher::SlotPublisher(const std::string& segmentName, uint32_t slot, uint64_t generation, uint64_t workerIndex)
-    : segment_(std::make_unique<stats::StatsSegment>(stats::StatsSegment::openReadWrite(segmentName))),
+SlotPublisher::SlotPublisher(const std::string& name, UniqueFd segment, uint32_t slot, uint64_t generation,
+                             uint64_t workerIndex)
+    : segment_(std::make_unique<stats::StatsSegment>(stats::StatsSegment::attach(name, std::move(segment)))),
       slot_(&segment_->slot(slot)) {
   begin(generation, workerIndex);
 }

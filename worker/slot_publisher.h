@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "base/unique_fd.h"
 #include "stats/heartbeat.h"
 #include "stats/metrics.h"
 #include "stats/segment.h"
@@ -19,8 +20,9 @@ namespace tcpfork {
 
 class SlotPublisher {
  public:
-  // Attaches to the master's segment (throws stats::SegmentError).
-  SlotPublisher(const std::string& segmentName, uint32_t slot, uint64_t generation, uint64_t workerIndex);
+  // Maps the master's segment from its inherited descriptor, which it
+  // closes (throws stats::SegmentError). `name` is the instance's, for errors.
+  SlotPublisher(const std::string& name, UniqueFd segment, uint32_t slot, uint64_t generation, uint64_t workerIndex);
   // A private slot, for a standalone worker.
   SlotPublisher();
 

@@ -96,6 +96,15 @@ bool ChildProcess::running() {
   return true;
 }
 
+bool reachableByOthers(std::string path) {
+  while (!path.empty() && path != "/") {
+    path = path.substr(0, path.rfind('/'));
+    struct stat st {};
+    if (::stat(path.empty() ? "/" : path.c_str(), &st) != 0 || !(st.st_mode & S_IXOTH)) return false;
+  }
+  return true;
+}
+
 size_t residentBytes(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;

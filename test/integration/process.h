@@ -48,6 +48,10 @@ class ChildProcess {
   std::optional<int> status_;
 };
 
+// Every directory above `path` lets others search it: a worker that dropped
+// to `nobody` can exec the binary there.
+bool reachableByOthers(std::string path);
+
 // Resident set size of a process in bytes (from /proc/PID/status), or 0.
 size_t residentBytes(pid_t pid);
 

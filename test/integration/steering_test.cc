@@ -21,6 +21,7 @@
 
 #include "base/socket.h"
 #include "master/pidfile.h"
+#include "stats/segment.h"
 #include "test/integration/http_get.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
@@ -294,11 +295,11 @@ TEST(Steering, SocketsFromSystemdAreSteeredTheSameWay) {
   UniqueFd systemdSocket = listenTcp(parseAddress("127.0.0.1:0"));  // SO_REUSEPORT, as ReusePort=yes
   int port = localAddress(systemdSocket.get()).port();
   std::string name = "tcpfork-test-steered-activation-" + std::to_string(::getpid());
-  // A master killed when an assertion fails cannot remove its segment.
+  // A master killed when an assertion fails cannot remove its segment's locator.
   struct RemoveSegment {
-    std::string path;
-    ~RemoveSegment() { ::unlink(path.c_str()); }
-  } segment{"/dev/shm/" + name};
+    std::string name;
+    ~RemoveSegment() { stats::StatsSegment::remove(name); }
+  } segment{name};
   std::string log = tempPath("activated.log");
   std::string config = tempPath("activated.yaml");
   std::ofstream(config) << "name: " << name << "\nlisten: 127.0.0.1:0\nworkers: 2\n" << kLongTimeout << "pid_file: "

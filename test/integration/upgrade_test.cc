@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "master/pidfile.h"
+#include "stats/segment.h"
 #include "test/integration/http_get.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
@@ -27,6 +28,15 @@ namespace fs = std::filesystem;
 std::optional<pid_t> pidIn(const std::string& pidFile) {
   try {
     return runningMasterPid(pidFile);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+// The master tcpfork-stats is pointed at for the segment of `name`.
+std::optional<pid_t> segmentMaster(const std::string& name) {
+  try {
+    return stats::SegmentLocator::find(name).pid;
   } catch (const std::exception&) {
     return std::nullopt;
   }
@@ -99,7 +109,10 @@ TEST_F(Upgrade, UnderPipelinedLoadLosesNoAckAndKeepsCounters) {
   }
   ASSERT_TRUE(master.process().waitExit(15s).has_value()) << master.log();
   EXPECT_FALSE(fs::exists(master.pidFile() + ".oldbin")) << "the old master removes its .oldbin pidfile";
-  EXPECT_TRUE(fs::exists("/dev/shm/" + master.name())) << "the segment now belongs to the new master";
+  EXPECT_EQ(segmentMaster(master.name()), newPid) << "the segment now belongs to the new master";
+  ToolRun stats = runTool("tcpfork-stats", {"--name", master.name(), "--once"}, 10s);
+  EXPECT_EQ(stats.exitCode, 0) << stats.output;
+  EXPECT_NE(stats.output.find("master pid " + std::to_string(*newPid)), std::string::npos) << stats.output;
 
   ToolRun run = bench.finish();
   ASSERT_EQ(run.exitCode, 0) << run.output;
@@ -118,7 +131,7 @@ TEST_F(Upgrade, UnderPipelinedLoadLosesNoAckAndKeepsCounters) {
 
   ::kill(*newPid, SIGQUIT);
   EXPECT_TRUE(waitUntil([&] { return ::waitpid(*newPid, nullptr, WNOHANG) == *newPid; }, 15s));
-  EXPECT_FALSE(fs::exists("/dev/shm/" + master.name())) << "the last master removes the segment";
+  EXPECT_FALSE(fs::exists(stats::SegmentLocator::path(master.name()))) << "the last master removes the segment";
 }
 
 TEST_F(Upgrade, ANewMasterThatCannotStartLeavesTheOldOneInCharge) {
@@ -134,7 +147,7 @@ TEST_F(Upgrade, ANewMasterThatCannotStartLeavesTheOldOneInCharge) {
   EXPECT_FALSE(fs::exists(master.pidFile() + ".oldbin"));
   EXPECT_EQ(master.servingPids(), workers);
   EXPECT_TRUE(master.roundTrip(1));
-  EXPECT_TRUE(fs::exists("/dev/shm/" + master.name()));
+  EXPECT_EQ(segmentMaster(master.name()), master.process().pid());
 }
 
 TEST_F(Upgrade, TheOldMasterTakesBackWhenTheNewOneDies) {
@@ -159,10 +172,11 @@ TEST_F(Upgrade, TheOldMasterTakesBackWhenTheNewOneDies) {
   }
   EXPECT_TRUE(master.roundTrip(2));
   EXPECT_TRUE(master.waitServing(2, 5s));
+  EXPECT_EQ(segmentMaster(master.name()), master.process().pid());
   // The old master owns the segment again and removes it on exit.
   master.process().signal(SIGQUIT);
   ASSERT_TRUE(master.process().waitExit(15s).has_value());
-  EXPECT_TRUE(waitUntil([&] { return !fs::exists("/dev/shm/" + master.name()); }, 5s));
+  EXPECT_TRUE(waitUntil([&] { return !fs::exists(stats::SegmentLocator::path(master.name())); }, 5s));
 }
 
 // nginx's rule: the new master refuses another upgrade while the master it
@@ -207,7 +221,7 @@ TEST_F(Upgrade, ASecondUpgradeWaitsUntilTheOldMasterHasExited) {
   EXPECT_EQ(pidIn(master.pidFile()), third) << "the master left serving is the one the pidfile names";
   ::kill(*third, SIGQUIT);
   EXPECT_TRUE(waitUntil([&] { return ::waitpid(*third, nullptr, WNOHANG) == *third; }, 15s));
-  EXPECT_FALSE(fs::exists("/dev/shm/" + master.name())) << "the last master removes the segment";
+  EXPECT_FALSE(fs::exists(stats::SegmentLocator::path(master.name()))) << "the last master removes the segment";
   EXPECT_FALSE(fs::exists(master.pidFile()));
 }
 
