@@ -31,6 +31,64 @@ void redirectOutputTo(const std::string& path) {
   if (rc != 0) throw std::system_error(rc, std::generic_category(), "dup2(" + path + ")");
 }
 
+namespace {
+
+// The length of the UTF-8 sequence `text` starts with, and its code point;
+// 0 when it is not one (a stray continuation byte, a truncated sequence, an
+// overlong form, a surrogate, past U+10FFFF).
+size_t decodeUtf8(std::string_view text, char32_t& codePoint) {
+  auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
+  unsigned char lead = byte(0);
+  size_t length = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 0;
+  if (length == 0 || lead > 0xf4 || text.size() < length) return 0;
+  codePoint = lead & (0x7f >> length);
+  for (size_t i = 1; i < length; ++i) {
+    if ((byte(i) & 0xc0) != 0x80) return 0;
+    codePoint = (codePoint << 6) | (byte(i) & 0x3f);
+  }
+  static constexpr char32_t kSmallest[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (codePoint < kSmallest[length] || codePoint > 0x10ffff) return 0;
+  if (codePoint >= 0xd800 && codePoint <= 0xdfff) return 0;
+  return length;
+}
+
+}  // namespace
+
+std::string escapeForLog(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out += char(c);
+      ++i;
+    } else if (c < 0x80) {
+      switch (c) {
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default: out += fmt::format("\\x{:02x}", c);
+      }
+      ++i;
+    } else {
+      char32_t codePoint = 0;
+      size_t length = decodeUtf8(text.substr(i), codePoint);
+      if (length == 0) {
+        out += fmt::format("\\x{:02x}", c);
+        ++i;
+        continue;
+      }
+      if (codePoint <= 0x9f || codePoint == 0x2028 || codePoint == 0x2029) {
+        out += fmt::format("\\u{:04x}", uint32_t(codePoint));
+      } else {
+        out.append(text.substr(i, length));
+      }
+      i += length;
+    }
+  }
+  return out;
+}
+
 bool RateLimitedLog::admit(Clock::time_point now, uint64_t& dropped) {
   dropped = 0;
   if (now - windowStart_ >= window_) {

@@ -23,6 +23,19 @@ void initLogging(std::string_view role, std::string_view level = "info");
 // start-up and on SIGUSR1 (log rotation). Throws std::system_error naming the path.
 void redirectOutputTo(const std::string& path);
 
+// Text that did not come from this program's own code (a handler module's
+// name and messages, a worker's exit reason read from the stats segment, a
+// peer's bytes), made safe to put in a log line: every C0 control character
+// and DEL becomes an escape (\n, \r, \t, else \x1b style), as do the C1
+// controls and the line and paragraph separators U+2028 and U+2029 (\u0085
+// style), which some terminals and log readers obey, and every byte that is
+// not part of valid UTF-8 (\xff style). So such text can neither start a line
+// that looks like one of ours nor drive the operator's terminal, and journald
+// keeps it as text. A backslash stays as it is, so escaping twice (a worker's
+// message, quoted again by the master) changes nothing; the price, harmless in
+// a log, is that "\x1b" typed out by the text itself reads the same as an ESC.
+std::string escapeForLog(std::string_view text);
+
 // Admits at most `perWindow` messages per window (one second unless told)
 // and reports how many were dropped once the next window opens. One per call
 // site; used from a single loop thread, so not thread safe.

@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "base/log.h"
 #include "base/socket.h"
 #include "protocol/codec.h"
 
@@ -88,7 +89,8 @@ int runSend(const SendOptions& options) {
     }
     const Ack& ack = decoded.message;
     const char* name = ack.command == Command::kConnAck ? "ConnAck" : "SubmitAck";
-    fmt::print("{} id={} result={} rtt={:.3f} ms\n", name, asText(ack.id), ack.result, ms);
+    // The ID is the server's bytes: they must not drive the terminal.
+    fmt::print("{} id={} result={} rtt={:.3f} ms\n", name, escapeForLog(asText(ack.id)), ack.result, ms);
     if (ack.command != ackFor(command) || std::memcmp(ack.id.data(), id.data(), kIdBytes) != 0) {
       fmt::print(stderr, "tcpfork-client: the ack does not match the request\n");
       return 2;

@@ -12,9 +12,27 @@
 #include <cstring>
 #include <vector>
 
+#include "base/log.h"
 #include "base/unique_fd.h"
 
 namespace tcpfork {
+namespace {
+
+// The child's output is the module's as much as ours (init's message, what
+// it printed): each line escaped, and those after the first indented, so
+// none can pass for a line of tcpfork's own or drive the terminal.
+std::string quoteOutput(std::string_view text) {
+  std::string out;
+  for (size_t start = 0;;) {
+    size_t end = text.find('\n', start);
+    out += escapeForLog(text.substr(start, end - start));
+    if (end == std::string_view::npos) return out;
+    out += "\n  ";
+    start = end + 1;
+  }
+}
+
+}  // namespace
 
 HandlerCheck checkHandlerModule(const std::string& workerBinary, const HandlerSettings& handler,
                                 std::chrono::milliseconds timeout) {
@@ -66,6 +84,8 @@ HandlerCheck checkHandlerModule(const std::string& workerBinary, const HandlerSe
     if (n <= 0) break;  // EOF: the child is done (or closed its output)
     if (check.output.size() < 64 * 1024) check.output.append(buffer, size_t(n));
   }
+  while (!check.output.empty() && check.output.back() == '\n') check.output.pop_back();
+  check.output = quoteOutput(check.output);
   if (timedOut) ::kill(pid, SIGKILL);
   int status = 0;
   pid_t waited;
@@ -75,7 +95,6 @@ HandlerCheck checkHandlerModule(const std::string& workerBinary, const HandlerSe
     check.output += fmt::format("{}waitpid: {}", check.output.empty() ? "" : "\n", std::strerror(errno));
     return check;  // not passed: its status is unknown
   }
-  while (!check.output.empty() && check.output.back() == '\n') check.output.pop_back();
   // The deadline and the child's own end can cross: one that exited by
   // itself, before the kill landed, finished in time and says how it went.
   if (timedOut && WIFEXITED(status)) timedOut = false;

@@ -12,7 +12,7 @@ namespace tcpfork {
 
 struct HandlerCheck {
   bool passed = false;
-  std::string output;  // what the child printed (its message on failure)
+  std::string output;  // what the child printed (its message on failure), escaped (escapeForLog)
 };
 
 // Runs `workerBinary` in check mode on `handler`; a child that has not

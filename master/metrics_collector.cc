@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 
+#include "base/log.h"
 #include "master/netstat.h"
 #include "stats/process_info.h"
 #include "stats/snapshot.h"
@@ -18,10 +19,11 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
+// Every family goes through here: the one place its help is escaped.
 MetricFamily family(const std::string& name, const std::string& help, MetricType type) {
   MetricFamily f;
   f.name = name;
-  f.help = help;
+  f.help = prometheusHelp(help);
   f.type = type;
   return f;
 }
@@ -146,6 +148,21 @@ void addSteeringFamilies(const std::string& ns, const steering::Status& steering
 }
 
 }  // namespace
+
+std::string prometheusHelp(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t start = 0;;) {
+    size_t end = text.find('\n', start);
+    for (char c : escapeForLog(text.substr(start, end - start))) {
+      if (c == '\\') out += '\\';
+      out += c;
+    }
+    if (end == std::string_view::npos) return out;
+    out += "\\n";
+    start = end + 1;
+  }
+}
 
 MetricsCollector::MetricsCollector(const stats::StatsSegment& segment, std::string metricNamespace,
                                    std::function<MasterStatus()> masterStatus)

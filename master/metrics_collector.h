@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "master/listeners.h"
@@ -27,6 +28,14 @@ struct MasterStatus {
   steering::Status steering;
   uint64_t reloadsFailed = 0;  // since this master started
 };
+
+// `text` as a HELP line of the text format (0.0.4) must carry it, which
+// prometheus-cpp 1.0 leaves to us: backslash and newline escaped as \\ and
+// \n, the only escapes the format knows. Whatever else is not printable UTF-8
+// (a module's help is any text, and the workers' user can write any bytes
+// into the segment) is spelled out as escapeForLog spells it, so Prometheus
+// shows "\x1b" rather than an ESC.
+std::string prometheusHelp(std::string_view text);
 
 class MetricsCollector : public prometheus::Collectable {
  public:

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <utility>
 
+#include "base/log.h"
 #include "master/spawn.h"
 
 namespace tcpfork {
@@ -309,9 +310,10 @@ void Supervisor::onChildExit(pid_t pid, int status) {
     return;
   }
   Row& row = *it;
-  // Read before the slot is folded and emptied.
+  // Read before the slot is folded and emptied. The workers' user can write
+  // anything there, and the reason goes into our log lines and lastFailure.
   const char* said = segment_.slot(row.slot).exitReason;
-  std::string reason(said, strnlen(said, sizeof segment_.slot(row.slot).exitReason));
+  std::string reason = escapeForLog({said, strnlen(said, sizeof segment_.slot(row.slot).exitReason)});
   for (const std::string& lost : slots_.release(row.slot)) {
     spdlog::error("handler counter {} of worker {} (pid {}) is lost: the segment keeps the totals of at most {} names",
                   lost, row.index, pid, stats::kRetiredHandlerCounters);

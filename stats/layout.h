@@ -63,6 +63,19 @@ inline constexpr size_t kRetiredHandlerCounters = 256;   // distinct names in a 
 inline constexpr size_t kHandlerCounterNameBytes = 56;   // [a-z][a-z0-9_]{0,47}, NUL-padded
 inline constexpr size_t kHandlerCounterHelpBytes = 136;  // longer help is cut
 
+// Why `name` cannot be a module counter's, or nullptr when it can. A worker
+// refuses such a declaration; a reader skips a counter that breaks the rule,
+// since the workers' user can write anything into the segment.
+constexpr const char* handlerCounterNameProblem(std::string_view name) {
+  bool ok = !name.empty() && name.size() <= 48 && name[0] >= 'a' && name[0] <= 'z';
+  for (char c : name) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
+  if (!ok) return "a name is [a-z][a-z0-9_]{0,47}";
+  // <namespace>_handler_completions_dropped_total and
+  // <namespace>_handler_invalid_results_total are tcpfork's own.
+  if (name == "completions_dropped" || name == "invalid_results") return "the name is taken by tcpfork's own counter";
+  return nullptr;
+}
+
 inline constexpr size_t kExitReasonBytes = 512;
 
 struct HandlerCounter {

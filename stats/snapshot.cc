@@ -27,11 +27,25 @@ void zeroTotals(Totals& t) {
 
 std::string fixedString(const char* chars, size_t size) { return std::string(chars, strnlen(chars, size)); }
 
+// Whether counters[i] is one a worker of ours could have declared: a name
+// by the rule, not declared before it. A process of the workers' user can
+// write anything into the segment, and a name ends up in the exposition's
+// sample lines and in JSON keys, so readers and the fold skip the others.
+// (Help is any text, escaped where it is shown.)
+bool declarable(const HandlerCounter* counters, size_t i) {
+  if (handlerCounterNameProblem(fixedString(counters[i].name, kHandlerCounterNameBytes))) return false;
+  for (size_t j = 0; j < i; ++j) {
+    if (strncmp(counters[j].name, counters[i].name, kHandlerCounterNameBytes) == 0) return false;
+  }
+  return true;
+}
+
 std::vector<HandlerCounterView> readHandlerCounters(const HandlerCounter* counters, const uint64_t& count,
                                                     size_t capacity) {
   std::vector<HandlerCounterView> out;
   size_t n = std::min<size_t>(loadAcquire(count), capacity);
   for (size_t i = 0; i < n; ++i) {
+    if (!declarable(counters, i)) continue;
     out.push_back({fixedString(counters[i].name, kHandlerCounterNameBytes),
                    fixedString(counters[i].help, kHandlerCounterHelpBytes), load(counters[i].value)});
   }
@@ -45,6 +59,7 @@ std::vector<std::string> foldHandlerCounters(Header& header, Slot& slot) {
   size_t declared = std::min<size_t>(loadAcquire(slot.handlerCounterCount), kHandlerCounters);
   for (size_t i = 0; i < declared; ++i) {
     const HandlerCounter& from = slot.handlerCounters[i];
+    if (!declarable(slot.handlerCounters, i)) continue;
     // Bounded: the workers' user can write any count into the header.
     size_t retired = std::min<size_t>(load(header.retiredHandlerCount), kRetiredHandlerCounters);
     size_t at = 0;

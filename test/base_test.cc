@@ -52,6 +52,41 @@ TEST(RateLimitedLog, FlushedEachTickItLogsAPersistingConditionOnceThenCountsIt) 
   EXPECT_EQ(dropped, 0u);
 }
 
+TEST(EscapeForLog, LeavesPrintableTextAlone) {
+  EXPECT_EQ(escapeForLog(""), "");
+  std::string plain = "counter 'seen' refused: \"quoted\" [x] C:\\dir ~";
+  EXPECT_EQ(escapeForLog(plain), plain);
+  std::string utf8 = "gr\u00fc\u00df \u65e5\u672c \U0001f600";
+  EXPECT_EQ(escapeForLog(utf8), utf8) << "UTF-8 is text";
+}
+
+TEST(EscapeForLog, CannotStartALineOrDriveATerminal) {
+  EXPECT_EQ(escapeForLog("hi\n2026-01-01 00:00:00.000 [master 1] critical: forged"),
+            "hi\\n2026-01-01 00:00:00.000 [master 1] critical: forged");
+  EXPECT_EQ(escapeForLog("a\rb\tc\x1b[2Jd\x7f"), "a\\rb\\tc\\x1b[2Jd\\x7f");
+  EXPECT_EQ(escapeForLog(std::string_view("nul\0byte", 8)), "nul\\x00byte");
+  EXPECT_EQ(escapeForLog("\x01\x1f"), "\\x01\\x1f");
+  // C1 controls (CSI, NEL) and the Unicode line and paragraph separators.
+  EXPECT_EQ(escapeForLog("\u009b2J \u0085 \u2028 \u2029"), "\\u009b2J \\u0085 \\u2028 \\u2029");
+}
+
+TEST(EscapeForLog, EscapesEveryByteThatIsNotUtf8) {
+  EXPECT_EQ(escapeForLog("\xff\xfe"), "\\xff\\xfe");
+  EXPECT_EQ(escapeForLog("\x80 stray continuation"), "\\x80 stray continuation");
+  EXPECT_EQ(escapeForLog("cut \xe6\x97"), "cut \\xe6\\x97") << "a sequence cut short";
+  EXPECT_EQ(escapeForLog("\xc0\xaf"), "\\xc0\\xaf") << "an overlong '/'";
+  EXPECT_EQ(escapeForLog("\xed\xa0\x80"), "\\xed\\xa0\\x80") << "a surrogate";
+  EXPECT_EQ(escapeForLog("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80") << "past U+10FFFF";
+  EXPECT_EQ(escapeForLog("\xc3\xa9\xc3"), "\xc3\xa9\\xc3");
+}
+
+TEST(EscapeForLog, EscapingTwiceChangesNothing) {
+  std::string hostile = "a\\b\n\r\x1b\xff\u0085 end";
+  std::string once = escapeForLog(hostile);
+  EXPECT_EQ(once, "a\\b\\n\\r\\x1b\\xff\\u0085 end");
+  EXPECT_EQ(escapeForLog(once), once);
+}
+
 TEST(SocketAddress, ParsesTheForms) {
   EXPECT_EQ(parseAddress("127.0.0.1:8888").toString(), "127.0.0.1:8888");
   EXPECT_EQ(parseAddress(":8888").toString(), "0.0.0.0:8888");

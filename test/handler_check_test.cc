@@ -51,5 +51,19 @@ TEST(HandlerCheck, ACheckThatNeverSaysAnythingTimesOut) {
   ::unlink(worker.c_str());
 }
 
+// What the child prints is the module's text as much as ours: each line
+// escaped, and those after the first indented, so nothing in it starts a
+// line of tcpfork's own or reaches the terminal as a control sequence.
+TEST(HandlerCheck, QuotesTheChildsOutputEscapedLineByLine) {
+  std::string worker = script(R"(printf 'init failed: no database\n[master 1] critical: forged\r\033[2J\n'; exit 2)");
+  HandlerSettings handler;
+  handler.module = "/nonexistent/evil.so";
+  HandlerCheck check = checkHandlerModule(worker, handler, std::chrono::milliseconds(10'000));
+  EXPECT_FALSE(check.passed);
+  EXPECT_EQ(check.output, R"(init failed: no database
+  [master 1] critical: forged\r\x1b[2J)");
+  ::unlink(worker.c_str());
+}
+
 }  // namespace
 }  // namespace tcpfork

@@ -8,6 +8,11 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
 
 #include <algorithm>
 #include <chrono>
@@ -126,6 +131,53 @@ TEST_F(SegmentFixture, FoldingAnExitedWorkerKeepsTotalsAndEmptiesTheSlot) {
   EXPECT_EQ(load(a.state), uint64_t(WorkerState::kEmpty));
   EXPECT_EQ(load(a.totals.counters[index(Counter::kRequestsReceived)]), 0u);
   EXPECT_EQ(load(segment.header().foldSequence) % 2, 0u);
+}
+
+void declare(HandlerCounter& counter, std::string_view name, uint64_t value) {
+  std::memset(&counter, 0, sizeof counter);
+  std::memcpy(counter.name, name.data(), std::min(name.size(), sizeof counter.name));
+  std::memcpy(counter.help, "help", 4);
+  store(counter.value, value);
+}
+
+// The workers' user can write anything into a slot: readers and the fold
+// take only counters a worker of ours could have declared, so that no name
+// against the rule reaches a sample line or a JSON key, and a name counts once.
+TEST_F(SegmentFixture, ReadersAndTheFoldSkipCountersNoWorkerCouldDeclare) {
+  Slot& slot = segment.slot(0);
+  store(slot.state, uint64_t(WorkerState::kServing));
+  declare(slot.handlerCounters[0], "seen", 1);
+  declare(slot.handlerCounters[1], "seen", 10);
+  declare(slot.handlerCounters[2], "x 1\nforged_sample", 100);
+  declare(slot.handlerCounters[3], "completions_dropped", 1000);
+  declare(slot.handlerCounters[4], std::string(kHandlerCounterNameBytes, 'a'), 10000);
+  declare(slot.handlerCounters[5], "\xff", 100000);
+  declare(slot.handlerCounters[6], "Upper", 1000000);
+  declare(slot.handlerCounters[7], "ok_2", 2);
+  storeRelease(slot.handlerCounterCount, 8);
+
+  auto names = [](const std::map<std::string, HandlerCounterView>& counters) {
+    std::map<std::string, uint64_t> out;
+    for (const auto& [name, c] : counters) out[name] = c.value;
+    return out;
+  };
+  const std::map<std::string, uint64_t> expected = {{"ok_2", 2}, {"seen", 1}};
+  EXPECT_EQ(names(takeSnapshot(segment).handlerTotals()), expected);
+  EXPECT_EQ(takeSnapshot(segment).workers.at(0).handlerCounters.size(), 2u);
+  EXPECT_EQ(foldIntoRetired(segment.header(), slot), std::vector<std::string>{});
+  EXPECT_EQ(load(segment.header().retiredHandlerCount), 2u) << "only what a worker could declare is folded";
+  EXPECT_EQ(names(takeSnapshot(segment).handlerTotals()), expected);
+}
+
+TEST(HandlerCounterNames, FollowTheRuleTheAbiStates) {
+  for (const char* good : {"a", "seen", "ok_2", "a23456789012345678901234567890123456789012345678"}) {
+    EXPECT_EQ(handlerCounterNameProblem(good), nullptr) << good;
+  }
+  for (const char* bad :
+       {"", "2a", "_a", "Bad", "a-b", "a b", "a\n", "a234567890123456789012345678901234567890123456789"}) {
+    EXPECT_STREQ(handlerCounterNameProblem(bad), "a name is [a-z][a-z0-9_]{0,47}") << bad;
+  }
+  EXPECT_STREQ(handlerCounterNameProblem("completions_dropped"), "the name is taken by tcpfork's own counter");
 }
 
 TEST_F(SegmentFixture, RefusesAMismatchedLayoutByName) {

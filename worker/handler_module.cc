@@ -11,13 +11,14 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
-#include <regex>
+
+#include "base/log.h"
 
 #include "worker/slot_publisher.h"
 
 // The opaque tcpfork_host of the ABI: what a module's callbacks need.
 struct tcpfork_host {
-  std::string name;  // the module's, for its log lines
+  std::string name;  // the module's, for its log lines (escaped: escapeForLog)
   tcpfork::stats::Slot* slot;
   bool counting;
   bool initializing = true;  // counter() is for init only
@@ -40,17 +41,12 @@ char gForkedChildName[512] = "handler module";
 int hostCounter(tcpfork_host* host, const char* name, const char* help) {
   std::string text = name ? name : "(null)";
   auto refuse = [&](const char* why) {
-    spdlog::error("handler module {}: counter '{}' refused: {}", host->name, text, why);
+    spdlog::error("handler module {}: counter '{}' refused: {}", host->name, escapeForLog(text), why);
     return -1;
   };
   if (!host->initializing) return refuse("counters are declared in init only");
-  static const std::regex kName("[a-z][a-z0-9_]{0,47}");
-  if (!name || !std::regex_match(text, kName)) return refuse("a name is [a-z][a-z0-9_]{0,47}");
-  // tcpfork's own handler_<name>_total counters (completions_dropped,
-  // invalid_results) would collide with the module's <ns>_handler_<name>_total.
-  for (const stats::CounterInfo& own : stats::kCounters) {
-    if (own.name == "handler_" + text + "_total") return refuse("the name is taken by tcpfork's own counter");
-  }
+  if (!name) return refuse(stats::handlerCounterNameProblem(""));
+  if (const char* why = stats::handlerCounterNameProblem(text)) return refuse(why);
   stats::Slot& slot = *host->slot;
   for (int i = 0; i < host->declared; ++i) {
     if (text == slot.handlerCounters[i].name) return refuse("declared twice");
@@ -59,8 +55,12 @@ int hostCounter(tcpfork_host* host, const char* name, const char* help) {
   stats::HandlerCounter& counter = slot.handlerCounters[host->declared];
   std::memset(&counter, 0, sizeof counter);
   std::memcpy(counter.name, text.data(), text.size());
-  std::string about = help ? help : "";
-  std::memcpy(counter.help, about.data(), std::min(about.size(), sizeof counter.help - 1));
+  // Help is any text: the master escapes it for the exposition, as it must
+  // whatever a worker wrote. A long one is cut where a character starts.
+  std::string_view about = help ? help : "";
+  size_t kept = std::min(about.size(), sizeof counter.help - 1);
+  while (kept < about.size() && kept > 0 && (static_cast<unsigned char>(about[kept]) & 0xc0) == 0x80) --kept;
+  std::memcpy(counter.help, about.data(), kept);
   stats::storeRelease(slot.handlerCounterCount, uint64_t(++host->declared));
   return host->declared - 1;
 }
@@ -83,7 +83,8 @@ void hostLog(tcpfork_host* host, int level, const char* message) {
   static constexpr spdlog::level::level_enum kLevels[] = {spdlog::level::debug, spdlog::level::info,
                                                           spdlog::level::warn, spdlog::level::err};
   auto spdLevel = level <= 0 ? kLevels[0] : level >= 3 ? kLevels[3] : kLevels[level];
-  spdlog::log(spdLevel, "[{}] {}", host->name, message ? message : "(null)");
+  // A module may well log what a client sent: that must not make lines of its own.
+  spdlog::log(spdLevel, "[{}] {}", host->name, message ? escapeForLog(message) : "(null)");
 }
 
 }  // namespace
@@ -115,9 +116,9 @@ HandlerModule::HandlerModule(const std::string& path, const std::string& configJ
   auto fail = [&](const std::string& why) { throw ModuleError("handler module " + path_ + ": " + why); };
   if (kAtFork != 0) fail(std::string("pthread_atfork: ") + std::strerror(kAtFork));
   library_.handle = ::dlopen(path_.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!library_.handle) fail(std::string("dlopen: ") + ::dlerror());
+  if (!library_.handle) fail("dlopen: " + escapeForLog(::dlerror()));
   auto* entry = reinterpret_cast<const tcpfork_handler* (*)()>(::dlsym(library_.handle, "tcpfork_handler_entry"));
-  if (!entry) fail(std::string("no tcpfork_handler_entry: ") + ::dlerror());
+  if (!entry) fail("no tcpfork_handler_entry: " + escapeForLog(::dlerror()));
   entry_ = entry();
   if (!entry_) fail("tcpfork_handler_entry() returned NULL");
   if (entry_->abi_version != TCPFORK_HANDLER_ABI_VERSION) {
@@ -125,7 +126,9 @@ HandlerModule::HandlerModule(const std::string& path, const std::string& configJ
          std::to_string(TCPFORK_HANDLER_ABI_VERSION));
   }
   if (!entry_->init || !entry_->handle) fail("init and handle are required");
-  std::string name = entry_->name && *entry_->name ? entry_->name : "unnamed";
+  // The module's own text, like its log and error messages: every log line
+  // that quotes it gets it escaped.
+  std::string name = entry_->name && *entry_->name ? escapeForLog(entry_->name) : "unnamed";
   description_ = name + " (" + path_ + ")";
   std::snprintf(gForkedChildName, sizeof gForkedChildName, "handler module %s", description_.c_str());
   if (!info.slot) fail("no stats slot for its counters");
@@ -145,7 +148,7 @@ HandlerModule::HandlerModule(const std::string& path, const std::string& configJ
   if (!state_) {
     gCompletions.store(nullptr);
     err[sizeof err - 1] = '\0';
-    fail(std::string("init failed: ") + (*err ? err : "(no message)"));
+    fail("init failed: " + (*err ? escapeForLog(err) : std::string("(no message)")));
   }
   host_->initializing = false;
   spdlog::info("handler module {} loaded", description_);

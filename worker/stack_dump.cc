@@ -21,6 +21,7 @@
 #include <string>
 #include <system_error>
 
+#include "base/log.h"
 #include "contract/worker_settings.h"
 
 namespace tcpfork {
@@ -192,9 +193,11 @@ void writeRound() {
     }
     std::string lines;
     for (int f = first; f < c.depth; ++f) {
-      lines += fmt::format("\n  #{} {}", f - first, symbols.describe(c.frames[f], f == first));
+      // A module's symbol and source names, and the names its threads gave
+      // themselves, are its text, not ours.
+      lines += fmt::format("\n  #{} {}", f - first, escapeForLog(symbols.describe(c.frames[f], f == first)));
     }
-    spdlog::error("thread {} ({}){}", c.tid, threadName(c.tid), lines);
+    spdlog::error("thread {} ({}){}", c.tid, escapeForLog(threadName(c.tid)), lines);
   }
 }
 

@@ -56,12 +56,15 @@ typedef struct tcpfork_host_api {
   uint32_t worker_index;
   uint32_t generation;
   /* init only: declares a counter exported as <ns>_handler_<name>_total;
-     name [a-z][a-z0-9_]{0,47}; returns its index >= 0, or -1 (bad name, over 16) */
+     name [a-z][a-z0-9_]{0,47}; returns its index >= 0, or -1 (bad name, over 16).
+     help is any text: the master escapes it for the exposition */
   int (*counter)(tcpfork_host *, const char *name, const char *help);
   void (*add)(tcpfork_host *, int counter, uint64_t n); /* loop thread only */
   /* completes a deferred request; from ANY thread, exactly once per token */
   void (*complete)(tcpfork_pending *, uint8_t result);
-  void (*log)(tcpfork_host *, int level, const char *message); /* 0 debug .. 3 error */
+  /* 0 debug .. 3 error; control characters and bytes that are not UTF-8 in
+     the message are escaped (\n, \x1b, \xff), so it stays one log line */
+  void (*log)(tcpfork_host *, int level, const char *message);
 } tcpfork_host_api;
 
 typedef struct tcpfork_handler {

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstring>
 #include <thread>
 
 #include "protocol/codec.h"
@@ -115,7 +116,7 @@ TEST(ClientBench, OpenLoopOffersTheRequestedRate) {
 }
 
 // One connection's worth of a server that answers every request wrongly.
-enum class Wrong { kId, kCommand, kResult, kGarbage };
+enum class Wrong { kId, kCommand, kResult, kGarbage, kHostileId };
 
 class WrongServer {
  public:
@@ -152,6 +153,7 @@ class WrongServer {
         Id id;
         std::copy(d.message.id.begin(), d.message.id.end(), id.begin());
         if (how == Wrong::kId) id = formatId(99999999);
+        if (how == Wrong::kHostileId) std::memcpy(id.data(), "\x1b[2J\r\n\x07\xff", kIdBytes);
         Command command = how == Wrong::kCommand ? Command::kConnAck : Command::kSubmitAck;
         encodeAck(command, id, how == Wrong::kResult ? 1 : 0, ack.data());
         if (how == Wrong::kGarbage) ack[3] = std::byte{0x20};
@@ -167,6 +169,14 @@ class WrongServer {
   int port_;
   std::thread thread_;
 };
+
+TEST(ClientSend, PrintsAServersIdEscaped) {
+  WrongServer server(Wrong::kHostileId);
+  auto run = runClient({"send", "--addr", addr(server.port()), "--id", "7"});
+  EXPECT_EQ(run.exitCode, 2) << run.output;
+  EXPECT_NE(run.output.find(R"(SubmitAck id=\x1b[2J\r\n\x07\xff result=0)"), std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find('\x1b'), std::string::npos) << run.output;
+}
 
 struct WrongCase {
   Wrong how;

@@ -28,6 +28,13 @@
  *   "fork_with": "clone"  the raw clone system call instead of fork(), as a
  *                         runtime that bypasses libc might: no
  *                         pthread_atfork handler runs
+ *   "evil_strings": true  hostile text everywhere a module gives the server
+ *                         some: its name (taken from the worker's command
+ *                         line, as the name is read before init), a counter
+ *                         "evil" whose help forges a sample, a log line from
+ *                         init, and every Submit's payload (a client's
+ *                         bytes) logged as it came
+ *   "fail_init_evil": true  init fails with a message that forges a line
  * The ack's result is payload[1] when the payload starts with 'r', else 0.
  * It counts the requests it sees ("seen") and defers ("deferred"), and logs
  * once from init. */
@@ -73,7 +80,16 @@ typedef struct state {
   long burn_us;
   int has_result_int;
   int result_int;
+  int log_payloads;
 } state;
+
+/* Text that tries to pass for lines of the master's log, to clear the
+ * operator's screen and to add a sample to the exposition. */
+#define FORGED_LINE "\n[master 1] critical: forged by "
+#define TERMINAL_ATTACK "\r\x1b[2J\x1b]0;pwned\x07\x7f"
+static const char evil_help[] = "Evil help, C:\\dir\nfake_injected_metric 12345\n# " TERMINAL_ATTACK "\xff";
+static const char evil_log[] = "client said: hello" FORGED_LINE "a log line" TERMINAL_ATTACK;
+static const char evil_failure[] = "no database" FORGED_LINE "an init error" TERMINAL_ATTACK;
 
 static const char *find(const char *json, const char *key) {
   const char *at = strstr(json, key);
@@ -161,6 +177,10 @@ static void *test_init(tcpfork_host *host, const tcpfork_host_api *api, const ch
     snprintf(err, err_len, "%s", failure);
     return NULL;
   }
+  if (flag(config, "\"fail_init_evil\":")) {
+    snprintf(err, err_len, "%s", evil_failure);
+    return NULL;
+  }
   state *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->api = api;
@@ -205,6 +225,15 @@ static void *test_init(tcpfork_host *host, const tcpfork_host_api *api, const ch
       return NULL;
     }
     api->log(host, 1, "counter checks passed");
+  }
+  if (flag(config, "\"evil_strings\":")) {
+    if (api->counter(host, "evil", evil_help) < 0) {
+      snprintf(err, err_len, "counter() refused a help text");
+      free(s);
+      return NULL;
+    }
+    api->log(host, 2, evil_log);
+    s->log_payloads = 1;
   }
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->wake, NULL);
@@ -251,6 +280,12 @@ static int test_handle(void *opaque, const tcpfork_request *r, tcpfork_pending *
   if (is(r, s->spin_on)) spin_forever();
   if (s->burn_us > 0) burn(s->burn_us);
   if (s->fork_in_handle && is(r, "fork")) fork_here(s->fork_child, s->fork_with);
+  if (s->log_payloads && r->command == TCPFORK_SUBMIT) {
+    char line[256];
+    snprintf(line, sizeof line, "client sent: %.*s", (int)(r->payload_len < 200 ? r->payload_len : 200),
+             (const char *)r->payload);
+    s->api->log(s->host, 2, line);
+  }
   ++s->seen;
   s->api->add(s->host, s->seen_counter, 1);
   if (s->has_result_int) return s->result_int;
@@ -318,4 +353,29 @@ static const tcpfork_handler test_handler = {
     .destroy = test_destroy,
 };
 
-const tcpfork_handler *tcpfork_handler_entry(void) { return &test_handler; }
+static const tcpfork_handler evil_handler = {
+    .abi_version = TCPFORK_HANDLER_ABI_VERSION,
+    .name = "test" FORGED_LINE "a module name" TERMINAL_ATTACK,
+    .init = test_init,
+    .handle = test_handle,
+    .batch_end = test_batch_end,
+    .close = test_close,
+    .destroy = test_destroy,
+};
+
+/* Whether the worker's command line (its --handler-config JSON) asks for
+ * "evil_strings": the entry point runs before init is given the config. */
+static int evil_strings_asked(void) {
+  static char args[65536];
+  FILE *f = fopen("/proc/self/cmdline", "r");
+  if (!f) return 0;
+  size_t n = fread(args, 1, sizeof args - 1, f);
+  fclose(f);
+  args[n] = '\0';
+  for (size_t at = 0; at < n; at += strlen(args + at) + 1) {
+    if (strstr(args + at, "\"evil_strings\":true")) return 1;
+  }
+  return 0;
+}
+
+const tcpfork_handler *tcpfork_handler_entry(void) { return evil_strings_asked() ? &evil_handler : &test_handler; }
