@@ -9,6 +9,7 @@
 // user.
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,8 +24,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/unique_fd.h"
 #include "stats/layout.h"
 #include "stats/segment.h"
+#include "stats/segment_locator.h"
 #include "test/integration/http_get.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
@@ -174,7 +177,12 @@ TEST(ModuleStrings, WhatAWorkerWritesIntoTheSegmentCannotBreakTheExpositionStatu
   ASSERT_EQ(serving.size(), 1u);
   pid_t worker = *serving.begin();
   {
-    stats::StatsSegment segment = stats::StatsSegment::openReadWrite(master.name());
+    // As a worker maps it: read-write, through the master's descriptor.
+    stats::SegmentLocator::Where where = stats::SegmentLocator::find(master.name());
+    UniqueFd fd(::open(("/proc/" + std::to_string(where.pid) + "/fd/" + std::to_string(where.fd)).c_str(),
+                       O_RDWR | O_CLOEXEC));
+    ASSERT_TRUE(fd) << std::strerror(errno);
+    stats::StatsSegment segment = stats::StatsSegment::attach(master.name(), std::move(fd));
     stats::Slot* slot = nullptr;
     for (uint32_t i = 0; i < segment.slotCount() && !slot; ++i) {
       if (stats::load(segment.slot(i).pid) == uint64_t(worker)) slot = &segment.slot(i);

@@ -140,15 +140,6 @@ std::string readFile(const std::string& path) {
   return s.str();
 }
 
-bool reachableByOthers(std::string path) {
-  while (!path.empty() && path != "/") {
-    path = path.substr(0, path.rfind('/'));
-    struct stat st {};
-    if (::stat(path.empty() ? "/" : path.c_str(), &st) != 0 || !(st.st_mode & S_IXOTH)) return false;
-  }
-  return true;
-}
-
 namespace {
 
 // Every file a test process makes lives in one directory, removed when all of

@@ -60,9 +60,6 @@ std::vector<pid_t> childPids(pid_t parent);
 
 std::string readFile(const std::string& path);
 
-// Every directory above `path` lets others search it: a worker that dropped
-// to `nobody` can exec a binary there.
-bool reachableByOthers(std::string path);
 
 // A fresh, empty file path under the test temp dir.
 std::string tempPath(const std::string& stem);
