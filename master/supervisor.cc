@@ -277,6 +277,7 @@ void Supervisor::afterCrash(Row& row, int status, const std::string& reason) {
   std::string cause = !hung                    ? describeExit(status)
                       : row.hangCause.empty() ? "killed after its heartbeat stopped"
                                               : row.hangCause;
+  row.hangCause.clear();  // the row may be spawned again
   // With a module loaded, a crash is most often the module's: name it.
   const std::string& module = row.generation.settings->worker.handler.module;
   if (!module.empty() && !hung && WIFSIGNALED(status)) cause += fmt::format("; it runs handler module {}", module);

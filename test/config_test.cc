@@ -251,7 +251,8 @@ TEST(Config, ParsesByteSizes) {
 // memory, whatever it holds; a running master reads them on its own loop
 // (SIGHUP), so a crash, a hang or a memory blow-up there stops the service.
 
-// A file that outlives the test, removed when the test process ends.
+// A new file at each call (a path made a FIFO is never written to again),
+// removed when the test process ends.
 std::string tempFile(const std::string& suffix, const std::string& text) {
   struct Files {
     std::vector<std::string> paths;
@@ -260,7 +261,8 @@ std::string tempFile(const std::string& suffix, const std::string& text) {
     }
   };
   static Files files;
-  std::string path = "/tmp/tcpfork-config-test-" + std::to_string(::getpid()) + suffix;
+  std::string path = "/tmp/tcpfork-config-test-" + std::to_string(::getpid()) + "-" +
+                     std::to_string(files.paths.size()) + suffix;
   std::ofstream(path, std::ios::trunc) << text;
   files.paths.push_back(path);
   return path;

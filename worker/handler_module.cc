@@ -1,7 +1,5 @@
 #include "worker/handler_module.h"
 
-#include "contract/worker_settings.h"
-
 #include <dlfcn.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
@@ -15,6 +13,8 @@
 #include "base/log.h"
 
 #include "worker/slot_publisher.h"
+
+#include "contract/worker_settings.h"
 
 // The opaque tcpfork_host of the ABI: what a module's callbacks need.
 struct tcpfork_host {
