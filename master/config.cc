@@ -48,8 +48,11 @@ bool isMetricPrefix(const std::string& text) {
 }
 
 // [A-Za-z0-9_.-]{1,64}
+// Not "." or "..", nor any name that starts with a dot or a dash: it goes into
+// paths (/dev/shm/<name>.stats, /run/<name>.pid, /tmp/<name>_profile) and on
+// command lines (tcpfork-stats --name <name>).
 bool isInstanceName(const std::string& text) {
-  if (text.empty() || text.size() > 64) return false;
+  if (text.empty() || text.size() > 64 || text[0] == '.' || text[0] == '-') return false;
   return std::all_of(text.begin(), text.end(),
                      [](char ch) { return isAlpha(ch) || isDigit(ch) || ch == '_' || ch == '.' || ch == '-'; });
 }
@@ -316,7 +319,8 @@ void validate(const Config& c, const std::string& source) {
     throw ConfigError(fmt::format("{}: {}: {}", source, key, why));
   };
   if (!isInstanceName(c.name)) {
-    fail("name", "use 1-64 of A-Z a-z 0-9 _ . - (it names the stats segment and default paths)");
+    fail("name", "use 1-64 of A-Z a-z 0-9 _ . -, starting with a letter, digit or _ (it names the stats segment "
+                 "and default paths)");
   }
   if (c.listen.empty()) fail("listen", "needs at least one address");
   if (auto problem = listenProblem(c.listen)) fail("listen", problem->why);

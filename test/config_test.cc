@@ -128,6 +128,10 @@ TEST(Config, ErrorsNameTheKeyAndLine) {
   EXPECT_NE(errorOf("workers: 9\nmax_workers: 4\n").find("workers: 9 is more than max_workers (4)"), std::string::npos);
   EXPECT_NE(errorOf("metrics:\n  namespace: 1bad\n").find(":2: metrics.namespace: must match"), std::string::npos);
   EXPECT_NE(errorOf("name: \"a/b\"\n").find("name: use 1-64"), std::string::npos);
+  // Refused by -t, not first at start (as "cannot create stats segment '..'").
+  for (const char* name : {"'.'", "'..'", "'.hidden'", "'-x'"}) {
+    EXPECT_NE(errorOf(std::string("name: ") + name + "\n").find("name: use 1-64"), std::string::npos) << name;
+  }
   EXPECT_NE(errorOf("profile:\n  auto:\n    enabled: maybe\n").find(":3: profile.auto.enabled: expected true or false"),
             std::string::npos);
   EXPECT_NE(errorOf("idle_timeout:\n").find(":1: idle_timeout: has no value"), std::string::npos);
