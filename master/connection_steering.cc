@@ -21,7 +21,8 @@ ConnectionSteering::ConnectionSteering(const SteeringConfig& config, unsigned ma
 
 void ConnectionSteering::configure(const SteeringConfig& config) { config_ = config; }
 
-void ConnectionSteering::tick(const Supervisor& supervisor, const stats::StatsSegment& segment) {
+void ConnectionSteering::tick(const Supervisor& supervisor, const stats::StatsSegment& segment,
+                              uint64_t maxConnections) {
   if (!announced_) {
     announced_ = true;
     if (!config_.enabled) {
@@ -57,8 +58,13 @@ void ConnectionSteering::tick(const Supervisor& supervisor, const stats::StatsSe
     steering::WorkerView& v = views[i];
     v.index = i;
     uint64_t freshest = UINT64_MAX;
-    for (uint32_t slot : supervisor.servingSlots(i)) freshest = std::min(freshest, stats::silentForMs(segment.slot(slot)));
+    bool roomy = false;  // one of its serving workers can take a connection more
+    for (uint32_t slot : supervisor.servingSlots(i)) {
+      freshest = std::min(freshest, stats::silentForMs(segment.slot(slot)));
+      roomy = roomy || stats::load(segment.slot(slot).connectionsCurrent) < maxConnections;
+    }
     v.serving = freshest != UINT64_MAX;
+    v.full = v.serving && !roomy;
     v.heartbeatAgeMs = v.serving ? freshest : 0;
   }
   for (const IndexedSocket& s : sockets) {
@@ -66,13 +72,14 @@ void ConnectionSteering::tick(const Supervisor& supervisor, const stats::StatsSe
   }
   steering::Decision decision =
       steering::decide(views, {uint64_t(config_.staleAfter.count()), config_.maxQueue}, last_.why);
-  logChanges(views, decision);
+  logChanges(views, decision, maxConnections);
   program_.publish(decision.eligible);
   views_ = std::move(views);
   last_ = std::move(decision);
 }
 
-void ConnectionSteering::logChanges(const std::vector<steering::WorkerView>& views, const steering::Decision& decision) {
+void ConnectionSteering::logChanges(const std::vector<steering::WorkerView>& views, const steering::Decision& decision,
+                                    uint64_t maxConnections) {
   using steering::Exclusion;
   for (size_t i = 0; i < views.size(); ++i) {
     Exclusion was = i < last_.why.size() ? last_.why[i] : Exclusion::kNotServing;
@@ -86,7 +93,11 @@ void ConnectionSteering::logChanges(const std::vector<steering::WorkerView>& vie
       ++excludedQueue_;
       outLog_.warn("steering: worker {} out of rotation: {} connections wait in its accept queue (max_queue {})", i,
                    views[i].acceptQueue, config_.maxQueue);
-    } else if (now == Exclusion::kNone && (was == Exclusion::kStale || was == Exclusion::kQueue)) {
+    } else if (now == Exclusion::kFull) {
+      ++excludedFull_;
+      outLog_.warn("steering: worker {} out of rotation: it holds max_connections ({}) already", i, maxConnections);
+    } else if (now == Exclusion::kNone &&
+               (was == Exclusion::kStale || was == Exclusion::kQueue || was == Exclusion::kFull)) {
       backLog_.info("steering: worker {} back in rotation", i);
     }
   }
@@ -117,6 +128,7 @@ steering::Status ConnectionSteering::status() const {
   }
   s.excludedStale = excludedStale_;
   s.excludedQueue = excludedQueue_;
+  s.excludedFull = excludedFull_;
   s.excludedRetiring = excludedRetiring_;
   return s;
 }

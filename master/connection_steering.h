@@ -33,7 +33,9 @@ class ConnectionSteering {
   void configure(const SteeringConfig& config);
   // Loads the program on the first call (or says once why steering is off),
   // then decides and publishes.
-  void tick(const Supervisor& supervisor, const stats::StatsSegment& segment);
+  // `maxConnections`: the current generation's max_connections, past which a
+  // worker closes every new connection.
+  void tick(const Supervisor& supervisor, const stats::StatsSegment& segment, uint64_t maxConnections);
   // A binary upgrade's new master serves: steering is its from now on.
   void handOver();
   // After a failed binary upgrade: the dead master's program is attached.
@@ -41,7 +43,8 @@ class ConnectionSteering {
   steering::Status status() const;
 
  private:
-  void logChanges(const std::vector<steering::WorkerView>& views, const steering::Decision& decision);
+  void logChanges(const std::vector<steering::WorkerView>& views, const steering::Decision& decision,
+                  uint64_t maxConnections);
 
   SteeringConfig config_;
   Listeners& listeners_;
@@ -53,6 +56,7 @@ class ConnectionSteering {
   bool wasEveryoneOut_ = false;
   uint64_t excludedStale_ = 0;
   uint64_t excludedQueue_ = 0;
+  uint64_t excludedFull_ = 0;
   uint64_t excludedRetiring_ = 0;
   // A worker busy for a few hundred ms at a time (its only worker, say)
   // goes out of rotation and back every few ticks; each change is counted

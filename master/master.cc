@@ -163,7 +163,7 @@ void Master::addPeriodicJobs() {
   periodic_.add("supervise: heartbeats, restarts, reload progress, drain deadlines", milliseconds(100),
                 [this] { supervisor_.tick(); });
   periodic_.add("steer new connections away from stalled or swamped workers", milliseconds(100),
-                [this] { steering_.tick(supervisor_, segment_); });
+                [this] { steering_.tick(supervisor_, segment_, config_.worker.maxConnections); });
   periodic_.add("report finished CPU profiles", milliseconds(100), [this] { logFinishedProfiles(); });
   periodic_.add("systemd watchdog", milliseconds(100), [this] { notify_.watchdogTick(); });
   periodic_.add("readiness and queued reloads", milliseconds(100), [this] {

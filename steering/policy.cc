@@ -8,6 +8,7 @@ std::string_view exclusionName(Exclusion why) {
     case Exclusion::kNotServing: return "not_serving";
     case Exclusion::kStale: return "stale";
     case Exclusion::kQueue: return "queue";
+    case Exclusion::kFull: return "full";
   }
   return "none";
 }
@@ -25,6 +26,8 @@ Decision decide(const std::vector<WorkerView>& views, const PolicySettings& sett
       why = Exclusion::kNotServing;
     } else if (v.heartbeatAgeMs > settings.staleAfterMs) {
       why = Exclusion::kStale;
+    } else if (v.full) {
+      why = Exclusion::kFull;
     } else if (v.acceptQueue > queueLimit) {
       why = Exclusion::kQueue;
     }

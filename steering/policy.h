@@ -25,11 +25,14 @@ struct WorkerView {
   uint64_t heartbeatAgeMs = 0;
   // The deepest accept queue among the index's listeners.
   uint32_t acceptQueue = 0;
+  // Its serving worker holds max_connections already: a new connection sent
+  // to it would be closed at once (connections_rejected).
+  bool full = false;
 };
 
-enum class Exclusion : uint8_t { kNone, kNotServing, kStale, kQueue };
-inline constexpr Exclusion kCountedExclusions[] = {Exclusion::kStale, Exclusion::kQueue};
-std::string_view exclusionName(Exclusion why);  // "stale", "queue", "not_serving"
+enum class Exclusion : uint8_t { kNone, kNotServing, kStale, kQueue, kFull };
+inline constexpr Exclusion kCountedExclusions[] = {Exclusion::kStale, Exclusion::kQueue, Exclusion::kFull};
+std::string_view exclusionName(Exclusion why);  // "stale", "queue", "full", "not_serving"
 
 struct Decision {
   std::vector<unsigned> eligible;  // ascending

@@ -20,6 +20,7 @@ struct Status {
   std::vector<std::pair<unsigned, bool>> eligible;  // per worker index
   uint64_t excludedStale = 0;
   uint64_t excludedQueue = 0;
+  uint64_t excludedFull = 0;
   uint64_t excludedRetiring = 0;
   ProgramStats program;
 };

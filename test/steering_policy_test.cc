@@ -27,6 +27,15 @@ TEST(SteeringPolicy, AStaleHeartbeatOrALongQueueTakesAWorkerOut) {
   EXPECT_EQ(d.eligible, (V{0}));
 }
 
+TEST(SteeringPolicy, AWorkerAtMaxConnectionsIsTakenOut) {
+  WorkerView full = healthy(1);
+  full.full = true;
+  Decision d = decide({healthy(0), full}, {250, 256}, {});
+  EXPECT_EQ(d.eligible, std::vector<unsigned>{0});
+  EXPECT_EQ(d.why[1], Exclusion::kFull);
+  EXPECT_EQ(exclusionName(d.why[1]), "full");
+}
+
 TEST(SteeringPolicy, AWorkerOutForItsQueueComesBackAtHalfOfIt) {
   std::vector<Exclusion> out = {Exclusion::kNone, Exclusion::kQueue};
   EXPECT_EQ(decide({healthy(0), {1, true, 40, 129}}, {250, 256}, out).eligible, (V{0}));

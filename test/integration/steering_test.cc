@@ -126,6 +126,42 @@ TEST(Steering, NoNewConnectionWaitsForAStoppedWorker) {
   EXPECT_EQ(unansweredWithin(master.port(), 40, 5s), 0);
 }
 
+// A worker at max_connections closes every new connection at once; the
+// master takes it out of rotation as it does a worker with a long accept
+// queue, so the other worker's free slots take them. Before, steering_eligible
+// stayed 1 for the full worker and about half the new connections were reset
+// (18 and 19 of 40 with 50 + 42 held).
+TEST(Steering, AWorkerAtMaxConnectionsIsTakenOutOfRotation) {
+  if (::geteuid() != 0) GTEST_SKIP() << "loading the steering program needs root (CAP_BPF, CAP_NET_ADMIN)";
+  RunningMaster master(2, kLongTimeout + "max_connections: 50\n");
+  ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_steering_active") == 1; }, 5s)) << master.log();
+  // 92 connections held, each answered (a refused one is dropped and another
+  // made): 50 on one worker, 42 on the other.
+  std::vector<std::unique_ptr<TestConnection>> held;
+  uint64_t id = 0;
+  for (int attempts = 0; held.size() < 92 && attempts < 1000; ++attempts) {
+    auto c = std::make_unique<TestConnection>(master.port(), 5s);
+    c->send(submitFrame(++id));
+    if (c->read(kAckBytes) == submitAckFrame(id)) held.push_back(std::move(c));
+  }
+  ASSERT_EQ(held.size(), 92u) << master.log();
+  ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_steering_excluded_total{reason=\"full\"}") >= 1; },
+                        10s))
+      << master.log();
+  EXPECT_TRUE(master.waitForLog("out of rotation: it holds max_connections (50) already", 1s)) << master.log();
+  // One request each, one connection at a time: all go where there is room.
+  double rejectedBefore = master.metric("tcp_server_connections_rejected_total");
+  int refused = 0;
+  for (int i = 0; i < 40; ++i) {
+    TestConnection c(master.port(), 5s);
+    c.send(submitFrame(++id));
+    if (c.read(kAckBytes) != submitAckFrame(id)) ++refused;
+  }
+  EXPECT_EQ(refused, 0) << master.log();
+  EXPECT_EQ(master.metric("tcp_server_connections_rejected_total"), rejectedBefore)
+      << "a new connection reached the full worker";
+}
+
 size_t occurrences(const std::string& text, const std::string& needle) {
   size_t n = 0;
   for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
