@@ -30,7 +30,7 @@ uint64_t memTotalBytes() {
 AutoProfiler::AutoProfiler(stats::StatsSegment& segment, AutoProfileConfig config)
     : segment_(segment), config_(config), memTotalBytes_(memTotalBytes()) {}
 
-void AutoProfiler::sample(uint64_t generation) {
+void AutoProfiler::sample(uint64_t generation, const std::function<bool(unsigned, pid_t)>& ours) {
   auto now = Clock::now();
   stats::Snapshot snapshot = stats::takeSnapshot(segment_);
   for (const auto& w : snapshot.workers) {
@@ -54,9 +54,11 @@ void AutoProfiler::sample(uint64_t generation) {
     if (last != lastProfile_.end() && now - last->second < config_.cooldown) continue;
 
     stats::store(segment_.slot(w.slot).profileRequestMs, 0);  // the configured duration
-    // FIXME: w.pid comes from the segment, which the workers' user can write:
-    // check it against the supervisor's own worker of that slot before
-    // signalling it (as PprofEndpoint's target lookup does).
+    if (!ours(w.index, w.pid)) {
+      spdlog::warn("auto-profiling: slot {} names pid {}, which is not the worker of index {}; not signalling it",
+                   w.slot, w.pid, w.index);
+      continue;
+    }
     if (::kill(w.pid, SIGTRAP) != 0) continue;
     lastProfile_[w.index] = now;
     track.over = 0;

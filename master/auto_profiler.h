@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 
 #include "master/config.h"
@@ -24,8 +25,11 @@ class AutoProfiler {
   void setConfig(AutoProfileConfig config) { config_ = config; }
   const AutoProfileConfig& config() const { return config_; }
 
-  // One sample of the workers of `generation`.
-  void sample(uint64_t generation);
+  // One sample of the workers of `generation`. `ours(index, pid)`: whether
+  // `pid` is the supervisor's serving worker of that index. The pids come
+  // from the segment, which the workers' user can write: one forged there
+  // must not have the root master signal a process of someone else.
+  void sample(uint64_t generation, const std::function<bool(unsigned, pid_t)>& ours);
 
  private:
   struct Track {

@@ -82,7 +82,12 @@ void Master::armAutoProfiler() {
 
 void Master::onAutoProfile(evutil_socket_t, short, void* self) {
   auto* master = static_cast<Master*>(self);
-  if (!master->stopping_) master->autoProfiler_.sample(master->supervisor_.generation());
+  if (!master->stopping_) {
+    master->autoProfiler_.sample(master->supervisor_.generation(), [master](unsigned index, pid_t pid) {
+      auto worker = master->supervisor_.servingWorker(index);
+      return worker && worker->pid == pid;
+    });
+  }
 }
 
 }  // namespace tcpfork

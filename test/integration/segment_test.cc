@@ -16,7 +16,9 @@
 #include <optional>
 #include <set>
 
+#include "base/unique_fd.h"
 #include "stats/segment.h"
+#include "stats/segment_locator.h"
 #include "test/integration/http_get.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
@@ -142,6 +144,36 @@ TEST(StatsSegment, OfTwoMastersStartedTogetherUnderOneNameExactlyOneRuns) {
     stats::StatsSegment::remove(name);  // what a killed master leaves
   }
   EXPECT_EQ(bothRan, 0) << "of " << kPairs << " pairs";
+}
+
+// A pid the workers' user forges into a slot must not be signalled by the
+// root master: the auto-profiler sent SIGTRAP (whose default action ends a
+// process) to whatever busy process a slot named.
+TEST(StatsSegment, AForgedPidInASlotIsNotSignalledByTheAutoProfiler) {
+  RunningMaster master(1, "profile:\n  auto:\n    enabled: true\n    interval: 100ms\n    threshold: 50\n"
+                          "    consecutive: 1\n    cooldown: 0s\n");
+  std::set<pid_t> serving = master.servingPids();
+  ASSERT_EQ(serving.size(), 1u);
+  // Someone else's busy process, over the CPU threshold.
+  ChildProcess bystander({"/bin/sh", "-c", "while :; do :; done"});
+  {
+    stats::SegmentLocator::Where where = stats::SegmentLocator::find(master.name());
+    UniqueFd fd(::open(("/proc/" + std::to_string(where.pid) + "/fd/" + std::to_string(where.fd)).c_str(),
+                       O_RDWR | O_CLOEXEC));
+    ASSERT_TRUE(fd) << std::strerror(errno);
+    stats::StatsSegment segment = stats::StatsSegment::attach(master.name(), std::move(fd));
+    bool forged = false;
+    for (uint32_t i = 0; i < segment.slotCount(); ++i) {
+      if (stats::load(segment.slot(i).pid) != uint64_t(*serving.begin())) continue;
+      stats::store(segment.slot(i).pid, uint64_t(bystander.pid()));
+      forged = true;
+    }
+    ASSERT_TRUE(forged);
+  }
+  EXPECT_TRUE(master.waitForLog("names pid " + std::to_string(bystander.pid()) + ", which is not the worker", 15s))
+      << master.log();
+  EXPECT_TRUE(bystander.running()) << "the master signalled a process that is not its worker";
+  bystander.signal(SIGKILL);
 }
 
 }  // namespace
