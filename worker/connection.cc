@@ -528,20 +528,21 @@ void Connection::hold(const protocol::Request& request, uint64_t token, int resu
 
 bool Connection::complete(uint64_t sequence, uint8_t result) {
   held_->complete(sequence, result);
-  if (pendingSince_) {
-    // Progress: the bound counts from here, or ends with the last pending one.
-    if (held_->pending() > 0) {
-      pendingSince_ = std::chrono::steady_clock::now();
-    } else {
-      pendingSince_.reset();
-    }
-  }
   return !std::exchange(flushQueued_, true);
 }
 
 void Connection::flushCompleted() {
   flushQueued_ = false;
   if (state_ == State::kClosed) return;
+  if (pendingSince_) {
+    // Progress, once per run of completions: the bound counts from here, or
+    // ends with the last pending one.
+    if (held_->pending() > 0) {
+      pendingSince_ = std::chrono::steady_clock::now();
+    } else {
+      pendingSince_.reset();
+    }
+  }
   releaseHeld();
   // Unpaused: what waited in the tail is decoded now (unless a yield has
   // already put it off to the next loop pass).

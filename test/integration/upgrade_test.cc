@@ -75,6 +75,18 @@ std::optional<pid_t> startedMaster(const std::string& log) {
   return pid_t(std::stoi(m[1]));
 }
 
+// USR2 to `master`, and the new master it starts stopped before it can serve
+// (that takes at least one 100 ms tick after its start); 0 on failure.
+pid_t startUpgradeHeldBeforeServing(RunningMaster& master) {
+  EXPECT_TRUE(master.waitServing(1, 5s));
+  master.process().signal(SIGUSR2);
+  EXPECT_TRUE(master.waitForLog("SIGUSR2: binary upgrade: started", 5s)) << master.log();
+  auto newPid = startedMaster(master.log());
+  if (!newPid) return 0;
+  ::kill(*newPid, SIGSTOP);
+  return *newPid;
+}
+
 bool gone(pid_t pid) { return ::waitpid(pid, nullptr, WNOHANG) == pid || ::kill(pid, 0) != 0; }
 
 TEST_F(Upgrade, UnderPipelinedLoadLosesNoAckAndKeepsCounters) {
@@ -277,7 +289,7 @@ TEST_P(QuitDuringUpgrade, TheOldMasterHandsOverThenGoes) {
 
   ::kill(*newPid, SIGQUIT);
   EXPECT_TRUE(waitUntil([&] { return ::waitpid(*newPid, nullptr, WNOHANG) == *newPid; }, 15s));
-  EXPECT_FALSE(fs::exists("/dev/shm/" + master.name())) << "the last master removes the segment";
+  EXPECT_FALSE(fs::exists("/dev/shm/" + master.name() + ".stats")) << "the last master removes the segment's name";
   EXPECT_FALSE(fs::exists(master.pidFile()));
 }
 
@@ -291,14 +303,9 @@ INSTANTIATE_TEST_SUITE_P(Delays, QuitDuringUpgrade, ::testing::Values(0, 5, 20, 
 // instead: the old one serves on rather than leave nothing serving, and says so.
 TEST_F(Upgrade, AQuitWaitingForANewMasterThatFailsIsDropped) {
   RunningMaster master(1);
-  ASSERT_TRUE(master.waitServing(1, 5s));
-  master.process().signal(SIGUSR2);
-  ASSERT_TRUE(master.waitForLog("SIGUSR2: binary upgrade: started", 5s)) << master.log();
-  auto newPid = startedMaster(master.log());
-  ASSERT_TRUE(newPid);
+  std::optional<pid_t> newPid = startUpgradeHeldBeforeServing(master);
+  ASSERT_TRUE(*newPid > 0) << master.log();
   AdoptedMaster adopted(*newPid);
-  // Held before it can serve (that takes at least one 100 ms tick after its start).
-  ::kill(*newPid, SIGSTOP);
   std::vector<pid_t> newWorkers = childPids(*newPid);
   master.process().signal(SIGQUIT);
   ASSERT_TRUE(master.waitForLog("SIGQUIT: the new master (pid " + std::to_string(*newPid) + ") is still starting", 5s))
@@ -323,13 +330,9 @@ TEST_F(Upgrade, AQuitWaitingForANewMasterThatFailsIsDropped) {
 // yet is killed with the old one, and the log says so instead of "serves on".
 TEST_F(Upgrade, AFastStopWhileTheNewMasterStartsStopsBoth) {
   RunningMaster master(1);
-  ASSERT_TRUE(master.waitServing(1, 5s));
-  master.process().signal(SIGUSR2);
-  ASSERT_TRUE(master.waitForLog("SIGUSR2: binary upgrade: started", 5s)) << master.log();
-  auto newPid = startedMaster(master.log());
-  ASSERT_TRUE(newPid);
+  std::optional<pid_t> newPid = startUpgradeHeldBeforeServing(master);  // it cannot serve before the TERM
+  ASSERT_TRUE(*newPid > 0) << master.log();
   AdoptedMaster adopted(*newPid);
-  ::kill(*newPid, SIGSTOP);  // as above: it cannot serve before the TERM
   master.process().signal(SIGTERM);
   ASSERT_TRUE(master.process().waitExit(15s).has_value()) << master.log();
   ASSERT_TRUE(waitUntil([&] { return gone(*newPid); }, 5s));
