@@ -23,6 +23,7 @@ CliOptions parseCli(int argc, char** argv) {
   app.add_option("--metrics-listen", o.overrides.metricsListen, "admin/metrics ADDR:PORT (overrides metrics.listen)");
   app.add_option("--pid-file", o.overrides.pidFile, "pidfile path (overrides pid_file)");
   app.add_option("--name", o.overrides.name, "instance name (overrides name)");
+  app.add_option("--log-file", o.overrides.logFile, "log file path (overrides log.file; -d without one logs to journald)");
   app.add_flag("-d,--daemon", o.daemonize, "detach and run in the background");
   app.add_flag("-t,--test", o.testConfig, "check the configuration and exit 0 (valid) or 1");
   app.add_option("-s,--signal", o.signal, "signal the running master: reload, stop, quit, reopen, profile, upgrade")

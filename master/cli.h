@@ -1,7 +1,8 @@
 #pragma once
 // The `tcpfork` command line (the contract scripts and docs rely on):
 //   tcpfork [-c FILE] [--listen ADDR:PORT]... [--workers N] [--metrics-listen ADDR:PORT]
-//           [--pid-file PATH] [--name NAME] [-d] [-t] [-s reload|stop|quit|reopen|profile|upgrade]
+//           [--pid-file PATH] [--name NAME] [--log-file PATH] [-d] [-t]
+//           [-s reload|stop|quit|reopen|profile|upgrade]
 
 #include <string>
 

@@ -392,6 +392,7 @@ Config loadConfig(const std::string& path, const ConfigOverrides& overrides) {
   if (overrides.metricsListen) c.metricsListen = *overrides.metricsListen;
   if (overrides.pidFile) c.pidFile = *overrides.pidFile;
   if (overrides.name) c.name = *overrides.name;
+  if (overrides.logFile) c.logFile = *overrides.logFile;
   validate(c, path.empty() ? "config" : path);
   return c;
 }

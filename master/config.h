@@ -116,6 +116,7 @@ struct ConfigOverrides {
   std::optional<std::string> metricsListen;
   std::optional<std::string> pidFile;
   std::optional<std::string> name;
+  std::optional<std::string> logFile;
 };
 
 // Reads `path` (empty = defaults only), applies `overrides`, validates.

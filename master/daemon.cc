@@ -3,19 +3,41 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <systemd/sd-journal.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 
 #include "base/log.h"
 
 namespace tcpfork {
+namespace {
+
+// Connects stdout and stderr to journald, as systemd does for a service: the
+// master's lines, its workers' (they inherit both) and whatever a handler
+// module or a stack dump writes there. Connected from the daemon itself, so
+// the journal attributes the stream to the master's pid.
+void logToJournal() {
+  int fd = sd_journal_stream_fd("tcpfork", LOG_INFO, /*level_prefix=*/0);
+  if (fd < 0) {
+    throw std::runtime_error(fmt::format("-d: the daemon would have nowhere to log: journald does not answer "
+                                         "(sd_journal_stream_fd: {}); set log.file in the config, or --log-file",
+                                         std::strerror(-fd)));
+  }
+  int rc = (::dup2(fd, STDOUT_FILENO) < 0 || ::dup2(fd, STDERR_FILENO) < 0) ? errno : 0;
+  ::close(fd);
+  if (rc != 0) throw std::system_error(rc, std::generic_category(), "dup2(journal stream)");
+}
+
+}  // namespace
 
 int daemonize(const std::string& logFile) {
   int fds[2];
@@ -57,13 +79,15 @@ int daemonize(const std::string& logFile) {
     ::dup2(null, STDERR_FILENO);
     ::close(null);
   }
-  if (!logFile.empty()) {
-    try {
+  try {
+    if (!logFile.empty()) {
       redirectOutputTo(logFile);
-    } catch (const std::exception& e) {
-      reportDaemonFailure(fds[1], e.what());
-      std::exit(1);
+    } else {
+      logToJournal();
     }
+  } catch (const std::exception& e) {
+    reportDaemonFailure(fds[1], e.what());
+    std::exit(1);
   }
   return fds[1];
 }

@@ -22,8 +22,7 @@
 #include "master/handler_check.h"
 #include "master/identity.h"
 #include "master/master.h"
-#include "master/pidfile.h"
-#include "master/signal_table.h"
+#include "master/signal_command.h"
 
 using namespace tcpfork;
 
@@ -31,67 +30,6 @@ namespace {
 
 std::string absolute(const std::string& path) {
   return path.empty() ? path : std::filesystem::absolute(path).lexically_normal().string();
-}
-
-// After USR2: the new master takes the pidfile once its workers serve; the
-// old one takes it back (from <pidfile>.oldbin) if the new one fails.
-int awaitUpgrade(const Config& config, pid_t oldPid) {
-  const std::string pidFile = config.effectivePidFile();
-  auto deadline = std::chrono::steady_clock::now() + config.workerTimeout + std::chrono::seconds(10);
-  bool sawOldbin = false;
-  while (std::chrono::steady_clock::now() < deadline) {
-    sawOldbin = sawOldbin || std::filesystem::exists(pidFile + ".oldbin");
-    try {
-      pid_t now = runningMasterPid(pidFile);
-      if (now != oldPid) {
-        fmt::print("tcpfork: new master pid {} serves; old master pid {} serves beside it until you send it QUIT "
-                   "(kill -QUIT {}; its pidfile is {}.oldbin)\n",
-                   now, oldPid, oldPid, pidFile);
-        return 0;
-      }
-      if (sawOldbin) {
-        fmt::print(stderr, "tcpfork: the upgrade failed; master pid {} serves on (its log says why)\n", oldPid);
-        return 1;
-      }
-    } catch (const PidfileError&) {
-      // Renamed to .oldbin, and the new master is not ready yet.
-    }
-    ::usleep(50'000);
-  }
-  fmt::print(stderr, "tcpfork: no new master took {} within {} s; see the master's log\n", pidFile,
-             std::chrono::duration_cast<std::chrono::seconds>(config.workerTimeout).count() + 10);
-  return 1;
-}
-
-int sendSignal(const CliOptions& cli) {
-  try {
-    Config config = loadConfig(cli.configPath, cli.overrides);
-    pid_t pid = runningMasterPid(config.effectivePidFile());
-    if (cli.signal == "upgrade") {
-      // The running master would refuse it (see Master::upgrade); say why here.
-      std::string oldbin = config.effectivePidFile() + ".oldbin";
-      try {
-        pid_t old = runningMasterPid(oldbin);
-        fmt::print(stderr,
-                   "tcpfork: an upgrade is still under way: the old master pid {} ({}) runs beside master pid {}; "
-                   "send it QUIT (kill -QUIT {}) before upgrading again\n",
-                   old, oldbin, pid, old);
-        return 1;
-      } catch (const PidfileError&) {
-        // No old master: go ahead.
-      }
-    }
-    int signal = signalForAction(cli.signal);
-    if (::kill(pid, signal) != 0) {
-      fmt::print(stderr, "tcpfork: kill({}, SIG{}): {}\n", pid, sigabbrev_np(signal), std::strerror(errno));
-      return 1;
-    }
-    fmt::print("tcpfork: sent SIG{} ({}) to master pid {}\n", sigabbrev_np(signal), cli.signal, pid);
-    return cli.signal == "upgrade" ? awaitUpgrade(config, pid) : 0;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "tcpfork: {}\n", e.what());
-    return 1;
-  }
 }
 
 // A master started by a binary upgrade learns it from its environment (see
@@ -163,6 +101,7 @@ int main(int argc, char** argv) {
   config.pidFile = absolute(config.effectivePidFile());
   config.logFile = absolute(config.logFile);
   cli.overrides.pidFile = config.pidFile;
+  if (cli.overrides.logFile) cli.overrides.logFile = config.logFile;
 
   initLogging("master", config.logLevel);
   std::signal(SIGPIPE, SIG_IGN);

@@ -25,10 +25,13 @@ constexpr auto kFastStopGrace = std::chrono::seconds(3);
 // inherit the segment's descriptor, whatever user they run as. A master
 // started by a binary upgrade inherits its predecessor's segment, whose size
 // then fixes max_workers until a full restart.
-stats::StatsSegment openSegment(Config& c, const StartContext& start) {
-  if (!start.upgradeFrom) return stats::StatsSegment::create(c.name, 2 * c.maxWorkers);
-  stats::StatsSegment segment =
-      stats::StatsSegment::adopt(c.name, UniqueFd(start.statsFd), UniqueFd(start.statsLockFd));
+// The instance's locator also names this master's pidfile and config file,
+// for `tcpfork -s` (master/master_finder.h).
+stats::StatsSegment openSegment(Config& c, const std::string& configPath, const StartContext& start) {
+  stats::SegmentLocator::Owner owner{c.effectivePidFile(), configPath};
+  if (!start.upgradeFrom) return stats::StatsSegment::create(c.name, 2 * c.maxWorkers, std::move(owner));
+  stats::StatsSegment segment = stats::StatsSegment::adopt(c.name, UniqueFd(start.statsFd),
+                                                           UniqueFd(start.statsLockFd), std::move(owner));
   if (segment.slotCount() / 2 != c.maxWorkers) {
     spdlog::warn("binary upgrade: max_workers stays {} (the running stats segment's size) until a full restart",
                  segment.slotCount() / 2);
@@ -49,7 +52,7 @@ Master::Master(Config config, std::string configPath, ConfigOverrides overrides,
       selfExe_(selfPath()),
       pidfile_(start.upgradeFrom ? std::nullopt : std::make_optional<Pidfile>(config_.effectivePidFile())),
       pidfilePath_(config_.effectivePidFile()),
-      segment_(openSegment(config_, start)),
+      segment_(openSegment(config_, configPath_, start)),
       supervisor_(segment_, listeners_, config_.maxWorkers),
       steering_(config_.steering, config_.maxWorkers, listeners_),
       collector_(segment_, config_.metricsNamespace,

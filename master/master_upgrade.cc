@@ -19,6 +19,7 @@ std::vector<std::string> Master::upgradeArgv() const {
   if (overrides_.metricsListen) argv.insert(argv.end(), {"--metrics-listen", *overrides_.metricsListen});
   argv.insert(argv.end(), {"--pid-file", pidfilePath_});
   if (overrides_.name) argv.insert(argv.end(), {"--name", *overrides_.name});
+  if (overrides_.logFile) argv.insert(argv.end(), {"--log-file", *overrides_.logFile});
   return argv;
 }
 

@@ -64,11 +64,11 @@ void Pidfile::moveTo(const std::string& path) {
 pid_t runningMasterPid(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd) {
-    throw PidfileError(fmt::format("no tcpfork master is running (pidfile {}: {})", path, std::strerror(errno)));
+    throw PidfileError(fmt::format("pidfile {}: {}", path, std::strerror(errno)));
   }
   // A live master holds the lock; if we can take it, the file is stale.
   if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) {
-    throw PidfileError(fmt::format("no tcpfork master is running (pidfile {} is stale)", path));
+    throw PidfileError(fmt::format("pidfile {} is stale: no process holds its lock", path));
   }
   for (int attempt = 0; attempt < 50; ++attempt) {
     if (auto pid = readPid(fd.get())) return *pid;

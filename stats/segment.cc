@@ -62,9 +62,9 @@ StatsSegment::StatsSegment(std::string name, Mapping mapping, uint32_t slotCount
   slots_ = reinterpret_cast<Slot*>(static_cast<char*>(mapping_.get()) + sizeof(Header));
 }
 
-StatsSegment StatsSegment::create(const std::string& name, uint32_t slotCount) {
+StatsSegment StatsSegment::create(const std::string& name, uint32_t slotCount, SegmentLocator::Owner owner) {
   // First: of two masters of this name, the second stops here.
-  SegmentLocator locator = SegmentLocator::take(name);
+  SegmentLocator locator = SegmentLocator::take(name, std::move(owner));
   size_t bytes = segmentBytes(slotCount);
   UniqueFd fd = createSealed(name, bytes);
   void* address = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
@@ -85,7 +85,8 @@ StatsSegment StatsSegment::create(const std::string& name, uint32_t slotCount) {
   return segment;
 }
 
-StatsSegment StatsSegment::adopt(const std::string& name, UniqueFd segmentFd, UniqueFd lock) {
+StatsSegment StatsSegment::adopt(const std::string& name, UniqueFd segmentFd, UniqueFd lock,
+                                 SegmentLocator::Owner owner) {
   if (!segmentFd || !lock) {
     throw SegmentError("the running master handed over no stats segment descriptor (it is a tcpfork from before "
                        "they were inherited): stop it and start this version instead");
@@ -98,7 +99,7 @@ StatsSegment StatsSegment::adopt(const std::string& name, UniqueFd segmentFd, Un
   }
   StatsSegment segment = map(name, segmentFd.get(), true);
   segment.fd_ = std::move(segmentFd);
-  segment.locator_.emplace(SegmentLocator::adopt(name, std::move(lock)));
+  segment.locator_.emplace(SegmentLocator::adopt(name, std::move(lock), std::move(owner)));
   return segment;
 }
 

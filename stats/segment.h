@@ -31,11 +31,13 @@ class StatsSegment {
   // The master: takes the name's lock first (refusing while another live
   // master holds it), then creates and publishes a zero-filled segment of
   // `slotCount` slots.
-  static StatsSegment create(const std::string& name, uint32_t slotCount);
+  // `owner` is what the locator says of the master (SegmentLocator::Owner).
+  static StatsSegment create(const std::string& name, uint32_t slotCount, SegmentLocator::Owner owner = {});
   // A binary upgrade's new master: the running master's segment and name
   // lock, inherited. Publishes itself only in claimName(), once it serves (a
   // failed start must leave readers with the running master).
-  static StatsSegment adopt(const std::string& name, UniqueFd segment, UniqueFd lock);
+  static StatsSegment adopt(const std::string& name, UniqueFd segment, UniqueFd lock,
+                            SegmentLocator::Owner owner = {});
   // A worker: maps its inherited descriptor read-write and closes it.
   static StatsSegment attach(const std::string& name, UniqueFd segment);
   // tcpfork-stats and tests: the running master's segment, read-only, found

@@ -7,10 +7,12 @@
 
 #include <fmt/format.h>
 
+#include <climits>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <optional>
+#include <string_view>
 
 namespace tcpfork::stats {
 namespace {
@@ -28,14 +30,33 @@ constexpr int kLockAttempts = 8;
 constexpr int kReadAttempts = 50;
 constexpr useconds_t kReadRetryMicros = 10'000;
 
+// The first line: "<pid> <fd>", each right-aligned in 10 columns, so that
+// every master writes it at the same length.
+constexpr size_t kFirstLineBytes = 22;
+// Two paths of at most PATH_MAX and their labels.
+constexpr size_t kMaxFileBytes = kFirstLineBytes + 2 * (PATH_MAX + 16);
+
+// "<label> <value>" from the lines after the first; empty when absent.
+std::string field(std::string_view text, std::string_view label) {
+  for (size_t at = text.find('\n'); at != std::string_view::npos && at + 1 < text.size(); at = text.find('\n', at + 1)) {
+    std::string_view line = text.substr(at + 1);
+    line = line.substr(0, line.find('\n'));
+    if (line.size() > label.size() && line.starts_with(label) && line[label.size()] == ' ') {
+      return std::string(line.substr(label.size() + 1));
+    }
+  }
+  return {};
+}
+
 std::optional<SegmentLocator::Where> readWhere(int fd) {
-  char text[64] = {};
-  ssize_t n = ::pread(fd, text, sizeof text - 1, 0);
+  std::string text(kMaxFileBytes, '\0');
+  ssize_t n = ::pread(fd, text.data(), text.size(), 0);
   if (n <= 0) return std::nullopt;
+  text.resize(size_t(n));
   long pid = 0;
   int descriptor = -1;
-  if (std::sscanf(text, "%ld %d", &pid, &descriptor) != 2 || pid <= 0 || descriptor < 0) return std::nullopt;
-  return SegmentLocator::Where{pid_t(pid), descriptor};
+  if (std::sscanf(text.c_str(), "%ld %d", &pid, &descriptor) != 2 || pid <= 0 || descriptor < 0) return std::nullopt;
+  return SegmentLocator::Where{pid_t(pid), descriptor, {field(text, "pidfile"), field(text, "config")}};
 }
 
 std::optional<SegmentLocator::Where> awaitWhere(int fd) {
@@ -52,7 +73,7 @@ bool sameFile(const struct stat& a, const struct stat& b) { return a.st_dev == b
 
 std::string SegmentLocator::path(const std::string& name) { return kDirectory + name + ".stats"; }
 
-SegmentLocator SegmentLocator::take(const std::string& name) {
+SegmentLocator SegmentLocator::take(const std::string& name, Owner owner) {
   std::string file = path(name);
   for (int attempt = 0; attempt < kLockAttempts; ++attempt) {
     UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
@@ -77,13 +98,15 @@ SegmentLocator SegmentLocator::take(const std::string& name) {
                                      name, where ? fmt::format("pid {}", where->pid) : "which has not said its pid yet"));
     }
     struct stat named {};
-    if (::stat(file.c_str(), &named) == 0 && sameFile(named, held)) return SegmentLocator(file, std::move(fd));
+    if (::stat(file.c_str(), &named) == 0 && sameFile(named, held)) {
+      return SegmentLocator(file, std::move(fd), std::move(owner));
+    }
   }
   throw SegmentError(fmt::format("cannot lock {}: it was replaced {} times in a row", file, kLockAttempts));
 }
 
-SegmentLocator SegmentLocator::adopt(const std::string& name, UniqueFd lock) {
-  return SegmentLocator(path(name), std::move(lock));
+SegmentLocator SegmentLocator::adopt(const std::string& name, UniqueFd lock, Owner owner) {
+  return SegmentLocator(path(name), std::move(lock), std::move(owner));
 }
 
 SegmentLocator::~SegmentLocator() {
@@ -102,8 +125,14 @@ SegmentLocator::~SegmentLocator() {
 
 void SegmentLocator::publish(int segmentFd) {
   // Always the same length: a reader sees the previous master or this one,
-  // never a mix, and never an empty file.
+  // never a mix, and never an empty file. (A binary upgrade's two masters
+  // write the same paths after the first line.)
+  auto line = [](std::string_view label, const std::string& value) {
+    bool fits = !value.empty() && value.find('\n') == std::string::npos && value.size() <= PATH_MAX;
+    return fits ? fmt::format("{} {}\n", label, value) : std::string();
+  };
   std::string text = fmt::format("{:>10} {:>10}\n", ::getpid(), segmentFd);
+  text += line("pidfile", owner_.pidFile) + line("config", owner_.config);
   if (::pwrite(lock_.get(), text.data(), text.size(), 0) != ssize_t(text.size()) ||
       ::ftruncate(lock_.get(), off_t(text.size())) != 0) {
     throw SegmentError(fmt::format("write({}): {}", path_, std::strerror(errno)));

@@ -3,7 +3,9 @@
 // tells readers where that master's stats segment is. The segment itself is
 // an anonymous memfd (stats/segment.h); the file /dev/shm/<name>.stats holds
 // the pid of the master that owns it and that master's descriptor number for
-// it, so that root or the master's user can open /proc/<pid>/fd/<n>.
+// it, so that root or the master's user can open /proc/<pid>/fd/<n>; and the
+// pidfile and config file that master runs with, so that `tcpfork -s` finds
+// it however it was started (master/master_finder.h).
 //
 // The master holds the file under an exclusive flock for its whole life,
 // taken before anything of the instance exists: of two masters of one name,
@@ -27,12 +29,21 @@ class SegmentLocator {
   // Where tcpfork-stats looks for the segment of `name`.
   static std::string path(const std::string& name);
 
+  // What the file says of its master besides the segment: the pidfile it
+  // holds and the config file it runs with, absolute (empty: none, or a path
+  // with a newline, which the file cannot carry). A binary upgrade's new
+  // master has the same two as the running one.
+  struct Owner {
+    std::string pidFile;
+    std::string config;
+  };
+
   // Takes the lock of `name`: opens or creates the file, never through a
   // symlink, and refuses one another user owns. Throws SegmentError naming
   // the running master when another one holds it.
-  static SegmentLocator take(const std::string& name);
+  static SegmentLocator take(const std::string& name, Owner owner = {});
   // The lock a binary upgrade's new master inherits from the running one.
-  static SegmentLocator adopt(const std::string& name, UniqueFd lock);
+  static SegmentLocator adopt(const std::string& name, UniqueFd lock, Owner owner = {});
 
   SegmentLocator(SegmentLocator&&) noexcept = default;
   SegmentLocator& operator=(SegmentLocator&&) = delete;
@@ -47,6 +58,7 @@ class SegmentLocator {
   struct Where {
     pid_t pid;
     int fd;
+    Owner owner;
   };
   // What the file of `name` says: a master killed outright leaves one that
   // names a dead pid. Throws SegmentError when there is none (no master of
@@ -54,10 +66,12 @@ class SegmentLocator {
   static Where find(const std::string& name);
 
  private:
-  SegmentLocator(std::string path, UniqueFd lock) : path_(std::move(path)), lock_(std::move(lock)) {}
+  SegmentLocator(std::string path, UniqueFd lock, Owner owner)
+      : path_(std::move(path)), lock_(std::move(lock)), owner_(std::move(owner)) {}
 
   std::string path_;
   UniqueFd lock_;
+  Owner owner_;
 };
 
 }  // namespace tcpfork::stats

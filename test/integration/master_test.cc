@@ -300,7 +300,8 @@ TEST(Master, DaemonSaysWhyItCouldNotStart) {
   std::string busy = localAddress(taken.get()).toString();
   std::ofstream(config) << "name: tcpfork-test-busy-" << uniqueTag() << "\nlisten: " << busy << "\npid_file: "
                         << tempPath("busy.pid") << "\nprofile:\n  dir: " << tempPath("busy-profiles")
-                        << "\nmetrics:\n  listen: 127.0.0.1:0\n";  // not the default 8889 another server may hold
+                        << "\nmetrics:\n  listen: 127.0.0.1:0\n"  // not the default 8889 another server may hold
+                        << "log:\n  file: " << tempPath("busy.log") << "\n";
   ToolRun start = runTool("tcpfork", {"-c", config, "-d"}, 15s);
   EXPECT_EQ(start.exitCode, 1);
   EXPECT_NE(start.output.find("bind(" + busy + "): Address already in use"), std::string::npos) << start.output;

@@ -237,6 +237,35 @@ TEST_F(Upgrade, ASecondUpgradeWaitsUntilTheOldMasterHasExited) {
   EXPECT_FALSE(fs::exists(master.pidFile()));
 }
 
+// As the systemd unit runs it: the pidfile is the command line's, not the
+// config's. `-s upgrade` finds the master through its instance, follows the
+// pidfile it holds, and `-s quit` reaches the new master the same way.
+TEST_F(Upgrade, FollowsAMasterStartedWithAnotherPidFile) {
+  std::string unitPidFile = tempPath("unit.pid");
+  RunningMaster master(1, "", {"--pid-file", unitPidFile});
+  ASSERT_TRUE(master.waitServing(1, 10s));
+  pid_t oldPid = master.process().pid();
+  ToolRun upgrade = runTool("tcpfork", {"-c", master.configPath(), "-s", "upgrade"}, 30s);
+  ASSERT_EQ(upgrade.exitCode, 0) << upgrade.output << master.log();
+  auto newPid = pidIn(unitPidFile);
+  ASSERT_TRUE(newPid && *newPid != oldPid) << upgrade.output;
+  AdoptedMaster adopted(*newPid);
+  EXPECT_NE(upgrade.output.find("new master pid " + std::to_string(*newPid) + " serves"), std::string::npos)
+      << upgrade.output;
+  EXPECT_EQ(pidIn(unitPidFile + ".oldbin"), oldPid);
+  EXPECT_FALSE(fs::exists(master.pidFile()));
+
+  master.process().signal(SIGQUIT);
+  ASSERT_TRUE(master.process().waitExit(15s).has_value()) << master.log();
+  EXPECT_TRUE(master.roundTrip(1));
+  ToolRun quit = runTool("tcpfork", {"-c", master.configPath(), "-s", "quit"});
+  EXPECT_EQ(quit.exitCode, 0) << quit.output;
+  EXPECT_NE(quit.output.find("sent SIGQUIT (quit) to master pid " + std::to_string(*newPid)), std::string::npos)
+      << quit.output;
+  EXPECT_TRUE(waitUntil([&] { return ::waitpid(*newPid, nullptr, WNOHANG) == *newPid; }, 15s));
+  adopted.forget();
+}
+
 // QUIT to the old master at any moment of an upgrade, from before the new
 // master is started (QUIT in the same wake-up as USR2) to after it serves,
 // means "hand over, then go": the old master serves until the new one does,
