@@ -1,9 +1,11 @@
 #pragma once
 // daemonize: detach the way init systems and operators expect: fork, setsid,
-// fork again, chdir /, stdin from /dev/null, stdout/stderr to the log file
-// (or /dev/null). The original process stays until the daemon reports back
-// through a pipe, so `tcpfork -d` exits 0 only once the server serves, and
-// prints the daemon's error and exits 1 when it does not.
+// fork again, chdir /, stdin from /dev/null, stdout/stderr to the log file,
+// or without one to journald (a daemon never logs to /dev/null: with
+// neither, it does not start, and says to set log.file). The original
+// process stays until the daemon reports back through a pipe, so
+// `tcpfork -d` exits 0 only once the server serves, and prints the daemon's
+// error and exits 1 when it does not.
 
 #include <string>
 
