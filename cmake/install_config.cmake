@@ -30,7 +30,21 @@ function(tcpfork_install_config file dir)
   endif()
 endfunction()
 
-tcpfork_install_config("${TCPFORK_SOURCE_DIR}/deploy/tcpfork.yaml" "${sysconfdir}/tcpfork")
+# The installed config is the systemd unit's, whose /tmp is private to it
+# (PrivateTmp): its profiles go to the unit's state directory instead, where
+# the operator's google-pprof finds them. The example keeps the default.
+file(READ "${TCPFORK_SOURCE_DIR}/deploy/tcpfork.yaml" config)
+set(default_profile_dir "  # dir: /tmp/tcpfork_profile\n")
+string(FIND "${config}" "${default_profile_dir}" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "deploy/tcpfork.yaml no longer has the line '# dir: /tmp/tcpfork_profile' under profile:")
+endif()
+string(REPLACE "${default_profile_dir}" "  dir: /var/lib/tcpfork/profiles\n" config "${config}")
+string(RANDOM LENGTH 12 scratch)
+set(scratch "${TCPFORK_BINARY_DIR}/install-${scratch}")
+file(WRITE "${scratch}/tcpfork.yaml" "${config}")
+tcpfork_install_config("${scratch}/tcpfork.yaml" "${sysconfdir}/tcpfork")
+file(REMOVE_RECURSE "${scratch}")
 
 # The snippet names the binary and the config as installed under /usr; point
 # it at where this install puts them.

@@ -144,7 +144,11 @@ TEST_F(Install, PutsEachFileWhereDebianExpectsIt) {
   }
   std::string example = readFile(std::string(TCPFORK_SOURCE_DIR) + "/deploy/tcpfork.yaml");
   EXPECT_EQ(readFile(at("/usr/share/doc/tcpfork/examples/tcpfork.yaml")), example);
-  EXPECT_EQ(readFile(at("/etc/tcpfork/tcpfork.yaml")), example);
+  // The installed config is the unit's: its profiles go to the unit's state
+  // directory, the one difference from the example.
+  std::string installed = example;
+  ASSERT_TRUE(replaceIn(installed, "  # dir: /tmp/tcpfork_profile\n", "  dir: /var/lib/tcpfork/profiles\n"));
+  EXPECT_EQ(readFile(at("/etc/tcpfork/tcpfork.yaml")), installed);
   EXPECT_EQ(readFile(at("/usr/include/tcpfork/handler.h")),
             readFile(std::string(TCPFORK_SOURCE_DIR) + "/include/tcpfork/handler.h"));
 }
@@ -251,8 +255,7 @@ TEST_F(Install, LogrotateSnippetMakesTheMasterReopenItsLog) {
   // The installed snippet as it is, pointed at this test's log, binary and config.
   std::string snippet = readFile(at("/etc/logrotate.d/tcpfork"));
   ASSERT_TRUE(replaceIn(snippet, "/var/log/tcpfork/tcpfork.log {", log + " {")) << snippet;
-  // (This master's pidfile is the one its config names.)
-  ASSERT_TRUE(replaceIn(snippet, "/usr/bin/tcpfork -s reopen -c /etc/tcpfork/tcpfork.yaml --pid-file /run/tcpfork/tcpfork.pid ",
+  ASSERT_TRUE(replaceIn(snippet, "/usr/bin/tcpfork -s reopen -c /etc/tcpfork/tcpfork.yaml ",
                         at("/usr/bin/tcpfork") + " -s reopen -c " + master.config() + " "))
       << snippet;
   std::string conf = tempPath("logrotate.conf");

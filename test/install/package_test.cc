@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -219,6 +220,74 @@ class InstalledMasterAsItsUser {
   int port_ = 0;
 };
 
+// The installed master as the installed unit starts it: its ExecStart line,
+// as the tcpfork user, with /run/tcpfork made as RuntimeDirectory= makes it,
+// and the installed config (so the instance name "tcpfork"); here on
+// ephemeral loopback ports instead of 0.0.0.0:8888. Its stderr, the journal
+// under systemd, goes to the test's log. Killed by pid with its workers, and
+// /run/tcpfork removed, at the end.
+class InstalledUnitMaster {
+ public:
+  static constexpr const char* kRuntimeDir = "/run/tcpfork";
+
+  InstalledUnitMaster(uid_t uid, gid_t gid) : log_(tempPath("unit-master.log")) {
+    std::vector<std::string> argv = execStart();
+    if (argv.empty()) throw std::runtime_error("no ExecStart= in the installed unit");
+    argv.insert(argv.end(), {"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"});
+    if (::mkdir(kRuntimeDir, 0755) != 0 || ::chown(kRuntimeDir, uid, gid) != 0) {
+      throw std::runtime_error(std::string("mkdir/chown ") + kRuntimeDir + ": " + std::strerror(errno));
+    }
+    process_.emplace(asUser(uid, gid, argv), std::vector<int>{}, log_);
+    if (!waitForLog("ready:", 30s) || !process_->running()) {
+      throw std::runtime_error("the unit's master did not become ready; its log:\n" + log());
+    }
+  }
+
+  ~InstalledUnitMaster() {
+    std::set<pid_t> workers = workerPids("tcpfork");
+    process_->signal(SIGKILL);
+    process_->waitExit(5s);
+    for (pid_t pid : workers) ::kill(pid, SIGKILL);
+    stats::StatsSegment::remove("tcpfork");
+    std::error_code ec;
+    fs::remove_all(kRuntimeDir, ec);
+  }
+
+  InstalledUnitMaster(const InstalledUnitMaster&) = delete;
+  InstalledUnitMaster& operator=(const InstalledUnitMaster&) = delete;
+
+  ChildProcess& process() { return *process_; }
+  std::string log() const { return readFile(log_); }
+  bool waitForLog(const std::string& text, std::chrono::milliseconds timeout) const {
+    return waitUntil([&] { return log().find(text) != std::string::npos; }, timeout);
+  }
+
+ private:
+  static std::vector<std::string> execStart() {
+    std::istringstream unit(readFile("/lib/systemd/system/tcpfork.service"));
+    std::vector<std::string> argv;
+    for (std::string line; std::getline(unit, line);) {
+      if (line.rfind("ExecStart=", 0) != 0) continue;
+      std::istringstream words(line.substr(10));
+      for (std::string word; words >> word;) argv.push_back(word);
+    }
+    return argv;
+  }
+
+  std::string log_;
+  std::optional<ChildProcess> process_;
+};
+
+// Profiles in `dir` (written complete: renamed into place as *.prof).
+size_t profilesIn(const std::string& dir) {
+  size_t found = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    found += entry.is_regular_file() && entry.path().extension() == ".prof";
+  }
+  return found;
+}
+
 // Paths from `dpkg -L`, which lists every directory the package has a file
 // in, shared ones (/usr/bin) too.
 std::vector<std::string> listedFiles(const std::string& package) {
@@ -324,6 +393,35 @@ TEST(Package, InstallsServesAsItsUserAndPurgesLeavingNothing) {
     ASSERT_TRUE(status.has_value()) << "the master did not exit within 30 s of SIGQUIT:\n" << master.log();
     EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "wait status " << *status << "\n" << master.log();
     for (pid_t pid : workers) EXPECT_TRUE(waitUntil([&] { return exited(pid); }, 10s)) << "worker " << pid;
+  }
+
+  {
+    // What README, docs/OPERATIONS.md and the unit's comments tell an
+    // operator to type, against the master the unit starts (its pidfile is
+    // the unit's --pid-file, not the one the config implies).
+    InstalledUnitMaster master(uid, gid);
+    auto tcpfork = [](const std::string& action) {
+      return runCommand({"/usr/bin/tcpfork", "-c", "/etc/tcpfork/tcpfork.yaml", "-s", action}, 30s);
+    };
+    ToolRun reload = tcpfork("reload");
+    EXPECT_EQ(reload.exitCode, 0) << reload.output;
+    EXPECT_TRUE(master.waitForLog("reload: generation 2 serving", 30s)) << master.log();
+
+    // Profiles land where the installed config says: the unit's state
+    // directory, not its private /tmp.
+    ToolRun start = tcpfork("profile");
+    EXPECT_EQ(start.exitCode, 0) << start.output;
+    EXPECT_TRUE(master.waitForLog("CPU profiling started", 10s)) << master.log();
+    ToolRun stop = tcpfork("profile");
+    EXPECT_EQ(stop.exitCode, 0) << stop.output;
+    EXPECT_TRUE(master.waitForLog("CPU profile written to /var/lib/tcpfork/profiles/", 20s)) << master.log();
+    EXPECT_GE(profilesIn("/var/lib/tcpfork/profiles"), 1u) << master.log();
+
+    ToolRun quit = tcpfork("quit");
+    EXPECT_EQ(quit.exitCode, 0) << quit.output;
+    std::optional<int> status = master.process().waitExit(30s);
+    ASSERT_TRUE(status.has_value()) << master.log();
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "wait status " << *status << "\n" << master.log();
   }
 
   std::vector<std::string> listed;
