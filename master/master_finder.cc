@@ -1,14 +1,17 @@
 #include "master/master_finder.h"
 
 #include <dirent.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "master/pidfile.h"
@@ -53,10 +56,12 @@ std::optional<Locator> readLocator(const std::string& name, std::string& why) {
   return locator;
 }
 
-// Whether process `pid` has `file` open. Throws MasterNotFound when that
-// cannot be told: /proc/<pid>/fd is readable only by root and the process's
-// own user, who alone may signal it anyway.
-bool holdsOpen(pid_t pid, const struct stat& file) {
+// Whether process `pid` has the file at `path` (`file`) open. Throws
+// MasterNotFound when that cannot be told: /proc/<pid>/fd is readable only
+// by root and the process's own user, who alone may signal it anyway. Only
+// descriptors whose link names `path` are stat()ed: the others may be
+// sockets, pipes or files on a hung network mount.
+bool holdsOpen(pid_t pid, const std::string& path, const struct stat& file) {
   std::string directory = fmt::format("/proc/{}/fd", pid);
   std::unique_ptr<DIR, int (*)(DIR*)> fds(::opendir(directory.c_str()), &::closedir);
   if (!fds) {
@@ -65,10 +70,14 @@ bool holdsOpen(pid_t pid, const struct stat& file) {
                                      "as the master's user)",
                                      pid, directory, std::strerror(errno)));
   }
+  char link[PATH_MAX];
   while (const dirent* entry = ::readdir(fds.get())) {
     if (entry->d_name[0] == '.') continue;
+    std::string descriptor = directory + "/" + entry->d_name;
+    ssize_t n = ::readlink(descriptor.c_str(), link, sizeof link);
+    if (n <= 0 || std::string_view(link, size_t(n)) != path) continue;
     struct stat held {};
-    if (::stat((directory + "/" + entry->d_name).c_str(), &held) == 0 && sameFile(held, file)) return true;
+    if (::stat(descriptor.c_str(), &held) == 0 && sameFile(held, file)) return true;
   }
   return false;
 }
@@ -102,7 +111,7 @@ FoundMaster throughPidfile(const MasterQuery& query, pid_t pid) {
   std::vector<std::string> names = query.name ? std::vector<std::string>{*query.name} : instanceNames();
   for (const std::string& name : names) {
     std::string why;
-    if (auto locator = readLocator(name, why); locator && holdsOpen(pid, locator->file)) {
+    if (auto locator = readLocator(name, why); locator && holdsOpen(pid, locator->path, locator->file)) {
       return FoundMaster{pid, name, pidFile, {}};
     }
   }
@@ -133,7 +142,7 @@ FoundMaster findMaster(const MasterQuery& query) {
     std::string why;
     if (auto locator = readLocator(*query.name, why)) {
       pid_t pid = locator->where.pid;
-      if (holdsOpen(pid, locator->file)) {
+      if (holdsOpen(pid, locator->path, locator->file)) {
         const std::string& pidFile = locator->where.owner.pidFile;
         return FoundMaster{pid, *query.name, pidFile,
                            fmt::format("found through {}{}", locator->path,
@@ -152,7 +161,7 @@ FoundMaster findMaster(const MasterQuery& query) {
       std::string why;
       auto locator = readLocator(name, why);
       if (!locator || !sameConfig(locator->where.owner.config, query.configPath)) continue;
-      if (!holdsOpen(locator->where.pid, locator->file)) continue;
+      if (!holdsOpen(locator->where.pid, locator->path, locator->file)) continue;
       const std::string& pidFile = locator->where.owner.pidFile;
       found.push_back({locator->where.pid, name, pidFile,
                        fmt::format("found through {}, the instance that runs with {}{}", locator->path,
