@@ -19,13 +19,14 @@
 
 #include "base/socket.h"
 #include "base/unique_fd.h"
+#include "master/config_origins.h"
 #include "master/config_reader.h"
 #include "master/yaml_json.h"
 
 namespace tcpfork {
 namespace {
 
-void walk(const std::string& path, const YAML::Node& root, Config& c);
+KeyLines walk(const std::string& path, const YAML::Node& root, Config& c);
 
 // Well under Linux's limit on one argument (MAX_ARG_STRLEN, 128 KiB).
 constexpr size_t kMaxHandlerConfigBytes = 64 * 1024;
@@ -111,7 +112,8 @@ std::string readText(const std::string& path) {
   return text;
 }
 
-void readFile(const std::string& path, Config& c) {
+// Reads `path` into `c`; returns the line of each key it sets.
+KeyLines readFile(const std::string& path, Config& c) {
   YAML::Node root;
   try {
     root = YAML::Load(readText(path));
@@ -123,9 +125,9 @@ void readFile(const std::string& path, Config& c) {
   } catch (const YAML::ParserException& e) {
     throw ConfigError(fmt::format("{}:{}: YAML syntax error: {}", path, e.mark.line + 1, e.msg));
   }
-  if (root.IsNull()) return;  // an empty file means all defaults
+  if (root.IsNull()) return {};  // an empty file means all defaults
   try {
-    walk(path, root, c);
+    return walk(path, root, c);
   } catch (const YAML::Exception& e) {
     // Anything yaml-cpp still throws (found by fuzzing) becomes a config error.
     throw ConfigError(fmt::format("{}:{}: {}", path, e.mark.line + 1, e.msg));
@@ -147,7 +149,7 @@ std::string modulePath(const ConfigReader& r, const YAML::Node& node, const std:
   return module.string();
 }
 
-void walk(const std::string& path, const YAML::Node& root, Config& c) {
+KeyLines walk(const std::string& path, const YAML::Node& root, Config& c) {
   ConfigReader r(path);
   constexpr Millis kHour{3'600'000};
   constexpr Millis kDay = 24 * kHour;
@@ -312,64 +314,99 @@ void walk(const std::string& path, const YAML::Node& root, Config& c) {
                          }}});
                  }},
             });
+  return r.lines();
 }
 
-void validate(const Config& c, const std::string& source) {
-  auto fail = [&](const std::string& key, const std::string& why) {
-    throw ConfigError(fmt::format("{}: {}: {}", source, key, why));
-  };
+// The checks that run once every value is known: those that compare keys,
+// and those a flag's value must pass as well as the file's. Each names its
+// key, the keys it compares with, and where each value came from (`o`).
+void validate(const Config& c, const ConfigOrigins& o) {
   if (!isInstanceName(c.name)) {
-    fail("name", "use 1-64 of A-Z a-z 0-9 _ . -, starting with a letter, digit or _ (it names the stats segment "
-                 "and default paths)");
+    o.fail("name", fmt::format("{} is not an instance name: use 1-64 of A-Z a-z 0-9 _ . -, starting with a letter, "
+                               "digit or _ (it names the stats segment and default paths)",
+                               o.value("name", "'" + c.name + "'")));
   }
-  if (c.listen.empty()) fail("listen", "needs at least one address");
-  if (auto problem = listenProblem(c.listen)) fail("listen", problem->why);
+  if (c.listen.empty()) o.fail("listen", "needs at least one address");
+  if (auto problem = listenProblem(c.listen)) {
+    std::string entry = fmt::format("entry {}", problem->entry + 1);
+    o.fail("listen", fmt::format("{}: {}", o.value("listen", entry), problem->why));
+  }
   try {
     if (!isLoopback(parseAddress(c.metricsListen)) && !c.metricsAllowRemote) {
-      fail("metrics.listen", c.metricsListen + " is not a loopback address; the admin port serves /status (and "
-                             "/debug/pprof when enabled): set metrics.allow_remote: true to expose it");
+      o.fail("metrics.listen",
+             fmt::format("{} is not a loopback address and {} does not allow one; the admin port serves /status "
+                         "(and /debug/pprof when enabled): set metrics.allow_remote: true to expose it",
+                         o.value("metrics.listen", c.metricsListen), o.compared("metrics.allow_remote", "false")),
+             {"metrics.allow_remote"});
     }
   } catch (const std::invalid_argument& e) {
-    fail("metrics.listen", e.what());
+    o.fail("metrics.listen", o.value("metrics.listen", c.metricsListen) + ": " + e.what());
   }
   if (c.effectiveWorkers() > c.maxWorkers) {
-    fail("workers", fmt::format("{} is more than max_workers ({})", c.effectiveWorkers(), c.maxWorkers));
+    o.fail("workers",
+           fmt::format("{} is more than {}", o.value("workers", std::to_string(c.effectiveWorkers())),
+                       o.compared("max_workers", std::to_string(c.maxWorkers))),
+           {"max_workers"});
   }
-  if (c.worker.limits.outputHighWater < 2 * 14) fail("output_high_water", "too small");
+  if (c.worker.limits.outputHighWater < 2 * 14) {
+    o.fail("output_high_water", o.value("output_high_water", std::to_string(c.worker.limits.outputHighWater)) +
+                                    " is too small");
+  }
   if (uint64_t nofile = c.worker.rlimitNofile; nofile > 0) {
     if (c.worker.maxConnections + kWorkerOwnDescriptors > nofile) {
-      fail("rlimit_nofile", fmt::format("{} leaves no room for max_connections ({}) and the {} descriptors a worker "
-                                        "needs of its own: at least {}",
-                                        nofile, c.worker.maxConnections, kWorkerOwnDescriptors,
-                                        c.worker.maxConnections + kWorkerOwnDescriptors));
+      o.fail("rlimit_nofile",
+             fmt::format("{} leaves no room for {} and the {} descriptors a worker needs of its own: at least {}",
+                         o.value("rlimit_nofile", std::to_string(nofile)),
+                         o.compared("max_connections", std::to_string(c.worker.maxConnections)),
+                         kWorkerOwnDescriptors, c.worker.maxConnections + kWorkerOwnDescriptors),
+             {"max_connections"});
     }
     rlimit current{};
     ::getrlimit(RLIMIT_NOFILE, &current);
     if (nofile > current.rlim_max && ::geteuid() != 0) {
-      fail("rlimit_nofile", fmt::format("{} is above the hard limit ({}), which only root can raise", nofile,
-                                        uint64_t(current.rlim_max)));
+      o.fail("rlimit_nofile", fmt::format("{} is above the hard limit ({}), which only root can raise",
+                                          o.value("rlimit_nofile", std::to_string(nofile)),
+                                          uint64_t(current.rlim_max)));
     }
   }
   const RecycleLimits& recycle = c.recycle;
-  if (recycle.maxRequestsJitter > 0 && recycle.maxRequests == 0) fail("max_requests_jitter", "needs max_requests");
+  if (recycle.maxRequestsJitter > 0 && recycle.maxRequests == 0) {
+    o.fail("max_requests_jitter",
+           fmt::format("{} needs max_requests; {} is no limit",
+                       o.value("max_requests_jitter", std::to_string(recycle.maxRequestsJitter)),
+                       o.compared("max_requests", "0")),
+           {"max_requests"});
+  }
   if (recycle.maxLifetimeJitter.count() > 0 && recycle.maxLifetime.count() == 0) {
-    fail("max_lifetime_jitter", "needs max_lifetime");
+    o.fail("max_lifetime_jitter",
+           fmt::format("{} needs max_lifetime; {} is no limit",
+                       o.value("max_lifetime_jitter", formatDuration(recycle.maxLifetimeJitter)),
+                       o.compared("max_lifetime", "0")),
+           {"max_lifetime"});
   }
   // A worker recycled every few moments would spend its life starting.
   if (recycle.maxLifetime.count() > 0 && recycle.maxLifetime < Millis(1000)) {
-    fail("max_lifetime", formatDuration(recycle.maxLifetime) + " is under 1s (0 = no limit)");
+    o.fail("max_lifetime",
+           o.value("max_lifetime", formatDuration(recycle.maxLifetime)) + " is under 1s (0 = no limit)");
   }
   if (recycle.maxRss > 0 && recycle.maxRssHard > 0 && recycle.maxRssHard <= recycle.maxRss) {
-    fail("max_rss_hard", fmt::format("{} is not above max_rss ({}): the graceful recycle would never come first",
-                                     recycle.maxRssHard, recycle.maxRss));
+    o.fail("max_rss_hard",
+           fmt::format("{} is not above {}: the graceful recycle would never come first",
+                       o.value("max_rss_hard", std::to_string(recycle.maxRssHard)),
+                       o.compared("max_rss", std::to_string(recycle.maxRss))),
+           {"max_rss"});
   }
   // Below one connection's worth, a single client sending its largest frame
   // would be shed for it.
   if (size_t oneConnection = c.worker.limits.maxFrameBytes + c.worker.limits.outputHighWater;
       c.worker.maxBufferedBytes < oneConnection) {
-    fail("max_buffered_bytes", fmt::format("{} is less than one connection may hold (max_frame_bytes + "
-                                           "output_high_water = {})",
-                                           c.worker.maxBufferedBytes, oneConnection));
+    o.fail("max_buffered_bytes",
+           fmt::format("{} is less than one connection may hold: {} + {} = {}",
+                       o.value("max_buffered_bytes", std::to_string(c.worker.maxBufferedBytes)),
+                       o.compared("max_frame_bytes", std::to_string(c.worker.limits.maxFrameBytes)),
+                       o.compared("output_high_water", std::to_string(c.worker.limits.outputHighWater)),
+                       oneConnection),
+           {"max_frame_bytes", "output_high_water"});
   }
 }
 
@@ -386,14 +423,29 @@ std::string Config::effectiveProfileDir() const { return profile.dir.empty() ? "
 
 Config loadConfig(const std::string& path, const ConfigOverrides& overrides) {
   Config c;
-  if (!path.empty()) readFile(path, c);
-  if (!overrides.listen.empty()) c.listen = overrides.listen;
-  if (overrides.workers) c.workers = *overrides.workers;
-  if (overrides.metricsListen) c.metricsListen = *overrides.metricsListen;
-  if (overrides.pidFile) c.pidFile = *overrides.pidFile;
-  if (overrides.name) c.name = *overrides.name;
-  if (overrides.logFile) c.logFile = *overrides.logFile;
-  validate(c, path.empty() ? "config" : path);
+  ConfigOrigins origins(path, path.empty() ? KeyLines{} : readFile(path, c));
+  if (!overrides.listen.empty()) {
+    c.listen = overrides.listen;
+    origins.setFlag("listen", "--listen");
+  }
+  if (overrides.workers) {
+    c.workers = *overrides.workers;
+    origins.setFlag("workers", "--workers");
+  }
+  if (overrides.metricsListen) {
+    c.metricsListen = *overrides.metricsListen;
+    origins.setFlag("metrics.listen", "--metrics-listen");
+  }
+  if (overrides.pidFile) {
+    c.pidFile = *overrides.pidFile;
+    origins.setFlag("pid_file", "--pid-file");
+  }
+  if (overrides.name) {
+    c.name = *overrides.name;
+    origins.setFlag("name", "--name");
+  }
+  if (overrides.logFile) c.logFile = *overrides.logFile;  // no check reads log.file
+  validate(c, origins);
   return c;
 }
 

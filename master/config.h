@@ -2,7 +2,9 @@
 // Config: everything the master runs with. Every key has a default, so no
 // file is needed; a YAML file overrides defaults and command-line flags
 // override the file. loadConfig() rejects unknown keys and bad values with
-// ConfigError("FILE:LINE: key: why").
+// ConfigError("FILE:LINE: key: why"); values that contradict each other cite
+// the line of the key at fault or, when the file leaves it at its default,
+// of the key it is compared with, and a value a flag set is named as such.
 
 #include <chrono>
 #include <cstddef>

@@ -16,7 +16,7 @@ void ConfigReader::fail(const YAML::Mark& mark, const std::string& key, const st
   throw ConfigError(fmt::format("{}:{}: {}: {}", file_, mark.line + 1, key, why));
 }
 
-void ConfigReader::forEach(const YAML::Node& map, const std::string& prefix, const Handlers& handlers) const {
+void ConfigReader::forEach(const YAML::Node& map, const std::string& prefix, const Handlers& handlers) {
   if (!map.IsMap()) fail(map, prefix.empty() ? "config" : prefix, "expected a mapping of keys");
   // yaml-cpp keeps every entry of a repeated key; last-one-wins would hide an edit.
   std::map<std::string, YAML::Mark> seen;
@@ -35,6 +35,7 @@ void ConfigReader::forEach(const YAML::Node& map, const std::string& prefix, con
       fail(entry.first, full, fmt::format("unknown key (known here: {})", known));
     }
     if (entry.second.IsNull()) fail(entry.first, full, "has no value");
+    if (!entry.first.Mark().is_null()) lines_[full] = unsigned(entry.first.Mark().line + 1);
     it->second(entry.second, full);
   }
 }

@@ -2,7 +2,8 @@
 // ConfigReader: walks one YAML document of the config, typing its values and
 // failing with the file, line and key at fault (ConfigError), so every
 // message a bad config gets names what to fix. An unknown or repeated key is
-// an error: a typo must not fall back to a default unnoticed.
+// an error: a typo must not fall back to a default unnoticed. It records the
+// line of every key it walks, for the checks that compare keys afterwards.
 
 #include <yaml-cpp/yaml.h>
 
@@ -12,6 +13,7 @@
 #include <string>
 
 #include "master/config.h"
+#include "master/config_origins.h"
 
 namespace tcpfork {
 
@@ -24,9 +26,12 @@ class ConfigReader {
 
   using Handlers = std::map<std::string, std::function<void(const YAML::Node&, const std::string&)>>;
 
-  // Calls the handler of each key in `map`; an unknown key is an error that
-  // lists the known ones.
-  void forEach(const YAML::Node& map, const std::string& prefix, const Handlers& handlers) const;
+  // Calls the handler of each key in `map`, recording the key's line under
+  // its dotted name (prefix.key); an unknown key is an error that lists the
+  // known ones.
+  void forEach(const YAML::Node& map, const std::string& prefix, const Handlers& handlers);
+  // Every key forEach has walked, and its line.
+  const KeyLines& lines() const { return lines_; }
 
   // At most kMaxScalarBytes: no key takes a longer value (paths end at
   // PATH_MAX), and an error quoting it stays one readable line.
@@ -43,6 +48,7 @@ class ConfigReader {
 
  private:
   std::string file_;
+  KeyLines lines_;
 };
 
 }  // namespace tcpfork

@@ -1,9 +1,8 @@
 #pragma once
-// What a HUP may change. The keys that change only on restart (the instance
-// name, the pidfile, max_workers, the admin address, the profile directory
-// and endpoint, the workers' user and group) are put back as they run now,
-// and named so that the log can say so; everything else of the new file
-// applies. A pure function of two configs, so every rule is unit-tested.
+// What a HUP may change. The keys the running master built something from
+// at start (restartOnlyKeys()) are put back as they run now, and named so
+// that the log can say so; everything else of the new file applies. A pure
+// function of two configs, so every rule is unit-tested.
 
 #include <string>
 #include <vector>
@@ -19,5 +18,10 @@ struct ReloadPlan {
 };
 
 ReloadPlan planReload(const Config& running, Config next);
+
+// The keys a reload keeps at their running values, dotted as in the file,
+// in the order the docs list them: the one list planReload() keeps by, and
+// the one README, the man page and deploy/tcpfork.yaml are tested against.
+std::vector<std::string> restartOnlyKeys();
 
 }  // namespace tcpfork

@@ -334,6 +334,33 @@ TEST(MasterCli, NamesTheKeyAndLineOfABadConfig) {
   }
 }
 
+// Checks that compare keys run once the whole file is read; they still name
+// the line to edit, and a value a flag set.
+TEST(MasterCli, NamesTheLineOfAKeyThatContradictsAnother) {
+  struct Case {
+    std::string yaml;
+    std::vector<std::string> flags;
+    std::string message;
+  };
+  for (const auto& c :
+       {Case{"max_frame_bytes: 4096\nmax_buffered_bytes: 5000\n", {},
+             ":2: max_buffered_bytes: 5000 is less than one connection may hold: max_frame_bytes (4096, line 1) + "
+             "output_high_water (262144, the default) = 266240\n"},
+        Case{"name: edge\nmax_frame_bytes: 2147483647\n", {},
+             ":2: max_buffered_bytes: 67108864 (the default: the file does not set it) is less than one connection "
+             "may hold: max_frame_bytes (2147483647, line 2) + "},
+        Case{"max_workers: 4\n", {"--workers", "9"},
+             ":1: workers: 9 (set by --workers) is more than max_workers (4, line 1)\n"}}) {
+    std::string config = tempPath("contradicts.yaml");
+    std::ofstream(config) << c.yaml;
+    std::vector<std::string> args = {"-t", "-c", config};
+    args.insert(args.end(), c.flags.begin(), c.flags.end());
+    ToolRun run = runTool("tcpfork", args);
+    EXPECT_EQ(run.exitCode, 1) << c.yaml;
+    EXPECT_NE(run.output.find("tcpfork: " + config + c.message), std::string::npos) << run.output;
+  }
+}
+
 }  // namespace
 }  // namespace tcpfork::test
 
