@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <system_error>
 
-#include "master/supervisor.h"
+#include "master/supervise/supervisor.h"
 
 namespace tcpfork {
 

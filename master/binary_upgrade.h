@@ -15,7 +15,7 @@
 
 #include "base/event_ptr.h"
 #include "base/unique_fd.h"
-#include "master/spawn.h"
+#include "master/supervise/spawn.h"
 
 namespace tcpfork {
 

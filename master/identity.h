@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "master/config.h"
+#include "master/config/config.h"
 
 namespace tcpfork {
 

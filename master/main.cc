@@ -16,13 +16,13 @@
 #include <filesystem>
 
 #include "base/log.h"
-#include "master/cli.h"
-#include "master/config.h"
+#include "master/cli/cli.h"
+#include "master/config/config.h"
 #include "master/daemon.h"
-#include "master/handler_check.h"
+#include "master/cli/handler_check.h"
 #include "master/identity.h"
 #include "master/master.h"
-#include "master/signal_command.h"
+#include "master/cli/signal_command.h"
 
 using namespace tcpfork;
 

@@ -11,7 +11,7 @@
 #include <system_error>
 
 #include "base/socket.h"
-#include "master/fd_budget.h"
+#include "master/supervise/fd_budget.h"
 #include "master/signal_table.h"
 
 namespace tcpfork {
@@ -26,7 +26,7 @@ constexpr auto kFastStopGrace = std::chrono::seconds(3);
 // started by a binary upgrade inherits its predecessor's segment, whose size
 // then fixes max_workers until a full restart.
 // The instance's locator also names this master's pidfile and config file,
-// for `tcpfork -s` (master/master_finder.h).
+// for `tcpfork -s` (master/cli/master_finder.h).
 stats::StatsSegment openSegment(Config& c, const std::string& configPath, const StartContext& start) {
   stats::SegmentLocator::Owner owner{c.effectivePidFile(), configPath};
   if (!start.upgradeFrom) return stats::StatsSegment::create(c.name, 2 * c.maxWorkers, std::move(owner));

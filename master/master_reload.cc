@@ -10,7 +10,7 @@
 
 #include "base/log.h"
 #include "master/daemon.h"
-#include "master/reload_plan.h"
+#include "master/config/reload_plan.h"
 
 namespace tcpfork {
 

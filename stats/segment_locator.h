@@ -5,7 +5,7 @@
 // the pid of the master that owns it and that master's descriptor number for
 // it, so that root or the master's user can open /proc/<pid>/fd/<n>; and the
 // pidfile and config file that master runs with, so that `tcpfork -s` finds
-// it however it was started (master/master_finder.h).
+// it however it was started (master/cli/master_finder.h).
 //
 // The master holds the file under an exclusive flock for its whole life,
 // taken before anything of the instance exists: of two masters of one name,

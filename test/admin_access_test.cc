@@ -1,6 +1,6 @@
 // The admin port's Host rule, on the host names a request can carry.
 
-#include "master/admin_access.h"
+#include "master/admin/admin_access.h"
 
 #include <gtest/gtest.h>
 

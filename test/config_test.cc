@@ -9,7 +9,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "master/config.h"
+#include "master/config/config.h"
 
 namespace tcpfork {
 namespace {

@@ -13,7 +13,7 @@
 #include <fstream>
 #include <string>
 
-#include "master/handler_check.h"
+#include "master/cli/handler_check.h"
 
 namespace tcpfork {
 namespace {

@@ -1,12 +1,12 @@
 // HELP text in the exposition: prometheus-cpp writes it as given, so the
-// collector escapes it as the text format wants (master/metrics_collector.h).
+// collector escapes it as the text format wants (master/admin/metrics_collector.h).
 
 #include <gtest/gtest.h>
 #include <prometheus/text_serializer.h>
 
 #include <string>
 
-#include "master/metrics_collector.h"
+#include "master/admin/metrics_collector.h"
 
 namespace tcpfork {
 namespace {

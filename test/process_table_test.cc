@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "master/process_table.h"
+#include "master/supervise/process_table.h"
 
 namespace tcpfork {
 namespace {

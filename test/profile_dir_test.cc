@@ -1,7 +1,7 @@
 // ProfileDir reads only what a worker writes: in a directory the workers'
 // user owns, every other kind of entry may have been planted there.
 
-#include "master/profile_dir.h"
+#include "master/profiling/profile_dir.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

@@ -11,7 +11,7 @@
 #include <map>
 #include <set>
 
-#include "master/reload_plan.h"
+#include "master/config/reload_plan.h"
 
 namespace tcpfork {
 namespace {

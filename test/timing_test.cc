@@ -13,7 +13,7 @@
 
 #include "base/rx_timestamp.h"
 #include "base/socket.h"
-#include "master/netstat.h"
+#include "master/admin/netstat.h"
 #include "protocol/frame.h"
 #include "worker/ack_clock.h"
 #include "worker/clock_epochs.h"

@@ -8,7 +8,7 @@
 // only once complete, so a worker killed mid-profile leaves a .tmp (which the
 // master removes), never a truncated .prof. The master creates the directory
 // (0700, owned by the user workers run as) and takes nothing in it on trust:
-// see master/profile_dir.h.
+// see master/profiling/profile_dir.h.
 
 #include <chrono>
 #include <string>

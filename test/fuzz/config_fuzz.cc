@@ -10,7 +10,7 @@
 #include <fstream>
 #include <string>
 
-#include "master/config.h"
+#include "master/config/config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const struct File {

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "master/reload_plan.h"
+#include "master/config/reload_plan.h"
 #include "test/integration/process.h"
 
 namespace tcpfork::test {

@@ -1,0 +1,158 @@
+#include "master/admin/admin_http.h"
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <prometheus/text_serializer.h>
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+#include <regex>
+#include <system_error>
+
+#include "base/socket.h"
+#include "master/admin/http_reply.h"
+#include "master/admin/status_page.h"
+#include "stats/status_json.h"
+
+namespace tcpfork {
+
+AdminHttp::AdminHttp(event_base* base, const std::string& address, const MetricsCollector& collector,
+                     const stats::StatsSegment& segment, std::function<Health()> health, unsigned maxConnections,
+                     bool anyHost, UniqueFd inherited)
+    : listener_(inherited ? std::move(inherited) : listenTcp(parseAddress(address), {.backlog = 128, .reusePort = false})),
+      http_(evhttp_new(base)),
+      access_(localAddress(listener_.get()), anyHost),
+      collector_(collector),
+      segment_(segment),
+      health_(std::move(health)) {
+  if (!http_) throw std::system_error(ENOMEM, std::generic_category(), "evhttp_new()");
+  // POST only to start a profile (AdminAccess), checked per path below.
+  evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
+  // evhttp buffers whatever a request announces: a body of Content-Length
+  // 100000000000, or a header line that never ends, would grow the master
+  // without limit. The admin paths take no body.
+  evhttp_set_max_headers_size(http_, ev_ssize_t(kMaxHeaderBytes));
+  evhttp_set_max_body_size(http_, 0);
+  evhttp_set_gencb(http_, &AdminHttp::onRequest, this);
+  connections_ = std::make_unique<AdminConnections>(base, http_, maxConnections);
+  // A slow or stuck scraper must not hold the master's loop resources forever.
+  evhttp_set_timeout(http_, 10);
+  bound_ = evhttp_accept_socket_with_handle(http_, listener_.get());
+  if (!bound_) {
+    connections_.reset();
+    evhttp_free(http_);
+    throw std::system_error(EINVAL, std::generic_category(), "evhttp_accept_socket(" + address + ")");
+  }
+  connections_->attach(evhttp_bound_socket_get_listener(bound_));
+}
+
+AdminHttp::~AdminHttp() {
+  connections_.reset();
+  // evhttp closes the sockets it accepted on; our UniqueFd must not close it twice.
+  evhttp_free(http_);
+  listener_.release();
+}
+
+std::string AdminHttp::boundAddress() const { return localAddress(listener_.get()).toString(); }
+
+void AdminHttp::stopAccepting() {
+  if (!bound_) return;
+  // Frees the listener and closes our copy of the socket; requests already
+  // accepted are still answered.
+  connections_->detach();
+  evhttp_del_accept_socket(http_, bound_);
+  bound_ = nullptr;
+  listener_.release();
+}
+
+void AdminHttp::onRequest(evhttp_request* request, void* self) {
+  try {
+    static_cast<AdminHttp*>(self)->handle(request);
+  } catch (const std::exception& e) {
+    spdlog::error("admin HTTP: {}", e.what());
+    sendReply(request, 500, "Internal Server Error", "text/plain", std::string(e.what()) + "\n");
+  }
+}
+
+namespace {
+
+void refuse(evhttp_request* request, const AdminAccess::Refusal& refusal) {
+  evkeyvalq* headers = evhttp_request_get_output_headers(request);
+  if (refusal.allow) evhttp_add_header(headers, "Allow", refusal.allow);
+  // The body may quote what the peer sent: never to be taken for HTML.
+  evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
+  sendReply(request, refusal.code, refusal.reason, "text/plain; charset=utf-8", refusal.body);
+}
+
+// Whether `path` starts a profile, and the worker it names (else the query's).
+struct ProfilePath {
+  bool matched = false;
+  std::optional<unsigned> worker;
+};
+
+ProfilePath profilePath(const std::string& path) {
+  static const std::regex kWorkerPath(R"(/debug/worker/(\d{1,4})/pprof/profile)");
+  if (path == "/debug/pprof/profile") return {true, std::nullopt};
+  if (std::smatch m; std::regex_match(path, m, kWorkerPath)) return {true, unsigned(std::stoul(m[1]))};
+  return {};
+}
+
+}  // namespace
+
+void AdminHttp::handle(evhttp_request* request) {
+  connections_->onRequest(request);
+  if (auto refusal = access_.checkHost(request)) {
+    refuse(request, *refusal);
+    return;
+  }
+  const evhttp_uri* uri = evhttp_request_get_evhttp_uri(request);
+  const char* rawPath = uri ? evhttp_uri_get_path(uri) : nullptr;
+  std::string path = rawPath && *rawPath ? rawPath : "/";
+  if (ProfilePath profile = profilePath(path); profile.matched && pprof_) {
+    if (auto refusal = access_.checkProfileStart(request)) {
+      refuse(request, *refusal);
+    } else {
+      pprof_(request, profile.worker);
+    }
+    return;
+  }
+  if (evhttp_request_get_command(request) == EVHTTP_REQ_POST) {
+    refuse(request, {405, "Method Not Allowed", "this path takes GET or HEAD\n", "GET, HEAD"});
+    return;
+  }
+  if (path == "/") {
+    // Everything the page needs is inline; the policy says so to the
+    // browser too, so that nothing it shows can load or send elsewhere.
+    evkeyvalq* headers = evhttp_request_get_output_headers(request);
+    evhttp_add_header(headers, "Content-Security-Policy",
+                      "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                      "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'");
+    evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
+    evhttp_add_header(headers, "Cache-Control", "no-cache");
+    sendReply(request, 200, "OK", "text/html; charset=utf-8", statusPageHtml());
+  } else if (path == "/metrics") {
+    sendReply(request, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
+          prometheus::TextSerializer().Serialize(collector_.Collect()));
+  } else if (path == "/healthz") {
+    Health h = health_();
+    sendReply(request, h.ok ? 200 : 503, h.ok ? "OK" : "Service Unavailable", "text/plain", h.detail + "\n");
+  } else if (path == "/status") {
+    sendReply(request, 200, "OK", "application/json", status().dump(2) + "\n");
+  } else {
+    sendReply(request, 404, "Not Found", "text/plain", "not found; try /, /metrics, /healthz or /status\n");
+  }
+}
+
+nlohmann::json AdminHttp::status() const {
+  nlohmann::json j = stats::snapshotJson(stats::takeSnapshot(segment_));
+  MasterStatus master = collector_.masterStatus();
+  j["workers_configured"] = master.workersConfigured;
+  nlohmann::json queues = nlohmann::json::array();
+  for (const auto& q : master.listenQueues) {
+    queues.push_back({{"address", q.address}, {"worker", q.worker}, {"length", q.queue.length}, {"limit", q.queue.limit}});
+  }
+  j["listen_queues"] = std::move(queues);
+  return j;
+}
+
+}  // namespace tcpfork

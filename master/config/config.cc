@@ -1,0 +1,452 @@
+#include "master/config/config.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+
+#include "base/socket.h"
+#include "base/unique_fd.h"
+#include "master/config/config_origins.h"
+#include "master/config/config_reader.h"
+#include "master/config/yaml_json.h"
+
+namespace tcpfork {
+namespace {
+
+KeyLines walk(const std::string& path, const YAML::Node& root, Config& c);
+
+// Well under Linux's limit on one argument (MAX_ARG_STRLEN, 128 KiB).
+constexpr size_t kMaxHandlerConfigBytes = 64 * 1024;
+// Deeper than any module's settings need; a module's own JSON parser may
+// recurse once per level.
+constexpr size_t kMaxHandlerConfigDepth = 64;
+// A commented config with every key is about 10 KiB; handler.config takes at
+// most 64 KiB.
+constexpr size_t kMaxConfigFileBytes = 1024 * 1024;
+
+// Names are checked by hand, not with std::regex: it recurses once per
+// character, and a value some 10,000 characters long overflows the stack.
+bool isAlpha(char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'); }
+bool isDigit(char ch) { return ch >= '0' && ch <= '9'; }
+
+// [a-zA-Z_][a-zA-Z0-9_]*
+bool isMetricPrefix(const std::string& text) {
+  if (text.empty() || isDigit(text[0])) return false;
+  return std::all_of(text.begin(), text.end(), [](char ch) { return isAlpha(ch) || isDigit(ch) || ch == '_'; });
+}
+
+// [A-Za-z0-9_.-]{1,64}
+// Not "." or "..", nor any name that starts with a dot or a dash: it goes into
+// paths (/dev/shm/<name>.stats, /run/<name>.pid, /tmp/<name>_profile) and on
+// command lines (tcpfork-stats --name <name>).
+bool isInstanceName(const std::string& text) {
+  if (text.empty() || text.size() > 64 || text[0] == '.' || text[0] == '-') return false;
+  return std::all_of(text.begin(), text.end(),
+                     [](char ch) { return isAlpha(ch) || isDigit(ch) || ch == '_' || ch == '.' || ch == '-'; });
+}
+
+// The first entry of `listen` that does not parse, or that names the same
+// address as an earlier one (two sockets on one address would split its
+// connections between unrelated workers).
+struct ListenProblem {
+  size_t entry;
+  std::string why;
+};
+std::optional<ListenProblem> listenProblem(const std::vector<std::string>& listen) {
+  std::map<std::string, size_t> seen;  // a long list costs n log n, not n squared
+  for (size_t i = 0; i < listen.size(); ++i) {
+    std::string address;
+    try {
+      address = parseAddress(listen[i]).toString();
+    } catch (const std::invalid_argument& e) {
+      return ListenProblem{i, e.what()};
+    }
+    if (auto [first, fresh] = seen.emplace(address, i); !fresh) {
+      return ListenProblem{
+          i, fmt::format("{} is listed twice (entries {} and {})", listen[i], first->second + 1, i + 1)};
+    }
+  }
+  return std::nullopt;
+}
+
+// The file's text, refused unread when it is larger than any config: a path
+// naming /dev/zero, a FIFO or a gigabyte file fails at once instead of
+// holding the master (a reload runs on its loop) or exhausting its memory.
+std::string readText(const std::string& path) {
+  auto fail = [&](const std::string& why) { throw ConfigError(fmt::format("{}: {}", path, why)); };
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  if (!fd) fail(fmt::format("open: {}", std::strerror(errno)));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) fail(fmt::format("fstat: {}", std::strerror(errno)));
+  if (!S_ISREG(st.st_mode)) fail("not a regular file");
+  auto tooLarge = [&](uint64_t size) {
+    fail(fmt::format("{} bytes; a config file is at most {}", size, kMaxConfigFileBytes));
+  };
+  if (uint64_t(st.st_size) > kMaxConfigFileBytes) tooLarge(uint64_t(st.st_size));
+  // Read one byte past the limit, in case the file grew since fstat.
+  std::string text(kMaxConfigFileBytes + 1, '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    ssize_t n = ::read(fd.get(), text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail(fmt::format("read: {}", std::strerror(errno)));
+    if (n == 0) break;
+    got += size_t(n);
+  }
+  if (got > kMaxConfigFileBytes) tooLarge(got);
+  text.resize(got);
+  return text;
+}
+
+// Reads `path` into `c`; returns the line of each key it sets.
+KeyLines readFile(const std::string& path, Config& c) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(readText(path));
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp's parser recurses once per level and stops itself a few
+    // hundred levels down (its message says only "bad file").
+    throw ConfigError(fmt::format("{}:{}: collections nested too deeply (the YAML parser stops at about 500 levels)",
+                                  path, e.mark.line + 1));
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(fmt::format("{}:{}: YAML syntax error: {}", path, e.mark.line + 1, e.msg));
+  }
+  if (root.IsNull()) return {};  // an empty file means all defaults
+  try {
+    return walk(path, root, c);
+  } catch (const YAML::Exception& e) {
+    // Anything yaml-cpp still throws (found by fuzzing) becomes a config error.
+    throw ConfigError(fmt::format("{}:{}: {}", path, e.mark.line + 1, e.msg));
+  }
+}
+
+// handler.module, made absolute against the config file's directory (a
+// daemon's working directory is /), and checked to be a file the workers can
+// open. The master never opens it: workers load it.
+std::string modulePath(const ConfigReader& r, const YAML::Node& node, const std::string& key, const std::string& configPath) {
+  std::filesystem::path module(r.scalar(node, key));
+  if (module.empty()) r.fail(node, key, "is empty");
+  if (module.is_relative()) module = std::filesystem::absolute(std::filesystem::path(configPath).parent_path() / module);
+  module = module.lexically_normal();
+  struct stat st {};
+  if (::stat(module.c_str(), &st) != 0) r.fail(node, key, fmt::format("{}: {}", module.string(), std::strerror(errno)));
+  if (!S_ISREG(st.st_mode)) r.fail(node, key, fmt::format("{}: not a regular file", module.string()));
+  if (::access(module.c_str(), R_OK) != 0) r.fail(node, key, fmt::format("{}: {}", module.string(), std::strerror(errno)));
+  return module.string();
+}
+
+KeyLines walk(const std::string& path, const YAML::Node& root, Config& c) {
+  ConfigReader r(path);
+  constexpr Millis kHour{3'600'000};
+  constexpr Millis kDay = 24 * kHour;
+  constexpr uint64_t kMaxU32 = 0xffffffffu;
+  r.forEach(root, "",
+            {
+                {"name", [&](auto& n, auto& k) { c.name = r.scalar(n, k); }},
+                {"listen",
+                 [&](auto& n, auto& k) {
+                   c.listen.clear();
+                   if (n.IsScalar()) {
+                     c.listen.push_back(r.scalar(n, k));
+                   } else if (n.IsSequence() && n.size() > 0) {
+                     for (const auto& item : n) c.listen.push_back(r.scalar(item, k));
+                   } else {
+                     r.fail(n, k, "expected ADDR:PORT or a list of them");
+                   }
+                   if (auto problem = listenProblem(c.listen)) {
+                     r.fail(n.IsSequence() ? n[problem->entry] : n, k, problem->why);
+                   }
+                 }},
+                {"workers",
+                 [&](auto& n, auto& k) {
+                   c.workers = r.scalar(n, k) == "auto" ? 0 : unsigned(r.integer(n, k, 1, 4096));
+                 }},
+                {"max_workers", [&](auto& n, auto& k) { c.maxWorkers = unsigned(r.integer(n, k, 1, 4096)); }},
+                {"max_connections", [&](auto& n, auto& k) { c.worker.maxConnections = r.integer(n, k, 1, kMaxU32); }},
+                {"max_frame_bytes", [&](auto& n, auto& k) { c.worker.limits.maxFrameBytes = r.integer(n, k, 13, 0x7fffffff); }},
+                {"output_high_water", [&](auto& n, auto& k) { c.worker.limits.outputHighWater = r.integer(n, k, 1024, kMaxU32); }},
+                {"max_buffered_bytes",
+                 [&](auto& n, auto& k) { c.worker.maxBufferedBytes = r.bytes(n, k, 1, uint64_t{1} << 40); }},
+                {"max_requests", [&](auto& n, auto& k) { c.recycle.maxRequests = r.integer(n, k, 0, uint64_t{1} << 62); }},
+                {"max_requests_jitter",
+                 [&](auto& n, auto& k) { c.recycle.maxRequestsJitter = r.integer(n, k, 0, uint64_t{1} << 62); }},
+                {"max_rss", [&](auto& n, auto& k) { c.recycle.maxRss = r.bytes(n, k, 0, uint64_t{1} << 50); }},
+                {"max_rss_hard", [&](auto& n, auto& k) { c.recycle.maxRssHard = r.bytes(n, k, 0, uint64_t{1} << 50); }},
+                {"max_lifetime",
+                 [&](auto& n, auto& k) { c.recycle.maxLifetime = r.duration(n, k, Millis(0), 365 * kDay); }},
+                {"max_lifetime_jitter",
+                 [&](auto& n, auto& k) { c.recycle.maxLifetimeJitter = r.duration(n, k, Millis(0), 365 * kDay); }},
+                {"idle_timeout",
+                 [&](auto& n, auto& k) { c.worker.limits.idleTimeout = r.duration(n, k, Millis(0), kDay); }},
+                {"drain_timeout", [&](auto& n, auto& k) { c.worker.drainTimeout = r.duration(n, k, Millis(0), kDay); }},
+                {"worker_timeout",
+                 [&](auto& n, auto& k) { c.workerTimeout = r.duration(n, k, Millis(500), kHour); }},
+                {"hang_dump_grace",
+                 [&](auto& n, auto& k) { c.hangDumpGrace = r.duration(n, k, Millis(0), Millis(60'000)); }},
+                {"rlimit_nofile",
+                 [&](auto& n, auto& k) { c.worker.rlimitNofile = r.integer(n, k, 1024, uint64_t{1} << 30); }},
+                {"cpu_affinity",
+                 [&](auto& n, auto& k) {
+                   CpuAffinity& a = c.cpuAffinity;
+                   a.cpus.clear();
+                   if (n.IsScalar() && (n.Scalar() == "auto" || n.Scalar() == "none")) {
+                     a.mode = n.Scalar() == "auto" ? CpuAffinity::Mode::kAuto : CpuAffinity::Mode::kNone;
+                     return;
+                   }
+                   if (!n.IsSequence() || n.size() == 0) r.fail(n, k, "expected auto, none or a list of CPU numbers");
+                   a.mode = CpuAffinity::Mode::kList;
+                   std::vector<unsigned> usable = usableCpus();
+                   for (const auto& item : n) {
+                     auto cpu = unsigned(r.integer(item, k, 0, CPU_SETSIZE - 1));
+                     if (std::find(usable.begin(), usable.end(), cpu) == usable.end()) {
+                       r.fail(item, k, fmt::format("CPU {} is not one this process may run on ({})", cpu,
+                                                   fmt::join(usable, ",")));
+                     }
+                     a.cpus.push_back(cpu);
+                   }
+                 }},
+                {"steering",
+                 [&](auto& n, auto& k) {
+                   SteeringConfig& s = c.steering;
+                   if (n.IsScalar()) {
+                     s.enabled = r.boolean(n, k);  // steering: off
+                     return;
+                   }
+                   r.forEach(n, k,
+                             {{"enabled", [&](auto& m, auto& mk) { s.enabled = r.boolean(m, mk); }},
+                              {"stale_after",
+                               [&](auto& m, auto& mk) { s.staleAfter = r.duration(m, mk, Millis(150), kHour); }},
+                              {"max_queue",
+                               [&](auto& m, auto& mk) { s.maxQueue = uint32_t(r.integer(m, mk, 1, kMaxU32)); }}});
+                 }},
+                {"pid_file", [&](auto& n, auto& k) { c.pidFile = r.scalar(n, k); }},
+                {"user", [&](auto& n, auto& k) { c.user = r.scalar(n, k); }},
+                {"group", [&](auto& n, auto& k) { c.group = r.scalar(n, k); }},
+                {"log",
+                 [&](auto& n, auto& k) {
+                   r.forEach(n, k,
+                             {{"file", [&](auto& m, auto& mk) { c.logFile = r.scalar(m, mk); }},
+                              {"level", [&](auto& m, auto& mk) {
+                                 c.logLevel = r.scalar(m, mk);
+                                 static const std::vector<std::string> kLevels = {"trace", "debug", "info",
+                                                                                  "warn",  "error", "critical"};
+                                 if (std::find(kLevels.begin(), kLevels.end(), c.logLevel) == kLevels.end()) {
+                                   r.fail(m, mk, "expected one of trace, debug, info, warn, error, critical");
+                                 }
+                               }}});
+                 }},
+                {"metrics",
+                 [&](auto& n, auto& k) {
+                   r.forEach(n, k,
+                             {{"listen",
+                               [&](auto& m, auto& mk) {
+                                 c.metricsListen = r.scalar(m, mk);
+                                 try {
+                                   parseAddress(c.metricsListen);
+                                 } catch (const std::invalid_argument& e) {
+                                   r.fail(m, mk, e.what());
+                                 }
+                               }},
+                              {"allow_remote", [&](auto& m, auto& mk) { c.metricsAllowRemote = r.boolean(m, mk); }},
+                              {"namespace", [&](auto& m, auto& mk) {
+                                 c.metricsNamespace = r.scalar(m, mk);
+                                 if (!isMetricPrefix(c.metricsNamespace)) {
+                                   r.fail(m, mk, "must match [a-zA-Z_][a-zA-Z0-9_]* (a Prometheus name prefix)");
+                                 }
+                               }}});
+                 }},
+                {"handler",
+                 [&](auto& n, auto& k) {
+                   HandlerSettings& h = c.worker.handler;
+                   r.forEach(n, k,
+                             {{"module", [&](auto& m, auto& mk) { h.module = modulePath(r, m, mk, path); }},
+                              {"config",
+                               [&](auto& m, auto& mk) {
+                                 // At most 64 KiB: it goes on each worker's command line.
+                                 try {
+                                   h.configJson =
+                                       yamlToJson(m, {kMaxHandlerConfigDepth, kMaxHandlerConfigBytes}).dump();
+                                 } catch (const YamlJsonError& e) {
+                                   r.fail(e.mark(), mk + e.path(), e.what());
+                                 }
+                               }},
+                              {"max_pending",
+                               [&](auto& m, auto& mk) { h.maxPending = r.integer(m, mk, 1, 1'000'000); }},
+                              {"pending_timeout", [&](auto& m, auto& mk) {
+                                 h.pendingTimeout = r.duration(m, mk, Millis(0), kDay);
+                               }}});
+                   if (h.module.empty()) r.fail(n, k, "needs module (the handler's .so file)");
+                 }},
+                {"profile",
+                 [&](auto& n, auto& k) {
+                   r.forEach(
+                       n, k,
+                       {{"dir", [&](auto& m, auto& mk) { c.profile.dir = r.scalar(m, mk); }},
+                        {"http", [&](auto& m, auto& mk) { c.profile.http = r.boolean(m, mk); }},
+                        {"http_remote", [&](auto& m, auto& mk) { c.profile.httpRemote = r.boolean(m, mk); }},
+                        {"duration",
+                         [&](auto& m, auto& mk) { c.worker.profileDuration = r.duration(m, mk, Millis(100), kHour); }},
+                        {"auto", [&](auto& m, auto& mk) {
+                           auto& a = c.profile.autoProfile;
+                           r.forEach(m, mk,
+                                     {{"enabled", [&](auto& v, auto& vk) { a.enabled = r.boolean(v, vk); }},
+                                      {"interval",
+                                       [&](auto& v, auto& vk) { a.interval = r.duration(v, vk, Millis(100), kDay); }},
+                                      {"threshold", [&](auto& v, auto& vk) { a.threshold = r.number(v, vk, 0.001, 100); }},
+                                      {"consecutive",
+                                       [&](auto& v, auto& vk) { a.consecutive = unsigned(r.integer(v, vk, 1, 1000)); }},
+                                      {"cooldown",
+                                       [&](auto& v, auto& vk) { a.cooldown = r.duration(v, vk, Millis(0), 7 * kDay); }}});
+                         }}});
+                 }},
+            });
+  return r.lines();
+}
+
+// The checks that run once every value is known: those that compare keys,
+// and those a flag's value must pass as well as the file's. Each names its
+// key, the keys it compares with, and where each value came from (`o`).
+void validate(const Config& c, const ConfigOrigins& o) {
+  if (!isInstanceName(c.name)) {
+    o.fail("name", fmt::format("{} is not an instance name: use 1-64 of A-Z a-z 0-9 _ . -, starting with a letter, "
+                               "digit or _ (it names the stats segment and default paths)",
+                               o.value("name", "'" + c.name + "'")));
+  }
+  if (c.listen.empty()) o.fail("listen", "needs at least one address");
+  if (auto problem = listenProblem(c.listen)) {
+    std::string entry = fmt::format("entry {}", problem->entry + 1);
+    o.fail("listen", fmt::format("{}: {}", o.value("listen", entry), problem->why));
+  }
+  try {
+    if (!isLoopback(parseAddress(c.metricsListen)) && !c.metricsAllowRemote) {
+      o.fail("metrics.listen",
+             fmt::format("{} is not a loopback address and {} does not allow one; the admin port serves /status "
+                         "(and /debug/pprof when enabled): set metrics.allow_remote: true to expose it",
+                         o.value("metrics.listen", c.metricsListen), o.compared("metrics.allow_remote", "false")),
+             {"metrics.allow_remote"});
+    }
+  } catch (const std::invalid_argument& e) {
+    o.fail("metrics.listen", o.value("metrics.listen", c.metricsListen) + ": " + e.what());
+  }
+  if (c.effectiveWorkers() > c.maxWorkers) {
+    o.fail("workers",
+           fmt::format("{} is more than {}", o.value("workers", std::to_string(c.effectiveWorkers())),
+                       o.compared("max_workers", std::to_string(c.maxWorkers))),
+           {"max_workers"});
+  }
+  if (c.worker.limits.outputHighWater < 2 * 14) {
+    o.fail("output_high_water", o.value("output_high_water", std::to_string(c.worker.limits.outputHighWater)) +
+                                    " is too small");
+  }
+  if (uint64_t nofile = c.worker.rlimitNofile; nofile > 0) {
+    if (c.worker.maxConnections + kWorkerOwnDescriptors > nofile) {
+      o.fail("rlimit_nofile",
+             fmt::format("{} leaves no room for {} and the {} descriptors a worker needs of its own: at least {}",
+                         o.value("rlimit_nofile", std::to_string(nofile)),
+                         o.compared("max_connections", std::to_string(c.worker.maxConnections)),
+                         kWorkerOwnDescriptors, c.worker.maxConnections + kWorkerOwnDescriptors),
+             {"max_connections"});
+    }
+    rlimit current{};
+    ::getrlimit(RLIMIT_NOFILE, &current);
+    if (nofile > current.rlim_max && ::geteuid() != 0) {
+      o.fail("rlimit_nofile", fmt::format("{} is above the hard limit ({}), which only root can raise",
+                                          o.value("rlimit_nofile", std::to_string(nofile)),
+                                          uint64_t(current.rlim_max)));
+    }
+  }
+  const RecycleLimits& recycle = c.recycle;
+  if (recycle.maxRequestsJitter > 0 && recycle.maxRequests == 0) {
+    o.fail("max_requests_jitter",
+           fmt::format("{} needs max_requests; {} is no limit",
+                       o.value("max_requests_jitter", std::to_string(recycle.maxRequestsJitter)),
+                       o.compared("max_requests", "0")),
+           {"max_requests"});
+  }
+  if (recycle.maxLifetimeJitter.count() > 0 && recycle.maxLifetime.count() == 0) {
+    o.fail("max_lifetime_jitter",
+           fmt::format("{} needs max_lifetime; {} is no limit",
+                       o.value("max_lifetime_jitter", formatDuration(recycle.maxLifetimeJitter)),
+                       o.compared("max_lifetime", "0")),
+           {"max_lifetime"});
+  }
+  // A worker recycled every few moments would spend its life starting.
+  if (recycle.maxLifetime.count() > 0 && recycle.maxLifetime < Millis(1000)) {
+    o.fail("max_lifetime",
+           o.value("max_lifetime", formatDuration(recycle.maxLifetime)) + " is under 1s (0 = no limit)");
+  }
+  if (recycle.maxRss > 0 && recycle.maxRssHard > 0 && recycle.maxRssHard <= recycle.maxRss) {
+    o.fail("max_rss_hard",
+           fmt::format("{} is not above {}: the graceful recycle would never come first",
+                       o.value("max_rss_hard", std::to_string(recycle.maxRssHard)),
+                       o.compared("max_rss", std::to_string(recycle.maxRss))),
+           {"max_rss"});
+  }
+  // Below one connection's worth, a single client sending its largest frame
+  // would be shed for it.
+  if (size_t oneConnection = c.worker.limits.maxFrameBytes + c.worker.limits.outputHighWater;
+      c.worker.maxBufferedBytes < oneConnection) {
+    o.fail("max_buffered_bytes",
+           fmt::format("{} is less than one connection may hold: {} + {} = {}",
+                       o.value("max_buffered_bytes", std::to_string(c.worker.maxBufferedBytes)),
+                       o.compared("max_frame_bytes", std::to_string(c.worker.limits.maxFrameBytes)),
+                       o.compared("output_high_water", std::to_string(c.worker.limits.outputHighWater)),
+                       oneConnection),
+           {"max_frame_bytes", "output_high_water"});
+  }
+}
+
+}  // namespace
+
+unsigned Config::effectiveWorkers() const { return workers > 0 ? workers : std::min(usableCores(), maxWorkers); }
+
+std::string Config::effectivePidFile() const {
+  if (!pidFile.empty()) return pidFile;
+  return (::geteuid() == 0 ? "/run/" : "/tmp/") + name + ".pid";
+}
+
+std::string Config::effectiveProfileDir() const { return profile.dir.empty() ? "/tmp/" + name + "_profile" : profile.dir; }
+
+Config loadConfig(const std::string& path, const ConfigOverrides& overrides) {
+  Config c;
+  ConfigOrigins origins(path, path.empty() ? KeyLines{} : readFile(path, c));
+  if (!overrides.listen.empty()) {
+    c.listen = overrides.listen;
+    origins.setFlag("listen", "--listen");
+  }
+  if (overrides.workers) {
+    c.workers = *overrides.workers;
+    origins.setFlag("workers", "--workers");
+  }
+  if (overrides.metricsListen) {
+    c.metricsListen = *overrides.metricsListen;
+    origins.setFlag("metrics.listen", "--metrics-listen");
+  }
+  if (overrides.pidFile) {
+    c.pidFile = *overrides.pidFile;
+    origins.setFlag("pid_file", "--pid-file");
+  }
+  if (overrides.name) {
+    c.name = *overrides.name;
+    origins.setFlag("name", "--name");
+  }
+  if (overrides.logFile) c.logFile = *overrides.logFile;  // no check reads log.file
+  validate(c, origins);
+  return c;
+}
+
+}  // namespace tcpfork

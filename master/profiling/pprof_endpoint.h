@@ -1,0 +1,77 @@
+#pragma once
+// PprofEndpoint: /debug/pprof/profile?seconds=N&worker=K on the admin HTTP
+// server (POST, or GET as the pprof tools send it: AdminAccess), off unless
+// profile.http is set, and answering only loopback peers unless
+// profile.http_remote is too. It asks worker K (the current process of that
+// index) for an N-second CPU profile through its stats slot and SIGTRAP,
+// waits on the master loop without blocking it, and returns the profile
+// file, so `google-pprof BINARY http://127.0.0.1:8889/debug/pprof/profile?seconds=10`
+// works against a C++ server. Each waiting request holds one of the
+// `adminConnections` the admin port may have open (and AdminConnections
+// never closes it to make room), so at most half of them wait at once: the
+// rest stay for /healthz and /metrics. More are answered 429 with a
+// Retry-After. Owned by the Master.
+
+#include <event2/http.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <list>
+#include <optional>
+#include <string>
+
+#include "base/event_ptr.h"
+#include "base/log.h"
+#include "master/profiling/profile_dir.h"
+#include "stats/segment.h"
+
+namespace tcpfork {
+
+class PprofEndpoint {
+ public:
+  struct Target {
+    pid_t pid;
+    uint32_t slot;
+  };
+  using FindWorker = std::function<std::optional<Target>(unsigned index)>;
+  // AdminHttp::watchClose: runs the function when the request's client goes
+  // away; an empty function stops watching.
+  using WatchClose = std::function<void(evhttp_request*, std::function<void()>)>;
+
+  PprofEndpoint(event_base* base, stats::StatsSegment& segment, const ProfileDir& dir, bool allowRemote,
+                unsigned adminConnections, FindWorker findWorker, WatchClose watchClose);
+  ~PprofEndpoint();
+
+  // `worker` from the path, else the `worker` query parameter (default 0).
+  void handle(evhttp_request* request, std::optional<unsigned> worker);
+
+ private:
+  struct Pending {
+    PprofEndpoint* owner = nullptr;
+    evhttp_request* request = nullptr;  // null once the client went away
+    Target target{};
+    std::chrono::steady_clock::time_point startBy;
+    std::chrono::steady_clock::time_point expectedEnd;  // for a Retry-After
+    std::chrono::steady_clock::time_point finishBy;
+    bool started = false;
+    EventPtr poll;
+  };
+
+  static void onPoll(evutil_socket_t fd, short what, void* pending);
+  void finish(Pending& pending, int code, const std::string& body, const char* contentType = "text/plain");
+  // 429 when maxWaiting_ requests already wait; true when it answered.
+  bool refuseOverShare(evhttp_request* request);
+
+  event_base* base_;
+  stats::StatsSegment& segment_;
+  const ProfileDir& dir_;
+  bool allowRemote_;
+  unsigned maxWaiting_;  // half the admin connections
+  FindWorker findWorker_;
+  WatchClose watchClose_;
+  std::list<Pending> pending_;
+  RateLimitedLog log_{1};
+};
+
+}  // namespace tcpfork

@@ -1,0 +1,128 @@
+#pragma once
+// The Supervisor's table: one row per worker process, or per index waiting to
+// be started again, each in one state. A row's state changes only through
+// transition(), along these edges:
+//
+//                       spawned          its slot says serving
+//   (wanted, no row) ------------> starting ----------------> serving
+//        |                          ^  |  |                    |  |
+//        | spawn failed       due   |  |  +-- exited: once ----+  |
+//        v                          |  |      restarts at once |  |
+//     backoff <---------------------+  |                       |  |
+//     fatal   <-- exited: crash loop --+-----------------------+  |
+//        ^        or the fatal code    |                          |
+//        |                             +-- heartbeat stalled -----+
+//        +------ exited ------ hung <--+   (SIGKILL; or: no accept while
+//                                           connections wait, loop running)
+//
+//   serving -- past a recycling limit (max_requests, max_rss, max_lifetime):
+//              marked recycling, no longer the row of its index, so a
+//              successor starts on the same sockets; once the successor
+//              serves it is not wanted, and drains as below (QUIT)
+//   serving -- past max_rss_hard: SIGKILL --> killed
+//   starting, serving -- not wanted (reload done, TTOU, stop): QUIT, USR2
+//                        or TERM --> draining
+//   starting, hung -- its reload abandoned before it served, or not wanted
+//                     while hung: SIGKILL --> killed
+//   draining -- fast stop: TERM, an earlier deadline --> draining
+//   draining -- drain deadline passed, or its heartbeat stalled --> killed
+//   (a stalled heartbeat is first answered with the stack dump signal; the
+//   SIGKILL follows hang_dump_grace later, unless it beats again meanwhile)
+//   backoff, fatal -- not wanted --> removed
+//   any live row -- exited while leaving or not wanted --> removed
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "master/config/config.h"
+#include "stats/layout.h"
+
+namespace tcpfork {
+
+using ProcessClock = std::chrono::steady_clock;
+
+// One generation of workers: how many, on which addresses, as whom, and
+// what each runs with (the contract); derived from the Config.
+struct GenerationSettings {
+  std::string binary;
+  std::vector<std::string> listen;
+  unsigned count = 1;
+  Millis workerTimeout{0};
+  Millis hangDumpGrace{0};
+  RecycleLimits recycle;
+  std::vector<int> cpus;  // worker i runs on cpus[i % size]; empty: anywhere
+  std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
+  WorkerSettings worker;
+};
+
+struct Generation {
+  uint64_t number = 0;
+  std::shared_ptr<const GenerationSettings> settings;
+};
+
+// kNew: a row about to be spawned for the first time; kGone: a row about to
+// be removed. Neither outlives the call that made it.
+enum class ProcessState { kNew, kStarting, kServing, kDraining, kKilled, kHung, kBackoff, kFatal, kGone };
+
+std::string_view processStateName(ProcessState state);
+
+struct ProcessRow {
+  ProcessState state = ProcessState::kNew;
+  Generation generation;
+  unsigned index = 0;
+  pid_t pid = 0;  // 0 in backoff and fatal
+  uint32_t slot = 0;
+  ProcessClock::time_point startedAt;
+  // backoff, fatal: when to start again; draining: when to SIGKILL.
+  std::optional<ProcessClock::time_point> deadline;
+  unsigned crashes = 0;     // consecutive short-lived exits of this index
+  std::string lastFailure;  // why its last start or process failed
+  // Its own draw of the recycling limits, made when it is spawned (0 and
+  // none: no limit).
+  uint64_t maxRequests = 0;
+  std::optional<ProcessClock::time_point> retireAt;
+  // Why it is being replaced, once it is past a limit (see the diagram).
+  std::optional<stats::RecycleReason> recycling;
+  // Its heartbeat stalled: asked for a stack dump, it is killed at this
+  // time; stackDumps is its slot's count of dumps written when asked.
+  std::optional<ProcessClock::time_point> killAt;
+  uint64_t stackDumps = 0;
+  // Requests it had received and answered when last looked at, and when that
+  // sum last moved: a worker whose loop is late but whose requests still
+  // complete is busy, not hung (lateButBusy: said so once).
+  uint64_t progress = 0;
+  std::optional<ProcessClock::time_point> progressAt;
+  bool lateButBusy = false;
+  // checkAcceptProgress: its accept counters when last seen, since when
+  // connections have waited on its sockets with none taken, and when it is
+  // killed for that (after its stack dump). hangCause: why a hung row was
+  // killed, when not for its heartbeat.
+  uint64_t acceptProgress = 0;
+  std::optional<ProcessClock::time_point> acceptStalledSince;
+  std::optional<ProcessClock::time_point> acceptKillAt;
+  std::string hangCause;
+};
+
+// A process of ours runs (or has not been reaped yet).
+inline bool live(const ProcessRow& row) {
+  using enum ProcessState;
+  return row.state == kStarting || row.state == kServing || row.state == kDraining || row.state == kKilled ||
+         row.state == kHung;
+}
+
+// Whether the diagram above has the edge.
+bool edgeExists(ProcessState from, ProcessState to);
+
+// The one place a row changes state. An edge the diagram lacks is a bug, not
+// a worker's fault: it is logged as one and taken anyway, so that the table
+// keeps following the processes.
+void transition(ProcessRow& row, ProcessState to, std::optional<ProcessClock::time_point> deadline = std::nullopt);
+
+}  // namespace tcpfork
