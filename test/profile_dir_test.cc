@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "test/integration/requirements.h"
+
 namespace tcpfork {
 namespace {
 
@@ -90,7 +92,7 @@ TEST_F(ProfileDirTest, AFileOverTheLimitIsRefusedUnread) {
 }
 
 TEST_F(ProfileDirTest, AFileOfAnotherUserIsRefused) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a file to another user";
+  TCPFORK_REQUIRE(::geteuid() == 0, "needs root to give a file to another user");
   write("t-worker0-42-a-1.prof", "root's, say");
   ASSERT_EQ(::chown((path_ + "/t-worker0-42-a-1.prof").c_str(), 65534, 65534), 0);
   EXPECT_NE(refusal("t-worker0-42-a-1.prof").find("owned by uid 65534"), std::string::npos);

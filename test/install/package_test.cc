@@ -23,6 +23,7 @@
 #include <sstream>
 
 #include "stats/segment.h"
+#include "test/integration/requirements.h"
 #include "test/integration/running_master.h"
 
 namespace tcpfork::test {
@@ -301,7 +302,7 @@ std::vector<std::string> listedFiles(const std::string& package) {
 }
 
 TEST(Package, InstallsServesAsItsUserAndPurgesLeavingNothing) {
-  if (::geteuid() != 0) GTEST_SKIP() << "installing a Debian package needs root; run the install tests as root";
+  TCPFORK_REQUIRE(::geteuid() == 0, "installing a Debian package needs root; run the install tests as root");
 
   std::string arch = trimmed(runDpkg({"dpkg", "--print-architecture"}, 10s).output);
   std::vector<std::string> debs = {debFile("tcpfork", arch), debFile("tcpfork-dev", "all")};

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "test/integration/http_get.h"
+#include "test/integration/requirements.h"
 #include "test/integration/running_haproxy.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
@@ -128,7 +129,7 @@ void expectCleanBench(const ToolRun& run, const std::string& phase) {
 }
 
 TEST(HaProxy, ShippedConfigIsValid) {
-  if (::access(kHaproxy, X_OK) != 0) GTEST_SKIP() << "Debian package haproxy not installed";
+  TCPFORK_REQUIRE(::access(kHaproxy, X_OK) == 0, "Debian package haproxy not installed");
   ToolRun check = [] {
     std::string log = tempPath("haproxy-check.out");
     ChildProcess haproxy({kHaproxy, "-c", "-f", std::string(TCPFORK_SOURCE_DIR) + "/deploy/haproxy/haproxy.cfg"}, {},
@@ -152,7 +153,7 @@ TEST(HaProxy, ShippedHealthCheckSpeaksTheProtocol) {
 }
 
 TEST(HaProxy, BalancesAndFailsOverWhenAnInstanceDies) {
-  if (::access(kHaproxy, X_OK) != 0) GTEST_SKIP() << "Debian package haproxy not installed";
+  TCPFORK_REQUIRE(::access(kHaproxy, X_OK) == 0, "Debian package haproxy not installed");
   RunningMaster one(2);
   RunningMaster two(2);
   ASSERT_NE(one.name(), two.name());
@@ -241,7 +242,7 @@ TEST(HaProxy, BalancesAndFailsOverWhenAnInstanceDies) {
 // The shipped check timing (inter 1s, fastinter 500ms, fall 2), unchanged:
 // a dead instance is DOWN within about 1.5 s.
 TEST(HaProxy, ShippedCheckTimingMarksADeadInstanceDown) {
-  if (::access(kHaproxy, X_OK) != 0) GTEST_SKIP() << "Debian package haproxy not installed";
+  TCPFORK_REQUIRE(::access(kHaproxy, X_OK) == 0, "Debian package haproxy not installed");
   RunningMaster one(1);
   RunningMaster two(1);
   RunningHaproxy haproxy({one.port(), two.port()}, "");

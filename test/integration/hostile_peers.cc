@@ -94,9 +94,10 @@ RssPeak::~RssPeak() { sampler_.request_stop(); }
 
 bool DescriptorLimit::raiseFor(rlim_t needed) {
   if (::getrlimit(RLIMIT_NOFILE, &saved_) != 0) return false;
-  if (saved_.rlim_max != RLIM_INFINITY && saved_.rlim_max < needed) return false;
   rlimit raised = saved_;
-  raised.rlim_cur = saved_.rlim_max == RLIM_INFINITY ? std::max(saved_.rlim_cur, needed) : saved_.rlim_max;
+  // Raising the hard limit needs CAP_SYS_RESOURCE; without it setrlimit fails.
+  if (raised.rlim_max != RLIM_INFINITY && raised.rlim_max < needed) raised.rlim_max = needed;
+  raised.rlim_cur = raised.rlim_max == RLIM_INFINITY ? std::max(saved_.rlim_cur, needed) : raised.rlim_max;
   raised_ = ::setrlimit(RLIMIT_NOFILE, &raised) == 0;
   return raised_;
 }

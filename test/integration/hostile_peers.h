@@ -61,14 +61,16 @@ class RssPeak {
 };
 
 // Raises this process's soft descriptor limit to its hard limit for one test
-// (children started meanwhile inherit it) and puts it back after.
+// (children started meanwhile inherit it) and puts it back after. A hard
+// limit below what the test needs is raised too where the process may
+// (CAP_SYS_RESOURCE, which root usually holds).
 class DescriptorLimit {
  public:
   DescriptorLimit() = default;
   ~DescriptorLimit();
   DescriptorLimit(const DescriptorLimit&) = delete;
   DescriptorLimit& operator=(const DescriptorLimit&) = delete;
-  // False when the hard limit is below `needed`.
+  // False when the hard limit is below `needed` and could not be raised.
   bool raiseFor(rlim_t needed);
   rlim_t hard() const { return saved_.rlim_max; }
 

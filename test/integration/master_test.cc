@@ -18,6 +18,7 @@
 #include "stats/process_info.h"
 #include "stats/segment.h"
 #include "test/integration/http_get.h"
+#include "test/integration/requirements.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
 
@@ -393,8 +394,9 @@ TEST(Master, ReopensLogFilesOnUsr1) {
 }
 
 TEST(Master, WorkersDropToTheConfiguredUser) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root to switch users";
-  if (!reachableByOthers(binary("tcpfork-worker"))) GTEST_SKIP() << "build directory not reachable by nobody";
+  TCPFORK_REQUIRE(::geteuid() == 0, "needs root to switch users");
+  TCPFORK_REQUIRE(reachableByOthers(binary("tcpfork-worker")),
+                  "build directory not reachable by nobody (every directory above it needs o+x)");
   RunningMaster master(1, "user: nobody\n");
   ASSERT_TRUE(master.waitServing(1, 5s)) << master.log();
   pid_t worker = *master.servingPids().begin();
@@ -487,7 +489,7 @@ TEST(Master, AWorkerThatExitsWithTheFatalCodeIsNotRestartedAtOnce) {
 
 TEST(Master, ServesSocketsHandedOverBySystemd) {
   constexpr const char* kActivate = "/usr/bin/systemd-socket-activate";
-  if (::access(kActivate, X_OK) != 0) GTEST_SKIP() << "systemd-socket-activate not installed";
+  TCPFORK_REQUIRE(::access(kActivate, X_OK) == 0, "systemd-socket-activate (Debian package systemd) not installed");
   int port;
   {
     UniqueFd probe = listenTcp(parseAddress("127.0.0.1:0"), {.backlog = 1, .reusePort = false});

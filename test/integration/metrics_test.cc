@@ -15,6 +15,7 @@
 
 #include "protocol/codec.h"
 #include "test/integration/http_get.h"
+#include "test/integration/requirements.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
 
@@ -135,7 +136,7 @@ TEST(Metrics, UseTheConfiguredNamespace) {
 }
 
 TEST(Metrics, PromtoolAcceptsTheExposition) {
-  if (::access("/usr/bin/promtool", X_OK) != 0) GTEST_SKIP() << "promtool (Debian package prometheus) not installed";
+  TCPFORK_REQUIRE(::access("/usr/bin/promtool", X_OK) == 0, "promtool (Debian package prometheus) not installed");
   RunningMaster master(2);
   load(master, 1000, 2);
   std::string file = tempPath("metrics.txt");

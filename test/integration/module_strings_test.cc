@@ -29,6 +29,7 @@
 #include "stats/segment.h"
 #include "stats/segment_locator.h"
 #include "test/integration/http_get.h"
+#include "test/integration/requirements.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
 
@@ -126,7 +127,7 @@ TEST(ModuleStrings, HelpNameLogLinesAndClientBytesNeitherForgeASampleNorALogLine
             std::string::npos)
       << log;
 
-  if (!havePromtool()) GTEST_SKIP() << "promtool (Debian package prometheus) not installed";
+  TCPFORK_REQUIRE(havePromtool(), "promtool (Debian package prometheus) not installed");
   EXPECT_TRUE(promtoolAccepts(scrape));
 }
 
@@ -231,7 +232,7 @@ TEST(ModuleStrings, WhatAWorkerWritesIntoTheSegmentCannotBreakTheExpositionStatu
   EXPECT_EQ(master.metric("tcp_server_handler_evil_raw_total"), 7) << scrape;
   EXPECT_EQ(scrape.find("forged_name"), std::string::npos) << scrape;
   EXPECT_FALSE(hasControlBytes(scrape)) << scrape;
-  if (!havePromtool()) GTEST_SKIP() << "promtool (Debian package prometheus) not installed";
+  TCPFORK_REQUIRE(havePromtool(), "promtool (Debian package prometheus) not installed");
   EXPECT_TRUE(promtoolAccepts(scrape));
 }
 

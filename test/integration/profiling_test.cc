@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "test/integration/http_get.h"
+#include "test/integration/requirements.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
 
@@ -86,7 +87,8 @@ BackgroundClient loadOnEveryWorker(const RunningMaster& master, size_t workers, 
 class Profiling : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::access("/usr/bin/google-pprof", X_OK) != 0) GTEST_SKIP() << "google-pprof (Debian google-perftools) missing";
+    TCPFORK_REQUIRE(::access("/usr/bin/google-pprof", X_OK) == 0,
+                    "google-pprof (Debian package google-perftools) missing");
   }
 };
 
@@ -264,9 +266,10 @@ class PlantedProfiles : public Profiling {
  protected:
   void SetUp() override {
     Profiling::SetUp();
-    if (IsSkipped()) return;
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root: the workers run as nobody and the master reads as root";
-    if (!reachableByOthers(binary("tcpfork-worker"))) GTEST_SKIP() << "build directory not reachable by nobody";
+    if (IsSkipped() || HasFatalFailure()) return;
+    TCPFORK_REQUIRE(::geteuid() == 0, "needs root: the workers run as nobody and the master reads as root");
+    TCPFORK_REQUIRE(reachableByOthers(binary("tcpfork-worker")),
+                    "build directory not reachable by nobody (every directory above it needs o+x)");
     nobody_ = ::getpwnam("nobody");
     ASSERT_NE(nobody_, nullptr);
     // The test's temp dir is 0700: the workers need a way in to profile.dir.

@@ -13,6 +13,7 @@
 #include <regex>
 
 #include "test/integration/http_get.h"
+#include "test/integration/requirements.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
 
@@ -42,7 +43,7 @@ int freeLoopbackPort() {
 
 // One instance (prometheus.yml) and several behind HAProxy (prometheus-fleet.yml).
 TEST(Prometheus, AcceptsTheShippedScrapeConfigs) {
-  if (::access("/usr/bin/promtool", X_OK) != 0) GTEST_SKIP() << "Debian package prometheus not installed";
+  TCPFORK_REQUIRE(::access("/usr/bin/promtool", X_OK) == 0, "promtool (Debian package prometheus) not installed");
   for (std::string file : {"deploy/prometheus.yml", "deploy/prometheus-fleet.yml"}) {
     ToolRun check = [&] {
       std::string log = tempPath("promtool.out");
@@ -58,7 +59,7 @@ TEST(Prometheus, AcceptsTheShippedScrapeConfigs) {
 // The alerting rules load, and fire (or stay quiet) on the series their unit
 // tests feed them: promtool's own rule evaluator, so the expressions are real.
 TEST(Prometheus, AlertRulesPassTheirUnitTests) {
-  if (::access("/usr/bin/promtool", X_OK) != 0) GTEST_SKIP() << "Debian package prometheus not installed";
+  TCPFORK_REQUIRE(::access("/usr/bin/promtool", X_OK) == 0, "promtool (Debian package prometheus) not installed");
   std::string log = tempPath("promtool-rules.out");
   ChildProcess promtool({"/usr/bin/promtool", "test", "rules",
                          std::string(TCPFORK_SOURCE_DIR) + "/deploy/tcpfork-alerts.test.yml"},
@@ -70,7 +71,7 @@ TEST(Prometheus, AlertRulesPassTheirUnitTests) {
 }
 
 TEST(Prometheus, ScrapesTheRequestRateWhileLoadRuns) {
-  if (::access(kPrometheus, X_OK) != 0) GTEST_SKIP() << "Debian package prometheus not installed";
+  TCPFORK_REQUIRE(::access(kPrometheus, X_OK) == 0, "Debian package prometheus not installed");
   RunningMaster master(2);
 
   std::string dir = tempPath("prometheus");

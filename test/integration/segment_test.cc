@@ -20,6 +20,7 @@
 #include "stats/segment.h"
 #include "stats/segment_locator.h"
 #include "test/integration/http_get.h"
+#include "test/integration/requirements.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
 
@@ -34,8 +35,9 @@ namespace fs = std::filesystem;
 // /proc. Then root shrinks the segment itself, through the master's own
 // descriptor. The master must go on serving /metrics, which reads every slot.
 TEST(StatsSegment, TheWorkersUserCannotCrashTheMasterByShrinkingIt) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root: the master runs its workers as nobody";
-  if (!reachableByOthers(binary("tcpfork-worker"))) GTEST_SKIP() << "build directory not reachable by nobody";
+  TCPFORK_REQUIRE(::geteuid() == 0, "needs root: the master runs its workers as nobody");
+  TCPFORK_REQUIRE(reachableByOthers(binary("tcpfork-worker")),
+                  "build directory not reachable by nobody (every directory above it needs o+x)");
   RunningMaster master(1, "user: nobody\n");
   ASSERT_TRUE(master.waitServing(1, 5s)) << master.log();
   pid_t worker = *master.servingPids().begin();

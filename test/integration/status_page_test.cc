@@ -17,6 +17,7 @@
 
 #include "test/integration/headless_browser.h"
 #include "test/integration/http_get.h"
+#include "test/integration/requirements.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
 
@@ -103,7 +104,7 @@ TEST(StatusPage, StatusCarriesWhatThePageShows) {
 }
 
 TEST(StatusPage, ShowsTheWorkersInChromiumThroughAStallAReloadAndAStoppedMaster) {
-  if (::access(kChromium, X_OK) != 0) GTEST_SKIP() << "Debian package chromium not installed";
+  TCPFORK_REQUIRE(::access(kChromium, X_OK) == 0, "Debian package chromium not installed");
   RunningMaster master(2);
   // 16 connections: the hash leaves a worker without one once in 2^15 runs.
   BackgroundClient load({"--addr", addr(master.port()), "-c", "16", "-w", "1", "-d", "100"});

@@ -23,6 +23,7 @@
 #include "master/pidfile.h"
 #include "stats/segment.h"
 #include "test/integration/http_get.h"
+#include "test/integration/requirements.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
 
@@ -100,7 +101,7 @@ std::optional<unsigned> excludedIndex(const std::string& log) {
 const std::string kLongTimeout = "worker_timeout: 60s\n";  // a stopped worker stays stopped, not killed
 
 TEST(Steering, NoNewConnectionWaitsForAStoppedWorker) {
-  if (::geteuid() != 0) GTEST_SKIP() << "loading the steering program needs root (CAP_BPF, CAP_NET_ADMIN)";
+  TCPFORK_REQUIRE(::geteuid() == 0, "loading the steering program needs root (CAP_BPF, CAP_NET_ADMIN)");
   RunningMaster master(2, kLongTimeout);
   ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_steering_active") == 1; }, 5s)) << master.log();
   ASSERT_EQ(unansweredWithin(master.port(), 40, 5s), 0);
@@ -132,7 +133,7 @@ TEST(Steering, NoNewConnectionWaitsForAStoppedWorker) {
 // stayed 1 for the full worker and about half the new connections were reset
 // (18 and 19 of 40 with 50 + 42 held).
 TEST(Steering, AWorkerAtMaxConnectionsIsTakenOutOfRotation) {
-  if (::geteuid() != 0) GTEST_SKIP() << "loading the steering program needs root (CAP_BPF, CAP_NET_ADMIN)";
+  TCPFORK_REQUIRE(::geteuid() == 0, "loading the steering program needs root (CAP_BPF, CAP_NET_ADMIN)");
   RunningMaster master(2, kLongTimeout + "max_connections: 50\n");
   ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_steering_active") == 1; }, 5s)) << master.log();
   // Fill one worker: with the other stopped (so out of rotation), every new
@@ -180,7 +181,7 @@ size_t occurrences(const std::string& text, const std::string& needle) {
 // is logged once and then counted once per 10 s (before: three lines per
 // stall, two of them warnings, for as long as it went on).
 TEST(Steering, AWorkerThatKeepsStallingIsLoggedOnceThenCounted) {
-  if (::geteuid() != 0) GTEST_SKIP() << "loading the steering program needs root (CAP_BPF, CAP_NET_ADMIN)";
+  TCPFORK_REQUIRE(::geteuid() == 0, "loading the steering program needs root (CAP_BPF, CAP_NET_ADMIN)");
   RunningMaster master(1, kLongTimeout);
   ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_steering_active") == 1; }, 5s)) << master.log();
   pid_t worker = *master.servingPids().begin();
@@ -246,7 +247,7 @@ TEST(Steering, OffLeavesNewConnectionsWaitingForAStoppedWorker) {
 // connections: each socket about to close is first out of selection, its
 // worker takes what is queued, and what still lands on it migrates.
 TEST(Steering, ScalingAndReloadsUnderAConnectStormFailNoConnect) {
-  if (::geteuid() != 0) GTEST_SKIP() << "loading the steering program needs root (CAP_BPF, CAP_NET_ADMIN)";
+  TCPFORK_REQUIRE(::geteuid() == 0, "loading the steering program needs root (CAP_BPF, CAP_NET_ADMIN)");
   RunningMaster master(2, kLongTimeout);
   ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_steering_active") == 1; }, 5s)) << master.log();
   BackgroundClient storm({"--addr", "127.0.0.1:" + std::to_string(master.port()), "-c", "8", "-d", "100", "--timeout",
@@ -292,7 +293,7 @@ TEST(Steering, ScalingAndReloadsUnderAConnectStormFailNoConnect) {
 // master's map: after the old master is gone, a stopped worker of the new
 // one is avoided.
 TEST(Steering, ABinaryUpgradeHandsSteeringToTheNewMaster) {
-  if (::geteuid() != 0) GTEST_SKIP() << "loading the steering program needs root (CAP_BPF, CAP_NET_ADMIN)";
+  TCPFORK_REQUIRE(::geteuid() == 0, "loading the steering program needs root (CAP_BPF, CAP_NET_ADMIN)");
   // The new master is the old one's child; once the old one exits it is
   // re-parented to us, so we can reap (and, on failure, kill) it by pid.
   ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
@@ -333,7 +334,7 @@ TEST(Steering, ABinaryUpgradeHandsSteeringToTheNewMaster) {
 // that socket's group, and those are steered: a stopped worker gets no new
 // connection.
 TEST(Steering, SocketsFromSystemdAreSteeredTheSameWay) {
-  if (::geteuid() != 0) GTEST_SKIP() << "loading the steering program needs root (CAP_BPF, CAP_NET_ADMIN)";
+  TCPFORK_REQUIRE(::geteuid() == 0, "loading the steering program needs root (CAP_BPF, CAP_NET_ADMIN)");
   UniqueFd systemdSocket = listenTcp(parseAddress("127.0.0.1:0"));  // SO_REUSEPORT, as ReusePort=yes
   int port = localAddress(systemdSocket.get()).port();
   std::string name = "tcpfork-test-steered-activation-" + std::to_string(::getpid());
@@ -442,7 +443,7 @@ std::string capabilities(pid_t pid, const std::string& set) {
 // A master without the privilege to load the program: it says why once,
 // reports steering_active 0 and serves as plain reuseport.
 TEST(Steering, WithoutThePrivilegeTheSocketsStayPlainReuseport) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root to start a master as another user";
+  TCPFORK_REQUIRE(::geteuid() == 0, "needs root to start a master as another user");
   std::string whole;
   {
     MasterAsNobody master;
@@ -461,7 +462,7 @@ TEST(Steering, WithoutThePrivilegeTheSocketsStayPlainReuseport) {
 // CAP_NET_ADMIN as ambient capabilities. The master steers; its workers,
 // which run the handler's code, hold no capability at all.
 TEST(Steering, AUserWithTheTwoCapabilitiesSteersAndItsWorkersHoldNone) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root to start a master as another user";
+  TCPFORK_REQUIRE(::geteuid() == 0, "needs root to start a master as another user");
   MasterAsNobody master("+bpf,+net_admin");
   ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_steering_active") == 1; }, 5s)) << master.log();
   EXPECT_EQ(capabilities(master.pid(), "CapAmb"), "0000008000001000");  // CAP_BPF (39), CAP_NET_ADMIN (12)

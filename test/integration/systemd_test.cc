@@ -18,6 +18,7 @@
 #include <regex>
 
 #include "base/unique_fd.h"
+#include "test/integration/requirements.h"
 #include "test/integration/running_master.h"
 
 namespace tcpfork::test {
@@ -121,7 +122,7 @@ TEST(Systemd, SendsWatchdogKeepAlivesWhenAsked) {
 }
 
 TEST(Systemd, UnitFilesPassSystemdAnalyzeVerify) {
-  if (!fs::exists("/usr/bin/systemd-analyze")) GTEST_SKIP() << "systemd-analyze is not installed";
+  TCPFORK_REQUIRE(fs::exists("/usr/bin/systemd-analyze"), "systemd-analyze (Debian package systemd) is not installed");
   // The units name the installed binary; point them at the built one.
   fs::path dir = fs::path(tempPath("units"));
   fs::create_directories(dir);
