@@ -17,6 +17,7 @@
 
 #include "base/unique_fd.h"
 #include "stats/segment_locator.h"
+#include "test/integration/requirements.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
 
@@ -132,7 +133,7 @@ TEST_F(Bystander, ALocatorNamingAnotherProcessIsNotSignalled) {
 class DaemonLog : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root: a mount namespace stands in for journald";
+    TCPFORK_REQUIRE(::geteuid() == 0, "needs root: a mount namespace stands in for journald");
     name_ = "tcpfork-test-journal-" + uniqueTag();
     pidFile_ = tempPath("daemon.pid");
     config_ = tempPath("daemon.yaml");

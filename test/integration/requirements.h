@@ -1,14 +1,14 @@
 #pragma once
-// What a test needs of the machine (root, a Debian package's tool, a build
-// directory the workers' user can reach), said once at the top of the test.
+// What a test needs of the machine (root, a Debian package's tool), said
+// once at the top of the test.
 // A requirement not met skips the test with the reason; under
 // TCPFORK_REQUIRE_ALL_TESTS=1 (CI, which runs as root with the Debian
 // packages `make deps` installs) it fails the test instead, so that a test
 // CI should have run cannot pass there by skipping.
 //
 // Skips CI expects or cannot rule out (a figure AddressSanitizer's allocator
-// swamps, a machine out of local ports) stay plain GTEST_SKIP(), each with a
-// comment saying why.
+// swamps, a machine out of local ports, a checkout the workers' user cannot
+// reach) stay plain GTEST_SKIP(), each with a comment saying why.
 
 #include <gtest/gtest.h>
 

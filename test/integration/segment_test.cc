@@ -36,8 +36,11 @@ namespace fs = std::filesystem;
 // descriptor. The master must go on serving /metrics, which reads every slot.
 TEST(StatsSegment, TheWorkersUserCannotCrashTheMasterByShrinkingIt) {
   TCPFORK_REQUIRE(::geteuid() == 0, "needs root: the master runs its workers as nobody");
-  TCPFORK_REQUIRE(reachableByOthers(binary("tcpfork-worker")),
-                  "build directory not reachable by nobody (every directory above it needs o+x)");
+  // Not a requirement: where a checkout lies (under a 0700 home, say) is not the
+  // test's to choose, and CI may clone anywhere.
+  if (!reachableByOthers(binary("tcpfork-worker"))) {
+    GTEST_SKIP() << "build directory not reachable by nobody (every directory above it needs o+x)";
+  }
   RunningMaster master(1, "user: nobody\n");
   ASSERT_TRUE(master.waitServing(1, 5s)) << master.log();
   pid_t worker = *master.servingPids().begin();
