@@ -48,16 +48,6 @@ bool isMetricPrefix(const std::string& text) {
   return std::all_of(text.begin(), text.end(), [](char ch) { return isAlpha(ch) || isDigit(ch) || ch == '_'; });
 }
 
-// [A-Za-z0-9_.-]{1,64}
-// Not "." or "..", nor any name that starts with a dot or a dash: it goes into
-// paths (/dev/shm/<name>.stats, /run/<name>.pid, /tmp/<name>_profile) and on
-// command lines (tcpfork-stats --name <name>).
-bool isInstanceName(const std::string& text) {
-  if (text.empty() || text.size() > 64 || text[0] == '.' || text[0] == '-') return false;
-  return std::all_of(text.begin(), text.end(),
-                     [](char ch) { return isAlpha(ch) || isDigit(ch) || ch == '_' || ch == '.' || ch == '-'; });
-}
-
 // The first entry of `listen` that does not parse, or that names the same
 // address as an earlier one (two sockets on one address would split its
 // connections between unrelated workers).
@@ -242,11 +232,7 @@ KeyLines walk(const std::string& path, const YAML::Node& root, Config& c) {
                              {{"file", [&](auto& m, auto& mk) { c.logFile = r.scalar(m, mk); }},
                               {"level", [&](auto& m, auto& mk) {
                                  c.logLevel = r.scalar(m, mk);
-                                 static const std::vector<std::string> kLevels = {"trace", "debug", "info",
-                                                                                  "warn",  "error", "critical"};
-                                 if (std::find(kLevels.begin(), kLevels.end(), c.logLevel) == kLevels.end()) {
-                                   r.fail(m, mk, "expected one of trace, debug, info, warn, error, critical");
-                                 }
+                                 if (!isLogLevel(c.logLevel)) r.fail(m, mk, std::string(kLogLevelsExpected));
                                }}});
                  }},
                 {"metrics",
@@ -322,9 +308,8 @@ KeyLines walk(const std::string& path, const YAML::Node& root, Config& c) {
 // key, the keys it compares with, and where each value came from (`o`).
 void validate(const Config& c, const ConfigOrigins& o) {
   if (!isInstanceName(c.name)) {
-    o.fail("name", fmt::format("{} is not an instance name: use 1-64 of A-Z a-z 0-9 _ . -, starting with a letter, "
-                               "digit or _ (it names the stats segment and default paths)",
-                               o.value("name", "'" + c.name + "'")));
+    o.fail("name", fmt::format("{} is not an instance name: {} (it names the stats segment and default paths)",
+                               o.value("name", "'" + c.name + "'"), kInstanceNameRule));
   }
   if (c.listen.empty()) o.fail("listen", "needs at least one address");
   if (auto problem = listenProblem(c.listen)) {

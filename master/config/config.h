@@ -13,11 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "contract/setting_values.h"
 #include "contract/worker_settings.h"
 
 namespace tcpfork {
-
-using Millis = std::chrono::milliseconds;
 
 class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -123,14 +122,6 @@ struct ConfigOverrides {
 
 // Reads `path` (empty = defaults only), applies `overrides`, validates.
 Config loadConfig(const std::string& path, const ConfigOverrides& overrides = {});
-
-// "1048576", "512KiB", "64MiB", "2GiB" (also K, M, G, all powers of 1024) as
-// bytes. Throws std::invalid_argument.
-uint64_t parseBytes(const std::string& text);
-// "250ms", "30s", "5m", "1h"; a bare number is seconds. Throws std::invalid_argument.
-Millis parseDuration(const std::string& text);
-// The inverse, in the largest unit that is exact: "250ms", "10s", "24h".
-std::string formatDuration(Millis duration);
 
 unsigned usableCores();
 // The CPUs this process may run on (sched_getaffinity), in order.

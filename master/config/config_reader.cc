@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <charconv>
 #include <stdexcept>
 
 namespace tcpfork {
@@ -50,13 +49,11 @@ std::string ConfigReader::scalar(const YAML::Node& node, const std::string& key)
 
 uint64_t ConfigReader::integer(const YAML::Node& node, const std::string& key, uint64_t min, uint64_t max) const {
   std::string text = scalar(node, key);
-  uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) {
-    fail(node, key, fmt::format("expected a whole number, got '{}'", text));
+  try {
+    return parseWholeNumber(text, min, max);
+  } catch (const std::invalid_argument& e) {
+    fail(node, key, e.what());
   }
-  if (value < min || value > max) fail(node, key, fmt::format("{} is out of range {}..{}", value, min, max));
-  return value;
 }
 
 double ConfigReader::number(const YAML::Node& node, const std::string& key, double min, double max) const {
@@ -81,28 +78,20 @@ bool ConfigReader::boolean(const YAML::Node& node, const std::string& key) const
 
 uint64_t ConfigReader::bytes(const YAML::Node& node, const std::string& key, uint64_t min, uint64_t max) const {
   std::string text = scalar(node, key);
-  uint64_t value = 0;
   try {
-    value = parseBytes(text);
+    return parseBytes(text, min, max);
   } catch (const std::invalid_argument& e) {
     fail(node, key, e.what());
   }
-  if (value < min || value > max) fail(node, key, fmt::format("{} is out of range {}..{} bytes", text, min, max));
-  return value;
 }
 
 Millis ConfigReader::duration(const YAML::Node& node, const std::string& key, Millis min, Millis max) const {
   std::string text = scalar(node, key);
-  Millis value;
   try {
-    value = parseDuration(text);
+    return parseDuration(text, min, max);
   } catch (const std::invalid_argument& e) {
     fail(node, key, e.what());
   }
-  if (value < min || value > max) {
-    fail(node, key, fmt::format("{} is out of range {}..{}", text, formatDuration(min), formatDuration(max)));
-  }
-  return value;
 }
 
 }  // namespace tcpfork
