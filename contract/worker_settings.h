@@ -1,10 +1,14 @@
 #pragma once
 // The master-to-worker contract: everything a worker runs with, typed, with
-// the one set of defaults (Config starts from them), and its command line
-// written (toArgv, in the master) and read (parseWorkerArgs, in the worker)
-// side by side so that the two cannot drift apart. A worker never reads the
-// config file. Linked by both tcpfork and tcpfork-worker; nothing here
-// belongs to either.
+// the one set of defaults (Config starts from them), and its command line,
+// written by toArgv (in the master) and read back by parseWorkerArgs (in the
+// worker). A worker never reads the config file. The settings are declared
+// once, in worker_setting_table.h: toArgv, parseWorkerArgs and the config
+// reader all go through that table, so a setting's flag, form and range are
+// the same in the file and on the command line; test/contract_test.cc checks
+// that the table covers every field of WorkerSettings and that each field
+// survives the command line. Linked by both tcpfork and tcpfork-worker;
+// nothing here belongs to either.
 
 #include <csignal>
 #include <chrono>
@@ -113,7 +117,7 @@ struct WorkerArgs {
 };
 
 // --help, --version or a usage error: what CLI11 would print, and its exit
-// code (0 after --help or --version, 106 and up for usage errors).
+// code (0 after --help or --version, 100 and up for usage errors).
 class WorkerArgsError : public std::runtime_error {
  public:
   WorkerArgsError(std::string out, std::string err, int exitCode)

@@ -19,6 +19,7 @@
 
 #include "base/socket.h"
 #include "base/unique_fd.h"
+#include "contract/worker_setting_table.h"
 #include "master/config/config_origins.h"
 #include "master/config/config_reader.h"
 #include "master/config/yaml_json.h"
@@ -139,13 +140,51 @@ std::string modulePath(const ConfigReader& r, const YAML::Node& node, const std:
   return module.string();
 }
 
+// Reads worker setting `s` into `w`, checked as the worker's command line
+// checks it; a module's path and config are first made what the workers are
+// given.
+void readWorkerSetting(const ConfigReader& r, const std::string& configPath, const WorkerSetting& s,
+                       const YAML::Node& node, const std::string& key, WorkerSettings& w) {
+  switch (s.type) {
+    case SettingType::kModulePath:
+      s.field.set(w, modulePath(r, node, key, configPath));
+      return;
+    case SettingType::kJson:
+      // At most 64 KiB: it goes on each worker's command line.
+      try {
+        s.field.set(w, yamlToJson(node, {kMaxHandlerConfigDepth, kMaxHandlerConfigBytes}).dump());
+      } catch (const YamlJsonError& e) {
+        r.fail(e.mark(), key + e.path(), e.what());
+      }
+      return;
+    default:
+      s.field.set(w, r.setting(node, key, s));
+  }
+}
+
 KeyLines walk(const std::string& path, const YAML::Node& root, Config& c) {
   ConfigReader r(path);
   constexpr Millis kHour{3'600'000};
   constexpr Millis kDay = 24 * kHour;
   constexpr uint64_t kMaxU32 = 0xffffffffu;
+  // `handlers` (the master's keys in the mapping `prefix`, "" at the top) and
+  // the worker settings there, which are read into c.worker by the table.
+  // Those the master owns too are among `handlers`.
+  auto withWorkerKeys = [&](std::string_view prefix, ConfigReader::Handlers handlers) {
+    for (const WorkerSetting& s : workerSettingTable()) {
+      size_t dot = s.key.rfind('.');
+      std::string_view parent = dot == std::string_view::npos ? std::string_view() : s.key.substr(0, dot);
+      if (s.masterOwns || parent != prefix) continue;
+      std::string name(s.key.substr(parent.empty() ? 0 : dot + 1));
+      auto read = [&r, &path, &s, &c](const YAML::Node& n, const std::string& k) {
+        readWorkerSetting(r, path, s, n, k, c.worker);
+      };
+      if (!handlers.emplace(name, read).second) throw std::logic_error("config key read twice: " + std::string(s.key));
+    }
+    return handlers;
+  };
   r.forEach(root, "",
-            {
+            withWorkerKeys("", {
                 {"name", [&](auto& n, auto& k) { c.name = r.scalar(n, k); }},
                 {"listen",
                  [&](auto& n, auto& k) {
@@ -166,11 +205,6 @@ KeyLines walk(const std::string& path, const YAML::Node& root, Config& c) {
                    c.workers = r.scalar(n, k) == "auto" ? 0 : unsigned(r.integer(n, k, 1, 4096));
                  }},
                 {"max_workers", [&](auto& n, auto& k) { c.maxWorkers = unsigned(r.integer(n, k, 1, 4096)); }},
-                {"max_connections", [&](auto& n, auto& k) { c.worker.maxConnections = r.integer(n, k, 1, kMaxU32); }},
-                {"max_frame_bytes", [&](auto& n, auto& k) { c.worker.limits.maxFrameBytes = r.integer(n, k, 13, 0x7fffffff); }},
-                {"output_high_water", [&](auto& n, auto& k) { c.worker.limits.outputHighWater = r.integer(n, k, 1024, kMaxU32); }},
-                {"max_buffered_bytes",
-                 [&](auto& n, auto& k) { c.worker.maxBufferedBytes = r.bytes(n, k, 1, uint64_t{1} << 40); }},
                 {"max_requests", [&](auto& n, auto& k) { c.recycle.maxRequests = r.integer(n, k, 0, uint64_t{1} << 62); }},
                 {"max_requests_jitter",
                  [&](auto& n, auto& k) { c.recycle.maxRequestsJitter = r.integer(n, k, 0, uint64_t{1} << 62); }},
@@ -180,15 +214,10 @@ KeyLines walk(const std::string& path, const YAML::Node& root, Config& c) {
                  [&](auto& n, auto& k) { c.recycle.maxLifetime = r.duration(n, k, Millis(0), 365 * kDay); }},
                 {"max_lifetime_jitter",
                  [&](auto& n, auto& k) { c.recycle.maxLifetimeJitter = r.duration(n, k, Millis(0), 365 * kDay); }},
-                {"idle_timeout",
-                 [&](auto& n, auto& k) { c.worker.limits.idleTimeout = r.duration(n, k, Millis(0), kDay); }},
-                {"drain_timeout", [&](auto& n, auto& k) { c.worker.drainTimeout = r.duration(n, k, Millis(0), kDay); }},
                 {"worker_timeout",
                  [&](auto& n, auto& k) { c.workerTimeout = r.duration(n, k, Millis(500), kHour); }},
                 {"hang_dump_grace",
                  [&](auto& n, auto& k) { c.hangDumpGrace = r.duration(n, k, Millis(0), Millis(60'000)); }},
-                {"rlimit_nofile",
-                 [&](auto& n, auto& k) { c.worker.rlimitNofile = r.integer(n, k, 1024, uint64_t{1} << 30); }},
                 {"cpu_affinity",
                  [&](auto& n, auto& k) {
                    CpuAffinity& a = c.cpuAffinity;
@@ -229,11 +258,11 @@ KeyLines walk(const std::string& path, const YAML::Node& root, Config& c) {
                 {"log",
                  [&](auto& n, auto& k) {
                    r.forEach(n, k,
-                             {{"file", [&](auto& m, auto& mk) { c.logFile = r.scalar(m, mk); }},
-                              {"level", [&](auto& m, auto& mk) {
-                                 c.logLevel = r.scalar(m, mk);
-                                 if (!isLogLevel(c.logLevel)) r.fail(m, mk, std::string(kLogLevelsExpected));
-                               }}});
+                             withWorkerKeys("log", {{"file", [&](auto& m, auto& mk) { c.logFile = r.scalar(m, mk); }},
+                                                    {"level", [&](auto& m, auto& mk) {
+                                                       c.logLevel = std::get<std::string>(
+                                                           r.setting(m, mk, workerSetting("log.level")));
+                                                     }}}));
                  }},
                 {"metrics",
                  [&](auto& n, auto& k) {
@@ -257,35 +286,17 @@ KeyLines walk(const std::string& path, const YAML::Node& root, Config& c) {
                  }},
                 {"handler",
                  [&](auto& n, auto& k) {
-                   HandlerSettings& h = c.worker.handler;
-                   r.forEach(n, k,
-                             {{"module", [&](auto& m, auto& mk) { h.module = modulePath(r, m, mk, path); }},
-                              {"config",
-                               [&](auto& m, auto& mk) {
-                                 // At most 64 KiB: it goes on each worker's command line.
-                                 try {
-                                   h.configJson =
-                                       yamlToJson(m, {kMaxHandlerConfigDepth, kMaxHandlerConfigBytes}).dump();
-                                 } catch (const YamlJsonError& e) {
-                                   r.fail(e.mark(), mk + e.path(), e.what());
-                                 }
-                               }},
-                              {"max_pending",
-                               [&](auto& m, auto& mk) { h.maxPending = r.integer(m, mk, 1, 1'000'000); }},
-                              {"pending_timeout", [&](auto& m, auto& mk) {
-                                 h.pendingTimeout = r.duration(m, mk, Millis(0), kDay);
-                               }}});
-                   if (h.module.empty()) r.fail(n, k, "needs module (the handler's .so file)");
+                   r.forEach(n, k, withWorkerKeys("handler", {}));
+                   if (c.worker.handler.module.empty()) r.fail(n, k, "needs module (the handler's .so file)");
                  }},
                 {"profile",
                  [&](auto& n, auto& k) {
                    r.forEach(
                        n, k,
-                       {{"dir", [&](auto& m, auto& mk) { c.profile.dir = r.scalar(m, mk); }},
+                       withWorkerKeys("profile", {
+                        {"dir", [&](auto& m, auto& mk) { c.profile.dir = r.scalar(m, mk); }},
                         {"http", [&](auto& m, auto& mk) { c.profile.http = r.boolean(m, mk); }},
                         {"http_remote", [&](auto& m, auto& mk) { c.profile.httpRemote = r.boolean(m, mk); }},
-                        {"duration",
-                         [&](auto& m, auto& mk) { c.worker.profileDuration = r.duration(m, mk, Millis(100), kHour); }},
                         {"auto", [&](auto& m, auto& mk) {
                            auto& a = c.profile.autoProfile;
                            r.forEach(m, mk,
@@ -297,9 +308,9 @@ KeyLines walk(const std::string& path, const YAML::Node& root, Config& c) {
                                        [&](auto& v, auto& vk) { a.consecutive = unsigned(r.integer(v, vk, 1, 1000)); }},
                                       {"cooldown",
                                        [&](auto& v, auto& vk) { a.cooldown = r.duration(v, vk, Millis(0), 7 * kDay); }}});
-                         }}});
+                         }}}));
                  }},
-            });
+            }));
   return r.lines();
 }
 
@@ -332,10 +343,6 @@ void validate(const Config& c, const ConfigOrigins& o) {
            fmt::format("{} is more than {}", o.value("workers", std::to_string(c.effectiveWorkers())),
                        o.compared("max_workers", std::to_string(c.maxWorkers))),
            {"max_workers"});
-  }
-  if (c.worker.limits.outputHighWater < 2 * 14) {
-    o.fail("output_high_water", o.value("output_high_water", std::to_string(c.worker.limits.outputHighWater)) +
-                                    " is too small");
   }
   if (uint64_t nofile = c.worker.rlimitNofile; nofile > 0) {
     if (c.worker.maxConnections + kWorkerOwnDescriptors > nofile) {

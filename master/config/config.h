@@ -78,10 +78,10 @@ struct SteeringConfig {
 };
 
 struct Config {
-  // The keys the workers run with (max_connections, max_frame_bytes,
-  // output_high_water, idle_timeout, drain_timeout, profile.duration), with
-  // the contract's defaults; name, log and profile.dir are the master's too
-  // and are copied into it for each generation.
+  // The keys the workers run with (contract/worker_setting_table.cc), with
+  // the contract's defaults; those the master runs with too (name, log.*,
+  // profile.dir) are in fields of their own below, copied into it for each
+  // generation.
   WorkerSettings worker;
   std::string name = WorkerSettings{}.name;
   std::vector<std::string> listen = {"0.0.0.0:8888"};

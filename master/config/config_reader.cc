@@ -94,4 +94,13 @@ Millis ConfigReader::duration(const YAML::Node& node, const std::string& key, Mi
   }
 }
 
+SettingValue ConfigReader::setting(const YAML::Node& node, const std::string& key, const WorkerSetting& setting) const {
+  std::string text = scalar(node, key);
+  try {
+    return parseSetting(setting, text);
+  } catch (const std::invalid_argument& e) {
+    fail(node, key, e.what());
+  }
+}
+
 }  // namespace tcpfork

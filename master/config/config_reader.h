@@ -12,6 +12,7 @@
 #include <map>
 #include <string>
 
+#include "contract/worker_setting_table.h"
 #include "master/config/config.h"
 #include "master/config/config_origins.h"
 
@@ -45,6 +46,9 @@ class ConfigReader {
   // Every duration has a ceiling: beyond it a deadline computed as now + value
   // would overflow (or simply never come), which is always a typo.
   Millis duration(const YAML::Node& node, const std::string& key, Millis min, Millis max) const;
+  // A worker setting's value, checked as the worker's command line checks it
+  // (parseSetting).
+  SettingValue setting(const YAML::Node& node, const std::string& key, const WorkerSetting& setting) const;
 
  private:
   std::string file_;
