@@ -13,7 +13,6 @@
 #include <tuple>
 #include <utility>
 
-#include "contract/setting_values.h"
 #include "contract/worker_setting_table.h"
 #include "contract/worker_settings.h"
 #include "master/config/config.h"
