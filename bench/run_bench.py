@@ -5,12 +5,17 @@ with the built-in ack handler against the same logic as a handler module
 (examples/handlers/ack.c), and the journal module (handlers/journal) with
 fsync: always (an ack after the fdatasync that covers it) and fsync: never.
 
-Each scenario runs `rounds` times against each server, alternating, so slow
-drift of the machine hits both alike; the table shows the median round, and
-the ratio is the median of the per-round ratios (each round runs the two
-back to back, so a round that caught the machine slow counts once). The
+Each comparison runs `rounds` rounds; a round runs the two servers back to
+back, in alternating order, so drift of the machine hits both alike. The
 server is pinned to one CPU and the client to another, so "one worker" means
-one core. Prints a table and writes the raw numbers as JSON.
+one core. Beside each server's acks/s (the client's count, median of the
+rounds) stands its CPU time per ack (cpu_per_ack.py: utime + stime over the
+acks the client counted in the same span, warm-up left out; median of the
+rounds). A ratio of acks/s is the ratio of the two medians printed beside
+it; a CPU ratio is the median of the per-round ratios, so a round that
+caught the machine slow counts once. The targets (targets.py) are judged on
+CPU per ack wherever throughput is what the machine's other load decides.
+Prints the tables and writes every round's numbers as JSON.
 """
 
 import argparse
@@ -25,7 +30,9 @@ import sys
 import tempfile
 import time
 
+import cpu_per_ack
 from proc_status import status_bytes
+from targets import fmt_cpu, fmt_ns, fmt_rate, judge
 
 SCENARIOS = [
     # name, connections, window
@@ -48,13 +55,6 @@ JOURNAL_KINDS = ("journal-always", "journal-never")
 # (build/bench/window_sweep.png): shorter and fewer rounds than the tables.
 SWEEP_WINDOWS = (1, 4, 16, 64, 256, 1024)
 SWEEP_CONNECTIONS = 100
-
-TARGETS = {
-    "ratio": 0.9,
-    "pipelined_acks_per_sec": 8_000_000,
-    "request/response_acks_per_sec": 150_000,
-    "request/response_p99_ns": 2_000_000,
-}
 
 
 def free_port():
@@ -127,6 +127,11 @@ class Server:
         self.log.seek(0)
         raise RuntimeError(f"server on {self.addr} never became ready:\n{self.log.read().decode()}")
 
+    def serving_pids(self):
+        """The processes whose CPU time serves the load: the server itself
+        (taskset execs it), one process with all its threads."""
+        return [self.proc.pid]
+
     def stop(self):
         rss = peak_rss_bytes(self.proc.pid)
         self.proc.terminate()
@@ -143,23 +148,16 @@ class Server:
         return rss
 
 
-def run_client(client, addr, connections, window, args, cpu, duration):
+def run_client(client, server, connections, window, args, cpu, duration):
+    """The client's JSON report, with the server's CPU per ack (cpu_per_ack.py) under "cpu"."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        cmd = ["taskset", "-c", str(cpu), client, "bench", "--addr", addr, "-c", str(connections), "-w",
+        cmd = ["taskset", "-c", str(cpu), client, "bench", "--addr", server.addr, "-c", str(connections), "-w",
                str(window), "-d", str(duration), "--payload-bytes", str(args.payload_bytes), "--threads",
-               str(args.client_threads), "-q", "--json", out.name]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"client failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-        return json.load(open(out.name))
-
-
-def fmt_rate(v):
-    return f"{v / 1e6:.2f} M" if v >= 1e6 else f"{v / 1e3:.1f} k"
-
-
-def fmt_ns(ns):
-    return f"{ns / 1e6:.2f} ms" if ns >= 1e6 else f"{ns / 1e3:.0f} us"
+               str(args.client_threads), "--json", out.name]
+        measured = cpu_per_ack.run(cmd, server.serving_pids, duration, args.warmup)
+        report = json.load(open(out.name))
+    report["cpu"] = measured
+    return report
 
 
 def print_table(rows, columns):
@@ -171,19 +169,64 @@ def print_table(rows, columns):
         print(f"{row['scenario']:<18} " + " ".join(f"{cell(row):>{width}}" for _, width, cell in columns))
 
 
+def count_rounds(n):
+    return f"{n} round" if n == 1 else f"{n} rounds"
+
+
+def median_of(runs, key):
+    return statistics.median(key(rep) for rep in runs)
+
+
+def acks_per_sec(rep):
+    return rep["acks_per_sec"]
+
+
+def cpu_ns(rep):
+    return rep["cpu"]["cpu_per_ack_ns"]
+
+
+def summary(runs, kind, prefix):
+    """`kind`'s medians over its rounds, and every round, as `prefix`_... keys."""
+    return {
+        f"{prefix}_acks_per_sec": median_of(runs[kind], acks_per_sec),
+        f"{prefix}_cpu_per_ack_ns": median_of(runs[kind], cpu_ns),
+        f"{prefix}_rounds_acks_per_sec": [acks_per_sec(rep) for rep in runs[kind]],
+        f"{prefix}_rounds_cpu_per_ack_ns": [cpu_ns(rep) for rep in runs[kind]],
+        f"{prefix}_rounds_cpu": [rep["cpu"] for rep in runs[kind]],
+    }
+
+
+def paired(runs, first, second):
+    """How `first` compares with `second`: acks_ratio is the ratio of the two
+    acks/s medians (what the table prints beside it); cpu_ratio is the median
+    of the per-round ratios of CPU per ack (each round runs the two back to
+    back, so a round that caught the machine slow counts once)."""
+    per_round = [cpu_ns(a) / cpu_ns(b) for a, b in zip(runs[first], runs[second])]
+    return {
+        "acks_ratio": median_of(runs[first], acks_per_sec) / median_of(runs[second], acks_per_sec),
+        "cpu_ratio": statistics.median(per_round),
+        "cpu_round_ratios": per_round,
+    }
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin-dir", default="build/bin")
     ap.add_argument("--out", default="build/bench.json")
-    ap.add_argument("--duration", type=float, default=3.0, help="seconds per run")
-    ap.add_argument("--rounds", type=int, default=5, help="runs per scenario and server (median shown)")
+    ap.add_argument("--duration", type=float, default=3.1,
+                    help="seconds the client sends per run; CPU per ack is measured from the end of the warm-up "
+                         f"to the last whole second at least {cpu_per_ack.END_MARGIN_S} s before the end")
+    ap.add_argument("--warmup", type=int, default=1, help="whole seconds of each run left out of CPU per ack")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds per comparison (medians shown)")
     ap.add_argument("--payload-bytes", type=int, default=16)
     ap.add_argument("--client-threads", type=int, default=1)
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--client-cpu", type=int, default=1)
-    ap.add_argument("--sweep-duration", type=float, default=2.0, help="seconds per run of the window sweep")
-    ap.add_argument("--sweep-rounds", type=int, default=2, help="runs per window and server in the sweep")
+    ap.add_argument("--sweep-duration", type=float, default=2.1, help="seconds per run of the window sweep")
+    ap.add_argument("--sweep-rounds", type=int, default=2, help="alternating rounds per window in the sweep")
     args = ap.parse_args()
+    span = cpu_per_ack.measured_span(args.duration, args.warmup)
+    sweep_span = cpu_per_ack.measured_span(args.sweep_duration, args.warmup)
 
     client = os.path.join(args.bin_dir, "tcpfork-client")
     total_runs = ((len(SCENARIOS) + len(STATS_SCENARIOS) + len(MODULE_SCENARIOS) + len(JOURNAL_SCENARIOS)) * 2 *
@@ -191,17 +234,19 @@ def main():
     counter = [0]
 
     def compare(name, conns, window, kinds, rounds=None, duration=None):
-        """Runs `rounds` alternating rounds per kind; returns the median report and peak RSS per kind."""
+        """Runs `rounds` rounds of each kind back to back, the order reversed
+        every other round (drift within a round then favours neither);
+        returns every round's report and the peak RSS per kind."""
         runs = {kind: [] for kind in kinds}
         peak = {kind: 0 for kind in kinds}
         for r in range(rounds or args.rounds):
-            for kind in kinds:
+            for kind in (kinds if r % 2 == 0 else tuple(reversed(kinds))):
                 counter[0] += 1
                 print(f"[{counter[0]}/{total_runs}] {name} ({conns} x {window}) against {kind}, round {r + 1}",
                       file=sys.stderr, flush=True)
                 server = Server(kind, args.bin_dir, args.server_cpu)
                 try:
-                    report = run_client(client, server.addr, conns, window, args, args.client_cpu,
+                    report = run_client(client, server, conns, window, args, args.client_cpu,
                                         duration or args.duration)
                 finally:
                     peak[kind] = max(peak[kind], server.stop())
@@ -210,30 +255,23 @@ def main():
                     raise RuntimeError(f"{kind} {name}: ack errors {report['errors']}, "
                                        f"unacked {report['unacked_at_end']}")
                 runs[kind].append(report)
-        medians = {}
-        for kind in kinds:
-            ordered = sorted(runs[kind], key=lambda rep: rep["acks_per_sec"])
-            medians[kind] = ordered[len(ordered) // 2]
-        return medians, peak, runs
+        return runs, peak
 
-    def paired_ratio(ours, theirs):
-        """The median over rounds of ours / theirs, the two runs of each round taken together."""
-        ratios = [a["acks_per_sec"] / b["acks_per_sec"] for a, b in zip(ours, theirs) if b["acks_per_sec"]]
-        return statistics.median(ratios) if ratios else 0.0
+    def median_round(reports):
+        """The round of median throughput (odd rounds: the median itself), for its latency figures."""
+        return sorted(reports, key=acks_per_sec)[len(reports) // 2]
 
     results = []
     for name, conns, window in SCENARIOS:
-        medians, peak, runs = compare(name, conns, window, ("tcpfork", "baseline"))
-        ours, base = medians["tcpfork"], medians["baseline"]
+        runs, peak = compare(name, conns, window, ("tcpfork", "baseline"))
+        ours, base = median_round(runs["tcpfork"]), median_round(runs["baseline"])
         results.append({
             "scenario": name, "connections": conns, "window": window,
-            "tcpfork_acks_per_sec": ours["acks_per_sec"], "baseline_acks_per_sec": base["acks_per_sec"],
-            "ratio": paired_ratio(runs["tcpfork"], runs["baseline"]),
+            **summary(runs, "tcpfork", "tcpfork"), **summary(runs, "baseline", "baseline"),
+            **paired(runs, "tcpfork", "baseline"),
             "tcpfork_p50_ns": ours["latency_ns"]["p50"], "tcpfork_p99_ns": ours["latency_ns"]["p99"],
             "baseline_p50_ns": base["latency_ns"]["p50"], "baseline_p99_ns": base["latency_ns"]["p99"],
             "tcpfork_peak_rss_bytes": peak["tcpfork"], "baseline_peak_rss_bytes": peak["baseline"],
-            "tcpfork_rounds_acks_per_sec": [rep["acks_per_sec"] for rep in runs["tcpfork"]],
-            "baseline_rounds_acks_per_sec": [rep["acks_per_sec"] for rep in runs["baseline"]],
             # The median round's whole latency distribution: [upper bound ns, count] per bucket.
             "tcpfork_latency_buckets": ours["latency_ns"].get("buckets", []),
             "baseline_latency_buckets": base["latency_ns"].get("buckets", []),
@@ -241,130 +279,150 @@ def main():
 
     stats_results = []
     for name, conns, window in STATS_SCENARIOS:
-        medians, _, runs = compare(name, conns, window, ("tcpfork", "no-stats"))
-        on, off = medians["tcpfork"]["acks_per_sec"], medians["no-stats"]["acks_per_sec"]
+        runs, _ = compare(name, conns, window, ("tcpfork", "no-stats"))
         stats_results.append({
             "scenario": name, "connections": conns, "window": window,
-            "stats_on_acks_per_sec": on, "stats_off_acks_per_sec": off,
-            "ratio": paired_ratio(runs["tcpfork"], runs["no-stats"]),
-            "stats_on_rounds": [rep["acks_per_sec"] for rep in runs["tcpfork"]],
-            "stats_off_rounds": [rep["acks_per_sec"] for rep in runs["no-stats"]],
+            **summary(runs, "tcpfork", "stats_on"), **summary(runs, "no-stats", "stats_off"),
+            **paired(runs, "tcpfork", "no-stats"),
         })
 
     module_results = []
     for name, conns, window in MODULE_SCENARIOS:
-        medians, _, runs = compare(name, conns, window, ("tcpfork", "ack-module"))
+        runs, _ = compare(name, conns, window, ("tcpfork", "ack-module"))
         module_results.append({
             "scenario": name, "connections": conns, "window": window,
-            "builtin_acks_per_sec": medians["tcpfork"]["acks_per_sec"],
-            "module_acks_per_sec": medians["ack-module"]["acks_per_sec"],
-            "module_p99_ns": medians["ack-module"]["latency_ns"]["p99"],
-            "ratio": paired_ratio(runs["ack-module"], runs["tcpfork"]),
-            "builtin_rounds": [rep["acks_per_sec"] for rep in runs["tcpfork"]],
-            "module_rounds": [rep["acks_per_sec"] for rep in runs["ack-module"]],
+            **summary(runs, "tcpfork", "builtin"), **summary(runs, "ack-module", "module"),
+            "module_p99_ns": median_round(runs["ack-module"])["latency_ns"]["p99"],
+            **paired(runs, "ack-module", "tcpfork"),
         })
 
-    def records_per_fsync(summary):
-        found = re.search(r"\(([0-9.]+) records per fsync, ([0-9.]+) us per fsync\)", summary)
+    def records_per_fsync(summary_line):
+        found = re.search(r"\(([0-9.]+) records per fsync, ([0-9.]+) us per fsync\)", summary_line)
         return (float(found.group(1)), float(found.group(2))) if found else (0.0, 0.0)
 
     journal_results = []
     for name, conns, window in JOURNAL_SCENARIOS:
-        medians, _, runs = compare(name, conns, window, JOURNAL_KINDS)
-        always, never = medians["journal-always"], medians["journal-never"]
+        runs, _ = compare(name, conns, window, JOURNAL_KINDS)
+        always, never = median_round(runs["journal-always"]), median_round(runs["journal-never"])
         per_fsync, fsync_us = records_per_fsync(always["journal_summary"])
         journal_results.append({
             "scenario": name, "connections": conns, "window": window,
-            "always_acks_per_sec": always["acks_per_sec"], "always_p99_ns": always["latency_ns"]["p99"],
+            **summary(runs, "journal-always", "always"), **summary(runs, "journal-never", "never"),
+            "always_p99_ns": always["latency_ns"]["p99"], "never_p99_ns": never["latency_ns"]["p99"],
             "always_records_per_fsync": per_fsync, "always_us_per_fsync": fsync_us,
-            "never_acks_per_sec": never["acks_per_sec"], "never_p99_ns": never["latency_ns"]["p99"],
-            "always_rounds": [rep["acks_per_sec"] for rep in runs["journal-always"]],
-            "never_rounds": [rep["acks_per_sec"] for rep in runs["journal-never"]],
             "always_summaries": [rep["journal_summary"] for rep in runs["journal-always"]],
         })
 
     sweep_results = []
     for window in SWEEP_WINDOWS:
-        medians, _, runs = compare(f"window {window}", SWEEP_CONNECTIONS, window, ("tcpfork", "baseline"),
-                                   rounds=args.sweep_rounds, duration=args.sweep_duration)
+        runs, _ = compare(f"window {window}", SWEEP_CONNECTIONS, window, ("tcpfork", "baseline"),
+                          rounds=args.sweep_rounds, duration=args.sweep_duration)
         sweep_results.append({
             "scenario": f"window {window}", "window": window, "connections": SWEEP_CONNECTIONS,
-            "tcpfork_acks_per_sec": medians["tcpfork"]["acks_per_sec"],
-            "baseline_acks_per_sec": medians["baseline"]["acks_per_sec"],
-            "ratio": paired_ratio(runs["tcpfork"], runs["baseline"]),
+            **summary(runs, "tcpfork", "tcpfork"), **summary(runs, "baseline", "baseline"),
+            **paired(runs, "tcpfork", "baseline"),
         })
+
+    def rate(key):
+        return lambda r: fmt_rate(r[key])
+
+    def cpu(key):
+        return lambda r: fmt_cpu(r[key])
+
+    def ratio(key, digits):
+        return lambda r: f"{r[key]:.{digits}f}"
 
     print()
     print(f"one worker on CPU {args.server_cpu}, client on CPU {args.client_cpu}, {args.payload_bytes}-byte "
-          f"payloads, {args.duration:g} s per run, median of {args.rounds}")
+          f"payloads, {args.duration:g} s per run")
+    print("  acks/s     the client's count over its run; the median of the rounds")
+    print(f"  CPU/ack    the server's CPU time (utime + stime of its threads, in ns from /proc/PID/task/*/schedstat) "
+          f"from the\n             client's {span[0]} s to its {span[1]} s progress line, over the acks the client "
+          "counted in between; the median of the rounds")
+    print("  ratio      of the two acks/s medians beside it")
+    print("  CPU ratio  the median of the per-round ratios of CPU/ack (each round runs both servers back to back,")
+    print("             in alternating order); left server over right: below 1, the left spends less CPU per ack")
+    print()
+    print(f"tcpfork-worker against tcpfork-baseline (bare epoll), {count_rounds(args.rounds)}")
     print_table(results, [
-        ("tcpfork acks/s", 15, lambda r: fmt_rate(r["tcpfork_acks_per_sec"])),
-        ("baseline acks/s", 16, lambda r: fmt_rate(r["baseline_acks_per_sec"])),
-        ("ratio", 6, lambda r: f"{r['ratio']:.2f}"),
-        ("p50", 9, lambda r: fmt_ns(r["tcpfork_p50_ns"])),
-        ("p99", 9, lambda r: fmt_ns(r["tcpfork_p99_ns"])),
-        ("base p99", 9, lambda r: fmt_ns(r["baseline_p99_ns"])),
-        ("peak RSS", 9, lambda r: f"{r['tcpfork_peak_rss_bytes'] / 2**20:.1f} M"),
+        ("tcpfork acks/s", 14, rate("tcpfork_acks_per_sec")),
+        ("baseline acks/s", 15, rate("baseline_acks_per_sec")),
+        ("ratio", 5, ratio("acks_ratio", 2)),
+        ("tcpfork CPU/ack", 15, cpu("tcpfork_cpu_per_ack_ns")),
+        ("baseline CPU/ack", 16, cpu("baseline_cpu_per_ack_ns")),
+        ("CPU ratio", 9, ratio("cpu_ratio", 3)),
+        ("p50", 8, lambda r: fmt_ns(r["tcpfork_p50_ns"])),
+        ("p99", 8, lambda r: fmt_ns(r["tcpfork_p99_ns"])),
+        ("base p99", 8, lambda r: fmt_ns(r["baseline_p99_ns"])),
+        ("peak RSS", 8, lambda r: f"{r['tcpfork_peak_rss_bytes'] / 2**20:.1f} M"),
     ])
 
     print()
-    print("stats cost: the same worker counting into its stats slot (on) and with --no-stats (off)")
+    print(f"stats cost: the same worker counting into its stats slot (on) and with --no-stats (off), "
+          f"{count_rounds(args.rounds)}")
     print_table(stats_results, [
-        ("stats on acks/s", 16, lambda r: fmt_rate(r["stats_on_acks_per_sec"])),
-        ("stats off acks/s", 17, lambda r: fmt_rate(r["stats_off_acks_per_sec"])),
-        ("ratio", 6, lambda r: f"{r['ratio']:.3f}"),
+        ("on acks/s", 10, rate("stats_on_acks_per_sec")),
+        ("off acks/s", 10, rate("stats_off_acks_per_sec")),
+        ("ratio", 5, ratio("acks_ratio", 3)),
+        ("on CPU/ack", 10, cpu("stats_on_cpu_per_ack_ns")),
+        ("off CPU/ack", 11, cpu("stats_off_cpu_per_ack_ns")),
+        ("CPU ratio", 9, ratio("cpu_ratio", 3)),
     ])
 
     print()
-    print("handler module cost: the built-in ack handler and the same as a module (examples/handlers/ack.c)")
+    print("handler module cost: the same logic as a module (examples/handlers/ack.c) and the built-in ack "
+          f"handler, {count_rounds(args.rounds)}")
     print_table(module_results, [
-        ("built-in acks/s", 16, lambda r: fmt_rate(r["builtin_acks_per_sec"])),
-        ("ack.c acks/s", 13, lambda r: fmt_rate(r["module_acks_per_sec"])),
-        ("ack.c p99", 10, lambda r: fmt_ns(r["module_p99_ns"])),
-        ("ratio", 6, lambda r: f"{r['ratio']:.3f}"),
+        ("ack.c acks/s", 12, rate("module_acks_per_sec")),
+        ("built-in acks/s", 15, rate("builtin_acks_per_sec")),
+        ("ratio", 5, ratio("acks_ratio", 3)),
+        ("ack.c CPU/ack", 13, cpu("module_cpu_per_ack_ns")),
+        ("built-in CPU/ack", 16, cpu("builtin_cpu_per_ack_ns")),
+        ("CPU ratio", 9, ratio("cpu_ratio", 3)),
+        ("ack.c p99", 9, lambda r: fmt_ns(r["module_p99_ns"])),
     ])
 
     print()
-    print("journal module: every Submit a record on disk; fsync: always acks after the fdatasync that covers it")
+    print("journal module: every Submit a record on disk; fsync: always acks after the fdatasync that covers it "
+          f"({count_rounds(args.rounds)}; CPU/ack counts no time waiting for the disk)")
     print_table(journal_results, [
-        ("always acks/s", 14, lambda r: fmt_rate(r["always_acks_per_sec"])),
-        ("always p99", 11, lambda r: fmt_ns(r["always_p99_ns"])),
-        ("recs/fsync", 11, lambda r: f"{r['always_records_per_fsync']:.1f}"),
-        ("us/fsync", 9, lambda r: f"{r['always_us_per_fsync']:.0f}"),
-        ("never acks/s", 13, lambda r: fmt_rate(r["never_acks_per_sec"])),
-        ("never p99", 10, lambda r: fmt_ns(r["never_p99_ns"])),
+        ("always acks/s", 13, rate("always_acks_per_sec")),
+        ("CPU/ack", 8, cpu("always_cpu_per_ack_ns")),
+        ("p99", 8, lambda r: fmt_ns(r["always_p99_ns"])),
+        ("recs/fsync", 10, lambda r: f"{r['always_records_per_fsync']:.1f}"),
+        ("us/fsync", 8, lambda r: f"{r['always_us_per_fsync']:.0f}"),
+        ("never acks/s", 12, rate("never_acks_per_sec")),
+        ("CPU/ack", 8, cpu("never_cpu_per_ack_ns")),
+        ("p99", 8, lambda r: fmt_ns(r["never_p99_ns"])),
     ])
 
     print()
-    print(f"window sweep: {SWEEP_CONNECTIONS} connections, {args.sweep_rounds} rounds of {args.sweep_duration} s "
-          "(median), for build/bench/window_sweep.png")
+    print(f"window sweep: {SWEEP_CONNECTIONS} connections, {count_rounds(args.sweep_rounds)} of {args.sweep_duration:g} s "
+          f"(CPU/ack from {sweep_span[0]} s to {sweep_span[1]} s), for build/bench/window_sweep.png")
     print_table(sweep_results, [
-        ("tcpfork acks/s", 15, lambda r: fmt_rate(r["tcpfork_acks_per_sec"])),
-        ("baseline acks/s", 16, lambda r: fmt_rate(r["baseline_acks_per_sec"])),
-        ("ratio", 6, lambda r: f"{r['ratio']:.2f}"),
+        ("tcpfork acks/s", 14, rate("tcpfork_acks_per_sec")),
+        ("baseline acks/s", 15, rate("baseline_acks_per_sec")),
+        ("ratio", 5, ratio("acks_ratio", 2)),
+        ("tcpfork CPU/ack", 15, cpu("tcpfork_cpu_per_ack_ns")),
+        ("baseline CPU/ack", 16, cpu("baseline_cpu_per_ack_ns")),
+        ("CPU ratio", 9, ratio("cpu_ratio", 3)),
     ])
 
-    by_name = {row["scenario"]: row for row in results}
-    checks = [
-        ("ratio >= 0.9 in every scenario", all(row["ratio"] >= TARGETS["ratio"] for row in results)),
-        ("pipelined >= 8 M acks/s",
-         by_name["pipelined"]["tcpfork_acks_per_sec"] >= TARGETS["pipelined_acks_per_sec"]),
-        ("request/response >= 150 k acks/s",
-         by_name["request/response"]["tcpfork_acks_per_sec"] >= TARGETS["request/response_acks_per_sec"]),
-        ("request/response p99 <= 2 ms",
-         by_name["request/response"]["tcpfork_p99_ns"] <= TARGETS["request/response_p99_ns"]),
-        ("stats on >= 98% of stats off", all(row["ratio"] >= 0.98 for row in stats_results)),
-        ("ack.c module >= 95% of built-in in every scenario", all(row["ratio"] >= 0.95 for row in module_results)),
-    ]
+    checks = judge(results, stats_results, module_results, args.rounds)
     print()
-    for what, ok in checks:
-        print(f"  {'met  ' if ok else 'SHORT'}  {what}")
+    print("targets, each judged on the figure in brackets: CPU per ack wherever throughput is what the machine's "
+          "other\nload decides (it moves between identical runs by far more than the margins judged here; CPU time "
+          "per ack\nmuch less: being preempted costs the server time, not CPU); throughput stays printed above")
+    for what, ok, evidence in checks:
+        print(f"  {'met  ' if ok else 'SHORT'}  {what}\n           [{evidence}]")
 
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
-        json.dump({"duration_s": args.duration, "rounds": args.rounds, "payload_bytes": args.payload_bytes,
+        json.dump({"duration_s": args.duration, "warmup_s": args.warmup, "cpu_span_s": span,
+                   "rounds": args.rounds, "payload_bytes": args.payload_bytes,
                    "scenarios": results, "stats_cost": stats_results, "module_cost": module_results,
-                   "journal": journal_results, "window_sweep": sweep_results, "targets_met": {what: ok for what, ok in checks}}, f, indent=2)
+                   "journal": journal_results, "window_sweep": sweep_results,
+                   "targets_met": {what: ok for what, ok, _ in checks}}, f, indent=2)
     print(f"\nwrote {args.out}")
 
 
