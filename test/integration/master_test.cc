@@ -18,6 +18,7 @@
 #include "stats/process_info.h"
 #include "stats/segment.h"
 #include "test/integration/http_get.h"
+#include "test/integration/loopback_port.h"
 #include "test/integration/requirements.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
@@ -479,11 +480,10 @@ TEST(Master, AWorkerThatExitsWithTheFatalCodeIsNotRestartedAtOnce) {
 TEST(Master, ServesSocketsHandedOverBySystemd) {
   constexpr const char* kActivate = "/usr/bin/systemd-socket-activate";
   TCPFORK_REQUIRE(::access(kActivate, X_OK) == 0, "systemd-socket-activate (Debian package systemd) not installed");
-  int port;
-  {
-    UniqueFd probe = listenTcp(parseAddress("127.0.0.1:0"), {.backlog = 1, .reusePort = false});
-    port = localAddress(probe.get()).port();
-  }
+  // systemd-socket-activate binds the port it is given (not 0): held for it
+  // until the end, so that nothing else takes it first.
+  BoundPort reserved = reservedLoopbackPort();
+  int port = reserved.port;
   std::string name = "tcpfork-test-activated-" + uniqueTag();
   std::string log = tempPath("activated.log");
   std::string config = tempPath("activated.yaml");
