@@ -32,8 +32,11 @@
 namespace tcpfork::stats {
 
 inline constexpr uint64_t kMagic = 0x544350464f524b31;  // "TCPFORK1"
-// Revision 5 had 8 counters; each counter added to (or removed from)
-// metrics.h changes the version by itself, so a counter needs no edit here.
+// The version adds 1000 per counter beyond revision 5's 8, so a change that
+// only adds counters to metrics.h, or only removes some, changes it by itself.
+// One that keeps their number but moves their indices (a counter replaced,
+// the enum reordered) does not, nor does a change to a histogram's buckets:
+// bump the revision for those, as for any change to the structs below.
 inline constexpr uint32_t kLayoutRevision = 9;  // 6: handler module counters; 7: exitReason; 8: histograms; 9: recycles
 inline constexpr uint32_t kLayoutVersion = kLayoutRevision + 1000 * (uint32_t(kCounterCount) - 8);
 

@@ -6,15 +6,12 @@
 #include <vector>
 
 #include "protocol/codec.h"
+#include "test/integration/process.h"
 
 namespace tcpfork::protocol {
 namespace {
 
-std::vector<std::byte> bytes(std::initializer_list<int> values) {
-  std::vector<std::byte> out;
-  for (int v : values) out.push_back(std::byte(v));
-  return out;
-}
+using test::bytes;
 
 std::vector<std::byte> submit(uint64_t id, std::string_view payload) {
   std::vector<std::byte> frame(requestFrameBytes(payload.size()));

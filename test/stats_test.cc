@@ -25,17 +25,13 @@
 #include "stats/header_lock.h"
 #include "stats/segment.h"
 #include "stats/snapshot.h"
+#include "test/integration/process.h"
 
 namespace tcpfork::stats {
 namespace {
 
-std::string uniqueName() { return "tcpfork-unit-" + std::to_string(::getpid()); }
-
-std::string readFile(const std::string& path) {
-  std::ostringstream text;
-  text << std::ifstream(path).rdbuf();
-  return text.str();
-}
+using test::readFile;
+using test::uniqueName;
 
 struct SegmentFixture : ::testing::Test {
   std::string name = uniqueName();

@@ -106,9 +106,13 @@ int main(int argc, char** argv) {
   // would otherwise raise this threshold as such blocks are freed and serve
   // the next ones from the heap, where freed buffers stay resident: after
   // max_buffered_bytes sheds a flood of parked 1 MiB frames, about 12 MiB
-  // over the budget (tests: Limits.*). Not lower: an output chain for one
-  // read's acks is 128 KiB, allocated and freed per read batch, which must
-  // stay on the heap.
+  // over the budget (tests: Limits.*). Not lower: a connection's
+  // OutputBuffer holds one read batch's acks until they are sent, then is
+  // freed; it grows by doubling from room for one full 64 KiB read's acks
+  // (5,041 of 14 bytes), so a batch of one or two full reads takes up to
+  // 138 KiB, allocated and freed per batch on the heap. A batch of three or
+  // four (a peer with over 128 KiB of requests waiting) takes 276 KiB, past
+  // this threshold: a mapping made and unmapped per batch.
   ::mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   try {
     if (!settings.logFile.empty()) redirectOutputTo(settings.logFile);

@@ -1,12 +1,14 @@
 #pragma once
 // SlotPublisher: the worker's stats slot. Owned by the Worker; the worker is
 // the slot's one writer while it runs (layout.h says which fields the master
-// writes and when), and everything that writes it here (the Worker, its
-// Connections, Acceptors and CpuProfiler) runs on the worker's one loop
-// thread, with relaxed atomic stores (plain moves on x86): connections count
-// straight into the slot once per read batch, and the master reads it for
-// /metrics and hang detection. Standalone (no master) the slot lives in
-// ordinary memory, so the worker still counts.
+// writes and when), and each field has one writer thread: stackDumps is the
+// StackDump thread's, every other field the loop thread's (the Worker, its
+// Connections, Acceptors and CpuProfiler, and a handler module's counters).
+// That is what lets a count be a relaxed load and store (plain moves on x86)
+// rather than a locked add: connections count straight into the slot once
+// per read batch, and the master reads it for /metrics and hang detection.
+// Standalone (no master) the slot lives in ordinary memory, so the worker
+// still counts.
 
 #include <memory>
 #include <string>

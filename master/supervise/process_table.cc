@@ -34,7 +34,7 @@ bool edgeExists(ProcessState from, ProcessState to) {
     case kServing:
       next = bit(kStarting) | bit(kDraining) | bit(kKilled) | bit(kHung) | bit(kBackoff) | bit(kFatal) | bit(kGone);
       break;
-    case kHung: next = bit(kStarting) | bit(kBackoff) | bit(kFatal) | bit(kKilled) | bit(kGone); break;
+    case kHung: next = bit(kStarting) | bit(kBackoff) | bit(kKilled) | bit(kGone); break;
     case kDraining: next = bit(kDraining) | bit(kKilled) | bit(kGone); break;
     case kKilled: next = bit(kGone); break;
     case kGone: break;

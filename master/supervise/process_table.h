@@ -1,35 +1,57 @@
 #pragma once
 // The Supervisor's table: one row per worker process, or per index waiting to
 // be started again, each in one state. A row's state changes only through
-// transition(), along these edges:
+// transition(), along the edges listed below and no others; edgeExists() is
+// the same list, and test/process_table_test.cc holds it to this one, pair
+// by pair. The usual life:
 //
-//                       spawned          its slot says serving
-//   (wanted, no row) ------------> starting ----------------> serving
-//        |                          ^  |  |                    |  |
-//        | spawn failed       due   |  |  +-- exited: once ----+  |
-//        v                          |  |      restarts at once |  |
-//     backoff <---------------------+  |                       |  |
-//     fatal   <-- exited: crash loop --+-----------------------+  |
-//        ^        or the fatal code    |                          |
-//        |                             +-- heartbeat stalled -----+
-//        +------ exited ------ hung <--+   (SIGKILL; or: no accept while
-//                                           connections wait, loop running)
+//            spawned               its slot says serving           not wanted
+//   new -----------------> starting ---------------------> serving ------------> draining
+//    |                       ^
+//    | spawn failed     due  |
+//    v                       |
+//   backoff, fatal ----------+
 //
+// Every edge:
+//
+//   new, backoff, fatal -- spawned (new: a row just made for a wanted index;
+//                          backoff, fatal: once due) --> starting
+//   new, backoff, fatal -- spawn failed (no free slot, fork or exec) --> backoff
+//   starting -- its slot says serving --> serving
+//
+//   A worker of a wanted row exits (crashed, or killed as hung):
+//   starting, serving, hung -- after a stable uptime (10 s), or the first
+//                              short-lived exit: restarted at once --> starting
+//                              (--> backoff when that spawn fails)
+//   starting, serving, hung -- a second short-lived exit in a row (a crash
+//                              loop) --> backoff
+//   starting, serving -- exited with the fatal code --> fatal (never a hung
+//                        one: its status is the master's own SIGKILL)
+//
+//   starting, serving -- heartbeat stalled for worker_timeout, or (serving
+//                        only) no accept while connections wait and its loop
+//                        runs: SIGKILL --> hung
+//   serving -- past max_rss_hard: SIGKILL --> killed
 //   serving -- past a recycling limit (max_requests, max_rss, max_lifetime):
 //              marked recycling, no longer the row of its index, so a
 //              successor starts on the same sockets; once the successor
 //              serves it is not wanted, and drains as below (QUIT)
-//   serving -- past max_rss_hard: SIGKILL --> killed
 //   starting, serving -- not wanted (reload done, TTOU, stop): QUIT, USR2
 //                        or TERM --> draining
+//   draining -- fast stop: TERM, an earlier deadline --> draining
+//   draining -- drain deadline passed, or its heartbeat stalled: SIGKILL --> killed
+//   (a stalled heartbeat, or accepting stalled, is first answered with the
+//   stack dump signal; the SIGKILL follows hang_dump_grace later, unless it
+//   beats or accepts again meanwhile)
 //   starting, hung -- its reload abandoned before it served, or not wanted
 //                     while hung: SIGKILL --> killed
-//   draining -- fast stop: TERM, an earlier deadline --> draining
-//   draining -- drain deadline passed, or its heartbeat stalled --> killed
-//   (a stalled heartbeat is first answered with the stack dump signal; the
-//   SIGKILL follows hang_dump_grace later, unless it beats again meanwhile)
-//   backoff, fatal -- not wanted --> removed
-//   any live row -- exited while leaving or not wanted --> removed
+//   backoff, fatal -- not wanted --> gone
+//   starting, serving, draining, killed, hung -- exited while leaving or not
+//                     wanted, or during a reload as one of the previous
+//                     generation --> gone
+//
+// gone: the row is removed by the call that made it gone; no edge leaves it,
+// and none enters new.
 
 #include <sys/types.h>
 
@@ -117,12 +139,14 @@ inline bool live(const ProcessRow& row) {
          row.state == kHung;
 }
 
-// Whether the diagram above has the edge.
+// Whether the list above has the edge.
 bool edgeExists(ProcessState from, ProcessState to);
 
 // The one place a row changes state. An edge the diagram lacks is a bug, not
-// a worker's fault: it is logged as one and taken anyway, so that the table
-// keeps following the processes.
+// a worker's fault: it is logged as one (every integration test fails on that
+// line) and taken anyway, so that the table keeps following the processes: a
+// move refused would leave, say, a reaped worker's row live, its pid signalled
+// after another process may have taken it.
 void transition(ProcessRow& row, ProcessState to, std::optional<ProcessClock::time_point> deadline = std::nullopt);
 
 }  // namespace tcpfork

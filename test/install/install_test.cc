@@ -20,7 +20,6 @@
 #include <regex>
 #include <set>
 
-#include "stats/segment.h"
 #include "tcpfork/handler.h"
 #include "test/install/man_page.h"
 #include "test/integration/running_master.h"
@@ -75,21 +74,10 @@ class InstalledMaster {
         !process_->running()) {
       throw std::runtime_error("the installed master did not become ready:\n" + readFile(output_) + readFile(log));
     }
-    std::smatch m;
-    std::string text = readFile(log);
-    if (!std::regex_search(text, m, std::regex(R"(workers on 127\.0\.0\.1:(\d+))"))) {
-      throw std::runtime_error("no listening port in the master's log:\n" + text);
-    }
-    port_ = std::stoi(m[1]);
+    port_ = portsInLog(readFile(log)).listen;
   }
 
-  ~InstalledMaster() {
-    std::set<pid_t> workers = workerPids();
-    process_->signal(SIGKILL);
-    process_->waitExit(5s);
-    for (pid_t pid : workers) ::kill(pid, SIGKILL);
-    stats::StatsSegment::remove(name_);
-  }
+  ~InstalledMaster() { killMasterAndWorkers(*process_, name_); }
 
   int port() const { return port_; }
   const std::string& config() const { return config_; }

@@ -140,15 +140,6 @@ std::vector<std::string> asUser(uid_t uid, gid_t gid, std::vector<std::string> a
   return argv;
 }
 
-// "Uid:" of /proc/PID/status: real, effective, saved and filesystem uid.
-std::string uidLine(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("Uid:", 0) == 0) return line;
-  }
-  return "";
-}
-
 // Gone, or a zombie its new parent has yet to reap.
 bool exited(pid_t pid) {
   std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");
@@ -178,11 +169,7 @@ class InstalledMasterAsItsUser {
   }
 
   ~InstalledMasterAsItsUser() {
-    std::set<pid_t> workers = workerPids(name_);
-    process_->signal(SIGKILL);
-    process_->waitExit(5s);
-    for (pid_t pid : workers) ::kill(pid, SIGKILL);
-    stats::StatsSegment::remove(name_);
+    killMasterAndWorkers(*process_, name_);
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
@@ -377,8 +364,9 @@ TEST(Package, InstallsServesAsItsUserAndPurgesLeavingNothing) {
 
   {
     InstalledMasterAsItsUser master(uid, gid);
-    EXPECT_NE(uidLine(master.pid()).find("\t" + std::to_string(uid) + "\t"), std::string::npos)
-        << uidLine(master.pid());
+    // Real, effective, saved and filesystem uid.
+    std::string uids = statusField(master.pid(), "Uid");
+    EXPECT_NE(("\t" + uids).find("\t" + std::to_string(uid) + "\t"), std::string::npos) << uids;
     std::set<pid_t> workers = master.workers();
     ASSERT_EQ(workers.size(), 1u) << master.log();
 

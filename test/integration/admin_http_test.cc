@@ -76,12 +76,6 @@ struct IdleConnections {
   }
 };
 
-size_t count(const std::string& haystack, const std::string& needle) {
-  size_t n = 0;
-  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
-  return n;
-}
-
 TEST(AdminHttp, ABodyIsRefusedAndNeverBuffered) {
   RunningMaster master(1);
   size_t before = residentBytes(master.process().pid());

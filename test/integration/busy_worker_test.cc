@@ -16,14 +16,14 @@
 
 #include "test/integration/process.h"
 #include "test/integration/running_master.h"
+#include "test/integration/test_module.h"
 #include "test/integration/tool_run.h"
 
 namespace tcpfork::test {
 namespace {
 
 std::string slowModuleYaml(long burnUs) {
-  return "handler:\n  module: " + std::string(TCPFORK_TEST_MODULE_DIR) + "/test_handler.so\n  config: {burn_us: " +
-         std::to_string(burnUs) + "}\n";
+  return testModuleYaml("{burn_us: " + std::to_string(burnUs) + "}");
 }
 
 TEST(BusyWorker, ABacklogOnASlowModuleIsServedWithoutKillingTheWorker) {

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "protocol/codec.h"
+#include "test/integration/loopback_port.h"
 #include "test/integration/running_worker.h"
 #include "test/integration/tool_run.h"
 
@@ -29,11 +30,8 @@ TEST(ClientSend, PrintsTheAck) {
 }
 
 TEST(ClientSend, SaysWhyWhenNoServerListens) {
-  int port;
-  {
-    UniqueFd fd = listenTcp(parseAddress("127.0.0.1:0"));
-    port = localAddress(fd.get()).port();
-  }
+  BoundPort nobodyListens = reservedLoopbackPort();
+  int port = nobodyListens.port;
   auto run = runClient({"send", "--addr", addr(port)});
   EXPECT_EQ(run.exitCode, 2);
   EXPECT_NE(run.output.find("connect(127.0.0.1:" + std::to_string(port) + "): Connection refused"),
@@ -82,11 +80,8 @@ TEST(ClientConnects, EveryConnectionIsAckedAndTimed) {
 }
 
 TEST(ClientConnects, CountsRefusedConnectsAndExitsOne) {
-  int port;
-  {
-    UniqueFd fd = listenTcp(parseAddress("127.0.0.1:0"));
-    port = localAddress(fd.get()).port();
-  }
+  BoundPort nobodyListens = reservedLoopbackPort();
+  int port = nobodyListens.port;
   auto run = runClient({"connects", "--addr", addr(port), "-c", "1", "-d", "0.2", "-q"}, true);
   EXPECT_EQ(run.exitCode, 1) << run.output;
   EXPECT_EQ(run.report["acked"], 0);

@@ -16,15 +16,15 @@
 #include "base/socket.h"
 #include "test/integration/process.h"
 #include "test/integration/running_master.h"
+#include "test/integration/test_module.h"
 
 namespace tcpfork::test {
 namespace {
 
 // A module that never completes what it defers: a stuck backend.
 std::string holdingModuleYaml(unsigned maxPending) {
-  return "handler:\n  module: " + std::string(TCPFORK_TEST_MODULE_DIR) +
-         "/test_handler.so\n  config: {defer_every: 1, hold: true}\n  max_pending: " + std::to_string(maxPending) +
-         "\n  pending_timeout: 2s\n";
+  return testModuleYaml("{defer_every: 1, hold: true}",
+                        "  max_pending: " + std::to_string(maxPending) + "\n  pending_timeout: 2s\n");
 }
 
 TEST(Deadlines, AFrameDrippingJustUnderIdleTimeoutIsCutOffAtItsStartPlusTheTimeout) {

@@ -30,18 +30,13 @@
 #include "test/integration/http_get.h"
 #include "test/integration/connector.h"
 #include "test/integration/running_master.h"
+#include "test/integration/test_module.h"
 #include "test/integration/tool_run.h"
 
 namespace tcpfork::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string modulePath() { return std::string(TCPFORK_TEST_MODULE_DIR) + "/test_handler.so"; }
-
-std::string handlerYaml(const std::string& config, const std::string& extra = "") {
-  return "handler:\n  module: " + modulePath() + "\n  config: " + config + "\n" + extra;
-}
 
 // Request n's payload asks the test module for result n % 251.
 std::string resultPayload(uint64_t n) { return std::string("r") + char(n % 251) + "payload"; }
@@ -80,23 +75,23 @@ void expectOrderedAcks(int port, int connections, uint64_t count) {
 }
 
 TEST(Handler, AcksKeepRequestOrderWhenAThreadCompletesDeferredRequestsOutOfOrder) {
-  RunningMaster master(1, handlerYaml(R"({defer_every: 3, thread: true})"));
+  RunningMaster master(1, testModuleYaml(R"({defer_every: 3, thread: true})"));
   EXPECT_TRUE(master.waitForLog("[test] test handler ready in worker 0, generation 1", 10s)) << master.log();
-  EXPECT_TRUE(master.waitForLog("handler test (" + modulePath() + ")", 10s)) << master.log();
+  EXPECT_TRUE(master.waitForLog("handler test (" + testModulePath() + ")", 10s)) << master.log();
   expectOrderedAcks(master.port(), 8, 3000);
   EXPECT_EQ(master.metric("tcp_server_req_recv_total"), 8 * 3000) << master.scrape();
   EXPECT_EQ(master.metric("tcp_server_rsp_send_total"), 8 * 3000) << master.scrape();
 }
 
 TEST(Handler, AcksKeepRequestOrderWhenTheLoopCompletesAtBatchEnd) {
-  RunningMaster master(1, handlerYaml(R"({defer_every: 2})"));
+  RunningMaster master(1, testModuleYaml(R"({defer_every: 2})"));
   expectOrderedAcks(master.port(), 4, 2000);
 }
 
 TEST(Handler, MaxPendingStopsDecodingAConnectionUntilOneCompletes) {
   // "wait" requests are held until their connection closes; at max_pending
   // (4) the connection decodes nothing more.
-  RunningMaster master(1, handlerYaml(R"({defer_prefix: wait, hold: true})", "  max_pending: 4\n"));
+  RunningMaster master(1, testModuleYaml(R"({defer_prefix: wait, hold: true})", "  max_pending: 4\n"));
   TestConnection held(master.port());
   std::vector<std::byte> ten;
   for (uint64_t i = 0; i < 10; ++i) ten = concat(std::move(ten), submitFrame(i, "wait"));
@@ -110,12 +105,12 @@ TEST(Handler, MaxPendingStopsDecodingAConnectionUntilOneCompletes) {
 }
 
 TEST(Handler, MaxPendingStillAnswersEverythingInOrder) {
-  RunningMaster master(1, handlerYaml(R"({defer_every: 1, thread: true})", "  max_pending: 2\n"));
+  RunningMaster master(1, testModuleYaml(R"({defer_every: 1, thread: true})", "  max_pending: 2\n"));
   expectOrderedAcks(master.port(), 3, 1000);
 }
 
 TEST(Handler, CompletionsForAClosedConnectionAreDroppedAndCounted) {
-  RunningMaster master(1, handlerYaml(R"({defer_prefix: wait, hold: true, complete_on_close: true})"));
+  RunningMaster master(1, testModuleYaml(R"({defer_prefix: wait, hold: true, complete_on_close: true})"));
   {
     TestConnection doomed(master.port());
     for (uint64_t i = 0; i < 3; ++i) doomed.send(submitFrame(i, "wait"));
@@ -131,7 +126,7 @@ TEST(Handler, CompletionsForAClosedConnectionAreDroppedAndCounted) {
 }
 
 TEST(Handler, ATokenCompletedTwiceIsLoggedAndIgnored) {
-  RunningMaster master(1, handlerYaml(R"({defer_every: 1, complete_twice: true})"));
+  RunningMaster master(1, testModuleYaml(R"({defer_every: 1, complete_twice: true})"));
   pid_t worker = *master.servingPids().begin();
   TestConnection conn(master.port());
   std::vector<std::byte> frames;
@@ -149,13 +144,13 @@ TEST(Handler, ATokenCompletedTwiceIsLoggedAndIgnored) {
 }
 
 TEST(Handler, ACrashInHandleKillsOnlyItsWorkerAndTheMasterNamesTheModule) {
-  RunningMaster master(2, handlerYaml(R"({crash_on: boom})"));
+  RunningMaster master(2, testModuleYaml(R"({crash_on: boom})"));
   TestConnection conn(master.port());
   conn.send(submitFrame(1, "boom"));
   EXPECT_TRUE(conn.closedWithin(10s));
   // "killed by SIGSEGV; it runs handler module ..." (SIGABRT under make asan,
   // whose handler turns the SIGSEGV into an abort).
-  EXPECT_TRUE(master.waitForLog("; it runs handler module " + modulePath(), 10s)) << master.log();
+  EXPECT_TRUE(master.waitForLog("; it runs handler module " + testModulePath(), 10s)) << master.log();
   EXPECT_TRUE(std::regex_search(master.log(), std::regex("killed by SIG(SEGV|ABRT); it runs handler module ")))
       << master.log();
   EXPECT_TRUE(master.waitServing(2, 20s)) << master.log();
@@ -163,7 +158,7 @@ TEST(Handler, ACrashInHandleKillsOnlyItsWorkerAndTheMasterNamesTheModule) {
 }
 
 TEST(Handler, AGracefulStopWaitsForPendingRequestsThenDestroysTheModule) {
-  RunningMaster master(1, handlerYaml(R"({defer_every: 1, thread: true, delay_ms: 400})"));
+  RunningMaster master(1, testModuleYaml(R"({defer_every: 1, thread: true, delay_ms: 400})"));
   pid_t worker = *master.servingPids().begin();
   TestConnection conn(master.port());
   conn.send(submitFrame(1, resultPayload(1)));
@@ -180,7 +175,8 @@ TEST(Handler, AGracefulStopWaitsForPendingRequestsThenDestroysTheModule) {
 }
 
 TEST(Handler, AConnectionAwaitingTheModuleIsNotIdle) {
-  RunningMaster master(1, handlerYaml(R"({defer_every: 1, thread: true, delay_ms: 1500})") + "idle_timeout: 500ms\n");
+  RunningMaster master(1,
+                       testModuleYaml(R"({defer_every: 1, thread: true, delay_ms: 1500})") + "idle_timeout: 500ms\n");
   TestConnection conn(master.port());
   conn.send(submitFrame(3, resultPayload(3)));
   EXPECT_EQ(conn.read(kAckBytes), ackWithResult(3, 3)) << master.log();
@@ -192,7 +188,7 @@ TEST(Handler, AConnectionAwaitingTheModuleIsNotIdle) {
 }
 
 TEST(Handler, ModuleCountersAreExactPerWorkerAndMonotonicAcrossAKill) {
-  RunningMaster master(1, handlerYaml(R"({defer_every: 4, counter_checks: true})"));
+  RunningMaster master(1, testModuleYaml(R"({defer_every: 4, counter_checks: true})"));
   EXPECT_TRUE(master.waitForLog("[test] counter checks passed", 10s)) << master.log();
   EXPECT_TRUE(master.waitForLog("counter 'seventeenth' refused: a module has at most 16 counters", 10s)) << master.log();
   pid_t first = *master.servingPids().begin();
@@ -246,7 +242,7 @@ std::map<pid_t, int> workerLinesWith(const std::string& log, const std::string& 
 TEST(Handler, AResultOutsideTheContractIsAckedAsAHandlerErrorAndSaidOncePerWorker) {
   for (long value : {256L, -2L, 1000L, 511L, 512L, long(INT_MIN), long(INT_MAX)}) {
     SCOPED_TRACE("handle() returns " + std::to_string(value));
-    RunningMaster master(1, handlerYaml("{result_int: " + std::to_string(value) + "}"));
+    RunningMaster master(1, testModuleYaml("{result_int: " + std::to_string(value) + "}"));
     TestConnection conn(master.port());
     std::vector<std::byte> frames(protocol::requestFrameBytes(0));
     protocol::encodeRequest(protocol::Command::kConn, protocol::formatId(0), {}, frames.data());
@@ -258,7 +254,8 @@ TEST(Handler, AResultOutsideTheContractIsAckedAsAHandlerErrorAndSaidOncePerWorke
     }
     conn.send(frames);
     EXPECT_EQ(conn.read(acks.size()), acks);
-    std::string said = "handler module test (" + modulePath() + "): handle() returned " + std::to_string(value) + ",";
+    std::string said =
+        "handler module test (" + testModulePath() + "): handle() returned " + std::to_string(value) + ",";
     EXPECT_TRUE(master.waitForLog(said, 10s)) << master.log();
     EXPECT_EQ(master.metric("tcp_server_handler_invalid_results_total"), 21) << master.scrape();
     // Once per worker, however many requests.
@@ -273,14 +270,14 @@ TEST(Handler, AResultOutsideTheContractIsAckedAsAHandlerErrorAndSaidOncePerWorke
 // What the client sees under load: every ack a failure, none ok, and each
 // worker that served says it once.
 TEST(Handler, TheClientCountsEveryOutOfRangeResultAsNotOk) {
-  RunningMaster master(2, handlerYaml("{result_int: 256}"));
+  RunningMaster master(2, testModuleYaml("{result_int: 256}"));
   auto run = runClient({"bench", "--addr", addr(master.port()), "-n", "20000", "-c", "8", "-w", "32", "-q"}, true);
   EXPECT_EQ(run.exitCode, 1) << run.output;
   ASSERT_TRUE(run.report.is_object()) << run.output;
   EXPECT_EQ(run.report["acked"], 20000) << run.report.dump(2);
   EXPECT_EQ(run.report["errors"]["nonzero_result"], 20000) << run.report.dump(2);
   EXPECT_EQ(master.metric("tcp_server_handler_invalid_results_total"), 20000) << master.scrape();
-  auto lines = workerLinesWith(master.log(), "handler module test (" + modulePath() + "): handle() returned 256,");
+  auto lines = workerLinesWith(master.log(), "handler module test (" + testModulePath() + "): handle() returned 256,");
   EXPECT_GE(lines.size(), 1u) << master.log();
   for (const auto& [pid, count] : lines) {
     EXPECT_EQ(count, 1) << "worker " << pid << "\n" << master.log();
@@ -294,18 +291,18 @@ std::string configWith(const std::string& handler) {
 
 TEST(HandlerConfig, ConfigTestRunsTheModulesInitInAChildAndQuotesItsMessage) {
   std::string config = tempPath("check.yaml");
-  std::ofstream(config) << configWith(handlerYaml(R"({fail_init: "no journal directory here"})"));
+  std::ofstream(config) << configWith(testModuleYaml(R"({fail_init: "no journal directory here"})"));
   ToolRun failed = runCommand({binary("tcpfork"), "-t", "-c", config}, 40s);
   EXPECT_EQ(failed.exitCode, 1) << failed.output;
-  EXPECT_NE(failed.output.find(config + ": handler.module: handler module " + modulePath() +
+  EXPECT_NE(failed.output.find(config + ": handler.module: handler module " + testModulePath() +
                                ": init failed: no journal directory here"),
             std::string::npos)
       << failed.output;
 
-  std::ofstream(config, std::ios::trunc) << configWith(handlerYaml(R"({defer_every: 2})"));
+  std::ofstream(config, std::ios::trunc) << configWith(testModuleYaml(R"({defer_every: 2})"));
   ToolRun passed = runCommand({binary("tcpfork"), "-t", "-c", config}, 40s);
   EXPECT_EQ(passed.exitCode, 0) << passed.output;
-  EXPECT_NE(passed.output.find("handler module " + modulePath() + " passed its init"), std::string::npos)
+  EXPECT_NE(passed.output.find("handler module " + testModulePath() + " passed its init"), std::string::npos)
       << passed.output;
 
   std::ofstream(config, std::ios::trunc) << configWith("handler:\n  module: no-such-module.so\n");
@@ -320,9 +317,9 @@ TEST(HandlerConfig, ConfigTestRunsTheModulesInitInAChildAndQuotesItsMessage) {
 // The new worker's fatal exit fails the reload at once, not after
 // worker_timeout (60 s here, past the 20 s the test waits).
 TEST(HandlerReload, AModuleWhoseInitFailsKeepsTheOldGenerationAndTheMasterQuotesInit) {
-  RunningMaster master(1, handlerYaml(R"({defer_every: 2})") + "worker_timeout: 60s\n");
+  RunningMaster master(1, testModuleYaml(R"({defer_every: 2})") + "worker_timeout: 60s\n");
   master.writeConfig(RunningMaster::baseYaml(master.name(), master.pidFile(), 1, master.profileDir()) +
-                     handlerYaml(R"({fail_init: "refusing on purpose"})") + "worker_timeout: 60s\n");
+                     testModuleYaml(R"({fail_init: "refusing on purpose"})") + "worker_timeout: 60s\n");
   Connector connector(master.port());
   master.process().signal(SIGHUP);
   ASSERT_TRUE(master.waitForLog("reload failed", 20s)) << master.log();
@@ -332,7 +329,8 @@ TEST(HandlerReload, AModuleWhoseInitFailsKeepsTheOldGenerationAndTheMasterQuotes
   EXPECT_NE(failure.find("reload failed: worker 0 of generation 2 exited with the fatal code"), std::string::npos)
       << failure;
   EXPECT_NE(failure.find("worker 0: pid "), std::string::npos) << failure;
-  EXPECT_NE(failure.find("exited: exit status 2: handler module " + modulePath() + ": init failed: refusing on purpose"),
+  EXPECT_NE(failure.find("exited: exit status 2: handler module " + testModulePath() +
+                         ": init failed: refusing on purpose"),
             std::string::npos)
       << failure;
   EXPECT_NE(failure.find("generation 1 keeps serving"), std::string::npos) << failure;
@@ -349,8 +347,8 @@ TEST(HandlerReload, AModuleWhoseInitFailsKeepsTheOldGenerationAndTheMasterQuotes
 TEST(HandlerReload, ANewModuleFileGoesLiveWithoutLosingAnAck) {
   std::string first = tempPath("first.so");
   std::string second = tempPath("second.so");
-  fs::copy_file(modulePath(), first);
-  fs::copy_file(modulePath(), second);
+  fs::copy_file(testModulePath(), first);
+  fs::copy_file(testModulePath(), second);
   auto yamlFor = [](const std::string& module) {
     return "handler:\n  module: " + module + "\n  config: {defer_every: 2, thread: true}\n";
   };
@@ -402,7 +400,7 @@ TEST(Handler, AModuleThatForksLeavesItsWorkerServing) {
                                          {"{fork_in: handle, fork_child: exit}", false}}) {
     SCOPED_TRACE(c.config);
     // A long worker_timeout: the master must not be what mends the worker.
-    RunningMaster master(1, handlerYaml(c.config, "worker_timeout: 60s\n"));
+    RunningMaster master(1, testModuleYaml(c.config, "worker_timeout: 60s\n"));
     ASSERT_TRUE(master.waitServing(1, 10s)) << master.log();
     const std::set<pid_t> workers = master.servingPids();
     {
@@ -435,7 +433,7 @@ TEST(Handler, AModuleThatForksLeavesItsWorkerServing) {
 // The connection that waited is served by the successor.
 TEST(Handler, AWorkerThatStopsAcceptingIsReplaced) {
   RunningMaster master(
-      1, handlerYaml("{fork_in: handle, fork_with: clone}", "worker_timeout: 1s\nhang_dump_grace: 500ms\n"));
+      1, testModuleYaml("{fork_in: handle, fork_with: clone}", "worker_timeout: 1s\nhang_dump_grace: 500ms\n"));
   ASSERT_TRUE(master.waitServing(1, 10s)) << master.log();
   pid_t wedged = *master.servingPids().begin();
   KillAtEnd leftovers;  // the child, which hangs at its exit (it joins a thread only its parent has)

@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <stdexcept>
 #include <system_error>
 
@@ -104,15 +103,6 @@ bool DescriptorLimit::raiseFor(rlim_t needed) {
 
 DescriptorLimit::~DescriptorLimit() {
   if (raised_) ::setrlimit(RLIMIT_NOFILE, &saved_);
-}
-
-size_t dataBytes(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmData:", 0) == 0) return std::stoul(line.substr(7)) * 1024;
-  }
-  return 0;
 }
 
 UniqueFd connectLoopback(int port, int receiveBuffer) {
@@ -213,22 +203,6 @@ size_t runPeers(std::vector<ScriptedPeer>& peers, int port, std::chrono::millise
   }
   for (const auto& peer : peers) closed += peer.closed ? 1 : 0;
   return closed;
-}
-
-std::optional<KernelQueues> serverQueues(int serverPort, int clientPort) {
-  std::ifstream in("/proc/net/tcp");
-  std::string line;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) {
-    unsigned localAddress, localPort, remoteAddress, remotePort, state;
-    unsigned long long tx, rx;
-    if (std::sscanf(line.c_str(), " %*u: %8X:%4X %8X:%4X %2X %llX:%llX", &localAddress, &localPort, &remoteAddress,
-                    &remotePort, &state, &tx, &rx) != 7) {
-      continue;
-    }
-    if (int(localPort) == serverPort && int(remotePort) == clientPort) return KernelQueues{tx, rx};
-  }
-  return std::nullopt;
 }
 
 }  // namespace tcpfork::test

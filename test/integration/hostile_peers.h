@@ -2,8 +2,7 @@
 // What the hostile-client tests need beside the fixture: a well-behaved
 // bystander (the real bench) that must see full service, a sampler of the
 // workers' peak RSS, many non-blocking client connections driven by one poll
-// loop, the kernel's queues of a server-side socket, and a scoped descriptor
-// limit. All of it lives in the test process.
+// loop, and a scoped descriptor limit. All of it lives in the test process.
 
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -11,7 +10,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <optional>
 #include <set>
 #include <span>
 #include <thread>
@@ -79,10 +77,6 @@ class DescriptorLimit {
   bool raised_ = false;
 };
 
-// The data segment of a process (VmData in /proc/PID/status: heap and
-// anonymous mappings), whether or not it is resident yet; 0 when unknown.
-size_t dataBytes(pid_t pid);
-
 // One non-blocking client connection driven by runPeers(): it sends `first`;
 // once that is out and `awaitBytes` have arrived it sends `second`; once
 // everything is out it half-closes when `shutWrite`. It stops sending when the
@@ -110,15 +104,6 @@ size_t runPeers(std::vector<ScriptedPeer>& peers, int port, std::chrono::millise
 // `receiveBuffer` > 0 (which also stops the kernel growing it). Throws
 // std::system_error with the errno.
 UniqueFd connectLoopback(int port, int receiveBuffer = 0);
-
-// Bytes in the kernel queues of the server side of the loopback connection
-// from `clientPort` to `serverPort`, from /proc/net/tcp: sent by the server
-// and not yet acknowledged (tx), received and not yet read by the server (rx).
-struct KernelQueues {
-  uint64_t tx = 0;
-  uint64_t rx = 0;
-};
-std::optional<KernelQueues> serverQueues(int serverPort, int clientPort);
 
 // `count` Submits with consecutive ids from `firstId`, and their acks.
 std::vector<std::byte> submits(uint64_t firstId, size_t count, std::string_view payload = "hello");

@@ -23,6 +23,7 @@
 #include "test/integration/hostile_peers.h"
 #include "test/integration/http_get.h"
 #include "test/integration/requirements.h"
+#include "test/integration/tcp_sockets.h"
 
 namespace tcpfork::test {
 namespace {
@@ -335,8 +336,9 @@ TEST(Hostile, TenThousandAbandonedConnectionsLeaveServiceIntact) {
   RunningMaster master(2, "max_connections: 11000\n");
   std::set<pid_t> workers = master.servingPids();
   Bystander bystander(master);
+  // VmData: heap and anonymous mappings, whether or not resident yet.
   std::map<pid_t, size_t> dataBefore;
-  for (pid_t pid : workers) dataBefore[pid] = dataBytes(pid);
+  for (pid_t pid : workers) dataBefore[pid] = statusBytes(pid, "VmData");
   RssPeak rss(workers);
 
   // Four kinds, all left open: silent; half a Submit; a Submit whose ack is
@@ -385,7 +387,7 @@ TEST(Hostile, TenThousandAbandonedConnectionsLeaveServiceIntact) {
   // once libevent rounded it up: 5 000 such connections took 640 MiB of
   // address space, resident wherever the heap had been used before.)
   size_t dataGrowth = 0;
-  for (pid_t pid : workers) dataGrowth = std::max(dataGrowth, dataBytes(pid) - dataBefore[pid]);
+  for (pid_t pid : workers) dataGrowth = std::max(dataGrowth, statusBytes(pid, "VmData") - dataBefore[pid]);
   if (kMemoryBoundsHold) {
     EXPECT_LT(dataGrowth, 32 * kMiB) << "a worker's data segment grew by " << dataGrowth;
   }
@@ -455,8 +457,8 @@ TEST(Hostile, PipeliningClientsThatNeverReadAreHeldAtTheHighWaterMark) {
       int out = 0, in = 0;
       ::ioctl(hog.get(), SIOCOUTQ, &out);
       ::ioctl(hog.get(), SIOCINQ, &in);
-      auto server = serverQueues(master.port(), localAddress(hog.get()).port());
-      all.push_back({uint64_t(out), uint64_t(in), server ? server->tx : ~0ull, server ? server->rx : ~0ull});
+      auto server = serverEnd(master.port(), localAddress(hog.get()).port());
+      all.push_back({uint64_t(out), uint64_t(in), server ? server->txQueue : ~0ull, server ? server->rxQueue : ~0ull});
     }
     return all;
   };

@@ -23,6 +23,8 @@
 #include "protocol/codec.h"
 #include "test/integration/hostile_peers.h"
 #include "test/integration/http_get.h"
+#include "test/integration/tcp_sockets.h"
+#include "test/integration/test_module.h"
 
 namespace tcpfork::test {
 namespace {
@@ -38,24 +40,6 @@ constexpr bool kRssIsOurs = false;
 #else
 constexpr bool kRssIsOurs = true;
 #endif
-
-// Receive queues of the server ends of connections to `serverPort`, by the
-// client's port (/proc/net/tcp, read once).
-std::map<int, uint64_t> serverReceiveQueues(int serverPort) {
-  std::map<int, uint64_t> queues;
-  std::ifstream in("/proc/net/tcp");
-  std::string line;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) {
-    unsigned localPort, remotePort;
-    unsigned long long tx, rx;
-    if (std::sscanf(line.c_str(), " %*u: %*8X:%4X %*8X:%4X %*2X %llX:%llX", &localPort, &remotePort, &tx, &rx) != 4) {
-      continue;
-    }
-    if (int(localPort) == serverPort) queues[int(remotePort)] = rx;
-  }
-  return queues;
-}
 
 // Clients that each send all but the last byte of a `frameBytes` Submit and
 // wait ("parking" it), driven by one poll loop.
@@ -175,14 +159,15 @@ class ParkedFrames {
   }
 
   bool settled() const {
-    auto serverQueues = serverReceiveQueues(port_);
+    std::map<int, uint64_t> received;  // by the client's port, read once
+    for (const TcpSocket& s : tcpSocketsOnPort(port_)) received[s.remotePort] = s.rxQueue;
     for (const auto& p : parkers_) {
       if (p.closed) continue;
       if (p.sent < parkBytes()) return false;
       int unsent = 0;
       if (::ioctl(p.fd.get(), SIOCOUTQ, &unsent) != 0 || unsent != 0) return false;
-      auto it = serverQueues.find(p.port);
-      if (it == serverQueues.end() || it->second != 0) return false;
+      auto it = received.find(p.port);
+      if (it == received.end() || it->second != 0) return false;
     }
     return true;
   }
@@ -253,8 +238,7 @@ TEST(Limits, ParkedLargeFramesAreShedBiggestFirstWithinTheBudget) {
 TEST(Limits, RequestsPendingInTheModuleStopReadingAndAcceptingAtTheBudget) {
   constexpr size_t kBudget = 8 * kMiB;
   constexpr size_t kSlack = 16 * kMiB;
-  RunningMaster master(1, "max_buffered_bytes: 8MiB\nhandler:\n  module: " + std::string(TCPFORK_TEST_MODULE_DIR) +
-                              "/test_handler.so\n  config: {defer_every: 1, hold: true}\n");
+  RunningMaster master(1, "max_buffered_bytes: 8MiB\n" + testModuleYaml("{defer_every: 1, hold: true}"));
   RssPeak rss(master.servingPids());
   BackgroundClient bench({"--addr", addr(master.port()), "-c", "400", "-w", "2000", "-d", "6", "--drain", "1", "-q"});
   ToolRun run = bench.finish(90s);
@@ -312,14 +296,9 @@ uint64_t rssLimitAboveAFreshWorker() {
   EXPECT_TRUE(probe.roundTrip(1));
   auto pids = probe.servingPids();
   EXPECT_EQ(pids.size(), 1u);
-  std::ifstream status("/proc/" + std::to_string(pids.empty() ? 0 : *pids.begin()) + "/status");
-  std::string line;
-  uint64_t kib = 0;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) kib = std::stoull(line.substr(6));
-  }
-  EXPECT_GT(kib, 0u);
-  return kib / 1024 + 20;
+  uint64_t rss = pids.empty() ? 0 : residentBytes(*pids.begin());
+  EXPECT_GT(rss, 0u);
+  return rss / kMiB + 20;
 }
 
 // The worker's memory made to grow for real: a master with `key` set
@@ -374,8 +353,7 @@ int64_t logMs(const std::string& log, size_t at) {
 // later. The log names the spinning frame, its caller in the module and the
 // worker's frames below, all before the kill; then the index serves again.
 TEST(Limits, AHungWorkerWritesItsStacksBeforeItIsKilled) {
-  RunningMaster master(1, "worker_timeout: 1s\nhang_dump_grace: 1s\nhandler:\n  module: " +
-                              std::string(TCPFORK_TEST_MODULE_DIR) + "/test_handler.so\n  config: {spin_on: spin}\n");
+  RunningMaster master(1, "worker_timeout: 1s\nhang_dump_grace: 1s\n" + testModuleYaml("{spin_on: spin}"));
   TestConnection conn(master.port(), 10s);
   conn.send(submitFrame(1, "spin"));
   ASSERT_TRUE(master.waitForLog("wrote its stacks to the log above; killing it", 20s)) << master.log();

@@ -18,6 +18,7 @@
 #include "stats/process_info.h"
 #include "stats/segment.h"
 #include "test/integration/http_get.h"
+#include "test/integration/loopback_port.h"
 #include "test/integration/requirements.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
@@ -28,12 +29,6 @@ namespace {
 namespace fs = std::filesystem;
 
 bool alive(pid_t pid) { return ::kill(pid, 0) == 0; }
-
-size_t count(const std::string& haystack, const std::string& needle) {
-  size_t n = 0;
-  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
-  return n;
-}
 
 TEST(Master, StartsWorkersThatAllServe) {
   RunningMaster master(3);
@@ -395,23 +390,15 @@ TEST(Master, ReopensLogFilesOnUsr1) {
 
 TEST(Master, WorkersDropToTheConfiguredUser) {
   TCPFORK_REQUIRE(::geteuid() == 0, "needs root to switch users");
-  // Not a requirement: where a checkout lies (under a 0700 home, say) is not the
-  // test's to choose, and CI may clone anywhere.
-  if (!reachableByOthers(binary("tcpfork-worker"))) {
-    GTEST_SKIP() << "build directory not reachable by nobody (every directory above it needs o+x)";
-  }
+  TCPFORK_SKIP_UNLESS_NOBODY_REACHES_THE_BUILD();
   RunningMaster master(1, "user: nobody\n");
   ASSERT_TRUE(master.waitServing(1, 5s)) << master.log();
   pid_t worker = *master.servingPids().begin();
-  std::ifstream status("/proc/" + std::to_string(worker) + "/status");
-  std::string line;
-  std::string uid;
-  while (std::getline(status, line)) {
-    if (line.rfind("Uid:", 0) == 0) uid = line;
-  }
+  // Real, effective, saved and filesystem uid.
+  std::string uid = statusField(worker, "Uid");
   passwd* nobody = ::getpwnam("nobody");
   ASSERT_NE(nobody, nullptr);
-  EXPECT_NE(uid.find("\t" + std::to_string(nobody->pw_uid) + "\t"), std::string::npos) << uid;
+  EXPECT_NE(("\t" + uid).find("\t" + std::to_string(nobody->pw_uid) + "\t"), std::string::npos) << uid;
   EXPECT_TRUE(master.roundTrip(1));
   // The instance's name stays the master's: the workers get the segment as a descriptor.
   struct stat st {};
@@ -493,11 +480,10 @@ TEST(Master, AWorkerThatExitsWithTheFatalCodeIsNotRestartedAtOnce) {
 TEST(Master, ServesSocketsHandedOverBySystemd) {
   constexpr const char* kActivate = "/usr/bin/systemd-socket-activate";
   TCPFORK_REQUIRE(::access(kActivate, X_OK) == 0, "systemd-socket-activate (Debian package systemd) not installed");
-  int port;
-  {
-    UniqueFd probe = listenTcp(parseAddress("127.0.0.1:0"), {.backlog = 1, .reusePort = false});
-    port = localAddress(probe.get()).port();
-  }
+  // systemd-socket-activate binds the port it is given (not 0): held for it
+  // until the end, so that nothing else takes it first.
+  BoundPort reserved = reservedLoopbackPort();
+  int port = reserved.port;
   std::string name = "tcpfork-test-activated-" + uniqueTag();
   std::string log = tempPath("activated.log");
   std::string config = tempPath("activated.yaml");

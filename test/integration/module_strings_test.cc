@@ -9,7 +9,6 @@
 // user.
 
 #include <gtest/gtest.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,20 +26,14 @@
 #include "base/unique_fd.h"
 #include "stats/layout.h"
 #include "stats/segment.h"
-#include "stats/segment_locator.h"
 #include "test/integration/http_get.h"
 #include "test/integration/requirements.h"
 #include "test/integration/running_master.h"
+#include "test/integration/test_module.h"
 #include "test/integration/tool_run.h"
 
 namespace tcpfork::test {
 namespace {
-
-std::string modulePath() { return std::string(TCPFORK_TEST_MODULE_DIR) + "/test_handler.so"; }
-
-std::string handlerYaml(const std::string& config) {
-  return "handler:\n  module: " + modulePath() + "\n  config: " + config + "\n";
-}
 
 // What the test module's hostile strings look like once escaped.
 constexpr const char* kForgedTail = R"(\r\x1b[2J\x1b]0;pwned\x07\x7f)";
@@ -94,7 +87,7 @@ bool havePromtool() {
 }
 
 TEST(ModuleStrings, HelpNameLogLinesAndClientBytesNeitherForgeASampleNorALogLine) {
-  RunningMaster master(1, handlerYaml("{evil_strings: true}"));
+  RunningMaster master(1, testModuleYaml("{evil_strings: true}"));
   ASSERT_TRUE(master.waitForLog("client said: hello", 10s)) << master.log();
   TestConnection client(master.port());
   client.send(submitFrame(1, "hi\n[master 1] critical: forged by a client\r\x1b[2J"));
@@ -121,7 +114,7 @@ TEST(ModuleStrings, HelpNameLogLinesAndClientBytesNeitherForgeASampleNorALogLine
   EXPECT_EQ(linesNotFromTheLogger(log), std::vector<std::string>{}) << log;
   EXPECT_FALSE(hasControlBytes(log)) << log;
   const std::string name = "test" + escapedForgery("a module name");
-  EXPECT_NE(log.find("handler module " + name + " (" + modulePath() + ") loaded"), std::string::npos) << log;
+  EXPECT_NE(log.find("handler module " + name + " (" + testModulePath() + ") loaded"), std::string::npos) << log;
   EXPECT_NE(log.find("[" + name + "] client said: hello" + escapedForgery("a log line")), std::string::npos) << log;
   EXPECT_NE(log.find("[" + name + R"(] client sent: hi\n[master 1] critical: forged by a client\r\x1b[2J)"),
             std::string::npos)
@@ -134,10 +127,10 @@ TEST(ModuleStrings, HelpNameLogLinesAndClientBytesNeitherForgeASampleNorALogLine
 TEST(ModuleStrings, TcpforkTQuotesAFailedInitEscaped) {
   std::string config = tempPath("check.yaml");
   std::ofstream(config) << RunningMaster::baseYaml("tcpfork-strings-" + uniqueTag(), tempPath("check.pid"), 1) +
-                               handlerYaml("{fail_init_evil: true}");
+                               testModuleYaml("{fail_init_evil: true}");
   ToolRun check = runCommand({binary("tcpfork"), "-t", "-c", config}, 40s);
   EXPECT_EQ(check.exitCode, 1) << check.output;
-  EXPECT_NE(check.output.find("handler.module: handler module " + modulePath() + ": init failed: no database" +
+  EXPECT_NE(check.output.find("handler.module: handler module " + testModulePath() + ": init failed: no database" +
                               escapedForgery("an init error")),
             std::string::npos)
       << check.output;
@@ -148,9 +141,9 @@ TEST(ModuleStrings, TcpforkTQuotesAFailedInitEscaped) {
 // The new worker's fatal exit fails the reload, and the master quotes the
 // reason the worker wrote into its slot.
 TEST(ModuleStrings, AReloadQuotesAFailedInitEscaped) {
-  RunningMaster master(1, handlerYaml("{defer_every: 2}") + "worker_timeout: 60s\n");
+  RunningMaster master(1, testModuleYaml("{defer_every: 2}") + "worker_timeout: 60s\n");
   master.writeConfig(RunningMaster::baseYaml(master.name(), master.pidFile(), 1, master.profileDir()) +
-                     handlerYaml("{fail_init_evil: true}") + "worker_timeout: 60s\n");
+                     testModuleYaml("{fail_init_evil: true}") + "worker_timeout: 60s\n");
   master.process().signal(SIGHUP);
   ASSERT_TRUE(master.waitForLog("reload failed", 20s)) << master.log();
   std::string log = master.log();
@@ -178,10 +171,7 @@ TEST(ModuleStrings, WhatAWorkerWritesIntoTheSegmentCannotBreakTheExpositionStatu
   ASSERT_EQ(serving.size(), 1u);
   pid_t worker = *serving.begin();
   {
-    // As a worker maps it: read-write, through the master's descriptor.
-    stats::SegmentLocator::Where where = stats::SegmentLocator::find(master.name());
-    UniqueFd fd(::open(("/proc/" + std::to_string(where.pid) + "/fd/" + std::to_string(where.fd)).c_str(),
-                       O_RDWR | O_CLOEXEC));
+    UniqueFd fd = openSegmentAsAWorker(master.name());
     ASSERT_TRUE(fd) << std::strerror(errno);
     stats::StatsSegment segment = stats::StatsSegment::attach(master.name(), std::move(fd));
     stats::Slot* slot = nullptr;

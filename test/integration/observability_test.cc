@@ -17,6 +17,7 @@
 #include "protocol/codec.h"
 #include "test/integration/http_get.h"
 #include "test/integration/running_master.h"
+#include "test/integration/test_module.h"
 #include "test/integration/tool_run.h"
 
 namespace tcpfork::test {
@@ -127,8 +128,7 @@ TEST(Observability, AStoppedWorkerShowsInLatencyLagHeartbeatAndItsAcceptQueue) {
 }
 
 TEST(Observability, ADeferredAckIsTimedToItsSend) {
-  RunningMaster master(1, "handler:\n  module: " + std::string(TCPFORK_TEST_MODULE_DIR) +
-                              "/test_handler.so\n  config: {defer_every: 1, thread: true, delay_ms: 300}\n");
+  RunningMaster master(1, testModuleYaml("{defer_every: 1, thread: true, delay_ms: 300}"));
   TestConnection conn(master.port(), 10s);
   auto sentAt = std::chrono::steady_clock::now();
   conn.send(submitFrame(1, "ok"));

@@ -105,13 +105,20 @@ bool reachableByOthers(std::string path) {
   return true;
 }
 
-size_t residentBytes(pid_t pid) {
+std::string statusField(pid_t pid, const std::string& field) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6)) * 1024;
+    if (line.rfind(field + ":", 0) != 0) continue;
+    size_t value = line.find_first_not_of(" \t", field.size() + 1);
+    return value == std::string::npos ? "" : line.substr(value);
   }
-  return 0;
+  return "";
+}
+
+size_t statusBytes(pid_t pid, const std::string& field) {
+  std::string kib = statusField(pid, field);
+  return kib.empty() ? 0 : std::stoul(kib) * 1024;
 }
 
 std::vector<pid_t> childPids(pid_t parent) {
@@ -138,6 +145,12 @@ std::string readFile(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+size_t count(const std::string& haystack, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
+  return n;
 }
 
 namespace {
@@ -174,6 +187,11 @@ class RemoveTestDirOnSuccess : public ::testing::Environment {
 std::string uniqueTag() {
   static const std::string kTag = std::filesystem::path(testDir()).filename().string().substr(sizeof "tcpfork-test-" - 1);
   return kTag;
+}
+
+std::string uniqueName() {
+  static std::atomic<int> counter{0};
+  return "tcpfork-test-" + uniqueTag() + "-" + std::to_string(counter++);
 }
 
 std::string tempPath(const std::string& stem) {

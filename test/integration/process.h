@@ -52,14 +52,21 @@ class ChildProcess {
 // to `nobody` can exec the binary there.
 bool reachableByOthers(std::string path);
 
-// Resident set size of a process in bytes (from /proc/PID/status), or 0.
-size_t residentBytes(pid_t pid);
+// The value of `field` in /proc/PID/status ("Uid", "CapEff", "VmRSS"), from
+// its first non-blank character; empty when the process or field is absent.
+std::string statusField(pid_t pid, const std::string& field);
+// A size `field` of /proc/PID/status ("VmRSS", "VmData": kB there) in bytes,
+// or 0.
+size_t statusBytes(pid_t pid, const std::string& field);
+// Resident set size of a process in bytes, or 0.
+inline size_t residentBytes(pid_t pid) { return statusBytes(pid, "VmRSS"); }
 
 // The pids whose parent is `parent` now (from /proc/PID/stat).
 std::vector<pid_t> childPids(pid_t parent);
 
 std::string readFile(const std::string& path);
-
+// How many times `needle` occurs in `haystack`, overlapping ones included.
+size_t count(const std::string& haystack, const std::string& needle);
 
 // A fresh, empty file path under the test temp dir.
 std::string tempPath(const std::string& stem);
@@ -67,6 +74,9 @@ std::string tempPath(const std::string& stem);
 // "<pid>-<random>", unique to this test process among all runs: for names
 // outside the temp dir (stats segments), which a crashed run may leave.
 std::string uniqueTag();
+// "tcpfork-test-<uniqueTag>-<n>", a new n each call: an instance (stats
+// segment) name of its own for each master or segment a test makes.
+std::string uniqueName();
 
 // A blocking client socket whose reads give up after a timeout.
 class TestConnection {

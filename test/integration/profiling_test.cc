@@ -268,11 +268,7 @@ class PlantedProfiles : public Profiling {
     Profiling::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     TCPFORK_REQUIRE(::geteuid() == 0, "needs root: the workers run as nobody and the master reads as root");
-    // Not a requirement: where a checkout lies (under a 0700 home, say) is not the
-    // test's to choose, and CI may clone anywhere.
-    if (!reachableByOthers(binary("tcpfork-worker"))) {
-      GTEST_SKIP() << "build directory not reachable by nobody (every directory above it needs o+x)";
-    }
+    TCPFORK_SKIP_UNLESS_NOBODY_REACHES_THE_BUILD();
     nobody_ = ::getpwnam("nobody");
     ASSERT_NE(nobody_, nullptr);
     // The test's temp dir is 0700: the workers need a way in to profile.dir.

@@ -36,9 +36,12 @@ std::string urlEncode(const std::string& text) {
   return out;
 }
 
-int freeLoopbackPort() {
-  UniqueFd fd = listenTcp(parseAddress("127.0.0.1:0"), {.backlog = 1, .reusePort = false});
-  return localAddress(fd.get()).port();
+// The port a Prometheus started on 127.0.0.1:0 got, from its log line
+// `msg="Listening on" address=127.0.0.1:PORT`; 0 before it says.
+int listeningPort(const std::string& log) {
+  std::smatch m;
+  if (!std::regex_search(log, m, std::regex(R"(msg="Listening on" address=127\.0\.0\.1:(\d+))"))) return 0;
+  return std::stoi(m[1]);
 }
 
 // One instance (prometheus.yml) and several behind HAProxy (prometheus-fleet.yml).
@@ -80,10 +83,12 @@ TEST(Prometheus, ScrapesTheRequestRateWhileLoadRuns) {
   std::ofstream(config) << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
                         << "scrape_configs:\n  - job_name: tcpfork\n    static_configs:\n"
                         << "      - targets: ['127.0.0.1:" << master.metricsPort() << "']\n";
-  int port = freeLoopbackPort();
   ChildProcess prometheus({kPrometheus, "--config.file=" + config, "--storage.tsdb.path=" + dir + "/data",
-                           "--web.listen-address=127.0.0.1:" + std::to_string(port)},
+                           "--web.listen-address=127.0.0.1:0"},
                           {}, dir + "/prometheus.log");
+  int port = 0;
+  ASSERT_TRUE(waitUntil([&] { return (port = listeningPort(readFile(dir + "/prometheus.log"))) != 0; }, 30s))
+      << readFile(dir + "/prometheus.log");
   ASSERT_TRUE(waitUntil([&] { return httpGet(port, "/-/ready").status == 200; }, 30s))
       << readFile(dir + "/prometheus.log");
 

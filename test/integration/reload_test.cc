@@ -18,6 +18,7 @@
 #include "test/integration/connector.h"
 #include "test/integration/http_get.h"
 #include "test/integration/running_master.h"
+#include "test/integration/test_module.h"
 
 namespace tcpfork::test {
 namespace {
@@ -226,7 +227,7 @@ TEST(Reload, AHostileConfigIsRefusedAndTheSameWorkersKeepServing) {
   ASSERT_TRUE(master.waitServing(2, 10s)) << master.log();
   const std::set<pid_t> workers = master.servingPids();
   const std::string base = RunningMaster::baseYaml(master.name(), master.pidFile(), 2, master.profileDir());
-  const std::string handler = "handler:\n  module: " + std::string(TCPFORK_TEST_MODULE_DIR) + "/test_handler.so\n";
+  const std::string handler = "handler:\n  module: " + testModulePath() + "\n";
   std::string bomb = "  config:\n    l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n";
   for (int level = 1; level <= 9; ++level) {
     bomb += "    l" + std::to_string(level) + ": &l" + std::to_string(level) + " [";

@@ -12,6 +12,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test/integration/process.h"
+
 namespace tcpfork::test {
 
 // True when the environment holds TCPFORK_REQUIRE_ALL_TESTS=1.
@@ -35,4 +37,15 @@ bool everyTestMustRun();
         GTEST_SKIP() << reason;                                                            \
       }                                                                                    \
     }                                                                                      \
+  } while (false)
+
+// Skips the current test, plainly (CI may clone anywhere), unless the
+// workers' user `nobody` can reach the built binaries: every directory above
+// them needs o+x. Where a checkout lies (under a 0700 home, say) is not the
+// test's to choose. Returns from the enclosing function, as GTEST_SKIP().
+#define TCPFORK_SKIP_UNLESS_NOBODY_REACHES_THE_BUILD()                                         \
+  do {                                                                                       \
+    if (!::tcpfork::test::reachableByOthers(::tcpfork::test::binary("tcpfork-worker"))) {    \
+      GTEST_SKIP() << "build directory not reachable by nobody (every directory above it needs o+x)"; \
+    }                                                                                        \
   } while (false)

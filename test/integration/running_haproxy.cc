@@ -11,24 +11,10 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "base/socket.h"
 #include "base/unique_fd.h"
 
 namespace tcpfork::test {
 namespace {
-
-int freeLoopbackPort() {
-  UniqueFd fd = listenTcp(parseAddress("127.0.0.1:0"), {.backlog = 1, .reusePort = false});
-  return localAddress(fd.get()).port();
-}
-
-// Two ports probed one after the other may be the same one, freed in between.
-int freeLoopbackPortOtherThan(int taken) {
-  for (int i = 0; i < 100; ++i) {
-    if (int port = freeLoopbackPort(); port != taken) return port;
-  }
-  throw std::runtime_error("no second free loopback port");
-}
 
 // Replaces every match of `pattern` in `text`; throws unless it matched
 // exactly `expected` times, so that a change to the shipped file which a
@@ -54,8 +40,8 @@ std::vector<std::string> split(const std::string& line, char separator) {
 
 }  // namespace
 
-std::string RunningHaproxy::configFor(const std::string& shipped, const std::vector<int>& backendPorts, int port,
-                                      int statsPort, const std::string& socketPath, const std::string& checkTiming) {
+std::string RunningHaproxy::configFor(const std::string& shipped, const std::vector<int>& backendPorts, int frontendFd,
+                                      int statsFd, const std::string& socketPath, const std::string& checkTiming) {
   std::string servers;
   for (size_t i = 0; i < backendPorts.size(); ++i) {
     servers += "    server tcpfork" + std::to_string(i + 1) + " 127.0.0.1:" + std::to_string(backendPorts[i]) +
@@ -69,8 +55,9 @@ std::string RunningHaproxy::configFor(const std::string& shipped, const std::vec
   cfg = substitute(cfg, R"(stats socket \S+)", "stats socket " + socketPath);
   // Two descriptors per connection: keep within an unprivileged fd limit.
   cfg = substitute(cfg, R"(maxconn 20000)", "maxconn 1000");
-  cfg = substitute(cfg, R"(bind 127\.0\.0\.1:9000)", "bind 127.0.0.1:" + std::to_string(port));
-  cfg = substitute(cfg, R"(bind 127\.0\.0\.1:8404)", "bind 127.0.0.1:" + std::to_string(statsPort));
+  // Sockets the test bound (to ports the kernel chose) and HAProxy inherits.
+  cfg = substitute(cfg, R"(bind 127\.0\.0\.1:9000)", "bind fd@" + std::to_string(frontendFd));
+  cfg = substitute(cfg, R"(bind 127\.0\.0\.1:8404)", "bind fd@" + std::to_string(statsFd));
   if (!checkTiming.empty()) {
     cfg = substitute(cfg, R"(inter \S+ fastinter \S+ downinter \S+ fall \d+ rise \d+)", checkTiming);
   }
@@ -86,17 +73,18 @@ RunningHaproxy::RunningHaproxy(const std::vector<int>& backendPorts, const std::
       socketPath_(dir_ + "/admin.sock"),
       configPath_(dir_ + "/haproxy.cfg"),
       logPath_(dir_ + "/haproxy.log"),
-      port_(freeLoopbackPort()),
-      statsPort_(freeLoopbackPortOtherThan(port_)),
+      frontend_(listeningLoopbackPort()),
+      stats_(listeningLoopbackPort()),
       process_(
           [&] {
             if (::mkdir(dir_.c_str(), 0700) != 0) throw std::runtime_error("mkdir(" + dir_ + "): " + std::strerror(errno));
             std::string shipped = readFile(std::string(TCPFORK_SOURCE_DIR) + "/deploy/haproxy/haproxy.cfg");
-            std::ofstream(configPath_) << configFor(shipped, backendPorts, port_, statsPort_, socketPath_, checkTiming);
+            std::ofstream(configPath_) << configFor(shipped, backendPorts, frontend_.fd.get(), stats_.fd.get(),
+                                                    socketPath_, checkTiming);
             // -db: foreground, no daemon, logs and alerts to stderr.
             return std::vector<std::string>{kHaproxy, "-f", configPath_, "-db"};
           }(),
-          {}, logPath_) {
+          {frontend_.fd.get(), stats_.fd.get()}, logPath_) {
   if (!waitUntil([&] { return !process_.running() || !command("show info").empty(); }, 15s) ||
       !process_.running()) {
     throw std::runtime_error("haproxy did not start; its log:\n" + log() + "\nits config:\n" + readFile(configPath_));

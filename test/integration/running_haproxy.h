@@ -1,14 +1,16 @@
 #pragma once
 // RunningHaproxy: a real HAProxy (/usr/sbin/haproxy, in the foreground) run
-// with the shipped deploy/haproxy/haproxy.cfg, its addresses replaced by
-// ephemeral loopback ports and its check timing by the test's; ready once
-// its runtime API answers. Killed by pid when the test ends.
+// with the shipped deploy/haproxy/haproxy.cfg, its two listeners replaced by
+// loopback sockets the test binds to ephemeral ports and hands over (bind
+// fd@N) and its check timing by the test's; ready once its runtime API
+// answers. Killed by pid when the test ends.
 
 #include <chrono>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "test/integration/loopback_port.h"
 #include "test/integration/process.h"
 
 namespace tcpfork::test {
@@ -28,8 +30,8 @@ class RunningHaproxy {
   // empty `checkTiming` keeps the shipped one.
   explicit RunningHaproxy(const std::vector<int>& backendPorts, const std::string& checkTiming = kFastChecks);
 
-  int port() const { return port_; }
-  int statsPort() const { return statsPort_; }
+  int port() const { return frontend_.port; }
+  int statsPort() const { return stats_.port; }
   const std::string& configPath() const { return configPath_; }
   std::string log() const { return readFile(logPath_); }
   ChildProcess& process() { return process_; }
@@ -42,18 +44,19 @@ class RunningHaproxy {
   // Its "status" column: "UP", "DOWN", "UP 1/2" (going down), "no check", ...
   std::string serverStatus(const std::string& server) const;
 
-  // The shipped config with the substitutions applied; throws when the
+  // The shipped config with the substitutions applied, its frontends bound
+  // to the inherited descriptors `frontendFd` and `statsFd`; throws when the
   // shipped file no longer has a line a substitution expects.
-  static std::string configFor(const std::string& shipped, const std::vector<int>& backendPorts, int port,
-                               int statsPort, const std::string& socketPath, const std::string& checkTiming);
+  static std::string configFor(const std::string& shipped, const std::vector<int>& backendPorts, int frontendFd,
+                               int statsFd, const std::string& socketPath, const std::string& checkTiming);
 
  private:
   std::string dir_;
   std::string socketPath_;
   std::string configPath_;
   std::string logPath_;
-  int port_ = 0;
-  int statsPort_ = 0;
+  BoundPort frontend_;
+  BoundPort stats_;
   ChildProcess process_;
 };
 

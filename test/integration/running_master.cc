@@ -1,5 +1,6 @@
 #include "test/integration/running_master.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <stdexcept>
 
 #include "stats/segment.h"
+#include "stats/segment_locator.h"
 #include "test/integration/http_get.h"
 
 namespace tcpfork::test {
@@ -34,17 +36,6 @@ void stopAndExpectNothingLost(RunningMaster& master, const ToolRun& run) {
 }
 
 namespace {
-
-std::string uniqueName() {
-  static int counter = 0;
-  return "tcpfork-test-" + uniqueTag() + "-" + std::to_string(counter++);
-}
-
-size_t count(const std::string& haystack, const std::string& needle) {
-  size_t n = 0;
-  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
-  return n;
-}
 
 // A key may appear once: extra YAML with its own `metrics:` map replaces ours
 // (it must then set metrics.listen itself).
@@ -128,18 +119,26 @@ std::set<pid_t> workerPids(const std::string& name) {
   return pids;
 }
 
+void killMasterAndWorkers(ChildProcess& master, const std::string& name) {
+  std::set<pid_t> workers = workerPids(name);
+  master.signal(SIGKILL);
+  master.waitExit(5s);
+  for (pid_t pid : workers) ::kill(pid, SIGKILL);
+  stats::StatsSegment::remove(name);
+}
+
+UniqueFd openSegmentAsAWorker(const std::string& name) {
+  stats::SegmentLocator::Where where = stats::SegmentLocator::find(name);
+  return UniqueFd(
+      ::open(("/proc/" + std::to_string(where.pid) + "/fd/" + std::to_string(where.fd)).c_str(), O_RDWR | O_CLOEXEC));
+}
+
 RunningMaster::~RunningMaster() {
   // Every test that runs a master also checks the supervisor's state machine:
   // a transition its diagram lacks is logged as a bug.
   EXPECT_EQ(count(log(), "an edge the state diagram lacks"), 0u) << log();
-  // The master's workers die with it (PR_SET_PDEATHSIG); kill stragglers by
-  // pid anyway, draining ones too: a test may have SIGSTOPped one, and a
-  // stopped process keeps the SIGTERM of PDEATHSIG pending forever.
-  std::set<pid_t> workers = workerPids(name_);
-  process_.signal(SIGKILL);
-  process_.waitExit(5s);
-  for (pid_t pid : workers) ::kill(pid, SIGKILL);
-  stats::StatsSegment::remove(name_);
+  // Draining workers too: a test may have SIGSTOPped one.
+  killMasterAndWorkers(process_, name_);
   std::error_code ec;
   std::filesystem::remove_all(profileDir_, ec);
 }

@@ -19,6 +19,16 @@ namespace tcpfork::test {
 // when the segment is gone.
 std::set<pid_t> workerPids(const std::string& name);
 
+// SIGKILLs `master`, then by pid the workers its stats segment `name` listed
+// (they die with it by PDEATHSIG, but one a test stopped keeps that SIGTERM
+// pending forever), and removes the segment, which a killed master cannot.
+void killMasterAndWorkers(ChildProcess& master, const std::string& name);
+
+// Instance `name`'s stats segment as a worker maps it: read-write, through
+// the descriptor of the master that holds it (/proc/PID/fd/N); invalid, with
+// errno set, when that cannot be opened.
+UniqueFd openSegmentAsAWorker(const std::string& name);
+
 // Sum of "requests=N" over the workers' exit lines in a master's log: what
 // the server read, so what a client must have had acked.
 uint64_t requestsReadByWorkers(const std::string& log);

@@ -36,11 +36,7 @@ namespace fs = std::filesystem;
 // descriptor. The master must go on serving /metrics, which reads every slot.
 TEST(StatsSegment, TheWorkersUserCannotCrashTheMasterByShrinkingIt) {
   TCPFORK_REQUIRE(::geteuid() == 0, "needs root: the master runs its workers as nobody");
-  // Not a requirement: where a checkout lies (under a 0700 home, say) is not the
-  // test's to choose, and CI may clone anywhere.
-  if (!reachableByOthers(binary("tcpfork-worker"))) {
-    GTEST_SKIP() << "build directory not reachable by nobody (every directory above it needs o+x)";
-  }
+  TCPFORK_SKIP_UNLESS_NOBODY_REACHES_THE_BUILD();
   RunningMaster master(1, "user: nobody\n");
   ASSERT_TRUE(master.waitServing(1, 5s)) << master.log();
   pid_t worker = *master.servingPids().begin();
@@ -57,10 +53,8 @@ TEST(StatsSegment, TheWorkersUserCannotCrashTheMasterByShrinkingIt) {
     EXPECT_EQ(fs::read_symlink(entry.path(), ec).string().find("memfd:"), std::string::npos) << entry.path();
   }
 
-  stats::SegmentLocator::Where where = stats::SegmentLocator::find(master.name());
-  EXPECT_EQ(where.pid, master.process().pid());
-  UniqueFd segment(::open(("/proc/" + std::to_string(where.pid) + "/fd/" + std::to_string(where.fd)).c_str(),
-                          O_RDWR | O_CLOEXEC));
+  EXPECT_EQ(stats::SegmentLocator::find(master.name()).pid, master.process().pid());
+  UniqueFd segment = openSegmentAsAWorker(master.name());
   ASSERT_TRUE(segment) << std::strerror(errno);
   EXPECT_EQ(::ftruncate(segment.get(), 4096), -1) << "root shrank the segment";
   EXPECT_EQ(errno, EPERM);
@@ -162,9 +156,7 @@ TEST(StatsSegment, AForgedPidInASlotIsNotSignalledByTheAutoProfiler) {
   // Someone else's busy process, over the CPU threshold.
   ChildProcess bystander({"/bin/sh", "-c", "while :; do :; done"});
   {
-    stats::SegmentLocator::Where where = stats::SegmentLocator::find(master.name());
-    UniqueFd fd(::open(("/proc/" + std::to_string(where.pid) + "/fd/" + std::to_string(where.fd)).c_str(),
-                       O_RDWR | O_CLOEXEC));
+    UniqueFd fd = openSegmentAsAWorker(master.name());
     ASSERT_TRUE(fd) << std::strerror(errno);
     stats::StatsSegment segment = stats::StatsSegment::attach(master.name(), std::move(fd));
     bool forged = false;

@@ -430,15 +430,6 @@ class MasterAsNobody {
   int metricsPort_ = 0;
 };
 
-// A process's capability set from /proc (CapEff, CapPrm, CapAmb), in hex.
-std::string capabilities(pid_t pid, const std::string& set) {
-  std::istringstream in(readFile("/proc/" + std::to_string(pid) + "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(set + ":", 0) == 0) return line.substr(line.find_first_not_of(" \t", set.size() + 1));
-  }
-  return "?";
-}
 
 // A master without the privilege to load the program: it says why once,
 // reports steering_active 0 and serves as plain reuseport.
@@ -465,12 +456,12 @@ TEST(Steering, AUserWithTheTwoCapabilitiesSteersAndItsWorkersHoldNone) {
   TCPFORK_REQUIRE(::geteuid() == 0, "needs root to start a master as another user");
   MasterAsNobody master("+bpf,+net_admin");
   ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_steering_active") == 1; }, 5s)) << master.log();
-  EXPECT_EQ(capabilities(master.pid(), "CapAmb"), "0000008000001000");  // CAP_BPF (39), CAP_NET_ADMIN (12)
+  EXPECT_EQ(statusField(master.pid(), "CapAmb"), "0000008000001000");  // CAP_BPF (39), CAP_NET_ADMIN (12)
   std::set<pid_t> workers = master.workers();
   ASSERT_EQ(workers.size(), 2u);
   for (pid_t pid : workers) {
     for (const char* set : {"CapEff", "CapPrm", "CapAmb"}) {
-      EXPECT_EQ(capabilities(pid, set), "0000000000000000") << "worker " << pid << " " << set;
+      EXPECT_EQ(statusField(pid, set), "0000000000000000") << "worker " << pid << " " << set;
     }
   }
   EXPECT_EQ(unansweredWithin(master.port(), 40, 5s), 0);

@@ -7,9 +7,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
-#include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <random>
 #include <thread>
@@ -18,6 +16,7 @@
 #include "test/integration/hostile_peers.h"
 #include "test/integration/requirements.h"
 #include "test/integration/running_worker.h"
+#include "test/integration/tcp_sockets.h"
 
 namespace tcpfork::test {
 namespace {
@@ -88,8 +87,8 @@ TEST(Worker, ReassemblesFramesSplitAtEveryPoint) {
 bool workerHasRead(int serverPort, int clientPort) {
   return waitUntil(
       [&] {
-        auto queues = serverQueues(serverPort, clientPort);
-        return queues && queues->rx == 0;
+        auto server = serverEnd(serverPort, clientPort);
+        return server && server->rxQueue == 0;
       },
       5s);
 }
@@ -145,19 +144,10 @@ TEST(Worker, GathersAFrameLongerThanAReadAcrossReads) {
 bool workerHasReadAll(int port, size_t count) {
   return waitUntil(
       [&] {
-        std::ifstream in("/proc/net/tcp");
-        std::string line;
-        std::getline(in, line);  // header
         size_t open = 0;
-        while (std::getline(in, line)) {
-          unsigned localPort = 0, state = 0;
-          unsigned long long tx = 0, rx = 0;
-          if (std::sscanf(line.c_str(), " %*u: %*8X:%4X %*8X:%*4X %2X %llX:%llX", &localPort, &state, &tx, &rx) != 4) {
-            continue;
-          }
-          if (int(localPort) != port) continue;
-          if (rx != 0) return false;  // a listener's rx is its accept queue
-          if (state == 0x01) ++open;  // TCP_ESTABLISHED
+        for (const TcpSocket& s : tcpSocketsOnPort(port)) {
+          if (s.rxQueue != 0) return false;  // a listener's is its accept queue
+          if (s.state == 0x01) ++open;       // TCP_ESTABLISHED
         }
         return open >= count;
       },
