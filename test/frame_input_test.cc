@@ -84,10 +84,8 @@ struct Decoder {
   std::optional<DecodeError> error;
   bool holding = false;
   size_t holdAfter = 0;  // hold once this many more frames are decoded (0: never)
-  size_t calls = 0;
 
   size_t decode(std::span<const std::byte> bytes) {
-    ++calls;
     size_t consumed = 0;
     while (!holding) {
       auto d = protocol::decodeRequest(bytes.subspan(consumed), kMaxFrame);
@@ -149,7 +147,7 @@ struct Stream {
     while (n < frames.size() && ends[n] <= offset) ++n;
     return n;
   }
-  // Where the frame being completed at `offset` begins, and its length.
+  // Where the frame being completed at `offset` begins.
   size_t startOfFrameAt(size_t offset) const { return framesWithin(offset) == 0 ? 0 : ends[framesWithin(offset) - 1]; }
 };
 
