@@ -5,23 +5,23 @@
 
 #include <spdlog/spdlog.h>
 
+#include "worker/connection.h"
+
 namespace tcpfork {
 
-BufferBudget::BufferBudget(size_t limit, ConnectionContext& context, const Connections& connections,
-                           const PendingTable& pendings, std::function<void(bool)> accepting)
-    : limit_(limit), context_(context), connections_(connections), pendings_(pendings), accepting_(std::move(accepting)) {
-  context_.maxBufferedBytes = limit_;
-  context_.overPending = [this] { gate(); };
-  context_.overBudget = [this] {
-    if (shedding_) return;
-    shedding_ = true;
-    shed();
-    shedding_ = false;
-  };
+BufferBudget::BufferBudget(size_t limit, const Connections& connections, const PendingTable& pendings,
+                           std::function<void(bool)> accepting)
+    : limit_(limit), connections_(connections), pendings_(pendings), accepting_(std::move(accepting)) {}
+
+void BufferBudget::overBudget() {
+  if (shedding_) return;
+  shedding_ = true;
+  shed();
+  shedding_ = false;
 }
 
 void BufferBudget::shed() {
-  size_t before = context_.bufferedBytes;
+  size_t before = sum_;
   std::vector<Connection*> holding;
   for (const auto& entry : connections_) {
     if (entry.second->buffered() > 0) holding.push_back(entry.second.get());
@@ -30,18 +30,18 @@ void BufferBudget::shed() {
   size_t closed = 0;
   size_t largest = holding.empty() ? 0 : holding.front()->buffered();
   for (Connection* connection : holding) {
-    if (context_.bufferedBytes <= lowMark()) break;
-    connection->shed();  // takes its share out of bufferedBytes at once
+    if (sum_ <= lowMark()) break;
+    connection->shed();  // takes its share out of the sum at once
     ++closed;
   }
   log_.warn("max_buffered_bytes ({} bytes) passed: connections held {} bytes in unfinished frames and unsent acks; "
             "closed the {} holding the most (largest {} bytes), {} bytes left over {} connections",
-            limit_, before, closed, largest, context_.bufferedBytes, holding.size() - closed);
+            limit_, before, closed, largest, sum_, holding.size() - closed);
 }
 
 void BufferBudget::gate() {
-  if (context_.gated) return;
-  context_.gated = true;
+  if (gated_) return;
+  gated_ = true;
   accepting_(false);
   gateLog_.warn("max_buffered_bytes ({} bytes) reached with {} requests pending in the handler ({} bytes with what "
                 "the connections hold): reading and accepting stop until they complete",
@@ -49,8 +49,8 @@ void BufferBudget::gate() {
 }
 
 void BufferBudget::pendingsDone() {
-  if (!context_.gated || held() > lowMark()) return;
-  context_.gated = false;
+  if (!gated_ || held() > lowMark()) return;
+  gated_ = false;
   spdlog::info("pending requests down to {} ({} bytes held, under {}): reading and accepting again", pendings_.live(),
                held(), lowMark());
   accepting_(true);

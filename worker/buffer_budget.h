@@ -1,15 +1,16 @@
 #pragma once
-// BufferBudget: max_buffered_bytes for one worker. Each connection is bounded
-// on its own (max_frame_bytes of input, output_high_water of acks), but a
-// worker with thousands of them is not: peers that each park most of a large
-// frame would grow it without end. Connections report what they hold as each
-// callback returns (ConnectionContext::bufferedBytes); once the sum passes
-// the budget, this closes the connections holding the most, biggest first,
-// until it is back under the low mark (three quarters of the budget, so a
-// steady flood sheds in rounds, not one connection per read). Connections
-// holding nothing are never touched (Redis's maxmemory-clients, which also
-// evicts the biggest clients first). Owned by the Worker; used on its loop
-// only.
+// BufferBudget: max_buffered_bytes for one worker, and the sum it bounds.
+// Each connection is bounded on its own (max_frame_bytes of input,
+// output_high_water of acks), but a worker with thousands of them is not:
+// peers that each park most of a large frame would grow it without end.
+// Each connection reports what it holds (unfinished frames, unsent acks and
+// acks held behind a pending request) as each of its callbacks returns
+// (report); once the sum passes the budget, this closes the connections
+// holding the most, biggest first, until it is back under the low mark
+// (three quarters of the budget, so a steady flood sheds in rounds, not one
+// connection per read). Connections holding nothing are never touched
+// (Redis's maxmemory-clients, which also evicts the biggest clients first).
+// Owned by the Worker; used on its loop only.
 //
 // Requests pending in the handler count too (PendingTable::memoryBytes: the
 // real cost of each, about 100 bytes with its held ack, where the 14 bytes of
@@ -23,8 +24,9 @@
 // Shedding runs at once, at the end of the callback that went over: one loop
 // pass can run the read callbacks of hundreds of connections, each taking a
 // read batch (256 KiB), so a round deferred to an event of its own would run
-// only after all of them had. Closing is safe there: close() only disarms a
-// connection and queues it, and the Worker frees it after the callback.
+// only after all of them had. Closing is safe there: Connection::shed only
+// disarms a connection and queues it, and the Worker frees it after the
+// callback.
 
 #include <cstddef>
 #include <functional>
@@ -32,19 +34,54 @@
 #include <unordered_map>
 
 #include "base/log.h"
-#include "worker/connection.h"
 #include "worker/pending_table.h"
 
 namespace tcpfork {
+
+class Connection;
 
 class BufferBudget {
  public:
   using Connections = std::unordered_map<int, std::unique_ptr<Connection>>;
 
-  // Wires itself into `context` (its limit, overBudget and overPending).
+  // One connection's part of the sum: what it held at its last report.
+  class Share {
+   public:
+    size_t bytes() const { return bytes_; }
+
+   private:
+    friend class BufferBudget;
+    size_t bytes_ = 0;
+  };
+
   // `accepting(false)` stops the worker's acceptors while gated.
-  BufferBudget(size_t limit, ConnectionContext& context, const Connections& connections, const PendingTable& pendings,
+  BufferBudget(size_t limit, const Connections& connections, const PendingTable& pendings,
                std::function<void(bool)> accepting);
+  BufferBudget(const BufferBudget&) = delete;
+  BufferBudget& operator=(const BufferBudget&) = delete;
+
+  // A connection's callback returns with it holding `bytes` (`share` is its
+  // part). Between callbacks the sum is exact; within one, a connection can
+  // grow by at most one read batch and its acks before it reports. Past the
+  // budget, sheds at once.
+  void report(Share& share, size_t bytes) {
+    sum_ = sum_ - share.bytes_ + bytes;
+    share.bytes_ = bytes;
+    if (sum_ > limit_) overBudget();
+  }
+  // A connection is freed: its part leaves the sum, shedding nothing.
+  void leave(Share& share) {
+    sum_ -= share.bytes_;
+    share.bytes_ = 0;
+  }
+  // A request was deferred: gates the worker once the pending requests
+  // take the sum past the budget.
+  void pendingAdded() {
+    if (held() > limit_) gate();
+  }
+  // Gated: no connection reads or decodes until completions bring the sum
+  // under the low mark (pendingsDone).
+  bool gated() const { return gated_; }
 
   size_t limit() const { return limit_; }
   size_t lowMark() const { return limit_ / 4 * 3; }
@@ -52,16 +89,18 @@ class BufferBudget {
   void pendingsDone();
 
  private:
+  void overBudget();
   void shed();
   void gate();
-  size_t held() const { return context_.bufferedBytes + pendings_.memoryBytes(); }
+  size_t held() const { return sum_ + pendings_.memoryBytes(); }
 
   size_t limit_;
-  ConnectionContext& context_;
+  size_t sum_ = 0;  // the connections' shares
+  bool gated_ = false;
   const Connections& connections_;
   const PendingTable& pendings_;
   std::function<void(bool)> accepting_;
-  bool shedding_ = false;  // a round closes connections, which account again
+  bool shedding_ = false;  // a round closes connections, which report again
   RateLimitedLog log_{1};
   RateLimitedLog gateLog_{1};
 };

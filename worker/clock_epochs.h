@@ -2,8 +2,8 @@
 // ClockEpochs: puts the kernel's receive stamps (CLOCK_REALTIME, the only
 // clock SO_TIMESTAMPNS offers) on CLOCK_MONOTONIC, where every request
 // duration is taken, so a step of the wall clock (an NTP step, a VM resume,
-// an operator's `date -s`) cannot turn into an hour-long request. In the
-// worker's ConnectionContext; used on its loop only, with stats on.
+// an operator's `date -s`) cannot turn into an hour-long request. Part of
+// the worker's ReceiveClock; used on its loop only, with stats on.
 //
 // Each read reads both clocks together (observe): their difference, the
 // offset, drifts slowly under NTP's slewing and jumps when the wall clock is

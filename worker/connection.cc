@@ -43,29 +43,27 @@ std::string peerName(int fd) {
 
 }  // namespace
 
-Connection::Connection(ConnectionContext& context, UniqueFd fd)
+Connection::Connection(const ConnectionContext& context, UniqueFd fd, uint64_t id)
     : context_(context),
       fd_(std::move(fd)),
+      id_(id),
       readEvent_(event_new(context.base, fd_.get(), EV_READ | EV_PERSIST, &Connection::onReadEvent, this)),
       writeEvent_(event_new(context.base, fd_.get(), EV_WRITE | EV_PERSIST, &Connection::onWriteEvent, this)),
-      id_(++context.lastConnectionId) {
+      input_(context.settings.limits),
+      acks_(context.stats) {
   if (!readEvent_ || !writeEvent_) {
     throw std::system_error(ENOMEM, std::generic_category(), "allocating connection events");
   }
-  ++*context_.connections;
-  if (context_.stats) stats::store(context_.stats->connectionsCurrent, *context_.connections);
 }
 
 Connection::~Connection() {
-  context_.bufferedBytes -= accounted_;
+  context_.budget.leave(share_);
   dropPendings();
-  context_.handler->closed(id_);
-  --*context_.connections;
-  if (context_.stats) stats::store(context_.stats->connectionsCurrent, *context_.connections);
+  context_.handler.closed(id_);
 }
 
 void Connection::start() {
-  context_.handler->opened(id_);
+  context_.handler.opened(id_);
   resumeReading();
 }
 
@@ -103,7 +101,7 @@ void Connection::onReadEvent(evutil_socket_t, short what, void* self) {
 void Connection::onRead(short what) {
   if (what & EV_TIMEOUT) {
     if (!socketReady(POLLIN)) {
-      if (state_ == State::kOpen && (answeredJustNow() || heldCount() > 0)) {
+      if (state_ == State::kOpen && (answeredJustNow() || acks_.held() > 0)) {
         armIdle(readEvent_.get());
         return;
       }
@@ -137,20 +135,15 @@ void Connection::onWrite(short what) {
     }
     armIdle(writeEvent_.get());
   }
-  onWritable();
+  flush();
 }
 
-// Between callbacks the sum is exact; within one, a connection can grow by
-// at most one read batch and its acks before this runs.
 void Connection::account() {
-  size_t now = state_ == State::kClosed ? 0 : tail_.capacity() + output_.size() + (held_ ? held_->memoryBytes() : 0);
-  context_.bufferedBytes = context_.bufferedBytes - accounted_ + now;
-  accounted_ = now;
-  if (context_.bufferedBytes > context_.maxBufferedBytes) context_.overBudget();
+  context_.budget.report(share_, state_ == State::kClosed ? 0 : input_.memoryBytes() + acks_.memoryBytes());
 }
 
 void Connection::shed() {
-  count(context_.stats, stats::Counter::kConnectionsShedMemory, 1);
+  context_.stats.count(stats::Counter::kConnectionsShedMemory, 1);
   close();
 }
 
@@ -158,7 +151,7 @@ void Connection::onReadable() {
   context_.slice.begin();
   uint64_t framesBefore = framesDecoded_;
   bool open = readBatch();
-  if (framesDecoded_ != framesBefore) context_.handler->batchEnd();
+  if (framesDecoded_ != framesBefore) context_.handler.batchEnd();
   enforceFrameDeadline(framesDecoded_ - framesBefore);
   if (state_ == State::kClosed) return;
   if (drainAfterFirst_ && framesDecoded_ > 0 && state_ == State::kOpen) beginFlush();
@@ -176,8 +169,6 @@ void Connection::onReadable() {
   }
   flush();
 }
-
-void Connection::onWritable() { flush(); }
 
 bool Connection::socketReady(short events) const {
   pollfd p{fd(), events, 0};
@@ -198,33 +189,36 @@ uint64_t coarseMonotonicMs() {
 // with the last read, a whole idle_timeout before the timer fires; after a
 // stall they went out moments ago.
 bool Connection::answeredJustNow() const {
-  return lastSentMs_ != 0 && coarseMonotonicMs() - lastSentMs_ < uint64_t(context_.limits.idleTimeout.count()) / 2;
+  return lastSentMs_ != 0 && coarseMonotonicMs() - lastSentMs_ < uint64_t(limits().idleTimeout.count()) / 2;
 }
 
 void Connection::onIdleTimeout() {
-  if (state_ == State::kOpen) count(context_.stats, stats::Counter::kIdleTimeouts, 1);
+  if (state_ == State::kOpen) context_.stats.count(stats::Counter::kIdleTimeouts, 1);
   close();
 }
 
 // Every read goes into the worker's scratch buffer and is decoded there before
 // the next one, so the bytes of a read are dead once decodeInput returns.
 bool Connection::readBatch() {
-  std::span<std::byte> scratch(context_.scratch);
+  std::span<std::byte> scratch = context_.scratch;
+  bool timed = context_.stats.timed();
   for (int i = 0; i < kReadsPerBatch; ++i) {
-    if (context_.gated) return true;  // read nothing: the caller stops reading
+    if (context_.budget.gated()) return true;  // read nothing: the caller stops reading
     decodedAtNs_ = 0;  // a system call later, that time is stale
     uint64_t kernelNs = 0;
-    ssize_t n = context_.stats ? readTimestamped(fd(), scratch, kernelNs) : ::recv(fd(), scratch.data(), scratch.size(), 0);
+    ssize_t n = timed ? readTimestamped(fd(), scratch, kernelNs) : ::recv(fd(), scratch.data(), scratch.size(), 0);
     if (n > 0) {
-      if (context_.stats) {
-        count(context_.stats, stats::Counter::kBytesReceived, static_cast<uint64_t>(n));
-        stampRead(kernelNs);
+      context_.stats.count(stats::Counter::kBytesReceived, static_cast<uint64_t>(n));
+      if (timed) {
+        ReceiveClock::Stamp stamp = context_.receiveClock.stamp(kernelNs, fd());
+        readAtNs_ = stamp.readNs;
+        receivedNs_ = stamp.receivedNs;
       }
       framesDecoded_ += decodeInput(scratch.first(static_cast<size_t>(n)));
       readAtNs_ = 0;  // stale once this read's frames are decoded
       if (state_ != State::kOpen || holdingInput()) return true;
       // About to wait: for output room, or for the peer's next bytes.
-      bool blocked = queuedBytes() >= context_.limits.outputHighWater;
+      bool blocked = acks_.queuedBytes() >= limits().outputHighWater;
       if (blocked || static_cast<size_t>(n) < scratch.size()) return true;  // short read: skip the EAGAIN read
       continue;
     }
@@ -234,63 +228,38 @@ bool Connection::readBatch() {
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
-    if (errno != ECONNRESET) context_.peerLog->warn("read(fd {}): {}", fd(), std::strerror(errno));
+    if (errno != ECONNRESET) context_.peerLog.warn("read(fd {}): {}", fd(), std::strerror(errno));
     return false;
   }
   return true;
 }
 
-void Connection::stampRead(uint64_t kernelNs) {
-  uint64_t wallNs = realtimeNanos();
-  readAtNs_ = monotonicNanos();
-  int64_t steppedByNs = 0;
-  if (context_.clocks.observe(wallNs, readAtNs_, steppedByNs)) {
-    spdlog::warn("the wall clock (CLOCK_REALTIME) was stepped by {:+.3f} s: request durations are taken on "
-                 "CLOCK_MONOTONIC, and receive stamps from before the step keep their true age",
-                 double(steppedByNs) / 1e9);
-  }
-  if (kernelNs != 0) {
-    receivedNs_ = context_.clocks.toMonotonic(kernelNs, readAtNs_);
-    return;
-  }
-  receivedNs_ = readAtNs_;
-  if (!std::exchange(context_.missingTimestampLogged, true)) {
-    // The kernel stamps packets only while some socket on the host asks, and
-    // switches stamping on from a work queue just after the first one asks
-    // (net_enable_timestamp), so the first packets after start may carry none.
-    spdlog::warn("the kernel sent no receive timestamp on fd {}: request_duration_seconds counts from the read "
-                 "for such reads, so it misses the time they waited in the socket (expected for the first packets "
-                 "after start while the kernel switches stamping on; if it lasts, stamps are unavailable here)",
-                 fd());
+void Connection::enforceFrameDeadline(uint64_t framesDecoded) {
+  if (state_ != State::kOpen) return;
+  switch (input_.afterRead(framesDecoded, [] { return std::chrono::steady_clock::now(); })) {
+    case FrameInput::Wait::kNone:
+      return;
+    case FrameInput::Wait::kBegun:
+      armDeadline();
+      return;
+    case FrameInput::Wait::kExpired:
+      closeTrickling();
+      return;
   }
 }
 
-void Connection::enforceFrameDeadline(uint64_t framesDecoded) {
-  if (context_.limits.idleTimeout.count() == 0 || state_ != State::kOpen) return;
-  if (tail_.empty()) {
-    waitingSince_.reset();
-    return;
-  }
-  auto now = std::chrono::steady_clock::now();
-  if (framesDecoded > 0 || !waitingSince_) {
-    waitingSince_ = now;
-    armDeadline();
-    return;
-  }
-  if (now - *waitingSince_ < context_.limits.idleTimeout) return;
-  count(context_.stats, stats::Counter::kIdleTimeouts, 1);
-  context_.peerLog->warn("closing connection from {}: a frame has trickled in for over idle_timeout ({} ms)",
-                         peerName(fd()), context_.limits.idleTimeout.count());
+void Connection::closeTrickling() {
+  context_.stats.count(stats::Counter::kIdleTimeouts, 1);
+  context_.peerLog.warn("closing connection from {}: a frame has trickled in for over idle_timeout ({} ms)",
+                        peerName(fd()), limits().idleTimeout.count());
   close();
 }
 
 void Connection::armDeadline() {
   if (state_ == State::kClosed) return;
-  std::optional<std::chrono::steady_clock::time_point> at;
-  if (waitingSince_ && context_.limits.idleTimeout.count() > 0) at = *waitingSince_ + context_.limits.idleTimeout;
-  if (pendingSince_ && (!at || *pendingSince_ + context_.pendingTimeout < *at)) {
-    at = *pendingSince_ + context_.pendingTimeout;
-  }
+  std::optional<std::chrono::steady_clock::time_point> at = input_.deadline();
+  std::chrono::milliseconds pendingTimeout = context_.settings.handler.pendingTimeout;
+  if (pendingSince_ && (!at || *pendingSince_ + pendingTimeout < *at)) at = *pendingSince_ + pendingTimeout;
   // One armed for sooner fires, finds the wait moved on, and arms again.
   if (!at || (deadlineAt_ && *deadlineAt_ <= *at)) return;
   if (!deadline_) deadline_.reset(evtimer_new(context_.base, &Connection::onDeadlineEvent, this));
@@ -298,7 +267,7 @@ void Connection::armDeadline() {
   timeval tv{0, 0};
   if (wait.count() > 0) tv = {time_t(wait.count() / 1'000'000), suseconds_t(wait.count() % 1'000'000)};
   if (!deadline_ || evtimer_add(deadline_.get(), &tv) != 0) {
-    context_.peerLog->warn("no memory for a deadline on fd {}; closing it", fd());
+    context_.peerLog.warn("no memory for a deadline on fd {}; closing it", fd());
     close();
     return;
   }
@@ -315,56 +284,36 @@ void Connection::onDeadline() {
   deadlineAt_.reset();
   if (state_ == State::kClosed) return;
   auto now = std::chrono::steady_clock::now();
-  if (pendingSince_ && heldCount() > 0 && held_->pending() > 0 && now - *pendingSince_ >= context_.pendingTimeout) {
+  std::chrono::milliseconds pendingTimeout = context_.settings.handler.pendingTimeout;
+  if (pendingSince_ && acks_.pending() > 0 && now - *pendingSince_ >= pendingTimeout) {
     // What the handler still owes this connection may never come (a stuck
     // backend): the client gets the acks before the first pending one (sent
     // already) and then the close, as for any connection that times out;
     // a completion that comes later is dropped and counted.
-    count(context_.stats, stats::Counter::kIdleTimeouts, 1);
-    context_.peerLog->warn("closing connection from {}: {} requests pending in the handler and none completed for "
-                           "handler.pending_timeout ({} ms)",
-                           peerName(fd()), held_->pending(), context_.pendingTimeout.count());
+    context_.stats.count(stats::Counter::kIdleTimeouts, 1);
+    context_.peerLog.warn("closing connection from {}: {} requests pending in the handler and none completed for "
+                          "handler.pending_timeout ({} ms)",
+                          peerName(fd()), acks_.pending(), pendingTimeout.count());
     close();
     return;
   }
   // A wait that is ours (paused, yielded) is not the peer's trickle.
-  if (state_ == State::kOpen && waitingSince_ && !tail_.empty() && !holdingInput() &&
-      now - *waitingSince_ >= context_.limits.idleTimeout) {
-    enforceFrameDeadline(0);
+  if (state_ == State::kOpen && !holdingInput() && input_.expired(now)) {
+    closeTrickling();
     return;
   }
   armDeadline();
 }
 
-// A frame cut by the end of a read is the only input kept between reads
-// (or, while paused at max_pending, the undecoded rest of a read): its bytes
-// are copied into tail_, which the next read tops up to exactly one frame
-// before the rest of that read is decoded in place. The header says how much
-// a frame needs, so the top-up never takes a byte of the next frame; a header
-// itself cut short is topped up first to its length field. `in` may be empty:
-// a connection unpausing decodes what its tail holds.
 uint64_t Connection::decodeInput(std::span<const std::byte> in) {
   uint64_t frames = 0;
-  while (!tail_.empty() && state_ == State::kOpen && !holdingInput()) {
-    auto decoded = protocol::decodeRequest(tail_, context_.limits.maxFrameBytes);
-    if (decoded.status == protocol::DecodeStatus::kNeedMore) {
-      if (in.empty()) return frames;  // all of this read went into the tail
-      size_t take = std::min(decoded.size - tail_.size(), in.size());
-      appendTail(in.first(take));
-      in = in.subspan(take);
-      continue;
-    }
-    size_t used = decodeFrames(tail_, frames);
-    if (used == tail_.size()) {
-      tail_ = std::vector<std::byte>();  // frees it, where clear() would keep the capacity
-    } else {
-      tail_.erase(tail_.begin(), tail_.begin() + static_cast<ptrdiff_t>(used));
-    }
+  size_t lost = input_.feed(
+      in, [&](std::span<const std::byte> bytes) { return decodeFrames(bytes, frames); },
+      [this] { return inputFlow(); });
+  if (lost > 0) {
+    context_.peerLog.warn("no memory for {} bytes of an unfinished frame; closing fd {}", lost, fd());
+    beginFlush();
   }
-  if (state_ != State::kOpen) return frames;
-  // Paused with a backlog: new bytes queue behind it, in order.
-  size_t consumed = tail_.empty() && !holdingInput() ? decodeFrames(in, frames) : 0;
-  if (state_ == State::kOpen && consumed < in.size()) appendTail(in.subspan(consumed));
   return frames;
 }
 
@@ -378,7 +327,9 @@ size_t Connection::decodeFrames(std::span<const std::byte> bytes, uint64_t& fram
 template <bool kModule>
 size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& frames) {
   using namespace protocol;
-  auto first = decodeRequest(bytes, context_.limits.maxFrameBytes);
+  // Loaded once: the handler's calls are opaque to the compiler.
+  const size_t maxFrameBytes = limits().maxFrameBytes;
+  auto first = decodeRequest(bytes, maxFrameBytes);
   if (first.status == DecodeStatus::kError) failProtocol(first.error);
   if (first.status != DecodeStatus::kFrame) return 0;
   // Acks go straight into the output buffer: reserve room for the most
@@ -386,22 +337,22 @@ size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& 
   // until a whole frame is here, so a partial frame takes no output space,
   // and a long first frame (a completed tail) counts as the one it is.
   size_t maxAcks = 1 + (bytes.size() - first.size) / kMinRequestFrameBytes;
-  std::byte* ackOut = output_.reserve(maxAcks * kAckFrameBytes);
+  std::byte* ackOut = acks_.reserve(maxAcks);
   if (ackOut == nullptr) {
-    context_.peerLog->warn("no memory for {} bytes of acks; closing fd {}", maxAcks * kAckFrameBytes, fd());
+    context_.peerLog.warn("no memory for {} bytes of acks; closing fd {}", maxAcks * kAckFrameBytes, fd());
     beginFlush();
     return 0;
   }
-  // Just after a read, its clock reading serves (see stampRead).
-  uint64_t startedNs = context_.stats ? (readAtNs_ != 0 ? std::exchange(readAtNs_, 0) : monotonicNanos()) : 0;
+  // Just after a read, its clock reading serves (see readBatch).
+  uint64_t startedNs = readAtNs_ != 0 ? std::exchange(readAtNs_, 0) : context_.stats.now();
   size_t consumed = 0;
   size_t acks = 0;
   size_t requests = 0;
   // Module path: once one ack is held, every later one is too (order).
   // Only hold() can pause or close the connection, so the checks follow it.
-  bool holding = kModule && heldCount() > 0;
+  bool holding = kModule && acks_.held() > 0;
   [[maybe_unused]] auto handle = kModule ? context_.module->caller() : HandlerModule::Caller::none();
-  [[maybe_unused]] uint64_t tokenBase = kModule ? context_.pendings->reserveTokens(maxAcks) : 0;
+  [[maybe_unused]] uint64_t tokenBase = kModule ? context_.pendings.reserveTokens(maxAcks) : 0;
   // One frame; false when the rest must wait (paused or closed).
   auto answer = [&](const Decoded<Request>& decoded) __attribute__((always_inline)) {
     const Request& request = decoded.message;
@@ -438,7 +389,7 @@ size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& 
       // A fresh object each time, built in place: assigning the result to
       // one variable would copy it through memory with loads that cannot be
       // forwarded from the stores that wrote it (a stall per frame).
-      auto decoded = decodeRequest(bytes.subspan(consumed), context_.limits.maxFrameBytes);
+      auto decoded = decodeRequest(bytes.subspan(consumed), maxFrameBytes);
       if (decoded.status != DecodeStatus::kFrame) {
         if (decoded.status == DecodeStatus::kError) error = decoded.error;
         break;
@@ -446,88 +397,40 @@ size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& 
       if (!answer(decoded)) break;
     }
   }
-  output_.commit(acks * kAckFrameBytes);
-  if (context_.stats) {
-    uint64_t endedNs = monotonicNanos();
-    recordBatch(requests, acks, clampedElapsed(startedNs, endedNs));
-    // The built-in ack runs nothing after this but our own bookkeeping before
-    // the send, so flush() hands the acks over at this time instead of
-    // reading the clock again. A module's batch_end may take its time.
-    if constexpr (!kModule) decodedAtNs_ = endedNs;
-    ackClock_.queued(receivedNs_, uint32_t(acks));
-  }
+  uint64_t endedNs = context_.stats.ranFrames(requests, acks, startedNs);
+  // The built-in ack runs nothing after this but our own bookkeeping before
+  // the send, so flush() hands the acks over at this time instead of reading
+  // the clock again. A module's batch_end may take its time.
+  if constexpr (!kModule) decodedAtNs_ = endedNs;
+  acks_.commit(acks, receivedNs_);
   frames += requests;
   if (error) failProtocol(*error);
   return consumed;
-}
-
-void Connection::appendTail(std::span<const std::byte> bytes) {
-  size_t needed = tail_.size() + bytes.size();
-  try {
-    if (needed > tail_.capacity()) {
-      // The frame's length, once its header is here (a header that is not
-      // valid never reaches the tail: decodeFrames failed it).
-      size_t frame = needed;
-      if (needed >= protocol::kLengthBytes) {
-        std::byte header[protocol::kLengthBytes];
-        size_t fromTail = std::min(tail_.size(), protocol::kLengthBytes);
-        std::copy_n(tail_.begin(), fromTail, header);
-        std::copy_n(bytes.begin(), protocol::kLengthBytes - fromTail, header + fromTail);
-        auto decoded = protocol::decodeRequest(std::span<const std::byte>(header), context_.limits.maxFrameBytes);
-        if (decoded.status == protocol::DecodeStatus::kNeedMore) frame = std::max(needed, decoded.size);
-      }
-      tail_.reserve(std::max(needed, std::min(2 * tail_.capacity(), frame)));
-    }
-    tail_.insert(tail_.end(), bytes.begin(), bytes.end());
-  } catch (const std::bad_alloc&) {
-    context_.peerLog->warn("no memory for {} bytes of an unfinished frame; closing fd {}", tail_.size() + bytes.size(),
-                           fd());
-    tail_ = std::vector<std::byte>();
-    beginFlush();
-  }
-}
-
-// Once per run of whole frames (a read's, or a completed tail's), not per
-// request: two clock reads bound the time from the first frame decoded to the
-// last ack queued, and every request in the run is counted with that
-// duration (an upper bound for each). The first read is the one the read
-// took (stampRead) when the run follows it, and the second can serve as the
-// send time too; both on CLOCK_MONOTONIC, where the stamps are mapped.
-// request_duration_seconds is counted as the acks are sent (AckClock).
-void Connection::recordBatch(uint64_t requests, uint64_t acks, uint64_t elapsedNs) {
-  stats::Slot& slot = *context_.stats;
-  count(&slot, stats::Counter::kRequestsReceived, requests);
-  if (acks == 0) return;
-  count(&slot, stats::Counter::kResponsesSent, acks);
-  slot.totals.handlerDuration.record(elapsedNs, acks);
 }
 
 // Out of memory loses the ack, and with it the stream's order: the
 // connection closes.
 void Connection::hold(const protocol::Request& request, uint64_t token, int result, uint64_t decodedNs) {
   try {
-    if (!held_) held_ = std::make_unique<HeldAcks>();
-    uint64_t sequence = held_->push(request, token, result, receivedNs_, decodedNs);
+    uint64_t sequence = acks_.hold(request, token, result, receivedNs_, decodedNs);
     if (result == Handler::kPending) {
-      context_.pendings->add(token, this, sequence);
-      if (context_.bufferedBytes + context_.pendings->memoryBytes() > context_.maxBufferedBytes) {
-        context_.overPending();
-      }
-      if (!pendingSince_ && context_.pendingTimeout.count() > 0) {
+      context_.pendings.add(token, this, sequence);
+      context_.budget.pendingAdded();
+      if (!pendingSince_ && context_.settings.handler.pendingTimeout.count() > 0) {
         pendingSince_ = std::chrono::steady_clock::now();
         armDeadline();
       }
     }
   } catch (const std::bad_alloc&) {
     // The ack is lost, so the acks after it cannot be sent in order either.
-    context_.peerLog->warn("no memory to hold an ack; closing fd {}", fd());
-    if (result == Handler::kPending) context_.pendings->orphan(token);
+    context_.peerLog.warn("no memory to hold an ack; closing fd {}", fd());
+    if (result == Handler::kPending) context_.pendings.orphan(token);
     close();
   }
 }
 
 bool Connection::complete(uint64_t sequence, uint8_t result) {
-  held_->complete(sequence, result);
+  acks_.complete(sequence, result);
   return !std::exchange(flushQueued_, true);
 }
 
@@ -537,16 +440,16 @@ void Connection::flushCompleted() {
   if (pendingSince_) {
     // Progress, once per run of completions: the bound counts from here, or
     // ends with the last pending one.
-    if (held_->pending() > 0) {
+    if (acks_.pending() > 0) {
       pendingSince_ = std::chrono::steady_clock::now();
     } else {
       pendingSince_.reset();
     }
   }
   releaseHeld();
-  // Unpaused: what waited in the tail is decoded now (unless a yield has
+  // Unpaused: what waited in FrameInput is decoded now (unless a yield has
   // already put it off to the next loop pass).
-  if (state_ == State::kOpen && !holdingInput() && !tail_.empty()) decodeBacklog();
+  if (state_ == State::kOpen && !holdingInput() && !input_.empty()) decodeBacklog();
   if (state_ != State::kClosed) flush();
   account();
 }
@@ -555,8 +458,8 @@ void Connection::decodeBacklog() {
   context_.slice.begin();
   uint64_t frames = decodeInput({});
   framesDecoded_ += frames;
-  if (frames > 0) context_.handler->batchEnd();
-  waitingSince_.reset();  // the wait was ours: a trickle is timed from the next read
+  if (frames > 0) context_.handler.batchEnd();
+  input_.restartWait();  // the wait was ours: a trickle is timed from the next read
   if (yielded_ && state_ == State::kOpen) scheduleResume();
 }
 
@@ -566,7 +469,7 @@ bool Connection::yieldNow() {
   yielded_ = true;
   // The loop is running, just not its timers yet: the master must not take
   // this worker for a hung one while its connections take turns.
-  if (context_.stats) stats::beatAt(*context_.stats, nowNs);
+  context_.stats.beat(nowNs);
   return true;
 }
 
@@ -575,7 +478,7 @@ void Connection::scheduleResume() {
   if (!resume_) resume_.reset(evtimer_new(context_.base, &Connection::onResumeEvent, this));
   if (!resume_ || evtimer_add(resume_.get(), &kNextPass) != 0) {
     // Nothing would ever decode the tail: the requests in it cannot be answered.
-    context_.peerLog->warn("no memory to resume fd {} on the next loop pass; closing it", fd());
+    context_.peerLog.warn("no memory to resume fd {} on the next loop pass; closing it", fd());
     close();
   }
 }
@@ -595,39 +498,24 @@ void Connection::onResume() {
 }
 
 void Connection::releaseHeld() {
-  size_t ready = held_->ready();
-  if (ready == 0) return;
-  std::byte* ackOut = output_.reserve(ready * protocol::kAckFrameBytes);
-  if (ackOut == nullptr) {
-    context_.peerLog->warn("no memory for {} bytes of acks; closing fd {}", ready * protocol::kAckFrameBytes, fd());
+  std::optional<size_t> released = acks_.release();
+  if (!released) {
+    context_.peerLog.warn("no memory for {} bytes of acks; closing fd {}", acks_.ready() * protocol::kAckFrameBytes,
+                          fd());
     close();
     return;
   }
-  uint64_t nowNs = context_.stats ? monotonicNanos() : 0;
-  held_->popFront(ready, [&](const HeldAcks::Ack& ack) {
-    protocol::encodeAck(protocol::ackFor(ack.command), protocol::IdView(ack.id), uint8_t(ack.result), ackOut);
-    ackOut += protocol::kAckFrameBytes;
-    if (context_.stats) {
-      context_.stats->totals.handlerDuration.record(clampedElapsed(ack.decodedNs, nowNs));
-      ackClock_.queued(ack.receivedNs, 1);
-    }
-  });
-  output_.commit(ready * protocol::kAckFrameBytes);
-  count(context_.stats, stats::Counter::kResponsesSent, ready);
+  if (*released > 0) context_.stats.count(stats::Counter::kResponsesSent, *released);
 }
 
-size_t Connection::queuedBytes() const { return output_.size() + heldBytes(); }
-
 void Connection::dropPendings() {
-  if (!held_) return;
-  held_->forEachPending([&](uint64_t token) { context_.pendings->orphan(token); });
-  held_.reset();
+  acks_.dropHeld([&](uint64_t token) { context_.pendings.orphan(token); });
 }
 
 void Connection::failProtocol(protocol::DecodeError error) {
-  if (context_.stats) stats::add(context_.stats->totals.protocolErrors[static_cast<size_t>(error)], 1);
-  context_.peerLog->warn("closing connection from {}: protocol error {}", peerName(fd()),
-                         protocol::decodeErrorName(error));
+  context_.stats.protocolError(error);
+  context_.peerLog.warn("closing connection from {}: protocol error {}", peerName(fd()),
+                        protocol::decodeErrorName(error));
   beginFlush();
 }
 
@@ -637,25 +525,23 @@ void Connection::beginFlush() {
 }
 
 void Connection::flush() {
-  size_t pending = output_.size();
+  std::span<const std::byte> unsent = acks_.unsent();
+  size_t pending = unsent.size();
   if (pending > 0) {
     // Read before the send: once the bytes are in, the peer may take them,
     // and run, before this process gets the CPU back.
-    uint64_t handedNs = context_.stats ? (decodedAtNs_ != 0 ? decodedAtNs_ : monotonicNanos()) : 0;
+    uint64_t handedNs = decodedAtNs_ != 0 ? decodedAtNs_ : context_.stats.now();
     decodedAtNs_ = 0;
-    ssize_t n = ::send(fd(), output_.bytes().data(), pending, MSG_NOSIGNAL);
+    ssize_t n = ::send(fd(), unsent.data(), pending, MSG_NOSIGNAL);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-      if (errno != ECONNRESET && errno != EPIPE) context_.peerLog->warn("send(fd {}): {}", fd(), std::strerror(errno));
+      if (errno != ECONNRESET && errno != EPIPE) context_.peerLog.warn("send(fd {}): {}", fd(), std::strerror(errno));
       close();
       return;
     }
     if (n > 0) {
       lastSentMs_ = coarseMonotonicMs();
-      if (context_.stats) {
-        count(context_.stats, stats::Counter::kBytesSent, static_cast<uint64_t>(n));
-        ackClock_.sent(size_t(n), handedNs, context_.stats->totals.requestDuration);
-      }
-      output_.consume(static_cast<size_t>(n));
+      context_.stats.count(stats::Counter::kBytesSent, static_cast<uint64_t>(n));
+      acks_.sent(static_cast<size_t>(n), handedNs);
       pending -= static_cast<size_t>(n);
     }
   }
@@ -666,9 +552,9 @@ void Connection::flush() {
       writing_ = true;
     }
     if (state_ == State::kOpen) {
-      size_t queued = pending + heldBytes();
-      if (reading_ && queued >= context_.limits.outputHighWater) stopReading();
-      if (!reading_ && !holdingInput() && queued <= context_.limits.outputLowWater()) resumeReading();
+      size_t queued = acks_.queuedBytes();
+      if (reading_ && queued >= limits().outputHighWater) stopReading();
+      if (!reading_ && !holdingInput() && queued <= limits().outputLowWater()) resumeReading();
     }
     return;
   }
@@ -678,10 +564,10 @@ void Connection::flush() {
     writing_ = false;
   }
   if (state_ == State::kOpen) {
-    if (!reading_ && !holdingInput() && queuedBytes() <= context_.limits.outputLowWater()) resumeReading();
+    if (!reading_ && !holdingInput() && acks_.queuedBytes() <= limits().outputLowWater()) resumeReading();
     return;
   }
-  if (heldCount() > 0) return;  // flushing waits for the pending requests too
+  if (acks_.held() > 0) return;  // flushing waits for the pending requests too
   if (state_ == State::kFlushing) {
     if (peerClosed_) {
       close();
@@ -742,8 +628,8 @@ void Connection::close() {
   dropPendings();
   // Nothing of it will be sent or decoded: its memory goes back now, not
   // when the Worker frees the object, so a shedding round counts it freed.
-  tail_ = std::vector<std::byte>();
-  output_.clear();
+  input_.clear();
+  acks_.clear();
   account();
   context_.closed(fd());
 }

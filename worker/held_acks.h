@@ -2,9 +2,8 @@
 // HeldAcks: one connection's acks waiting behind a request its handler
 // answers later (Handler::kPending), in request order. Each ack has a
 // sequence number, which the PendingTable keeps with the token of a pending
-// one, so a completion finds its place in O(1). Owned by the Connection,
-// which makes it when a request is first deferred: a connection of the
-// built-in handler pays one null pointer for all this.
+// one, so a completion finds its place in O(1). Part of a connection's
+// AckQueue, which makes it when a request is first deferred.
 
 #include <array>
 #include <cstddef>

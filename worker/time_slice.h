@@ -1,7 +1,7 @@
 #pragma once
 // TimeSlice: how long one connection may run a handler module's requests in
-// one callback before it yields the loop to the others. In the worker's
-// ConnectionContext, used on its loop only.
+// one callback before it yields the loop to the others. Owned by the Worker,
+// shared by its connections (ConnectionContext), used on its loop only.
 //
 // Reads are bounded in bytes (kReadsPerBatch x kReadChunk), but a module's
 // time per request is its own: at 50 us a request, one 256 KiB batch of small
@@ -16,7 +16,7 @@
 // exchange (one frame a callback) never reads it, a fast module pays one read
 // per 16 requests, and a slow one is caught after a few requests. One
 // callback runs at a time on the loop, so the worker's connections share one
-// TimeSlice (ConnectionContext).
+// TimeSlice.
 
 #include <cstdint>
 

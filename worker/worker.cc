@@ -37,6 +37,16 @@ std::unique_ptr<Handler> makeHandler(const WorkerArgs& args, SlotPublisher& publ
   }
 }
 
+// `idle` as a libevent common timeout on `base` (see ConnectionContext);
+// null for 0 (none).
+const timeval* idleTimer(event_base* base, std::chrono::milliseconds idle) {
+  if (idle.count() == 0) return nullptr;
+  timeval tv = toTimeval(idle);
+  const timeval* common = event_base_init_common_timeout(base, &tv);
+  if (!common) throw std::system_error(ENOMEM, std::generic_category(), "event_base_init_common_timeout");
+  return common;
+}
+
 }  // namespace
 
 Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::unique_ptr<SlotPublisher> publisher)
@@ -50,26 +60,29 @@ Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::uni
           base_.get(), [this](uint64_t token, uint8_t result) { onCompletion(token, result); },
           [this] { onCompletionsDelivered(); }),
       handler_(makeHandler(args, *publisher_, completions_)),
-      context_{base_.get(), handler_.get(), args.settings.limits, stats_, &peerLog_, &openConnections_,
-               [this](int fd) { onClosed(fd); }},
-      budget_(args.settings.maxBufferedBytes, context_, connections_, pendings_,
+      connectionStats_(stats_),
+      budget_(settings_.maxBufferedBytes, connections_, pendings_,
               [this](bool on) {
                 if (draining_) return;
                 for (auto& acceptor : acceptors_) on ? acceptor->enable() : acceptor->disable();
               }),
+      context_{base_.get(),
+               idleTimer(base_.get(), settings_.limits.idleTimeout),
+               settings_,
+               *handler_,
+               dynamic_cast<HandlerModule*>(handler_.get()),
+               pendings_,
+               budget_,
+               connectionStats_,
+               receiveClock_,
+               scratch_,
+               slice_,
+               peerLog_,
+               [this](int fd) { onClosed(fd); }},
       tick_(evtimer_new(base_.get(), &Worker::onTick, this)),
       drainTimer_(evtimer_new(base_.get(), &Worker::onDrainDeadline, this)),
       reap_(event_new(base_.get(), -1, 0, &Worker::onReap, this)) {
-  context_.pendings = &pendings_;
-  context_.module = dynamic_cast<HandlerModule*>(handler_.get());
-  context_.maxPending = settings_.handler.maxPending;
-  context_.pendingTimeout = settings_.handler.pendingTimeout;
   if (!tick_ || !drainTimer_ || !reap_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(worker timers)");
-  if (settings_.limits.idleTimeout.count() > 0) {
-    timeval idle = toTimeval(settings_.limits.idleTimeout);
-    context_.idleTimer = event_base_init_common_timeout(base_.get(), &idle);
-    if (!context_.idleTimer) throw std::system_error(ENOMEM, std::generic_category(), "event_base_init_common_timeout");
-  }
   profiler_ = std::make_unique<CpuProfiler>(
       base_.get(), ProfileOptions{settings_.profileDir, settings_.name, args.index, settings_.profileDuration},
       publisher_->slot());
@@ -95,6 +108,7 @@ Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::uni
 Worker::~Worker() {
   // Connections hold events on base_; free them first.
   connections_.clear();
+  connectionStats_.openConnections(0);
 }
 
 int Worker::run() {
@@ -210,9 +224,10 @@ void Worker::onNewConnection(UniqueFd fd) {
   count(stats_, stats::Counter::kConnectionsAccepted, 1);
   int key = fd.get();
   try {
-    auto connection = std::make_unique<Connection>(context_, std::move(fd));
+    auto connection = std::make_unique<Connection>(context_, std::move(fd), ++lastConnectionId_);
     connection->start();
     connections_.emplace(key, std::move(connection));
+    connectionStats_.openConnections(connections_.size());
   } catch (const std::exception& e) {
     peerLog_.warn("dropping new connection: {}", e.what());
   }
@@ -259,6 +274,7 @@ void Worker::onReap(evutil_socket_t, short, void* self) {
   auto* worker = static_cast<Worker*>(self);
   for (int fd : worker->closed_) worker->connections_.erase(fd);
   worker->closed_.clear();
+  worker->connectionStats_.openConnections(worker->connections_.size());
   worker->budget_.pendingsDone();  // what the closed ones held is freed
   if (worker->draining_ && worker->connections_.empty()) event_base_loopexit(worker->base_.get(), nullptr);
 }

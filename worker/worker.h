@@ -24,12 +24,15 @@
 #include "worker/buffer_budget.h"
 #include "worker/completions.h"
 #include "worker/connection.h"
+#include "worker/connection_stats.h"
 #include "worker/cpu_profiler.h"
 #include "worker/handler.h"
 #include "worker/pending_table.h"
 #include "contract/worker_settings.h"
+#include "worker/receive_clock.h"
 #include "worker/slot_publisher.h"
 #include "worker/stack_dump.h"
+#include "worker/time_slice.h"
 
 namespace tcpfork {
 
@@ -69,7 +72,6 @@ class Worker {
   std::unique_ptr<SlotPublisher> publisher_;
   stats::Slot* stats_;        // the publisher's slot; null with --no-stats
   StackDump stackDump_;       // writes every thread's stack on stackDumpSignal()
-  uint64_t openConnections_ = 0;
   RateLimitedLog peerLog_;
   RateLimitedLog moduleLog_;  // a module's misuse of the ABI
   PendingTable pendings_;
@@ -77,11 +79,18 @@ class Worker {
   // After completions_ (a module may complete until its destroy returns),
   // before connections_ (a connection tells it when it closes).
   std::unique_ptr<Handler> handler_;
-  ConnectionContext context_;
+  // What the connections share (ConnectionContext), before them: they use
+  // it until they are freed.
+  ConnectionStats connectionStats_;
+  ReceiveClock receiveClock_;
+  TimeSlice slice_;
+  std::vector<std::byte> scratch_ = std::vector<std::byte>(kReadChunk);
+  BufferBudget budget_;  // sheds from connections_ past max_buffered_bytes
+  const ConnectionContext context_;
+  uint64_t lastConnectionId_ = 0;  // connection ids are unique in the process
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   std::unordered_map<int, std::unique_ptr<Connection>> connections_;  // by fd, closed ones until reaped
   std::vector<int> closed_;  // fds of connections closed since the last reap
-  BufferBudget budget_;      // sheds from connections_ past max_buffered_bytes
   std::vector<Connection*> completed_;  // got completions in this run of deliveries; flushed after it
   std::unique_ptr<CpuProfiler> profiler_;
   std::vector<EventPtr> signalEvents_;
