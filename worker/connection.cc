@@ -257,7 +257,11 @@ void Connection::closeTrickling() {
 
 void Connection::armDeadline() {
   if (state_ == State::kClosed) return;
-  std::optional<std::chrono::steady_clock::time_point> at = input_.deadline();
+  // An unfinished frame is the peer's to complete only while the connection
+  // is open and reading: flushing, lingering or holding its input, its
+  // deadline (passed, maybe) would fire at once, again and again.
+  std::optional<std::chrono::steady_clock::time_point> at;
+  if (state_ == State::kOpen && !holdingInput()) at = input_.deadline();
   std::chrono::milliseconds pendingTimeout = context_.settings.handler.pendingTimeout;
   if (pendingSince_ && (!at || *pendingSince_ + pendingTimeout < *at)) at = *pendingSince_ + pendingTimeout;
   // One armed for sooner fires, finds the wait moved on, and arms again.

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "protocol/codec.h"
+#include "stats/process_info.h"
 #include "test/integration/hostile_peers.h"
 #include "test/integration/requirements.h"
 #include "test/integration/running_worker.h"
@@ -410,6 +411,33 @@ TEST(Worker, SigquitGivesUpOnAClientThatNeverReadsAfterDrainTimeout) {
   ASSERT_TRUE(status.has_value()) << "drain_timeout did not end the worker";
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
   EXPECT_NE(worker.log().find("drain_timeout reached"), std::string::npos) << worker.log();
+}
+
+// A half-sent frame whose idle_timeout passes while the connection flushes
+// or lingers after SIGQUIT: its deadline no longer applies, and must not
+// fire again and again (the worker spun at a full core until the linger ended).
+TEST(Worker, AnUnfinishedFrameDoesNotSpinAConnectionThatLingers) {
+  RunningWorker worker({"--idle-timeout", "1s", "--drain-timeout", "10s"});
+  TestConnection c(worker.port());
+  auto next = submitFrame(2);
+  c.send(submitFrame(1));
+  c.send(std::vector<std::byte>(next.begin(), next.begin() + 7));
+  ASSERT_EQ(c.read(kAckBytes), submitAckFrame(1));
+  worker.process().signal(SIGQUIT);
+  ASSERT_TRUE(waitUntil([&] { return worker.log().find("graceful stop") != std::string::npos; }, 5s)) << worker.log();
+  // Past the half frame's idle_timeout, while the worker lingers (it reads
+  // until the peer closes, up to 5 s).
+  std::this_thread::sleep_for(1500ms);  // the frame's deadline passes: not a wait for readiness
+  auto before = stats::readProcessInfo(worker.process().pid());
+  std::this_thread::sleep_for(2s);  // the measuring window
+  auto after = stats::readProcessInfo(worker.process().pid());
+  ASSERT_TRUE(before && after);
+  double cpu = after->cpuSeconds - before->cpuSeconds;
+  EXPECT_LT(cpu, 0.2) << "worker spins while a connection lingers: " << cpu << " s of CPU in 2 s";
+  c.close();
+  auto status = worker.process().waitExit(10s);
+  ASSERT_TRUE(status.has_value()) << worker.log();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
 }
 
 TEST(Worker, SigtermStopsAtOnce) {
