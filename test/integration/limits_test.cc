@@ -23,6 +23,7 @@
 #include "protocol/codec.h"
 #include "test/integration/hostile_peers.h"
 #include "test/integration/http_get.h"
+#include "test/integration/running_worker.h"
 #include "test/integration/tcp_sockets.h"
 #include "test/integration/test_module.h"
 
@@ -431,6 +432,25 @@ TEST(Limits, WorkersArePinnedAndGetTheirDescriptorLimit) {
   EXPECT_EQ(checked, 2u) << status.body;
   EXPECT_TRUE(master.waitForLog("on CPU " + std::to_string(cpus[1 % cpus.size()]), 1s)) << master.log();
   EXPECT_TRUE(master.roundTrip(1));
+}
+
+// The buffer budget closes its gate on deferred requests, then opens it as
+// they complete, while a connection that never deferred one stays open
+// beside them (it had no held acks at all): the worker must serve on. It
+// crashed there once, reading through the held acks that connection never had.
+TEST(Limits, TheBudgetGateOpensBesideAConnectionThatNeverDeferred) {
+  RunningWorker worker({"--max-buffered-bytes", "300000", "--handler-module", testModulePath(), "--handler-config",
+                        R"({"defer_every": 1, "thread": true, "delay_ms": 1500})"});
+  TestConnection idle(worker.port());
+  ToolRun run = runClient({"bench", "--addr", addr(worker.port()), "-c", "50", "-w", "500", "-d", "3", "--drain", "10",
+                           "-q"},
+                          true);
+  ASSERT_TRUE(worker.process().running()) << worker.log();
+  EXPECT_EQ(run.exitCode, 0) << run.output << worker.log();
+  EXPECT_EQ(run.report.value("errors_total", -1), 0) << run.output;
+  EXPECT_GT(run.report.value("acked", 0), 0) << run.output;
+  EXPECT_NE(worker.log().find("reading and accepting again"), std::string::npos)
+      << "the gate never closed and opened:\n" << worker.log();
 }
 
 }  // namespace
