@@ -43,8 +43,9 @@ std::string describeExit(int status) {
   return fmt::format("wait status {:#x}", status);
 }
 
-Supervisor::Supervisor(stats::StatsSegment& segment, Listeners& listeners, unsigned maxWorkers)
-    : segment_(segment), slots_(segment), listeners_(listeners), maxWorkers_(maxWorkers) {
+Supervisor::Supervisor(stats::StatsSegment& segment, Listeners& listeners, const Lifecycle& lifecycle,
+                       unsigned maxWorkers)
+    : segment_(segment), slots_(segment), listeners_(listeners), lifecycle_(lifecycle), maxWorkers_(maxWorkers) {
   current_.settings = std::make_shared<GenerationSettings>();
 }
 
@@ -57,7 +58,7 @@ void Supervisor::start(const GenerationSettings& settings) {
 }
 
 bool Supervisor::wanted(const Row& row) const {
-  if (stopping_) return false;
+  if (lifecycle_.stopping()) return false;
   const Generation* g = row.generation.number == current_.number ? &current_
                         : previous_ && row.generation.number == previous_->number ? &*previous_
                                                                                    : nullptr;
@@ -145,7 +146,7 @@ void Supervisor::spawn(Row& row) {
 }
 
 void Supervisor::startMissing() {
-  if (stopping_) return;
+  if (lifecycle_.stopping()) return;
   auto now = Clock::now();
   for (unsigned i = 0; i < count(); ++i) {
     Row* row = currentRow(i);
@@ -222,8 +223,9 @@ int Supervisor::leavingSignal(const Row& row) const {
 }
 
 void Supervisor::retire(Row& row) {
-  int signal = fastStop_ ? SIGTERM : stopping_ ? SIGQUIT : leavingSignal(row);
-  Millis grace = fastStop_ ? kExitGrace : row.generation.settings->worker.drainTimeout + kExitGrace;
+  bool fast = lifecycle_.stoppingFast();
+  int signal = fast ? SIGTERM : lifecycle_.stopping() ? SIGQUIT : leavingSignal(row);
+  Millis grace = fast ? kExitGrace : row.generation.settings->worker.drainTimeout + kExitGrace;
   ::kill(row.pid, signal);
   transition(row, State::kDraining, Clock::now() + grace);
 }
@@ -232,7 +234,7 @@ void Supervisor::reconcile() {
   for (Row& row : rows_) {
     if (row.state == State::kStarting && slotSaysServing(row)) transition(row, State::kServing);
   }
-  if (previous_ && !stopping_) {
+  if (previous_ && !lifecycle_.stopping()) {
     // A new worker that exited with the fatal code said that it cannot
     // serve as configured, and its retries would say it again: waiting out
     // worker_timeout would only keep the old generation waiting to drain.
@@ -351,14 +353,12 @@ void Supervisor::tick() {
   reconcile();
 }
 
-void Supervisor::stopAll(bool graceful) {
-  stopping_ = true;
-  fastStop_ = !graceful;
+void Supervisor::stopAll() {
   previous_.reset();
   auto fastDeadline = Clock::now() + kExitGrace;
   for (Row& row : rows_) {
     // A fast stop cuts short the workers already draining too.
-    if (row.state == State::kDraining && fastStop_) {
+    if (row.state == State::kDraining && lifecycle_.stoppingFast()) {
       ::kill(row.pid, SIGTERM);
       transition(row, State::kDraining, std::min(*row.deadline, fastDeadline));
     }

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "master/config/config.h"
+#include "master/lifecycle.h"
 #include "master/supervise/listeners.h"
 #include "master/supervise/process_table.h"
 #include "stats/segment.h"
@@ -36,7 +37,8 @@ class Supervisor {
  public:
   using Clock = ProcessClock;
 
-  Supervisor(stats::StatsSegment& segment, Listeners& listeners, unsigned maxWorkers);
+  // `lifecycle` says whether, and how, the master stops.
+  Supervisor(stats::StatsSegment& segment, Listeners& listeners, const Lifecycle& lifecycle, unsigned maxWorkers);
 
   // Generation 1 (or the next of a predecessor's, after a binary upgrade).
   // Throws when a listener cannot be bound.
@@ -57,8 +59,10 @@ class Supervisor {
   void storeGeneration();
   // A reload is waiting for its new generation to serve.
   bool switching() const { return previous_.has_value(); }
-  // Stops everything: SIGQUIT (graceful) or SIGTERM; no more restarts.
-  void stopAll(bool graceful);
+  // Once the Lifecycle stops: every worker told to go, SIGQUIT when it stops
+  // gracefully, SIGTERM (those already draining too) when fast; nothing is
+  // started again.
+  void stopAll();
   void killAll();
   // Sends `signal` to the workers that serve or drain; returns how many.
   unsigned signalReady(int signal) const;
@@ -140,6 +144,7 @@ class Supervisor {
   stats::StatsSegment& segment_;
   stats::SlotAllocator slots_;
   Listeners& listeners_;
+  const Lifecycle& lifecycle_;
   unsigned maxWorkers_;
   Generation current_;
   // During a reload: the generation still serving, and until when the new
@@ -147,8 +152,6 @@ class Supervisor {
   std::optional<Generation> previous_;
   Clock::time_point switchDeadline_;
   std::vector<Row> rows_;
-  bool stopping_ = false;
-  bool fastStop_ = false;
   uint64_t restarts_ = 0;
   uint64_t reloads_ = 0;
   uint64_t reloadsFailed_ = 0;

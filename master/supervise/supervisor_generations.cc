@@ -14,7 +14,7 @@
 namespace tcpfork {
 
 bool Supervisor::reload(const GenerationSettings& settings, std::string& why) {
-  if (stopping_) {
+  if (lifecycle_.stopping()) {
     why = "shutting down";
     return false;
   }
@@ -93,8 +93,8 @@ void Supervisor::abandonSwitch(const std::string& why) {
 }
 
 void Supervisor::scale(int delta) {
-  if (stopping_ || previous_) {
-    spdlog::warn("not scaling while {}", stopping_ ? "shutting down" : "a reload is in progress");
+  if (lifecycle_.stopping() || previous_) {
+    spdlog::warn("not scaling while {}", lifecycle_.stopping() ? "shutting down" : "a reload is in progress");
     return;
   }
   auto settings = std::make_shared<GenerationSettings>(*current_.settings);
