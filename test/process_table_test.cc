@@ -33,7 +33,7 @@ TEST(ProcessTable, HasTheDrawnEdgesOnly) {
   EXPECT_TRUE(edgeExists(kDraining, kKilled));
   EXPECT_TRUE(edgeExists(kKilled, kGone));
   // Crashes and hangs.
-  EXPECT_TRUE(edgeExists(kServing, kStarting));  // restarted at once
+  EXPECT_FALSE(edgeExists(kServing, kStarting));  // restarted through backoff, by reconcile
   EXPECT_TRUE(edgeExists(kServing, kBackoff));
   EXPECT_TRUE(edgeExists(kServing, kFatal));
   EXPECT_TRUE(edgeExists(kServing, kHung));

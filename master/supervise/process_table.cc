@@ -28,13 +28,10 @@ bool edgeExists(ProcessState from, ProcessState to) {
     case kBackoff:
     case kFatal: next = bit(kStarting) | bit(kBackoff) | bit(kGone); break;
     case kStarting:
-      next = bit(kStarting) | bit(kServing) | bit(kDraining) | bit(kKilled) | bit(kHung) | bit(kBackoff) |
-             bit(kFatal) | bit(kGone);
+      next = bit(kServing) | bit(kDraining) | bit(kKilled) | bit(kHung) | bit(kBackoff) | bit(kFatal) | bit(kGone);
       break;
-    case kServing:
-      next = bit(kStarting) | bit(kDraining) | bit(kKilled) | bit(kHung) | bit(kBackoff) | bit(kFatal) | bit(kGone);
-      break;
-    case kHung: next = bit(kStarting) | bit(kBackoff) | bit(kFatal) | bit(kKilled) | bit(kGone); break;
+    case kServing: next = bit(kDraining) | bit(kKilled) | bit(kHung) | bit(kBackoff) | bit(kFatal) | bit(kGone); break;
+    case kHung: next = bit(kBackoff) | bit(kFatal) | bit(kKilled) | bit(kGone); break;
     case kDraining: next = bit(kDraining) | bit(kKilled) | bit(kGone); break;
     case kKilled: next = bit(kGone); break;
     case kGone: break;

@@ -5,15 +5,19 @@
 //
 //                       spawned          its slot says serving
 //   (wanted, no row) ------------> starting ----------------> serving
-//        |                          ^  |  |                    |  |
-//        | spawn failed       due   |  |  +-- exited: once ----+  |
-//        v                          |  |      restarts at once |  |
-//     backoff <---------------------+  |                       |  |
-//     fatal   <-- exited: crash loop --+-----------------------+  |
-//        ^        or the fatal code    |                          |
+//        |                          ^  |                       |  |
+//        | spawn failed       due   |  |                       |  |
+//        v                          |  |                       |  |
+//     backoff ----------------------+  |                       |  |
+//     fatal   <------- exited ---------+-----------------------+  |
+//        ^                             |                          |
 //        |                             +-- heartbeat stalled -----+
 //        +------ exited ------ hung <--+   (SIGKILL; or: no accept while
 //                                           connections wait, loop running)
+//
+//   Only reconcile() spawns (Supervisor). An exit sets when the index may
+//   start again: backoff due at once the first time, after a growing delay
+//   while it crash-loops; fatal after the fatal exit code.
 //
 //   serving -- past a recycling limit (max_requests, max_rss, max_lifetime):
 //              marked recycling, no longer the row of its index, so a

@@ -54,7 +54,7 @@ void Supervisor::start(const GenerationSettings& settings) {
   current_ = {stats::incrementInHeader(segment_.header(), &stats::Header::generation),
               std::make_shared<const GenerationSettings>(settings)};
   for (unsigned i = 0; i < settings.count; ++i) listeners_.ensure(i, settings.listen);
-  startMissing();
+  reconcile();
 }
 
 bool Supervisor::wanted(const Row& row) const {
@@ -297,7 +297,8 @@ void Supervisor::afterCrash(Row& row, int status, const std::string& reason) {
   }
   if (row.crashes <= 1) {
     spdlog::warn("worker {} (pid {}) died unexpectedly ({}); restarting it", row.index, pid, cause);
-    spawn(row);
+    // Due now: the reconcile that follows the exit starts it.
+    transition(row, State::kBackoff, Clock::now());
     return;
   }
   Millis delay = backoffAfter(row.crashes);
@@ -335,7 +336,9 @@ void Supervisor::onChildExit(pid_t pid, int status) {
   } else {
     afterCrash(row, status, reason);
   }
-  removeGone();
+  // At once, not at the next tick: a crashed worker's sockets have nobody
+  // accepting on them until its successor runs.
+  reconcile();
 }
 
 void Supervisor::tick() {

@@ -3,9 +3,13 @@
 // driven only from its loop. What should run is one desired set, N workers
 // (indices 0..N-1) of the current generation G, plus during a reload the
 // previous generation, which keeps serving until every worker of G serves.
-// Each tick reconciles the table against that set (as gunicorn's
-// manage_workers and nginx's ngx_processes[] do): it starts what is missing,
-// tells what is no longer wanted to drain, and kills what hangs.
+// reconcile() brings the table to that set (as gunicorn's manage_workers and
+// nginx's ngx_processes[] do): it starts what is missing, the only code that
+// starts a process, and tells what is no longer wanted to drain. It runs at
+// every tick, which also kills what hangs, and right after every change to
+// the set or the table, so that nothing waits for a tick: an exit (a crash
+// only decides when its index may start again), a reload, TTIN or TTOU, a
+// stop.
 //
 // One row per worker process, or per index waiting to be started again; the
 // rows and the states they move through are drawn in process_table.h.
@@ -98,8 +102,8 @@ class Supervisor {
   using State = ProcessState;
   using Row = ProcessRow;
 
-  // Starts what is missing, drains what is no longer wanted, finishes or
-  // abandons a reload.
+  // Starts what is missing (the only caller of spawn), drains what is no
+  // longer wanted, finishes or abandons a reload.
   void reconcile();
   bool wanted(const Row& row) const;
   // Whether the worker's own slot says it serves (the pid checked too).
@@ -131,7 +135,8 @@ class Supervisor {
   const Row* recyclingRow(unsigned index) const;
   // A row of the same generation and index as `row`, not recycling, serves.
   bool successorServes(const Row& row) const;
-  // After its process exited: restart at once, back off, or wait as fatal.
+  // After its process exited: when the index may start again, as a backoff
+  // due now (the first exit in a row), later (a crash loop), or as fatal.
   // `reason`: what the worker wrote in its slot before exiting (may be empty).
   void afterCrash(Row& row, int status, const std::string& reason);
   void finishSwitch();

@@ -1,8 +1,9 @@
 // The Supervisor's generations: a reload starts the next one beside the
 // current, then finishes (the new one serves; the old one drains) or is
 // abandoned (the new one did not serve within worker_timeout); TTIN and TTOU
-// change the current one's size. Each only changes what is wanted; the tick's
-// reconcile() then starts and retires the processes.
+// change the current one's size. Each only changes what is wanted and then
+// runs reconcile(), which starts and retires the processes (as it does at
+// every tick).
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -39,9 +40,9 @@ bool Supervisor::reload(const GenerationSettings& settings, std::string& why) {
   switchDeadline_ = Clock::now() + settings.workerTimeout;
   current_ = {current_.number + 1, std::make_shared<const GenerationSettings>(settings)};
   storeGeneration();
-  startMissing();
   spdlog::info("reload: generation {} starting ({} workers); generation {} serves until it is ready", current_.number,
                count(), previous_->number);
+  reconcile();
   return true;
 }
 
