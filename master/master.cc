@@ -54,8 +54,8 @@ Master::Master(Config config, std::string configPath, ConfigOverrides overrides,
       steering_(config_.steering, config_.maxWorkers, listeners_),
       collector_(segment_, config_.metricsNamespace,
                  [this] {
-                   return MasterStatus{supervisor_.count(), supervisor_.backingOff(), supervisor_.fatal(),
-                                       listeners_.queues(), steering_.status(), supervisor_.reloadsFailed()};
+                   return MasterStatus{supervisor_.count(), supervisor_.shownWorkers(), listeners_.queues(),
+                                       steering_.status(), supervisor_.reloadsFailed()};
                  }),
       profileDir_(config_.effectiveProfileDir(), identity_.uid, identity_.gid),
       autoProfiler_(segment_, config_.profile.autoProfile),
@@ -112,10 +112,11 @@ int Master::run() {
   }
   warnIfWorkersInheritTooFewDescriptors(config_.worker.maxConnections, config_.worker.rlimitNofile);
   if (listeners_.socketActivated() && steering_.possible()) listeners_.joinInherited();
+  publishStaleAfter();
   supervisor_.start(settingsFrom(config_));
   spdlog::info("master pid {}: {} workers on {}; metrics on http://{}/metrics; pidfile {}; stats segment '{}'{}",
-               ::getpid(), supervisor_.count(), listeners_.describe(), admin_->boundAddress(), config_.effectivePidFile(),
-               segment_.name(),
+               ::getpid(), supervisor_.count(), listeners_.describe(), admin_->boundAddress(),
+               config_.effectivePidFile(), segment_.name(),
                start_.upgradeFrom ? fmt::format(" (binary upgrade from master pid {})", start_.upgradeFrom) : "");
   event_add(tick_.get(), &kTickInterval);
   if (event_base_dispatch(base_.get()) < 0) {

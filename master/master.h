@@ -78,6 +78,9 @@ class Master {
   void onUpgradeReady(pid_t pid);
   void onUpgradeFailed(const std::string& why);
   void reclaimService();
+  // steering.stale_after into the segment's header, where every reader of
+  // worker states finds it (Header::staleAfterMs).
+  void publishStaleAfter();
   void reclaimPidfile();
   void becomeReady();
   void stopWorkers();

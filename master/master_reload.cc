@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "master/daemon.h"
 #include "master/config/reload_plan.h"
+#include "stats/slot_allocator.h"
 
 namespace tcpfork {
 
@@ -71,8 +72,13 @@ bool Master::readConfigAndSwitch() {
   autoProfiler_.setConfig(next.profile.autoProfile);
   steering_.configure(next.steering);
   config_ = next;
+  publishStaleAfter();
   armAutoProfiler();
   return true;
+}
+
+void Master::publishStaleAfter() {
+  stats::storeInHeader(segment_.header(), &stats::Header::staleAfterMs, uint64_t(config_.steering.staleAfter.count()));
 }
 
 void Master::reopenLogs() {

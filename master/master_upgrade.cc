@@ -115,6 +115,7 @@ void Master::reclaimService() {
   if (pidfile_ && pidfile_->path() != config_.effectivePidFile()) reclaimPidfile();
   segment_.claimName();
   supervisor_.storeGeneration();
+  publishStaleAfter();
   steering_.reattach();
 }
 

@@ -34,7 +34,8 @@ namespace tcpfork::stats {
 inline constexpr uint64_t kMagic = 0x544350464f524b31;  // "TCPFORK1"
 // Revision 5 had 8 counters; each counter added to (or removed from)
 // metrics.h changes the version by itself, so a counter needs no edit here.
-inline constexpr uint32_t kLayoutRevision = 9;  // 6: handler module counters; 7: exitReason; 8: histograms; 9: recycles
+// 6: handler module counters; 7: exitReason; 8: histograms; 9: recycles; 10: staleAfterMs
+inline constexpr uint32_t kLayoutRevision = 10;
 inline constexpr uint32_t kLayoutVersion = kLayoutRevision + 1000 * (uint32_t(kCounterCount) - 8);
 
 enum class WorkerState : uint64_t {
@@ -146,6 +147,10 @@ struct alignas(64) Header {
   uint64_t recycledLifetime;
   // Pid of the master writing the header now (0 = none): see HeaderLock.
   uint64_t writerPid;
+  // The master's steering.stale_after: a serving worker whose heartbeat is
+  // older is shown as stalled (stats/snapshot.h, shownState), by the master
+  // and by tcpfork-stats alike. 0: never.
+  uint64_t staleAfterMs;
   // Folded in by the master when a worker exits, before its slot is reused,
   // so that exported counters never go down.
   alignas(64) Totals retired;

@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "stats/heartbeat.h"
+#include "stats/snapshot.h"
+
 namespace tcpfork {
 
 std::string_view processStateName(ProcessState state) {
@@ -17,6 +20,27 @@ std::string_view processStateName(ProcessState state) {
     case ProcessState::kGone: return "gone";
   }
   return "?";
+}
+
+std::string_view shownState(const ProcessRow& row, const stats::Slot& slot, uint64_t staleAfterMs) {
+  using enum ProcessState;
+  switch (row.state) {
+    case kStarting:
+    case kServing: {
+      // Until the worker has written its pid and state there, it starts.
+      auto state = stats::WorkerState(stats::load(slot.state));
+      if (stats::load(slot.pid) != uint64_t(row.pid) || state == stats::WorkerState::kEmpty) return "starting";
+      return stats::shownState(state, stats::silentForMs(slot), staleAfterMs);
+    }
+    case kDraining:
+    case kKilled: return "draining";
+    case kHung: return stats::kStalledState;
+    case kBackoff: return "backoff";
+    case kFatal: return "fatal";
+    case kNew:
+    case kGone: break;  // neither outlives the call that made it
+  }
+  return processStateName(row.state);
 }
 
 bool edgeExists(ProcessState from, ProcessState to) {

@@ -121,6 +121,18 @@ inline bool live(const ProcessRow& row) {
          row.state == kHung;
 }
 
+// What a row's process is doing as /metrics, /status and the status page
+// show it (tcp_server_workers{state}): a starting or serving row by its
+// worker's own word in `slot` (stats::shownState: "stalled" when serving
+// with a heartbeat older than `staleAfterMs`); a row told to go "draining",
+// a hung one "stalled", one waiting to start again "backoff" or "fatal".
+std::string_view shownState(const ProcessRow& row, const stats::Slot& slot, uint64_t staleAfterMs);
+
+struct ShownWorker {
+  pid_t pid = 0;  // 0: an index waiting to start again (backoff, fatal)
+  std::string_view state;  // shownState()'s
+};
+
 // Whether the diagram above has the edge.
 bool edgeExists(ProcessState from, ProcessState to);
 

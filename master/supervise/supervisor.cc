@@ -183,16 +183,15 @@ std::vector<uint32_t> Supervisor::servingSlots(unsigned index) const {
   return slots;
 }
 
-unsigned Supervisor::backingOff() const {
-  return unsigned(std::count_if(rows_.begin(), rows_.end(), [&](const Row& r) {
-    return r.state == State::kBackoff && r.generation.number == current_.number;
-  }));
-}
-
-unsigned Supervisor::fatal() const {
-  return unsigned(std::count_if(rows_.begin(), rows_.end(), [&](const Row& r) {
-    return r.state == State::kFatal && r.generation.number == current_.number;
-  }));
+std::vector<ShownWorker> Supervisor::shownWorkers() const {
+  uint64_t staleAfterMs = stats::load(segment_.header().staleAfterMs);
+  std::vector<ShownWorker> out;
+  for (const Row& row : rows_) {
+    if (live(row) || row.generation.number == current_.number) {
+      out.push_back({row.pid, shownState(row, segment_.slot(row.slot), staleAfterMs)});
+    }
+  }
+  return out;
 }
 
 bool Supervisor::noneRunning() const { return std::none_of(rows_.begin(), rows_.end(), live); }

@@ -73,10 +73,11 @@ class Supervisor {
 
   bool allServing() const { return servingCount() == count() && count() > 0; }
   unsigned servingCount() const;
-  // Indices waiting to be restarted after crashes (backoff), and after the
-  // worker's fatal exit code (fatal).
-  unsigned backingOff() const;
-  unsigned fatal() const;
+  // The table as /metrics and /status show it (tcp_server_workers{state}):
+  // every live process of either generation, and the current generation's
+  // indices waiting to start again. A serving worker whose heartbeat is older
+  // than the header's staleAfterMs (steering.stale_after) is stalled.
+  std::vector<ShownWorker> shownWorkers() const;
   bool noneRunning() const;
   unsigned count() const { return current_.settings->count; }
   uint64_t generation() const { return current_.number; }
