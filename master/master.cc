@@ -19,21 +19,26 @@ namespace {
 
 constexpr timeval kTickInterval{0, 100'000};
 
-// Two generations of max_workers may run at once during a reload. Workers
-// inherit the segment's descriptor, whatever user they run as. A master
-// started by a binary upgrade inherits its predecessor's segment, whose size
-// then fixes max_workers until a full restart.
+// Two generations of max_workers may run at once during a reload, so the
+// segment has kSlotsPerWorker slots per worker, and its size is where the
+// Supervisor finds max_workers. Workers inherit the segment's descriptor,
+// whatever user they run as. A master started by a binary upgrade inherits
+// its predecessor's segment, whose size then fixes max_workers until a full
+// restart.
 // The instance's locator also names this master's pidfile and config file,
 // for `tcpfork -s` (master/cli/master_finder.h).
 stats::StatsSegment openSegment(Config& c, const std::string& configPath, const StartContext& start) {
   stats::SegmentLocator::Owner owner{c.effectivePidFile(), configPath};
-  if (!start.upgradeFrom) return stats::StatsSegment::create(c.name, 2 * c.maxWorkers, std::move(owner));
+  if (!start.upgradeFrom) {
+    return stats::StatsSegment::create(c.name, Supervisor::kSlotsPerWorker * c.maxWorkers, std::move(owner));
+  }
   stats::StatsSegment segment = stats::StatsSegment::adopt(c.name, UniqueFd(start.statsFd),
                                                            UniqueFd(start.statsLockFd), std::move(owner));
-  if (segment.slotCount() / 2 != c.maxWorkers) {
-    spdlog::warn("binary upgrade: max_workers stays {} (the running stats segment's size) until a full restart",
-                 segment.slotCount() / 2);
-    c.maxWorkers = segment.slotCount() / 2;
+  unsigned fits = segment.slotCount() / Supervisor::kSlotsPerWorker;
+  if (fits != c.maxWorkers) {
+    spdlog::warn("binary upgrade: max_workers stays {} (the running stats segment's size) until a full restart", fits);
+    // The reload planner checks workers against it (restart-only).
+    c.maxWorkers = fits;
   }
   return segment;
 }
@@ -50,8 +55,8 @@ Master::Master(Config config, std::string configPath, ConfigOverrides overrides,
       selfExe_(selfPath()),
       pidfile_(start.upgradeFrom ? std::nullopt : std::make_optional<Pidfile>(config_.effectivePidFile())),
       segment_(openSegment(config_, configPath_, start)),
-      supervisor_(segment_, listeners_, lifecycle_, config_.maxWorkers),
-      steering_(config_.steering, config_.maxWorkers, listeners_),
+      supervisor_(segment_, listeners_, lifecycle_),
+      steering_(config_.steering, supervisor_.maxWorkers(), listeners_),
       collector_(segment_, config_.metricsNamespace,
                  [this] {
                    return MasterStatus{supervisor_.count(), supervisor_.shownWorkers(), listeners_.queues(),
@@ -88,7 +93,7 @@ int Master::run() {
         return AdminHttp::Health{ok, fmt::format("{}: {} of {} workers serving", ok ? "ok" : "unhealthy", serving,
                                                  supervisor_.count())};
       },
-      adminConnectionLimit(config_.maxWorkers, unsigned(config_.listen.size())), config_.metricsAllowRemote,
+      adminConnectionLimit(supervisor_.maxWorkers(), unsigned(config_.listen.size())), config_.metricsAllowRemote,
       UniqueFd(start_.adminFd));
   if (config_.profile.http) {
     pprof_ = std::make_unique<PprofEndpoint>(base_.get(), segment_, profileDir_, config_.profile.httpRemote,

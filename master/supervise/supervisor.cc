@@ -43,9 +43,8 @@ std::string describeExit(int status) {
   return fmt::format("wait status {:#x}", status);
 }
 
-Supervisor::Supervisor(stats::StatsSegment& segment, Listeners& listeners, const Lifecycle& lifecycle,
-                       unsigned maxWorkers)
-    : segment_(segment), slots_(segment), listeners_(listeners), lifecycle_(lifecycle), maxWorkers_(maxWorkers) {
+Supervisor::Supervisor(stats::StatsSegment& segment, Listeners& listeners, const Lifecycle& lifecycle)
+    : segment_(segment), slots_(segment), listeners_(listeners), lifecycle_(lifecycle) {
   current_.settings = std::make_shared<GenerationSettings>();
 }
 
@@ -204,6 +203,10 @@ std::vector<pid_t> Supervisor::pids() const {
   return out;
 }
 
+uint64_t Supervisor::restarts() const { return stats::load(segment_.header().workerRestarts); }
+
+uint64_t Supervisor::reloads() const { return stats::load(segment_.header().reloads); }
+
 void Supervisor::storeGeneration() {
   stats::storeInHeader(segment_.header(), &stats::Header::generation, current_.number);
 }
@@ -270,7 +273,6 @@ void Supervisor::removeGone() {
 void Supervisor::afterCrash(Row& row, int status, const std::string& reason) {
   pid_t pid = row.pid;
   row.pid = 0;
-  ++restarts_;
   stats::addToHeader(segment_.header(), &stats::Header::workerRestarts);
   auto uptime = Clock::now() - row.startedAt;
   row.crashes = uptime < kStableUptime ? row.crashes + 1 : 1;

@@ -41,8 +41,13 @@ class Supervisor {
  public:
   using Clock = ProcessClock;
 
-  // `lifecycle` says whether, and how, the master stops.
-  Supervisor(stats::StatsSegment& segment, Listeners& listeners, const Lifecycle& lifecycle, unsigned maxWorkers);
+  // During a reload two generations run at once, each of up to max_workers
+  // processes with a stats slot of its own.
+  static constexpr uint32_t kSlotsPerWorker = 2;
+
+  // `lifecycle` says whether, and how, the master stops. The segment's size
+  // says max_workers (kSlotsPerWorker slots each).
+  Supervisor(stats::StatsSegment& segment, Listeners& listeners, const Lifecycle& lifecycle);
 
   // Generation 1 (or the next of a predecessor's, after a binary upgrade).
   // Throws when a listener cannot be bound.
@@ -80,9 +85,14 @@ class Supervisor {
   std::vector<ShownWorker> shownWorkers() const;
   bool noneRunning() const;
   unsigned count() const { return current_.settings->count; }
+  // The most workers a generation may have: fixed by the segment, which a
+  // master started by a binary upgrade inherits.
+  unsigned maxWorkers() const { return segment_.slotCount() / kSlotsPerWorker; }
   uint64_t generation() const { return current_.number; }
-  uint64_t restarts() const { return restarts_; }
-  uint64_t reloads() const { return reloads_; }
+  // Counted in the segment's header (stats/layout.h), where they outlive this
+  // master across binary upgrades.
+  uint64_t restarts() const;
+  uint64_t reloads() const;
   // Reloads that left the running generation serving: refused before a new
   // generation started (the Master tells, countFailedReload), or abandoned
   // because it did not serve.
@@ -151,15 +161,12 @@ class Supervisor {
   stats::SlotAllocator slots_;
   Listeners& listeners_;
   const Lifecycle& lifecycle_;
-  unsigned maxWorkers_;
   Generation current_;
   // During a reload: the generation still serving, and until when the new
   // one may take to serve.
   std::optional<Generation> previous_;
   Clock::time_point switchDeadline_;
   std::vector<Row> rows_;
-  uint64_t restarts_ = 0;
-  uint64_t reloads_ = 0;
   uint64_t reloadsFailed_ = 0;
   std::mt19937_64 jitter_{std::random_device{}()};  // draws each worker's limits
 };

@@ -49,7 +49,6 @@ bool Supervisor::reload(const GenerationSettings& settings, std::string& why) {
 void Supervisor::finishSwitch() {
   listeners_.keepOnly(count(), current_.settings->listen);
   previous_.reset();
-  ++reloads_;
   stats::addToHeader(segment_.header(), &stats::Header::reloads);
   spdlog::info("reload: generation {} serving; generation {} draining", current_.number, current_.number - 1);
 }
@@ -100,8 +99,8 @@ void Supervisor::scale(int delta) {
   }
   auto settings = std::make_shared<GenerationSettings>(*current_.settings);
   if (delta > 0) {
-    if (count() >= maxWorkers_) {
-      spdlog::warn("TTIN: already at max_workers ({})", maxWorkers_);
+    if (count() >= maxWorkers()) {
+      spdlog::warn("TTIN: already at max_workers ({})", maxWorkers());
       return;
     }
     try {
