@@ -43,9 +43,9 @@ class BinaryUpgrade {
   // std::system_error when it cannot be started at all. A new master that
   // has not said READY within `timeout` is killed and counts as failed.
   void start(SpawnRequest request, std::chrono::milliseconds timeout);
-  // A new master is starting or serving.
+  // Whether it is starting or serves is the Lifecycle's to say (it hears
+  // both callbacks); this is its process.
   bool active() const { return pid_ > 0; }
-  bool ready() const { return ready_; }
   pid_t pid() const { return pid_; }
   // From the master's reap loop: true when `pid` was the new master.
   bool onChildExit(pid_t pid, int status);
@@ -63,7 +63,7 @@ class BinaryUpgrade {
   Callbacks callbacks_;
   pid_t pid_ = 0;
   pid_t killed_ = 0;  // a failed new master we killed, not reaped yet
-  bool ready_ = false;
+  bool ready_ = false;  // it said READY: no timeout, and no second ready()
   UniqueFd pipe_;
   EventPtr pipeEvent_;
   EventPtr timer_;

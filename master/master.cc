@@ -18,24 +18,27 @@ namespace tcpfork {
 namespace {
 
 constexpr timeval kTickInterval{0, 100'000};
-constexpr auto kFastStopGrace = std::chrono::seconds(3);
 
-
-// Two generations of max_workers may run at once during a reload. Workers
-// inherit the segment's descriptor, whatever user they run as. A master
-// started by a binary upgrade inherits its predecessor's segment, whose size
-// then fixes max_workers until a full restart.
+// Two generations of max_workers may run at once during a reload, so the
+// segment has kSlotsPerWorker slots per worker, and its size is where the
+// Supervisor finds max_workers. Workers inherit the segment's descriptor,
+// whatever user they run as. A master started by a binary upgrade inherits
+// its predecessor's segment, whose size then fixes max_workers until a full
+// restart.
 // The instance's locator also names this master's pidfile and config file,
 // for `tcpfork -s` (master/cli/master_finder.h).
 stats::StatsSegment openSegment(Config& c, const std::string& configPath, const StartContext& start) {
   stats::SegmentLocator::Owner owner{c.effectivePidFile(), configPath};
-  if (!start.upgradeFrom) return stats::StatsSegment::create(c.name, 2 * c.maxWorkers, std::move(owner));
+  if (!start.upgradeFrom) {
+    return stats::StatsSegment::create(c.name, Supervisor::kSlotsPerWorker * c.maxWorkers, std::move(owner));
+  }
   stats::StatsSegment segment = stats::StatsSegment::adopt(c.name, UniqueFd(start.statsFd),
                                                            UniqueFd(start.statsLockFd), std::move(owner));
-  if (segment.slotCount() / 2 != c.maxWorkers) {
-    spdlog::warn("binary upgrade: max_workers stays {} (the running stats segment's size) until a full restart",
-                 segment.slotCount() / 2);
-    c.maxWorkers = segment.slotCount() / 2;
+  unsigned fits = segment.slotCount() / Supervisor::kSlotsPerWorker;
+  if (fits != c.maxWorkers) {
+    spdlog::warn("binary upgrade: max_workers stays {} (the running stats segment's size) until a full restart", fits);
+    // The reload planner checks workers against it (restart-only).
+    c.maxWorkers = fits;
   }
   return segment;
 }
@@ -51,14 +54,13 @@ Master::Master(Config config, std::string configPath, ConfigOverrides overrides,
       identity_(resolveIdentity(config_)),
       selfExe_(selfPath()),
       pidfile_(start.upgradeFrom ? std::nullopt : std::make_optional<Pidfile>(config_.effectivePidFile())),
-      pidfilePath_(config_.effectivePidFile()),
       segment_(openSegment(config_, configPath_, start)),
-      supervisor_(segment_, listeners_, config_.maxWorkers),
-      steering_(config_.steering, config_.maxWorkers, listeners_),
+      supervisor_(segment_, listeners_, lifecycle_),
+      steering_(config_.steering, supervisor_.maxWorkers(), listeners_),
       collector_(segment_, config_.metricsNamespace,
                  [this] {
-                   return MasterStatus{supervisor_.count(), supervisor_.backingOff(), supervisor_.fatal(),
-                                       listeners_.queues(), steering_.status(), supervisor_.reloadsFailed()};
+                   return MasterStatus{supervisor_.count(), supervisor_.shownWorkers(), listeners_.queues(),
+                                       steering_.status(), supervisor_.reloadsFailed()};
                  }),
       profileDir_(config_.effectiveProfileDir(), identity_.uid, identity_.gid),
       autoProfiler_(segment_, config_.profile.autoProfile),
@@ -87,11 +89,11 @@ int Master::run() {
       base_.get(), config_.metricsListen, collector_, segment_,
       [this] {
         unsigned serving = supervisor_.servingCount();
-        bool ok = !stopping_ && serving == supervisor_.count();
+        bool ok = !lifecycle_.stopping() && serving == supervisor_.count();
         return AdminHttp::Health{ok, fmt::format("{}: {} of {} workers serving", ok ? "ok" : "unhealthy", serving,
                                                  supervisor_.count())};
       },
-      adminConnectionLimit(config_.maxWorkers, unsigned(config_.listen.size())), config_.metricsAllowRemote,
+      adminConnectionLimit(supervisor_.maxWorkers(), unsigned(config_.listen.size())), config_.metricsAllowRemote,
       UniqueFd(start_.adminFd));
   if (config_.profile.http) {
     pprof_ = std::make_unique<PprofEndpoint>(base_.get(), segment_, profileDir_, config_.profile.httpRemote,
@@ -115,10 +117,11 @@ int Master::run() {
   }
   warnIfWorkersInheritTooFewDescriptors(config_.worker.maxConnections, config_.worker.rlimitNofile);
   if (listeners_.socketActivated() && steering_.possible()) listeners_.joinInherited();
+  publishStaleAfter();
   supervisor_.start(settingsFrom(config_));
   spdlog::info("master pid {}: {} workers on {}; metrics on http://{}/metrics; pidfile {}; stats segment '{}'{}",
-               ::getpid(), supervisor_.count(), listeners_.describe(), admin_->boundAddress(), pidfilePath_,
-               segment_.name(),
+               ::getpid(), supervisor_.count(), listeners_.describe(), admin_->boundAddress(),
+               config_.effectivePidFile(), segment_.name(),
                start_.upgradeFrom ? fmt::format(" (binary upgrade from master pid {})", start_.upgradeFrom) : "");
   event_add(tick_.get(), &kTickInterval);
   if (event_base_dispatch(base_.get()) < 0) {
@@ -133,10 +136,11 @@ void Master::onSignal(evutil_socket_t signal, short, void* self) {
   auto* master = static_cast<Master*>(self);
   auto row = signalRow(int(signal));
   if (!row) return;
+  using enum Lifecycle::EventKind;
   switch (row->action) {
     case MasterAction::kReap: master->reap(); return;
-    case MasterAction::kReload: master->reload(); return;
-    case MasterAction::kFastStop: master->beginStop(false); return;
+    case MasterAction::kReload: master->handle(kReloadAsked); return;
+    case MasterAction::kFastStop: master->handle(kFastStop); return;
     case MasterAction::kGracefulStop:
       // libevent runs the signals that one wake-up collected in signal-number
       // order, so `kill -USR2; kill -QUIT` in quick succession reaches us as
@@ -147,7 +151,9 @@ void Master::onSignal(evutil_socket_t signal, short, void* self) {
     case MasterAction::kReopenLogs: master->reopenLogs(); return;
     case MasterAction::kScaleUp: master->supervisor_.scale(+1); return;
     case MasterAction::kScaleDown: master->supervisor_.scale(-1); return;
-    case MasterAction::kUpgrade: master->upgrade(); return;
+    case MasterAction::kUpgrade:
+      if (master->handle(kUpgradeAsked).none()) master->sayWhyNoUpgrade();
+      return;
     case MasterAction::kProfile:
       spdlog::info("SIGTRAP: forwarded the profiling toggle to {} workers", master->supervisor_.signalReady(SIGTRAP));
       return;
@@ -158,7 +164,9 @@ void Master::onTick(evutil_socket_t, short, void* self) {
   static_cast<Master*>(self)->periodic_.runDue(Periodic::Clock::now());
 }
 
-void Master::onQuit(evutil_socket_t, short, void* self) { static_cast<Master*>(self)->quit(); }
+void Master::onQuit(evutil_socket_t, short, void* self) {
+  static_cast<Master*>(self)->handle(Lifecycle::EventKind::kQuit);
+}
 
 // In the order they run at each tick.
 void Master::addPeriodicJobs() {
@@ -169,27 +177,16 @@ void Master::addPeriodicJobs() {
                 [this] { steering_.tick(supervisor_, segment_, config_.worker.maxConnections); });
   periodic_.add("report finished CPU profiles", milliseconds(100), [this] { logFinishedProfiles(); });
   periodic_.add("systemd watchdog", milliseconds(100), [this] { notify_.watchdogTick(); });
-  periodic_.add("readiness and queued reloads", milliseconds(100), [this] {
-    if (!announcedReady_ && !stopping_ && supervisor_.allServing()) becomeReady();
-    if (reloadQueued_ && !supervisor_.switching()) reload();
-    if (reloadNotified_ && !supervisor_.switching()) {
-      reloadNotified_ = false;
-      notify_.ready();
-    }
+  periodic_.add("lifecycle: readiness, reloads settling, the stop and its deadline", milliseconds(100), [this] {
+    using enum Lifecycle::EventKind;
+    if (supervisor_.allServing()) handle(kWorkersServe);
+    if (!supervisor_.switching()) handle(kReloadSettled);
+    if (supervisor_.noneRunning()) handle(kWorkersGone);
+    handle(kTick);
   });
   periodic_.add("systemd status line", milliseconds(1000), [this] { publishStatus(); });
   periodic_.add("fold slots of a dead master", milliseconds(1000), [this] {
     if (unsigned n = supervisor_.reclaimOrphanSlots()) spdlog::warn("folded {} stats slot(s) left by a master that died", n);
-  });
-  periodic_.add("stop when the workers are gone", milliseconds(100), [this] {
-    if (!stopping_) return;
-    if (supervisor_.noneRunning()) {
-      event_base_loopexit(base_.get(), nullptr);
-    } else if (std::chrono::steady_clock::now() >= stopDeadline_) {
-      spdlog::warn("workers still running at the stop deadline; killing them");
-      supervisor_.killAll();
-      stopDeadline_ = std::chrono::steady_clock::now() + kFastStopGrace;
-    }
   });
 }
 
@@ -206,41 +203,57 @@ void Master::reap() {
   }
 }
 
-// nginx's "QUIT the old master" after USR2, made safe for any moment: while
-// the new master still starts, this one serves on and stops only once the new
-// one serves (onUpgradeReady). Stopping now would leave nothing serving, and
-// if the new master then failed, nothing at all.
-void Master::quit() {
-  if (upgrade_.active() && !upgrade_.ready()) {
-    if (!quitOnHandOver_) {
-      spdlog::info("SIGQUIT: the new master (pid {}) is still starting; this master serves until it does, then stops "
-                   "gracefully (if it fails, this master serves on)",
-                   upgrade_.pid());
-    }
-    quitOnHandOver_ = true;
-    return;
-  }
-  beginStop(true);
+Lifecycle::Actions Master::handle(Lifecycle::EventKind kind) {
+  Lifecycle::Actions actions = lifecycle_.on({kind, Lifecycle::Clock::now(), config_.worker.drainTimeout});
+  act(actions);
+  return actions;
 }
 
-void Master::beginStop(bool graceful) {
-  if (stopping_ && graceful) return;
-  stopping_ = true;
-  // Only a fast stop gets here while a new master still starts (quit() waits
-  // for it): it stops the whole service, that new master included, and
-  // onUpgradeFailed says so.
-  upgrade_.abort(fmt::format("this master is stopping, so it killed the new master (pid {}) before it served",
-                             upgrade_.pid()));
+// Some of these tell the Lifecycle of their outcome in turn (handle): it has
+// moved on before it answered, so each answer stands on its own.
+void Master::act(Lifecycle::Actions a) {
+  using L = Lifecycle;
+  if (a.has(L::kAbortUpgrade)) {
+    upgrade_.abort(fmt::format("this master is stopping, so it killed the new master (pid {}) before it served",
+                               upgrade_.pid()));
+  }
+  if (a.has(L::kStopWorkers)) stopWorkers();
+  if (a.has(L::kAnnounceReady)) becomeReady();
+  if (a.has(L::kNotifyMainPid)) notify_.ready(::getpid());
+  if (a.has(L::kReclaimService)) reclaimService();
+  if (a.has(L::kNotifyReloading)) notify_.reloading();
+  if (a.has(L::kReadConfig)) {
+    handle(readConfigAndSwitch() ? L::EventKind::kReloadStarted : L::EventKind::kReloadRefused);
+  }
+  if (a.has(L::kNotifyReady)) notify_.ready();
+  if (a.has(L::kSayReloadWaits)) {
+    spdlog::warn("SIGHUP: generation {} is still starting (generation {} serves); this reload runs as soon as it "
+                 "serves or fails",
+                 supervisor_.generation(), supervisor_.generation() - 1);
+  }
+  if (a.has(L::kStartUpgrade) && startUpgrade()) handle(L::EventKind::kUpgradeStarted);
+  if (a.has(L::kSayQuitWaits)) {
+    spdlog::info("SIGQUIT: the new master (pid {}) is still starting; this master serves until it does, then stops "
+                 "gracefully (if it fails, this master serves on)",
+                 upgrade_.pid());
+  }
+  if (a.has(L::kKillWorkers)) {
+    spdlog::warn("workers still running at the stop deadline; killing them");
+    supervisor_.killAll();
+  }
+  if (a.has(L::kExitLoop)) event_base_loopexit(base_.get(), nullptr);
+}
+
+void Master::stopWorkers() {
   // After a binary upgrade the service goes on in the new master.
-  if (upgrade_.ready()) {
+  if (lifecycle_.handedOver()) {
     if (admin_) admin_->stopAccepting();
   } else {
     notify_.stopping();
   }
-  spdlog::info("{}: stopping {} workers", graceful ? "SIGQUIT: graceful stop" : "fast stop",
+  spdlog::info("{}: stopping {} workers", lifecycle_.stoppingFast() ? "fast stop" : "SIGQUIT: graceful stop",
                supervisor_.pids().size());
-  supervisor_.stopAll(graceful);
-  stopDeadline_ = std::chrono::steady_clock::now() + (graceful ? config_.worker.drainTimeout : Millis(0)) + kFastStopGrace;
+  supervisor_.stopAll();
 }
 
 }  // namespace tcpfork

@@ -5,7 +5,8 @@
 //   HUP reload   TERM/INT fast stop   QUIT graceful stop   USR1 reopen logs
 //   TTIN/TTOU one worker more/fewer   TRAP forwarded to workers (profiling)
 //   USR2 binary upgrade               CHLD reap and restart
-// QUIT while the new master of an upgrade starts waits until it serves.
+// What each signal leads to, and when the master is ready, reloads, hands
+// over to a new master or stops, is the Lifecycle's to say (lifecycle.h).
 
 #include <map>
 #include <memory>
@@ -20,6 +21,7 @@
 #include "master/config/config.h"
 #include "master/supervise/connection_steering.h"
 #include "master/identity.h"
+#include "master/lifecycle.h"
 #include "master/supervise/listeners.h"
 #include "master/admin/metrics_collector.h"
 #include "master/periodic.h"
@@ -65,17 +67,26 @@ class Master {
   void armAutoProfiler();
   void logFinishedProfiles();
   void reap();
-  void reload();
-  void upgrade();
+  // Tells the Lifecycle, then does what it says (act); returns that.
+  Lifecycle::Actions handle(Lifecycle::EventKind kind);
+  void act(Lifecycle::Actions actions);
+  // Reads the config and starts the next generation; false when refused.
+  bool readConfigAndSwitch();
+  // Starts the new master of a binary upgrade; false when it cannot.
+  bool startUpgrade();
+  void sayWhyNoUpgrade() const;
   void onUpgradeReady(pid_t pid);
   void onUpgradeFailed(const std::string& why);
+  void reclaimService();
+  // steering.stale_after into the segment's header, where every reader of
+  // worker states finds it (Header::staleAfterMs).
+  void publishStaleAfter();
   void reclaimPidfile();
   void becomeReady();
+  void stopWorkers();
   void publishStatus();
   std::vector<std::string> upgradeArgv() const;
   void reopenLogs();
-  void quit();
-  void beginStop(bool graceful);
   GenerationSettings settingsFrom(const Config& config) const;
 
   Config config_;
@@ -86,10 +97,12 @@ class Master {
   Identity identity_;    // resolved once: user and group change only on restart
   std::string selfExe_;  // this binary's path at start: what USR2 runs again
   // Before anything shared: a second master stops here. A master started by
-  // a binary upgrade takes it only once it serves.
+  // a binary upgrade takes it only once it serves. Where it belongs is
+  // config_.effectivePidFile(); where it is now (there, or .oldbin) is its
+  // own path().
   std::optional<Pidfile> pidfile_;
-  std::string pidfilePath_;
   stats::StatsSegment segment_;
+  Lifecycle lifecycle_;  // before the Supervisor, which asks it
   Listeners listeners_;
   Supervisor supervisor_;
   ConnectionSteering steering_;
@@ -107,15 +120,7 @@ class Master {
   Periodic periodic_;
   BinaryUpgrade upgrade_;
   SystemdNotify notify_;
-  bool announcedReady_ = false;
-  bool reloadNotified_ = false;  // RELOADING=1 sent, READY=1 owed
-  bool reloadQueued_ = false;    // a HUP came while a generation was starting
-  uint64_t lastRequests_ = 0;
-  bool stopping_ = false;
-  // SIGQUIT came while the new master of an upgrade was starting: stop once
-  // it serves; serve on if it fails.
-  bool quitOnHandOver_ = false;
-  std::chrono::steady_clock::time_point stopDeadline_;
+  uint64_t lastRequests_ = 0;  // for the status line's rate
 };
 
 }  // namespace tcpfork

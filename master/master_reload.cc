@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "master/daemon.h"
 #include "master/config/reload_plan.h"
+#include "stats/slot_allocator.h"
 
 namespace tcpfork {
 
@@ -33,21 +34,10 @@ GenerationSettings Master::settingsFrom(const Config& c) const {
   return s;
 }
 
-void Master::reload() {
-  if (stopping_) return;
-  if (supervisor_.switching()) {
-    // The file is read when the reload runs, so the newest edit wins.
-    reloadQueued_ = true;
-    spdlog::warn("SIGHUP: generation {} is still starting (generation {} serves); this reload runs as soon as it "
-                 "serves or fails",
-                 supervisor_.generation(), supervisor_.generation() - 1);
-    return;
-  }
-  reloadQueued_ = false;
+// What the file says now, planned against what runs (reload_plan.h); the
+// Lifecycle decided that a reload runs, and hears how it went.
+bool Master::readConfigAndSwitch() {
   spdlog::info("SIGHUP: reloading {}", configPath_.empty() ? "(built-in defaults)" : configPath_);
-  notify_.reloading();
-  // READY=1 follows once the new generation serves, or at once if refused.
-  reloadNotified_ = true;
   ReloadPlan plan;
   GenerationSettings settings;
   try {
@@ -59,7 +49,7 @@ void Master::reload() {
   } catch (const std::exception& e) {
     spdlog::error("reload: {}; generation {} keeps serving", e.what(), supervisor_.generation());
     supervisor_.countFailedReload();
-    return;
+    return false;
   }
   Config& next = plan.next;
   if (next.logFile != config_.logFile && !next.logFile.empty()) {
@@ -68,7 +58,7 @@ void Master::reload() {
     } catch (const std::exception& e) {
       spdlog::error("reload: log.file: {}; generation {} keeps serving", e.what(), supervisor_.generation());
       supervisor_.countFailedReload();
-      return;
+      return false;
     }
   }
   spdlog::set_level(spdlog::level::from_str(next.logLevel));
@@ -76,13 +66,19 @@ void Master::reload() {
   if (!supervisor_.reload(settings, why)) {
     spdlog::error("reload: {}; generation {} keeps serving", why, supervisor_.generation());
     supervisor_.countFailedReload();
-    return;
+    return false;
   }
   collector_.setNamespace(next.metricsNamespace);
   autoProfiler_.setConfig(next.profile.autoProfile);
   steering_.configure(next.steering);
   config_ = next;
+  publishStaleAfter();
   armAutoProfiler();
+  return true;
+}
+
+void Master::publishStaleAfter() {
+  stats::storeInHeader(segment_.header(), &stats::Header::staleAfterMs, uint64_t(config_.steering.staleAfter.count()));
 }
 
 void Master::reopenLogs() {

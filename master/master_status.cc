@@ -18,17 +18,16 @@ void Master::becomeReady() {
   if (start_.upgradeFrom) {
     // The old master renamed its pidfile to .oldbin when it started us.
     try {
-      pidfile_.emplace(pidfilePath_);
+      pidfile_.emplace(config_.effectivePidFile());
     } catch (const std::exception& e) {
       spdlog::critical("binary upgrade: {}", e.what());
       reportDaemonFailure(start_.readyFd, e.what());
       start_.readyFd = -1;
-      beginStop(false);
+      handle(Lifecycle::EventKind::kFastStop);
       return;
     }
     segment_.claimName();
   }
-  announcedReady_ = true;
   spdlog::info("ready: {} workers serving", supervisor_.count());
   notify_.ready(start_.upgradeFrom ? ::getpid() : 0);
   if (start_.readyFd >= 0) {
@@ -82,7 +81,7 @@ void Master::armAutoProfiler() {
 
 void Master::onAutoProfile(evutil_socket_t, short, void* self) {
   auto* master = static_cast<Master*>(self);
-  if (!master->stopping_) {
+  if (!master->lifecycle_.stopping()) {
     master->autoProfiler_.sample(master->supervisor_.generation(), [master](unsigned index, pid_t pid) {
       auto worker = master->supervisor_.servingWorker(index);
       return worker && worker->pid == pid;

@@ -37,7 +37,8 @@ inline constexpr uint64_t kMagic = 0x544350464f524b31;  // "TCPFORK1"
 // One that keeps their number but moves their indices (a counter replaced,
 // the enum reordered) does not, nor does a change to a histogram's buckets:
 // bump the revision for those, as for any change to the structs below.
-inline constexpr uint32_t kLayoutRevision = 9;  // 6: handler module counters; 7: exitReason; 8: histograms; 9: recycles
+// 6: handler module counters; 7: exitReason; 8: histograms; 9: recycles; 10: staleAfterMs
+inline constexpr uint32_t kLayoutRevision = 10;
 inline constexpr uint32_t kLayoutVersion = kLayoutRevision + 1000 * (uint32_t(kCounterCount) - 8);
 
 enum class WorkerState : uint64_t {
@@ -149,6 +150,10 @@ struct alignas(64) Header {
   uint64_t recycledLifetime;
   // Pid of the master writing the header now (0 = none): see HeaderLock.
   uint64_t writerPid;
+  // The master's steering.stale_after: a serving worker whose heartbeat is
+  // older is shown as stalled (stats/snapshot.h, shownState), by the master
+  // and by tcpfork-stats alike. 0: never.
+  uint64_t staleAfterMs;
   // Folded in by the master when a worker exits, before its slot is reused,
   // so that exported counters never go down.
   alignas(64) Totals retired;

@@ -112,7 +112,8 @@ void printTable(const std::string& name, const Snapshot& s, Previous& previous) 
     }
     auto deltaRate = [&](Counter c) { return haveDelta ? rate(delta.counter(c)) : std::string("-"); };
     fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7} {:>7}{} {:>7} {:>8} {:>6} {:>8}\n", w.index, w.generation, w.pid,
-               workerStateName(w.state), info ? duration(info->uptimeSeconds) : std::string("-"),
+               shownState(w.state, w.heartbeatAgeMs, s.staleAfterMs),
+               info ? duration(info->uptimeSeconds) : std::string("-"),
                age(w.heartbeatAgeMs), w.connectionsCurrent, rateColumns(deltaRate), w.totals.protocolErrorTotal(),
                latency(haveDelta ? delta.requestDuration.quantileNs(0.99) : w.totals.requestDuration.quantileNs(0.99)), cpuText,
                info ? human(double(info->residentBytes)) : std::string("-"));

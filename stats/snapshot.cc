@@ -88,6 +88,7 @@ Snapshot readOnce(const StatsSegment& segment) {
   Snapshot s;
   s.masterPid = static_cast<pid_t>(load(h.masterPid));
   s.generation = load(h.generation);
+  s.staleAfterMs = load(h.staleAfterMs);
   s.workerRestarts = load(h.workerRestarts);
   s.reloads = load(h.reloads);
   s.autoProfiles = load(h.autoProfiles);
@@ -166,6 +167,11 @@ Snapshot takeSnapshot(const StatsSegment& segment) {
     }
     std::this_thread::yield();
   }
+}
+
+std::string_view shownState(WorkerState state, uint64_t heartbeatAgeMs, uint64_t staleAfterMs) {
+  if (state == WorkerState::kServing && staleAfterMs > 0 && heartbeatAgeMs > staleAfterMs) return kStalledState;
+  return workerStateName(state);
 }
 
 TotalsView Snapshot::total() const {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "stats/layout.h"
@@ -58,9 +59,17 @@ struct WorkerView {
   std::vector<HandlerCounterView> handlerCounters;
 };
 
+// The state readers show for a worker (tcp_server_workers{state}, /status,
+// tcpfork-stats): its own word, except that a serving worker whose heartbeat
+// is older than `staleAfterMs` is "stalled" (steering takes it out of
+// rotation at the same age). 0: never stalled.
+inline constexpr std::string_view kStalledState = "stalled";
+std::string_view shownState(WorkerState state, uint64_t heartbeatAgeMs, uint64_t staleAfterMs);
+
 struct Snapshot {
   pid_t masterPid = 0;
   uint64_t generation = 0;
+  uint64_t staleAfterMs = 0;  // Header::staleAfterMs
   uint64_t workerRestarts = 0;
   uint64_t reloads = 0;
   uint64_t autoProfiles = 0;

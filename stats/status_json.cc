@@ -60,7 +60,7 @@ nlohmann::json snapshotJson(const Snapshot& s) {
     nlohmann::json j = {
         {"slot", w.slot},
         {"pid", w.pid},
-        {"state", std::string(workerStateName(w.state))},
+        {"state", std::string(shownState(w.state, w.heartbeatAgeMs, s.staleAfterMs))},
         {"generation", w.generation},
         {"index", w.index},
         {"uptime_s", 0.0},

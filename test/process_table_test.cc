@@ -39,8 +39,7 @@ const std::set<Edge> kDrawn = [] {
            edgesFrom({kNew, kBackoff, kFatal}, kStarting),            // spawned
            edgesFrom({kNew, kBackoff, kFatal}, kBackoff),             // spawn failed
            edgesFrom({kStarting}, kServing),                          // its slot says serving
-           edgesFrom({kStarting, kServing, kHung}, kStarting),        // exited: restarted at once
-           edgesFrom({kStarting, kServing, kHung}, kBackoff),         // exited: a crash loop
+           edgesFrom({kStarting, kServing, kHung}, kBackoff),         // exited: due at once, or later in a crash loop
            edgesFrom({kStarting, kServing}, kFatal),                  // exited with the fatal code
            edgesFrom({kStarting, kServing}, kHung),                   // heartbeat or accepting stalled
            edgesFrom({kServing}, kKilled),                            // past max_rss_hard

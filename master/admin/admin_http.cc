@@ -146,6 +146,16 @@ void AdminHttp::handle(evhttp_request* request) {
 nlohmann::json AdminHttp::status() const {
   nlohmann::json j = stats::snapshotJson(stats::takeSnapshot(segment_));
   MasterStatus master = collector_.masterStatus();
+  // Each of our workers' state as /metrics has it (the segment tells the
+  // same but for the moments the two are read apart).
+  std::map<pid_t, std::string_view> shown;
+  for (const ShownWorker& w : master.workers) {
+    if (w.pid > 0) shown[w.pid] = w.state;
+  }
+  for (auto& w : j["workers"]) {
+    if (auto it = shown.find(w["pid"].get<pid_t>()); it != shown.end()) w["state"] = std::string(it->second);
+  }
+  j["workers_by_state"] = workersByState(master.workers);
   j["workers_configured"] = master.workersConfigured;
   nlohmann::json queues = nlohmann::json::array();
   for (const auto& q : master.listenQueues) {

@@ -165,6 +165,13 @@ std::string prometheusHelp(std::string_view text) {
   }
 }
 
+std::map<std::string, unsigned> workersByState(const std::vector<ShownWorker>& workers) {
+  std::map<std::string, unsigned> n = {{"starting", 0}, {"serving", 0}, {"stalled", 0},
+                                       {"draining", 0}, {"backoff", 0}, {"fatal", 0}};
+  for (const ShownWorker& w : workers) ++n[std::string(w.state)];
+  return n;
+}
+
 MetricsCollector::MetricsCollector(const stats::StatsSegment& segment, std::string metricNamespace,
                                    std::function<MasterStatus()> masterStatus)
     : segment_(segment), namespace_(std::move(metricNamespace)), masterStatus_(std::move(masterStatus)) {}
@@ -227,15 +234,16 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   addListenFamilies(ns, master.listenQueues, out);
   addSteeringFamilies(ns, master.steering, out);
 
-  // Worker processes by state; "backoff" and "fatal" are indices waiting to
-  // be restarted, after crashes or after the worker's fatal exit code.
-  std::map<std::string, double> byState = {
-      {"starting", 0}, {"serving", 0}, {"draining", 0}, {"backoff", 0}, {"fatal", 0}};
-  for (const auto& w : snapshot.workers) byState[std::string(stats::workerStateName(w.state))] += 1;
-  byState["backoff"] = master.workersBackingOff;
-  byState["fatal"] = master.workersFatal;
-  MetricFamily workers = family(ns + "workers", "Worker processes by state.", MetricType::Gauge);
-  for (const auto& [state, n] : byState) workers.metric.push_back(gaugeSample(n, {{"state", state}}));
+  // From the Supervisor's rows, not the slots: a worker whose loop stopped
+  // still says "serving" in its slot.
+  MetricFamily workers = family(ns + "workers",
+                                "Worker processes by state: starting, serving, stalled (serving, but its heartbeat is "
+                                "older than steering.stale_after), draining; and worker indices waiting to be "
+                                "restarted: backoff (after crashes), fatal (after the worker's fatal exit code).",
+                                MetricType::Gauge);
+  for (const auto& [state, n] : workersByState(master.workers)) {
+    workers.metric.push_back(gaugeSample(double(n), {{"state", state}}));
+  }
   out.push_back(std::move(workers));
 
   auto single = [&](const std::string& name, const std::string& help, MetricType type, double value) {

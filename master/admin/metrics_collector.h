@@ -9,11 +9,13 @@
 #include <prometheus/metric_family.h>
 
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "master/supervise/listeners.h"
+#include "master/supervise/process_table.h"
 #include "stats/segment.h"
 #include "steering/status.h"
 
@@ -22,8 +24,7 @@ namespace tcpfork {
 // What only the master knows (not in the segment).
 struct MasterStatus {
   unsigned workersConfigured = 0;
-  unsigned workersBackingOff = 0;  // indices waiting to be restarted after crashes
-  unsigned workersFatal = 0;       // ... after their worker's fatal exit code
+  std::vector<ShownWorker> workers;  // the Supervisor's, as shown (process_table.h)
   std::vector<ListenQueue> listenQueues;  // the sockets the master holds
   steering::Status steering;
   uint64_t reloadsFailed = 0;  // since this master started
@@ -36,6 +37,10 @@ struct MasterStatus {
 // into the segment) is spelled out as escapeForLog spells it, so Prometheus
 // shows "\x1b" rather than an ESC.
 std::string prometheusHelp(std::string_view text);
+
+// tcp_server_workers{state} and /status's "workers_by_state": how many of
+// `workers` are in each state, every state named (0 when none).
+std::map<std::string, unsigned> workersByState(const std::vector<ShownWorker>& workers);
 
 class MetricsCollector : public prometheus::Collectable {
  public:

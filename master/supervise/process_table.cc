@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "stats/heartbeat.h"
+#include "stats/snapshot.h"
+
 namespace tcpfork {
 
 std::string_view processStateName(ProcessState state) {
@@ -19,6 +22,27 @@ std::string_view processStateName(ProcessState state) {
   return "?";
 }
 
+std::string_view shownState(const ProcessRow& row, const stats::Slot& slot, uint64_t staleAfterMs) {
+  using enum ProcessState;
+  switch (row.state) {
+    case kStarting:
+    case kServing: {
+      // Until the worker has written its pid and state there, it starts.
+      auto state = stats::WorkerState(stats::load(slot.state));
+      if (stats::load(slot.pid) != uint64_t(row.pid) || state == stats::WorkerState::kEmpty) return "starting";
+      return stats::shownState(state, stats::silentForMs(slot), staleAfterMs);
+    }
+    case kDraining:
+    case kKilled: return "draining";
+    case kHung: return stats::kStalledState;
+    case kBackoff: return "backoff";
+    case kFatal: return "fatal";
+    case kNew:
+    case kGone: break;  // neither outlives the call that made it
+  }
+  return processStateName(row.state);
+}
+
 bool edgeExists(ProcessState from, ProcessState to) {
   auto bit = [](ProcessState s) { return 1u << unsigned(s); };
   using enum ProcessState;
@@ -28,13 +52,10 @@ bool edgeExists(ProcessState from, ProcessState to) {
     case kBackoff:
     case kFatal: next = bit(kStarting) | bit(kBackoff) | bit(kGone); break;
     case kStarting:
-      next = bit(kStarting) | bit(kServing) | bit(kDraining) | bit(kKilled) | bit(kHung) | bit(kBackoff) |
-             bit(kFatal) | bit(kGone);
+      next = bit(kServing) | bit(kDraining) | bit(kKilled) | bit(kHung) | bit(kBackoff) | bit(kFatal) | bit(kGone);
       break;
-    case kServing:
-      next = bit(kStarting) | bit(kDraining) | bit(kKilled) | bit(kHung) | bit(kBackoff) | bit(kFatal) | bit(kGone);
-      break;
-    case kHung: next = bit(kStarting) | bit(kBackoff) | bit(kKilled) | bit(kGone); break;
+    case kServing: next = bit(kDraining) | bit(kKilled) | bit(kHung) | bit(kBackoff) | bit(kFatal) | bit(kGone); break;
+    case kHung: next = bit(kBackoff) | bit(kKilled) | bit(kGone); break;
     case kDraining: next = bit(kDraining) | bit(kKilled) | bit(kGone); break;
     case kKilled: next = bit(kGone); break;
     case kGone: break;

@@ -19,12 +19,11 @@
 //   new, backoff, fatal -- spawn failed (no free slot, fork or exec) --> backoff
 //   starting -- its slot says serving --> serving
 //
-//   A worker of a wanted row exits (crashed, or killed as hung):
-//   starting, serving, hung -- after a stable uptime (10 s), or the first
-//                              short-lived exit: restarted at once --> starting
-//                              (--> backoff when that spawn fails)
-//   starting, serving, hung -- a second short-lived exit in a row (a crash
-//                              loop) --> backoff
+//   A worker of a wanted row exits (crashed, or killed as hung); only
+//   reconcile() spawns, so an exit only sets when the index may start again:
+//   starting, serving, hung -- due at once (after a stable uptime of 10 s, or
+//                              the first short-lived exit), or after a
+//                              growing delay (a crash loop) --> backoff
 //   starting, serving -- exited with the fatal code --> fatal (never a hung
 //                        one: its status is the master's own SIGKILL)
 //
@@ -138,6 +137,18 @@ inline bool live(const ProcessRow& row) {
   return row.state == kStarting || row.state == kServing || row.state == kDraining || row.state == kKilled ||
          row.state == kHung;
 }
+
+// What a row's process is doing as /metrics, /status and the status page
+// show it (tcp_server_workers{state}): a starting or serving row by its
+// worker's own word in `slot` (stats::shownState: "stalled" when serving
+// with a heartbeat older than `staleAfterMs`); a row told to go "draining",
+// a hung one "stalled", one waiting to start again "backoff" or "fatal".
+std::string_view shownState(const ProcessRow& row, const stats::Slot& slot, uint64_t staleAfterMs);
+
+struct ShownWorker {
+  pid_t pid = 0;  // 0: an index waiting to start again (backoff, fatal)
+  std::string_view state;  // shownState()'s
+};
 
 // Whether the list above has the edge.
 bool edgeExists(ProcessState from, ProcessState to);

@@ -43,8 +43,8 @@ std::string describeExit(int status) {
   return fmt::format("wait status {:#x}", status);
 }
 
-Supervisor::Supervisor(stats::StatsSegment& segment, Listeners& listeners, unsigned maxWorkers)
-    : segment_(segment), slots_(segment), listeners_(listeners), maxWorkers_(maxWorkers) {
+Supervisor::Supervisor(stats::StatsSegment& segment, Listeners& listeners, const Lifecycle& lifecycle)
+    : segment_(segment), slots_(segment), listeners_(listeners), lifecycle_(lifecycle) {
   current_.settings = std::make_shared<GenerationSettings>();
 }
 
@@ -53,11 +53,11 @@ void Supervisor::start(const GenerationSettings& settings) {
   current_ = {stats::incrementInHeader(segment_.header(), &stats::Header::generation),
               std::make_shared<const GenerationSettings>(settings)};
   for (unsigned i = 0; i < settings.count; ++i) listeners_.ensure(i, settings.listen);
-  startMissing();
+  reconcile();
 }
 
 bool Supervisor::wanted(const Row& row) const {
-  if (stopping_) return false;
+  if (lifecycle_.stopping()) return false;
   const Generation* g = row.generation.number == current_.number ? &current_
                         : previous_ && row.generation.number == previous_->number ? &*previous_
                                                                                    : nullptr;
@@ -145,7 +145,7 @@ void Supervisor::spawn(Row& row) {
 }
 
 void Supervisor::startMissing() {
-  if (stopping_) return;
+  if (lifecycle_.stopping()) return;
   auto now = Clock::now();
   for (unsigned i = 0; i < count(); ++i) {
     Row* row = currentRow(i);
@@ -182,16 +182,15 @@ std::vector<uint32_t> Supervisor::servingSlots(unsigned index) const {
   return slots;
 }
 
-unsigned Supervisor::backingOff() const {
-  return unsigned(std::count_if(rows_.begin(), rows_.end(), [&](const Row& r) {
-    return r.state == State::kBackoff && r.generation.number == current_.number;
-  }));
-}
-
-unsigned Supervisor::fatal() const {
-  return unsigned(std::count_if(rows_.begin(), rows_.end(), [&](const Row& r) {
-    return r.state == State::kFatal && r.generation.number == current_.number;
-  }));
+std::vector<ShownWorker> Supervisor::shownWorkers() const {
+  uint64_t staleAfterMs = stats::load(segment_.header().staleAfterMs);
+  std::vector<ShownWorker> out;
+  for (const Row& row : rows_) {
+    if (live(row) || row.generation.number == current_.number) {
+      out.push_back({row.pid, shownState(row, segment_.slot(row.slot), staleAfterMs)});
+    }
+  }
+  return out;
 }
 
 bool Supervisor::noneRunning() const { return std::none_of(rows_.begin(), rows_.end(), live); }
@@ -203,6 +202,10 @@ std::vector<pid_t> Supervisor::pids() const {
   }
   return out;
 }
+
+uint64_t Supervisor::restarts() const { return stats::load(segment_.header().workerRestarts); }
+
+uint64_t Supervisor::reloads() const { return stats::load(segment_.header().reloads); }
 
 void Supervisor::storeGeneration() {
   stats::storeInHeader(segment_.header(), &stats::Header::generation, current_.number);
@@ -222,8 +225,9 @@ int Supervisor::leavingSignal(const Row& row) const {
 }
 
 void Supervisor::retire(Row& row) {
-  int signal = fastStop_ ? SIGTERM : stopping_ ? SIGQUIT : leavingSignal(row);
-  Millis grace = fastStop_ ? kExitGrace : row.generation.settings->worker.drainTimeout + kExitGrace;
+  bool fast = lifecycle_.stoppingFast();
+  int signal = fast ? SIGTERM : lifecycle_.stopping() ? SIGQUIT : leavingSignal(row);
+  Millis grace = fast ? kExitGrace : row.generation.settings->worker.drainTimeout + kExitGrace;
   ::kill(row.pid, signal);
   transition(row, State::kDraining, Clock::now() + grace);
 }
@@ -232,7 +236,7 @@ void Supervisor::reconcile() {
   for (Row& row : rows_) {
     if (row.state == State::kStarting && slotSaysServing(row)) transition(row, State::kServing);
   }
-  if (previous_ && !stopping_) {
+  if (previous_ && !lifecycle_.stopping()) {
     // A new worker that exited with the fatal code said that it cannot
     // serve as configured, and its retries would say it again: waiting out
     // worker_timeout would only keep the old generation waiting to drain.
@@ -269,7 +273,6 @@ void Supervisor::removeGone() {
 void Supervisor::afterCrash(Row& row, int status, const std::string& reason) {
   pid_t pid = row.pid;
   row.pid = 0;
-  ++restarts_;
   stats::addToHeader(segment_.header(), &stats::Header::workerRestarts);
   auto uptime = Clock::now() - row.startedAt;
   row.crashes = uptime < kStableUptime ? row.crashes + 1 : 1;
@@ -295,7 +298,8 @@ void Supervisor::afterCrash(Row& row, int status, const std::string& reason) {
   }
   if (row.crashes <= 1) {
     spdlog::warn("worker {} (pid {}) died unexpectedly ({}); restarting it", row.index, pid, cause);
-    spawn(row);
+    // Due now: the reconcile that follows the exit starts it.
+    transition(row, State::kBackoff, Clock::now());
     return;
   }
   Millis delay = backoffAfter(row.crashes);
@@ -333,7 +337,9 @@ void Supervisor::onChildExit(pid_t pid, int status) {
   } else {
     afterCrash(row, status, reason);
   }
-  removeGone();
+  // At once, not at the next tick: a crashed worker's sockets have nobody
+  // accepting on them until its successor runs.
+  reconcile();
 }
 
 void Supervisor::tick() {
@@ -351,14 +357,12 @@ void Supervisor::tick() {
   reconcile();
 }
 
-void Supervisor::stopAll(bool graceful) {
-  stopping_ = true;
-  fastStop_ = !graceful;
+void Supervisor::stopAll() {
   previous_.reset();
   auto fastDeadline = Clock::now() + kExitGrace;
   for (Row& row : rows_) {
     // A fast stop cuts short the workers already draining too.
-    if (row.state == State::kDraining && fastStop_) {
+    if (row.state == State::kDraining && lifecycle_.stoppingFast()) {
       ::kill(row.pid, SIGTERM);
       transition(row, State::kDraining, std::min(*row.deadline, fastDeadline));
     }

@@ -3,9 +3,13 @@
 // driven only from its loop. What should run is one desired set, N workers
 // (indices 0..N-1) of the current generation G, plus during a reload the
 // previous generation, which keeps serving until every worker of G serves.
-// Each tick reconciles the table against that set (as gunicorn's
-// manage_workers and nginx's ngx_processes[] do): it starts what is missing,
-// tells what is no longer wanted to drain, and kills what hangs.
+// reconcile() brings the table to that set (as gunicorn's manage_workers and
+// nginx's ngx_processes[] do): it starts what is missing, the only code that
+// starts a process, and tells what is no longer wanted to drain. It runs at
+// every tick, which also kills what hangs, and right after every change to
+// the set or the table, so that nothing waits for a tick: an exit (a crash
+// only decides when its index may start again), a reload, TTIN or TTOU, a
+// stop.
 //
 // One row per worker process, or per index waiting to be started again; the
 // rows and the states they move through are drawn in process_table.h.
@@ -25,6 +29,7 @@
 #include <vector>
 
 #include "master/config/config.h"
+#include "master/lifecycle.h"
 #include "master/supervise/listeners.h"
 #include "master/supervise/process_table.h"
 #include "stats/segment.h"
@@ -36,7 +41,13 @@ class Supervisor {
  public:
   using Clock = ProcessClock;
 
-  Supervisor(stats::StatsSegment& segment, Listeners& listeners, unsigned maxWorkers);
+  // During a reload two generations run at once, each of up to max_workers
+  // processes with a stats slot of its own.
+  static constexpr uint32_t kSlotsPerWorker = 2;
+
+  // `lifecycle` says whether, and how, the master stops. The segment's size
+  // says max_workers (kSlotsPerWorker slots each).
+  Supervisor(stats::StatsSegment& segment, Listeners& listeners, const Lifecycle& lifecycle);
 
   // Generation 1 (or the next of a predecessor's, after a binary upgrade).
   // Throws when a listener cannot be bound.
@@ -57,23 +68,31 @@ class Supervisor {
   void storeGeneration();
   // A reload is waiting for its new generation to serve.
   bool switching() const { return previous_.has_value(); }
-  // Stops everything: SIGQUIT (graceful) or SIGTERM; no more restarts.
-  void stopAll(bool graceful);
+  // Once the Lifecycle stops: every worker told to go, SIGQUIT when it stops
+  // gracefully, SIGTERM (those already draining too) when fast; nothing is
+  // started again.
+  void stopAll();
   void killAll();
   // Sends `signal` to the workers that serve or drain; returns how many.
   unsigned signalReady(int signal) const;
 
   bool allServing() const { return servingCount() == count() && count() > 0; }
   unsigned servingCount() const;
-  // Indices waiting to be restarted after crashes (backoff), and after the
-  // worker's fatal exit code (fatal).
-  unsigned backingOff() const;
-  unsigned fatal() const;
+  // The table as /metrics and /status show it (tcp_server_workers{state}):
+  // every live process of either generation, and the current generation's
+  // indices waiting to start again. A serving worker whose heartbeat is older
+  // than the header's staleAfterMs (steering.stale_after) is stalled.
+  std::vector<ShownWorker> shownWorkers() const;
   bool noneRunning() const;
   unsigned count() const { return current_.settings->count; }
+  // The most workers a generation may have: fixed by the segment, which a
+  // master started by a binary upgrade inherits.
+  unsigned maxWorkers() const { return segment_.slotCount() / kSlotsPerWorker; }
   uint64_t generation() const { return current_.number; }
-  uint64_t restarts() const { return restarts_; }
-  uint64_t reloads() const { return reloads_; }
+  // Counted in the segment's header (stats/layout.h), where they outlive this
+  // master across binary upgrades.
+  uint64_t restarts() const;
+  uint64_t reloads() const;
   // Reloads that left the running generation serving: refused before a new
   // generation started (the Master tells, countFailedReload), or abandoned
   // because it did not serve.
@@ -94,8 +113,8 @@ class Supervisor {
   using State = ProcessState;
   using Row = ProcessRow;
 
-  // Starts what is missing, drains what is no longer wanted, finishes or
-  // abandons a reload.
+  // Starts what is missing (the only caller of spawn), drains what is no
+  // longer wanted, finishes or abandons a reload.
   void reconcile();
   bool wanted(const Row& row) const;
   // Whether the worker's own slot says it serves (the pid checked too).
@@ -127,7 +146,8 @@ class Supervisor {
   const Row* recyclingRow(unsigned index) const;
   // A row of the same generation and index as `row`, not recycling, serves.
   bool successorServes(const Row& row) const;
-  // After its process exited: restart at once, back off, or wait as fatal.
+  // After its process exited: when the index may start again, as a backoff
+  // due now (the first exit in a row), later (a crash loop), or as fatal.
   // `reason`: what the worker wrote in its slot before exiting (may be empty).
   void afterCrash(Row& row, int status, const std::string& reason);
   void finishSwitch();
@@ -140,17 +160,13 @@ class Supervisor {
   stats::StatsSegment& segment_;
   stats::SlotAllocator slots_;
   Listeners& listeners_;
-  unsigned maxWorkers_;
+  const Lifecycle& lifecycle_;
   Generation current_;
   // During a reload: the generation still serving, and until when the new
   // one may take to serve.
   std::optional<Generation> previous_;
   Clock::time_point switchDeadline_;
   std::vector<Row> rows_;
-  bool stopping_ = false;
-  bool fastStop_ = false;
-  uint64_t restarts_ = 0;
-  uint64_t reloads_ = 0;
   uint64_t reloadsFailed_ = 0;
   std::mt19937_64 jitter_{std::random_device{}()};  // draws each worker's limits
 };

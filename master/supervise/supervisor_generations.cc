@@ -1,8 +1,9 @@
 // The Supervisor's generations: a reload starts the next one beside the
 // current, then finishes (the new one serves; the old one drains) or is
 // abandoned (the new one did not serve within worker_timeout); TTIN and TTOU
-// change the current one's size. Each only changes what is wanted; the tick's
-// reconcile() then starts and retires the processes.
+// change the current one's size. Each only changes what is wanted and then
+// runs reconcile(), which starts and retires the processes (as it does at
+// every tick).
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -14,7 +15,7 @@
 namespace tcpfork {
 
 bool Supervisor::reload(const GenerationSettings& settings, std::string& why) {
-  if (stopping_) {
+  if (lifecycle_.stopping()) {
     why = "shutting down";
     return false;
   }
@@ -39,16 +40,15 @@ bool Supervisor::reload(const GenerationSettings& settings, std::string& why) {
   switchDeadline_ = Clock::now() + settings.workerTimeout;
   current_ = {current_.number + 1, std::make_shared<const GenerationSettings>(settings)};
   storeGeneration();
-  startMissing();
   spdlog::info("reload: generation {} starting ({} workers); generation {} serves until it is ready", current_.number,
                count(), previous_->number);
+  reconcile();
   return true;
 }
 
 void Supervisor::finishSwitch() {
   listeners_.keepOnly(count(), current_.settings->listen);
   previous_.reset();
-  ++reloads_;
   stats::addToHeader(segment_.header(), &stats::Header::reloads);
   spdlog::info("reload: generation {} serving; generation {} draining", current_.number, current_.number - 1);
 }
@@ -93,14 +93,14 @@ void Supervisor::abandonSwitch(const std::string& why) {
 }
 
 void Supervisor::scale(int delta) {
-  if (stopping_ || previous_) {
-    spdlog::warn("not scaling while {}", stopping_ ? "shutting down" : "a reload is in progress");
+  if (lifecycle_.stopping() || previous_) {
+    spdlog::warn("not scaling while {}", lifecycle_.stopping() ? "shutting down" : "a reload is in progress");
     return;
   }
   auto settings = std::make_shared<GenerationSettings>(*current_.settings);
   if (delta > 0) {
-    if (count() >= maxWorkers_) {
-      spdlog::warn("TTIN: already at max_workers ({})", maxWorkers_);
+    if (count() >= maxWorkers()) {
+      spdlog::warn("TTIN: already at max_workers ({})", maxWorkers());
       return;
     }
     try {

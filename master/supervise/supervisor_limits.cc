@@ -32,7 +32,7 @@ constexpr uint64_t kLoopRunsMs = 1000;
 
 void Supervisor::checkHeartbeat(Row& row, Clock::time_point now) {
   bool watched = row.state == State::kStarting || row.state == State::kServing || row.state == State::kDraining;
-  if (!watched || stopping_) return;
+  if (!watched || lifecycle_.stopping()) return;
   const stats::Slot& slot = segment_.slot(row.slot);
   uint64_t silentMs = stats::silentForMs(slot);
   auto timeoutMs = uint64_t(current_.settings->workerTimeout.count());
@@ -106,7 +106,7 @@ void Supervisor::drawLimits(Row& row) {
 // included (its memory can go on growing until its successor serves); the
 // graceful limits for the current generation's, once each.
 void Supervisor::checkLimits(Row& row, Clock::time_point now) {
-  if (row.state != State::kServing || stopping_) return;
+  if (row.state != State::kServing || lifecycle_.stopping()) return;
   const RecycleLimits& limits = row.generation.settings->recycle;
   uint64_t rss = 0;
   if (limits.maxRss > 0 || limits.maxRssHard > 0) {
@@ -180,7 +180,7 @@ void Supervisor::checkAcceptProgress(Row& row, Clock::time_point now) {
   };
   // The worker's own word too: one told to drain by someone else stops
   // accepting on purpose.
-  if (row.state != State::kServing || stopping_ || !slotSaysServing(row)) return forget();
+  if (row.state != State::kServing || lifecycle_.stopping() || !slotSaysServing(row)) return forget();
   const stats::Slot& slot = segment_.slot(row.slot);
   auto counter = [&](stats::Counter c) { return stats::load(slot.totals.counters[stats::index(c)]); };
   uint64_t progress = counter(stats::Counter::kConnectionsAccepted) + counter(stats::Counter::kConnectionsRejected) +

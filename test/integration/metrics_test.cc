@@ -91,6 +91,54 @@ TEST(Metrics, EverySeriesOnceWhileAnIndexDrainsAndIsReplaced) {
       << m;
 }
 
+// A worker whose loop stops is stalled, not serving, once its heartbeat is
+// older than steering.stale_after, long before worker_timeout kills it; and
+// /metrics, /status and tcpfork-stats say so alike. Once it runs again it
+// serves again.
+TEST(Metrics, AStoppedWorkerIsStalledOnceItsHeartbeatIsStale) {
+  constexpr auto kStaleAfter = 1s;
+  RunningMaster master(2, "worker_timeout: 20s\nsteering:\n  stale_after: 1s\n");
+  ASSERT_TRUE(master.waitServing(2, 5s));
+  std::set<pid_t> pids = master.servingPids();
+  ASSERT_EQ(pids.size(), 2u);
+  pid_t stopped = *pids.begin();
+  pid_t running = *pids.rbegin();
+  auto stateIn = [](const nlohmann::json& doc, pid_t pid) {
+    for (const auto& w : doc["workers"]) {
+      if (w["pid"].get<pid_t>() == pid) return w["state"].get<std::string>();
+    }
+    return std::string("(absent)");
+  };
+  std::string m;
+  nlohmann::json status;
+  auto shown = [&](double serving, double stalled, const std::string& stoppedState) {
+    m = master.scrape();
+    HttpResponse r = httpGet(master.metricsPort(), "/status");
+    if (r.status != 200) return false;
+    status = nlohmann::json::parse(r.body);
+    return metricValue(m, "tcp_server_workers{state=\"serving\"}") == serving &&
+           metricValue(m, "tcp_server_workers{state=\"stalled\"}") == stalled &&
+           stateIn(status, stopped) == stoppedState && stateIn(status, running) == "serving";
+  };
+  m = master.scrape();
+  ASSERT_EQ(metricValue(m, "tcp_server_workers{state=\"serving\"}"), 2) << m;
+
+  ::kill(stopped, SIGSTOP);
+  // Its last beat came before the stop, so its heartbeat is past stale_after
+  // by kStaleAfter from now: one second more is the bound.
+  EXPECT_TRUE(waitUntil([&] { return shown(1, 1, "stalled"); }, kStaleAfter + 1s))
+      << "a stopped worker must be stalled within 1 s of its heartbeat passing stale_after\n"
+      << m << status.dump(1);
+  ToolRun stats = runTool("tcpfork-stats", {"--name", master.name(), "--once", "--json"});
+  ASSERT_EQ(stats.exitCode, 0) << stats.output;
+  EXPECT_EQ(stateIn(nlohmann::json::parse(stats.output), stopped), "stalled") << stats.output;
+  EXPECT_EQ(stateIn(nlohmann::json::parse(stats.output), running), "serving") << stats.output;
+
+  ::kill(stopped, SIGCONT);
+  EXPECT_TRUE(waitUntil([&] { return shown(2, 0, "serving"); }, 5s)) << m << status.dump(1);
+  EXPECT_EQ(master.servingPids(), pids) << "the stalled worker must not have been replaced\n" << master.log();
+}
+
 TEST(Metrics, CountersNeverGoBackAcrossKillAndReload) {
   RunningMaster master(2);
   load(master, 20000, 8);

@@ -80,13 +80,14 @@ TEST(Observability, AStoppedWorkerShowsInLatencyLagHeartbeatAndItsAcceptQueue) {
   double limit = metricValue(during, "tcp_server_listen_queue_limit{listen=\"127.0.0.1:" +
                                          std::to_string(master.port()) + "\",worker=\"0\"}");
   double ageDuring = metricValue(during, "tcp_server_worker_heartbeat_age_seconds{" + labels + "}");
-  // tcpfork-stats, from the segment, shows the same age in its beat column.
+  // tcpfork-stats, from the segment, shows the same age in its beat column,
+  // and the worker as stalled (its heartbeat past steering.stale_after).
   ToolRun table = runTool("tcpfork-stats", {"--name", master.name(), "--once"});
   ASSERT_EQ(::kill(stopped, SIGCONT), 0);
   EXPECT_EQ(table.exitCode, 0) << table.output;
   std::smatch row;
   bool rowFound = std::regex_search(table.output, row,
-                                    std::regex("\\n +0 +1 +" + std::to_string(stopped) + " +serving +\\S+ +([0-9.]+)(m?s) "));
+                                    std::regex("\\n +0 +1 +" + std::to_string(stopped) + " +stalled +\\S+ +([0-9.]+)(m?s) "));
   ASSERT_TRUE(rowFound) << table.output;
   EXPECT_EQ(row[2], "s") << table.output;
   EXPECT_GE(std::stod(row[1]), 2.0) << table.output;
