@@ -139,7 +139,7 @@ void SegmentLocator::publish(int segmentFd) {
   }
 }
 
-SegmentLocator::Where SegmentLocator::find(const std::string& name) {
+SegmentLocator::Where SegmentLocator::find(const std::string& name, bool awaitPublish) {
   std::string file = path(name);
   // Non-blocking: whatever someone put at that path, opening it must not hang.
   UniqueFd fd(::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
@@ -152,7 +152,7 @@ SegmentLocator::Where SegmentLocator::find(const std::string& name) {
   if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
     throw SegmentError(fmt::format("{} is not a regular file", file));
   }
-  auto where = awaitWhere(fd.get());
+  auto where = awaitPublish ? awaitWhere(fd.get()) : readWhere(fd.get());
   if (!where) throw SegmentError(fmt::format("{} names no master", file));
   return *where;
 }

@@ -62,8 +62,11 @@ class SegmentLocator {
   };
   // What the file of `name` says: a master killed outright leaves one that
   // names a dead pid. Throws SegmentError when there is none (no master of
-  // that name runs) or it cannot be read.
-  static Where find(const std::string& name);
+  // that name runs) or it cannot be read. `awaitPublish`: a file that names
+  // no master yet is read again for up to half a second (a master publishes
+  // right after it takes the lock); without it, such a file fails at once,
+  // for a caller that reads every instance's file (any user can make one).
+  static Where find(const std::string& name, bool awaitPublish = true);
 
  private:
   SegmentLocator(std::string path, UniqueFd lock, Owner owner)

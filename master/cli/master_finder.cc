@@ -37,7 +37,9 @@ struct Locator {
 };
 
 // The locator of `name`, or nullopt with `why` saying what is there instead.
-std::optional<Locator> readLocator(const std::string& name, std::string& why) {
+// `awaitPublish` as for SegmentLocator::find: only for the instance asked
+// for by name, not in a scan of every instance's file.
+std::optional<Locator> readLocator(const std::string& name, std::string& why, bool awaitPublish = true) {
   Locator locator{name, SegmentLocator::path(name), {}, {}};
   if (::lstat(locator.path.c_str(), &locator.file) != 0) {
     why = fmt::format("{}: {}", locator.path, std::strerror(errno));
@@ -48,7 +50,7 @@ std::optional<Locator> readLocator(const std::string& name, std::string& why) {
     return std::nullopt;
   }
   try {
-    locator.where = SegmentLocator::find(name);
+    locator.where = SegmentLocator::find(name, awaitPublish);
   } catch (const stats::SegmentError& e) {
     why = e.what();
     return std::nullopt;
@@ -111,7 +113,8 @@ FoundMaster throughPidfile(const MasterQuery& query, pid_t pid) {
   std::vector<std::string> names = query.name ? std::vector<std::string>{*query.name} : instanceNames();
   for (const std::string& name : names) {
     std::string why;
-    if (auto locator = readLocator(name, why); locator && holdsOpen(pid, locator->path, locator->file)) {
+    if (auto locator = readLocator(name, why, query.name.has_value());
+        locator && holdsOpen(pid, locator->path, locator->file)) {
       return FoundMaster{pid, name, pidFile, {}};
     }
   }
@@ -159,7 +162,7 @@ FoundMaster findMaster(const MasterQuery& query) {
     for (const std::string& name : instanceNames()) {
       if (query.name && name == *query.name) continue;  // looked at above
       std::string why;
-      auto locator = readLocator(name, why);
+      auto locator = readLocator(name, why, false);
       if (!locator || !sameConfig(locator->where.owner.config, query.configPath)) continue;
       if (!holdsOpen(locator->where.pid, locator->path, locator->file)) continue;
       const std::string& pidFile = locator->where.owner.pidFile;

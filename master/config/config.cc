@@ -420,23 +420,17 @@ Config loadConfig(const std::string& path, const ConfigOverrides& overrides) {
     c.listen = overrides.listen;
     origins.setFlag("listen", "--listen");
   }
-  if (overrides.workers) {
-    c.workers = *overrides.workers;
-    origins.setFlag("workers", "--workers");
-  }
-  if (overrides.metricsListen) {
-    c.metricsListen = *overrides.metricsListen;
-    origins.setFlag("metrics.listen", "--metrics-listen");
-  }
-  if (overrides.pidFile) {
-    c.pidFile = *overrides.pidFile;
-    origins.setFlag("pid_file", "--pid-file");
-  }
-  if (overrides.name) {
-    c.name = *overrides.name;
-    origins.setFlag("name", "--name");
-  }
-  if (overrides.logFile) c.logFile = *overrides.logFile;  // no check reads log.file
+  // A flag's value replaces the file's, and errors name the flag.
+  auto take = [&](const auto& flagValue, auto& field, const char* key, const char* flag) {
+    if (!flagValue) return;
+    field = *flagValue;
+    origins.setFlag(key, flag);
+  };
+  take(overrides.workers, c.workers, "workers", "--workers");
+  take(overrides.metricsListen, c.metricsListen, "metrics.listen", "--metrics-listen");
+  take(overrides.pidFile, c.pidFile, "pid_file", "--pid-file");
+  take(overrides.name, c.name, "name", "--name");
+  take(overrides.logFile, c.logFile, "log.file", "--log-file");
   validate(c, origins);
   return c;
 }
