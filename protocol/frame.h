@@ -37,6 +37,9 @@ constexpr Command ackFor(Command request) {
 }
 
 inline constexpr uint8_t kResultOk = 0;
+// The server's "busy": shed under overload without being processed; the
+// client may retry after a backoff. An answer, in order, not an error.
+inline constexpr uint8_t kResultBusy = 255;
 
 // Every way a frame can be malformed. The names are the `reason` label of the
 // protocol error counters, so they are stable.

@@ -37,8 +37,9 @@ inline constexpr uint64_t kMagic = 0x544350464f524b31;  // "TCPFORK1"
 // One that keeps their number but moves their indices (a counter replaced,
 // the enum reordered) does not, nor does a change to a histogram's buckets:
 // bump the revision for those, as for any change to the structs below.
-// 6: handler module counters; 7: exitReason; 8: histograms; 9: recycles; 10: staleAfterMs
-inline constexpr uint32_t kLayoutRevision = 10;
+// 6: handler module counters; 7: exitReason; 8: histograms; 9: recycles; 10: staleAfterMs;
+// 11: queueDelay, overloaded
+inline constexpr uint32_t kLayoutRevision = 11;
 inline constexpr uint32_t kLayoutVersion = kLayoutRevision + 1000 * (uint32_t(kCounterCount) - 8);
 
 enum class WorkerState : uint64_t {
@@ -95,6 +96,7 @@ struct Totals {
   uint64_t protocolErrors[protocol::kDecodeErrorCount];
   Histogram<kRequestBoundsNs> requestDuration;
   Histogram<kHandlerBoundsNs> handlerDuration;
+  Histogram<kQueueDelayBoundsNs> queueDelay;
 };
 
 struct alignas(64) Slot {
@@ -112,6 +114,8 @@ struct alignas(64) Slot {
   // The master that allocated this slot (0 = free). Two masters share the
   // segment during a binary upgrade; each allocates only free slots.
   uint64_t ownerPid;
+  // 1 while the worker sheds by queueing delay (overload.target), else 0.
+  uint64_t overloaded;
   // This process's loop only: it is not folded into the retired totals.
   Histogram<kLoopLagBoundsNs> loopLag;
   alignas(64) Totals totals;

@@ -29,6 +29,7 @@ enum class Counter : uint8_t {
   kHandlerCompletionsDropped,
   kHandlerInvalidResults,
   kConnectionsShedMemory,
+  kRequestsShedQueueDelay,
   kCount,  // not a counter: how many there are
 };
 inline constexpr size_t kCounterCount = size_t(Counter::kCount);
@@ -73,6 +74,10 @@ inline constexpr std::array<CounterInfo, kCounterCount> kCounters = {{
     {Counter::kConnectionsShedMemory, "connections_shed_total", "shed_memory",
      "Connections a worker closed to stay within a limit (reason=memory: max_buffered_bytes, the biggest first).",
      "", "", "reason", "memory"},
+    {Counter::kRequestsShedQueueDelay, "requests_shed_total", "shed",
+     "Requests answered with result 255 (busy) without reaching the handler (reason=queue_delay: the worker was "
+     "overloaded and the request had waited over twice overload.target).",
+     "", "shed/s", "reason", "queue_delay"},
 }};
 
 // Row i describes counter i: the table is indexed by the enum.
@@ -125,6 +130,21 @@ inline constexpr std::array<uint64_t, 14> kLoopLagBoundsNs = {
     1'000'000,   2'500'000,     5'000'000,     10'000'000,    25'000'000,     50'000'000,     100'000'000,
     250'000'000, 500'000'000,   1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000, 30'000'000'000,
 };
+// queue_delay_seconds: from the kernel's receive timestamp of the bytes that
+// completed a request to its dispatch (handed to the handler, or shed): the
+// time it waited in the socket and behind the requests before it. Overload
+// shedding judges this delay (overload.target); request_duration_seconds
+// adds the handler's time and the send.
+inline constexpr std::array<uint64_t, 18> kQueueDelayBoundsNs = {
+    10'000,      25'000,        50'000,        100'000,       250'000,       500'000,
+    1'000'000,   2'500'000,     5'000'000,     10'000'000,    25'000'000,    50'000'000,
+    100'000'000, 250'000'000,   500'000'000,   1'000'000'000, 5'000'000'000, 30'000'000'000,
+};
+inline constexpr std::string_view kQueueDelayName = "queue_delay_seconds";
+inline constexpr std::string_view kQueueDelayHelp =
+    "Time from the kernel's receive timestamp of the bytes that completed a request to its dispatch (handed to the "
+    "handler, or shed).";
+
 inline constexpr uint64_t kLoopTickNs = 100'000'000;
 inline constexpr std::string_view kLoopLagName = "worker_loop_lag_seconds";
 

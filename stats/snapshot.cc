@@ -16,6 +16,7 @@ void addTotals(Totals& into, const Totals& from) {
   for (size_t i = 0; i < protocol::kDecodeErrorCount; ++i) add(into.protocolErrors[i], load(from.protocolErrors[i]));
   into.requestDuration.addFrom(from.requestDuration);
   into.handlerDuration.addFrom(from.handlerDuration);
+  into.queueDelay.addFrom(from.queueDelay);
 }
 
 void zeroTotals(Totals& t) {
@@ -23,6 +24,7 @@ void zeroTotals(Totals& t) {
   for (auto& e : t.protocolErrors) store(e, 0);
   t.requestDuration.clear();
   t.handlerDuration.clear();
+  t.queueDelay.clear();
 }
 
 std::string fixedString(const char* chars, size_t size) { return std::string(chars, strnlen(chars, size)); }
@@ -111,6 +113,7 @@ Snapshot readOnce(const StatsSegment& segment) {
     w.connectionsCurrent = load(slot.connectionsCurrent);
     w.profiling = load(slot.profiling) != 0;
     w.profilesWritten = load(slot.profilesWritten);
+    w.overloaded = load(slot.overloaded) != 0;
     w.totals = readTotals(slot.totals);
     w.loopLag = HistogramView<kLoopLagBoundsNs>::read(slot.loopLag);
     w.handlerCounters = readHandlerCounters(slot.handlerCounters, slot.handlerCounterCount, kHandlerCounters);
@@ -126,6 +129,7 @@ TotalsView& TotalsView::operator+=(const TotalsView& other) {
   for (size_t i = 0; i < protocolErrors.size(); ++i) protocolErrors[i] += other.protocolErrors[i];
   requestDuration += other.requestDuration;
   handlerDuration += other.handlerDuration;
+  queueDelay += other.queueDelay;
   return *this;
 }
 
@@ -137,6 +141,7 @@ TotalsView TotalsView::since(const TotalsView& before) const {
   }
   d.requestDuration = requestDuration.since(before.requestDuration);
   d.handlerDuration = handlerDuration.since(before.handlerDuration);
+  d.queueDelay = queueDelay.since(before.queueDelay);
   return d;
 }
 
@@ -152,6 +157,7 @@ TotalsView readTotals(const Totals& t) {
   for (size_t i = 0; i < protocol::kDecodeErrorCount; ++i) v.protocolErrors[i] = load(t.protocolErrors[i]);
   v.requestDuration = HistogramView<kRequestBoundsNs>::read(t.requestDuration);
   v.handlerDuration = HistogramView<kHandlerBoundsNs>::read(t.handlerDuration);
+  v.queueDelay = HistogramView<kQueueDelayBoundsNs>::read(t.queueDelay);
   return v;
 }
 
@@ -212,6 +218,7 @@ std::vector<std::string> foldIntoRetired(Header& header, Slot& slot) {
   store(slot.connectionsCurrent, 0);
   store(slot.profiling, 0);
   store(slot.profilesWritten, 0);
+  store(slot.overloaded, 0);
   store(slot.profileRequestMs, 0);
   zeroTotals(slot.totals);
   slot.loopLag.clear();

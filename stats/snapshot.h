@@ -23,6 +23,7 @@ struct TotalsView {
   std::array<uint64_t, protocol::kDecodeErrorCount> protocolErrors{};
   HistogramView<kRequestBoundsNs> requestDuration;
   HistogramView<kHandlerBoundsNs> handlerDuration;
+  HistogramView<kQueueDelayBoundsNs> queueDelay;
 
   TotalsView& operator+=(const TotalsView& other);
   uint64_t counter(Counter c) const { return counters[index(c)]; }
@@ -54,6 +55,7 @@ struct WorkerView {
   uint64_t connectionsCurrent = 0;
   bool profiling = false;
   uint64_t profilesWritten = 0;
+  bool overloaded = false;
   TotalsView totals;
   HistogramView<kLoopLagBoundsNs> loopLag;
   std::vector<HandlerCounterView> handlerCounters;

@@ -44,6 +44,7 @@ nlohmann::json totalsJson(const TotalsView& t) {
   // clients feel; "handler_latency" the handler's share of it.
   j["latency"] = histogramJson(t.requestDuration);
   j["handler_latency"] = histogramJson(t.handlerDuration);
+  j["queue_delay"] = histogramJson(t.queueDelay);
   return j;
 }
 
@@ -68,6 +69,7 @@ nlohmann::json snapshotJson(const Snapshot& s) {
         {"heartbeat_age_ms", w.heartbeatAgeMs},
         {"loop_lag", histogramJson(w.loopLag)},
         {"profiling", w.profiling},
+        {"overloaded", w.overloaded},
         {"totals", totalsJson(w.totals)},
         {"handler", handlerJson(sumByName(w.handlerCounters))},
     };

@@ -39,6 +39,13 @@ extern "C" {
    It says nothing about whether the module acted on the request. A module
    does not return it for a meaning of its own. */
 #define TCPFORK_RESULT_HANDLER_ERROR 254
+/* The server's "busy": the request was not processed; the client may retry
+   after a backoff. A worker answers it, in order, to a request it sheds under
+   overload (overload.shed), without calling handle(). A module may return it
+   too, for a request it declines for load (its own queue full, a backend
+   saturated): the client sees the same answer. Counted apart from errors by
+   tcpfork-client. */
+#define TCPFORK_RESULT_BUSY 255
 enum { TCPFORK_CONN = 0x01, TCPFORK_SUBMIT = 0x02 };
 
 typedef struct tcpfork_request {

@@ -231,6 +231,10 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
                                 std::string(stats::kHandlerDurationHelp), MetricType::Histogram);
   handler.metric.push_back(histogramSample(total.handlerDuration));
   out.push_back(std::move(handler));
+  MetricFamily queueDelay = family(ns + std::string(stats::kQueueDelayName), std::string(stats::kQueueDelayHelp),
+                                   MetricType::Histogram);
+  queueDelay.metric.push_back(histogramSample(total.queueDelay));
+  out.push_back(std::move(queueDelay));
   addListenFamilies(ns, master.listenQueues, out);
   addSteeringFamilies(ns, master.steering, out);
 
@@ -308,6 +312,9 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
                        "worker_timeout).",
                        MetricType::Gauge, [](const auto& w, const auto&) { return double(w.heartbeatAgeMs) / 1000.0; },
                        {}});
+  perWorker.push_back({"overloaded",
+                       "1 while this worker sheds requests by queueing delay (overload.target), else 0.",
+                       MetricType::Gauge, [](const auto& w, const auto&) { return w.overloaded ? 1.0 : 0.0; }, {}});
   perWorker.push_back({"worker_start_time_seconds", "Start time of this worker process since the epoch.",
                        MetricType::Gauge, [](const auto& w, const auto&) { return double(w.startedAtUnixMs) / 1000.0; },
                        {}});
