@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 
 #include <cerrno>
 #include <charconv>
@@ -117,6 +118,18 @@ SocketAddress localAddress(int fd) {
     throwErrno("getsockname");
   }
   return address;
+}
+
+std::string peerName(int fd) {
+  SocketAddress peer;
+  peer.length = sizeof peer.storage;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer.storage), &peer.length) != 0) return "?";
+  return peer.toString();
+}
+
+bool socketReady(int fd, short events) {
+  pollfd p{fd, events, 0};
+  return ::poll(&p, 1, 0) > 0 && p.revents != 0;
 }
 
 bool isLoopback(const SocketAddress& address) {

@@ -42,6 +42,10 @@ UniqueFd listenTcp(const SocketAddress& address, const ListenOptions& options = 
 UniqueFd connectTcp(const SocketAddress& address);
 
 SocketAddress localAddress(int fd);
+// The peer's "ADDRESS:PORT" for a log line, or "?" when it is gone.
+std::string peerName(int fd);
+// Whether poll() reports any of `events` on `fd` right now (without waiting).
+bool socketReady(int fd, short events);
 // 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104.
 bool isLoopback(const SocketAddress& address);
 void setNonBlocking(int fd);

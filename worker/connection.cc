@@ -34,13 +34,6 @@ void addEvent(event* ev, std::chrono::milliseconds timeout) {
   addEvent(ev, timeout.count() > 0 ? &tv : nullptr);
 }
 
-std::string peerName(int fd) {
-  SocketAddress peer;
-  peer.length = sizeof peer.storage;
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer.storage), &peer.length) != 0) return "?";
-  return peer.toString();
-}
-
 }  // namespace
 
 Connection::Connection(const ConnectionContext& context, UniqueFd fd, uint64_t id)
@@ -59,11 +52,11 @@ Connection::Connection(const ConnectionContext& context, UniqueFd fd, uint64_t i
 Connection::~Connection() {
   context_.budget.leave(share_);
   dropPendings();
-  context_.handler.closed(id_);
+  context_.dispatcher.handler().closed(id_);
 }
 
 void Connection::start() {
-  context_.handler.opened(id_);
+  context_.dispatcher.handler().opened(id_);
   resumeReading();
 }
 
@@ -100,8 +93,8 @@ void Connection::onReadEvent(evutil_socket_t, short what, void* self) {
 
 void Connection::onRead(short what) {
   if (what & EV_TIMEOUT) {
-    if (!socketReady(POLLIN)) {
-      if (state_ == State::kOpen && (answeredJustNow() || acks_.held() > 0)) {
+    if (!socketReady(fd(), POLLIN)) {
+      if (state_ == State::kOpen && (lastSent_.justNow(limits().idleTimeout) || acks_.held() > 0)) {
         armIdle(readEvent_.get());
         return;
       }
@@ -129,7 +122,7 @@ void Connection::onWriteEvent(evutil_socket_t, short what, void* self) {
 
 void Connection::onWrite(short what) {
   if (what & EV_TIMEOUT) {
-    if (!socketReady(POLLOUT)) {
+    if (!socketReady(fd(), POLLOUT)) {
       onIdleTimeout();
       return;
     }
@@ -148,10 +141,10 @@ void Connection::shed() {
 }
 
 void Connection::onReadable() {
-  context_.slice.begin();
+  context_.dispatcher.beginSlice();
   uint64_t framesBefore = framesDecoded_;
   bool open = readBatch();
-  if (framesDecoded_ != framesBefore) context_.handler.batchEnd();
+  if (framesDecoded_ != framesBefore) context_.dispatcher.handler().batchEnd();
   enforceFrameDeadline(framesDecoded_ - framesBefore);
   if (state_ == State::kClosed) return;
   if (drainAfterFirst_ && framesDecoded_ > 0 && state_ == State::kOpen) beginFlush();
@@ -168,28 +161,6 @@ void Connection::onReadable() {
     beginFlush();
   }
   flush();
-}
-
-bool Connection::socketReady(short events) const {
-  pollfd p{fd(), events, 0};
-  return ::poll(&p, 1, 0) > 0 && p.revents != 0;
-}
-
-namespace {
-
-uint64_t coarseMonotonicMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1'000'000;
-}
-
-}  // namespace
-
-// Half the timeout tells the cases apart: normally the last acks went out
-// with the last read, a whole idle_timeout before the timer fires; after a
-// stall they went out moments ago.
-bool Connection::answeredJustNow() const {
-  return lastSentMs_ != 0 && coarseMonotonicMs() - lastSentMs_ < uint64_t(limits().idleTimeout.count()) / 2;
 }
 
 void Connection::onIdleTimeout() {
@@ -260,22 +231,12 @@ void Connection::armDeadline() {
   // An unfinished frame is the peer's to complete only while the connection
   // is open and reading: flushing, lingering or holding its input, its
   // deadline (passed, maybe) would fire at once, again and again.
-  std::optional<std::chrono::steady_clock::time_point> at;
-  if (state_ == State::kOpen && !holdingInput()) at = input_.deadline();
-  std::chrono::milliseconds pendingTimeout = context_.settings.handler.pendingTimeout;
-  if (pendingSince_ && (!at || *pendingSince_ + pendingTimeout < *at)) at = *pendingSince_ + pendingTimeout;
-  // One armed for sooner fires, finds the wait moved on, and arms again.
-  if (!at || (deadlineAt_ && *deadlineAt_ <= *at)) return;
-  if (!deadline_) deadline_.reset(evtimer_new(context_.base, &Connection::onDeadlineEvent, this));
-  auto wait = std::chrono::duration_cast<std::chrono::microseconds>(*at - std::chrono::steady_clock::now());
-  timeval tv{0, 0};
-  if (wait.count() > 0) tv = {time_t(wait.count() / 1'000'000), suseconds_t(wait.count() % 1'000'000)};
-  if (!deadline_ || evtimer_add(deadline_.get(), &tv) != 0) {
+  std::optional<std::chrono::steady_clock::time_point> frameEnd;
+  if (state_ == State::kOpen && !holdingInput()) frameEnd = input_.deadline();
+  if (!deadline_.arm(frameEnd, pendingTimeout(), {context_.base, &Connection::onDeadlineEvent, this})) {
     context_.peerLog.warn("no memory for a deadline on fd {}; closing it", fd());
     close();
-    return;
   }
-  deadlineAt_ = at;
 }
 
 void Connection::onDeadlineEvent(evutil_socket_t, short, void* self) {
@@ -285,11 +246,10 @@ void Connection::onDeadlineEvent(evutil_socket_t, short, void* self) {
 }
 
 void Connection::onDeadline() {
-  deadlineAt_.reset();
+  deadline_.fired();
   if (state_ == State::kClosed) return;
   auto now = std::chrono::steady_clock::now();
-  std::chrono::milliseconds pendingTimeout = context_.settings.handler.pendingTimeout;
-  if (pendingSince_ && acks_.pending() > 0 && now - *pendingSince_ >= pendingTimeout) {
+  if (acks_.pending() > 0 && deadline_.pendingExpired(now, pendingTimeout())) {
     // What the handler still owes this connection may never come (a stuck
     // backend): the client gets the acks before the first pending one (sent
     // already) and then the close, as for any connection that times out;
@@ -297,7 +257,7 @@ void Connection::onDeadline() {
     context_.stats.count(stats::Counter::kIdleTimeouts, 1);
     context_.peerLog.warn("closing connection from {}: {} requests pending in the handler and none completed for "
                           "handler.pending_timeout ({} ms)",
-                          peerName(fd()), acks_.pending(), pendingTimeout.count());
+                          peerName(fd()), acks_.pending(), pendingTimeout().count());
     close();
     return;
   }
@@ -321,116 +281,39 @@ uint64_t Connection::decodeInput(std::span<const std::byte> in) {
   return frames;
 }
 
-// The handler is fixed for the worker's life: the choice is made once per
-// run of frames, so the built-in ack costs no call at all and a module one
-// direct call per request.
 size_t Connection::decodeFrames(std::span<const std::byte> bytes, uint64_t& frames) {
-  return context_.module ? decodeFramesWith<true>(bytes, frames) : decodeFramesWith<false>(bytes, frames);
-}
-
-template <bool kModule>
-size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& frames) {
-  using namespace protocol;
-  // Loaded once: the handler's calls are opaque to the compiler.
-  const size_t maxFrameBytes = limits().maxFrameBytes;
-  auto first = decodeRequest(bytes, maxFrameBytes);
-  if (first.status == DecodeStatus::kError) failProtocol(first.error);
-  if (first.status != DecodeStatus::kFrame) return 0;
-  // Acks go straight into the output buffer: reserve room for the most
-  // frames `bytes` can hold, commit what was used. Nothing is reserved
-  // until a whole frame is here, so a partial frame takes no output space,
-  // and a long first frame (a completed tail) counts as the one it is.
-  size_t maxAcks = 1 + (bytes.size() - first.size) / kMinRequestFrameBytes;
-  std::byte* ackOut = acks_.reserve(maxAcks);
-  if (ackOut == nullptr) {
-    context_.peerLog.warn("no memory for {} bytes of acks; closing fd {}", maxAcks * kAckFrameBytes, fd());
+  DispatchRun run = context_.dispatcher.run(bytes, *this);
+  if (run.noRoom) {
+    context_.peerLog.warn("no memory for the acks of {} bytes of requests; closing fd {}", bytes.size(), fd());
     beginFlush();
     return 0;
   }
-  // Just after a read, its clock reading serves (see readBatch).
-  uint64_t startedNs = readAtNs_ != 0 ? std::exchange(readAtNs_, 0) : context_.stats.now();
-  size_t consumed = 0;
-  size_t acks = 0;
-  size_t requests = 0;
-  // Module path: once one ack is held, every later one is too (order).
-  // Only hold() can pause or close the connection, so the checks follow it.
-  bool holding = kModule && acks_.held() > 0;
-  [[maybe_unused]] auto handle = kModule ? context_.module->caller() : HandlerModule::Caller::none();
-  [[maybe_unused]] uint64_t tokenBase = kModule ? context_.pendings.reserveTokens(maxAcks) : 0;
-  // One frame; false when the rest must wait (paused or closed).
-  auto answer = [&](const Decoded<Request>& decoded) __attribute__((always_inline)) {
-    const Request& request = decoded.message;
-    const std::byte* frame = bytes.data() + consumed;
-    size_t frameBytes = decoded.size;
-    ++requests;
-    consumed += frameBytes;
-    if constexpr (kModule) {
-      uint64_t token = tokenBase + requests;  // requests counts this one: 1..maxAcks
-      // From the frame's bytes, not `request` (see Caller).
-      int result = handle(Command(frame[kLengthBytes]), frame + kHeaderBytes,
-                          std::span<const std::byte>(frame + kMinRequestFrameBytes, frameBytes - kMinRequestFrameBytes),
-                          id_, token);
-      if (result == Handler::kPending || holding) {
-        hold(request, token, result, startedNs);
-        holding = true;
-        // Paused: the rest waits in the tail until a pending one completes.
-        if (paused() || state_ != State::kOpen) return false;
-      } else {
-        encodeAck(ackFor(request.command), request.id, uint8_t(result), ackOut + acks * kAckFrameBytes);
-        ++acks;
-      }
-      // Yielded: the rest waits in the tail until the next loop pass.
-      return !yieldNow();
-    } else {
-      encodeAck(ackFor(request.command), request.id, kResultOk, ackOut + acks * kAckFrameBytes);
-      ++acks;
-      return true;
-    }
-  };
-  std::optional<DecodeError> error;
-  if (answer(first)) {
-    for (;;) {
-      // A fresh object each time, built in place: assigning the result to
-      // one variable would copy it through memory with loads that cannot be
-      // forwarded from the stores that wrote it (a stall per frame).
-      auto decoded = decodeRequest(bytes.subspan(consumed), maxFrameBytes);
-      if (decoded.status != DecodeStatus::kFrame) {
-        if (decoded.status == DecodeStatus::kError) error = decoded.error;
-        break;
-      }
-      if (!answer(decoded)) break;
-    }
-  }
-  uint64_t endedNs = context_.stats.ranFrames(requests, acks, startedNs);
-  // The built-in ack runs nothing after this but our own bookkeeping before
-  // the send, so flush() hands the acks over at this time instead of reading
-  // the clock again. A module's batch_end may take its time.
-  if constexpr (!kModule) decodedAtNs_ = endedNs;
-  acks_.commit(acks, receivedNs_);
-  frames += requests;
-  if (error) failProtocol(*error);
-  return consumed;
+  // Before FrameInput asks inputFlow() whether to go on.
+  if (run.yielded) yielded_ = true;
+  if (run.endedNs != 0) decodedAtNs_ = run.endedNs;
+  frames += run.requests;
+  if (run.error) failProtocol(*run.error);
+  return run.consumed;
 }
 
 // Out of memory loses the ack, and with it the stream's order: the
 // connection closes.
-void Connection::hold(const protocol::Request& request, uint64_t token, int result, uint64_t decodedNs) {
+bool Connection::hold(const protocol::Request& request, uint64_t token, int result, uint64_t decodedNs) {
   try {
     uint64_t sequence = acks_.hold(request, token, result, receivedNs_, decodedNs);
     if (result == Handler::kPending) {
-      context_.pendings.add(token, this, sequence);
+      context_.dispatcher.pendings().add(token, this, sequence);
       context_.budget.pendingAdded();
-      if (!pendingSince_ && context_.settings.handler.pendingTimeout.count() > 0) {
-        pendingSince_ = std::chrono::steady_clock::now();
-        armDeadline();
-      }
+      if (deadline_.pendingBegan(pendingTimeout())) armDeadline();
     }
   } catch (const std::bad_alloc&) {
     // The ack is lost, so the acks after it cannot be sent in order either.
     context_.peerLog.warn("no memory to hold an ack; closing fd {}", fd());
-    if (result == Handler::kPending) context_.pendings.orphan(token);
+    if (result == Handler::kPending) context_.dispatcher.pendings().orphan(token);
     close();
   }
+  // Paused: the rest waits in the tail until a pending one completes.
+  return state_ == State::kOpen && !paused();
 }
 
 bool Connection::complete(uint64_t sequence, uint8_t result) {
@@ -441,15 +324,8 @@ bool Connection::complete(uint64_t sequence, uint8_t result) {
 void Connection::flushCompleted() {
   flushQueued_ = false;
   if (state_ == State::kClosed) return;
-  if (pendingSince_) {
-    // Progress, once per run of completions: the bound counts from here, or
-    // ends with the last pending one.
-    if (acks_.pending() > 0) {
-      pendingSince_ = std::chrono::steady_clock::now();
-    } else {
-      pendingSince_.reset();
-    }
-  }
+  // Progress, once per run of completions.
+  deadline_.pendingProgress(acks_.pending() > 0);
   releaseHeld();
   // Unpaused: what waited in FrameInput is decoded now (unless a yield has
   // already put it off to the next loop pass).
@@ -459,28 +335,16 @@ void Connection::flushCompleted() {
 }
 
 void Connection::decodeBacklog() {
-  context_.slice.begin();
+  context_.dispatcher.beginSlice();
   uint64_t frames = decodeInput({});
   framesDecoded_ += frames;
-  if (frames > 0) context_.handler.batchEnd();
+  if (frames > 0) context_.dispatcher.handler().batchEnd();
   input_.restartWait();  // the wait was ours: a trickle is timed from the next read
   if (yielded_ && state_ == State::kOpen) scheduleResume();
 }
 
-bool Connection::yieldNow() {
-  uint64_t nowNs = 0;
-  if (!context_.slice.spent(nowNs)) return false;
-  yielded_ = true;
-  // The loop is running, just not its timers yet: the master must not take
-  // this worker for a hung one while its connections take turns.
-  context_.stats.beat(nowNs);
-  return true;
-}
-
 void Connection::scheduleResume() {
-  static constexpr timeval kNextPass{0, 0};
-  if (!resume_) resume_.reset(evtimer_new(context_.base, &Connection::onResumeEvent, this));
-  if (!resume_ || evtimer_add(resume_.get(), &kNextPass) != 0) {
+  if (!resume_.schedule(context_.base, &Connection::onResumeEvent, this)) {
     // Nothing would ever decode the tail: the requests in it cannot be answered.
     context_.peerLog.warn("no memory to resume fd {} on the next loop pass; closing it", fd());
     close();
@@ -513,7 +377,7 @@ void Connection::releaseHeld() {
 }
 
 void Connection::dropPendings() {
-  acks_.dropHeld([&](uint64_t token) { context_.pendings.orphan(token); });
+  acks_.dropHeld([&](uint64_t token) { context_.dispatcher.pendings().orphan(token); });
 }
 
 void Connection::failProtocol(protocol::DecodeError error) {
@@ -543,7 +407,7 @@ void Connection::flush() {
       return;
     }
     if (n > 0) {
-      lastSentMs_ = coarseMonotonicMs();
+      lastSent_.stamp();
       context_.stats.count(stats::Counter::kBytesSent, static_cast<uint64_t>(n));
       acks_.sent(static_cast<size_t>(n), handedNs);
       pending -= static_cast<size_t>(n);
@@ -623,8 +487,8 @@ void Connection::close() {
   if (state_ == State::kClosed) return;
   event_del(readEvent_.get());
   event_del(writeEvent_.get());
-  if (resume_) event_del(resume_.get());
-  if (deadline_) event_del(deadline_.get());
+  resume_.cancel();
+  deadline_.disarm();
   reading_ = false;
   writing_ = false;
   yielded_ = false;

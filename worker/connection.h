@@ -38,6 +38,7 @@
 #include <functional>
 #include <optional>
 #include <span>
+#include <utility>
 
 #include "base/event_ptr.h"
 #include "base/log.h"
@@ -45,13 +46,13 @@
 #include "contract/worker_settings.h"
 #include "worker/ack_queue.h"
 #include "worker/buffer_budget.h"
+#include "worker/connection_deadline.h"
 #include "worker/connection_stats.h"
+#include "worker/dispatcher.h"
 #include "worker/frame_input.h"
-#include "worker/handler.h"
-#include "worker/handler_module.h"
-#include "worker/pending_table.h"
+#include "worker/last_sent.h"
+#include "worker/next_pass.h"
 #include "worker/receive_clock.h"
-#include "worker/time_slice.h"
 
 namespace tcpfork {
 
@@ -69,11 +70,7 @@ struct ConnectionContext {
   // on each read instead of being sifted through the timer heap.
   const timeval* idleTimer;
   const WorkerSettings& settings;  // limits, handler.max_pending, handler.pending_timeout
-  Handler& handler;
-  // `handler` itself when it is a module, else null (the built-in ack): the
-  // per-request call then goes straight to it, not through the vtable.
-  HandlerModule* module;
-  PendingTable& pendings;
+  Dispatcher& dispatcher;
   BufferBudget& budget;
   const ConnectionStats& stats;
   ReceiveClock& receiveClock;
@@ -81,8 +78,6 @@ struct ConnectionContext {
   // callback returns (one loop, one callback at a time), so no connection
   // needs a read buffer of its own (kReadChunk bytes).
   std::span<std::byte> scratch;
-  // The running callback's share of the loop, with a module.
-  TimeSlice& slice;
   RateLimitedLog& peerLog;  // for errors a peer can provoke
   // Takes the connection of `fd`, closed, to be freed once the running
   // callback has returned; it returns at once.
@@ -122,6 +117,7 @@ class Connection {
 
  private:
   enum class State : uint8_t { kOpen, kFlushing, kLingering, kClosed };
+  friend class Dispatcher;  // the Sink of its runs (dispatcher.h)
 
   static void onReadEvent(evutil_socket_t fd, short what, void* self);
   static void onWriteEvent(evutil_socket_t fd, short what, void* self);
@@ -135,37 +131,34 @@ class Connection {
   void account();
   void onReadable();
   void onIdleTimeout();
-  bool answeredJustNow() const;
-  // Whether the socket is readable (POLLIN: input, EOF or an error) or
-  // writable (POLLOUT) right now. An idle timer that fires after the worker
-  // has not run for longer than the timeout (descheduled, stopped, busy) is
-  // reported alone, even when the peer sent or read meanwhile: such a peer
-  // is not idle, so the timeout checks before closing.
-  bool socketReady(short events) const;
   void discardInput();
 
   // Reads one batch and decodes it; returns false when the peer closed or failed.
   bool readBatch();
   // Decodes `in` behind what FrameInput holds; returns the frames decoded.
   uint64_t decodeInput(std::span<const std::byte> in);
-  // Answers the whole frames at the front of `bytes` and returns the bytes
-  // they take; a protocol error answers those before it and begins the flush.
+  // Answers the whole frames at the front of `bytes` (the Dispatcher) and
+  // returns the bytes they take; a protocol error answers those before it
+  // and begins the flush.
   size_t decodeFrames(std::span<const std::byte> bytes, uint64_t& frames);
-  template <bool kModule>
-  size_t decodeFramesWith(std::span<const std::byte> bytes, uint64_t& frames);
   // After a read batch: closes the connection when a frame has trickled in
   // for longer than idle_timeout (FrameInput::afterRead).
   void enforceFrameDeadline(uint64_t framesDecoded);
   void closeTrickling();
-  // Two waits that reads alone cannot end: a frame begun and not finished
-  // (FrameInput::deadline, bounded by idle_timeout: a 1-byte drip resets the
-  // idle timer with every byte), and pending requests of which none
-  // completes (pendingSince_, bounded by handler.pending_timeout: reading
-  // may be paused, so neither silence nor a peer's close is ever seen).
-  // deadline_ fires at the earlier of the two ends.
+  // Arms deadline_ for the frame being trickled in (while the connection is
+  // open and reading) and the pending requests.
   void armDeadline();
-  // Queues `request`'s ack (or its pending place) behind the held ones.
-  void hold(const protocol::Request& request, uint64_t token, int result, uint64_t decodedNs);
+
+  // The Dispatcher's Sink: where a run's acks go, in order.
+  AckQueue& acks() { return acks_; }
+  void acksWritten(size_t n) { acks_.commit(n, receivedNs_); }
+  uint64_t id() const { return id_; }
+  // The start of a run of frames: just after a read, its clock reading.
+  uint64_t runStartNs() { return readAtNs_ != 0 ? std::exchange(readAtNs_, 0) : context_.stats.now(); }
+  // Queues `request`'s ack (or its pending place) behind the held ones;
+  // false when decoding must stop (paused, or closed).
+  bool hold(const protocol::Request& request, uint64_t token, int result, uint64_t decodedNs);
+
   // Moves the completed acks at the front of the held ones to the output.
   void releaseHeld();
   bool paused() const {
@@ -178,9 +171,6 @@ class Connection {
     if (state_ != State::kOpen) return FrameInput::Flow::kStop;
     return holdingInput() ? FrameInput::Flow::kHold : FrameInput::Flow::kDecode;
   }
-  // After each of a module's requests: true (and yielded_ set) once this
-  // callback has spent its time slice; the worker's heartbeat is stamped then.
-  bool yieldNow();
   // Arms resume_ to decode the held input on the next loop pass.
   void scheduleResume();
   // Decodes what waited in FrameInput (unpaused, or resumed after a yield)
@@ -200,6 +190,7 @@ class Connection {
   // Disarms every event and hands the connection to the Worker to be freed.
   void close();
   const ConnectionLimits& limits() const { return context_.settings.limits; }
+  std::chrono::milliseconds pendingTimeout() const { return context_.settings.handler.pendingTimeout; }
 
   const ConnectionContext& context_;
   UniqueFd fd_;
@@ -213,12 +204,8 @@ class Connection {
   uint64_t id_;
   EventPtr readEvent_;
   EventPtr writeEvent_;
-  // A zero timeout: the next loop pass, after every ready connection and the
-  // worker's timers. Made the first time the connection yields.
-  EventPtr resume_;
-  // Made the first time a wait above needs it (see armDeadline).
-  EventPtr deadline_;
-  std::optional<std::chrono::steady_clock::time_point> deadlineAt_;  // while armed
+  NextPass resume_;
+  ConnectionDeadline deadline_;
   FrameInput input_;
   AckQueue acks_;
   BufferBudget::Share share_;
@@ -232,16 +219,12 @@ class Connection {
   // CLOCK_MONOTONIC ns at the end of the built-in ack's last run of frames,
   // until the next system call: flush() sends at that time (0: read the clock).
   uint64_t decodedAtNs_ = 0;
-  // CLOCK_MONOTONIC_COARSE ms of the last bytes sent: a peer answered just
-  // now is waiting on us, not idle (see onReadEvent).
-  uint64_t lastSentMs_ = 0;
+  // A peer answered just now is waiting on us, not idle (see onRead).
+  LastSent lastSent_;
   uint64_t framesDecoded_ = 0;
   // kLingering ends here at the latest, however much the peer keeps sending
   // (a persistent event's timeout restarts on every read).
   std::chrono::steady_clock::time_point lingerUntil_;
-  // Since the last completion of one of its pending requests (or the first
-  // deferral), while it has any.
-  std::optional<std::chrono::steady_clock::time_point> pendingSince_;
 };
 
 }  // namespace tcpfork

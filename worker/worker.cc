@@ -61,6 +61,7 @@ Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::uni
           [this] { onCompletionsDelivered(); }),
       handler_(makeHandler(args, *publisher_, completions_)),
       connectionStats_(stats_),
+      dispatcher_(*handler_, pendings_, slice_, connectionStats_, settings_.limits.maxFrameBytes),
       budget_(settings_.maxBufferedBytes, connections_, pendings_,
               [this](bool on) {
                 if (draining_) return;
@@ -69,14 +70,11 @@ Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::uni
       context_{base_.get(),
                idleTimer(base_.get(), settings_.limits.idleTimeout),
                settings_,
-               *handler_,
-               dynamic_cast<HandlerModule*>(handler_.get()),
-               pendings_,
+               dispatcher_,
                budget_,
                connectionStats_,
                receiveClock_,
                scratch_,
-               slice_,
                peerLog_,
                [this](int fd) { onClosed(fd); }},
       tick_(evtimer_new(base_.get(), &Worker::onTick, this)),

@@ -84,6 +84,7 @@ class Worker {
   ConnectionStats connectionStats_;
   ReceiveClock receiveClock_;
   TimeSlice slice_;
+  Dispatcher dispatcher_;
   std::vector<std::byte> scratch_ = std::vector<std::byte>(kReadChunk);
   BufferBudget budget_;  // sheds from connections_ past max_buffered_bytes
   const ConnectionContext context_;
