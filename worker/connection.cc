@@ -25,29 +25,15 @@ constexpr std::chrono::milliseconds kLingerTimeout{5000};
 // How long a draining worker waits for a new connection's first request.
 constexpr std::chrono::milliseconds kFirstRequestGrace{1000};
 
-void addEvent(event* ev, const timeval* timeout) {
-  if (event_add(ev, timeout) != 0) throw std::system_error(ENOMEM, std::generic_category(), "event_add(connection)");
-}
-
-void addEvent(event* ev, std::chrono::milliseconds timeout) {
-  timeval tv = toTimeval(timeout);
-  addEvent(ev, timeout.count() > 0 ? &tv : nullptr);
-}
-
 }  // namespace
 
 Connection::Connection(const ConnectionContext& context, UniqueFd fd, uint64_t id)
     : context_(context),
       fd_(std::move(fd)),
       id_(id),
-      readEvent_(event_new(context.base, fd_.get(), EV_READ | EV_PERSIST, &Connection::onReadEvent, this)),
-      writeEvent_(event_new(context.base, fd_.get(), EV_WRITE | EV_PERSIST, &Connection::onWriteEvent, this)),
+      events_(context.base, fd_.get(), &onEvent<&Connection::onRead>, &onEvent<&Connection::onWrite>, this),
       input_(context.settings.limits),
-      acks_(context.stats) {
-  if (!readEvent_ || !writeEvent_) {
-    throw std::system_error(ENOMEM, std::generic_category(), "allocating connection events");
-  }
-}
+      acks_(context.stats) {}
 
 Connection::~Connection() {
   context_.budget.leave(share_);
@@ -67,7 +53,7 @@ void Connection::drain() {
     // The request may be here already; if not, the read event brings it (or
     // the grace runs out and the connection closes as idle).
     onReadable();
-    if (state_ == State::kOpen && reading_) addEvent(readEvent_.get(), kFirstRequestGrace);
+    if (state_ == State::kOpen && events_.reading()) events_.read(kFirstRequestGrace);
     account();
     return;
   }
@@ -85,26 +71,20 @@ void Connection::drain() {
 // requests and sending their acks sends them when it runs again, and the peer
 // has had no time to send more when the expired timer is seen.
 // And a peer whose requests the handler has yet to answer is waiting on us.
-void Connection::onReadEvent(evutil_socket_t, short what, void* self) {
-  auto* connection = static_cast<Connection*>(self);
-  connection->onRead(what);
-  connection->account();
-}
-
 void Connection::onRead(short what) {
   if (what & EV_TIMEOUT) {
     if (!socketReady(fd(), POLLIN)) {
       if (state_ == State::kOpen && (lastSent_.justNow(limits().idleTimeout) || acks_.held() > 0)) {
-        armIdle(readEvent_.get());
+        events_.read(context_.idleTimer);
         return;
       }
       onIdleTimeout();
       return;
     }
     if (state_ == State::kLingering) {
-      addEvent(readEvent_.get(), kLingerTimeout);
+      events_.read(kLingerTimeout);
     } else {
-      armIdle(readEvent_.get());
+      events_.read(context_.idleTimer);
     }
   }
   if (state_ == State::kLingering) {
@@ -114,19 +94,13 @@ void Connection::onRead(short what) {
   }
 }
 
-void Connection::onWriteEvent(evutil_socket_t, short what, void* self) {
-  auto* connection = static_cast<Connection*>(self);
-  connection->onWrite(what);
-  connection->account();
-}
-
 void Connection::onWrite(short what) {
   if (what & EV_TIMEOUT) {
     if (!socketReady(fd(), POLLOUT)) {
       onIdleTimeout();
       return;
     }
-    armIdle(writeEvent_.get());
+    events_.write(context_.idleTimer);
   }
   flush();
 }
@@ -233,19 +207,13 @@ void Connection::armDeadline() {
   // deadline (passed, maybe) would fire at once, again and again.
   std::optional<std::chrono::steady_clock::time_point> frameEnd;
   if (state_ == State::kOpen && !holdingInput()) frameEnd = input_.deadline();
-  if (!deadline_.arm(frameEnd, pendingTimeout(), {context_.base, &Connection::onDeadlineEvent, this})) {
+  if (!deadline_.arm(frameEnd, pendingTimeout(), {context_.base, &onEvent<&Connection::onDeadline>, this})) {
     context_.peerLog.warn("no memory for a deadline on fd {}; closing it", fd());
     close();
   }
 }
 
-void Connection::onDeadlineEvent(evutil_socket_t, short, void* self) {
-  auto* connection = static_cast<Connection*>(self);
-  connection->onDeadline();
-  connection->account();
-}
-
-void Connection::onDeadline() {
+void Connection::onDeadline(short) {
   deadline_.fired();
   if (state_ == State::kClosed) return;
   auto now = std::chrono::steady_clock::now();
@@ -344,20 +312,14 @@ void Connection::decodeBacklog() {
 }
 
 void Connection::scheduleResume() {
-  if (!resume_.schedule(context_.base, &Connection::onResumeEvent, this)) {
+  if (!resume_.schedule(context_.base, &onEvent<&Connection::onResume>, this)) {
     // Nothing would ever decode the tail: the requests in it cannot be answered.
     context_.peerLog.warn("no memory to resume fd {} on the next loop pass; closing it", fd());
     close();
   }
 }
 
-void Connection::onResumeEvent(evutil_socket_t, short, void* self) {
-  auto* connection = static_cast<Connection*>(self);
-  connection->onResume();
-  connection->account();
-}
-
-void Connection::onResume() {
+void Connection::onResume(short) {
   yielded_ = false;
   // A drain or an error since the yield: what the tail holds is not decoded.
   if (state_ != State::kOpen) return;
@@ -415,24 +377,18 @@ void Connection::flush() {
   }
 
   if (pending > 0) {
-    if (!writing_) {
-      armIdle(writeEvent_.get());
-      writing_ = true;
-    }
+    if (!events_.writing()) events_.write(context_.idleTimer);
     if (state_ == State::kOpen) {
       size_t queued = acks_.queuedBytes();
-      if (reading_ && queued >= limits().outputHighWater) stopReading();
-      if (!reading_ && !holdingInput() && queued <= limits().outputLowWater()) resumeReading();
+      if (events_.reading() && queued >= limits().outputHighWater) stopReading();
+      if (!events_.reading() && !holdingInput() && queued <= limits().outputLowWater()) resumeReading();
     }
     return;
   }
 
-  if (writing_) {
-    event_del(writeEvent_.get());
-    writing_ = false;
-  }
+  events_.stopWriting();
   if (state_ == State::kOpen) {
-    if (!reading_ && !holdingInput() && acks_.queuedBytes() <= limits().outputLowWater()) resumeReading();
+    if (!events_.reading() && !holdingInput() && acks_.queuedBytes() <= limits().outputLowWater()) resumeReading();
     return;
   }
   if (acks_.held() > 0) return;  // flushing waits for the pending requests too
@@ -446,8 +402,7 @@ void Connection::flush() {
     ::shutdown(fd(), SHUT_WR);
     state_ = State::kLingering;
     lingerUntil_ = std::chrono::steady_clock::now() + kLingerTimeout;
-    addEvent(readEvent_.get(), kLingerTimeout);
-    reading_ = true;
+    events_.read(kLingerTimeout);
   }
 }
 
@@ -465,19 +420,11 @@ void Connection::discardInput() {
   }
 }
 
-void Connection::stopReading() {
-  if (!reading_) return;
-  event_del(readEvent_.get());
-  reading_ = false;
-}
+void Connection::stopReading() { events_.stopReading(); }
 
 void Connection::resumeReading() {
-  if (reading_) return;
-  armIdle(readEvent_.get());
-  reading_ = true;
+  if (!events_.reading()) events_.read(context_.idleTimer);
 }
-
-void Connection::armIdle(event* ev) { addEvent(ev, context_.idleTimer); }
 
 // The caller is still inside one of this connection's callbacks, and the
 // other event may be active in the same loop pass: both are disarmed (which
@@ -485,12 +432,9 @@ void Connection::armIdle(event* ev) { addEvent(ev, context_.idleTimer); }
 // object only after the callback has returned.
 void Connection::close() {
   if (state_ == State::kClosed) return;
-  event_del(readEvent_.get());
-  event_del(writeEvent_.get());
+  events_.disarm();
   resume_.cancel();
   deadline_.disarm();
-  reading_ = false;
-  writing_ = false;
   yielded_ = false;
   state_ = State::kClosed;
   dropPendings();

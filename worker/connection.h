@@ -53,6 +53,7 @@
 #include "worker/last_sent.h"
 #include "worker/next_pass.h"
 #include "worker/receive_clock.h"
+#include "worker/socket_events.h"
 
 namespace tcpfork {
 
@@ -119,14 +120,17 @@ class Connection {
   enum class State : uint8_t { kOpen, kFlushing, kLingering, kClosed };
   friend class Dispatcher;  // the Sink of its runs (dispatcher.h)
 
-  static void onReadEvent(evutil_socket_t fd, short what, void* self);
-  static void onWriteEvent(evutil_socket_t fd, short what, void* self);
-  static void onDeadlineEvent(evutil_socket_t fd, short what, void* self);
-  static void onResumeEvent(evutil_socket_t fd, short what, void* self);
+  // libevent's callback for each entry point: runs it, then account().
+  template <void (Connection::*kOn)(short what)>
+  static void onEvent(evutil_socket_t, short what, void* self) {
+    auto* connection = static_cast<Connection*>(self);
+    (connection->*kOn)(what);
+    connection->account();
+  }
   void onRead(short what);
   void onWrite(short what);
-  void onDeadline();
-  void onResume();
+  void onDeadline(short);
+  void onResume(short);
   // Reports what it holds to the budget; called as each entry point returns.
   void account();
   void onReadable();
@@ -178,8 +182,6 @@ class Connection {
   void decodeBacklog();
   // The pending requests now belong to nobody: their completions are dropped.
   void dropPendings();
-  // (Re)starts `ev` with the idle timeout.
-  void armIdle(event* ev);
   void failProtocol(protocol::DecodeError error);
   // Sends what the socket takes, then arms or disarms events to match.
   void flush();
@@ -195,15 +197,12 @@ class Connection {
   const ConnectionContext& context_;
   UniqueFd fd_;
   State state_ = State::kOpen;
-  bool reading_ = false;
-  bool writing_ = false;  // writeEvent_ is armed: the socket took less than we had
   bool peerClosed_ = false;
   bool yielded_ = false;      // resume_ is armed to decode the held input
   bool flushQueued_ = false;  // in the worker's list of connections to flush after completions
   bool drainAfterFirst_ = false;  // draining; flush once the first request is in
   uint64_t id_;
-  EventPtr readEvent_;
-  EventPtr writeEvent_;
+  SocketEvents events_;  // the write event is armed while the socket took less than we had
   NextPass resume_;
   ConnectionDeadline deadline_;
   FrameInput input_;
