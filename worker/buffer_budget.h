@@ -27,22 +27,23 @@
 // only after all of them had. Closing is safe there: Connection::shed only
 // disarms a connection and queues it, and the Worker frees it after the
 // callback.
+//
+// The budget keeps the sum and the gate; the connections are the Worker's.
+// It reaches them only through the Worker's hooks, so that data flows one
+// way: a connection reports to its budget, and never the reverse by name.
 
+#include <algorithm>
 #include <cstddef>
 #include <functional>
-#include <memory>
-#include <unordered_map>
+#include <vector>
 
 #include "base/log.h"
 #include "worker/pending_table.h"
 
 namespace tcpfork {
 
-class Connection;
-
 class BufferBudget {
  public:
-  using Connections = std::unordered_map<int, std::unique_ptr<Connection>>;
 
   // One connection's part of the sum: what it held at its last report.
   class Share {
@@ -54,9 +55,19 @@ class BufferBudget {
     size_t bytes_ = 0;
   };
 
-  // `accepting(false)` stops the worker's acceptors while gated.
-  BufferBudget(size_t limit, const Connections& connections, const PendingTable& pendings,
-               std::function<void(bool)> accepting);
+  // What a shedding round did (shedBiggest).
+  struct Round {
+    size_t closed = 0;
+    size_t largest = 0;  // bytes the biggest one held
+    size_t holding = 0;  // connections that held anything
+  };
+  struct Hooks {
+    std::function<void(bool on)> accepting;  // stops the worker's acceptors while gated
+    std::function<Round()> shed;             // one round over the connections: shedBiggest
+    std::function<void()> resume;            // the gate opened: every connection reads again
+  };
+
+  BufferBudget(size_t limit, const PendingTable& pendings, Hooks hooks);
   BufferBudget(const BufferBudget&) = delete;
   BufferBudget& operator=(const BufferBudget&) = delete;
 
@@ -88,6 +99,26 @@ class BufferBudget {
   // After completions: opens the gate once the sum is under the low mark.
   void pendingsDone();
 
+  // The round itself, over the Worker's `connections` (pointers to objects
+  // with buffered() and shed()): closes those holding the most, biggest
+  // first, until the sum is under the low mark.
+  template <class Connections>
+  Round shedBiggest(const Connections& connections) {
+    using Pointer = decltype(&*connections.begin()->second);
+    std::vector<Pointer> holding;
+    for (const auto& entry : connections) {
+      if (entry.second->buffered() > 0) holding.push_back(&*entry.second);
+    }
+    std::sort(holding.begin(), holding.end(), [](Pointer a, Pointer b) { return a->buffered() > b->buffered(); });
+    Round round{0, holding.empty() ? 0 : holding.front()->buffered(), holding.size()};
+    for (Pointer connection : holding) {
+      if (sum_ <= lowMark()) break;
+      connection->shed();  // takes its share out of the sum at once
+      ++round.closed;
+    }
+    return round;
+  }
+
  private:
   void overBudget();
   void shed();
@@ -97,9 +128,8 @@ class BufferBudget {
   size_t limit_;
   size_t sum_ = 0;  // the connections' shares
   bool gated_ = false;
-  const Connections& connections_;
   const PendingTable& pendings_;
-  std::function<void(bool)> accepting_;
+  Hooks hooks_;
   bool shedding_ = false;  // a round closes connections, which report again
   RateLimitedLog log_{1};
   RateLimitedLog gateLog_{1};

@@ -62,11 +62,15 @@ Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::uni
       handler_(makeHandler(args, *publisher_, completions_)),
       connectionStats_(stats_),
       dispatcher_(*handler_, pendings_, slice_, connectionStats_, settings_.limits.maxFrameBytes),
-      budget_(settings_.maxBufferedBytes, connections_, pendings_,
-              [this](bool on) {
-                if (draining_) return;
-                for (auto& acceptor : acceptors_) on ? acceptor->enable() : acceptor->disable();
-              }),
+      budget_(settings_.maxBufferedBytes, pendings_,
+              {[this](bool on) {
+                 if (draining_) return;
+                 for (auto& acceptor : acceptors_) on ? acceptor->enable() : acceptor->disable();
+               },
+               [this] { return budget_.shedBiggest(connections_); },
+               [this] {
+                 for (const auto& entry : connections_) entry.second->resume();
+               }}),
       context_{base_.get(),
                idleTimer(base_.get(), settings_.limits.idleTimeout),
                settings_,
