@@ -14,7 +14,9 @@
 
 #include "protocol/codec.h"
 #include "test/integration/loopback_port.h"
+#include "test/integration/running_master.h"
 #include "test/integration/running_worker.h"
+#include "test/integration/test_module.h"
 #include "test/integration/tool_run.h"
 
 namespace tcpfork::test {
@@ -27,6 +29,14 @@ TEST(ClientSend, PrintsTheAck) {
   auto run = runClient({"send", "--addr", addr(worker.port()), "--id", "7", "--payload", "hi"});
   EXPECT_EQ(run.exitCode, 0) << run.output;
   EXPECT_NE(run.output.find("SubmitAck id=00000007 result=0"), std::string::npos) << run.output;
+}
+
+// The test module answers every request with 255: the server's "busy".
+TEST(ClientSend, SaysBusyForResult255) {
+  RunningMaster master(1, testModuleYaml("{result_int: 255}"));
+  auto run = runClient({"send", "--addr", addr(master.port()), "--id", "7", "--payload", "hi"});
+  EXPECT_EQ(run.exitCode, 1) << run.output;  // not processed: not result 0
+  EXPECT_NE(run.output.find("SubmitAck id=00000007 result=255 (busy) rtt="), std::string::npos) << run.output;
 }
 
 TEST(ClientSend, SaysWhyWhenNoServerListens) {
