@@ -1,7 +1,7 @@
 #pragma once
 // WorkerSlot: one running worker's stats slot, mapped read-write as the
 // worker maps it (openSegmentAsAWorker), so that a test can write what the
-// worker writes there (its overloaded flag, a counter) and watch the master,
+// worker writes there (its overloaded flag, a counter, a histogram) and watch the master,
 // /status, the status page and tcpfork-stats act on it. The test is then a
 // second writer of that slot: it writes only fields the worker under test
 // leaves alone.
@@ -24,6 +24,7 @@ class WorkerSlot {
   stats::Slot& slot() { return *slot_; }
   void setOverloaded(bool overloaded);
   void addCounter(stats::Counter counter, uint64_t n);
+  void recordQueueDelay(uint64_t ns) { slot_->totals.queueDelay.record(ns); }
 
  private:
   stats::StatsSegment segment_;
