@@ -1,5 +1,6 @@
 // Connection steering against a live master: the reuseport program keeps new
-// connections away from a stopped worker and from sockets about to close;
+// connections away from a stopped worker, a full one, an overloaded one
+// while another is not, and from sockets about to close;
 // without it (steering: off, or no privilege to load it) the sockets are
 // plain SO_REUSEPORT again, and a stopped worker's share of new connections
 // waits for it.
