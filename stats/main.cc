@@ -58,6 +58,14 @@ std::string latency(uint64_t ns) {
   return fmt::format("{:.0f}us", ns / 1e3);
 }
 
+// A serving worker that sheds by queueing delay (its overloaded flag) reads
+// "overloaded"; any other state (stalled, draining, starting) is shown as
+// such: it says more, and a stalled worker's flag is as old as its heartbeat.
+std::string_view stateColumn(const WorkerView& w, uint64_t staleAfterMs) {
+  std::string_view state = shownState(w.state, w.heartbeatAgeMs, staleAfterMs);
+  return w.overloaded && state == "serving" ? std::string_view("overloaded") : state;
+}
+
 struct Previous {
   Snapshot snapshot;
   std::map<pid_t, double> cpu;
@@ -87,7 +95,7 @@ void printTable(const std::string& name, const Snapshot& s, Previous& previous) 
              s.masterPid, s.generation, s.workerRestarts, s.reloads, s.connected());
   std::string headings;
   for (const CounterInfo* c : columns) headings += fmt::format(" {:>9}", c->column);
-  fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7} {:>7}{} {:>7} {:>8} {:>6} {:>8}\n", "idx", "gen", "pid", "state",
+  fmt::print("{:>3} {:>4} {:>8} {:<10} {:>7} {:>7} {:>7}{} {:>7} {:>8} {:>6} {:>8}\n", "idx", "gen", "pid", "state",
              "uptime", "beat", "conns", headings, "errors", "p99", "cpu%", "rss");
   std::vector<WorkerView> workers = s.workers;
   std::sort(workers.begin(), workers.end(),
@@ -111,14 +119,14 @@ void printTable(const std::string& name, const Snapshot& s, Previous& previous) 
       }
     }
     auto deltaRate = [&](Counter c) { return haveDelta ? rate(delta.counter(c)) : std::string("-"); };
-    fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7} {:>7}{} {:>7} {:>8} {:>6} {:>8}\n", w.index, w.generation, w.pid,
-               shownState(w.state, w.heartbeatAgeMs, s.staleAfterMs),
+    fmt::print("{:>3} {:>4} {:>8} {:<10} {:>7} {:>7} {:>7}{} {:>7} {:>8} {:>6} {:>8}\n", w.index, w.generation, w.pid,
+               stateColumn(w, s.staleAfterMs),
                info ? duration(info->uptimeSeconds) : std::string("-"),
                age(w.heartbeatAgeMs), w.connectionsCurrent, rateColumns(deltaRate), w.totals.protocolErrorTotal(),
                latency(haveDelta ? delta.requestDuration.quantileNs(0.99) : w.totals.requestDuration.quantileNs(0.99)), cpuText,
                info ? human(double(info->residentBytes)) : std::string("-"));
   }
-  fmt::print("{:>3} {:>4} {:>8} {:<9} {:>7} {:>7} {:>7}{} {:>7} {:>8}\n", "all", "", "", "", "", "", s.connected(),
+  fmt::print("{:>3} {:>4} {:>8} {:<10} {:>7} {:>7} {:>7}{} {:>7} {:>8}\n", "all", "", "", "", "", "", s.connected(),
              rateColumns([&](Counter c) { return rate(totalDelta.counter(c)); }), total.protocolErrorTotal(),
              latency(previous.valid ? totalDelta.requestDuration.quantileNs(0.99)
                                     : total.requestDuration.quantileNs(0.99)));

@@ -9,6 +9,7 @@ std::string_view exclusionName(Exclusion why) {
     case Exclusion::kStale: return "stale";
     case Exclusion::kQueue: return "queue";
     case Exclusion::kFull: return "full";
+    case Exclusion::kOverloaded: return "overloaded";
   }
   return "none";
 }
@@ -32,7 +33,14 @@ Decision decide(const std::vector<WorkerView>& views, const PolicySettings& sett
       why = Exclusion::kQueue;
     }
     d.why.push_back(why);
-    if (why == Exclusion::kNone) d.eligible.push_back(v.index);
+  }
+  bool someoneUnloaded = false;
+  for (size_t i = 0; i < views.size(); ++i) {
+    someoneUnloaded = someoneUnloaded || (d.why[i] == Exclusion::kNone && !views[i].overloaded);
+  }
+  for (size_t i = 0; i < views.size(); ++i) {
+    if (someoneUnloaded && d.why[i] == Exclusion::kNone && views[i].overloaded) d.why[i] = Exclusion::kOverloaded;
+    if (d.why[i] == Exclusion::kNone) d.eligible.push_back(views[i].index);
   }
   if (d.eligible.empty()) {
     // Nobody qualifies: steering would only move the wait around, so every

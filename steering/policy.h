@@ -28,11 +28,17 @@ struct WorkerView {
   // Its serving worker holds max_connections already: a new connection sent
   // to it would be closed at once (connections_rejected).
   bool full = false;
+  // Every serving worker of the index says, in its slot, that it sheds by
+  // queueing delay (overload.target): a new connection's requests would wait
+  // as long as those it already has, or be answered busy.
+  bool overloaded = false;
 };
 
-enum class Exclusion : uint8_t { kNone, kNotServing, kStale, kQueue, kFull };
-inline constexpr Exclusion kCountedExclusions[] = {Exclusion::kStale, Exclusion::kQueue, Exclusion::kFull};
-std::string_view exclusionName(Exclusion why);  // "stale", "queue", "full", "not_serving"
+enum class Exclusion : uint8_t { kNone, kNotServing, kStale, kQueue, kFull, kOverloaded };
+inline constexpr Exclusion kCountedExclusions[] = {Exclusion::kStale, Exclusion::kQueue, Exclusion::kFull,
+                                                   Exclusion::kOverloaded};
+// "stale", "queue", "full", "overloaded", "not_serving"
+std::string_view exclusionName(Exclusion why);
 
 struct Decision {
   std::vector<unsigned> eligible;  // ascending
@@ -43,6 +49,10 @@ struct Decision {
 // `previous` is the last decision's `why` for the same views (or empty):
 // a worker out for its queue comes back only once the queue is down to half
 // of max_queue, so that it does not flap at the limit.
+// An overloaded worker is out only while another one that qualifies is not
+// overloaded: with all of them overloaded, moving new connections between
+// them would only move the wait. It needs no hysteresis of its own: the
+// worker's flag already holds for at least overload.interval.
 Decision decide(const std::vector<WorkerView>& views, const PolicySettings& settings,
                 const std::vector<Exclusion>& previous);
 

@@ -21,6 +21,7 @@ struct Status {
   uint64_t excludedStale = 0;
   uint64_t excludedQueue = 0;
   uint64_t excludedFull = 0;
+  uint64_t excludedOverloaded = 0;
   uint64_t excludedRetiring = 0;
   ProgramStats program;
 };

@@ -135,10 +135,11 @@ void addSteeringFamilies(const std::string& ns, const steering::Status& steering
   };
   counters("steering_excluded_total",
            "Times a worker was taken out of rotation: its heartbeat older than stale_after (stale), its accept queue "
-           "past max_queue (queue), max_connections held (full), its socket about to close (retiring).",
+           "past max_queue (queue), max_connections held (full), shedding by queueing delay while another worker "
+           "was not (overloaded), its socket about to close (retiring).",
            "reason",
            {{"stale", steering.excludedStale}, {"queue", steering.excludedQueue}, {"full", steering.excludedFull},
-            {"retiring", steering.excludedRetiring}});
+            {"overloaded", steering.excludedOverloaded}, {"retiring", steering.excludedRetiring}});
   counters("steering_decisions_total",
            "What the reuseport program did with each new connection: sent it to an eligible worker (steered), moved "
            "it off a closing listener (migrated), or left it to the kernel's hash (hashed: no worker set yet, or "

@@ -49,7 +49,7 @@ void ConnectionSteering::tick(const Supervisor& supervisor, const stats::StatsSe
   if (!announcedOn_) {
     announcedOn_ = true;
     spdlog::info("steering: on: new connections go to workers whose heartbeat is under {} ms old and whose "
-                 "accept queue is at most {}",
+                 "accept queue is at most {}, and not to an overloaded one while another is not",
                  config_.staleAfter.count(), config_.maxQueue);
   }
 
@@ -58,13 +58,16 @@ void ConnectionSteering::tick(const Supervisor& supervisor, const stats::StatsSe
     steering::WorkerView& v = views[i];
     v.index = i;
     uint64_t freshest = UINT64_MAX;
-    bool roomy = false;  // one of its serving workers can take a connection more
+    bool roomy = false;     // one of its serving workers can take a connection more
+    bool unloaded = false;  // one of them is not shedding
     for (uint32_t slot : supervisor.servingSlots(i)) {
       freshest = std::min(freshest, stats::silentForMs(segment.slot(slot)));
       roomy = roomy || stats::load(segment.slot(slot).connectionsCurrent) < maxConnections;
+      unloaded = unloaded || stats::load(segment.slot(slot).overloaded) == 0;
     }
     v.serving = freshest != UINT64_MAX;
     v.full = v.serving && !roomy;
+    v.overloaded = v.serving && !unloaded;
     v.heartbeatAgeMs = v.serving ? freshest : 0;
   }
   for (const IndexedSocket& s : sockets) {
@@ -96,8 +99,12 @@ void ConnectionSteering::logChanges(const std::vector<steering::WorkerView>& vie
     } else if (now == Exclusion::kFull) {
       ++excludedFull_;
       outLog_.warn("steering: worker {} out of rotation: it holds max_connections ({}) already", i, maxConnections);
-    } else if (now == Exclusion::kNone &&
-               (was == Exclusion::kStale || was == Exclusion::kQueue || was == Exclusion::kFull)) {
+    } else if (now == Exclusion::kOverloaded) {
+      ++excludedOverloaded_;
+      outLog_.warn("steering: worker {} out of rotation: it is overloaded (shedding by queueing delay, "
+                   "overload.target); workers that are not take new connections",
+                   i);
+    } else if (now == Exclusion::kNone && was != Exclusion::kNone && was != Exclusion::kNotServing) {
       backLog_.info("steering: worker {} back in rotation", i);
     }
   }
@@ -129,6 +136,7 @@ steering::Status ConnectionSteering::status() const {
   s.excludedStale = excludedStale_;
   s.excludedQueue = excludedQueue_;
   s.excludedFull = excludedFull_;
+  s.excludedOverloaded = excludedOverloaded_;
   s.excludedRetiring = excludedRetiring_;
   return s;
 }

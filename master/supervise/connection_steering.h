@@ -1,11 +1,11 @@
 #pragma once
 // ConnectionSteering: which workers take new connections. Every tick it looks
 // at each worker index (does a worker serve it, how old is its heartbeat,
-// how long its accept queue), decides with steering/policy.h and writes the
-// eligible set into the reuseport program (steering/reuseport_steering.h),
-// so that no new connection is hashed to a stalled or swamped worker. A
-// socket about to close is taken out first (Listeners::onDrop). Owned by the
-// Master; on its loop.
+// how long its accept queue, does it shed for overload), decides with
+// steering/policy.h and writes the eligible set into the reuseport program
+// (steering/reuseport_steering.h), so that no new connection is hashed to a
+// stalled, swamped or overloaded worker. A socket about to close is taken out
+// first (Listeners::onDrop). Owned by the Master; on its loop.
 
 #include <cstdint>
 #include <string>
@@ -57,6 +57,7 @@ class ConnectionSteering {
   uint64_t excludedStale_ = 0;
   uint64_t excludedQueue_ = 0;
   uint64_t excludedFull_ = 0;
+  uint64_t excludedOverloaded_ = 0;
   uint64_t excludedRetiring_ = 0;
   // A worker busy for a few hundred ms at a time (its only worker, say)
   // goes out of rotation and back every few ticks; each change is counted

@@ -6,11 +6,13 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <iostream>
 #include <memory>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,7 @@
 #include "test/integration/running_master.h"
 #include "test/integration/test_module.h"
 #include "test/integration/tool_run.h"
+#include "test/integration/worker_slot.h"
 
 namespace tcpfork::test {
 namespace {
@@ -126,6 +129,66 @@ TEST(Observability, AStoppedWorkerShowsInLatencyLagHeartbeatAndItsAcceptQueue) {
             << metricValue(after, "tcp_server_request_duration_seconds_count")
             << " requests above 1 s; loop lag above 1 s: " << above1s(after, "tcp_server_worker_loop_lag_seconds", labels)
             << "\n";
+}
+
+// The words of a tcpfork-stats table line (headings with a space in them
+// joined by '_').
+std::vector<std::string> words(std::string line) {
+  line = std::regex_replace(line, std::regex(R"(\b(in|out) B/s)"), "$1_B/s");
+  std::istringstream in(line);
+  std::vector<std::string> out;
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+// A worker that sheds (its slot's overloaded flag up and its shed counter
+// moving, as the worker writes them while it sheds by queueing delay;
+// written here by the test) reads "overloaded" in tcpfork-stats' state
+// column, with its shed/s; the other worker stays "serving" at 0.
+TEST(Observability, TcpforkStatsShowsAnOverloadedWorkerAndItsShedRate) {
+  RunningMaster master(2);
+  std::set<pid_t> pids = master.servingPids();
+  ASSERT_EQ(pids.size(), 2u);
+  pid_t loaded = *pids.begin();
+  pid_t calm = *pids.rbegin();
+  WorkerSlot slot(master.name(), loaded);
+  slot.setOverloaded(true);
+  const std::string out = tempPath("tcpfork-stats.out");
+  ChildProcess stats({binary("tcpfork-stats"), "--name", master.name(), "-i", "0.2"}, {}, out);
+  // The first table has no rates yet; the third has two intervals behind it.
+  bool printed = waitUntil(
+      [&] {
+        slot.addCounter(stats::Counter::kRequestsShedQueueDelay, 10);
+        return count(readFile(out), "totals:") >= 3;
+      },
+      15s);
+  stats.signal(SIGINT);
+  auto status = stats.waitExit(10s);
+  std::string text = readFile(out);
+  ASSERT_TRUE(printed) << text;
+  ASSERT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << text;
+
+  std::istringstream table(text.substr(text.rfind("tcpfork '")));
+  std::string line;
+  std::getline(table, line);
+  std::getline(table, line);
+  std::vector<std::string> headings = words(line);
+  auto shedAt = std::find(headings.begin(), headings.end(), "shed/s");
+  ASSERT_NE(shedAt, headings.end()) << line;
+  size_t shed = size_t(shedAt - headings.begin());
+  ASSERT_EQ(headings.at(3), "state") << line;
+  std::map<pid_t, std::vector<std::string>> rows;
+  while (std::getline(table, line)) {
+    std::vector<std::string> w = words(line);
+    if (w.size() == headings.size()) rows[pid_t(std::stol(w.at(2)))] = w;
+  }
+  ASSERT_EQ(rows.size(), 2u) << text;
+  EXPECT_EQ(rows[loaded].at(3), "overloaded") << text;
+  EXPECT_NE(rows[loaded].at(shed), "0") << text;
+  EXPECT_NE(rows[loaded].at(shed), "-") << text;
+  EXPECT_EQ(rows[calm].at(3), "serving") << text;
+  EXPECT_EQ(rows[calm].at(shed), "0") << text;
+  EXPECT_TRUE(std::regex_search(text, std::regex(R"(totals:.* [1-9][0-9]* shed\b)"))) << "the totals line counts them: " << text;
 }
 
 TEST(Observability, ADeferredAckIsTimedToItsSend) {

@@ -121,6 +121,7 @@ TEST(Prometheus, ScrapesTheRequestRateWhileLoadRuns) {
       everyExpr += expr + "\n";
       expr = std::regex_replace(expr, std::regex(R"(\$\{prefix\})"), "tcp_server");
       expr = std::regex_replace(expr, std::regex(R"(\$instance)"), ".*");
+      expr = std::regex_replace(expr, std::regex(R"(\$overload_target)"), "0.005");
       HttpResponse r = httpGet(port, "/api/v1/query?query=" + urlEncode(expr));
       auto json = nlohmann::json::parse(r.body, nullptr, false);
       ASSERT_TRUE(json.is_object()) << expr << ": " << r.body;
@@ -137,8 +138,10 @@ TEST(Prometheus, ScrapesTheRequestRateWhileLoadRuns) {
                              "_worker_heartbeat_age_seconds", "_listen_overflows_total", "_listen_drops_total",
                              // and what the worker limits did: shed connections, recycles by reason,
                              "_connections_shed_total", "_worker_recycles_total",
-                             // and which workers steering keeps new connections away from, and why.
-                             "_steering_eligible", "_steering_active", "_steering_excluded_total"}) {
+                             // and which workers steering keeps new connections away from, and why,
+                             "_steering_eligible", "_steering_active", "_steering_excluded_total",
+                             // and overload: requests shed beside goodput, overloaded workers, queueing delay.
+                             "_requests_shed_total", "_rsp_send_total", "_overloaded{", "_queue_delay_seconds_bucket"}) {
     EXPECT_NE(everyExpr.find(metric), std::string::npos) << "no dashboard panel shows " << metric;
   }
 

@@ -2,7 +2,7 @@
 // (no external URL), fed by /status, and, in Debian's chromium against a
 // master under load, filled with a row per worker, drawn charts, a stalled
 // worker shown as such, through a reload and across a master that stops
-// answering. The browser test leaves
+// answering; an overloaded worker marked, with its shed/s. The browser test leaves
 // screenshots in the build tree: screenshots/status-page.png and
 // screenshots/status-page-master-down.png.
 
@@ -20,6 +20,7 @@
 #include "test/integration/requirements.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
+#include "test/integration/worker_slot.h"
 
 namespace tcpfork::test {
 namespace {
@@ -27,26 +28,30 @@ namespace {
 // What the test reads of the page, as one JSON value.
 constexpr const char* kPageState = R"((() => {
   if (!document.getElementById("totals")) {  // still loading
-    return {polls: 0, rows: [], totalRps: "", rpsPoints: 0, p99Points: 0, bannerShown: false, banner: ""};
+    return {polls: 0, rows: [], totalRps: "", totalShed: "", rpsPoints: 0, p99Points: 0, bannerShown: false,
+            banner: ""};
   }
   const text = (row, cls) => row.querySelector("." + cls).textContent;
   const rows = [...document.querySelectorAll("#workers tr.worker")].map(row => ({
     pid: Number(row.dataset.pid), generation: Number(row.dataset.generation),
-    state: text(row, "state"), rps: text(row, "rps"), p99: text(row, "p99"), lag: text(row, "lag"),
-    queue: text(row, "queue")}));
+    state: text(row, "state"), rps: text(row, "rps"), shed: text(row, "shed"), p99: text(row, "p99"),
+    queueDelay: text(row, "qdelay"), lag: text(row, "lag"), queue: text(row, "queue"),
+    overloadMark: row.querySelector(".state .s-overloaded") ? getComputedStyle(row.querySelector(".state .s-overloaded")).backgroundColor : ""}));
   const segments = id => (document.querySelector(id + " path.line").getAttribute("d") || "").split(/[ML]/).length - 1;
   return {polls: Number(document.body.dataset.polls || 0), rows,
           totalRps: document.querySelector("#totals").children[6].textContent,
+          totalShed: document.querySelector("#totals").children[7].textContent,
           rpsPoints: segments("#chart-rps"), p99Points: segments("#chart-p99"),
           bannerShown: !document.getElementById("banner").hidden,
           banner: document.getElementById("banner").textContent};
 })())";
 
+// A rate the page shows as moving in the last second ("…": no second
+// sample yet; "–": none).
+bool moving(const std::string& rate) { return rate != "…" && rate != "–" && rate != "0"; }
+
 // A req/s figure the page shows for a worker that served in the last second.
-bool busy(const nlohmann::json& row) {
-  std::string rps = row.at("rps");
-  return rps != "…" && rps != "–" && rps != "0";
-}
+bool busy(const nlohmann::json& row) { return moving(row.at("rps")); }
 
 std::string screenshotPath(const std::string& name) {
   return std::string(TCPFORK_BUILD_DIR) + "/screenshots/" + name;
@@ -175,6 +180,56 @@ TEST(StatusPage, ShowsTheWorkersInChromiumThroughAStallAReloadAndAStoppedMaster)
   load.interrupt();
   ToolRun run = load.finish();
   EXPECT_EQ(run.exitCode, 0) << run.output;
+}
+
+// A worker that sheds (its slot's overloaded flag up and its shed counter
+// moving, its requests' queueing delays recorded, as the worker writes them
+// while it sheds by queueing delay; written here by the test) is marked in
+// its row, beside its state, with its shed/s, which the totals add up, and
+// its queue delay p99; the other worker's row is not. With the flag down the
+// mark goes.
+TEST(StatusPage, MarksAnOverloadedWorkerAndShowsItsShedRateInChromium) {
+  TCPFORK_REQUIRE(::access(kChromium, X_OK) == 0, "Debian package chromium not installed");
+  RunningMaster master(2);
+  std::set<pid_t> pids = master.servingPids();
+  ASSERT_EQ(pids.size(), 2u);
+  pid_t loaded = *pids.begin();
+  WorkerSlot slot(master.name(), loaded);
+  slot.setOverloaded(true);
+  HeadlessBrowser browser(1280, 720);
+  browser.navigate("http://127.0.0.1:" + std::to_string(master.metricsPort()) + "/");
+
+  nlohmann::json state;
+  nlohmann::json loadedRow;
+  nlohmann::json calmRow;
+  auto rows = [&] {
+    state = browser.evaluate(kPageState);
+    loadedRow = calmRow = nlohmann::json();
+    for (const auto& row : state.at("rows")) (row.at("pid") == loaded ? loadedRow : calmRow) = row;
+    return !loadedRow.is_null() && !calmRow.is_null();
+  };
+  // Two polls give a rate; a loaded machine gets 30 s.
+  bool shown = waitUntil(
+      [&] {
+        slot.addCounter(stats::Counter::kRequestsShedQueueDelay, 10);
+        slot.recordQueueDelay(12'000'000);
+        return rows() && moving(loadedRow.at("shed")) && moving(state.at("totalShed")) && calmRow.at("shed") == "0" &&
+               loadedRow.at("queueDelay") != "–";
+      },
+      30s);
+  if (shown) browser.screenshot(screenshotPath("status-page-overloaded.png"));
+  ASSERT_TRUE(shown) << state.dump(2);
+  EXPECT_EQ(loadedRow.at("state"), "serving overloaded") << state.dump(2);
+  EXPECT_EQ(calmRow.at("state"), "serving") << state.dump(2);
+  // 12 ms delays: the p99 is the upper bound of their bucket.
+  EXPECT_EQ(loadedRow.at("queueDelay"), "25 ms") << state.dump(2);
+  EXPECT_EQ(calmRow.at("queueDelay"), "–") << state.dump(2);
+  // Marked in its own colour, not the stalled worker's red.
+  EXPECT_NE(loadedRow.at("overloadMark"), "") << state.dump(2);
+  EXPECT_NE(loadedRow.at("overloadMark"), "rgb(198, 40, 40)") << state.dump(2);
+
+  slot.setOverloaded(false);
+  EXPECT_TRUE(waitUntil([&] { return rows() && loadedRow.at("state") == "serving"; }, 10s)) << state.dump(2);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Connection steering against a live master: the reuseport program keeps new
-// connections away from a stopped worker and from sockets about to close;
+// connections away from a stopped worker, a full one, an overloaded one
+// while another is not, and from sockets about to close;
 // without it (steering: off, or no privilege to load it) the sockets are
 // plain SO_REUSEPORT again, and a stopped worker's share of new connections
 // waits for it.
@@ -26,6 +27,7 @@
 #include "test/integration/requirements.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
+#include "test/integration/worker_slot.h"
 
 namespace tcpfork::test {
 namespace {
@@ -167,6 +169,72 @@ TEST(Steering, AWorkerAtMaxConnectionsIsTakenOutOfRotation) {
   EXPECT_EQ(refused, 0) << master.log();
   EXPECT_EQ(master.metric("tcp_server_connections_rejected_total"), rejectedBefore)
       << "a new connection reached the full worker";
+}
+
+// Connections worker `pid` has accepted, from /status (-1 when it has no row).
+int64_t acceptedBy(const RunningMaster& master, pid_t pid) {
+  HttpResponse reply = httpGet(master.metricsPort(), "/status");
+  if (reply.status != 200) return -1;
+  nlohmann::json doc = nlohmann::json::parse(reply.body);
+  for (const auto& w : doc.at("workers")) {
+    if (w.at("pid") == pid) return w.at("totals").at("accepted").get<int64_t>();
+  }
+  return -1;
+}
+
+// A worker whose slot says it is overloaded (the flag a worker sets while it
+// sheds by queueing delay; written here by the test) takes no new
+// connection while the other is not overloaded; with both overloaded, both
+// take their share again; its flag down, it is back.
+TEST(Steering, AnOverloadedWorkerLeavesTheRotationWhileAnotherIsNot) {
+  TCPFORK_REQUIRE(::geteuid() == 0, "loading the steering program needs root (CAP_BPF, CAP_NET_ADMIN)");
+  RunningMaster master(2);
+  ASSERT_TRUE(waitUntil([&] { return master.metric("tcp_server_steering_active") == 1; }, 5s)) << master.log();
+  std::set<pid_t> pids = master.servingPids();
+  ASSERT_EQ(pids.size(), 2u);
+  pid_t loaded = *pids.begin();
+  pid_t other = *pids.rbegin();
+  WorkerSlot loadedSlot(master.name(), loaded);
+  WorkerSlot otherSlot(master.name(), other);
+  const std::string excluded = "tcp_server_steering_excluded_total{reason=\"overloaded\"}";
+
+  loadedSlot.setOverloaded(true);
+  ASSERT_TRUE(master.waitForLog("out of rotation: it is overloaded", 10s)) << master.log();
+  std::smatch m;
+  std::string log = master.log();
+  ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(steering: worker (\d+) out of rotation: it is overloaded)")));
+  const std::string eligible = "tcp_server_steering_eligible{worker=\"" + m[1].str() + "\"}";
+  EXPECT_EQ(master.metric(eligible), 0);
+  EXPECT_EQ(master.metric(excluded), 1);
+  // Every new connection goes to the other worker.
+  int64_t loadedBefore = acceptedBy(master, loaded);
+  int64_t otherBefore = acceptedBy(master, other);
+  EXPECT_EQ(unansweredWithin(master.port(), 40, 5s), 0);
+  EXPECT_EQ(acceptedBy(master, loaded), loadedBefore);
+  EXPECT_EQ(acceptedBy(master, other), otherBefore + 40);
+
+  // Both overloaded: moving connections between them would only move the
+  // wait, so both take their hash share (40 all to one: once in 2^39 runs).
+  otherSlot.setOverloaded(true);
+  ASSERT_TRUE(waitUntil([&] { return master.metric(eligible) == 1; }, 5s)) << master.log();
+  EXPECT_EQ(master.metric(excluded), 1);
+  loadedBefore = acceptedBy(master, loaded);
+  otherBefore = acceptedBy(master, other);
+  EXPECT_EQ(unansweredWithin(master.port(), 40, 5s), 0);
+  EXPECT_GT(acceptedBy(master, loaded), loadedBefore);
+  EXPECT_GT(acceptedBy(master, other), otherBefore);
+
+  // The other recovers: the loaded one is out again, then back once its
+  // own flag is down.
+  otherSlot.setOverloaded(false);
+  ASSERT_TRUE(waitUntil([&] { return master.metric(eligible) == 0; }, 5s)) << master.log();
+  EXPECT_EQ(master.metric(excluded), 2);
+  loadedSlot.setOverloaded(false);
+  ASSERT_TRUE(waitUntil([&] { return master.metric(eligible) == 1; }, 5s)) << master.log();
+  EXPECT_TRUE(master.waitForLog("steering: worker " + m[1].str() + " back in rotation", 5s)) << master.log();
+  loadedBefore = acceptedBy(master, loaded);
+  EXPECT_EQ(unansweredWithin(master.port(), 40, 5s), 0);
+  EXPECT_GT(acceptedBy(master, loaded), loadedBefore);
 }
 
 size_t occurrences(const std::string& text, const std::string& needle) {
