@@ -88,10 +88,9 @@ int Master::run() {
   admin_ = std::make_unique<AdminHttp>(
       base_.get(), config_.metricsListen, collector_, segment_,
       [this] {
-        unsigned serving = supervisor_.servingCount();
-        bool ok = !lifecycle_.stopping() && serving == supervisor_.count();
-        return AdminHttp::Health{ok, fmt::format("{}: {} of {} workers serving", ok ? "ok" : "unhealthy", serving,
-                                                 supervisor_.count())};
+        unsigned fresh = supervisor_.freshCount();
+        bool ok = !lifecycle_.stopping() && fresh == supervisor_.count();
+        return AdminHttp::Health{ok, fmt::format("{}: {}", ok ? "ok" : "unhealthy", servingText())};
       },
       adminConnectionLimit(supervisor_.maxWorkers(), unsigned(config_.listen.size())), config_.metricsAllowRemote,
       UniqueFd(start_.adminFd));

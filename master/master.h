@@ -85,6 +85,8 @@ class Master {
   void becomeReady();
   void stopWorkers();
   void publishStatus();
+  // "N of M workers serving", and how many of the rest are stalled: /healthz and systemd's STATUS.
+  std::string servingText() const;
   std::vector<std::string> upgradeArgv() const;
   void reopenLogs();
   GenerationSettings settingsFrom(const Config& config) const;

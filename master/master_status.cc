@@ -44,9 +44,16 @@ void Master::publishStatus() {
   uint64_t requests = snapshot.total().counters[size_t(stats::Counter::kRequestsReceived)];
   uint64_t perSecond = requests >= lastRequests_ ? requests - lastRequests_ : 0;
   lastRequests_ = requests;
-  notify_.status(fmt::format("{} of {} workers serving, generation {}, {} req/s, {} connections",
-                             supervisor_.servingCount(), supervisor_.count(), supervisor_.generation(), perSecond,
-                             snapshot.connected()));
+  notify_.status(fmt::format("{}, generation {}, {} req/s, {} connections", servingText(),
+                             supervisor_.generation(), perSecond, snapshot.connected()));
+}
+
+std::string Master::servingText() const {
+  unsigned fresh = supervisor_.freshCount();
+  unsigned stalled = supervisor_.servingCount() - std::min(fresh, supervisor_.servingCount());
+  std::string text = fmt::format("{} of {} workers serving", fresh, supervisor_.count());
+  if (stalled > 0) text += fmt::format(" ({} stalled: heartbeat older than steering.stale_after)", stalled);
+  return text;
 }
 
 // The workers write the files and count them; the master says where they landed.

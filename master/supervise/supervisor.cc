@@ -168,6 +168,16 @@ unsigned Supervisor::servingCount() const {
   return n;
 }
 
+unsigned Supervisor::freshCount() const {
+  uint64_t staleAfterMs = stats::load(segment_.header().staleAfterMs);
+  unsigned n = 0;
+  for (unsigned i = 0; i < count(); ++i) {
+    const Row* row = servingRow(i);
+    if (row && shownState(*row, segment_.slot(row->slot), staleAfterMs) == workerStateName(stats::WorkerState::kServing)) ++n;
+  }
+  return n;
+}
+
 std::optional<Supervisor::WorkerRef> Supervisor::servingWorker(unsigned index) const {
   const Row* row = servingRow(index);
   if (!row) return std::nullopt;

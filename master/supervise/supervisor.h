@@ -78,6 +78,11 @@ class Supervisor {
 
   bool allServing() const { return servingCount() == count() && count() > 0; }
   unsigned servingCount() const;
+  // Of those, the ones shown as serving (shownWorkers): a serving worker
+  // whose heartbeat is older than steering.stale_after is "stalled", as
+  // /metrics, /status and tcpfork-stats say, and /healthz and systemd's
+  // STATUS count it so too.
+  unsigned freshCount() const;
   // The table as /metrics and /status show it (tcp_server_workers{state}):
   // every live process of either generation, and the current generation's
   // indices waiting to start again. A serving worker whose heartbeat is older

@@ -129,6 +129,9 @@ TEST(Metrics, AStoppedWorkerIsStalledOnceItsHeartbeatIsStale) {
   EXPECT_TRUE(waitUntil([&] { return shown(1, 1, "stalled"); }, kStaleAfter + 1s))
       << "a stopped worker must be stalled within 1 s of its heartbeat passing stale_after\n"
       << m << status.dump(1);
+  HttpResponse health = httpGet(master.metricsPort(), "/healthz");
+  EXPECT_EQ(health.status, 503) << "a stalled worker is not serving for /healthz either: " << health.body;
+  EXPECT_NE(health.body.find("1 of 2 workers serving (1 stalled"), std::string::npos) << health.body;
   ToolRun stats = runTool("tcpfork-stats", {"--name", master.name(), "--once", "--json"});
   ASSERT_EQ(stats.exitCode, 0) << stats.output;
   EXPECT_EQ(stateIn(nlohmann::json::parse(stats.output), stopped), "stalled") << stats.output;
@@ -136,6 +139,9 @@ TEST(Metrics, AStoppedWorkerIsStalledOnceItsHeartbeatIsStale) {
 
   ::kill(stopped, SIGCONT);
   EXPECT_TRUE(waitUntil([&] { return shown(2, 0, "serving"); }, 5s)) << m << status.dump(1);
+  health = httpGet(master.metricsPort(), "/healthz");
+  EXPECT_EQ(health.status, 200) << health.body;
+  EXPECT_EQ(health.body, "ok: 2 of 2 workers serving\n");
   EXPECT_EQ(master.servingPids(), pids) << "the stalled worker must not have been replaced\n" << master.log();
 }
 
