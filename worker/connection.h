@@ -196,13 +196,16 @@ class Connection {
 
   const ConnectionContext& context_;
   UniqueFd fd_;
+  uint64_t id_;
+  // The write event is armed while the socket took less than we had. The
+  // members after it sit in its tail padding (no_unique_address lets them):
+  // a connection's size is the worker's memory per idle connection.
+  [[no_unique_address]] SocketEvents events_;
   State state_ = State::kOpen;
   bool peerClosed_ = false;
   bool yielded_ = false;      // resume_ is armed to decode the held input
   bool flushQueued_ = false;  // in the worker's list of connections to flush after completions
   bool drainAfterFirst_ = false;  // draining; flush once the first request is in
-  uint64_t id_;
-  SocketEvents events_;  // the write event is armed while the socket took less than we had
   NextPass resume_;
   ConnectionDeadline deadline_;
   FrameInput input_;
