@@ -2,7 +2,8 @@
 // Connection: one accepted client, owned by its Worker and used only on the
 // worker's loop. Data flows one way: socket -> the worker's scratch buffer ->
 // decoder (in place; FrameInput keeps what is not yet a whole frame) ->
-// handler -> encoder -> AckQueue -> socket. The acks of a read batch are sent
+// handler -> encoder (the worker's Dispatcher) -> AckQueue -> socket. The
+// acks of a read batch are sent
 // as its callback returns, so a lone request is answered at once (unless
 // its handler answers it later, below).
 //
