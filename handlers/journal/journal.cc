@@ -1,6 +1,7 @@
 #include "handlers/journal/journal.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,7 +38,7 @@ uint64_t unixNanoseconds() {
 }  // namespace
 
 Journal::Journal(const Options& options, tcpfork_host* host, const tcpfork_host_api* api)
-    : options_(options), host_(host), api_(api) {
+    : options_(options), host_(host), api_(api), outage_([this](int level, const std::string& m) { log(level, m); }) {
   struct Declared {
     CounterId id;
     const char* name;
@@ -71,7 +72,7 @@ Journal::Journal(const Options& options, tcpfork_host* host, const tcpfork_host_
     api_->add(host_, counters_[kTornBytes], report.tornBytes);
     if (report.segments > 0) {
       log(1, "recovered " + std::to_string(report.segments) + (report.segments == 1 ? " segment" : " segments") +
-                 " left open by workers that died (" +
+                 " left open by workers that died or stopped after a failed sync (" +
                  std::to_string(report.tornTails) + " torn tails, " + std::to_string(report.tornBytes) +
                  " bytes cut off)");
     }
@@ -88,8 +89,9 @@ Journal::Journal(const Options& options, tcpfork_host* host, const tcpfork_host_
   }
   startNs_ = unixNanoseconds();
   if (options_.fsync != FsyncMode::kNever) {
-    syncer_ = std::make_unique<Syncer>(options_.fsync, options_.fsyncInterval, api_->complete,
-                                       [this](int level, const std::string& m) { log(level, m); });
+    syncer_ = std::make_unique<Syncer>(
+        options_.fsync, options_.fsyncInterval, api_->complete, [this](int level, const std::string& m) { log(level, m); },
+        [this] { retire("an fdatasync failed"); });
   }
   log(1, "journal in " + options_.dir + " (fsync: " + name(options_.fsync) + ", segments of " +
              std::to_string(options_.segmentBytes) + " bytes)");
@@ -106,6 +108,11 @@ Journal::~Journal() {
 void Journal::close() {
   writeOut();  // nothing is left unwritten after a batch; this is for certainty
   std::shared_ptr<Segment> last = std::move(segment_);
+  if (last && broken_) {
+    log(2, last->path() + ": not sealed: it may end in a partial record; left open for the recovery of the next "
+                          "worker to cut back");
+    last.reset();
+  }
   if (syncer_) {
     if (last) syncer_->submit(last, {}, true);
     syncer_->stop();
@@ -198,9 +205,14 @@ void Journal::writeOut() {
     // No segment: it was found deleted just now, and dropUnnamedSegment said so.
     if (segment_) {
       api_->add(host_, counters_[kErrors], 1);
-      if (segment_->broken()) broken_ = true;
-      logError(error + "; " + std::to_string(tokens_.size()) + " requests answered 'not stored'" +
-               (broken_ ? ", and every later one (the segment may end in a partial record)" : ""));
+      if (segment_->broken()) {
+        broken_ = true;
+        logError(error + "; " + std::to_string(tokens_.size()) +
+                 " requests answered 'not stored', and every later one (the segment may end in a partial record)");
+        retire("a failed write could not be cut back");
+      } else {
+        outage_.failed(error, tokens_.size(), std::chrono::steady_clock::now());
+      }
     }
     completeAll(tokens_, kResultNotStored);
     buffer_.clear();
@@ -217,6 +229,7 @@ void Journal::writeOut() {
     dropUnnamedSegment(error + answered);
     return;
   }
+  outage_.stored(std::chrono::steady_clock::now());
   records_ += tokens_.size();
   api_->add(host_, counters_[kRecords], tokens_.size());
   api_->add(host_, counters_[kBytes], buffer_.size());
@@ -250,9 +263,11 @@ bool Journal::rotate() {
       directoryGone(e.what());
       return false;
     }
-    logError(std::string(e.what()) + (segment_ ? "; writing on in " + segment_->path() + " past segment_bytes"
-                                               : std::string("; requests are answered 'not stored' until a segment "
-                                                             "can be made (tried again each second)")));
+    if (segment_) {
+      logError(std::string(e.what()) + "; writing on in " + segment_->path() + " past segment_bytes");
+    } else {
+      outage_.failed(e.what(), 0, now);
+    }
     return false;
   }
   ++sequence_;
@@ -288,7 +303,16 @@ bool Journal::directoryRemoved() const {
 
 int Journal::notStored() {
   if (directoryGone_) ++notStoredWhileGone_;
+  outage_.refused(1);
   return kResultNotStored;
+}
+
+void Journal::retire(const std::string& why) {
+  if (retiring_.exchange(true)) return;
+  log(3, "journal: " + why + ": what this worker writes can no longer be called stored, so it answers 'not stored' "
+             "to every request and stops (a graceful stop, as on SIGQUIT); the master starts a new worker, whose "
+             "recovery reads this one's unsealed segments back");
+  ::kill(::getpid(), SIGQUIT);
 }
 
 void Journal::directoryGone(const std::string& why) {
