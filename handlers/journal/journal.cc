@@ -28,6 +28,9 @@ constexpr auto kErrorLogInterval = std::chrono::seconds(1);
 // While the directory is gone it is looked for each second (with the
 // rotation retries), and said again this often.
 constexpr auto kGoneLogInterval = std::chrono::seconds(10);
+// Retention runs after each rotation, and this often besides (max_age, and
+// other workers' segments) while requests come.
+constexpr auto kRetentionInterval = std::chrono::seconds(1);
 
 uint64_t unixNanoseconds() {
   timespec ts{};
@@ -54,6 +57,8 @@ Journal::Journal(const Options& options, tcpfork_host* host, const tcpfork_host_
       {kErrors, "journal_errors",
        "Writes, syncs and segment creations that failed, and open segments found deleted (alone or with the "
        "directory)."},
+      {kSegmentsDeleted, "journal_segments_deleted", "Sealed segments retention deleted."},
+      {kBytesDeleted, "journal_bytes_deleted", "Bytes of the sealed segments retention deleted."},
   };
   for (const Declared& c : kCounters) counters_[c.id] = api_->counter(host_, c.name, c.help);
 
@@ -88,6 +93,9 @@ Journal::Journal(const Options& options, tcpfork_host* host, const tcpfork_host_
     ::unlinkat(dir_.get(), probe.c_str(), 0);
   }
   startNs_ = unixNanoseconds();
+  if (options_.retention.any()) {
+    retention_ = std::make_unique<Retention>(options_.retention, [this](int level, const std::string& m) { log(level, m); });
+  }
   if (options_.fsync != FsyncMode::kNever) {
     syncer_ = std::make_unique<Syncer>(
         options_.fsync, options_.fsyncInterval, api_->complete, [this](int level, const std::string& m) { log(level, m); },
@@ -187,6 +195,18 @@ int Journal::handle(const tcpfork_request& request, tcpfork_pending* pending) {
 void Journal::batchEnd() {
   writeOut();
   publishSyncStats();
+  applyRetention();
+}
+
+void Journal::applyRetention() {
+  if (!retention_ || directoryGone_) return;
+  auto now = std::chrono::steady_clock::now();
+  if (sequence_ == retainedAtSequence_ && now < nextRetentionPass_) return;
+  retainedAtSequence_ = sequence_;
+  nextRetentionPass_ = now + kRetentionInterval;
+  RetentionPass pass = retention_->run(dir_.get(), options_.dir, std::chrono::system_clock::now());
+  api_->add(host_, counters_[kSegmentsDeleted], pass.segmentsDeleted);
+  api_->add(host_, counters_[kBytesDeleted], pass.bytesDeleted);
 }
 
 void Journal::completeAll(std::vector<tcpfork_pending*>& tokens, uint8_t result) {

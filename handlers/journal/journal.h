@@ -27,6 +27,7 @@
 #include "base/unique_fd.h"
 #include "handlers/journal/options.h"
 #include "handlers/journal/outage.h"
+#include "handlers/journal/retention.h"
 #include "handlers/journal/segment.h"
 #include "handlers/journal/syncer.h"
 
@@ -46,7 +47,18 @@ class Journal {
   void batchEnd();
 
  private:
-  enum CounterId { kRecords, kBytes, kFsyncs, kFsyncNanoseconds, kTornTails, kTornBytes, kErrors, kCounterIds };
+  enum CounterId {
+    kRecords,
+    kBytes,
+    kFsyncs,
+    kFsyncNanoseconds,
+    kTornTails,
+    kTornBytes,
+    kErrors,
+    kSegmentsDeleted,
+    kBytesDeleted,
+    kCounterIds
+  };
 
   void close();  // the destructor's work, which may throw
   void writeOut();
@@ -66,6 +78,9 @@ class Journal {
   void retire(const std::string& why);
   void completeAll(std::vector<tcpfork_pending*>& tokens, uint8_t result);
   void publishSyncStats();
+  // With retention configured: a pass after each rotation, and at least once
+  // a second while requests come.
+  void applyRetention();
   void log(int level, const std::string& message) const;
   void logError(const std::string& message);  // rate-limited
 
@@ -87,6 +102,9 @@ class Journal {
   bool broken_ = false;
   std::atomic<bool> retiring_{false};
   Outage outage_;
+  std::unique_ptr<Retention> retention_;  // none without a retention bound
+  uint32_t retainedAtSequence_ = 0;
+  std::chrono::steady_clock::time_point nextRetentionPass_{};
   bool directoryGone_ = false;
   uint64_t notStoredWhileGone_ = 0;
   std::chrono::steady_clock::time_point goneSince_{};

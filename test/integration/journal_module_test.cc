@@ -327,6 +327,10 @@ TEST(JournalConfig, TheConfigTestNamesTheBadKey) {
       {"{dir: /tmp, fsync_interval: 5ms}", "fsync_interval: is for fsync: interval only"},
       {"{dir: /tmp, colour: blue}", "colour: unknown key"},
       {"{fsync: never}", "dir: required"},
+      {"{dir: /tmp, retention: {max_bytes: 10}}", "retention.max_bytes: must be from 64KiB to 1PiB"},
+      {"{dir: /tmp, retention: {max_age: 3w}}", "retention.max_age: expected an age like 90s, 30m, 12h or 7d"},
+      {"{dir: /tmp, retention: {}}", "retention: expected max_bytes, max_age or both"},
+      {"{dir: /tmp, retention: {keep: 3}}", "retention.keep: unknown key (known: max_bytes, max_age)"},
   };
   for (const Case& c : cases) {
     std::string config = tempPath("tcpfork.yaml");
