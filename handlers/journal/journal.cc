@@ -59,6 +59,7 @@ Journal::Journal(const Options& options, tcpfork_host* host, const tcpfork_host_
        "directory)."},
       {kSegmentsDeleted, "journal_segments_deleted", "Sealed segments retention deleted."},
       {kBytesDeleted, "journal_bytes_deleted", "Bytes of the sealed segments retention deleted."},
+      {kNotStored, "journal_not_stored", "Requests answered 1 (not stored)."},
   };
   for (const Declared& c : kCounters) counters_[c.id] = api_->counter(host_, c.name, c.help);
 
@@ -162,13 +163,13 @@ void Journal::logError(const std::string& message) {
 
 int Journal::handle(const tcpfork_request& request, tcpfork_pending* pending) {
   if (request.command != TCPFORK_SUBMIT) return kResultOk;  // Conn passes through
-  if (broken_ || (syncer_ && syncer_->failed())) return kResultNotStored;
+  if (broken_ || (syncer_ && syncer_->failed())) return refused();
   if (!segment_ && !rotate()) return notStored();
   size_t bytes = recordBytes(request.payload_len);
   uint64_t after = segment_->size() + buffer_.size() + bytes;
   if (after > options_.segmentBytes && (segment_->hasRecords() || !buffer_.empty())) {
     writeOut();
-    if (broken_) return kResultNotStored;
+    if (broken_) return refused();
     // writeOut may have started a fresh segment already, or lost the directory.
     if (!segment_ || segment_->hasRecords()) rotate();
     if (!segment_) return notStored();
@@ -180,7 +181,7 @@ int Journal::handle(const tcpfork_request& request, tcpfork_pending* pending) {
     tokens_.push_back(pending);
   } catch (const std::bad_alloc&) {
     buffer_.resize(before);
-    return kResultNotStored;
+    return refused();
   }
   // From here the token is ours to complete: an exception is logged, and the
   // answer still comes through complete().
@@ -194,6 +195,7 @@ int Journal::handle(const tcpfork_request& request, tcpfork_pending* pending) {
 
 void Journal::batchEnd() {
   writeOut();
+  outage_.tick(std::chrono::steady_clock::now());
   publishSyncStats();
   applyRetention();
 }
@@ -210,6 +212,7 @@ void Journal::applyRetention() {
 }
 
 void Journal::completeAll(std::vector<tcpfork_pending*>& tokens, uint8_t result) {
+  if (result == kResultNotStored) api_->add(host_, counters_[kNotStored], tokens.size());
   for (tcpfork_pending* token : tokens) api_->complete(token, result);
   tokens.clear();
 }
@@ -324,6 +327,11 @@ bool Journal::directoryRemoved() const {
 int Journal::notStored() {
   if (directoryGone_) ++notStoredWhileGone_;
   outage_.refused(1);
+  return refused();
+}
+
+int Journal::refused() {
+  api_->add(host_, counters_[kNotStored], 1);
   return kResultNotStored;
 }
 
@@ -379,9 +387,12 @@ void Journal::publishSyncStats() {
   uint64_t fsyncs = stats.fsyncs.load(std::memory_order_relaxed);
   uint64_t nanoseconds = stats.fsyncNanoseconds.load(std::memory_order_relaxed);
   uint64_t errors = stats.errors.load(std::memory_order_relaxed);
+  uint64_t notStored = stats.notStored.load(std::memory_order_relaxed);
   api_->add(host_, counters_[kFsyncs], fsyncs - publishedFsyncs_);
   api_->add(host_, counters_[kFsyncNanoseconds], nanoseconds - publishedFsyncNanoseconds_);
   api_->add(host_, counters_[kErrors], errors - publishedSyncErrors_);
+  api_->add(host_, counters_[kNotStored], notStored - publishedSyncNotStored_);
+  publishedSyncNotStored_ = notStored;
   publishedFsyncs_ = fsyncs;
   publishedFsyncNanoseconds_ = nanoseconds;
   publishedSyncErrors_ = errors;

@@ -57,6 +57,7 @@ class Journal {
     kErrors,
     kSegmentsDeleted,
     kBytesDeleted,
+    kNotStored,
     kCounterIds
   };
 
@@ -70,7 +71,8 @@ class Journal {
   void directoryGone(const std::string& why);
   // Opens the configured path again, if a directory is there; says so.
   bool reopenDirectory(std::chrono::steady_clock::time_point now);
-  int notStored();  // kResultNotStored, counted while the directory is gone or in an outage
+  int notStored();  // kResultNotStored, counted (and while the directory is gone or in an outage)
+  int refused();    // kResultNotStored, counted
   // Any thread, once: what this process writes can no longer be called
   // stored. SIGQUIT to the worker itself: it answers what it owes, drains
   // and exits, and the master starts a successor, whose recovery reads this
@@ -99,6 +101,7 @@ class Journal {
   uint64_t publishedFsyncs_ = 0;
   uint64_t publishedFsyncNanoseconds_ = 0;
   uint64_t publishedSyncErrors_ = 0;
+  uint64_t publishedSyncNotStored_ = 0;
   bool broken_ = false;
   std::atomic<bool> retiring_{false};
   Outage outage_;

@@ -19,6 +19,7 @@ void Outage::failed(const std::string& error, uint64_t refused, Clock::time_poin
     refused_ = 0;
     firstError_ = error;
   }
+  storing_ = false;
   refused_ += refused;
   if (now - lastLine_ < kOutageLogInterval) return;
   lastLine_ = now;
@@ -42,8 +43,15 @@ void Outage::failed(const std::string& error, uint64_t refused, Clock::time_poin
 }
 
 void Outage::stored(Clock::time_point now) {
-  if (!active_) return;
+  if (!active_ || storing_) return;
+  storing_ = true;
+  storingSince_ = now;
+}
+
+void Outage::tick(Clock::time_point now) {
+  if (!active_ || !storing_ || now - storingSince_ < kOutageSettle) return;
   active_ = false;
+  storing_ = false;
   if (!startSaid_) {
     ++unsaid_;
     unsaidRefused_ += refused_;
@@ -51,7 +59,7 @@ void Outage::stored(Clock::time_point now) {
   }
   lastLine_ = now;
   log_(2, "journal stores again: " + std::to_string(refused_) + " requests were answered 'not stored' in the " +
-              seconds(now - since_) + " it could not store (" + firstError_ + ")");
+              seconds(storingSince_ - since_) + " it could not store (" + firstError_ + ")");
 }
 
 }  // namespace tcpfork::journal

@@ -3,9 +3,11 @@
 // fails, no segment that can be made. Said when it starts, every
 // kOutageLogInterval while it lasts and when it ends, each time with how many
 // requests were answered 'not stored' and for how long: a few lines for an
-// outage however many requests it refuses. At most one line an interval: an
-// outage that starts sooner after the last line (a disk on the edge of full,
-// storing now and then) is said with the next one, and counted there.
+// outage however many requests it refuses. It ends once writes have
+// succeeded for kOutageSettle with no failure between: a full disk takes a
+// small write now and then (into the unused end of a file's last page), and
+// that is not the end of it. An outage that starts sooner than an interval
+// after the last line is said with the next one, and counted there.
 // Owned by the Journal; loop thread.
 
 #include <chrono>
@@ -17,6 +19,7 @@
 namespace tcpfork::journal {
 
 inline constexpr auto kOutageLogInterval = std::chrono::seconds(10);
+inline constexpr auto kOutageSettle = std::chrono::seconds(1);
 
 class Outage {
  public:
@@ -31,13 +34,17 @@ class Outage {
   void failed(const std::string& error, uint64_t refused, Clock::time_point now);
   // A request answered 'not stored' during an outage, for its cause.
   void refused(uint64_t n) { refused_ += active_ ? n : 0; }
-  // A write succeeded: ends an outage, if there is one.
+  // A write succeeded: an outage ends if no write fails for kOutageSettle.
   void stored(Clock::time_point now);
+  // At each batch end: ends an outage that has settled.
+  void tick(Clock::time_point now);
 
  private:
   const Log log_;
   bool active_ = false;
   bool startSaid_ = false;     // this outage's start is in the log
+  bool storing_ = false;       // writes succeed again, since storingSince_
+  Clock::time_point storingSince_{};
   Clock::time_point since_{};  // this outage's start
   Clock::time_point lastLine_{};
   uint64_t refused_ = 0;  // in this outage

@@ -43,6 +43,7 @@ void Syncer::submit(std::shared_ptr<Segment> segment, std::vector<tcpfork_pendin
     // Not queued, so no sync will cover them: say so rather than never.
     for (tcpfork_pending* token : tokens) complete_(token, kResultNotStored);
     stats_.errors.fetch_add(1, std::memory_order_relaxed);
+    stats_.notStored.fetch_add(tokens.size(), std::memory_order_relaxed);
     return;
   }
   // Always: the first batch after a sync wakes the thread; the ones written
@@ -136,6 +137,7 @@ void Syncer::process(std::vector<Batch>& work) {
     const Segment* segment = batch.segment.get();
     bool stored = !failedEarlier && !in(failedSegments, segment) && !in(unnamedSegments, segment);
     for (tcpfork_pending* token : batch.tokens) complete_(token, stored ? kResultOk : kResultNotStored);
+    if (!stored) stats_.notStored.fetch_add(batch.tokens.size(), std::memory_order_relaxed);
   }
   for (Batch& batch : work) {
     if (!batch.seal) continue;

@@ -29,6 +29,7 @@ struct SyncStats {
   std::atomic<uint64_t> fsyncs{0};
   std::atomic<uint64_t> fsyncNanoseconds{0};
   std::atomic<uint64_t> errors{0};
+  std::atomic<uint64_t> notStored{0};  // requests completed with kResultNotStored
 };
 
 class Syncer {

@@ -86,13 +86,13 @@ double workersCpu(const std::set<pid_t>& pids) {
 // several connections, then gets room again.
 TEST(JournalFaults, AFullFileSystemIsAnsweredNotStoredAndStoringResumesOnceThereIsRoom) {
   TCPFORK_REQUIRE(::geteuid() == 0, "needs root: it mounts a small tmpfs to fill up");
-  Tmpfs tmpfs("8m");
+  Tmpfs tmpfs("16m");
   ASSERT_TRUE(tmpfs.mounted()) << tmpfs.error();
   std::string dir = tmpfs.path() + "/journal";
   std::string filler = tmpfs.path() + "/filler";
   // About 1.5 MiB of room: thousands of records, then a full disk.
   uint64_t fillerBytes = fillUpTo(filler, 1536 << 10);
-  ASSERT_GT(fillerBytes, 4u << 20);
+  ASSERT_GT(fillerBytes, 8u << 20);
 
   RunningMaster master(2, journalYaml(dir, "segment_bytes: 256KiB"));
   ASSERT_TRUE(master.waitForLog("journal in " + dir + " (fsync: always", 10s, 2)) << master.log();
@@ -113,7 +113,9 @@ TEST(JournalFaults, AFullFileSystemIsAnsweredNotStoredAndStoringResumesOnceThere
   double loadedCpu = workersCpu(workers) - cpuBefore;
   double loadedSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - refusingFrom).count();
   uint64_t refusedInWindow = load->notStoredSinceMark();
-  EXPECT_EQ(load->ackedSinceMark(), 0u) << "acked 0 with the file system full";
+  uint64_t ackedInWindow = load->ackedSinceMark();
+  // A few may still be acked 0 (and are then in the journal, checked below):
+  // a full tmpfs takes a small write into the unused end of a file's last page.
   load->stop();
   uint64_t nextId = load->nextId();
   const uint64_t refusedUnderLoad = load->notStored();
@@ -133,14 +135,33 @@ TEST(JournalFaults, AFullFileSystemIsAnsweredNotStoredAndStoringResumesOnceThere
   ASSERT_TRUE(fs::remove(filler));
   load = std::make_unique<JournalLoad>(master.port(), 6, 32, 100, nextId);
   load->mark();
-  EXPECT_TRUE(waitUntil([&] { return load->ackedSinceMark() >= 5000; }, 30s))
+  EXPECT_TRUE(waitUntil([&] { return load->ackedSinceMark() >= 2000; }, 30s))
       << load->ackedSinceMark() << "\n" << master.log();
-  EXPECT_TRUE(master.waitForLog("journal stores again", 10s)) << master.log();
   load->stop();
+  // A request now and then, on a new connection each (so to both workers):
+  // an outage ends once writes have gone well for a second.
+  std::vector<uint64_t> roundTrips;
+  uint64_t failedTrips = 0;
+  uint64_t id = load->nextId();
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        if (master.roundTrip(id)) {
+          roundTrips.push_back(id);
+        } else {
+          ++failedTrips;
+        }
+        ++id;
+        return count(master.log(), "journal stores again") >= 2;
+      },
+      20s))
+      << master.log();
   EXPECT_EQ(load->lostConnections(), 0) << master.log();
   EXPECT_EQ(load->wrongAcks(), 0);
+  // Every 'not stored' the clients got, counted (what the alert on refusals reads).
+  EXPECT_EQ(master.metric("tcp_server_handler_journal_not_stored_total"), double(refusedUnderLoad + load->notStored() + failedTrips));
   std::vector<uint64_t> after = load->ackedIds();
   acked.insert(acked.end(), after.begin(), after.end());
+  acked.insert(acked.end(), roundTrips.begin(), roundTrips.end());
   EXPECT_EQ(master.servingPids(), workers) << "a worker was replaced\n" << master.log();
 
   // A stop and a resume per worker, and a line each 10 s at most between
@@ -165,7 +186,7 @@ TEST(JournalFaults, AFullFileSystemIsAnsweredNotStoredAndStoringResumesOnceThere
   std::cout << "journal ENOSPC: " << acked.size() << " acked 0 (" << missing << " missing from the journal), "
             << refusedUnderLoad << " answered 'not stored'; refusing under load: " << loadedCpu << " s CPU of the "
             << workers.size() << " workers in " << loadedSeconds << " s for " << refusedInWindow
-            << " refused requests; idle while full: " << idleCpu << " s CPU in 2 s\n";
+            << " refused requests (" << ackedInWindow << " acked 0); idle while full: " << idleCpu << " s CPU in 2 s\n";
 }
 
 // The environment of the master started while it lives (its workers inherit
@@ -240,6 +261,7 @@ TEST(JournalFaults, EioOnWriteIsAnsweredNotStoredAndStoringResumesInTheSameWorke
   EXPECT_EQ(load.wrongAcks(), 0);
   EXPECT_EQ(load.lostConnections(), 0) << master.log();
   EXPECT_EQ(master.servingPids(), workers) << "the worker was replaced\n" << master.log();
+  EXPECT_EQ(master.metric("tcp_server_handler_journal_not_stored_total"), double(load.notStored()));
 
   master.process().signal(SIGQUIT);
   ASSERT_TRUE(master.process().waitExit(30s).has_value()) << master.log();
