@@ -153,6 +153,28 @@ TEST(RecordScanner, ReadsBackWhatWasAppended) {
   EXPECT_EQ(got.end.why, "");
 }
 
+// A reader going on from a record's offset (tcpfork-journal follow) gets
+// what a scan of the whole file gives from there, with the file's offsets,
+// and a record cut short at the end of what it read is torn, at its offset.
+TEST(RecordScanner, FromAnOffsetReadsOnWithTheFilesOffsets) {
+  Segment s = makeSegment(kRecords);
+  for (size_t from = 0; from < s.offsets.size(); ++from) {
+    uint64_t base = s.offsets[from];
+    std::span<const std::byte> rest = std::span(s.bytes).subspan(base);
+    RecordScanner scanner(rest, base);
+    std::vector<uint64_t> offsets;
+    while (auto r = scanner.next()) offsets.push_back(r->offset);
+    EXPECT_EQ(offsets, std::vector<uint64_t>(s.offsets.begin() + long(from), s.offsets.end()));
+    EXPECT_EQ(scanner.end().stop, Stop::kEnd);
+    EXPECT_EQ(scanner.end().offset, s.bytes.size());
+    RecordScanner cut(rest.first(rest.size() - 1), base);
+    while (cut.next()) {
+    }
+    EXPECT_EQ(cut.end().stop, Stop::kTorn);
+    EXPECT_EQ(cut.end().offset, s.offsets.back());
+  }
+}
+
 TEST(RecordScanner, AHeaderAloneIsAnEmptySegment) {
   Segment s = makeSegment({});
   Scanned got = scan(s.bytes);

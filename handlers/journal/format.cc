@@ -101,9 +101,11 @@ void appendRecord(std::vector<std::byte>& out, const char* id, uint64_t received
 
 RecordScanner::RecordScanner(std::span<const std::byte> file) : file_(file), offset_(kHeaderBytes) {}
 
+RecordScanner::RecordScanner(std::span<const std::byte> bytes, uint64_t base) : file_(bytes), base_(base), offset_(0) {}
+
 std::optional<Record> RecordScanner::stop(Stop stop, std::string why) {
   done_ = true;
-  end_ = {stop, offset_, std::move(why)};
+  end_ = {stop, base_ + offset_, std::move(why)};
   return std::nullopt;
 }
 
@@ -125,7 +127,7 @@ std::optional<Record> RecordScanner::next() {
     bool last = kRecordPrefixBytes + length == rest.size();
     return stop(last ? Stop::kTorn : Stop::kCorrupt, last ? "the last record fails its CRC" : "a record fails its CRC");
   }
-  Record record{offset_, body.first(kIdBytes), get64(&body[kIdBytes]), body.subspan(kRecordFixedBytes)};
+  Record record{base_ + offset_, body.first(kIdBytes), get64(&body[kIdBytes]), body.subspan(kRecordFixedBytes)};
   offset_ += kRecordPrefixBytes + length;
   return record;
 }

@@ -77,6 +77,9 @@ class RecordScanner {
  public:
   // `file` is the segment from its first byte; the header must have decoded.
   explicit RecordScanner(std::span<const std::byte> file);
+  // `bytes` are the segment's from offset `base` on, where a record starts
+  // (a reader going on from where it stopped); offsets are the file's.
+  RecordScanner(std::span<const std::byte> bytes, uint64_t base);
   std::optional<Record> next();
   const ScanEnd& end() const { return end_; }
 
@@ -84,7 +87,8 @@ class RecordScanner {
   std::optional<Record> stop(Stop stop, std::string why);
 
   std::span<const std::byte> file_;
-  uint64_t offset_;
+  uint64_t base_ = 0;  // the file offset of file_[0]
+  uint64_t offset_;    // into file_
   ScanEnd end_;
   bool done_ = false;
 };

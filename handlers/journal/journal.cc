@@ -1,6 +1,7 @@
 #include "handlers/journal/journal.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,9 @@ constexpr auto kErrorLogInterval = std::chrono::seconds(1);
 // While the directory is gone it is looked for each second (with the
 // rotation retries), and said again this often.
 constexpr auto kGoneLogInterval = std::chrono::seconds(10);
+// Retention runs after each rotation, and this often besides (max_age, and
+// other workers' segments) while requests come.
+constexpr auto kRetentionInterval = std::chrono::seconds(1);
 
 uint64_t unixNanoseconds() {
   timespec ts{};
@@ -37,7 +41,7 @@ uint64_t unixNanoseconds() {
 }  // namespace
 
 Journal::Journal(const Options& options, tcpfork_host* host, const tcpfork_host_api* api)
-    : options_(options), host_(host), api_(api) {
+    : options_(options), host_(host), api_(api), outage_([this](int level, const std::string& m) { log(level, m); }) {
   struct Declared {
     CounterId id;
     const char* name;
@@ -53,6 +57,9 @@ Journal::Journal(const Options& options, tcpfork_host* host, const tcpfork_host_
       {kErrors, "journal_errors",
        "Writes, syncs and segment creations that failed, and open segments found deleted (alone or with the "
        "directory)."},
+      {kSegmentsDeleted, "journal_segments_deleted", "Sealed segments retention deleted."},
+      {kBytesDeleted, "journal_bytes_deleted", "Bytes of the sealed segments retention deleted."},
+      {kNotStored, "journal_not_stored", "Requests answered 1 (not stored)."},
   };
   for (const Declared& c : kCounters) counters_[c.id] = api_->counter(host_, c.name, c.help);
 
@@ -71,7 +78,7 @@ Journal::Journal(const Options& options, tcpfork_host* host, const tcpfork_host_
     api_->add(host_, counters_[kTornBytes], report.tornBytes);
     if (report.segments > 0) {
       log(1, "recovered " + std::to_string(report.segments) + (report.segments == 1 ? " segment" : " segments") +
-                 " left open by workers that died (" +
+                 " left open by workers that died or stopped after a failed sync (" +
                  std::to_string(report.tornTails) + " torn tails, " + std::to_string(report.tornBytes) +
                  " bytes cut off)");
     }
@@ -87,9 +94,13 @@ Journal::Journal(const Options& options, tcpfork_host* host, const tcpfork_host_
     ::unlinkat(dir_.get(), probe.c_str(), 0);
   }
   startNs_ = unixNanoseconds();
+  if (options_.retention.any()) {
+    retention_ = std::make_unique<Retention>(options_.retention, [this](int level, const std::string& m) { log(level, m); });
+  }
   if (options_.fsync != FsyncMode::kNever) {
-    syncer_ = std::make_unique<Syncer>(options_.fsync, options_.fsyncInterval, api_->complete,
-                                       [this](int level, const std::string& m) { log(level, m); });
+    syncer_ = std::make_unique<Syncer>(
+        options_.fsync, options_.fsyncInterval, api_->complete, [this](int level, const std::string& m) { log(level, m); },
+        [this] { retire("an fdatasync failed"); });
   }
   log(1, "journal in " + options_.dir + " (fsync: " + name(options_.fsync) + ", segments of " +
              std::to_string(options_.segmentBytes) + " bytes)");
@@ -106,6 +117,11 @@ Journal::~Journal() {
 void Journal::close() {
   writeOut();  // nothing is left unwritten after a batch; this is for certainty
   std::shared_ptr<Segment> last = std::move(segment_);
+  if (last && broken_) {
+    log(2, last->path() + ": not sealed: it may end in a partial record; left open for the recovery of the next "
+                          "worker to cut back");
+    last.reset();
+  }
   if (syncer_) {
     if (last) syncer_->submit(last, {}, true);
     syncer_->stop();
@@ -147,13 +163,13 @@ void Journal::logError(const std::string& message) {
 
 int Journal::handle(const tcpfork_request& request, tcpfork_pending* pending) {
   if (request.command != TCPFORK_SUBMIT) return kResultOk;  // Conn passes through
-  if (broken_ || (syncer_ && syncer_->failed())) return kResultNotStored;
+  if (broken_ || (syncer_ && syncer_->failed())) return refused();
   if (!segment_ && !rotate()) return notStored();
   size_t bytes = recordBytes(request.payload_len);
   uint64_t after = segment_->size() + buffer_.size() + bytes;
   if (after > options_.segmentBytes && (segment_->hasRecords() || !buffer_.empty())) {
     writeOut();
-    if (broken_) return kResultNotStored;
+    if (broken_) return refused();
     // writeOut may have started a fresh segment already, or lost the directory.
     if (!segment_ || segment_->hasRecords()) rotate();
     if (!segment_) return notStored();
@@ -165,7 +181,7 @@ int Journal::handle(const tcpfork_request& request, tcpfork_pending* pending) {
     tokens_.push_back(pending);
   } catch (const std::bad_alloc&) {
     buffer_.resize(before);
-    return kResultNotStored;
+    return refused();
   }
   // From here the token is ours to complete: an exception is logged, and the
   // answer still comes through complete().
@@ -179,10 +195,24 @@ int Journal::handle(const tcpfork_request& request, tcpfork_pending* pending) {
 
 void Journal::batchEnd() {
   writeOut();
+  outage_.tick(std::chrono::steady_clock::now());
   publishSyncStats();
+  applyRetention();
+}
+
+void Journal::applyRetention() {
+  if (!retention_ || directoryGone_) return;
+  auto now = std::chrono::steady_clock::now();
+  if (sequence_ == retainedAtSequence_ && now < nextRetentionPass_) return;
+  retainedAtSequence_ = sequence_;
+  nextRetentionPass_ = now + kRetentionInterval;
+  RetentionPass pass = retention_->run(dir_.get(), options_.dir, std::chrono::system_clock::now());
+  api_->add(host_, counters_[kSegmentsDeleted], pass.segmentsDeleted);
+  api_->add(host_, counters_[kBytesDeleted], pass.bytesDeleted);
 }
 
 void Journal::completeAll(std::vector<tcpfork_pending*>& tokens, uint8_t result) {
+  if (result == kResultNotStored) api_->add(host_, counters_[kNotStored], tokens.size());
   for (tcpfork_pending* token : tokens) api_->complete(token, result);
   tokens.clear();
 }
@@ -198,9 +228,14 @@ void Journal::writeOut() {
     // No segment: it was found deleted just now, and dropUnnamedSegment said so.
     if (segment_) {
       api_->add(host_, counters_[kErrors], 1);
-      if (segment_->broken()) broken_ = true;
-      logError(error + "; " + std::to_string(tokens_.size()) + " requests answered 'not stored'" +
-               (broken_ ? ", and every later one (the segment may end in a partial record)" : ""));
+      if (segment_->broken()) {
+        broken_ = true;
+        logError(error + "; " + std::to_string(tokens_.size()) +
+                 " requests answered 'not stored', and every later one (the segment may end in a partial record)");
+        retire("a failed write could not be cut back");
+      } else {
+        outage_.failed(error, tokens_.size(), std::chrono::steady_clock::now());
+      }
     }
     completeAll(tokens_, kResultNotStored);
     buffer_.clear();
@@ -217,6 +252,7 @@ void Journal::writeOut() {
     dropUnnamedSegment(error + answered);
     return;
   }
+  outage_.stored(std::chrono::steady_clock::now());
   records_ += tokens_.size();
   api_->add(host_, counters_[kRecords], tokens_.size());
   api_->add(host_, counters_[kBytes], buffer_.size());
@@ -250,9 +286,11 @@ bool Journal::rotate() {
       directoryGone(e.what());
       return false;
     }
-    logError(std::string(e.what()) + (segment_ ? "; writing on in " + segment_->path() + " past segment_bytes"
-                                               : std::string("; requests are answered 'not stored' until a segment "
-                                                             "can be made (tried again each second)")));
+    if (segment_) {
+      logError(std::string(e.what()) + "; writing on in " + segment_->path() + " past segment_bytes");
+    } else {
+      outage_.failed(e.what(), 0, now);
+    }
     return false;
   }
   ++sequence_;
@@ -288,7 +326,21 @@ bool Journal::directoryRemoved() const {
 
 int Journal::notStored() {
   if (directoryGone_) ++notStoredWhileGone_;
+  outage_.refused(1);
+  return refused();
+}
+
+int Journal::refused() {
+  api_->add(host_, counters_[kNotStored], 1);
   return kResultNotStored;
+}
+
+void Journal::retire(const std::string& why) {
+  if (retiring_.exchange(true)) return;
+  log(3, "journal: " + why + ": what this worker writes can no longer be called stored, so it answers 'not stored' "
+             "to every request and stops (a graceful stop, as on SIGQUIT); the master starts a new worker, whose "
+             "recovery reads this one's unsealed segments back");
+  ::kill(::getpid(), SIGQUIT);
 }
 
 void Journal::directoryGone(const std::string& why) {
@@ -335,9 +387,12 @@ void Journal::publishSyncStats() {
   uint64_t fsyncs = stats.fsyncs.load(std::memory_order_relaxed);
   uint64_t nanoseconds = stats.fsyncNanoseconds.load(std::memory_order_relaxed);
   uint64_t errors = stats.errors.load(std::memory_order_relaxed);
+  uint64_t notStored = stats.notStored.load(std::memory_order_relaxed);
   api_->add(host_, counters_[kFsyncs], fsyncs - publishedFsyncs_);
   api_->add(host_, counters_[kFsyncNanoseconds], nanoseconds - publishedFsyncNanoseconds_);
   api_->add(host_, counters_[kErrors], errors - publishedSyncErrors_);
+  api_->add(host_, counters_[kNotStored], notStored - publishedSyncNotStored_);
+  publishedSyncNotStored_ = notStored;
   publishedFsyncs_ = fsyncs;
   publishedFsyncNanoseconds_ = nanoseconds;
   publishedSyncErrors_ = errors;

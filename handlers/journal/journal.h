@@ -8,7 +8,14 @@
 // in use (rm -rf) makes every request 'not stored' until a directory is at
 // the configured path again: asked once a second, never made by the journal
 // while it runs.
+//
+// A failed write (a full file system, say) answers its batch 'not stored' and
+// the next batch tries again; Outage says when storing stopped and resumed.
+// A failed fdatasync, or a failed write that could not be cut back, is not
+// retried: every later request is answered 'not stored' and the worker stops
+// itself gracefully (retire()), so that the master starts a fresh one.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -19,6 +26,8 @@
 
 #include "base/unique_fd.h"
 #include "handlers/journal/options.h"
+#include "handlers/journal/outage.h"
+#include "handlers/journal/retention.h"
 #include "handlers/journal/segment.h"
 #include "handlers/journal/syncer.h"
 
@@ -38,7 +47,19 @@ class Journal {
   void batchEnd();
 
  private:
-  enum CounterId { kRecords, kBytes, kFsyncs, kFsyncNanoseconds, kTornTails, kTornBytes, kErrors, kCounterIds };
+  enum CounterId {
+    kRecords,
+    kBytes,
+    kFsyncs,
+    kFsyncNanoseconds,
+    kTornTails,
+    kTornBytes,
+    kErrors,
+    kSegmentsDeleted,
+    kBytesDeleted,
+    kNotStored,
+    kCounterIds
+  };
 
   void close();  // the destructor's work, which may throw
   void writeOut();
@@ -50,9 +71,18 @@ class Journal {
   void directoryGone(const std::string& why);
   // Opens the configured path again, if a directory is there; says so.
   bool reopenDirectory(std::chrono::steady_clock::time_point now);
-  int notStored();  // kResultNotStored, counted while the directory is gone
+  int notStored();  // kResultNotStored, counted (and while the directory is gone or in an outage)
+  int refused();    // kResultNotStored, counted
+  // Any thread, once: what this process writes can no longer be called
+  // stored. SIGQUIT to the worker itself: it answers what it owes, drains
+  // and exits, and the master starts a successor, whose recovery reads this
+  // one's unsealed segments back.
+  void retire(const std::string& why);
   void completeAll(std::vector<tcpfork_pending*>& tokens, uint8_t result);
   void publishSyncStats();
+  // With retention configured: a pass after each rotation, and at least once
+  // a second while requests come.
+  void applyRetention();
   void log(int level, const std::string& message) const;
   void logError(const std::string& message);  // rate-limited
 
@@ -71,7 +101,13 @@ class Journal {
   uint64_t publishedFsyncs_ = 0;
   uint64_t publishedFsyncNanoseconds_ = 0;
   uint64_t publishedSyncErrors_ = 0;
+  uint64_t publishedSyncNotStored_ = 0;
   bool broken_ = false;
+  std::atomic<bool> retiring_{false};
+  Outage outage_;
+  std::unique_ptr<Retention> retention_;  // none without a retention bound
+  uint32_t retainedAtSequence_ = 0;
+  std::chrono::steady_clock::time_point nextRetentionPass_{};
   bool directoryGone_ = false;
   uint64_t notStoredWhileGone_ = 0;
   std::chrono::steady_clock::time_point goneSince_{};

@@ -72,7 +72,7 @@ void recoverOne(int dirFd, const std::string& dir, const std::string& name, int 
     } else if (end.stop == Stop::kCorrupt) {
       ++report.corrupt;
       log(3, path + ": corrupt record at offset " + std::to_string(end.offset) + " (" + end.why +
-                 "); left as it is, records after it are not read (tcpfork-journal verify)");
+                 "); not truncated, sealed as it is: records after it are not read (tcpfork-journal verify)");
     }
   }  // unmapped before the file is cut
   if (cut && (::ftruncate(fd, off_t(cutAt)) != 0 || ::fdatasync(fd) != 0)) {

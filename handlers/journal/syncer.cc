@@ -4,8 +4,19 @@
 
 namespace tcpfork::journal {
 
-Syncer::Syncer(FsyncMode mode, std::chrono::milliseconds interval, Complete complete, Log log)
-    : mode_(mode), interval_(interval), complete_(complete), log_(std::move(log)), thread_([this] { run(); }) {}
+Syncer::Syncer(FsyncMode mode, std::chrono::milliseconds interval, Complete complete, Log log, Failed failed)
+    : mode_(mode),
+      interval_(interval),
+      complete_(complete),
+      log_(std::move(log)),
+      onFailed_(std::move(failed)),
+      thread_([this] { run(); }) {}
+
+bool Syncer::fail() {
+  if (failed_.exchange(true)) return false;
+  if (onFailed_) onFailed_();
+  return true;
+}
 
 Syncer::~Syncer() { stop(); }
 
@@ -32,6 +43,7 @@ void Syncer::submit(std::shared_ptr<Segment> segment, std::vector<tcpfork_pendin
     // Not queued, so no sync will cover them: say so rather than never.
     for (tcpfork_pending* token : tokens) complete_(token, kResultNotStored);
     stats_.errors.fetch_add(1, std::memory_order_relaxed);
+    stats_.notStored.fetch_add(tokens.size(), std::memory_order_relaxed);
     return;
   }
   // Always: the first batch after a sync wakes the thread; the ones written
@@ -62,8 +74,8 @@ void Syncer::run() {
     } catch (const std::exception& e) {
       // Only allocation throws here. The thread goes on; requests of the
       // group not yet completed stay unanswered until their connections close.
-      failed_ = true;
       log_(3, std::string("journal sync thread: ") + e.what() + "; every later request is answered 'not stored'");
+      fail();
     }
     work.clear();  // drops segment references off the lock
     lock.lock();
@@ -98,11 +110,12 @@ void Syncer::process(std::vector<Batch>& work) {
     if (!ok) {
       stats_.errors.fetch_add(1, std::memory_order_relaxed);
       failedSegments.push_back(segment);
-      if (!failed_.exchange(true)) {
+      if (!failed_.load(std::memory_order_acquire)) {
         log_(3, error + (mode_ == FsyncMode::kAlways
                              ? "; the requests it covered are answered 'not stored', and so is every later one"
                              : "; records acked since the last good sync may be lost, and every later request is "
                                "answered 'not stored'"));
+        fail();
       }
       continue;
     }
@@ -124,11 +137,21 @@ void Syncer::process(std::vector<Batch>& work) {
     const Segment* segment = batch.segment.get();
     bool stored = !failedEarlier && !in(failedSegments, segment) && !in(unnamedSegments, segment);
     for (tcpfork_pending* token : batch.tokens) complete_(token, stored ? kResultOk : kResultNotStored);
+    if (!stored) stats_.notStored.fetch_add(batch.tokens.size(), std::memory_order_relaxed);
   }
   for (Batch& batch : work) {
+    if (!batch.seal) continue;
     std::string error;
+    if (failed_.load(std::memory_order_acquire)) {
+      // What the file holds past its last good sync is unknown: the next
+      // worker's recovery reads it back, record by record, once our lock
+      // on it is gone.
+      log_(2, batch.segment->path() + ": not sealed after a failed sync; left open for the recovery of the next "
+                                      "worker to check");
+      continue;
+    }
     // An unnamed segment was said above; there is no file to seal.
-    if (batch.seal && !batch.segment->unnamed() && !batch.segment->seal(true, error)) log_(2, error);
+    if (!batch.segment->unnamed() && !batch.segment->seal(true, error)) log_(2, error);
   }
 }
 

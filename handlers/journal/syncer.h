@@ -29,14 +29,16 @@ struct SyncStats {
   std::atomic<uint64_t> fsyncs{0};
   std::atomic<uint64_t> fsyncNanoseconds{0};
   std::atomic<uint64_t> errors{0};
+  std::atomic<uint64_t> notStored{0};  // requests completed with kResultNotStored
 };
 
 class Syncer {
  public:
   using Complete = void (*)(tcpfork_pending*, uint8_t);
   using Log = std::function<void(int level, const std::string&)>;  // called from the syncer's thread
+  using Failed = std::function<void()>;  // called from the syncer's thread, once, at the first failure
 
-  Syncer(FsyncMode mode, std::chrono::milliseconds interval, Complete complete, Log log);
+  Syncer(FsyncMode mode, std::chrono::milliseconds interval, Complete complete, Log log, Failed failed);
   ~Syncer();  // stop()
   // Syncs, completes and seals what is queued, then joins; stats() stay.
   void stop();
@@ -50,7 +52,8 @@ class Syncer {
   const SyncStats& stats() const { return stats_; }
   // A sync failed: after a failed fdatasync what the page cache holds is
   // unknown (a later one may succeed without writing it), so nothing stored
-  // from now on may be called durable.
+  // from now on may be called durable, and no segment is sealed: each is
+  // left open for the recovery of the worker that comes next.
   bool failed() const { return failed_.load(std::memory_order_acquire); }
 
  private:
@@ -62,11 +65,14 @@ class Syncer {
 
   void run();
   void process(std::vector<Batch>& work);
+  // Marks the syncer failed; true the first time, after `onFailed_`.
+  bool fail();
 
   const FsyncMode mode_;
   const std::chrono::milliseconds interval_;
   const Complete complete_;
   const Log log_;
+  const Failed onFailed_;
   SyncStats stats_;
   std::atomic<bool> failed_{false};
 

@@ -29,6 +29,7 @@
 #include "handlers/journal/format.h"
 #include "handlers/journal/segment_files.h"
 #include "protocol/codec.h"
+#include "test/integration/journal_fixture.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
 
@@ -36,165 +37,6 @@ namespace tcpfork::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string journalModule() { return std::string(TCPFORK_JOURNAL_MODULE); }
-
-std::string journalYaml(const std::string& dir, const std::string& more = "") {
-  return "handler:\n  module: " + journalModule() + "\n  config: {dir: " + dir + (more.empty() ? "" : ", " + more) +
-         "}\n";
-}
-
-std::string idText(uint64_t n) {
-  auto id = protocol::formatId(n);
-  return std::string(protocol::asText(id));
-}
-
-// Every record of a journal directory, through tcpfork-journal cat --json.
-struct JournalContents {
-  std::vector<nlohmann::json> records;
-  std::multiset<std::string> ids;
-  int exitCode = -1;
-  std::string output;
-};
-
-JournalContents readJournal(const std::string& dir) {
-  JournalContents contents;
-  ToolRun run = runTool("tcpfork-journal", {"cat", "--json", dir}, 60s);
-  contents.exitCode = run.exitCode;
-  contents.output = run.output;
-  std::istringstream lines(run.output);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.empty() || line[0] != '{') continue;
-    auto record = nlohmann::json::parse(line);
-    contents.ids.insert(record["id"].get<std::string>());
-    contents.records.push_back(std::move(record));
-  }
-  return contents;
-}
-
-std::vector<std::string> filesIn(const std::string& dir, std::string_view suffix) {
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    std::string name = entry.path().filename().string();
-    if (name.size() > suffix.size() && name.substr(name.size() - suffix.size()) == suffix) names.push_back(name);
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-// Pipelined Submits on `connections` connections, each from a thread: a burst
-// of unique IDs, then its acks, checked; a connection that dies is replaced.
-// Records every ID that was acked with result 0 (stored), and counts those
-// acked with 1 (not stored), after which a connection backs off for 1 ms as
-// a client would. IDs are handed out in increasing order, so nextId() taken
-// at some moment splits the requests sent before it from those after.
-class JournalLoad {
- public:
-  JournalLoad(int port, int connections, uint64_t burst) : port_(port), burst_(burst) {
-    for (int c = 0; c < connections; ++c) threads_.emplace_back([this] { run(); });
-  }
-  ~JournalLoad() { stop(); }
-
-  void stop() {
-    stop_ = true;
-    for (auto& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-  uint64_t acked() const { return acked_.load(); }
-  uint64_t ackedOnLostConnections() const { return ackedOnLost_.load(); }
-  int lostConnections() const { return lost_.load(); }
-  int wrongAcks() const { return wrong_.load(); }
-  uint64_t notStored() const { return notStored_.load(); }
-  uint64_t nextId() const { return next_.load(); }
-  std::vector<uint64_t> ackedIds() {
-    std::lock_guard lock(mutex_);
-    return ids_;
-  }
-  // From now on, acks for IDs sent from now on are counted apart too.
-  void mark() { mark_ = next_.load(); }
-  uint64_t ackedSinceMark() const { return ackedSinceMark_.load(); }
-  uint64_t notStoredSinceMark() const { return notStoredSinceMark_.load(); }
-
- private:
-  void run() {
-    for (int attempt = 0; !stop_ && attempt < 200; ++attempt) {
-      std::unique_ptr<TestConnection> conn;
-      try {
-        conn = std::make_unique<TestConnection>(port_, 10s);
-      } catch (const std::exception&) {
-        std::this_thread::sleep_for(10ms);  // between connect attempts to a restarting server: bounded by attempt
-        continue;
-      }
-      uint64_t ackedHere = 0;
-      bool lost = false;
-      while (!stop_ && !lost) {
-        uint64_t first = next_.fetch_add(burst_);
-        std::vector<std::byte> frames;
-        for (uint64_t n = first; n < first + burst_; ++n) frames = concat(std::move(frames), submitFrame(n, "p" + idText(n)));
-        try {
-          conn->send(frames);
-        } catch (const std::exception&) {
-          lost = true;
-          break;
-        }
-        std::vector<std::byte> acks = conn->read(burst_ * kAckBytes);
-        std::vector<uint64_t> good;
-        uint64_t notStored = 0;
-        const bool marked = first >= mark_.load();
-        for (size_t i = 0; i + kAckBytes <= acks.size(); i += kAckBytes) {
-          uint64_t n = first + i / kAckBytes;
-          std::vector<std::byte> one(acks.begin() + long(i), acks.begin() + long(i + kAckBytes));
-          std::vector<std::byte> ok = submitAckFrame(n);
-          if (one == ok) {
-            good.push_back(n);
-            continue;
-          }
-          ok.back() = std::byte{1};
-          if (one == ok) {
-            ++notStored;
-          } else {
-            ++wrong_;
-          }
-        }
-        {
-          std::lock_guard lock(mutex_);
-          ids_.insert(ids_.end(), good.begin(), good.end());
-        }
-        notStored_ += notStored;
-        acked_ += good.size();
-        if (marked) {
-          notStoredSinceMark_ += notStored;
-          ackedSinceMark_ += good.size();
-        }
-        if (notStored > 0) std::this_thread::sleep_for(1ms);  // a client's backoff, bounded by the run
-        ackedHere += good.size();
-        if (acks.size() < burst_ * kAckBytes) lost = true;
-      }
-      if (lost) {
-        ++lost_;
-        ackedOnLost_ += ackedHere;
-      }
-    }
-  }
-
-  const int port_;
-  const uint64_t burst_;
-  std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> next_{1};
-  std::atomic<uint64_t> acked_{0};
-  std::atomic<uint64_t> ackedOnLost_{0};
-  std::atomic<int> lost_{0};
-  std::atomic<int> wrong_{0};
-  std::atomic<uint64_t> notStored_{0};
-  std::atomic<uint64_t> mark_{std::numeric_limits<uint64_t>::max()};
-  std::atomic<uint64_t> ackedSinceMark_{0};
-  std::atomic<uint64_t> notStoredSinceMark_{0};
-  std::mutex mutex_;
-  std::vector<uint64_t> ids_;
-  std::vector<std::thread> threads_;
-};
 
 TEST(Journal, AWorkerKilledUnderLoadLosesNoAckedRecord) {
   std::string dir = tempPath("journal");
@@ -485,6 +327,10 @@ TEST(JournalConfig, TheConfigTestNamesTheBadKey) {
       {"{dir: /tmp, fsync_interval: 5ms}", "fsync_interval: is for fsync: interval only"},
       {"{dir: /tmp, colour: blue}", "colour: unknown key"},
       {"{fsync: never}", "dir: required"},
+      {"{dir: /tmp, retention: {max_bytes: 10}}", "retention.max_bytes: must be from 64KiB to 1PiB"},
+      {"{dir: /tmp, retention: {max_age: 3w}}", "retention.max_age: expected an age like 90s, 30m, 12h or 7d"},
+      {"{dir: /tmp, retention: {}}", "retention: expected max_bytes, max_age or both"},
+      {"{dir: /tmp, retention: {keep: 3}}", "retention.keep: unknown key (known: max_bytes, max_age)"},
   };
   for (const Case& c : cases) {
     std::string config = tempPath("tcpfork.yaml");

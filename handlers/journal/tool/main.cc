@@ -1,15 +1,21 @@
 // tcpfork-journal: reads and checks the segment files the journal module
 // writes. `cat` prints their good records as lines of text or JSON; `verify`
 // checks every header and record CRC and says where and why a file stops
-// being good. Exit 0 when all is well, 1 when damage was found, 2 when a
+// being good; `follow` prints records as the workers write them, until
+// stopped, and keeps its place in a cursor file. Exit 0 when all is well
+// (follow: stopped by SIGINT or SIGTERM), 1 when damage was found, 2 when a
 // file could not be read, is no segment, or the command line was wrong.
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <signal.h>
+#include <time.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <chrono>
 #include <functional>
 #include <string>
 #include <system_error>
@@ -17,6 +23,8 @@
 
 #include "base/version.h"
 #include "handlers/journal/segment_files.h"
+#include "handlers/journal/tool/cursor.h"
+#include "handlers/journal/tool/follow.h"
 #include "handlers/journal/tool/print.h"
 #include "handlers/journal/tool/scan.h"
 
@@ -132,6 +140,98 @@ int runVerify(const std::vector<std::string>& paths) {
   return finish(tally.exitCode());
 }
 
+// How often follow looks for what is new.
+constexpr auto kFollowPoll = std::chrono::milliseconds(100);
+
+volatile sig_atomic_t stopFollowing = 0;
+
+// "2026-12-02T05:30:00Z" (a fraction of a second allowed) or Unix seconds.
+bool parseSince(const std::string& text, uint64_t& ns) {
+  if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos) {
+    ns = std::stoull(text) * 1'000'000'000;
+    return true;
+  }
+  struct tm utc{};
+  const char* rest = ::strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &utc);
+  if (!rest) return false;
+  uint64_t fraction = 0;
+  if (*rest == '.') {
+    uint64_t scale = 100'000'000;
+    for (++rest; *rest >= '0' && *rest <= '9'; ++rest, scale /= 10) fraction += uint64_t(*rest - '0') * scale;
+  }
+  if (std::string(rest) != "Z") return false;
+  time_t seconds = ::timegm(&utc);
+  if (seconds < 0) return false;
+  ns = uint64_t(seconds) * 1'000'000'000 + fraction;
+  return true;
+}
+
+struct FollowArgs {
+  std::string dir;
+  bool json = false;
+  bool fromStart = false;
+  std::string since;
+  std::string cursor;
+};
+
+int runFollow(const FollowArgs& args) {
+  FollowOptions options;
+  options.dir = args.dir;
+  if (args.fromStart) options.start = FollowOptions::Start::kFromStart;
+  if (!args.since.empty()) {
+    if (!parseSince(args.since, options.sinceNs)) {
+      warn("--since: expected a UTC time like 2026-12-02T05:30:00Z, or Unix seconds, got '" + args.since + "'");
+      return kExitError;
+    }
+    options.start = FollowOptions::Start::kFromStart;
+  }
+  Positions positions;
+  bool resumed = false;
+  try {
+    if (!args.cursor.empty()) resumed = loadCursor(args.cursor, positions);
+  } catch (const std::exception& e) {
+    warn(e.what());
+    return kExitError;
+  }
+  auto print = [&args](const SegmentScan& scan, const Record& record) {
+    std::string line = args.json ? recordJson(scan, record) : recordText(scan, record);
+    line += '\n';
+    std::fwrite(line.data(), 1, line.size(), stdout);
+  };
+  Follower follower(options, positions, resumed, print, warn);
+
+  struct sigaction onStop {};
+  onStop.sa_handler = [](int) { stopFollowing = 1; };
+  ::sigaction(SIGINT, &onStop, nullptr);
+  ::sigaction(SIGTERM, &onStop, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);  // a reader gone shows as a failed write, and the cursor stays where it was
+
+  Positions saved = positions;
+  for (bool first = true; !stopFollowing; first = false) {
+    try {
+      follower.poll();
+    } catch (const std::system_error& e) {
+      warn(e.what());
+      return finish(kExitError);
+    }
+    // The cursor moves only past what has reached standard output.
+    if (std::fflush(stdout) != 0 || std::ferror(stdout)) return finish(kExitError);
+    if (!args.cursor.empty() && (first || follower.positions() != saved)) {
+      try {
+        saveCursor(args.cursor, follower.positions());
+      } catch (const std::system_error& e) {
+        warn(e.what());
+        return kExitError;
+      }
+      saved = follower.positions();
+    }
+    if (stopFollowing) break;
+    timespec pause{0, long(std::chrono::nanoseconds(kFollowPoll).count())};
+    ::nanosleep(&pause, nullptr);  // a stop signal cuts it short
+  }
+  return finish(kExitOk);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -149,6 +249,17 @@ int main(int argc, char** argv) {
   auto* verify = app.add_subcommand("verify", "check every header and record CRC; one line per file");
   verify->add_option("PATH", verifyPaths, "segment file or journal directory")->required();
 
+  FollowArgs followArgs;
+  auto* follow = app.add_subcommand("follow", "print records as the workers write them, until stopped");
+  follow->add_flag("--json", followArgs.json, "one JSON object per record instead of a line of text");
+  auto* fromStart = follow->add_flag("--from-start", followArgs.fromStart,
+                                     "begin with the oldest record in the directory (default: with what is new)");
+  follow->add_option("--since", followArgs.since, "begin with records received at or after TIME (UTC, RFC 3339)")
+      ->excludes(fromStart);
+  follow->add_option("--cursor", followArgs.cursor,
+                     "keep the place reached in FILE, and go on from it when FILE exists");
+  follow->add_option("DIR", followArgs.dir, "journal directory")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -156,5 +267,6 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? kExitOk : kExitError;
   }
   if (cat->parsed()) return runCat(catPaths, json);
+  if (follow->parsed()) return runFollow(followArgs);
   return runVerify(verifyPaths);
 }
