@@ -289,6 +289,7 @@ KeyLines walk(const std::string& path, const YAML::Node& root, Config& c) {
                    r.forEach(n, k, withWorkerKeys("handler", {}));
                    if (c.worker.handler.module.empty()) r.fail(n, k, "needs module (the handler's .so file)");
                  }},
+                {"overload", [&](auto& n, auto& k) { r.forEach(n, k, withWorkerKeys("overload", {})); }},
                 {"profile",
                  [&](auto& n, auto& k) {
                    r.forEach(
@@ -399,6 +400,14 @@ void validate(const Config& c, const ConfigOrigins& o) {
                        o.compared("output_high_water", std::to_string(c.worker.limits.outputHighWater)),
                        oneConnection),
            {"max_frame_bytes", "output_high_water"});
+  }
+  // The minimum over an interval shorter than the target could never be
+  // judged against it: a request would have to wait longer than the window.
+  if (const OverloadSettings& overload = c.worker.overload; overload.target > overload.interval) {
+    o.fail("overload.target",
+           fmt::format("{} is longer than {}", o.value("overload.target", formatDuration(overload.target)),
+                       o.compared("overload.interval", formatDuration(overload.interval))),
+           {"overload.interval"});
   }
 }
 
