@@ -201,7 +201,8 @@ void Connection::onIdleTimeout() {
 // the next one, so the bytes of a read are dead once decodeInput returns.
 bool Connection::readBatch() {
   std::span<std::byte> scratch = context_.scratch;
-  bool timed = context_.stats.timed();
+  // Shedding judges each request by its receive stamp, stats or not.
+  bool timed = context_.stats.timed() || context_.shedder != nullptr;
   for (int i = 0; i < kReadsPerBatch; ++i) {
     if (context_.budget.gated()) return true;  // read nothing: the caller stops reading
     decodedAtNs_ = 0;  // a system call later, that time is stale
@@ -321,14 +322,18 @@ uint64_t Connection::decodeInput(std::span<const std::byte> in) {
   return frames;
 }
 
-// The handler is fixed for the worker's life: the choice is made once per
-// run of frames, so the built-in ack costs no call at all and a module one
-// direct call per request.
+// The handler and shedding are fixed for the worker's life: the choice is
+// made once per run of frames, so the built-in ack costs no call at all and
+// a module one direct call per request, and with shedding off no request
+// pays for it.
 size_t Connection::decodeFrames(std::span<const std::byte> bytes, uint64_t& frames) {
-  return context_.module ? decodeFramesWith<true>(bytes, frames) : decodeFramesWith<false>(bytes, frames);
+  if (context_.shedder) {
+    return context_.module ? decodeFramesWith<true, true>(bytes, frames) : decodeFramesWith<false, true>(bytes, frames);
+  }
+  return context_.module ? decodeFramesWith<true, false>(bytes, frames) : decodeFramesWith<false, false>(bytes, frames);
 }
 
-template <bool kModule>
+template <bool kModule, bool kShed>
 size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& frames) {
   using namespace protocol;
   // Loaded once: the handler's calls are opaque to the compiler.
@@ -364,6 +369,18 @@ size_t Connection::decodeFramesWith(std::span<const std::byte> bytes, uint64_t& 
     size_t frameBytes = decoded.size;
     ++requests;
     consumed += frameBytes;
+    if constexpr (kShed) {
+      // Answered busy at once, in order, and never handed to the handler.
+      if (context_.shedder->shed(receivedNs_)) {
+        if (kModule && holding) {
+          hold(request, tokenBase + requests, kResultBusy, startedNs);  // held as completed
+          return !paused() && state_ == State::kOpen;
+        }
+        encodeAck(ackFor(request.command), request.id, kResultBusy, ackOut + acks * kAckFrameBytes);
+        ++acks;
+        return true;
+      }
+    }
     if constexpr (kModule) {
       uint64_t token = tokenBase + requests;  // requests counts this one: 1..maxAcks
       // From the frame's bytes, not `request` (see Caller).

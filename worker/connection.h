@@ -49,6 +49,7 @@
 #include "worker/frame_input.h"
 #include "worker/handler.h"
 #include "worker/handler_module.h"
+#include "worker/load_shedder.h"
 #include "worker/pending_table.h"
 #include "worker/receive_clock.h"
 #include "worker/time_slice.h"
@@ -74,6 +75,9 @@ struct ConnectionContext {
   // per-request call then goes straight to it, not through the vtable.
   HandlerModule* module;
   PendingTable& pendings;
+  // Sheds requests that queued too long while overloaded; null when
+  // overload.shed is off (the frame loop then has no shedding in it).
+  LoadShedder* shedder;
   BufferBudget& budget;
   const ConnectionStats& stats;
   ReceiveClock& receiveClock;
@@ -151,7 +155,7 @@ class Connection {
   // Answers the whole frames at the front of `bytes` and returns the bytes
   // they take; a protocol error answers those before it and begins the flush.
   size_t decodeFrames(std::span<const std::byte> bytes, uint64_t& frames);
-  template <bool kModule>
+  template <bool kModule, bool kShed>
   size_t decodeFramesWith(std::span<const std::byte> bytes, uint64_t& frames);
   // After a read batch: closes the connection when a frame has trickled in
   // for longer than idle_timeout (FrameInput::afterRead).
@@ -224,7 +228,7 @@ class Connection {
   BufferBudget::Share share_;
   // The kernel's receive stamp of the last read, on CLOCK_MONOTONIC
   // (ReceiveClock): the frames it completes, its own and a tail's, are
-  // timed from it.
+  // timed from it, and their queueing delay judged from it when shedding.
   uint64_t receivedNs_ = 0;
   // CLOCK_MONOTONIC ns of the last read, until its frames are decoded: the
   // start of their run (0: read the clock).
