@@ -68,8 +68,10 @@ BenchResult runBench(const BenchOptions& options, const std::atomic<bool>& stop)
     for (const auto& c : counters) {
       p.sent += ThreadCounters::read(c->sent);
       p.acked += ThreadCounters::read(c->acked);
+      p.busy += ThreadCounters::read(c->busy);
       for (const auto& e : c->errors) p.errors += ThreadCounters::read(e);
-      p.latencyNs += c->latencyNs.snapshot();
+      p.latencyNs += c->admittedNs.snapshot();
+      p.latencyNs += c->busyNs.snapshot();
     }
     return p;
   };
@@ -98,13 +100,16 @@ BenchResult runBench(const BenchOptions& options, const std::atomic<bool>& stop)
     const ThreadCounters& c = *counters[t];
     result.sent += ThreadCounters::read(c.sent);
     result.acked += ThreadCounters::read(c.acked);
+    result.busy += ThreadCounters::read(c.busy);
     for (size_t e = 0; e < kAckErrorCount; ++e) result.errors[e] += ThreadCounters::read(c.errors[e]);
     result.connectsFailed += ThreadCounters::read(c.connectsFailed);
     result.connectsReset += ThreadCounters::read(c.connectsReset);
     result.connectionsClosedByServer += ThreadCounters::read(c.closedByServer);
     result.unackedOnClosedConnections += ThreadCounters::read(c.unackedOnClose);
-    result.latencyNs += c.latencyNs.snapshot();
+    result.latencyAdmittedNs += c.admittedNs.snapshot();
+    result.latencyBusyNs += c.busyNs.snapshot();
     result.measuredAcks += benchThreads[t]->measuredAcks();
+    result.measuredOk += benchThreads[t]->measuredOk();
     result.measuredSeconds = std::max(result.measuredSeconds, benchThreads[t]->measuredNs() / 1e9);
     result.unackedAtEnd += benchThreads[t]->unackedAtEnd();
   }

@@ -114,14 +114,15 @@ bool BenchConnection::writePending() {
 
 int64_t BenchConnection::readAcks(int64_t nowNs) {
   uint64_t ackedBefore = acked_;
+  uint64_t notOkBefore = notOk_;
   for (int i = 0; i < kReadsPerCall; ++i) {
     size_t asked = in_.size() - inLength_;
     ssize_t n = ::read(fd_.get(), in_.data() + inLength_, asked);
-    if (n == 0) return closed(ackedBefore);
+    if (n == 0) return closed(ackedBefore, notOkBefore);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      return closed(ackedBefore);
+      return closed(ackedBefore, notOkBefore);
     }
     size_t readBytes = static_cast<size_t>(n);
     inLength_ += readBytes;
@@ -132,14 +133,14 @@ int64_t BenchConnection::readAcks(int64_t nowNs) {
         auto decoded = decodeAck(std::span<const std::byte>(frame, inLength_ - offset), kDefaultMaxFrameBytes);
         if (decoded.status != DecodeStatus::kFrame) {
           ThreadCounters::add(counters_.errors[size_t(AckError::kMalformed)], 1);
-          return closed(ackedBefore);  // the stream is no longer framed: nothing after it can be trusted
+          return closed(ackedBefore, notOkBefore);  // the stream is no longer framed: nothing after it can be trusted
         }
         if (!checkAck(frame, nowNs)) {
           offset += kAckFrameBytes;  // unsolicited: it answers nothing we sent
           continue;
         }
       } else {
-        counters_.latencyNs.record(static_cast<uint64_t>(std::max<int64_t>(0, nowNs - sendTimes_[ackHead_])));
+        counters_.admittedNs.record(static_cast<uint64_t>(std::max<int64_t>(0, nowNs - sendTimes_[ackHead_])));
         ++acked_;
         if (++ackHead_ == window_) ackHead_ = 0;
       }
@@ -150,18 +151,27 @@ int64_t BenchConnection::readAcks(int64_t nowNs) {
     if (inLength_ > 0) std::memmove(in_.data(), in_.data() + offset, inLength_);
     if (readBytes < asked) break;  // socket drained: skip the EAGAIN read
   }
-  ThreadCounters::add(counters_.acked, acked_ - ackedBefore);
+  publish(ackedBefore, notOkBefore);
   return static_cast<int64_t>(acked_ - ackedBefore);
 }
 
-int64_t BenchConnection::closed(uint64_t ackedBefore) {
+int64_t BenchConnection::closed(uint64_t ackedBefore, uint64_t notOkBefore) {
   // Acks checked before the close still count.
-  ThreadCounters::add(counters_.acked, acked_ - ackedBefore);
+  publish(ackedBefore, notOkBefore);
   return -1;
 }
 
-// The slow path: the frame is well formed but not the ack expected next.
-// Returns false for an ack that answers nothing (none was owed).
+// Once per read batch, not per ack. Every ack the fast path matched is ok and
+// none the slow path took is: ok = acks less the slow path's.
+void BenchConnection::publish(uint64_t ackedBefore, uint64_t notOkBefore) {
+  uint64_t acked = acked_ - ackedBefore;
+  ThreadCounters::add(counters_.acked, acked);
+  ThreadCounters::add(counters_.ok, acked - (notOk_ - notOkBefore));
+}
+
+// The slow path: the frame is well formed but not the ack expected next (a
+// busy answer, or a wrong one). Returns false for an ack that answers nothing
+// (none was owed).
 bool BenchConnection::checkAck(const std::byte* frame, int64_t nowNs) {
   auto decoded = decodeAck(std::span<const std::byte>(frame, kAckFrameBytes), kDefaultMaxFrameBytes);
   const Ack& ack = decoded.message;
@@ -169,14 +179,27 @@ bool BenchConnection::checkAck(const std::byte* frame, int64_t nowNs) {
     ThreadCounters::add(counters_.errors[size_t(AckError::kWrongId)], 1);
     return false;
   }
+  // Busy is an answer: "not processed, retry later". Counted by its result
+  // byte alone, so `busy` is the busy latency's count; a wrong command or ID
+  // is still an error whatever its result.
+  bool busy = ack.result == kResultBusy;
   if (ack.command != Command::kSubmitAck) {
     ThreadCounters::add(counters_.errors[size_t(AckError::kWrongCommand)], 1);
   } else if (std::memcmp(ack.id.data(), expectedAck_.data() + kIdOffset, kIdBytes) != 0) {
     ThreadCounters::add(counters_.errors[size_t(AckError::kWrongId)], 1);
-  } else if (ack.result != kResultOk) {
+  } else if (ack.result != kResultOk && !busy) {
     ThreadCounters::add(counters_.errors[size_t(AckError::kNonZeroResult)], 1);
   }
-  counters_.latencyNs.record(static_cast<uint64_t>(std::max<int64_t>(0, nowNs - sendTimes_[ackHead_])));
+  // An ack that decodes to the expected one is byte for byte the expected
+  // one, which the fast path took: none here is ok.
+  ++notOk_;
+  uint64_t latency = static_cast<uint64_t>(std::max<int64_t>(0, nowNs - sendTimes_[ackHead_]));
+  if (busy) {
+    counters_.busyNs.record(latency);
+    ThreadCounters::add(counters_.busy, 1);
+  } else {
+    counters_.admittedNs.record(latency);
+  }
   ++acked_;
   if (++ackHead_ == window_) ackHead_ = 0;
   return true;

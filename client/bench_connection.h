@@ -2,7 +2,8 @@
 // BenchConnection: one load-generating connection, owned by a BenchThread and
 // used only on that thread. It queues requests with increasing 8-digit IDs,
 // remembers when each was (meant to be) sent, and checks every ack against the
-// one it expects next: SubmitAck, same ID, in order, result 0.
+// one it expects next: SubmitAck, same ID, in order, result 0 (ok) or 255
+// (busy: an answer, not an error).
 
 #include <cstdint>
 #include <vector>
@@ -46,7 +47,8 @@ class BenchConnection {
 
  private:
   bool checkAck(const std::byte* frame, int64_t nowNs);
-  int64_t closed(uint64_t ackedBefore);
+  int64_t closed(uint64_t ackedBefore, uint64_t notOkBefore);
+  void publish(uint64_t ackedBefore, uint64_t notOkBefore);
 
   size_t frameBytes_;
   unsigned window_;
@@ -70,6 +72,7 @@ class BenchConnection {
   size_t ackHead_ = 0;
   uint64_t sent_ = 0;
   uint64_t acked_ = 0;
+  uint64_t notOk_ = 0;  // acks taken by the slow path, none of them ok; never reset
 };
 
 }  // namespace tcpfork::client

@@ -25,7 +25,8 @@ struct BenchOptions {
   bool progress = true;
 };
 
-// Every way an ack can be wrong. Names are the JSON keys.
+// Every way an ack can be wrong. Names are the JSON keys. A result of 255
+// (busy) is not among them: it is counted apart, as an answer.
 enum class AckError : uint8_t { kMalformed, kWrongCommand, kWrongId, kNonZeroResult };
 inline constexpr size_t kAckErrorCount = 4;
 constexpr std::string_view ackErrorName(AckError e) {
@@ -38,8 +39,10 @@ struct BenchResult {
   double elapsedSeconds = 0;        // whole run, draining included
   double measuredSeconds = 0;       // the span throughput is measured over
   uint64_t measuredAcks = 0;        // acks received in that span
+  uint64_t measuredOk = 0;          // of those, result 0
   uint64_t sent = 0;
   uint64_t acked = 0;
+  uint64_t busy = 0;                // acks with result 255, not errors
   std::array<uint64_t, kAckErrorCount> errors{};
   uint64_t connectsFailed = 0;
   // Of those, connects the server reset after the handshake completed, before
@@ -48,7 +51,14 @@ struct BenchResult {
   uint64_t connectionsClosedByServer = 0;
   uint64_t unackedOnClosedConnections = 0;
   uint64_t unackedAtEnd = 0;
-  HistogramSnapshot latencyNs;
+  HistogramSnapshot latencyAdmittedNs;  // acks with a result other than 255
+  HistogramSnapshot latencyBusyNs;      // acks with result 255
+
+  // Every ack.
+  HistogramSnapshot latencyNs() const {
+    HistogramSnapshot all = latencyAdmittedNs;
+    return all += latencyBusyNs;
+  }
 
   uint64_t totalErrors() const {
     uint64_t n = 0;
@@ -56,6 +66,8 @@ struct BenchResult {
     return n;
   }
   double acksPerSecond() const { return measuredSeconds > 0 ? measuredAcks / measuredSeconds : 0; }
+  // Result-0 acks per second: what the server did, not what it turned away.
+  double goodputPerSecond() const { return measuredSeconds > 0 ? measuredOk / measuredSeconds : 0; }
 };
 
 }  // namespace tcpfork::client

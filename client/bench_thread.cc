@@ -142,6 +142,7 @@ void BenchThread::run() {
       sending_ = false;
       endedByQuota = allQuotasDone();
       measuredAcks_ = ThreadCounters::read(counters_.acked);
+      measuredOk_ = ThreadCounters::read(counters_.ok);
       measuredNs_ = now - startNs_;
       drainUntilNs = now + static_cast<int64_t>(options_.drainSeconds * kNsPerSecond);
     }
@@ -188,6 +189,7 @@ void BenchThread::run() {
   }
   if (endedByQuota) {
     measuredAcks_ = ThreadCounters::read(counters_.acked);
+    measuredOk_ = ThreadCounters::read(counters_.ok);
     measuredNs_ = monotonicNowNs() - startNs_;
   }
   unackedAtEnd_ = inFlight();

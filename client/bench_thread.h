@@ -29,6 +29,7 @@ class BenchThread {
   // Acks received in the measured span, and its length: the sending phase when
   // a duration or a stop ends it, up to the last ack when the quotas end it.
   uint64_t measuredAcks() const { return measuredAcks_; }
+  uint64_t measuredOk() const { return measuredOk_; }
   int64_t measuredNs() const { return measuredNs_; }
   uint64_t unackedAtEnd() const { return unackedAtEnd_; }
 
@@ -61,6 +62,7 @@ class BenchThread {
   int64_t sendUntilNs_ = 0;
   int64_t intervalNs_ = 0;  // open loop: per-connection spacing
   uint64_t measuredAcks_ = 0;
+  uint64_t measuredOk_ = 0;
   int64_t measuredNs_ = 0;
   uint64_t unackedAtEnd_ = 0;
 };

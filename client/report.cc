@@ -21,6 +21,25 @@ std::string withCommas(uint64_t n) {
   return out;
 }
 
+std::string quantiles(const HistogramSnapshot& h) {
+  std::string out;
+  for (const auto& q : kQuantiles) out += fmt::format("{} {}  ", q.name, formatNanos(h.percentile(q.q)));
+  return out + fmt::format("max {}  mean {}", formatNanos(h.max()), formatNanos(uint64_t(h.mean())));
+}
+
+nlohmann::json latencyJson(const HistogramSnapshot& h) {
+  nlohmann::json latency;
+  for (const auto& q : kQuantiles) latency[q.name] = h.percentile(q.q);
+  latency["max"] = h.max();
+  latency["mean"] = h.mean();
+  latency["count"] = h.count();
+  // The whole distribution, for plots (bench/plots.py draws its CDF).
+  nlohmann::json buckets = nlohmann::json::array();
+  h.forEachBucket([&](uint64_t upTo, uint64_t count) { buckets.push_back({upTo, count}); });
+  latency["buckets"] = std::move(buckets);
+  return latency;
+}
+
 }  // namespace
 
 std::string formatNanos(uint64_t ns) {
@@ -32,9 +51,11 @@ std::string formatNanos(uint64_t ns) {
 
 void printProgressLine(FILE* out, double elapsedSeconds, const Progress& now, const Progress& previous) {
   HistogramSnapshot interval = now.latencyNs.since(previous.latencyNs);
-  fmt::print(out, "[{:6.1f}s] acks/s {:>12}  p99 {:>10}  in-flight {:>9}  errors {}\n", elapsedSeconds,
+  // Busy answers only once the server gives any: a run without them reads as before.
+  std::string busy = now.busy > 0 ? fmt::format("  busy/s {}", withCommas(now.busy - previous.busy)) : "";
+  fmt::print(out, "[{:6.1f}s] acks/s {:>12}  p99 {:>10}  in-flight {:>9}  errors {}{}\n", elapsedSeconds,
              withCommas(now.acked - previous.acked), formatNanos(interval.percentile(0.99)),
-             withCommas(now.sent - now.acked), now.errors);
+             withCommas(now.sent - now.acked), now.errors, busy);
   std::fflush(out);
 }
 
@@ -45,10 +66,15 @@ void printReport(FILE* out, const BenchOptions& o, const BenchResult& r) {
   fmt::print(out, "  requests sent    {}\n", withCommas(r.sent));
   fmt::print(out, "  acks received    {}  ({} acks/s over {:.2f} s)\n", withCommas(r.acked),
              withCommas(uint64_t(r.acksPerSecond())), r.measuredSeconds);
-  std::string latency;
-  for (const auto& q : kQuantiles) latency += fmt::format("{} {}  ", q.name, formatNanos(r.latencyNs.percentile(q.q)));
-  fmt::print(out, "  latency          {}max {}  mean {}\n", latency, formatNanos(r.latencyNs.max()),
-             formatNanos(uint64_t(r.latencyNs.mean())));
+  fmt::print(out, "  goodput          {} acks/s with result 0\n", withCommas(uint64_t(r.goodputPerSecond())));
+  fmt::print(out, "  busy acks        {}  (result 255: answered, not processed; not errors)\n", withCommas(r.busy));
+  fmt::print(out, "  latency          {}\n", quantiles(r.latencyNs()));
+  // Without busy answers every ack was admitted: the split would repeat the line above.
+  if (r.busy > 0) {
+    const HistogramSnapshot& admitted = r.latencyAdmittedNs;
+    fmt::print(out, "  latency admitted {}\n", admitted.count() ? quantiles(admitted) : "none: every ack was busy");
+    fmt::print(out, "  latency busy     {}\n", quantiles(r.latencyBusyNs));
+  }
   std::string byKind;
   for (size_t e = 0; e < kAckErrorCount; ++e) {
     byKind += fmt::format("{}{} {}", e ? ", " : "", ackErrorName(AckError(e)), r.errors[e]);
@@ -61,15 +87,6 @@ void printReport(FILE* out, const BenchOptions& o, const BenchResult& r) {
 }
 
 nlohmann::json toJson(const BenchOptions& o, const BenchResult& r) {
-  nlohmann::json latency;
-  for (const auto& q : kQuantiles) latency[q.name] = r.latencyNs.percentile(q.q);
-  latency["max"] = r.latencyNs.max();
-  latency["mean"] = r.latencyNs.mean();
-  latency["count"] = r.latencyNs.count();
-  // The whole distribution, for plots (bench/plots.py draws its CDF).
-  nlohmann::json buckets = nlohmann::json::array();
-  r.latencyNs.forEachBucket([&](uint64_t upTo, uint64_t count) { buckets.push_back({upTo, count}); });
-  latency["buckets"] = std::move(buckets);
   nlohmann::json errors;
   for (size_t e = 0; e < kAckErrorCount; ++e) errors[std::string(ackErrorName(AckError(e)))] = r.errors[e];
   return {
@@ -84,10 +101,14 @@ nlohmann::json toJson(const BenchOptions& o, const BenchResult& r) {
         {"rate", o.rate}}},
       {"sent", r.sent},
       {"acked", r.acked},
+      {"busy", r.busy},
       {"acks_per_sec", r.acksPerSecond()},
+      {"goodput_per_sec", r.goodputPerSecond()},
       {"measured_s", r.measuredSeconds},
       {"elapsed_s", r.elapsedSeconds},
-      {"latency_ns", latency},
+      {"latency_ns", latencyJson(r.latencyNs())},
+      {"latency_admitted_ns", latencyJson(r.latencyAdmittedNs)},
+      {"latency_busy_ns", latencyJson(r.latencyBusyNs)},
       {"errors", errors},
       {"errors_total", r.totalErrors()},
       {"unacked_at_end", r.unackedAtEnd},

@@ -15,6 +15,7 @@ namespace tcpfork::client {
 struct Progress {
   uint64_t sent = 0;
   uint64_t acked = 0;
+  uint64_t busy = 0;
   uint64_t errors = 0;
   HistogramSnapshot latencyNs;
 };

@@ -90,7 +90,8 @@ int runSend(const SendOptions& options) {
     const Ack& ack = decoded.message;
     const char* name = ack.command == Command::kConnAck ? "ConnAck" : "SubmitAck";
     // The ID is the server's bytes: they must not drive the terminal.
-    fmt::print("{} id={} result={} rtt={:.3f} ms\n", name, escapeForLog(asText(ack.id)), ack.result, ms);
+    const char* meaning = ack.result == kResultBusy ? " (busy)" : "";
+    fmt::print("{} id={} result={}{} rtt={:.3f} ms\n", name, escapeForLog(asText(ack.id)), ack.result, meaning, ms);
     if (ack.command != ackFor(command) || std::memcmp(ack.id.data(), id.data(), kIdBytes) != 0) {
       fmt::print(stderr, "tcpfork-client: the ack does not match the request\n");
       return 2;

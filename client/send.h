@@ -13,7 +13,8 @@ struct SendOptions {
   double timeoutSeconds = 5;
 };
 
-// Returns the exit status: 0 ack with result 0, 1 ack with another result,
+// Returns the exit status: 0 ack with result 0, 1 ack with another result
+// (255, busy, too: the request was not processed),
 // 2 no valid ack (connect failure, timeout, malformed or mismatched reply).
 int runSend(const SendOptions& options);
 

@@ -14,7 +14,9 @@
 
 #include "protocol/codec.h"
 #include "test/integration/loopback_port.h"
+#include "test/integration/running_master.h"
 #include "test/integration/running_worker.h"
+#include "test/integration/test_module.h"
 #include "test/integration/tool_run.h"
 
 namespace tcpfork::test {
@@ -27,6 +29,14 @@ TEST(ClientSend, PrintsTheAck) {
   auto run = runClient({"send", "--addr", addr(worker.port()), "--id", "7", "--payload", "hi"});
   EXPECT_EQ(run.exitCode, 0) << run.output;
   EXPECT_NE(run.output.find("SubmitAck id=00000007 result=0"), std::string::npos) << run.output;
+}
+
+// The test module answers every request with 255: the server's "busy".
+TEST(ClientSend, SaysBusyForResult255) {
+  RunningMaster master(1, testModuleYaml("{result_int: 255}"));
+  auto run = runClient({"send", "--addr", addr(master.port()), "--id", "7", "--payload", "hi"});
+  EXPECT_EQ(run.exitCode, 1) << run.output;  // not processed: not result 0
+  EXPECT_NE(run.output.find("SubmitAck id=00000007 result=255 (busy) rtt="), std::string::npos) << run.output;
 }
 
 TEST(ClientSend, SaysWhyWhenNoServerListens) {
@@ -52,6 +62,37 @@ TEST(ClientBench, SendsAndChecksExactlyTheRequestedCount) {
   EXPECT_EQ(run.report["latency_ns"]["count"], 20000);
   EXPECT_GT(run.report["latency_ns"]["p99"].get<uint64_t>(), 0u);
   EXPECT_NE(run.output.find("acks received    20,000"), std::string::npos) << run.output;
+  // No busy answers: every ack was admitted and is goodput.
+  EXPECT_EQ(run.report["busy"], 0);
+  EXPECT_EQ(run.report["latency_admitted_ns"], run.report["latency_ns"]);
+  EXPECT_EQ(run.report["latency_busy_ns"]["count"], 0);
+  EXPECT_EQ(run.report["goodput_per_sec"], run.report["acks_per_sec"]);
+  EXPECT_EQ(run.output.find("latency busy"), std::string::npos) << run.output;
+}
+
+// Busy answers are answers, not errors: counted apart, timed apart, and the
+// run succeeds. Against a real server whose module answers 255 to everything.
+TEST(ClientBench, CountsBusyAnswersApartFromErrors) {
+  RunningMaster master(1, testModuleYaml("{result_int: 255}"));
+  auto run = runClient({"bench", "--addr", addr(master.port()), "-d", "1.5", "-c", "4", "-w", "16", "--threads", "2"},
+                       true);
+  ASSERT_EQ(run.exitCode, 0) << run.output;
+  const auto& r = run.report;
+  uint64_t acked = r["acked"];
+  EXPECT_GT(acked, 0u) << run.output;
+  EXPECT_EQ(r["sent"], acked);
+  EXPECT_EQ(r["busy"], acked);
+  EXPECT_EQ(r["errors_total"], 0);
+  EXPECT_EQ(r["errors"]["nonzero_result"], 0);
+  EXPECT_EQ(r["goodput_per_sec"], 0.0);
+  EXPECT_GT(r["acks_per_sec"].get<double>(), 0.0);
+  EXPECT_EQ(r["latency_ns"]["count"], acked);
+  EXPECT_EQ(r["latency_busy_ns"], r["latency_ns"]);
+  EXPECT_EQ(r["latency_admitted_ns"]["count"], 0);
+  EXPECT_NE(run.output.find("[   1.0s] acks/s"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("busy/s "), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("  latency admitted none: every ack was busy"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("  latency busy     p50 "), std::string::npos) << run.output;
 }
 
 TEST(ClientBench, ReportsTheWholeLatencyDistribution) {
@@ -96,6 +137,7 @@ TEST(ClientBench, PrintsProgressEverySecond) {
   ASSERT_EQ(run.exitCode, 0) << run.output;
   EXPECT_NE(run.output.find("[   1.0s] acks/s"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("[   2.0s] acks/s"), std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find("busy/s"), std::string::npos) << run.output;  // only once the server says busy
 }
 
 TEST(ClientBench, OpenLoopOffersTheRequestedRate) {
@@ -111,7 +153,8 @@ TEST(ClientBench, OpenLoopOffersTheRequestedRate) {
 }
 
 // One connection's worth of a server that answers every request wrongly.
-enum class Wrong { kId, kCommand, kResult, kGarbage, kHostileId };
+// kEveryOtherBusy is right: it answers every second request busy (255).
+enum class Wrong { kId, kCommand, kResult, kGarbage, kHostileId, kBusyWrongId, kEveryOtherBusy };
 
 class WrongServer {
  public:
@@ -147,10 +190,14 @@ class WrongServer {
         std::vector<std::byte> ack(kAckFrameBytes);
         Id id;
         std::copy(d.message.id.begin(), d.message.id.end(), id.begin());
-        if (how == Wrong::kId) id = formatId(99999999);
+        if (how == Wrong::kId || how == Wrong::kBusyWrongId) id = formatId(99999999);
         if (how == Wrong::kHostileId) std::memcpy(id.data(), "\x1b[2J\r\n\x07\xff", kIdBytes);
         Command command = how == Wrong::kCommand ? Command::kConnAck : Command::kSubmitAck;
-        encodeAck(command, id, how == Wrong::kResult ? 1 : 0, ack.data());
+        uint8_t result = how == Wrong::kResult ? 1 : 0;
+        if (how == Wrong::kBusyWrongId || (how == Wrong::kEveryOtherBusy && answered_++ % 2 == 1)) {
+          result = kResultBusy;
+        }
+        encodeAck(command, id, result, ack.data());
         if (how == Wrong::kGarbage) ack[3] = std::byte{0x20};
         out.insert(out.end(), ack.begin(), ack.end());
         used += d.size;
@@ -163,6 +210,7 @@ class WrongServer {
   UniqueFd listener_;
   int port_;
   std::thread thread_;
+  uint64_t answered_ = 0;  // on the server's thread only
 };
 
 TEST(ClientSend, PrintsAServersIdEscaped) {
@@ -194,8 +242,39 @@ INSTANTIATE_TEST_SUITE_P(EveryKind, ClientBenchCatches,
                          ::testing::Values(WrongCase{Wrong::kId, "wrong_id"},
                                            WrongCase{Wrong::kCommand, "wrong_command"},
                                            WrongCase{Wrong::kResult, "nonzero_result"},
+                                           WrongCase{Wrong::kBusyWrongId, "wrong_id"},
                                            WrongCase{Wrong::kGarbage, "malformed_frame"}),
-                         [](const auto& info) { return std::string(info.param.errorKey); });
+                         [](const auto& info) {
+                           return std::string(info.param.errorKey) +
+                                  (info.param.how == Wrong::kBusyWrongId ? "_when_busy" : "");
+                         });
+
+// Half the answers busy, in order with the right IDs: exact counts, the
+// latency split adds up, goodput is the result-0 half.
+TEST(ClientBench, SplitsGoodputAndLatencyByBusyAnswers) {
+  WrongServer server(Wrong::kEveryOtherBusy);
+  auto run = runClient({"bench", "--addr", addr(server.port()), "-n", "10000", "-c", "1", "-w", "16", "-q"}, true);
+  ASSERT_EQ(run.exitCode, 0) << run.output;
+  const auto& r = run.report;
+  EXPECT_EQ(r["acked"], 10000);
+  EXPECT_EQ(r["busy"], 5000);
+  EXPECT_EQ(r["errors_total"], 0);
+  EXPECT_EQ(r["latency_ns"]["count"], 10000);
+  EXPECT_EQ(r["latency_admitted_ns"]["count"], 5000);
+  EXPECT_EQ(r["latency_busy_ns"]["count"], 5000);
+  for (const char* key : {"latency_admitted_ns", "latency_busy_ns"}) {
+    EXPECT_GT(r[key]["p50"].get<uint64_t>(), 0u) << key;
+    EXPECT_LE(r[key]["max"].get<uint64_t>(), r["latency_ns"]["max"].get<uint64_t>()) << key;
+    uint64_t counted = 0;
+    for (const auto& bucket : r[key]["buckets"]) counted += bucket[1].get<uint64_t>();
+    EXPECT_EQ(counted, 5000u) << key;
+  }
+  double acksPerSecond = r["acks_per_sec"];
+  EXPECT_GT(acksPerSecond, 0.0);
+  EXPECT_NEAR(r["goodput_per_sec"].get<double>(), acksPerSecond / 2, acksPerSecond * 1e-9);
+  EXPECT_NE(run.output.find("  busy acks        5,000  (result 255"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("  latency admitted p50 "), std::string::npos) << run.output;
+}
 
 }  // namespace
 }  // namespace tcpfork::test
