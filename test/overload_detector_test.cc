@@ -27,14 +27,13 @@ TEST(OverloadDetector, ShortDelaysNeverOverload) {
   EXPECT_FALSE(d.overloaded());
 }
 
-TEST(OverloadDetector, OverloadBeginsOnlyAfterAWholeIntervalOverTheTarget) {
+TEST(OverloadDetector, OverloadBeginsOnceAWholeIntervalPassedOverTheTarget) {
   OverloadDetector d(kTarget, kInterval);
-  // The first request begins the first interval; until it ends nothing is
-  // judged, however long the requests waited.
+  // Every request waited over the target, but not yet for a whole interval.
   EXPECT_EQ(feed(d, kMs, kMs + kInterval, kMs, 50 * kMs), 0u);
   EXPECT_FALSE(d.overloaded());
-  // The first request of the next interval ends the first: every request of it waited over the target.
-  d.shed(50 * kMs, kMs + kInterval);
+  // An interval after the first of them: overloaded, and this one is shed.
+  EXPECT_TRUE(d.shed(50 * kMs, kMs + kInterval));
   EXPECT_TRUE(d.overloaded());
 }
 
@@ -42,12 +41,16 @@ TEST(OverloadDetector, OneShortDelayInTheIntervalIsNoOverload) {
   OverloadDetector d(kTarget, kInterval);
   feed(d, 0, 50 * kMs, kMs, 50 * kMs);
   d.shed(kMs, 50 * kMs);  // one request went through at once: a burst's queue, not a standing one
-  feed(d, 51 * kMs, kInterval, kMs, 50 * kMs);
-  d.shed(50 * kMs, kInterval);  // ends [0, 100 ms)
+  feed(d, 51 * kMs, 150 * kMs, kMs, 50 * kMs);
   EXPECT_FALSE(d.overloaded());
-  feed(d, kInterval + kMs, 2 * kInterval, kMs, 50 * kMs);
-  d.shed(50 * kMs, 2 * kInterval);  // ends [100 ms, 200 ms), every delay over the target
+  d.shed(50 * kMs, 150 * kMs);  // a whole interval since the short one
   EXPECT_TRUE(d.overloaded());
+}
+
+TEST(OverloadDetector, RequestsAnIntervalApartAreNoQueue) {
+  OverloadDetector d(kTarget, kInterval);
+  for (uint64_t t = 0; t < 20 * kInterval; t += kInterval + kMs) EXPECT_FALSE(d.shed(50 * kMs, t));
+  EXPECT_FALSE(d.overloaded());
 }
 
 TEST(OverloadDetector, ShedsOnlyWhatWaitedOverTwiceTheTarget) {
