@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "worker/slot_publisher.h"
 
 namespace tcpfork {
@@ -10,10 +12,17 @@ namespace {
 
 uint64_t nanos(std::chrono::milliseconds ms) { return uint64_t(ms.count()) * 1'000'000; }
 
+// A connection's turn while overloaded: a twentieth of the target, so that
+// twenty connections' turns make one target (at most the usual turn).
+uint64_t overloadedTurnNs(uint64_t targetNs) { return std::min(targetNs / 20, TimeSlice::kBudgetNs); }
+
 }  // namespace
 
-LoadShedder::LoadShedder(const OverloadSettings& settings, stats::Slot* slot)
-    : detector_(nanos(settings.target), nanos(settings.interval)), targetNs_(nanos(settings.target)), slot_(slot) {
+LoadShedder::LoadShedder(const OverloadSettings& settings, stats::Slot* slot, TimeSlice& slice)
+    : detector_(nanos(settings.target), nanos(settings.interval)),
+      targetNs_(nanos(settings.target)),
+      slot_(slot),
+      slice_(slice) {
   if (slot_) stats::store(slot_->overloaded, 0);
 }
 
@@ -38,6 +47,7 @@ void LoadShedder::tick(uint64_t nowNs) {
 void LoadShedder::publish() {
   published_ = detector_.overloaded();
   if (slot_) stats::store(slot_->overloaded, published_ ? 1 : 0);
+  slice_.setBudget(published_ ? overloadedTurnNs(targetNs_) : TimeSlice::kBudgetNs);
   if (published_) {
     spdlog::warn("overloaded: requests waited over overload.target ({} ms) for a whole interval; answering busy "
                  "(255) to those that waited over twice that",

@@ -61,7 +61,7 @@ Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::uni
           [this] { onCompletionsDelivered(); }),
       handler_(makeHandler(args, *publisher_, completions_)),
       connectionStats_(stats_),
-      shedder_(settings_.sheds() ? std::make_unique<LoadShedder>(settings_.overload, stats_) : nullptr),
+      shedder_(settings_.sheds() ? std::make_unique<LoadShedder>(settings_.overload, stats_, slice_) : nullptr),
       budget_(settings_.maxBufferedBytes, connections_, pendings_,
               [this](bool on) {
                 if (draining_) return;
