@@ -127,7 +127,7 @@ def overload_plot(overload, out, name, key, ylabel, title, reference, log_y):
         ax.set_yscale("log")
     loads = sorted({r["offered_per_sec"] for r in runs})
     ax.set_xticks(loads)
-    ax.set_xticklabels([f"{x / capacity:g}x\n{rate_label(x, None)}/s" for x in loads])
+    ax.set_xticklabels([f"{x / capacity:g}x\n{x / 1e3:.1f} k/s" for x in loads])
     if not log_y:
         ax.yaxis.set_major_formatter(FuncFormatter(rate_label))
     ax.set_xlabel("offered load (open loop), times the capacity measured in the same run")
