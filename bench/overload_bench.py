@@ -79,6 +79,12 @@ class Worker:
         self.log.seek(0)
         raise RuntimeError(f"worker on {self.addr} never became ready:\n{self.log.read().decode()}")
 
+    def cpu_seconds(self):
+        """utime + stime so far (taskset execs the worker: one process)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self):
         self.proc.terminate()
         try:
@@ -143,8 +149,13 @@ def measure(args):
                   file=sys.stderr, flush=True)
             worker = Worker(args, shed)
             try:
+                cpu_before = worker.cpu_seconds()
+                wall_before = time.monotonic()
                 rep = bench(args, worker, ["-w", "1024", "--rate", f"{rate:.0f}"], duration, drain,
                             0 if queues else args.warmup)
+                # The worker's share of its CPU over the run (warm-up and drain
+                # included): on a shared machine, what bounded its capacity.
+                cpu_share = (worker.cpu_seconds() - cpu_before) / (time.monotonic() - wall_before)
             finally:
                 worker.stop()
             answered = rep["acked"]
@@ -156,6 +167,7 @@ def measure(args):
                 "admitted_p50_ns": rep["latency_admitted_ns"]["p50"],
                 "admitted_p99_ns": rep["latency_admitted_ns"]["p99"],
                 "busy_p99_ns": rep["latency_busy_ns"]["p99"] if rep["busy"] else 0,
+                "worker_cpu_share": cpu_share,
             })
     return capacity, runs
 
@@ -206,15 +218,17 @@ def main():
           f"capacity {fmt_rate(capacity)}/s (closed loop); open loop from {args.connections} connections, "
           f"overload.target {TARGET_MS} ms")
     header = (f"{'load':>5} {'shed':>4} {'offered/s':>10} {'goodput/s':>10} {'adm p50':>9} {'adm p99':>9} "
-              f"{'busy':>7} {'busy p99':>9}")
+              f"{'busy':>7} {'busy p99':>9} {'CPU':>5}")
     print(header)
     print("-" * len(header))
     for r in runs:
         print(f"{r['load']:>4g}x {r['shed']:>4} {fmt_rate(r['offered_per_sec']):>10} "
               f"{fmt_rate(r['goodput_per_sec']):>10} {fmt_ns(r['admitted_p50_ns']):>9} "
               f"{fmt_ns(r['admitted_p99_ns']):>9} {r['busy_fraction']:>7.1%} "
-              f"{fmt_ns(r['busy_p99_ns']) if r['busy'] else '-':>9}")
+              f"{fmt_ns(r['busy_p99_ns']) if r['busy'] else '-':>9} {r['worker_cpu_share']:>5.0%}")
     checks = judge(capacity, runs)
+    print("  CPU: the worker's CPU time over the run's wall time; the module's time is wall time, so a worker kept")
+    print("  from its CPU by other load (below 100% while it has work) serves less than its capacity")
     print()
     print("overload targets (latency from each request's intended send, as the client's open loop times it; "
           f"after a {args.warmup:g} s warm-up)")
