@@ -104,6 +104,8 @@ bench: build
 	/usr/bin/python3 bench/plots.py --bench $(BUILD_DIR)/bench.json --out-dir $(BUILD_DIR)/bench
 	python3 bench/idle_memory.py --bin-dir $(BUILD_DIR)/bin
 	python3 bench/steering_bench.py --bin-dir $(BUILD_DIR)/bin --out $(BUILD_DIR)/bench/steering.json
+	python3 bench/overload_bench.py --bin-dir $(BUILD_DIR)/bin --out $(BUILD_DIR)/bench/overload.json
+	/usr/bin/python3 bench/plots.py --overload $(BUILD_DIR)/bench/overload.json --out-dir $(BUILD_DIR)/bench
 
 # A real master under load and chaos (kill -9, HUP, TTIN/TTOU, SIGSTOP, TRAP)
 # for SOAK_SECONDS; fails on a wrong ack, a failed connect, a hung worker not

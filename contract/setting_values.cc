@@ -142,6 +142,8 @@ bool isLogLevel(std::string_view text) {
   return false;
 }
 
+bool isShedMode(std::string_view text) { return text == "auto" || text == "on" || text == "off"; }
+
 // Checked by hand, not with std::regex: see Scanner.
 bool isInstanceName(std::string_view text) {
   if (text.empty() || text.size() > 64 || text[0] == '.' || text[0] == '-') return false;

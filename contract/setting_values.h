@@ -34,6 +34,10 @@ Millis parseDuration(const std::string& text, Millis min, Millis max);
 bool isLogLevel(std::string_view text);
 inline constexpr std::string_view kLogLevelsExpected = "expected one of trace, debug, info, warn, error, critical";
 
+// overload.shed and --overload-shed: auto, on or off.
+bool isShedMode(std::string_view text);
+inline constexpr std::string_view kShedModesExpected = "expected auto, on or off";
+
 // An instance name: [A-Za-z0-9_.-]{1,64}, not starting with a dot or a dash.
 // It goes into paths (/dev/shm/<name>.stats, /run/<name>.pid,
 // /tmp/<name>_profile, profile file names) and on command lines

@@ -18,6 +18,14 @@ SettingValue toValue(T number) {
 }
 SettingValue toValue(Millis duration) { return uint64_t(duration.count()); }
 SettingValue toValue(const std::string& text) { return text; }
+SettingValue toValue(ShedMode mode) {
+  switch (mode) {
+    case ShedMode::kOn: return std::string("on");
+    case ShedMode::kOff: return std::string("off");
+    case ShedMode::kAuto: break;
+  }
+  return std::string("auto");
+}
 
 template <std::unsigned_integral T>
 void fromValue(const SettingValue& value, T& number) {
@@ -25,6 +33,11 @@ void fromValue(const SettingValue& value, T& number) {
 }
 void fromValue(const SettingValue& value, Millis& duration) { duration = Millis(std::get<uint64_t>(value)); }
 void fromValue(const SettingValue& value, std::string& text) { text = std::get<std::string>(value); }
+// Text that isShedMode() passed.
+void fromValue(const SettingValue& value, ShedMode& mode) {
+  const std::string& text = std::get<std::string>(value);
+  mode = text == "on" ? ShedMode::kOn : text == "off" ? ShedMode::kOff : ShedMode::kAuto;
+}
 
 // The field at the end of `path`: field<&WorkerSettings::limits, &ConnectionLimits::idleTimeout>().
 template <auto... path>
@@ -99,6 +112,22 @@ constexpr WorkerSetting kTable[] = {
      .min = 0, .max = ms(24h), .needs = "handler.module",
      .help = "close a connection whose pending requests have none completed for this long (0 = never)",
      .field = field<&WorkerSettings::handler, &HandlerSettings::pendingTimeout>()},
+    {.key = "overload.shed", .flag = "--overload-shed", .type = SettingType::kShedMode,
+     .help = "answer busy (255) to requests that queued too long while overloaded: auto (with a module), on, off",
+     .field = field<&WorkerSettings::overload, &OverloadSettings::shed>()},
+    // From 1 ms: the loop's own passes and a read's stamp are accurate to
+    // well under that, and a shorter target would shed requests that only
+    // met an ordinary loop pass. The config also holds it to the interval.
+    {.key = "overload.target", .flag = "--overload-target", .type = SettingType::kDuration,
+     .min = ms(1ms), .max = ms(10s),
+     .help = "overloaded while the shortest queueing delay over the interval exceeds this",
+     .field = field<&WorkerSettings::overload, &OverloadSettings::target>()},
+    // From 10 ms: several loop passes, so that one slow pass is not an
+    // overload; up to a minute, beyond which an overload is long noticed.
+    {.key = "overload.interval", .flag = "--overload-interval", .type = SettingType::kDuration,
+     .min = ms(10ms), .max = ms(60s),
+     .help = "the window over which the shortest queueing delay is taken",
+     .field = field<&WorkerSettings::overload, &OverloadSettings::interval>()},
 };
 
 }  // namespace
@@ -122,6 +151,9 @@ SettingValue parseSetting(const WorkerSetting& setting, const std::string& text)
       return ms(parseDuration(text, Millis(setting.min), Millis(setting.max)));
     case SettingType::kLogLevel:
       if (!isLogLevel(text)) throw std::invalid_argument(std::string(kLogLevelsExpected));
+      return text;
+    case SettingType::kShedMode:
+      if (!isShedMode(text)) throw std::invalid_argument(std::string(kShedModesExpected));
       return text;
     case SettingType::kInstanceName:
       if (!isInstanceName(text)) {

@@ -24,6 +24,7 @@ enum class SettingType {
   kBytes,         // 67108864, or with a unit: 512KiB, 64MiB, 2GiB
   kDuration,      // 250ms, 30s, 5m, 1h; a bare number is seconds
   kLogLevel,      // isLogLevel()
+  kShedMode,      // isShedMode(): auto, on, off
   kInstanceName,  // isInstanceName()
   kPath,          // any text
   // A handler module's .so: the config reader also makes it absolute against

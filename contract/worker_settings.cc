@@ -30,6 +30,7 @@ std::string typeName(const WorkerSetting& setting) {
     case SettingType::kBytes: return range("BYTES");
     case SettingType::kDuration: return range("DURATION");
     case SettingType::kLogLevel: return "LEVEL";
+    case SettingType::kShedMode: return "auto|on|off";
     case SettingType::kInstanceName: return "NAME";
     case SettingType::kPath:
     case SettingType::kModulePath: return "PATH";

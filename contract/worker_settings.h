@@ -50,6 +50,25 @@ struct HandlerSettings {
   bool operator==(const HandlerSettings&) const = default;
 };
 
+// overload.shed: whether a worker sheds requests by queueing delay.
+enum class ShedMode : uint8_t {
+  kAuto,  // on with a handler module, off for the built-in ack
+  kOn,
+  kOff,
+};
+
+// Overload shedding (worker/overload_detector.h): a worker is overloaded
+// while the shortest queueing delay of its requests over `interval` exceeds
+// `target`; while it is, a request that waited over 2 x target is answered
+// busy (255) without reaching the handler.
+struct OverloadSettings {
+  ShedMode shed = ShedMode::kAuto;
+  std::chrono::milliseconds target{5};
+  std::chrono::milliseconds interval{100};
+
+  bool operator==(const OverloadSettings&) const = default;
+};
+
 // What every worker of one generation shares: the config's worker keys.
 struct WorkerSettings {
   size_t maxConnections = 10'000;
@@ -70,6 +89,13 @@ struct WorkerSettings {
   std::string profileDir;        // empty: CPU profiling unavailable
   std::chrono::milliseconds profileDuration{60'000};
   HandlerSettings handler;
+  OverloadSettings overload;
+
+  // overload.shed resolved: auto sheds with a module only, since the
+  // built-in ack answers faster than any queue it could cut would cost.
+  bool sheds() const {
+    return overload.shed == ShedMode::kOn || (overload.shed == ShedMode::kAuto && !handler.module.empty());
+  }
 
   bool operator==(const WorkerSettings&) const = default;
 };

@@ -187,6 +187,40 @@ TEST(Config, DurationsHaveACeiling) {
   EXPECT_EQ(formatDuration(Millis(90'000)), "90s");
 }
 
+TEST(Config, OverloadKeysAreCheckedAndNamed) {
+  Config c = loadConfig(writeTemp("overload:\n  shed: on\n  target: 20ms\n  interval: 1s\n"));
+  EXPECT_EQ(c.worker.overload.shed, ShedMode::kOn);
+  EXPECT_EQ(c.worker.overload.target, Millis(20));
+  EXPECT_EQ(c.worker.overload.interval, Millis(1000));
+  EXPECT_TRUE(c.worker.sheds());
+  // auto: on with a module, off for the built-in ack.
+  EXPECT_EQ(loadConfig("").worker.overload.shed, ShedMode::kAuto);
+  EXPECT_FALSE(loadConfig("").worker.sheds());
+  WorkerSettings withModule;
+  withModule.handler.module = "/usr/lib/tcpfork/handlers/journal.so";
+  EXPECT_TRUE(withModule.sheds());
+  withModule.overload.shed = ShedMode::kOff;
+  EXPECT_FALSE(withModule.sheds());
+
+  EXPECT_NE(errorOf("overload:\n  shed: sometimes\n").find(":2: overload.shed: expected auto, on or off"),
+            std::string::npos);
+  EXPECT_NE(errorOf("overload:\n  target: 0ms\n").find(":2: overload.target: 0ms is out of range 1ms..10s"),
+            std::string::npos);
+  EXPECT_NE(errorOf("overload:\n  interval: 5ms\n").find(":2: overload.interval: 5ms is out of range 10ms..1m"),
+            std::string::npos);
+  EXPECT_NE(errorOf("overload:\n  speed: 1\n").find(":2: overload.speed: unknown key"), std::string::npos);
+  // The target is judged over the interval: it cannot be longer.
+  std::string longer = errorOf("overload:\n  target: 200ms\n  interval: 100ms\n");
+  EXPECT_NE(longer.find(":2: overload.target: 200ms is longer than overload.interval (100ms, line 3)"),
+            std::string::npos)
+      << longer;
+  std::string byDefault = errorOf("overload:\n  target: 150ms\n");
+  EXPECT_NE(byDefault.find(":2: overload.target: 150ms is longer than overload.interval (100ms, the default)"),
+            std::string::npos)
+      << byDefault;
+  EXPECT_NO_THROW(loadConfig(writeTemp("overload:\n  target: 100ms\n")));
+}
+
 TEST(Config, ANonLoopbackAdminAddressNeedsItsOwnKey) {
   EXPECT_NE(errorOf("metrics:\n  listen: 0.0.0.0:8889\n").find(":2: metrics.listen: 0.0.0.0:8889 is not a loopback address"),
             std::string::npos);

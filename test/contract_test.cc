@@ -26,12 +26,13 @@ namespace {
 // the table has a row for it that toArgv and parseWorkerArgs carry.
 auto fieldsOf(const WorkerSettings& s) {
   const auto& [maxConnections, limits, maxBufferedBytes, rlimitNofile, drainTimeout, logLevel, logFile, name,
-               profileDir, profileDuration, handler] = s;
+               profileDir, profileDuration, handler, overload] = s;
   const auto& [maxFrameBytes, idleTimeout, outputHighWater] = limits;
   const auto& [module, configJson, maxPending, pendingTimeout] = handler;
+  const auto& [shed, target, interval] = overload;
   return std::tie(maxConnections, maxFrameBytes, idleTimeout, outputHighWater, maxBufferedBytes, rlimitNofile,
                   drainTimeout, logLevel, logFile, name, profileDir, profileDuration, module, configJson, maxPending,
-                  pendingTimeout);
+                  pendingTimeout, shed, target, interval);
 }
 constexpr size_t kFields = std::tuple_size_v<decltype(fieldsOf(WorkerSettings{}))>;
 
@@ -82,6 +83,8 @@ std::vector<SettingValue> samples(const WorkerSetting& s) {
     }
     case SettingType::kLogLevel:
       return {std::string("trace"), std::string("critical")};
+    case SettingType::kShedMode:
+      return {std::string("on"), std::string("off")};
     case SettingType::kInstanceName:
       return {std::string("edge"), std::string("E.dge-2_") + std::string(56, 'x')};
     case SettingType::kPath:
@@ -114,6 +117,9 @@ std::vector<std::string> refused(const WorkerSetting& s) {
       break;
     case SettingType::kLogLevel:
       texts = {"off", "verbose"};
+      break;
+    case SettingType::kShedMode:
+      texts = {"yes", "true", "ON"};
       break;
     case SettingType::kInstanceName:
       texts = {"a/b", "..", std::string(65, 'x')};

@@ -157,6 +157,9 @@ Values changedValues(const std::string& otherModule) {
       {"handler.config", "{a: 1}"},
       {"handler.max_pending", "5"},
       {"handler.pending_timeout", "5s"},
+      {"overload.shed", "off"},
+      {"overload.target", "20ms"},
+      {"overload.interval", "200ms"},
   };
 }
 

@@ -146,7 +146,8 @@ void Connection::onIdleTimeout() {
 // the next one, so the bytes of a read are dead once decodeInput returns.
 bool Connection::readBatch() {
   std::span<std::byte> scratch = context_.scratch;
-  bool timed = context_.stats.timed();
+  // Shedding judges each request by its receive stamp, stats or not.
+  bool timed = context_.stats.timed() || context_.dispatcher.sheds();
   for (int i = 0; i < kReadsPerBatch; ++i) {
     if (context_.budget.gated()) return true;  // read nothing: the caller stops reading
     decodedAtNs_ = 0;  // a system call later, that time is stale

@@ -158,6 +158,7 @@ class Connection {
   AckQueue& acks() { return acks_; }
   void acksWritten(size_t n) { acks_.commit(n, receivedNs_); }
   uint64_t id() const { return id_; }
+  uint64_t receivedNs() const { return receivedNs_; }
   // The start of a run of frames: just after a read, its clock reading.
   uint64_t runStartNs() { return readAtNs_ != 0 ? std::exchange(readAtNs_, 0) : context_.stats.now(); }
   // Queues `request`'s ack (or its pending place) behind the held ones;
@@ -214,7 +215,7 @@ class Connection {
   BufferBudget::Share share_;
   // The kernel's receive stamp of the last read, on CLOCK_MONOTONIC
   // (ReceiveClock): the frames it completes, its own and a tail's, are
-  // timed from it.
+  // timed from it, and their queueing delay judged from it when shedding.
   uint64_t receivedNs_ = 0;
   // CLOCK_MONOTONIC ns of the last read, until its frames are decoded: the
   // start of their run (0: read the clock).

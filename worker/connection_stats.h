@@ -2,7 +2,8 @@
 // ConnectionStats: everything the worker's connections write to its stats
 // slot, and whether they time requests. Stats off (--no-stats, to measure
 // what counting costs) makes every call here a no-op and times nothing: no
-// clock is read for timing and no receive stamp asked for. So a connection
+// clock is read for timing and no receive stamp asked for (unless the
+// worker sheds by queueing delay, which needs the stamps: LoadShedder). So a connection
 // counts without checking, and asks timed() only where timing changes what
 // it does (a read that asks for the kernel's stamp). Owned by the Worker,
 // shared by its connections, used on its loop only.

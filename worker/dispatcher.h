@@ -4,13 +4,15 @@
 // Owned by the Worker and shared by its connections; used on its loop only.
 // It owns what all connections share for it: the handler (and a module's
 // direct caller), the pending tokens it hands out, and the time slice a
-// module's requests run in. What is a connection's own (its acks, its held
+// module's requests run in, and the load shedder that answers busy what
+// queued too long. What is a connection's own (its acks, its held
 // ones, its pending requests' place in order) it asks of the connection, its
 // Sink (below).
 //
-// The handler is fixed for the worker's life: the choice is made once per
-// run of frames, so the built-in ack costs no call at all and a module one
-// direct call per request. run() is a template, defined here so that the
+// The handler and shedding are fixed for the worker's life: the choice is
+// made once per run of frames, so the built-in ack costs no call at all, a
+// module one direct call per request, and with shedding off no request pays
+// for it. run() is a template, defined here so that the
 // frame loop is inlined into the connection's read path.
 
 #include <cstddef>
@@ -24,6 +26,7 @@
 #include "worker/connection_stats.h"
 #include "worker/handler.h"
 #include "worker/handler_module.h"
+#include "worker/load_shedder.h"
 #include "worker/pending_table.h"
 #include "worker/time_slice.h"
 
@@ -46,18 +49,23 @@ struct DispatchRun {
 
 class Dispatcher {
  public:
-  Dispatcher(Handler& handler, PendingTable& pendings, TimeSlice& slice, const ConnectionStats& stats,
-             size_t maxFrameBytes)
+  // `shedder`: null when overload.shed is off.
+  Dispatcher(Handler& handler, PendingTable& pendings, TimeSlice& slice, LoadShedder* shedder,
+             const ConnectionStats& stats, size_t maxFrameBytes)
       : handler_(handler),
         module_(dynamic_cast<HandlerModule*>(&handler)),
         pendings_(pendings),
         slice_(slice),
+        shedder_(shedder),
         stats_(stats),
         maxFrameBytes_(maxFrameBytes) {}
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
   Handler& handler() { return handler_; }
+  // Shedding judges each request by its kernel receive stamp: reads ask for
+  // one even with stats off.
+  bool sheds() const { return shedder_ != nullptr; }
   PendingTable& pendings() { return pendings_; }
   // A connection's callback runs a module's requests from here on.
   void beginSlice() { slice_.begin(); }
@@ -66,14 +74,17 @@ class Dispatcher {
   // acks written in place into sink.acks() (committed by the caller with
   // the run's receive stamp), or held behind a pending one through
   // sink.hold(), which says whether decoding may go on (false: paused or
-  // closed). sink.runStartNs() is read once a whole frame is here.
+  // closed). sink.runStartNs() is read once a whole frame is here, and
+  // sink.receivedNs() (the kernel's stamp of the bytes that completed the
+  // run's frames) when shedding.
   template <class Sink>
   DispatchRun run(std::span<const std::byte> bytes, Sink& sink) {
-    return module_ ? runWith<true>(bytes, sink) : runWith<false>(bytes, sink);
+    if (shedder_) return module_ ? runWith<true, true>(bytes, sink) : runWith<false, true>(bytes, sink);
+    return module_ ? runWith<true, false>(bytes, sink) : runWith<false, false>(bytes, sink);
   }
 
  private:
-  template <bool kModule, class Sink>
+  template <bool kModule, bool kShed, class Sink>
   DispatchRun runWith(std::span<const std::byte> bytes, Sink& sink);
 
   Handler& handler_;
@@ -81,12 +92,13 @@ class Dispatcher {
   HandlerModule* module_;
   PendingTable& pendings_;
   TimeSlice& slice_;
+  LoadShedder* shedder_;
   const ConnectionStats& stats_;
   // Loaded once per run: the handler's calls are opaque to the compiler.
   size_t maxFrameBytes_;
 };
 
-template <bool kModule, class Sink>
+template <bool kModule, bool kShed, class Sink>
 DispatchRun Dispatcher::runWith(std::span<const std::byte> bytes, Sink& sink) {
   using namespace protocol;
   DispatchRun run;
@@ -115,6 +127,7 @@ DispatchRun Dispatcher::runWith(std::span<const std::byte> bytes, Sink& sink) {
   [[maybe_unused]] auto handle = kModule ? module_->caller() : HandlerModule::Caller::none();
   [[maybe_unused]] uint64_t tokenBase = kModule ? pendings_.reserveTokens(maxAcks) : 0;
   [[maybe_unused]] uint64_t connection = kModule ? sink.id() : 0;
+  [[maybe_unused]] uint64_t receivedNs = kShed ? sink.receivedNs() : 0;
   // One frame; false when the rest must wait (paused, closed or yielded).
   auto answer = [&](const Decoded<Request>& decoded) __attribute__((always_inline)) {
     const Request& request = decoded.message;
@@ -122,6 +135,15 @@ DispatchRun Dispatcher::runWith(std::span<const std::byte> bytes, Sink& sink) {
     size_t frameBytes = decoded.size;
     ++requests;
     consumed += frameBytes;
+    if constexpr (kShed) {
+      // Answered busy at once, in order, and never handed to the handler.
+      if (shedder_->shed(receivedNs)) {
+        if (kModule && holding) return sink.hold(request, tokenBase + requests, kResultBusy, startedNs);
+        encodeAck(ackFor(request.command), request.id, kResultBusy, ackOut + written * kAckFrameBytes);
+        ++written;
+        return true;
+      }
+    }
     if constexpr (kModule) {
       uint64_t token = tokenBase + requests;  // requests counts this one: 1..maxAcks
       // From the frame's bytes, not `request` (see Caller).

@@ -5,7 +5,8 @@
 // read's own time when the kernel gave none. Warns once when stamps are
 // missing, and whenever the wall clock is stepped. Owned by the Worker,
 // shared by its connections, used on its loop only, and only while requests
-// are timed (ConnectionStats::timed).
+// are timed (ConnectionStats::timed) or shed by their queueing delay
+// (LoadShedder).
 
 #include <cstdint>
 

@@ -28,6 +28,11 @@ class TimeSlice {
  public:
   static constexpr uint64_t kBudgetNs = 1'000'000;
 
+  // The budget from the next callback on: shorter while the worker sheds
+  // (LoadShedder), so that the loop comes round to every connection, and
+  // reads its socket, sooner.
+  void setBudget(uint64_t ns) { budgetNs_ = ns; }
+
   // A new callback: its first frame starts the slice.
   void begin() { frames_ = 0; }
 
@@ -42,12 +47,13 @@ class TimeSlice {
     bool check = frames_ <= 8 ? (frames_ == 4 || frames_ == 8) : (frames_ & 15) == 0;
     if (!check) return false;
     nowNs = stats::monotonicNanos();
-    return nowNs - startNs_ >= kBudgetNs;
+    return nowNs - startNs_ >= budgetNs_;
   }
 
  private:
   uint64_t frames_ = 0;
   uint64_t startNs_ = 0;
+  uint64_t budgetNs_ = kBudgetNs;
 };
 
 }  // namespace tcpfork

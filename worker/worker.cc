@@ -61,7 +61,8 @@ Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::uni
           [this] { onCompletionsDelivered(); }),
       handler_(makeHandler(args, *publisher_, completions_)),
       connectionStats_(stats_),
-      dispatcher_(*handler_, pendings_, slice_, connectionStats_, settings_.limits.maxFrameBytes),
+      shedder_(settings_.sheds() ? std::make_unique<LoadShedder>(settings_.overload, stats_, slice_) : nullptr),
+      dispatcher_(*handler_, pendings_, slice_, shedder_.get(), connectionStats_, settings_.limits.maxFrameBytes),
       budget_(settings_.maxBufferedBytes, pendings_,
               {[this](bool on) {
                  if (draining_) return;
@@ -90,8 +91,9 @@ Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::uni
       publisher_->slot());
   for (const UniqueFd& listener : listeners_) {
     // Accepted sockets inherit it: request_duration_seconds starts from the
-    // kernel's receive stamp (a shared listener is set by each worker alike).
-    if (stats_ && !enableReceiveTimestamps(listener.get())) {
+    // kernel's receive stamp, and so does the queueing delay shedding judges
+    // (a shared listener is set by each worker alike).
+    if ((stats_ || shedder_) && !enableReceiveTimestamps(listener.get())) {
       spdlog::warn("setsockopt(SO_TIMESTAMPNS) on listener fd {}: {}; requests are timed from their read",
                    listener.get(), std::strerror(errno));
     }
@@ -164,6 +166,7 @@ void Worker::onTick(evutil_socket_t, short, void* self) {
   worker->publisher_->loopRan(now > worker->tickDueNs_ ? now - worker->tickDueNs_ : 0);
   worker->tickDueNs_ = now + stats::kLoopTickNs;
   evtimer_add(worker->tick_.get(), &kTickInterval);
+  if (worker->shedder_) worker->shedder_->tick(now);
   // PR_SET_PDEATHSIG covers most ways a master dies; this covers the rest
   // (and the window before the worker set it).
   if (worker->args_.parentPid > 0 && ::getppid() != worker->args_.parentPid) {

@@ -27,6 +27,7 @@
 #include "worker/connection_stats.h"
 #include "worker/cpu_profiler.h"
 #include "worker/handler.h"
+#include "worker/load_shedder.h"
 #include "worker/pending_table.h"
 #include "contract/worker_settings.h"
 #include "worker/receive_clock.h"
@@ -84,6 +85,7 @@ class Worker {
   ConnectionStats connectionStats_;
   ReceiveClock receiveClock_;
   TimeSlice slice_;
+  std::unique_ptr<LoadShedder> shedder_;  // null: overload.shed off
   Dispatcher dispatcher_;
   std::vector<std::byte> scratch_ = std::vector<std::byte>(kReadChunk);
   BufferBudget budget_;  // sheds from connections_ past max_buffered_bytes

@@ -264,6 +264,7 @@ KeyLines walk(const std::string& path, const YAML::Node& root, Config& c) {
                    r.forEach(n, k, withWorkerKeys("handler", {}));
                    if (c.worker.handler.module.empty()) r.fail(n, k, "needs module (the handler's .so file)");
                  }},
+                {"overload", [&](auto& n, auto& k) { r.forEach(n, k, withWorkerKeys("overload", {})); }},
                 {"profile",
                  [&](auto& n, auto& k) {
                    r.forEach(

@@ -103,6 +103,14 @@ void checkRulesAcrossKeys(const Config& c, const ConfigOrigins& o) {
                        o.compared("max_rss", std::to_string(recycle.maxRss))),
            {"max_rss"});
   }
+  // The minimum over an interval shorter than the target could never be
+  // judged against it: a request would have to wait longer than the window.
+  if (const OverloadSettings& overload = c.worker.overload; overload.target > overload.interval) {
+    o.fail("overload.target",
+           fmt::format("{} is longer than {}", o.value("overload.target", formatDuration(overload.target)),
+                       o.compared("overload.interval", formatDuration(overload.interval))),
+           {"overload.interval"});
+  }
   // Below one connection's worth, a single client sending its largest frame
   // would be shed for it.
   if (size_t oneConnection = c.worker.limits.maxFrameBytes + c.worker.limits.outputHighWater;
