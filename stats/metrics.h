@@ -134,7 +134,8 @@ inline constexpr std::array<uint64_t, 14> kLoopLagBoundsNs = {
 // completed a request to its dispatch (handed to the handler, or shed): the
 // time it waited in the socket and behind the requests before it. Overload
 // shedding judges this delay (overload.target); request_duration_seconds
-// adds the handler's time and the send.
+// adds the handler's time and the send. Recorded by the LoadShedder, so only
+// while overload.shed is on: with it off the frame loop pays nothing for it.
 inline constexpr std::array<uint64_t, 18> kQueueDelayBoundsNs = {
     10'000,      25'000,        50'000,        100'000,       250'000,       500'000,
     1'000'000,   2'500'000,     5'000'000,     10'000'000,    25'000'000,    50'000'000,
@@ -143,7 +144,7 @@ inline constexpr std::array<uint64_t, 18> kQueueDelayBoundsNs = {
 inline constexpr std::string_view kQueueDelayName = "queue_delay_seconds";
 inline constexpr std::string_view kQueueDelayHelp =
     "Time from the kernel's receive timestamp of the bytes that completed a request to its dispatch (handed to the "
-    "handler, or shed).";
+    "handler, or shed); recorded while overload.shed is on.";
 
 inline constexpr uint64_t kLoopTickNs = 100'000'000;
 inline constexpr std::string_view kLoopLagName = "worker_loop_lag_seconds";
