@@ -16,16 +16,11 @@ import sys
 import time
 
 from proc_status import status_bytes
+from build_tree import free_port
 
 
 def rss(pid):
     return status_bytes(pid, "VmRSS") or 0
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 IP_BIND_ADDRESS_NO_PORT = 24  # linux/in.h; not exported by Python's socket module

@@ -26,13 +26,13 @@ admitted p99 against offered load from it (build/bench/overload_*.png)."""
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 from targets import fmt_ns, fmt_rate
+from build_tree import free_port, test_module
 
 LOADS = (0.5, 1, 2, 4)
 TARGET_MS = 5  # overload.target's default, which the runs keep
@@ -41,20 +41,6 @@ LATENCY_TARGETS = 10  # x target
 SHED_AT_HALF = 0.001
 # The measured client starts this long before the warm-up's stops.
 OVERLAP_S = 0.2
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_module(bin_dir):
-    """test/modules/test_handler.c as the build leaves it, beside bin/."""
-    path = os.path.join(os.path.dirname(os.path.abspath(bin_dir)), "lib", "tcpfork", "test", "test_handler.so")
-    if not os.path.exists(path):
-        raise RuntimeError(f"{path} is missing: build everything first (make build)")
-    return path
 
 
 class Worker:

@@ -21,7 +21,6 @@ Prints the tables and writes every round's numbers as JSON.
 import argparse
 import json
 import os
-import socket
 import re
 import shutil
 import statistics
@@ -33,6 +32,7 @@ import time
 import cpu_per_ack
 from proc_status import status_bytes
 from targets import fmt_cpu, fmt_ns, fmt_rate, judge
+from build_tree import ack_module, free_port, journal_module
 
 SCENARIOS = [
     # name, connections, window
@@ -55,28 +55,6 @@ JOURNAL_KINDS = ("journal-always", "journal-never")
 # (build/bench/window_sweep.png): shorter and fewer rounds than the tables.
 SWEEP_WINDOWS = (1, 4, 16, 64, 256, 1024)
 SWEEP_CONNECTIONS = 100
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def ack_module(bin_dir):
-    """examples/handlers/ack.c as the build leaves it, beside bin/."""
-    path = os.path.join(os.path.dirname(os.path.abspath(bin_dir)), "lib", "tcpfork", "examples", "ack.so")
-    if not os.path.exists(path):
-        raise RuntimeError(f"{path} is missing: build everything first (make build)")
-    return path
-
-
-def journal_module(bin_dir):
-    """handlers/journal as the build leaves it, beside bin/."""
-    path = os.path.join(os.path.dirname(os.path.abspath(bin_dir)), "lib", "tcpfork", "handlers", "journal.so")
-    if not os.path.exists(path):
-        raise RuntimeError(f"{path} is missing: build everything first (make build)")
-    return path
 
 
 def peak_rss_bytes(pid):

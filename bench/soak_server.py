@@ -7,19 +7,13 @@ behind (processes, the shared-memory segment, the pidfile, partial profiles).
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
 
 from proc_status import status_bytes
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from build_tree import free_port
 
 
 def proc_start_time(pid):
