@@ -189,49 +189,6 @@ TEST(JournalFaults, AFullFileSystemIsAnsweredNotStoredAndStoringResumesOnceThere
             << " refused requests (" << ackedInWindow << " acked 0); idle while full: " << idleCpu << " s CPU in 2 s\n";
 }
 
-// The environment of the master started while it lives (its workers inherit
-// it): test/journal_faults/journal_faults.c preloaded, failing the calls
-// `control` names on files under `dir`. The test process itself is not
-// touched.
-class PreloadedFaults {
- public:
-  PreloadedFaults(const std::string& dir, const std::string& control) : control_(control) {
-    set("LD_PRELOAD", std::string(TCPFORK_TEST_MODULE_DIR) + "/journal_faults.so");
-    set("TCPFORK_TEST_FAULT_DIR", dir);
-    set("TCPFORK_TEST_FAULT_FILE", control);
-    // Under AddressSanitizer: a preloaded library comes before its runtime.
-    const char* asan = ::getenv("ASAN_OPTIONS");
-    set("ASAN_OPTIONS", std::string(asan ? asan : "") + (asan && *asan ? ":" : "") + "verify_asan_link_order=0");
-    arm("");
-  }
-  ~PreloadedFaults() { restore(); }
-  PreloadedFaults(const PreloadedFaults&) = delete;
-  PreloadedFaults& operator=(const PreloadedFaults&) = delete;
-
-  // Once the master has started: nothing else the test runs is preloaded.
-  void restore() {
-    for (const auto& [name, value] : saved_) {
-      if (value) {
-        ::setenv(name.c_str(), value->c_str(), 1);
-      } else {
-        ::unsetenv(name.c_str());
-      }
-    }
-    saved_.clear();
-  }
-  // "pwrite", "fdatasync", or "" for none.
-  void arm(const std::string& calls) { std::ofstream(control_, std::ios::trunc) << calls << "\n"; }
-
- private:
-  void set(const std::string& name, const std::string& value) {
-    const char* old = ::getenv(name.c_str());
-    saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
-    ::setenv(name.c_str(), value.c_str(), 1);
-  }
-  std::string control_;
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
-};
-
 // EIO from write(2): like a full disk, the batch it hit is answered 'not
 // stored' and the next batch tries again; the worker goes on once writes
 // succeed.
