@@ -268,6 +268,19 @@ TEST(JournalFaults, EioOnFdatasyncRefusesEveryLaterRequestUntilTheMasterReplaces
       },
       30s))
       << master.log();
+  // The master names why the worker went, counts no crash, and starts its
+  // successor at once (no backoff).
+  std::string retired = "worker 0 (pid " + std::to_string(failing) + ") retired itself (exit status 3): its handler "
+                        "module journal";
+  EXPECT_TRUE(master.waitForLog(retired, 1s)) << master.log();
+  EXPECT_TRUE(master.waitForLog("stopped it: journal: an fdatasync failed: what this worker writes can no longer be "
+                                "called stored",
+                                1s))
+      << master.log();
+  EXPECT_TRUE(master.waitForLog("; starting its successor now", 1s)) << master.log();
+  EXPECT_EQ(count(master.log(), "died unexpectedly"), 0u) << master.log();
+  EXPECT_EQ(count(master.log(), "successor in"), 0u) << master.log();
+  EXPECT_EQ(master.metric("tcp_server_worker_restarts_total"), 0) << master.log();
   EXPECT_TRUE(master.waitForLog("left open by workers that died", 10s)) << master.log();
   EXPECT_TRUE(waitUntil([&] { return load.ackedSinceMark() >= 2000; }, 30s)) << master.log();
   load.stop();
@@ -296,6 +309,44 @@ TEST(JournalFaults, EioOnFdatasyncRefusesEveryLaterRequestUntilTheMasterReplaces
   std::cout << "journal EIO on fdatasync: " << acked.size() << " acked 0, all in the journal; "
             << load.notStoredSinceMark() << " answered 'not stored' after the failure, " << ackedLater.size()
             << " acked 0 after it, all by the successor (pid " << successor << ")\n";
+}
+
+// A disk whose fdatasync keeps failing: each worker retires itself at its
+// first sync, and its successor does the same. The first four are replaced
+// at once; the fifth within 10 s starts the backoff (100 ms, then growing),
+// so the workers do not spin. Once the disk is sound the next successor
+// stores.
+TEST(JournalFaults, WorkersThatKeepRetiringThemselvesAreStartedAgainAfterAGrowingDelay) {
+  std::string dir = tempPath("journal");
+  PreloadedFaults faults(dir, tempPath("faults"));
+  RunningMaster master(1, journalYaml(dir));
+  faults.restore();
+  ASSERT_TRUE(master.waitForLog("journal in " + dir, 10s)) << master.log();
+  faults.arm("fdatasync");
+  JournalLoad load(master.port(), 2, 16);
+  ASSERT_TRUE(master.waitForLog("retired itself again (exit status 3)", 30s)) << master.log();
+  EXPECT_TRUE(master.waitForLog("5 times in the last 10s: starting its successor in 0.1s", 1s)) << master.log();
+  EXPECT_TRUE(master.waitForLog("successor in 0.2s", 10s)) << master.log();
+  std::string log = master.log();
+  size_t firstBackoff = log.find("retired itself again");
+  EXPECT_EQ(count(log.substr(0, firstBackoff), "starting its successor now"), 4u) << log;
+  EXPECT_EQ(count(log, "died unexpectedly"), 0u) << log;
+  EXPECT_EQ(load.acked(), 0u) << "acked 0 while every fdatasync failed";
+
+  faults.arm("");
+  load.mark();
+  EXPECT_TRUE(waitUntil([&] { return load.ackedSinceMark() >= 1000; }, 30s)) << master.log();
+  load.stop();
+  EXPECT_EQ(load.wrongAcks(), 0);
+  size_t retirements = count(master.log(), "retired itself");
+  master.process().signal(SIGQUIT);
+  ASSERT_TRUE(master.process().waitExit(30s).has_value()) << master.log();
+  JournalContents journal = readJournal(dir);
+  std::vector<uint64_t> acked = load.ackedIds();
+  EXPECT_EQ(expectAllInJournal(acked, journal), 0u);
+  std::cout << "journal fdatasync failing: " << retirements << " workers retired themselves, "
+            << count(master.log(), "retired itself again") << " of them started again after a delay; then "
+            << acked.size() << " acked 0, all in the journal\n";
 }
 
 // The IDs of the records of one segment file, in order, with their offsets.
