@@ -106,6 +106,14 @@ struct WorkerSettings {
 // workers{state="fatal"} and retries only after a backoff.
 inline constexpr int kExitFatal = 2;
 
+// A worker's exit status after a graceful stop it asked for itself: a
+// SIGQUIT sent by its own process, which a handler module sends when it can
+// no longer serve (the journal, after a failed fdatasync). Its slot's
+// exitReason quotes the module's last error. The master starts a successor
+// at once, as for a recycle, and counts no crash; only a run of them (5
+// within 10 s) backs off, so a failing disk does not spin.
+inline constexpr int kExitRetiredItself = 3;
+
 // Descriptors a worker needs besides one per connection (listeners, log,
 // libevent's, a module's files): what rlimit_nofile must leave over
 // max_connections.

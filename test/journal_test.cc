@@ -140,6 +140,24 @@ TEST(SegmentHeader, TellsShortFromNotAJournalFromCorrupt) {
   EXPECT_EQ(descriptions.size(), 4u);
 }
 
+TEST(DurableMark, RoundTripsAndRefusesAFlippedByteOrAShortRead) {
+  DurableMark mark{42, (uint64_t{1} << 40) + 7};
+  auto bytes = encodeDurableMark(mark);
+  DurableMark read;
+  ASSERT_TRUE(decodeDurableMark(bytes, read));
+  EXPECT_EQ(read, mark);
+  EXPECT_FALSE(decodeDurableMark(std::span<const std::byte>(bytes).first(kDurableMarkBytes - 1), read));
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    auto flipped = bytes;
+    flipped[i] ^= std::byte{0x10};
+    EXPECT_FALSE(decodeDurableMark(flipped, read)) << "byte " << i;
+  }
+  EXPECT_EQ(durableMarkName(writerName(3, 0, 4242)), "w003-19700101T000000.000000Z-4242.durable");
+  EXPECT_EQ(segmentName(3, 0, 4242, 1), "w003-19700101T000000.000000Z-4242-000001.journal.open");
+  EXPECT_TRUE(isDurableMark("w003-19700101T000000.000000Z-4242.durable"));
+  EXPECT_FALSE(isSegment("w003-19700101T000000.000000Z-4242.durable"));
+}
+
 TEST(RecordScanner, ReadsBackWhatWasAppended) {
   Segment s = makeSegment(kRecords);
   size_t expectedSize = kHeaderBytes;

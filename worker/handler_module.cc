@@ -9,6 +9,8 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <string>
 
 #include "base/log.h"
 
@@ -23,6 +25,10 @@ struct tcpfork_host {
   bool counting;
   bool initializing = true;  // counter() is for init only
   int declared = 0;
+  // The last error (level 3) it logged, from whatever thread, escaped: what
+  // a worker it stops quotes as the reason.
+  std::mutex errorMutex;
+  std::string lastError;
 };
 
 namespace tcpfork {
@@ -84,12 +90,22 @@ void hostLog(tcpfork_host* host, int level, const char* message) {
                                                           spdlog::level::warn, spdlog::level::err};
   auto spdLevel = level <= 0 ? kLevels[0] : level >= 3 ? kLevels[3] : kLevels[level];
   // A module may well log what a client sent: that must not make lines of its own.
-  spdlog::log(spdLevel, "[{}] {}", host->name, message ? escapeForLog(message) : "(null)");
+  std::string text = message ? escapeForLog(message) : "(null)";
+  spdlog::log(spdLevel, "[{}] {}", host->name, text);
+  if (level >= 3) {
+    std::lock_guard lock(host->errorMutex);
+    host->lastError = std::move(text);
+  }
 }
 
 }  // namespace
 
 std::atomic<bool> HandlerModule::inForkedChild_{false};
+
+std::string HandlerModule::lastError() const {
+  std::lock_guard lock(host_->errorMutex);
+  return host_->lastError;
+}
 
 void HandlerModule::exitForkedChild(const char* call) {
   char line[1024];
@@ -132,7 +148,7 @@ HandlerModule::HandlerModule(const std::string& path, const std::string& configJ
   description_ = name + " (" + path_ + ")";
   std::snprintf(gForkedChildName, sizeof gForkedChildName, "handler module %s", description_.c_str());
   if (!info.slot) fail("no stats slot for its counters");
-  host_ = std::make_unique<tcpfork_host>(tcpfork_host{name, info.slot, info.counting});
+  host_ = std::make_unique<tcpfork_host>(name, info.slot, info.counting);
   api_.worker_index = info.workerIndex;
   api_.generation = info.generation;
   api_.counter = hostCounter;

@@ -99,6 +99,8 @@ class HandlerModule final : public Handler {
 
   // "NAME (PATH)", for log lines.
   const std::string& describe() const { return description_; }
+  // The last error the module logged (escaped; empty: none), from any thread.
+  std::string lastError() const;
 
   // After each call into the module: in a child that fork() created and the
   // module let return, says so on stderr (the log) and _exits.

@@ -100,7 +100,14 @@ Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::uni
     acceptors_.push_back(std::make_unique<Acceptor>(base_.get(), listener.get(), stats_,
                                                     [this](UniqueFd fd) { onNewConnection(std::move(fd)); }));
   }
-  for (int signal : {SIGQUIT, SIGUSR2, SIGTERM, SIGINT, SIGUSR1, SIGTRAP}) {
+  quit_ = std::make_unique<QuitSignal>(base_.get(), [this](bool fromItself) {
+    if (fromItself) {
+      retireItself();
+    } else {
+      beginGracefulStop();
+    }
+  });
+  for (int signal : {SIGUSR2, SIGTERM, SIGINT, SIGUSR1, SIGTRAP}) {
     EventPtr ev(evsignal_new(base_.get(), signal, &Worker::onSignal, this));
     if (!ev || event_add(ev.get(), nullptr) != 0) {
       throw std::system_error(EINVAL, std::generic_category(), std::string("evsignal_new(") + strsignal(signal) + ")");
@@ -134,15 +141,12 @@ int Worker::run() {
   } else {
     spdlog::info("stopped (stats off): open_connections={}", connections_.size());
   }
-  return 0;
+  return retiredItself_ ? kExitRetiredItself : 0;
 }
 
 void Worker::onSignal(evutil_socket_t signal, short, void* self) {
   auto* worker = static_cast<Worker*>(self);
   switch (signal) {
-    case SIGQUIT:
-      worker->beginGracefulStop();
-      return;
     case SIGUSR2:
       worker->retire();
       return;
@@ -199,6 +203,21 @@ void Worker::retire() {
   acceptors_.clear();
   listeners_.clear();
   spdlog::info("retiring: listeners closed");
+  beginGracefulStop();
+}
+
+void Worker::retireItself() {
+  // The first stop decides: a worker already draining at the master's word
+  // is leaving anyway.
+  if (draining_) return;
+  retiredItself_ = true;
+  auto* module = dynamic_cast<const HandlerModule*>(handler_.get());
+  std::string error = module ? module->lastError() : "";
+  std::string reason = !module          ? "a SIGQUIT from its own process"
+                       : error.empty() ? "its handler module " + module->describe() + " stopped it"
+                                       : "its handler module " + module->describe() + " stopped it: " + error;
+  publisher_->setExitReason(reason);
+  spdlog::warn("SIGQUIT from this process ({}): graceful stop, then exit status {}", reason, kExitRetiredItself);
   beginGracefulStop();
 }
 

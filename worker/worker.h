@@ -5,7 +5,9 @@
 // callback that closed it has returned. A handler module's destroy runs after
 // the last connection is gone. Signals are loop events:
 //   SIGQUIT        graceful stop: stop accepting, send the acks owed, close,
-//                  exit within drain_timeout
+//                  exit within drain_timeout (QuitSignal); sent by this
+//                  process itself (its handler module), the exit status is
+//                  kExitRetiredItself and the slot says why
 //   SIGUSR2        retire (the master scales down): take every connection
 //                  already queued on the listeners, close them, then as SIGQUIT
 //   SIGTERM/SIGINT stop at once
@@ -29,6 +31,7 @@
 #include "worker/handler.h"
 #include "worker/load_shedder.h"
 #include "worker/pending_table.h"
+#include "worker/quit_signal.h"
 #include "contract/worker_settings.h"
 #include "worker/receive_clock.h"
 #include "worker/slot_publisher.h"
@@ -63,6 +66,8 @@ class Worker {
   // Queues a connection that has closed itself for onReap.
   void onClosed(int fd);
   void beginGracefulStop();
+  // A SIGQUIT from this process: its module stopped it (QuitSignal).
+  void retireItself();
   void retire();
   void reopenLog();
 
@@ -97,6 +102,8 @@ class Worker {
   std::vector<Connection*> completed_;  // got completions in this run of deliveries; flushed after it
   std::unique_ptr<CpuProfiler> profiler_;
   std::vector<EventPtr> signalEvents_;
+  std::unique_ptr<QuitSignal> quit_;
+  bool retiredItself_ = false;
   EventPtr tick_;
   uint64_t tickDueNs_ = 0;  // CLOCK_MONOTONIC: when tick_ should fire next
   EventPtr drainTimer_;

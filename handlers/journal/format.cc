@@ -85,6 +85,21 @@ const char* describe(HeaderStatus status) {
   return "?";
 }
 
+std::array<std::byte, kDurableMarkBytes> encodeDurableMark(const DurableMark& mark) {
+  std::array<std::byte, kDurableMarkBytes> out{};
+  put64(&out[0], mark.offset);
+  put32(&out[8], mark.sequence);
+  put32(&out[12], crc32c(0, out.data(), 12));
+  return out;
+}
+
+bool decodeDurableMark(std::span<const std::byte> bytes, DurableMark& mark) {
+  if (bytes.size() < kDurableMarkBytes || get32(&bytes[12]) != crc32c(0, bytes.data(), 12)) return false;
+  mark.offset = get64(&bytes[0]);
+  mark.sequence = get32(&bytes[8]);
+  return true;
+}
+
 void appendRecord(std::vector<std::byte>& out, const char* id, uint64_t receivedNs, const uint8_t* payload,
                   size_t payloadBytes) {
   size_t at = out.size();

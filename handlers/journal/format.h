@@ -13,6 +13,16 @@
 // The length has a checksum of its own so that a damaged length reads as a
 // corrupt record, never as a record cut short: recovery truncates only a cut
 // tail, and a flipped length bit must not make it throw good records away.
+//
+// A writer that syncs (fsync: always or interval) keeps a durable mark beside
+// its segments: how far its records are known to be on disk, rewritten in
+// place after each fdatasync that succeeded. tcpfork-journal follow reads no
+// further in an open segment. 16 bytes, little-endian:
+//
+//   durable mark:      u64 offset, u32 segment sequence, u32 CRC32C of bytes 0..11
+//
+// Sequence 0 (offset 0): nothing synced yet. Every byte of the segments
+// before `sequence`, and of segment `sequence` up to `offset`, was synced.
 
 #include <array>
 #include <cstddef>
@@ -43,6 +53,18 @@ std::array<std::byte, kHeaderBytes> encodeHeader(const SegmentHeader& header);
 enum class HeaderStatus { kOk, kShort, kNotAJournal, kCorrupt };
 HeaderStatus decodeHeader(std::span<const std::byte> file, SegmentHeader& header);
 const char* describe(HeaderStatus status);
+
+inline constexpr size_t kDurableMarkBytes = 16;
+
+struct DurableMark {
+  uint32_t sequence = 0;
+  uint64_t offset = 0;
+  bool operator==(const DurableMark&) const = default;
+};
+
+std::array<std::byte, kDurableMarkBytes> encodeDurableMark(const DurableMark& mark);
+// False when `bytes` is short or fails its CRC (a read that raced a rewrite).
+bool decodeDurableMark(std::span<const std::byte> bytes, DurableMark& mark);
 
 // Bytes a record of `payloadBytes` takes in a segment.
 constexpr size_t recordBytes(size_t payloadBytes) { return kRecordPrefixBytes + kRecordFixedBytes + payloadBytes; }

@@ -126,6 +126,10 @@ void Journal::close() {
     if (last) syncer_->submit(last, {}, true);
     syncer_->stop();
     publishSyncStats();
+    // Each segment was synced before it was sealed. After a failure the mark
+    // stays, at the last good sync, until the next worker's recovery has
+    // synced and sealed what this one left open.
+    if (mark_ && !broken_ && !syncer_->failed()) mark_->remove();
   } else if (last) {
     std::string error;
     if (!last->seal(false, error)) log(2, error);
@@ -276,7 +280,12 @@ bool Journal::rotate() {
   std::string name = segmentName(api_->worker_index, startNs_, uint32_t(::getpid()), sequence_ + 1);
   std::shared_ptr<Segment> next;
   try {
-    next = Segment::create(dir_.get(), options_.dir, name, header);
+    // Before the segment has a name: a reader that sees it sees the mark.
+    if (syncer_ && !mark_) {
+      mark_ = DurableMarkFile::create(dir_.get(), options_.dir,
+                                      durableMarkName(writerName(api_->worker_index, startNs_, uint32_t(::getpid()))));
+    }
+    next = Segment::create(dir_.get(), options_.dir, name, header, sequence_ + 1, mark_);
   } catch (const std::exception& e) {
     nextRotateAttempt_ = now + kErrorLogInterval;
     api_->add(host_, counters_[kErrors], 1);
@@ -345,6 +354,7 @@ void Journal::retire(const std::string& why) {
 
 void Journal::directoryGone(const std::string& why) {
   segment_.reset();  // not sealed: it has no name to seal (see dropUnnamedSegment)
+  mark_.reset();     // gone with the directory: the next one gets its own
   if (directoryGone_) return;
   auto now = std::chrono::steady_clock::now();
   directoryGone_ = true;

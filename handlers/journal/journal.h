@@ -25,6 +25,7 @@
 #include <tcpfork/handler.h>
 
 #include "base/unique_fd.h"
+#include "handlers/journal/durable_mark_file.h"
 #include "handlers/journal/options.h"
 #include "handlers/journal/outage.h"
 #include "handlers/journal/retention.h"
@@ -94,6 +95,9 @@ class Journal {
   uint64_t startNs_ = 0;
   uint32_t sequence_ = 0;
   std::shared_ptr<Segment> segment_;
+  // With a syncer: made in dir_ before the first segment there (again after
+  // the directory came back), removed once the last one is sealed.
+  std::shared_ptr<DurableMarkFile> mark_;
   std::unique_ptr<Syncer> syncer_;  // none with fsync: never
   std::vector<std::byte> buffer_;   // this batch's records, not yet written
   std::vector<tcpfork_pending*> tokens_;

@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -18,7 +20,9 @@ namespace tcpfork::journal {
 
 namespace {
 
-std::vector<std::string> openSegments(int dirFd, const std::string& dir) {
+// The names in `dir` that `keep` takes.
+template <typename Keep>
+std::vector<std::string> namesIn(int dirFd, const std::string& dir, Keep keep) {
   int fd = ::openat(dirFd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) throw std::system_error(errno, std::generic_category(), dir);
   DIR* listing = ::fdopendir(fd);
@@ -29,7 +33,7 @@ std::vector<std::string> openSegments(int dirFd, const std::string& dir) {
   }
   std::vector<std::string> names;
   while (dirent* entry = ::readdir(listing)) {
-    if (isOpenSegment(entry->d_name)) names.emplace_back(entry->d_name);
+    if (keep(std::string_view(entry->d_name))) names.emplace_back(entry->d_name);
   }
   ::closedir(listing);
   return names;
@@ -75,8 +79,15 @@ void recoverOne(int dirFd, const std::string& dir, const std::string& name, int 
                  "); not truncated, sealed as it is: records after it are not read (tcpfork-journal verify)");
     }
   }  // unmapped before the file is cut
-  if (cut && (::ftruncate(fd, off_t(cutAt)) != 0 || ::fdatasync(fd) != 0)) {
+  if (cut && ::ftruncate(fd, off_t(cutAt)) != 0) {
     log(3, path + ": truncating the torn tail: " + std::strerror(errno));
+    return;
+  }
+  // Synced before it is sealed, cut or not: its writer may have died between
+  // a write and its sync, and a sealed segment is read whole (by
+  // tcpfork-journal follow too), so all of it must be on disk.
+  if (::fdatasync(fd) != 0) {
+    log(3, path + ": fdatasync: " + std::strerror(errno) + "; left open");
     return;
   }
   std::string sealed = sealedName(name);
@@ -87,11 +98,26 @@ void recoverOne(int dirFd, const std::string& dir, const std::string& name, int 
   ++report.segments;
 }
 
+// A dead writer's durable mark, once no open segment of its writer is left
+// (they are sealed, so read whole): a reader needs it no more.
+void removeDeadMarks(int dirFd, const std::string& dir) {
+  std::vector<std::string> open = namesIn(dirFd, dir, isOpenSegment);
+  for (const std::string& name : namesIn(dirFd, dir, isDurableMark)) {
+    std::string writer = name.substr(0, name.size() - kDurableSuffix.size()) + "-";
+    bool stillOpen = std::any_of(open.begin(), open.end(), [&](const std::string& s) { return s.starts_with(writer); });
+    if (stillOpen) continue;
+    UniqueFd fd(::openat(dirFd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    // Held: its writer lives. Removed while we hold the lock, so a writer
+    // cannot be taking it over meanwhile (only its own process makes it).
+    if (fd && ::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) ::unlinkat(dirFd, name.c_str(), 0);
+  }
+}
+
 }  // namespace
 
 RecoveryReport recoverDeadSegments(int dirFd, const std::string& dir, const RecoveryLog& log) {
   RecoveryReport report;
-  for (const std::string& name : openSegments(dirFd, dir)) {
+  for (const std::string& name : namesIn(dirFd, dir, isOpenSegment)) {
     UniqueFd fd(::openat(dirFd, name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
     if (!fd) {
       if (errno != ENOENT) log(2, dir + "/" + name + ": " + std::strerror(errno) + "; not checked");
@@ -110,6 +136,7 @@ RecoveryReport recoverDeadSegments(int dirFd, const std::string& dir, const Reco
     }
   }
   if (report.segments > 0) ::fsync(dirFd);
+  removeDeadMarks(dirFd, dir);
   return report;
 }
 

@@ -1,6 +1,8 @@
 #pragma once
 // At start: segments left open by a writer that died (kill -9, a crash, a
-// power cut) are checked; a torn tail is cut off, and the file is sealed.
+// power cut) are checked; a torn tail is cut off, and the file is synced and
+// sealed. A dead writer's durable mark goes once none of its segments is
+// left open.
 
 #include <cstdint>
 #include <functional>

@@ -20,7 +20,8 @@ std::string errorText(const std::string& what, int error) { return what + ": " +
 }  // namespace
 
 std::shared_ptr<Segment> Segment::create(int dirFd, const std::string& dir, const std::string& name,
-                                         const SegmentHeader& header) {
+                                         const SegmentHeader& header, uint32_t sequence,
+                                         std::shared_ptr<DurableMarkFile> mark) {
   // O_TMPFILE: the file gets its name (linkat) only once header and lock are
   // in place, so recovery in another worker never sees it half made.
   UniqueFd fd(::openat(dirFd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0640));
@@ -35,7 +36,7 @@ std::shared_ptr<Segment> Segment::create(int dirFd, const std::string& dir, cons
   UniqueFd ownDirFd(::fcntl(dirFd, F_DUPFD_CLOEXEC, 0));
   if (!ownDirFd) throw std::system_error(errno, std::generic_category(), dir + ": fcntl(F_DUPFD_CLOEXEC)");
   int raw = fd.get();
-  auto segment = std::shared_ptr<Segment>(new Segment(std::move(fd), std::move(ownDirFd), dir, name));
+  auto segment = std::shared_ptr<Segment>(new Segment(std::move(fd), std::move(ownDirFd), dir, name, sequence, std::move(mark)));
   if (::flock(raw, LOCK_EX | LOCK_NB) != 0) throw std::system_error(errno, std::generic_category(), dir + ": flock");
   auto bytes = encodeHeader(header);
   std::string error;
@@ -47,12 +48,15 @@ std::shared_ptr<Segment> Segment::create(int dirFd, const std::string& dir, cons
   return segment;
 }
 
-Segment::Segment(UniqueFd fd, UniqueFd dirFd, std::string dir, std::string name)
+Segment::Segment(UniqueFd fd, UniqueFd dirFd, std::string dir, std::string name, uint32_t sequence,
+                 std::shared_ptr<DurableMarkFile> mark)
     : fd_(std::move(fd)),
       dirFd_(std::move(dirFd)),
       dir_(std::move(dir)),
       name_(std::move(name)),
-      path_(dir_ + "/" + name_) {}
+      path_(dir_ + "/" + name_),
+      sequence_(sequence),
+      mark_(std::move(mark)) {}
 
 bool Segment::append(std::span<const std::byte> bytes, std::string& error) {
   size_t done = 0;
@@ -89,6 +93,8 @@ bool Segment::sync(std::string& error) {
   }
   return true;
 }
+
+std::string Segment::markDurable(uint64_t end) { return mark_ ? mark_->publish({sequence_, end}) : ""; }
 
 bool Segment::named(std::string& error) {
   if (unnamed()) {

@@ -19,16 +19,19 @@
 #include <string>
 
 #include "base/unique_fd.h"
+#include "handlers/journal/durable_mark_file.h"
 #include "handlers/journal/format.h"
 
 namespace tcpfork::journal {
 
 class Segment {
  public:
-  // Creates dir/name with its header, locked. Throws std::system_error or
-  // std::runtime_error, naming the directory.
+  // Creates dir/name with its header, locked. `mark`: its writer's durable
+  // mark, which markDurable() moves (none: a writer that never syncs).
+  // Throws std::system_error or std::runtime_error, naming the directory.
   static std::shared_ptr<Segment> create(int dirFd, const std::string& dir, const std::string& name,
-                                         const SegmentHeader& header);
+                                         const SegmentHeader& header, uint32_t sequence = 0,
+                                         std::shared_ptr<DurableMarkFile> mark = nullptr);
   Segment(const Segment&) = delete;
   Segment& operator=(const Segment&) = delete;
 
@@ -43,6 +46,9 @@ class Segment {
   // Any thread, one at a time. fdatasync, and the directory's fsync the
   // first time, so that the file's name is as durable as its records.
   bool sync(std::string& error);
+  // Syncer thread, after a sync() that succeeded and covered the first
+  // `end` bytes: the writer's durable mark says so. What to log, or empty.
+  std::string markDurable(uint64_t end);
   // Renames it to its sealed name (and syncs the directory when `durable`).
   // A segment found unnamed is not sealed: whatever has its name now is not it.
   bool seal(bool durable, std::string& error);
@@ -58,13 +64,16 @@ class Segment {
   bool unnamed() const { return unnamed_.load(std::memory_order_acquire); }
 
  private:
-  Segment(UniqueFd fd, UniqueFd dirFd, std::string dir, std::string name);
+  Segment(UniqueFd fd, UniqueFd dirFd, std::string dir, std::string name, uint32_t sequence,
+          std::shared_ptr<DurableMarkFile> mark);
 
   UniqueFd fd_;
   UniqueFd dirFd_;  // its own: the journal may move on to a new directory while a sync of this one runs
   std::string dir_;
   std::string name_;
   std::string path_;
+  const uint32_t sequence_;
+  const std::shared_ptr<DurableMarkFile> mark_;
   uint64_t size_ = 0;
   bool broken_ = false;
   std::atomic<bool> nameSynced_{false};

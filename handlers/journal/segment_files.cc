@@ -17,17 +17,26 @@ bool endsWith(std::string_view text, std::string_view suffix) {
 
 }  // namespace
 
-std::string segmentName(uint32_t worker, uint64_t startNs, uint32_t pid, uint32_t sequence) {
+std::string writerName(uint32_t worker, uint64_t startNs, uint32_t pid) {
   time_t seconds = time_t(startNs / 1'000'000'000);
   struct tm utc{};
   ::gmtime_r(&seconds, &utc);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &utc);
-  char name[128];
-  std::snprintf(name, sizeof name, "w%03u-%s.%06uZ-%u-%06u%s", worker, stamp, unsigned(startNs / 1000 % 1'000'000),
-                pid, sequence, kOpenSuffix.data());
+  char name[96];
+  std::snprintf(name, sizeof name, "w%03u-%s.%06uZ-%u", worker, stamp, unsigned(startNs / 1000 % 1'000'000), pid);
   return name;
 }
+
+std::string segmentName(uint32_t worker, uint64_t startNs, uint32_t pid, uint32_t sequence) {
+  char tail[32];
+  std::snprintf(tail, sizeof tail, "-%06u%s", sequence, kOpenSuffix.data());
+  return writerName(worker, startNs, pid) + tail;
+}
+
+std::string durableMarkName(const std::string& writer) { return writer + std::string(kDurableSuffix); }
+
+bool isDurableMark(std::string_view name) { return endsWith(name, kDurableSuffix); }
 
 bool isOpenSegment(std::string_view name) { return endsWith(name, kOpenSuffix); }
 

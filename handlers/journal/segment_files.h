@@ -7,6 +7,9 @@
 //                                                   or the worker stopped)
 // e.g. w000-20261202T053000.123456Z-4242-000001.journal. Names sort by worker
 // and then by time, so a directory listing reads in the order written.
+// A writer that syncs has its durable mark (format.h) beside them:
+//   w<index>-<UTC start>-<pid>.durable      made before its first segment,
+//                                           removed once it has sealed its last
 
 #include <cstdint>
 #include <string>
@@ -17,8 +20,13 @@ namespace tcpfork::journal {
 
 inline constexpr std::string_view kSealedSuffix = ".journal";
 inline constexpr std::string_view kOpenSuffix = ".journal.open";
+inline constexpr std::string_view kDurableSuffix = ".durable";
 
+// "w000-20261202T053000.123456Z-4242": one worker process, the writer of its files.
+std::string writerName(uint32_t worker, uint64_t startNs, uint32_t pid);
 std::string segmentName(uint32_t worker, uint64_t startNs, uint32_t pid, uint32_t sequence);
+std::string durableMarkName(const std::string& writer);
+bool isDurableMark(std::string_view name);
 
 bool isOpenSegment(std::string_view name);
 bool isSegment(std::string_view name);  // sealed or open

@@ -32,13 +32,17 @@ void Syncer::stop() {
 
 void Syncer::submit(std::shared_ptr<Segment> segment, std::vector<tcpfork_pending*> tokens, bool seal) {
   bool wake = false;
+  const uint64_t end = segment->size();
   try {
     std::lock_guard lock(mutex_);
     // Interval: one entry per segment to sync is enough.
-    if (tokens.empty() && !seal && !queue_.empty() && queue_.back().segment == segment && !queue_.back().seal) return;
+    if (tokens.empty() && !seal && !queue_.empty() && queue_.back().segment == segment && !queue_.back().seal) {
+      queue_.back().end = end;
+      return;
+    }
     wake = mode_ == FsyncMode::kAlways ? queue_.empty() : seal;
     sealQueued_ = sealQueued_ || seal;
-    queue_.push_back({segment, tokens, seal});
+    queue_.push_back({segment, tokens, seal, end});
   } catch (const std::bad_alloc&) {
     // Not queued, so no sync will cover them: say so rather than never.
     for (tcpfork_pending* token : tokens) complete_(token, kResultNotStored);
@@ -84,11 +88,18 @@ void Syncer::run() {
 }
 
 void Syncer::process(std::vector<Batch>& work) {
-  // One fdatasync per segment covers every batch written to it before now.
+  // One fdatasync per segment covers every batch written to it before now;
+  // segments come in the order written, a rotation's old one first.
   std::vector<Segment*> segments;
+  std::vector<uint64_t> ends;  // what each segment's sync covers at least
   for (const Batch& batch : work) {
-    if (std::find(segments.begin(), segments.end(), batch.segment.get()) == segments.end()) {
+    auto at = std::find(segments.begin(), segments.end(), batch.segment.get());
+    if (at == segments.end()) {
       segments.push_back(batch.segment.get());
+      ends.push_back(batch.end);
+    } else {
+      uint64_t& end = ends[size_t(at - segments.begin())];
+      end = std::max(end, batch.end);
     }
   }
   // Sticky: once a sync has failed, a later one on the same file can succeed
@@ -100,7 +111,8 @@ void Syncer::process(std::vector<Batch>& work) {
   // not stored. Not sticky: the loop moves on to a new segment. (With
   // interval and never the loop asks before each ack.)
   std::vector<Segment*> unnamedSegments;
-  for (Segment* segment : segments) {
+  for (size_t i = 0; i < segments.size(); ++i) {
+    Segment* segment = segments[i];
     auto start = std::chrono::steady_clock::now();
     std::string error;
     bool ok = segment->sync(error);
@@ -119,16 +131,22 @@ void Syncer::process(std::vector<Batch>& work) {
       }
       continue;
     }
-    if (mode_ != FsyncMode::kAlways) continue;
-    // After the fdatasync: a name lost before it or during it is seen here.
-    bool wasUnnamed = segment->unnamed();
-    if (!segment->named(error)) {
-      unnamedSegments.push_back(segment);
-      if (!wasUnnamed) {
-        stats_.errors.fetch_add(1, std::memory_order_relaxed);
-        log_(3, error + "; the requests written to it since its last sync are answered 'not stored'");
+    if (mode_ == FsyncMode::kAlways) {
+      // After the fdatasync: a name lost before it or during it is seen here.
+      bool wasUnnamed = segment->unnamed();
+      if (!segment->named(error)) {
+        unnamedSegments.push_back(segment);
+        if (!wasUnnamed) {
+          stats_.errors.fetch_add(1, std::memory_order_relaxed);
+          log_(3, error + "; the requests written to it since its last sync are answered 'not stored'");
+        }
+        continue;
       }
     }
+    // Never past a failure, this sync's or an earlier one's: what was
+    // written after it is not known to be on disk.
+    if (failed_.load(std::memory_order_acquire)) continue;
+    if (std::string said = segment->markDurable(ends[i]); !said.empty()) log_(2, said);
   }
   auto in = [](const std::vector<Segment*>& list, const Segment* segment) {
     return std::find(list.begin(), list.end(), segment) != list.end();

@@ -2,7 +2,9 @@
 // The journal's own thread: fdatasync off the loop. With fsync: always it is
 // group commit: one fdatasync covers every batch written before it, and the
 // acks of those batches are completed after it. With fsync: interval it syncs
-// what was written at most every fsync_interval and completes nothing.
+// what was written at most every fsync_interval and completes nothing. After
+// each sync that succeeded it moves the segment's durable mark to the end
+// of what was written before the sync began (Segment::markDurable).
 
 #include <atomic>
 #include <chrono>
@@ -45,8 +47,8 @@ class Syncer {
   Syncer(const Syncer&) = delete;
   Syncer& operator=(const Syncer&) = delete;
 
-  // Loop thread: `tokens` (maybe none) were written to `segment`; `seal` once
-  // nothing more will be.
+  // Loop thread: `tokens` (maybe none) were written to `segment`, which now
+  // holds segment->size() bytes; `seal` once nothing more will be.
   void submit(std::shared_ptr<Segment> segment, std::vector<tcpfork_pending*> tokens, bool seal = false);
 
   const SyncStats& stats() const { return stats_; }
@@ -61,6 +63,7 @@ class Syncer {
     std::shared_ptr<Segment> segment;
     std::vector<tcpfork_pending*> tokens;
     bool seal = false;
+    uint64_t end = 0;  // the segment's size once the batch was written
   };
 
   void run();

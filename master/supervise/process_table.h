@@ -26,6 +26,10 @@
 //                              growing delay (a crash loop) --> backoff
 //   starting, serving -- exited with the fatal code --> fatal (never a hung
 //                        one: its status is the master's own SIGKILL)
+//   starting, serving -- retired itself (kExitRetiredItself: its handler
+//                        module stopped it): due at once, no crash; after the
+//                        fifth within 10 s, and while each successor retires
+//                        within 10 s of its start, a growing delay --> backoff
 //
 //   starting, serving -- heartbeat stalled for worker_timeout, or (serving
 //                        only) no accept while connections wait and its loop
@@ -104,6 +108,9 @@ struct ProcessRow {
   // backoff, fatal: when to start again; draining: when to SIGKILL.
   std::optional<ProcessClock::time_point> deadline;
   unsigned crashes = 0;     // consecutive short-lived exits of this index
+  // When its last few processes retired themselves (kExitRetiredItself), at
+  // most the last 10 s of them: a run of them backs off as crashes do.
+  std::vector<ProcessClock::time_point> retirements;
   std::string lastFailure;  // why its last start or process failed
   // Its own draw of the recycling limits, made when it is spawned (0 and
   // none: no limit).

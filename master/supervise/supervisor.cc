@@ -20,6 +20,10 @@ namespace {
 constexpr auto kStableUptime = std::chrono::seconds(10);
 constexpr auto kFirstBackoff = std::chrono::milliseconds(100);
 constexpr auto kMaxBackoff = std::chrono::seconds(30);
+// Workers of one index that retire themselves (kExitRetiredItself) this
+// often are a loop (a disk that keeps failing), not a worker's bad luck.
+constexpr size_t kRetirementRun = 5;
+constexpr auto kRetirementWindow = std::chrono::seconds(10);
 // When no stats slot is free, the next try.
 constexpr auto kNoSlotRetry = std::chrono::seconds(1);
 // Beyond drain_timeout, how long a draining worker may take to exit.
@@ -318,6 +322,35 @@ void Supervisor::afterCrash(Row& row, int status, const std::string& reason) {
   transition(row, State::kBackoff, Clock::now() + delay);
 }
 
+void Supervisor::afterRetiredItself(Row& row, const std::string& reason) {
+  pid_t pid = row.pid;
+  row.pid = 0;
+  auto now = Clock::now();
+  auto uptime = now - row.startedAt;
+  std::erase_if(row.retirements, [&](Clock::time_point at) { return now - at >= kRetirementWindow; });
+  row.retirements.push_back(now);
+  std::string why = reason.empty() ? "its log above says why" : reason;
+  row.lastFailure = fmt::format("pid {} retired itself: {}", pid, why);
+  // Once backing off, a successor that retires before it has served a
+  // stable uptime keeps the delay growing, as a crash would.
+  bool run = row.retirements.size() >= kRetirementRun || (row.crashes >= 2 && uptime < kStableUptime);
+  if (!run) {
+    if (uptime >= kStableUptime) row.crashes = 0;
+    spdlog::warn("worker {} (pid {}) retired itself (exit status {}): {}; starting its successor now", row.index, pid,
+                 kExitRetiredItself, why);
+    // Due now: the reconcile that follows the exit starts it.
+    transition(row, State::kBackoff, now);
+    return;
+  }
+  row.crashes = std::max(row.crashes + 1, 2u);
+  Millis delay = backoffAfter(row.crashes);
+  spdlog::error("worker {} (pid {}) retired itself again (exit status {}): {}; {} times in the last {}s: starting its "
+                "successor in {}",
+                row.index, pid, kExitRetiredItself, why, row.retirements.size(), kRetirementWindow.count(),
+                describeSeconds(delay));
+  transition(row, State::kBackoff, now + delay);
+}
+
 void Supervisor::onChildExit(pid_t pid, int status) {
   auto it = std::find_if(rows_.begin(), rows_.end(), [&](const Row& r) { return live(r) && r.pid == pid; });
   if (it == rows_.end()) {
@@ -344,6 +377,8 @@ void Supervisor::onChildExit(pid_t pid, int status) {
     spdlog::warn("worker {} (pid {}, generation {}) exited during reload: {}", row.index, pid, row.generation.number,
                  describeExit(status));
     transition(row, State::kGone);
+  } else if (row.state != State::kHung && WIFEXITED(status) && WEXITSTATUS(status) == kExitRetiredItself) {
+    afterRetiredItself(row, reason);
   } else {
     afterCrash(row, status, reason);
   }

@@ -155,6 +155,9 @@ class Supervisor {
   // due now (the first exit in a row), later (a crash loop), or as fatal.
   // `reason`: what the worker wrote in its slot before exiting (may be empty).
   void afterCrash(Row& row, int status, const std::string& reason);
+  // It exited with kExitRetiredItself: replaced at once, unless it is one
+  // of a run (see process_table.h).
+  void afterRetiredItself(Row& row, const std::string& reason);
   void finishSwitch();
   // The new generation goes; `why` it failed starts the log line.
   void abandonSwitch(const std::string& why);

@@ -189,49 +189,6 @@ TEST(JournalFaults, AFullFileSystemIsAnsweredNotStoredAndStoringResumesOnceThere
             << " refused requests (" << ackedInWindow << " acked 0); idle while full: " << idleCpu << " s CPU in 2 s\n";
 }
 
-// The environment of the master started while it lives (its workers inherit
-// it): test/journal_faults/journal_faults.c preloaded, failing the calls
-// `control` names on files under `dir`. The test process itself is not
-// touched.
-class PreloadedFaults {
- public:
-  PreloadedFaults(const std::string& dir, const std::string& control) : control_(control) {
-    set("LD_PRELOAD", std::string(TCPFORK_TEST_MODULE_DIR) + "/journal_faults.so");
-    set("TCPFORK_TEST_FAULT_DIR", dir);
-    set("TCPFORK_TEST_FAULT_FILE", control);
-    // Under AddressSanitizer: a preloaded library comes before its runtime.
-    const char* asan = ::getenv("ASAN_OPTIONS");
-    set("ASAN_OPTIONS", std::string(asan ? asan : "") + (asan && *asan ? ":" : "") + "verify_asan_link_order=0");
-    arm("");
-  }
-  ~PreloadedFaults() { restore(); }
-  PreloadedFaults(const PreloadedFaults&) = delete;
-  PreloadedFaults& operator=(const PreloadedFaults&) = delete;
-
-  // Once the master has started: nothing else the test runs is preloaded.
-  void restore() {
-    for (const auto& [name, value] : saved_) {
-      if (value) {
-        ::setenv(name.c_str(), value->c_str(), 1);
-      } else {
-        ::unsetenv(name.c_str());
-      }
-    }
-    saved_.clear();
-  }
-  // "pwrite", "fdatasync", or "" for none.
-  void arm(const std::string& calls) { std::ofstream(control_, std::ios::trunc) << calls << "\n"; }
-
- private:
-  void set(const std::string& name, const std::string& value) {
-    const char* old = ::getenv(name.c_str());
-    saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
-    ::setenv(name.c_str(), value.c_str(), 1);
-  }
-  std::string control_;
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
-};
-
 // EIO from write(2): like a full disk, the batch it hit is answered 'not
 // stored' and the next batch tries again; the worker goes on once writes
 // succeed.
@@ -311,6 +268,19 @@ TEST(JournalFaults, EioOnFdatasyncRefusesEveryLaterRequestUntilTheMasterReplaces
       },
       30s))
       << master.log();
+  // The master names why the worker went, counts no crash, and starts its
+  // successor at once (no backoff).
+  std::string retired = "worker 0 (pid " + std::to_string(failing) + ") retired itself (exit status 3): its handler "
+                        "module journal";
+  EXPECT_TRUE(master.waitForLog(retired, 1s)) << master.log();
+  EXPECT_TRUE(master.waitForLog("stopped it: journal: an fdatasync failed: what this worker writes can no longer be "
+                                "called stored",
+                                1s))
+      << master.log();
+  EXPECT_TRUE(master.waitForLog("; starting its successor now", 1s)) << master.log();
+  EXPECT_EQ(count(master.log(), "died unexpectedly"), 0u) << master.log();
+  EXPECT_EQ(count(master.log(), "successor in"), 0u) << master.log();
+  EXPECT_EQ(master.metric("tcp_server_worker_restarts_total"), 0) << master.log();
   EXPECT_TRUE(master.waitForLog("left open by workers that died", 10s)) << master.log();
   EXPECT_TRUE(waitUntil([&] { return load.ackedSinceMark() >= 2000; }, 30s)) << master.log();
   load.stop();
@@ -339,6 +309,44 @@ TEST(JournalFaults, EioOnFdatasyncRefusesEveryLaterRequestUntilTheMasterReplaces
   std::cout << "journal EIO on fdatasync: " << acked.size() << " acked 0, all in the journal; "
             << load.notStoredSinceMark() << " answered 'not stored' after the failure, " << ackedLater.size()
             << " acked 0 after it, all by the successor (pid " << successor << ")\n";
+}
+
+// A disk whose fdatasync keeps failing: each worker retires itself at its
+// first sync, and its successor does the same. The first four are replaced
+// at once; the fifth within 10 s starts the backoff (100 ms, then growing),
+// so the workers do not spin. Once the disk is sound the next successor
+// stores.
+TEST(JournalFaults, WorkersThatKeepRetiringThemselvesAreStartedAgainAfterAGrowingDelay) {
+  std::string dir = tempPath("journal");
+  PreloadedFaults faults(dir, tempPath("faults"));
+  RunningMaster master(1, journalYaml(dir));
+  faults.restore();
+  ASSERT_TRUE(master.waitForLog("journal in " + dir, 10s)) << master.log();
+  faults.arm("fdatasync");
+  JournalLoad load(master.port(), 2, 16);
+  ASSERT_TRUE(master.waitForLog("retired itself again (exit status 3)", 30s)) << master.log();
+  EXPECT_TRUE(master.waitForLog("5 times in the last 10s: starting its successor in 0.1s", 1s)) << master.log();
+  EXPECT_TRUE(master.waitForLog("successor in 0.2s", 10s)) << master.log();
+  std::string log = master.log();
+  size_t firstBackoff = log.find("retired itself again");
+  EXPECT_EQ(count(log.substr(0, firstBackoff), "starting its successor now"), 4u) << log;
+  EXPECT_EQ(count(log, "died unexpectedly"), 0u) << log;
+  EXPECT_EQ(load.acked(), 0u) << "acked 0 while every fdatasync failed";
+
+  faults.arm("");
+  load.mark();
+  EXPECT_TRUE(waitUntil([&] { return load.ackedSinceMark() >= 1000; }, 30s)) << master.log();
+  load.stop();
+  EXPECT_EQ(load.wrongAcks(), 0);
+  size_t retirements = count(master.log(), "retired itself");
+  master.process().signal(SIGQUIT);
+  ASSERT_TRUE(master.process().waitExit(30s).has_value()) << master.log();
+  JournalContents journal = readJournal(dir);
+  std::vector<uint64_t> acked = load.ackedIds();
+  EXPECT_EQ(expectAllInJournal(acked, journal), 0u);
+  std::cout << "journal fdatasync failing: " << retirements << " workers retired themselves, "
+            << count(master.log(), "retired itself again") << " of them started again after a delay; then "
+            << acked.size() << " acked 0, all in the journal\n";
 }
 
 // The IDs of the records of one segment file, in order, with their offsets.

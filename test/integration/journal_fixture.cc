@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <sstream>
 
@@ -88,6 +90,35 @@ void JournalLoad::stop() {
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }
+}
+
+PreloadedFaults::PreloadedFaults(const std::string& dir, const std::string& control) : control_(control) {
+  set("LD_PRELOAD", std::string(TCPFORK_TEST_MODULE_DIR) + "/journal_faults.so");
+  set("TCPFORK_TEST_FAULT_DIR", dir);
+  set("TCPFORK_TEST_FAULT_FILE", control);
+  // Under AddressSanitizer: a preloaded library comes before its runtime.
+  const char* asan = ::getenv("ASAN_OPTIONS");
+  set("ASAN_OPTIONS", std::string(asan ? asan : "") + (asan && *asan ? ":" : "") + "verify_asan_link_order=0");
+  arm("");
+}
+
+void PreloadedFaults::restore() {
+  for (const auto& [name, value] : saved_) {
+    if (value) {
+      ::setenv(name.c_str(), value->c_str(), 1);
+    } else {
+      ::unsetenv(name.c_str());
+    }
+  }
+  saved_.clear();
+}
+
+void PreloadedFaults::arm(const std::string& calls) { std::ofstream(control_, std::ios::trunc) << calls << "\n"; }
+
+void PreloadedFaults::set(const std::string& name, const std::string& value) {
+  const char* old = ::getenv(name.c_str());
+  saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
+  ::setenv(name.c_str(), value.c_str(), 1);
 }
 
 std::string JournalLoad::payload(uint64_t n) const {

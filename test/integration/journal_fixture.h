@@ -9,10 +9,12 @@
 #include <cstdint>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -89,6 +91,28 @@ class JournalLoad {
   std::mutex mutex_;
   std::vector<uint64_t> ids_;
   std::vector<std::thread> threads_;
+};
+
+// The environment of the master started while it lives (its workers inherit
+// it): test/journal_faults/journal_faults.c preloaded, failing (or holding)
+// the calls `control` names on files under `dir`. The test process itself is
+// not touched.
+class PreloadedFaults {
+ public:
+  PreloadedFaults(const std::string& dir, const std::string& control);
+  ~PreloadedFaults() { restore(); }
+  PreloadedFaults(const PreloadedFaults&) = delete;
+  PreloadedFaults& operator=(const PreloadedFaults&) = delete;
+
+  // Once the master has started: nothing else the test runs is preloaded.
+  void restore();
+  // "pwrite", "fdatasync", "holdsync", or "" for none.
+  void arm(const std::string& calls);
+
+ private:
+  void set(const std::string& name, const std::string& value);
+  std::string control_;
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
 };
 
 // Checks that every ID in `acked` is in `journal`; returns how many are

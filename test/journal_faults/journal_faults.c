@@ -2,7 +2,9 @@
  * loaded with LD_PRELOAD, it fails pwrite and fdatasync with EIO, as a
  * failing disk does, but only on files under TCPFORK_TEST_FAULT_DIR and only
  * while the file TCPFORK_TEST_FAULT_FILE names the call ("pwrite",
- * "fdatasync", or both, one a line). The file is read at each such call, so
+ * "fdatasync", or both, one a line). "holdsync" there makes fdatasync wait
+ * instead, for as long as it is there (a slow disk: written, not yet
+ * durable), at most a minute. The file is read at each such call, so
  * a test turns a fault on and off by writing it, while the server runs.
  * Nothing else is touched: the stats segment, logs and sockets go on as
  * they are. */
@@ -64,6 +66,7 @@ ssize_t pwrite64(int fd, const void *buf, size_t count, off_t offset) { return p
 int fdatasync(int fd) {
   static fdatasync_fn real;
   if (!real) real = (fdatasync_fn)dlsym(RTLD_NEXT, "fdatasync");
+  for (int waited = 0; waited < 60000 && fails("holdsync", fd); ++waited) usleep(1000);
   if (fails("fdatasync", fd)) {
     errno = EIO;
     return -1;

@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <regex>
 #include <system_error>
 #include <vector>
@@ -42,8 +44,9 @@ bool preadAll(int fd, std::byte* into, size_t bytes, uint64_t at, size_t& got) {
 }
 
 // pread, not a mapping: a writer cuts a failed write back, and a mapping
-// read past the new end would die of SIGBUS.
-SegmentRead readFrom(const std::string& dir, const std::string& name, uint64_t offset) {
+// read past the new end would die of SIGBUS. Of a segment still open, bytes
+// from `end` on are left out (a sealed one is read to its end).
+SegmentRead readFrom(const std::string& dir, const std::string& name, uint64_t offset, uint64_t end) {
   SegmentRead read;
   read.name = name;
   UniqueFd fd(::open((dir + "/" + name).c_str(), O_RDONLY | O_CLOEXEC));
@@ -66,8 +69,9 @@ SegmentRead readFrom(const std::string& dir, const std::string& name, uint64_t o
     throw std::system_error(errno, std::generic_category(), dir + "/" + read.name);
   }
   read.headerStatus = decodeHeader(std::span<const std::byte>(header, got), read.header);
-  if (read.headerStatus != HeaderStatus::kOk || offset >= read.size) return read;
-  read.bytes.resize(read.size - offset);
+  uint64_t readable = read.sealed ? read.size : std::min(read.size, end);
+  if (read.headerStatus != HeaderStatus::kOk || offset >= readable) return read;
+  read.bytes.resize(readable - offset);
   if (!preadAll(fd.get(), read.bytes.data(), read.bytes.size(), offset, got)) {
     throw std::system_error(errno, std::generic_category(), dir + "/" + read.name);
   }
@@ -99,7 +103,39 @@ void Follower::warnOnce(const std::string& key, const std::string& message) {
   if (warned_.insert(key).second) warn_(message);
 }
 
+std::optional<DurableMark> Follower::markOf(const std::string& writer) {
+  if (auto known = marks_.find(writer); known != marks_.end()) return known->second;
+  std::optional<DurableMark> mark;
+  std::string path = options_.dir + "/" + durableMarkName(writer);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd && errno != ENOENT) throw std::system_error(errno, std::generic_category(), path);
+  if (fd) {
+    // A read can race the writer's rewrite and fail the CRC: read again. A
+    // mark that stays bad (a crash's garbage, until recovery removes it)
+    // reads as nothing synced.
+    mark = DurableMark{};
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      std::byte bytes[kDurableMarkBytes];
+      size_t got = 0;
+      if (!preadAll(fd.get(), bytes, sizeof bytes, 0, got)) throw std::system_error(errno, std::generic_category(), path);
+      if (decodeDurableMark(std::span<const std::byte>(bytes, got), *mark)) break;
+      *mark = DurableMark{};
+    }
+  }
+  marks_.emplace(writer, mark);
+  return mark;
+}
+
+uint64_t Follower::readableEnd(const std::string& writer, uint32_t sequence) {
+  std::optional<DurableMark> mark = markOf(writer);
+  // No mark: a writer that never syncs (fsync: never), or one that has
+  // sealed all it wrote; or recovery sealed a dead one's.
+  if (!mark || sequence < mark->sequence) return UINT64_MAX;
+  return sequence == mark->sequence ? mark->offset : 0;
+}
+
 uint64_t Follower::poll() {
+  marks_.clear();
   std::map<std::string, Segments> writers;
   {
     DIR* listing = ::opendir(options_.dir.c_str());
@@ -122,7 +158,8 @@ uint64_t Follower::poll() {
       if (firstPoll_ && !resumed_ && options_.start == FollowOptions::Start::kEnd) {
         // From the end of what its newest segment holds whole now.
         at.sequence = segments.rbegin()->first;
-        SegmentRead read = readFrom(options_.dir, segments.rbegin()->second, kHeaderBytes);
+        SegmentRead read = readFrom(options_.dir, segments.rbegin()->second, kHeaderBytes,
+                                    readableEnd(writer, at.sequence));
         if (read.headerStatus == HeaderStatus::kOk) {
           RecordScanner scanner(read.bytes, kHeaderBytes);
           while (scanner.next()) {
@@ -164,7 +201,8 @@ uint64_t Follower::follow(const std::string& writer, const Segments& segments, W
       if (!moveOn(writer, segments, at, at.offset > kHeaderBytes)) break;
       continue;
     }
-    SegmentRead read = readFrom(options_.dir, it->second, std::max<uint64_t>(at.offset, kHeaderBytes));
+    SegmentRead read = readFrom(options_.dir, it->second, std::max<uint64_t>(at.offset, kHeaderBytes),
+                                readableEnd(writer, at.sequence));
     std::string path = options_.dir + "/" + read.name;
     if (read.gone) {
       if (!moveOn(writer, segments, at, true)) break;

@@ -4,12 +4,16 @@
 // write. Each poll() lists the directory and reads each writer's segments on
 // from where it stopped; a record is printed only whole and checked (its
 // CRCs), so a record being written, or a torn tail, is never printed: it
-// waits for the next poll. A segment deleted (retention) before it was read
-// is skipped with a warning naming it. Runs in the tool's one thread.
+// waits for the next poll. Of a writer that syncs (it has a durable mark,
+// format.h) an open segment is read only up to its mark: a record written
+// but not yet synced waits too. A sealed segment is read whole (sealed only
+// once synced). A segment deleted (retention) before it was read is skipped
+// with a warning naming it. Runs in the tool's one thread.
 
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -48,6 +52,11 @@ class Follower {
   using Segments = std::map<uint32_t, std::string>;  // sequence -> file name
   // Reads one writer on from its position; records printed.
   uint64_t follow(const std::string& writer, const Segments& segments, WriterPosition& at);
+  // Where reading the open segment `sequence` of `writer` stops: its
+  // durable mark's say, or no limit for a writer without one.
+  uint64_t readableEnd(const std::string& writer, uint32_t sequence);
+  // The writer's durable mark, read once per poll (after the listing).
+  std::optional<DurableMark> markOf(const std::string& writer);
   // On to the first segment after `at.sequence` there is (false when none),
   // warning when segments were skipped or `inTheMiddle` of one.
   bool moveOn(const std::string& writer, const Segments& segments, WriterPosition& at, bool inTheMiddle);
@@ -60,6 +69,7 @@ class Follower {
   Positions positions_;
   bool firstPoll_ = true;
   std::set<std::string> warned_;
+  std::map<std::string, std::optional<DurableMark>> marks_;  // this poll's
 };
 
 }  // namespace tcpfork::journal
