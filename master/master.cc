@@ -60,7 +60,10 @@ Master::Master(Config config, std::string configPath, ConfigOverrides overrides,
       collector_(segment_, config_.metricsNamespace,
                  [this] {
                    return MasterStatus{supervisor_.count(), supervisor_.shownWorkers(), listeners_.queues(),
-                                       steering_.status(), supervisor_.reloadsFailed()};
+                                       steering_.status(), supervisor_.reloadsFailed(),
+                                       agent_ ? agent_->counts() : AgentCounts{},
+                                       agent_ ? agent_->boundAddress() : std::string(),
+                                       agent_ ? agentAnswer(agentView()).line : std::string()};
                  }),
       profileDir_(config_.effectiveProfileDir(), identity_.uid, identity_.gid),
       autoProfiler_(segment_, config_.profile.autoProfile),
@@ -107,6 +110,13 @@ int Master::run() {
                                              });
     admin_->setPprofHandler(
         [this](evhttp_request* request, std::optional<unsigned> worker) { pprof_->handle(request, worker); });
+  }
+  if (!config_.agentListen.empty()) {
+    agent_ = std::make_unique<AgentPort>(base_.get(), config_.agentListen, UniqueFd(start_.agentFd),
+                                         [this] { return agentAnswer(agentView()); });
+    spdlog::info("agent check on {}", agent_->boundAddress());
+  } else if (start_.agentFd >= 0) {
+    ::close(start_.agentFd);  // the old master had one; this config has none
   }
   armAutoProfiler();
   if (!isLoopback(parseAddress(config_.metricsListen))) {

@@ -145,6 +145,8 @@ Values changedValues(const std::string& otherModule) {
       {"log.file", "/tmp/edge.log"},
       {"log.level", "debug"},
       {"metrics.allow_remote", "true"},
+      {"agent.listen", "127.0.0.1:9101"},
+      {"agent.allow_remote", "true"},
       {"metrics.namespace", "edge"},
       {"profile.duration", "30s"},
       {"profile.http_remote", "true"},
