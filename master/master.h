@@ -124,6 +124,9 @@ class Master {
   EventPtr tick_;
   // SIGQUIT, acted on after every other signal of its batch (see onSignal).
   EventPtr quit_;
+  // Pending from a QUIT until agent.drain_delay has passed: the agent says
+  // drain while the workers still accept; then the graceful stop begins.
+  EventPtr quitDelay_;
   Periodic periodic_;
   BinaryUpgrade upgrade_;
   SystemdNotify notify_;

@@ -33,7 +33,8 @@ AgentView Master::agentView() const {
   // replaces (its parent until it exits) runs. Both share the agent socket,
   // so the balancer hears one answer whichever of them accepts.
   bool predecessorRuns = start_.upgradeFrom && ::getppid() == start_.upgradeFrom;
-  v.draining = lifecycle_.phase() == Lifecycle::Phase::kStoppingGracefully ||
+  bool quitAnnounced = evtimer_pending(quitDelay_.get(), nullptr) != 0;
+  v.draining = quitAnnounced || lifecycle_.phase() == Lifecycle::Phase::kStoppingGracefully ||
                lifecycle_.upgrade() != Lifecycle::Upgrade::kNone || predecessorRuns;
   return v;
 }

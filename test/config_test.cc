@@ -201,6 +201,9 @@ TEST(Config, TheAgentCheckIsOffByDefaultAndLoopbackUnlessAllowed) {
   Config c = loadConfig(writeTemp("agent:\n  listen: 127.0.0.1:8887\n"));
   EXPECT_EQ(c.agentListen, "127.0.0.1:8887");
   EXPECT_FALSE(c.agentAllowRemote);
+  EXPECT_EQ(c.agentDrainDelay, Millis(2000));
+  EXPECT_EQ(loadConfig(writeTemp("agent:\n  drain_delay: 0\n")).agentDrainDelay, Millis(0));
+  EXPECT_NE(errorOf("agent:\n  drain_delay: 2m\n").find(":2: agent.drain_delay"), std::string::npos);
   EXPECT_NE(errorOf("agent:\n  listen: 0.0.0.0:8887\n").find(":2: agent.listen: 0.0.0.0:8887 is not a loopback address"),
             std::string::npos);
   EXPECT_NO_THROW(loadConfig(writeTemp("agent:\n  listen: 0.0.0.0:8887\n  allow_remote: true\n")));

@@ -147,6 +147,7 @@ Values changedValues(const std::string& otherModule) {
       {"metrics.allow_remote", "true"},
       {"agent.listen", "127.0.0.1:9101"},
       {"agent.allow_remote", "true"},
+      {"agent.drain_delay", "5s"},
       {"metrics.namespace", "edge"},
       {"profile.duration", "30s"},
       {"profile.http_remote", "true"},

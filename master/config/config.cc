@@ -271,7 +271,10 @@ KeyLines walk(const std::string& path, const YAML::Node& root, Config& c) {
                                    r.fail(m, mk, e.what());
                                  }
                                }},
-                              {"allow_remote", [&](auto& m, auto& mk) { c.agentAllowRemote = r.boolean(m, mk); }}});
+                              {"allow_remote", [&](auto& m, auto& mk) { c.agentAllowRemote = r.boolean(m, mk); }},
+                              {"drain_delay", [&](auto& m, auto& mk) {
+                                 c.agentDrainDelay = r.duration(m, mk, Millis(0), Millis(60'000));
+                               }}});
                  }},
                 {"handler",
                  [&](auto& n, auto& k) {
