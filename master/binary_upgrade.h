@@ -25,6 +25,7 @@ class BinaryUpgrade {
   static constexpr const char* kFromEnv = "TCPFORK_UPGRADE_FROM";    // old master's pid
   static constexpr const char* kReadyFdEnv = "TCPFORK_READY_FD";     // where to say READY
   static constexpr const char* kAdminFdEnv = "TCPFORK_ADMIN_FD";     // the admin HTTP socket
+  static constexpr const char* kAgentFdEnv = "TCPFORK_AGENT_FD";     // the agent check's socket
   static constexpr const char* kStatsFdEnv = "TCPFORK_STATS_FD";     // the stats segment (memfd)
   static constexpr const char* kStatsLockFdEnv = "TCPFORK_STATS_LOCK_FD";  // the name's lock (SegmentLocator)
 

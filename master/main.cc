@@ -45,14 +45,16 @@ StartContext upgradeContext() {
   start.upgradeFrom = take(BinaryUpgrade::kFromEnv);
   int readyFd = take(BinaryUpgrade::kReadyFdEnv);
   int adminFd = take(BinaryUpgrade::kAdminFdEnv);
+  int agentFd = take(BinaryUpgrade::kAgentFdEnv);
   int statsFd = take(BinaryUpgrade::kStatsFdEnv);
   int statsLockFd = take(BinaryUpgrade::kStatsLockFdEnv);
   if (start.upgradeFrom > 0) {
     start.readyFd = readyFd > 2 ? readyFd : -1;
     start.adminFd = adminFd > 2 ? adminFd : -1;
+    start.agentFd = agentFd > 2 ? agentFd : -1;
     start.statsFd = statsFd > 2 ? statsFd : -1;
     start.statsLockFd = statsLockFd > 2 ? statsLockFd : -1;
-    for (int fd : {start.readyFd, start.adminFd, start.statsFd, start.statsLockFd}) {
+    for (int fd : {start.readyFd, start.adminFd, start.agentFd, start.statsFd, start.statsLockFd}) {
       if (fd >= 0) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
   }

@@ -60,17 +60,23 @@ Master::Master(Config config, std::string configPath, ConfigOverrides overrides,
       collector_(segment_, config_.metricsNamespace,
                  [this] {
                    return MasterStatus{supervisor_.count(), supervisor_.shownWorkers(), listeners_.queues(),
-                                       steering_.status(), supervisor_.reloadsFailed()};
+                                       steering_.status(), supervisor_.reloadsFailed(),
+                                       agent_ ? agent_->counts() : AgentCounts{},
+                                       agent_ ? agent_->boundAddress() : std::string(),
+                                       agent_ ? agentAnswer(agentView()).line : std::string()};
                  }),
       profileDir_(config_.effectiveProfileDir(), identity_.uid, identity_.gid),
       autoProfiler_(segment_, config_.profile.autoProfile),
       autoProfileTimer_(event_new(base_.get(), -1, EV_PERSIST, &Master::onAutoProfile, this)),
       tick_(event_new(base_.get(), -1, EV_PERSIST, &Master::onTick, this)),
       quit_(event_new(base_.get(), -1, 0, &Master::onQuit, this)),
+      quitDelay_(evtimer_new(base_.get(), [](evutil_socket_t, short, void* self) {
+        static_cast<Master*>(self)->handle(Lifecycle::EventKind::kQuit);
+      }, this)),
       upgrade_(base_.get(), {[this](pid_t pid) { onUpgradeReady(pid); },
                              [this](const std::string& why) { onUpgradeFailed(why); }}) {
   if (!tick_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(tick)");
-  if (!quit_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(quit)");
+  if (!quit_ || !quitDelay_) throw std::system_error(ENOMEM, std::generic_category(), "event_new(quit)");
   for (const SignalRow& row : kSignalTable) {
     int signal = row.signal;
     EventPtr ev(evsignal_new(base_.get(), signal, &Master::onSignal, this));
@@ -107,6 +113,13 @@ int Master::run() {
                                              });
     admin_->setPprofHandler(
         [this](evhttp_request* request, std::optional<unsigned> worker) { pprof_->handle(request, worker); });
+  }
+  if (!config_.agentListen.empty()) {
+    agent_ = std::make_unique<AgentPort>(base_.get(), config_.agentListen, UniqueFd(start_.agentFd),
+                                         [this] { return agentAnswer(agentView()); });
+    spdlog::info("agent check on {}", agent_->boundAddress());
+  } else if (start_.agentFd >= 0) {
+    ::close(start_.agentFd);  // the old master had one; this config has none
   }
   armAutoProfiler();
   if (!isLoopback(parseAddress(config_.metricsListen))) {
@@ -164,7 +177,21 @@ void Master::onTick(evutil_socket_t, short, void* self) {
 }
 
 void Master::onQuit(evutil_socket_t, short, void* self) {
-  static_cast<Master*>(self)->handle(Lifecycle::EventKind::kQuit);
+  auto* master = static_cast<Master*>(self);
+  // A balancer asking the agent learns of the stop within its agent-inter;
+  // until then it keeps sending new connections, which the workers must
+  // still accept. A binary upgrade already drains, and a stop has begun.
+  bool announce = master->agent_ && master->config_.agentDrainDelay.count() > 0 && !master->lifecycle_.stopping() &&
+                  master->lifecycle_.upgrade() == Lifecycle::Upgrade::kNone;
+  if (!announce) {
+    master->handle(Lifecycle::EventKind::kQuit);
+    return;
+  }
+  if (evtimer_pending(master->quitDelay_.get(), nullptr)) return;  // a QUIT already waits
+  spdlog::info("SIGQUIT: the agent check answers drain; the graceful stop begins in {} ms (agent.drain_delay)",
+               master->config_.agentDrainDelay.count());
+  timeval delay = toTimeval(master->config_.agentDrainDelay);
+  evtimer_add(master->quitDelay_.get(), &delay);
 }
 
 // In the order they run at each tick.

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "base/event_ptr.h"
+#include "master/agent/agent_port.h"
 #include "master/admin/admin_http.h"
 #include "master/profiling/auto_profiler.h"
 #include "master/binary_upgrade.h"
@@ -46,6 +47,7 @@ struct StartContext {
   int adminFd = -1;
   int statsFd = -1;
   int statsLockFd = -1;
+  int agentFd = -1;  // the agent check's socket, when agent.listen is set
 };
 
 class Master {
@@ -88,6 +90,8 @@ class Master {
   // "N of M workers serving", and how many of the rest are stalled: /healthz and systemd's STATUS.
   std::string servingText() const;
   std::vector<std::string> upgradeArgv() const;
+  // What the agent check answers from (master_agent.cc).
+  AgentView agentView() const;
   void reopenLogs();
   GenerationSettings settingsFrom(const Config& config) const;
 
@@ -114,11 +118,15 @@ class Master {
   EventPtr autoProfileTimer_;
   std::unique_ptr<AdminHttp> admin_;
   std::unique_ptr<PprofEndpoint> pprof_;
+  std::unique_ptr<AgentPort> agent_;  // agent.listen; null when off
   std::map<pid_t, uint64_t> profilesReported_;  // per worker pid, profiles already logged
   std::vector<EventPtr> signalEvents_;
   EventPtr tick_;
   // SIGQUIT, acted on after every other signal of its batch (see onSignal).
   EventPtr quit_;
+  // Pending from a QUIT until agent.drain_delay has passed: the agent says
+  // drain while the workers still accept; then the graceful stop begins.
+  EventPtr quitDelay_;
   Periodic periodic_;
   BinaryUpgrade upgrade_;
   SystemdNotify notify_;

@@ -55,6 +55,10 @@ bool Master::startUpgrade() {
   request.env = listeners_.handoverEnvironment(request.inheritFds);
   request.inheritFds.push_back(admin_->listenerFd());
   request.env.push_back(fmt::format("{}={}", BinaryUpgrade::kAdminFdEnv, admin_->listenerFd()));
+  if (agent_) {
+    request.inheritFds.push_back(agent_->listenerFd());
+    request.env.push_back(fmt::format("{}={}", BinaryUpgrade::kAgentFdEnv, agent_->listenerFd()));
+  }
   // The new master shares the segment and holds the name's lock with us, so
   // that no third master can take the name while either of us runs.
   request.inheritFds.insert(request.inheritFds.end(), {segment_.fd(), segment_.lockFd()});

@@ -228,6 +228,25 @@ TEST(Config, ANonLoopbackAdminAddressNeedsItsOwnKey) {
   EXPECT_NO_THROW(loadConfig(writeTemp("metrics:\n  listen: \"[::1]:8889\"\n")));
 }
 
+// The agent check is off by default; like the admin port, another address
+// than loopback needs its own allow_remote.
+TEST(Config, TheAgentCheckIsOffByDefaultAndLoopbackUnlessAllowed) {
+  EXPECT_TRUE(loadConfig("").agentListen.empty());
+  Config c = loadConfig(writeTemp("agent:\n  listen: 127.0.0.1:8887\n"));
+  EXPECT_EQ(c.agentListen, "127.0.0.1:8887");
+  EXPECT_FALSE(c.agentAllowRemote);
+  EXPECT_EQ(c.agentDrainDelay, Millis(2000));
+  EXPECT_EQ(loadConfig(writeTemp("agent:\n  drain_delay: 0\n")).agentDrainDelay, Millis(0));
+  EXPECT_NE(errorOf("agent:\n  drain_delay: 2m\n").find(":2: agent.drain_delay"), std::string::npos);
+  EXPECT_NE(errorOf("agent:\n  listen: 0.0.0.0:8887\n").find(":2: agent.listen: 0.0.0.0:8887 is not a loopback address"),
+            std::string::npos);
+  EXPECT_NO_THROW(loadConfig(writeTemp("agent:\n  listen: 0.0.0.0:8887\n  allow_remote: true\n")));
+  // metrics.allow_remote does not open the agent port, nor the other way round.
+  EXPECT_NE(errorOf("metrics:\n  allow_remote: true\nagent:\n  listen: 0.0.0.0:8887\n").find("agent.listen"),
+            std::string::npos);
+  EXPECT_NE(errorOf("agent:\n  listen: nowhere\n").find(":2: agent.listen"), std::string::npos);
+}
+
 // The checks that compare keys run after the whole file is read, yet cite a
 // line as the per-key ones do: the key at fault's, or when the file leaves it
 // at its default, the line of the key it is compared with; a value a flag

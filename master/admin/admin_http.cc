@@ -157,6 +157,13 @@ nlohmann::json AdminHttp::status() const {
   }
   j["workers_by_state"] = workersByState(master.workers);
   j["workers_configured"] = master.workersConfigured;
+  if (master.agentAddress.empty()) {
+    j["agent"] = nullptr;
+  } else {
+    std::string line = master.agentLine;
+    if (!line.empty() && line.back() == '\n') line.pop_back();
+    j["agent"] = {{"listen", master.agentAddress}, {"answer", line}};
+  }
   nlohmann::json queues = nlohmann::json::array();
   for (const auto& q : master.listenQueues) {
     queues.push_back({{"address", q.address}, {"worker", q.worker}, {"length", q.queue.length}, {"limit", q.queue.limit}});

@@ -266,6 +266,14 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
          "Reloads that left the running generation serving: the config was refused, or the new generation did not "
          "serve.",
          MetricType::Counter, double(master.reloadsFailed));
+  MetricFamily agent = family(ns + "agent_checks_total",
+                              "Agent checks (agent.listen) this master answered, by answer: up, drain, down.",
+                              MetricType::Counter);
+  for (size_t i = 0; i < kAgentAnswerKinds; ++i) {
+    agent.metric.push_back(counterSample(double(master.agentChecks[i]),
+                                         {{"answer", std::string(agentAnswerName(AgentAnswerKind(i)))}}));
+  }
+  out.push_back(std::move(agent));
   MetricFamily recycles = family(ns + "worker_recycles_total",
                                  "Workers the master replaced for a limit: max_requests (requests), max_rss (rss), "
                                  "max_lifetime (lifetime), gracefully; max_rss_hard (rss_hard), killed.",

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "master/agent/agent_answer.h"
 #include "master/supervise/listeners.h"
 #include "master/supervise/process_table.h"
 #include "stats/segment.h"
@@ -28,6 +29,9 @@ struct MasterStatus {
   std::vector<ListenQueue> listenQueues;  // the sockets the master holds
   steering::Status steering;
   uint64_t reloadsFailed = 0;  // since this master started
+  AgentCounts agentChecks{};   // agent checks answered, by answer (since this master started)
+  std::string agentAddress;    // empty: agent.listen is off
+  std::string agentLine;       // what a check would be answered now
 };
 
 // `text` as a HELP line of the text format (0.0.4) must carry it, which

@@ -259,6 +259,23 @@ KeyLines walk(const std::string& path, const YAML::Node& root, Config& c) {
                                  }
                                }}});
                  }},
+                {"agent",
+                 [&](auto& n, auto& k) {
+                   r.forEach(n, k,
+                             {{"listen",
+                               [&](auto& m, auto& mk) {
+                                 c.agentListen = r.scalar(m, mk);
+                                 try {
+                                   if (!c.agentListen.empty()) parseAddress(c.agentListen);
+                                 } catch (const std::invalid_argument& e) {
+                                   r.fail(m, mk, e.what());
+                                 }
+                               }},
+                              {"allow_remote", [&](auto& m, auto& mk) { c.agentAllowRemote = r.boolean(m, mk); }},
+                              {"drain_delay", [&](auto& m, auto& mk) {
+                                 c.agentDrainDelay = r.duration(m, mk, Millis(0), Millis(60'000));
+                               }}});
+                 }},
                 {"handler",
                  [&](auto& n, auto& k) {
                    r.forEach(n, k, withWorkerKeys("handler", {}));

@@ -102,6 +102,14 @@ struct Config {
   std::string metricsListen = "127.0.0.1:8889";
   bool metricsAllowRemote = false;  // required for a non-loopback metrics.listen
   std::string metricsNamespace = "tcp_server";
+  // The agent check for a load balancer (master/agent/agent_port.h); empty =
+  // off. Like metrics.listen, a non-loopback address needs allow_remote.
+  std::string agentListen;
+  bool agentAllowRemote = false;
+  // With the agent on, how long a graceful stop (QUIT) answers `drain` while
+  // the workers still accept, so that the balancer has stopped sending new
+  // connections before the listeners close: longer than its agent-inter.
+  Millis agentDrainDelay{2000};
   ProfileConfig profile;
 
   // Defaults that depend on other keys or on the machine, resolved.

@@ -53,6 +53,14 @@ void checkRulesAcrossKeys(const Config& c, const ConfigOrigins& o) {
   } catch (const std::invalid_argument& e) {
     o.fail("metrics.listen", o.value("metrics.listen", c.metricsListen) + ": " + e.what());
   }
+  if (!c.agentListen.empty() && !isLoopback(parseAddress(c.agentListen)) && !c.agentAllowRemote) {
+    o.fail("agent.listen",
+           fmt::format("{} is not a loopback address and {} does not allow one; the agent check tells anyone who "
+                       "connects how loaded this host is: set agent.allow_remote: true for a balancer on another "
+                       "machine",
+                       o.value("agent.listen", c.agentListen), o.compared("agent.allow_remote", "false")),
+           {"agent.allow_remote"});
+  }
   if (c.effectiveWorkers() > c.maxWorkers) {
     o.fail("workers",
            fmt::format("{} is more than {}", o.value("workers", std::to_string(c.effectiveWorkers())),

@@ -34,6 +34,9 @@ constexpr RestartOnlyKey kRestartOnly[] = {
     // Read by the admin server's access check, built at start.
     {"metrics.allow_remote",
      [](Config& n, const Config& r) { return putBack(n.metricsAllowRemote, r.metricsAllowRemote); }},
+    // The agent port is bound once, at start (handed to a binary upgrade's new master).
+    {"agent.listen", [](Config& n, const Config& r) { return putBack(n.agentListen, r.agentListen); }},
+    {"agent.allow_remote", [](Config& n, const Config& r) { return putBack(n.agentAllowRemote, r.agentAllowRemote); }},
     // Created and held open at start, owned by the workers' user.
     {"profile.dir", [](Config& n, const Config& r) { return putBack(n.profile.dir, r.profile.dir); }},
     // The endpoint is added to the admin server at start.

@@ -128,17 +128,34 @@ void expectCleanBench(const ToolRun& run, const std::string& phase) {
   EXPECT_EQ(run.report["unacked_at_end"], 0) << run.output;
 }
 
+// Both shipped files: one instance set (haproxy.cfg) and a fleet with the
+// agent check (fleet.cfg).
 TEST(HaProxy, ShippedConfigIsValid) {
   TCPFORK_REQUIRE(::access(kHaproxy, X_OK) == 0, "Debian package haproxy not installed");
-  ToolRun check = [] {
+  for (std::string file : {"haproxy.cfg", "fleet.cfg"}) {
+    SCOPED_TRACE(file);
     std::string log = tempPath("haproxy-check.out");
-    ChildProcess haproxy({kHaproxy, "-c", "-f", std::string(TCPFORK_SOURCE_DIR) + "/deploy/haproxy/haproxy.cfg"}, {},
-                         log);
+    ChildProcess haproxy({kHaproxy, "-c", "-f", std::string(TCPFORK_SOURCE_DIR) + "/deploy/haproxy/" + file}, {}, log);
     auto status = haproxy.waitExit(30s);
-    return ToolRun{status ? WEXITSTATUS(*status) : -1, readFile(log), {}};
-  }();
-  EXPECT_EQ(check.exitCode, 0) << check.output;
-  EXPECT_EQ(check.output.find("WARNING"), std::string::npos) << check.output;
+    ToolRun check{status ? WEXITSTATUS(*status) : -1, readFile(log), {}};
+    EXPECT_EQ(check.exitCode, 0) << check.output;
+    EXPECT_EQ(check.output.find("WARNING"), std::string::npos) << check.output;
+  }
+}
+
+// The fleet's health check is the same protocol check, and its servers are
+// told by the master's agent.
+TEST(HaProxy, ShippedFleetConfigChecksTheProtocolAndAsksTheAgent) {
+  std::string fleet = readFile(std::string(TCPFORK_SOURCE_DIR) + "/deploy/haproxy/fleet.cfg");
+  std::string single = shippedConfig();
+  for (const char* line : {"tcp-check send-binary 0000001202303030303030303168656c6c6f",
+                           "tcp-check expect min-recv 14 binary 0000000e81303030303030303100", "option redispatch 1"}) {
+    EXPECT_NE(single.find(line), std::string::npos) << line;
+    EXPECT_NE(fleet.find(line), std::string::npos) << line;
+  }
+  EXPECT_TRUE(std::regex_search(fleet, std::regex(R"(default-server .*agent-check agent-port \d+ agent-inter \S+)")));
+  EXPECT_FALSE(std::regex_search(fleet, std::regex(R"(^[^#\n]*shutdown-sessions)", std::regex::multiline)))
+      << "a draining host's sessions carry the acks it still owes";
 }
 
 // The health check's bytes are the protocol's: the design's Submit example and its ack.

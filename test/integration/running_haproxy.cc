@@ -20,11 +20,11 @@ namespace {
 // exactly `expected` times, so that a change to the shipped file which a
 // substitution no longer fits fails loudly instead of testing something else.
 std::string substitute(const std::string& text, const std::string& pattern, const std::string& replacement,
-                       size_t expected = 1) {
+                       size_t expected = 1, const std::string& file = "deploy/haproxy/haproxy.cfg") {
   std::regex re(pattern, std::regex::multiline);
   auto matches = size_t(std::distance(std::sregex_iterator(text.begin(), text.end(), re), std::sregex_iterator()));
   if (matches != expected) {
-    throw std::runtime_error("deploy/haproxy/haproxy.cfg: /" + pattern + "/ matched " + std::to_string(matches) +
+    throw std::runtime_error(file + ": /" + pattern + "/ matched " + std::to_string(matches) +
                              " times, expected " + std::to_string(expected));
   }
   return std::regex_replace(text, re, replacement);
@@ -68,7 +68,44 @@ std::string RunningHaproxy::configFor(const std::string& shipped, const std::vec
   return cfg;
 }
 
+std::string RunningHaproxy::fleetConfigFor(const std::string& shipped, const std::vector<FleetServer>& servers,
+                                           int frontendFd, int statsFd, const std::string& socketPath,
+                                           const std::string& checkTiming) {
+  const std::string file = "deploy/haproxy/fleet.cfg";
+  auto sub = [&](const std::string& text, const std::string& pattern, const std::string& replacement,
+                 size_t expected = 1) { return substitute(text, pattern, replacement, expected, file); };
+  std::string lines;
+  for (const FleetServer& s : servers) {
+    lines += "    server " + s.name + " " + s.address + " agent-port " + std::to_string(s.agentPort) + "\n";
+  }
+  std::string cfg = shipped;
+  cfg = sub(cfg, R"(^ *(chroot|user|group) .*\n)", "", 3);
+  cfg = sub(cfg, R"(log /dev/log local0)", "log stderr format raw local0");
+  cfg = sub(cfg, R"(stats socket \S+)", "stats socket " + socketPath);
+  cfg = sub(cfg, R"(maxconn 20000)", "maxconn 1000");
+  cfg = sub(cfg, R"(bind :9000)", "bind fd@" + std::to_string(frontendFd));
+  cfg = sub(cfg, R"(bind 127\.0\.0\.1:8404)", "bind fd@" + std::to_string(statsFd));
+  // The agent port is per server here (each host has its own ephemeral one).
+  cfg = sub(cfg, R"(inter \S+ fastinter \S+ downinter \S+ fall \d+ rise \d+ agent-check agent-port \d+ agent-inter \S+)",
+            checkTiming);
+  cfg = sub(cfg, R"(^ *server host[2-9] .*\n)", "", 2);
+  cfg = sub(cfg, R"(^ *server host1 .*\n)", lines);
+  return cfg;
+}
+
 RunningHaproxy::RunningHaproxy(const std::vector<int>& backendPorts, const std::string& checkTiming)
+    : RunningHaproxy([&](int frontendFd, int statsFd, const std::string& socketPath) {
+        return configFor(readFile(std::string(TCPFORK_SOURCE_DIR) + "/deploy/haproxy/haproxy.cfg"), backendPorts,
+                         frontendFd, statsFd, socketPath, checkTiming);
+      }) {}
+
+RunningHaproxy::RunningHaproxy(const std::vector<FleetServer>& servers, const std::string& checkTiming)
+    : RunningHaproxy([&](int frontendFd, int statsFd, const std::string& socketPath) {
+        return fleetConfigFor(readFile(std::string(TCPFORK_SOURCE_DIR) + "/deploy/haproxy/fleet.cfg"), servers,
+                              frontendFd, statsFd, socketPath, checkTiming);
+      }) {}
+
+RunningHaproxy::RunningHaproxy(const ConfigMaker& makeConfig)
     : dir_(tempPath("haproxy")),
       socketPath_(dir_ + "/admin.sock"),
       configPath_(dir_ + "/haproxy.cfg"),
@@ -78,9 +115,7 @@ RunningHaproxy::RunningHaproxy(const std::vector<int>& backendPorts, const std::
       process_(
           [&] {
             if (::mkdir(dir_.c_str(), 0700) != 0) throw std::runtime_error("mkdir(" + dir_ + "): " + std::strerror(errno));
-            std::string shipped = readFile(std::string(TCPFORK_SOURCE_DIR) + "/deploy/haproxy/haproxy.cfg");
-            std::ofstream(configPath_) << configFor(shipped, backendPorts, frontend_.fd.get(), stats_.fd.get(),
-                                                    socketPath_, checkTiming);
+            std::ofstream(configPath_) << makeConfig(frontend_.fd.get(), stats_.fd.get(), socketPath_);
             // -db: foreground, no daemon, logs and alerts to stderr.
             return std::vector<std::string>{kHaproxy, "-f", configPath_, "-db"};
           }(),
