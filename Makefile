@@ -19,7 +19,7 @@ DEB_PACKAGES := gcc g++ make cmake pkg-config python3 \
 	libgtest-dev libgmock-dev prometheus-cpp-dev prometheus \
 	libgoogle-perftools-dev google-perftools libdw-dev curl haproxy \
 	scdoc man-db groff-base logrotate clang libbpf-dev bpftool python3-matplotlib \
-	debhelper dpkg-dev lintian chromium systemd
+	debhelper dpkg-dev lintian chromium systemd golang-go
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 

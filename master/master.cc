@@ -105,8 +105,14 @@ int Master::run() {
                                              [this](evhttp_request* request, std::function<void()> onClose) {
                                                admin_->watchClose(request, std::move(onClose));
                                              });
-    admin_->setPprofHandler(
-        [this](evhttp_request* request, std::optional<unsigned> worker) { pprof_->handle(request, worker); });
+    static_assert(AdminHttp::kMaxBodyBytes >= PprofEndpoint::kMaxSymbolRequestBytes);
+    admin_->setPprofHandler([this](evhttp_request* request, AdminHttp::PprofPage page, std::optional<unsigned> worker) {
+      switch (page) {
+        case AdminHttp::PprofPage::kProfile: return pprof_->handle(request, worker);
+        case AdminHttp::PprofPage::kSymbol: return pprof_->symbol(request, worker);
+        case AdminHttp::PprofPage::kCmdline: return pprof_->cmdline(request);
+      }
+    });
   }
   armAutoProfiler();
   if (!isLoopback(parseAddress(config_.metricsListen))) {

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <system_error>
 
+#include "worker/profile_symbols.h"
+
 namespace tcpfork {
 namespace {
 
@@ -70,6 +72,13 @@ void CpuProfiler::stop() {
   if (!running()) return;
   evtimer_del(deadline_.get());
   ProfilerStop();
+  // Before the profile gets its final name: the master serves the two together.
+  try {
+    size_t functions = writeSymbolTable(cpuProfileAddresses(tmpPath_), finalPath_ + ".sym");
+    spdlog::debug("CPU profile: {} functions named in {}.sym", functions, finalPath_);
+  } catch (const std::exception& e) {
+    spdlog::warn("CPU profile: no symbol table for the pprof tools: {}", e.what());
+  }
   if (::rename(tmpPath_.c_str(), finalPath_.c_str()) != 0) {
     spdlog::error("rename({}, {}): {}", tmpPath_, finalPath_, std::strerror(errno));
   } else {

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <limits>
 
@@ -59,14 +60,17 @@ PprofEndpoint::~PprofEndpoint() {
   }
 }
 
+bool PprofEndpoint::refusePeer(evhttp_request* request) {
+  if (allowRemote_ || fromLoopback(request)) return false;
+  reply(request, 403, "profiling is served to loopback clients only (profile.http_remote)\n", "text/plain");
+  return true;
+}
+
 void PprofEndpoint::handle(evhttp_request* request, std::optional<unsigned> worker) {
   char* peer = nullptr;
   ev_uint16_t port = 0;
   evhttp_connection_get_peer(evhttp_request_get_connection(request), &peer, &port);
-  if (!allowRemote_ && !fromLoopback(request)) {
-    reply(request, 403, "profiling is served to loopback clients only (profile.http_remote)\n", "text/plain");
-    return;
-  }
+  if (refusePeer(request)) return;
   if (refuseOverShare(request)) return;
   evkeyvalq query{};
   const char* rawQuery = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(request));
@@ -106,6 +110,7 @@ void PprofEndpoint::handle(evhttp_request* request, std::optional<unsigned> work
   p.owner = this;
   p.request = request;
   p.target = *target;
+  p.index = unsigned(*index);
   auto now = std::chrono::steady_clock::now();
   p.startBy = now + kStartGrace;
   p.expectedEnd = now + std::chrono::seconds(*seconds);
@@ -170,7 +175,82 @@ void PprofEndpoint::onPoll(evutil_socket_t, short, void* arg) {
     self.finish(p, 500, "the worker's profile file was refused; the master's log says why\n");
     return;
   }
+  self.rememberSymbols(p.index, *file);
   self.finish(p, 200, body, "application/octet-stream");
+}
+
+void PprofEndpoint::rememberSymbols(unsigned index, const std::string& file) {
+  symbols_.remove_if([&](const auto& entry) { return entry.first == index; });
+  std::shared_ptr<const SymbolTable> table;
+  try {
+    table = std::make_shared<const SymbolTable>(SymbolTable::parse(dir_.readProfile(file + ".sym")));
+  } catch (const std::exception& e) {
+    // The profile is still served; the tools then show addresses.
+    spdlog::warn("pprof: no names for the addresses of {}: {}", file, e.what());
+    return;
+  }
+  symbols_.emplace_front(index, std::move(table));
+  if (symbols_.size() > kRememberedTables) symbols_.pop_back();
+}
+
+void PprofEndpoint::symbol(evhttp_request* request, std::optional<unsigned> worker) {
+  if (refusePeer(request)) return;
+  if (evhttp_request_get_command(request) != EVHTTP_REQ_POST) {
+    // Any nonzero count: the tools only check that the program has symbols.
+    reply(request, 200, "num_symbols: 1\n", "text/plain");
+    return;
+  }
+  std::shared_ptr<const SymbolTable> table;
+  for (const auto& [index, t] : symbols_) {
+    if (!worker || index == *worker) {
+      table = t;
+      break;
+    }
+  }
+  if (!table) {
+    reply(request, 404,
+          worker ? fmt::format("no profile of worker {} has been served to name addresses from\n", *worker)
+                 : std::string("no profile has been served to name addresses from\n"),
+          "text/plain");
+    return;
+  }
+  evbuffer* input = evhttp_request_get_input_buffer(request);
+  size_t length = evbuffer_get_length(input);
+  if (length > kMaxSymbolRequestBytes) {  // evhttp's limit holds it already; this keeps it true here
+    reply(request, 413, "too many addresses\n", "text/plain");
+    return;
+  }
+  std::string body(length, '\0');
+  evbuffer_copyout(input, body.data(), length);
+  std::string answer;
+  size_t count = 0;
+  size_t at = 0;
+  while (at < body.size()) {
+    size_t end = body.find_first_of("+ \r\n\t", at);
+    if (end == std::string::npos) end = body.size();
+    std::string_view token(body.data() + at, end - at);
+    at = end + 1;
+    if (token.empty()) continue;
+    uint64_t address = 0;
+    if (!token.starts_with("0x") && !token.starts_with("0X")) token = {};
+    else token.remove_prefix(2);
+    auto [stop, error] = std::from_chars(token.data(), token.data() + token.size(), address, 16);
+    if (token.empty() || token.size() > 16 || error != std::errc() || stop != token.data() + token.size()) {
+      reply(request, 400, "usage: POST 0xADDRESS+0xADDRESS...\n", "text/plain");
+      return;
+    }
+    if (++count > kMaxSymbolAddresses) {
+      reply(request, 413, fmt::format("at most {} addresses at once\n", kMaxSymbolAddresses), "text/plain");
+      return;
+    }
+    if (const std::string* name = table->lookup(address)) answer += fmt::format("{:#x}\t{}\n", address, *name);
+  }
+  reply(request, 200, answer, "text/plain");
+}
+
+void PprofEndpoint::cmdline(evhttp_request* request) {
+  if (refusePeer(request)) return;
+  reply(request, 200, "tcpfork-worker\n", "text/plain");
 }
 
 void PprofEndpoint::finish(Pending& pending, int code, const std::string& body, const char* contentType) {

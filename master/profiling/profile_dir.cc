@@ -119,7 +119,7 @@ int ProfileDir::removePartialProfilesOf(pid_t pid) const {
   DirPtr listing = list(dir_.get());
   while (dirent* entry = listing ? ::readdir(listing.get()) : nullptr) {
     std::string_view name = entry->d_name;
-    if (name.find(marker) != std::string_view::npos && name.ends_with(".prof.tmp")) partial.emplace_back(name);
+    if (name.find(marker) != std::string_view::npos && (name.ends_with(".prof.tmp") || name.ends_with(".prof.sym.tmp"))) partial.emplace_back(name);
   }
   int removed = 0;
   for (const auto& name : partial) {

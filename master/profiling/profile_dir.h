@@ -50,7 +50,7 @@ class ProfileDir {
   // name means it is not that file), and at most kMaxProfileBytes. Else
   // throws Refused.
   std::string readProfile(const std::string& name) const;
-  // Removes the unfinished profile of a worker that died (unlinkat: a
+  // Removes the unfinished profile (and symbol table) of a worker that died (unlinkat: a
   // symlink is removed, never what it points to); returns how many.
   int removePartialProfilesOf(pid_t pid) const;
 

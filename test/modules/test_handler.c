@@ -12,8 +12,9 @@
  *   "crash_on": "text"    handle() crashes on a Submit with this payload
  *   "spin_on": "text"     handle() spins forever on a Submit with this
  *                         payload, in spin_forever() (a hung worker)
- *   "burn_us": N          handle() spends N microseconds of CPU on every
- *                         request (a slow module: capacity 1e6/N a second)
+ *   "burn_us": N          handle() spends N microseconds of CPU, in
+ *                         burn_cpu(), on every request (a slow module:
+ *                         capacity 1e6/N a second)
  *   "counter_checks"      init also checks that counter() refuses a bad
  *                         name, a name declared twice, a name tcpfork's own
  *                         handler_*_total counters have, and a 17th counter
@@ -260,8 +261,9 @@ static __attribute__((noinline)) void spin_forever(void) {
   for (;;) ++spins;
 }
 
-/* CPU time, not a sleep: the loop is busy, as with real work. */
-static void burn(long us) {
+/* CPU time, not a sleep: the loop is busy, as with real work. Never
+ * inlined, so that profiles show the time under a name of its own. */
+__attribute__((noinline)) static void burn_cpu(long us) {
   struct timespec start, now;
   clock_gettime(CLOCK_MONOTONIC, &start);
   do {
@@ -278,7 +280,7 @@ static int test_handle(void *opaque, const tcpfork_request *r, tcpfork_pending *
   uint8_t result = r->payload_len >= 2 && r->payload[0] == 'r' ? r->payload[1] : 0;
   if (is(r, s->crash_on)) raise(SIGSEGV);
   if (is(r, s->spin_on)) spin_forever();
-  if (s->burn_us > 0) burn(s->burn_us);
+  if (s->burn_us > 0) burn_cpu(s->burn_us);
   if (s->fork_in_handle && is(r, "fork")) fork_here(s->fork_child, s->fork_with);
   if (s->log_payloads && r->command == TCPFORK_SUBMIT) {
     char line[256];
