@@ -109,6 +109,7 @@ int Master::run() {
     admin_->setPprofHandler([this](evhttp_request* request, AdminHttp::PprofPage page, std::optional<unsigned> worker) {
       switch (page) {
         case AdminHttp::PprofPage::kProfile: return pprof_->handle(request, worker);
+        case AdminHttp::PprofPage::kHeap: return pprof_->heap(request, worker);
         case AdminHttp::PprofPage::kSymbol: return pprof_->symbol(request, worker);
         case AdminHttp::PprofPage::kCmdline: return pprof_->cmdline(request);
       }
@@ -161,6 +162,10 @@ void Master::onSignal(evutil_socket_t signal, short, void* self) {
       return;
     case MasterAction::kProfile:
       spdlog::info("SIGTRAP: forwarded the profiling toggle to {} workers", master->supervisor_.signalReady(SIGTRAP));
+      return;
+    case MasterAction::kHeapProfile:
+      spdlog::info("SIGURG: asked {} workers for their heap profiles (each logs the file it writes)",
+                   master->supervisor_.signalReady(SIGURG));
       return;
   }
 }

@@ -26,12 +26,12 @@ namespace {
 // the table has a row for it that toArgv and parseWorkerArgs carry.
 auto fieldsOf(const WorkerSettings& s) {
   const auto& [maxConnections, limits, maxBufferedBytes, rlimitNofile, drainTimeout, logLevel, logFile, name,
-               profileDir, profileDuration, handler] = s;
+               profileDir, profileDuration, heapSample, handler] = s;
   const auto& [maxFrameBytes, idleTimeout, outputHighWater] = limits;
   const auto& [module, configJson, maxPending, pendingTimeout] = handler;
   return std::tie(maxConnections, maxFrameBytes, idleTimeout, outputHighWater, maxBufferedBytes, rlimitNofile,
-                  drainTimeout, logLevel, logFile, name, profileDir, profileDuration, module, configJson, maxPending,
-                  pendingTimeout);
+                  drainTimeout, logLevel, logFile, name, profileDir, profileDuration, heapSample, module, configJson,
+                  maxPending, pendingTimeout);
 }
 constexpr size_t kFields = std::tuple_size_v<decltype(fieldsOf(WorkerSettings{}))>;
 

@@ -147,6 +147,7 @@ Values changedValues(const std::string& otherModule) {
       {"metrics.allow_remote", "true"},
       {"metrics.namespace", "edge"},
       {"profile.duration", "30s"},
+      {"profile.heap_sample", "1MiB"},
       {"profile.http_remote", "true"},
       {"profile.auto.enabled", "true"},
       {"profile.auto.interval", "5s"},

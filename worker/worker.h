@@ -26,6 +26,7 @@
 #include "worker/connection.h"
 #include "worker/connection_stats.h"
 #include "worker/cpu_profiler.h"
+#include "worker/heap_profiler.h"
 #include "worker/handler.h"
 #include "worker/pending_table.h"
 #include "contract/worker_settings.h"
@@ -94,6 +95,7 @@ class Worker {
   std::vector<int> closed_;  // fds of connections closed since the last reap
   std::vector<Connection*> completed_;  // got completions in this run of deliveries; flushed after it
   std::unique_ptr<CpuProfiler> profiler_;
+  std::unique_ptr<HeapProfiler> heapProfiler_;
   std::vector<EventPtr> signalEvents_;
   EventPtr tick_;
   uint64_t tickDueNs_ = 0;  // CLOCK_MONOTONIC: when tick_ should fire next

@@ -93,10 +93,11 @@ struct PprofPath {
 };
 
 PprofPath pprofPath(const std::string& path) {
-  static const std::regex kPath(R"(/debug(?:/worker/(\d{1,4}))?/pprof/(profile|symbol|cmdline))");
+  static const std::regex kPath(R"(/debug(?:/worker/(\d{1,4}))?/pprof/(profile|heap|symbol|cmdline))");
   std::smatch m;
   if (!std::regex_match(path, m, kPath)) return {};
   auto page = m[2] == "profile" ? AdminHttp::PprofPage::kProfile
+              : m[2] == "heap"  ? AdminHttp::PprofPage::kHeap
               : m[2] == "symbol" ? AdminHttp::PprofPage::kSymbol
                                  : AdminHttp::PprofPage::kCmdline;
   return {true, page, m[1].matched ? std::optional<unsigned>(std::stoul(m[1])) : std::nullopt};

@@ -9,6 +9,7 @@
 //                  and the number of workers configured
 //   POST (or GET) /debug/pprof/profile?seconds=N&worker=K, /debug/worker/K/pprof/profile?seconds=N
 //                  a worker's CPU profile, when profile.http is on
+//   GET /debug/pprof/heap?worker=K, /debug/worker/K/pprof/heap   its sampled heap, likewise
 //   GET or POST /debug/pprof/symbol, /debug/worker/K/pprof/symbol
 //                  the pprof tools' symbol protocol for those profiles
 //   GET /debug/pprof/cmdline, /debug/worker/K/pprof/cmdline   the program's name
@@ -67,7 +68,7 @@ class AdminHttp {
   void stopAccepting();
   // Serves /debug/pprof/PAGE?worker=K and /debug/worker/K/pprof/PAGE (the
   // form google-pprof builds) through `handler` (unset: 404).
-  enum class PprofPage { kProfile, kSymbol, kCmdline };
+  enum class PprofPage { kProfile, kHeap, kSymbol, kCmdline };
   using PprofHandler = std::function<void(evhttp_request*, PprofPage page, std::optional<unsigned> worker)>;
   // The largest body a request may have: a symbol request's.
   static constexpr size_t kMaxBodyBytes = 320 * 1024;

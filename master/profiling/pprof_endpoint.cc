@@ -21,6 +21,8 @@ constexpr timeval kPollInterval{0, 100'000};
 constexpr auto kStartGrace = std::chrono::seconds(3);
 constexpr auto kFinishGrace = std::chrono::seconds(5);
 constexpr long kMaxSeconds = 300;
+// A heap profile is written at once: this is for a worker busy in its handler.
+constexpr auto kHeapGrace = std::chrono::seconds(5);
 
 void reply(evhttp_request* request, int code, const std::string& body, const char* contentType) {
   sendReply(request, code, code == 200 ? "OK" : "Error", contentType, body);
@@ -141,9 +143,68 @@ bool PprofEndpoint::refuseOverShare(evhttp_request* request) {
   return true;
 }
 
+void PprofEndpoint::heap(evhttp_request* request, std::optional<unsigned> worker) {
+  if (refusePeer(request)) return;
+#ifdef TCPFORK_SYSTEM_ALLOCATOR
+  reply(request, 501,
+        "heap profiles are unavailable in this build: a sanitizer build allocates with the system allocator, not "
+        "tcmalloc\n",
+        "text/plain");
+  return;
+#endif
+  if (refuseOverShare(request)) return;
+  evkeyvalq query{};
+  const char* rawQuery = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(request));
+  evhttp_parse_query_str(rawQuery ? rawQuery : "", &query);
+  auto index = worker ? std::optional<long>(*worker) : queryNumber(query, "worker", 0);
+  evhttp_clear_headers(&query);
+  // An index past uint32 would wrap to a small one and profile the wrong worker.
+  if (!index || *index < 0 || *index > long(std::numeric_limits<uint32_t>::max())) {
+    reply(request, 400, "usage: /debug/pprof/heap?worker=INDEX\n", "text/plain");
+    return;
+  }
+  auto target = findWorker_(unsigned(*index));
+  if (!target) {
+    reply(request, 404, fmt::format("no serving worker {}\n", *index), "text/plain");
+    return;
+  }
+  if (std::any_of(pending_.begin(), pending_.end(), [&](const Pending& p) { return p.heap && p.target.pid == target->pid; })) {
+    reply(request, 409, fmt::format("worker {} is already writing a heap profile\n", *index), "text/plain");
+    return;
+  }
+  auto previous = dir_.newestProfileOf(target->pid, ".heap");
+  if (::kill(target->pid, SIGURG) != 0) {
+    reply(request, 500, "cannot signal the worker\n", "text/plain");
+    return;
+  }
+  spdlog::info("pprof: heap profile of worker {} (pid {})", *index, target->pid);
+  Pending& p = pending_.emplace_back();
+  p.owner = this;
+  p.request = request;
+  p.target = *target;
+  p.index = unsigned(*index);
+  p.heap = true;
+  p.previousHeap = previous;
+  auto now = std::chrono::steady_clock::now();
+  p.expectedEnd = now + std::chrono::seconds(1);
+  p.finishBy = now + kHeapGrace;
+  p.poll.reset(event_new(base_, -1, EV_PERSIST, &PprofEndpoint::onPoll, &p));
+  event_add(p.poll.get(), &kPollInterval);
+  watchClose_(request, [&p] { p.request = nullptr; });
+}
+
 void PprofEndpoint::onPoll(evutil_socket_t, short, void* arg) {
   auto& p = *static_cast<Pending*>(arg);
   PprofEndpoint& self = *p.owner;
+  if (p.heap) {
+    auto file = self.dir_.newestProfileOf(p.target.pid, ".heap");
+    if (file && file != p.previousHeap) {
+      self.serve(p, *file);
+    } else if (std::chrono::steady_clock::now() > p.finishBy) {
+      self.finish(p, 504, "the worker wrote no heap profile in time; its log says why\n");
+    }
+    return;
+  }
   stats::Slot& slot = self.segment_.slot(p.target.slot);
   bool profiling = stats::load(slot.profiling) != 0 && stats::load(slot.pid) == uint64_t(p.target.pid);
   auto now = std::chrono::steady_clock::now();
@@ -166,17 +227,21 @@ void PprofEndpoint::onPoll(evutil_socket_t, short, void* arg) {
     self.finish(p, 500, "the worker's profile file is missing\n");
     return;
   }
+  self.serve(p, *file);
+}
+
+void PprofEndpoint::serve(Pending& p, const std::string& file) {
   std::string body;
   try {
-    body = self.dir_.readProfile(*file);
+    body = dir_.readProfile(file);
   } catch (const ProfileDir::Refused& e) {
     // The directory is the workers' user's: what is there may be planted.
     spdlog::warn("pprof: not serving the profile of worker pid {}: {}", p.target.pid, e.what());
-    self.finish(p, 500, "the worker's profile file was refused; the master's log says why\n");
+    finish(p, 500, "the worker's profile file was refused; the master's log says why\n");
     return;
   }
-  self.rememberSymbols(p.index, *file);
-  self.finish(p, 200, body, "application/octet-stream");
+  rememberSymbols(p.index, file);
+  finish(p, 200, body, p.heap ? "text/plain" : "application/octet-stream");
 }
 
 void PprofEndpoint::rememberSymbols(unsigned index, const std::string& file) {

@@ -57,6 +57,10 @@ class PprofEndpoint {
 
   // `worker` from the path, else the `worker` query parameter (default 0).
   void handle(evhttp_request* request, std::optional<unsigned> worker);
+  // /debug/pprof/heap?worker=K, /debug/worker/K/pprof/heap: worker K writes
+  // its sampled in-use heap (SIGURG; worker/heap_profiler.h) into the
+  // profile directory, and the master serves the file once it is there.
+  void heap(evhttp_request* request, std::optional<unsigned> worker);
   // /debug/pprof/symbol and /debug/worker/K/pprof/symbol (`worker` K).
   void symbol(evhttp_request* request, std::optional<unsigned> worker);
   // /debug/pprof/cmdline, which google-pprof reads for the program's name.
@@ -78,10 +82,14 @@ class PprofEndpoint {
     std::chrono::steady_clock::time_point expectedEnd;  // for a Retry-After
     std::chrono::steady_clock::time_point finishBy;
     bool started = false;
+    bool heap = false;                       // a heap profile, not a CPU one
+    std::optional<std::string> previousHeap;  // the newest heap file before the request
     EventPtr poll;
   };
 
   static void onPoll(evutil_socket_t fd, short what, void* pending);
+  // Answers with profile `file` (read with ProfileDir's bounds) and keeps its symbols.
+  void serve(Pending& pending, const std::string& file);
   void finish(Pending& pending, int code, const std::string& body, const char* contentType = "text/plain");
   // 429 when maxWaiting_ requests already wait; true when it answered.
   bool refuseOverShare(evhttp_request* request);

@@ -15,6 +15,9 @@
  *   "burn_us": N          handle() spends N microseconds of CPU, in
  *                         burn_cpu(), on every request (a slow module:
  *                         capacity 1e6/N a second)
+ *   "leak_bytes": N       handle() allocates N bytes on every request, in
+ *                         leak_memory(), and never frees them (a leaking
+ *                         module, for heap profiles)
  *   "counter_checks"      init also checks that counter() refuses a bad
  *                         name, a name declared twice, a name tcpfork's own
  *                         handler_*_total counters have, and a 17th counter
@@ -79,6 +82,7 @@ typedef struct state {
   int seen_counter, deferred_counter;
   long delay_ms;
   long burn_us;
+  long leak_bytes;
   int has_result_int;
   int result_int;
   int log_payloads;
@@ -193,6 +197,8 @@ static void *test_init(tcpfork_host *host, const tcpfork_host_api *api, const ch
   s->delay_ms = delay ? strtol(delay, NULL, 10) : 0;
   const char *burn = find(config, "\"burn_us\":");
   s->burn_us = burn ? strtol(burn, NULL, 10) : 0;
+  const char *leak = find(config, "\"leak_bytes\":");
+  s->leak_bytes = leak ? strtol(leak, NULL, 10) : 0;
   s->hold = flag(config, "\"hold\":");
   s->complete_on_close = flag(config, "\"complete_on_close\":");
   s->complete_twice = flag(config, "\"complete_twice\":");
@@ -271,6 +277,18 @@ __attribute__((noinline)) static void burn_cpu(long us) {
   } while ((now.tv_sec - start.tv_sec) * 1000000L + (now.tv_nsec - start.tv_nsec) / 1000 < us);
 }
 
+/* Each block links the one before, so the leak stays reachable and
+ * LeakSanitizer does not fail the worker for it: only a heap profile tells. */
+static void *leaked;
+__attribute__((noinline)) static void leak_memory(long bytes) {
+  size_t size = (size_t)bytes < sizeof(void *) ? sizeof(void *) : (size_t)bytes;
+  void **block = malloc(size);
+  if (!block) return;
+  memset(block, 0xab, size);
+  *block = leaked;
+  leaked = block;
+}
+
 static int is(const tcpfork_request *r, const char *payload) {
   return payload[0] && r->payload_len == strlen(payload) && memcmp(r->payload, payload, r->payload_len) == 0;
 }
@@ -281,6 +299,7 @@ static int test_handle(void *opaque, const tcpfork_request *r, tcpfork_pending *
   if (is(r, s->crash_on)) raise(SIGSEGV);
   if (is(r, s->spin_on)) spin_forever();
   if (s->burn_us > 0) burn_cpu(s->burn_us);
+  if (s->leak_bytes > 0) leak_memory(s->leak_bytes);
   if (s->fork_in_handle && is(r, "fork")) fork_here(s->fork_child, s->fork_with);
   if (s->log_payloads && r->command == TCPFORK_SUBMIT) {
     char line[256];
