@@ -12,6 +12,7 @@
 #include <cstring>
 #include <system_error>
 
+#include "worker/folded_stacks.h"
 #include "worker/profile_symbols.h"
 
 namespace tcpfork {
@@ -74,10 +75,12 @@ void CpuProfiler::stop() {
   ProfilerStop();
   // Before the profile gets its final name: the master serves the two together.
   try {
-    size_t functions = writeSymbolTable(cpuProfileAddresses(tmpPath_), finalPath_ + ".sym");
+    auto stacks = cpuProfileStacks(tmpPath_);
+    size_t functions = writeSymbolTable(addressesOf(stacks), finalPath_ + ".sym");
+    writeFoldedStacks(stacks, false, finalPath_ + ".folded");
     spdlog::debug("CPU profile: {} functions named in {}.sym", functions, finalPath_);
   } catch (const std::exception& e) {
-    spdlog::warn("CPU profile: no symbol table for the pprof tools: {}", e.what());
+    spdlog::warn("CPU profile: no symbol table or folded stacks beside it: {}", e.what());
   }
   if (::rename(tmpPath_.c_str(), finalPath_.c_str()) != 0) {
     spdlog::error("rename({}, {}): {}", tmpPath_, finalPath_, std::strerror(errno));

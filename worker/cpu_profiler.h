@@ -8,7 +8,8 @@
 // only once complete, so a worker killed mid-profile leaves a .tmp (which the
 // master removes), never a truncated .prof. Before that rename, the functions
 // its addresses fall in are written to "<final>.sym" (worker/profile_symbols.h)
-// for the master's /debug/pprof/symbol. The master creates the directory
+// for the master's /debug/pprof/symbol, and its folded stacks to
+// "<final>.folded" (worker/folded_stacks.h) for format=folded. The master creates the directory
 // (0700, owned by the user workers run as) and takes nothing in it on trust:
 // see master/profiling/profile_dir.h.
 

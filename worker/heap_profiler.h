@@ -6,7 +6,8 @@
 //   <dir>/<name>-worker<index>-<pid>-<YYYYmmddTHHMMSS.mmm>-<n>.heap
 // in gperftools' heap profile text, which google-pprof and `go tool pprof`
 // read, written to "<final>.tmp" and renamed once complete, after the symbol
-// table of its addresses ("<final>.sym", worker/profile_symbols.h).
+// table of its addresses ("<final>.sym", worker/profile_symbols.h) and its
+// folded stacks ("<final>.folded", worker/folded_stacks.h).
 //
 // tcmalloc is found at run time: the worker binary links it, a sanitizer
 // build does not (the sanitizers replace malloc), and there every write

@@ -16,14 +16,13 @@
 
 namespace tcpfork {
 
-// The addresses in a CPU profile gperftools' profiler wrote in this process
-// (its binary format, native words). Throws std::runtime_error naming the
-// file when it cannot be read or is not one.
-std::vector<uint64_t> cpuProfileAddresses(const std::string& path);
-
 // Writes the functions that hold `addresses` (each, and the byte before it,
 // where a caller's call instruction is) to `path`, through "<path>.tmp" and a
 // rename. Returns how many functions; throws std::system_error naming the file.
 size_t writeSymbolTable(const std::vector<uint64_t>& addresses, const std::string& path);
+
+// Writes `text` to `path` through "<path>.tmp" and a rename, so that the
+// master never reads half a file; throws std::system_error naming the file.
+void writeTextFile(const std::string& path, const std::string& text);
 
 }  // namespace tcpfork

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <cerrno>
 #include <limits>
 
@@ -31,6 +32,15 @@ void reply(evhttp_request* request, int code, const std::string& body, const cha
 // Leading digits only: given `http://HOST/debug/pprof/profile?seconds=10`,
 // google-pprof appends its own "/pprof/profile?seconds=30" to the URL, so the
 // value arrives as "10/pprof/profile?seconds=30".
+// format=folded asks for the folded stacks the worker wrote beside the
+// profile; nullopt for a format there is none of.
+std::optional<bool> queryFolded(const evkeyvalq& query) {
+  const char* text = evhttp_find_header(&query, "format");
+  if (!text || std::strcmp(text, "pprof") == 0) return false;
+  if (std::strcmp(text, "folded") == 0) return true;
+  return std::nullopt;
+}
+
 std::optional<long> queryNumber(const evkeyvalq& query, const char* key, long fallback) {
   const char* text = evhttp_find_header(&query, key);
   if (!text) return fallback;
@@ -79,11 +89,13 @@ void PprofEndpoint::handle(evhttp_request* request, std::optional<unsigned> work
   evhttp_parse_query_str(rawQuery ? rawQuery : "", &query);
   auto seconds = queryNumber(query, "seconds", 30);
   auto index = worker ? std::optional<long>(*worker) : queryNumber(query, "worker", 0);
+  auto folded = queryFolded(query);
   evhttp_clear_headers(&query);
   // An index past uint32 would wrap to a small one and profile the wrong worker.
   if (!seconds || *seconds < 1 || *seconds > kMaxSeconds || !index || *index < 0 ||
-      *index > long(std::numeric_limits<uint32_t>::max())) {
-    reply(request, 400, fmt::format("usage: /debug/pprof/profile?seconds=1..{}&worker=INDEX\n", kMaxSeconds),
+      *index > long(std::numeric_limits<uint32_t>::max()) || !folded) {
+    reply(request, 400,
+          fmt::format("usage: /debug/pprof/profile?seconds=1..{}&worker=INDEX[&format=folded]\n", kMaxSeconds),
           "text/plain");
     return;
   }
@@ -113,6 +125,7 @@ void PprofEndpoint::handle(evhttp_request* request, std::optional<unsigned> work
   p.request = request;
   p.target = *target;
   p.index = unsigned(*index);
+  p.folded = *folded;
   auto now = std::chrono::steady_clock::now();
   p.startBy = now + kStartGrace;
   p.expectedEnd = now + std::chrono::seconds(*seconds);
@@ -157,10 +170,11 @@ void PprofEndpoint::heap(evhttp_request* request, std::optional<unsigned> worker
   const char* rawQuery = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(request));
   evhttp_parse_query_str(rawQuery ? rawQuery : "", &query);
   auto index = worker ? std::optional<long>(*worker) : queryNumber(query, "worker", 0);
+  auto folded = queryFolded(query);
   evhttp_clear_headers(&query);
   // An index past uint32 would wrap to a small one and profile the wrong worker.
-  if (!index || *index < 0 || *index > long(std::numeric_limits<uint32_t>::max())) {
-    reply(request, 400, "usage: /debug/pprof/heap?worker=INDEX\n", "text/plain");
+  if (!index || *index < 0 || *index > long(std::numeric_limits<uint32_t>::max()) || !folded) {
+    reply(request, 400, "usage: /debug/pprof/heap?worker=INDEX[&format=folded]\n", "text/plain");
     return;
   }
   auto target = findWorker_(unsigned(*index));
@@ -184,6 +198,7 @@ void PprofEndpoint::heap(evhttp_request* request, std::optional<unsigned> worker
   p.target = *target;
   p.index = unsigned(*index);
   p.heap = true;
+  p.folded = *folded;
   p.previousHeap = previous;
   auto now = std::chrono::steady_clock::now();
   p.expectedEnd = now + std::chrono::seconds(1);
@@ -233,11 +248,15 @@ void PprofEndpoint::onPoll(evutil_socket_t, short, void* arg) {
 void PprofEndpoint::serve(Pending& p, const std::string& file) {
   std::string body;
   try {
-    body = dir_.readProfile(file);
+    body = dir_.readProfile(p.folded ? file + ".folded" : file);
   } catch (const ProfileDir::Refused& e) {
     // The directory is the workers' user's: what is there may be planted.
     spdlog::warn("pprof: not serving the profile of worker pid {}: {}", p.target.pid, e.what());
     finish(p, 500, "the worker's profile file was refused; the master's log says why\n");
+    return;
+  }
+  if (p.folded) {
+    finish(p, 200, body, "text/plain; charset=utf-8");
     return;
   }
   rememberSymbols(p.index, file);

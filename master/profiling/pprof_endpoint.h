@@ -20,6 +20,9 @@
 // served for each of the last kRememberedTables worker indexes, and answers
 // /debug/worker/K/pprof/symbol from worker K's and /debug/pprof/symbol (the
 // URL `go tool pprof` derives, without the query) from the last served.
+//
+// With format=folded, either profile is answered with the folded stacks the
+// worker wrote beside it (worker/folded_stacks.h), named by the worker.
 // Owned by the Master.
 
 #include <event2/http.h>
@@ -83,6 +86,7 @@ class PprofEndpoint {
     std::chrono::steady_clock::time_point finishBy;
     bool started = false;
     bool heap = false;                       // a heap profile, not a CPU one
+    bool folded = false;                     // format=folded: the worker's folded stacks
     std::optional<std::string> previousHeap;  // the newest heap file before the request
     EventPtr poll;
   };

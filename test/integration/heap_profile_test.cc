@@ -60,6 +60,23 @@ std::string topFunction(const std::string& report) {
   return "";
 }
 
+// The lines of a folded-stacks answer, "root;...;leaf COUNT", each checked.
+std::vector<std::pair<std::vector<std::string>, uint64_t>> foldedStacks(const std::string& body) {
+  std::vector<std::pair<std::vector<std::string>, uint64_t>> out;
+  std::istringstream lines(body);
+  static const std::regex kLine(R"(^([^ ;][^;]*(?:;[^;]+)*) ([0-9]+)$)");
+  for (std::string line; std::getline(lines, line);) {
+    std::smatch m;
+    EXPECT_TRUE(std::regex_match(line, m, kLine)) << "not a folded stack: " << line;
+    if (m.empty()) continue;
+    std::vector<std::string> frames;
+    std::istringstream names(m[1].str());
+    for (std::string frame; std::getline(names, frame, ';');) frames.push_back(frame);
+    out.emplace_back(std::move(frames), std::stoull(m[2]));
+  }
+  return out;
+}
+
 std::string leakingMasterYaml(const std::string& dir) {
   return testModuleYaml("{leak_bytes: 4096}") + "profile:\n  dir: " + dir + "\n  http: true\n";
 }
@@ -97,6 +114,29 @@ TEST(HeapProfile, BothPprofToolsPutTheLeakingFunctionOnTopOfInUseSpace) {
   EXPECT_EQ(topFunction(perl.output), "leak_memory") << perl.output;
   EXPECT_FALSE(filesEndingWith(dir.path, ".heap").empty());
   EXPECT_TRUE(filesEndingWith(dir.path, ".tmp").empty());
+}
+
+// format=folded: COUNT is the estimated bytes in use; the heaviest stack
+// ends in the leaking function (the allocator's own frames left out).
+TEST(HeapProfile, FoldedHeapStacksEndTheHeaviestInTheLeakingFunction) {
+  TempDir dir;
+  RunningMaster master(1, leakingMasterYaml(dir.path));
+#ifdef TCPFORK_SYSTEM_ALLOCATOR
+  GTEST_SKIP() << "a sanitizer build allocates with the system allocator: no heap profiles";
+#endif
+  leak(master);
+  HttpResponse r = httpGet(master.metricsPort(), "/debug/worker/0/pprof/heap?format=folded");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto stacks = foldedStacks(r.body);
+  ASSERT_FALSE(stacks.empty()) << r.body;
+  auto heaviest = std::max_element(stacks.begin(), stacks.end(),
+                                   [](const auto& a, const auto& b) { return a.second < b.second; });
+  EXPECT_EQ(heaviest->first.back(), "leak_memory") << r.body;
+  EXPECT_EQ(heaviest->first.front(), "_start") << r.body;
+  // 128 MiB leaked; the sampled estimate is within a few percent of it.
+  EXPECT_GT(heaviest->second, uint64_t(64) << 20) << r.body;
+  EXPECT_LT(heaviest->second, uint64_t(256) << 20) << r.body;
+  EXPECT_EQ(httpGet(master.metricsPort(), "/debug/pprof/heap?worker=0&format=svg").status, 400);
 }
 
 TEST(HeapProfile, AWrappedOrAbsentWorkerIndexIsRefusedAsForCpuProfiles) {

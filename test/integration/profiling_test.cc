@@ -60,6 +60,23 @@ ToolRun runProgram(const std::vector<std::string>& argv, const std::string& name
   return ToolRun{status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1, readFile(log), {}};
 }
 
+// The lines of a folded-stacks answer, "root;...;leaf COUNT", each checked.
+std::vector<std::pair<std::vector<std::string>, uint64_t>> foldedStacks(const std::string& body) {
+  std::vector<std::pair<std::vector<std::string>, uint64_t>> out;
+  std::istringstream lines(body);
+  static const std::regex kLine(R"(^([^ ;][^;]*(?:;[^;]+)*) ([0-9]+)$)");
+  for (std::string line; std::getline(lines, line);) {
+    std::smatch m;
+    EXPECT_TRUE(std::regex_match(line, m, kLine)) << "not a folded stack: " << line;
+    if (m.empty()) continue;
+    std::vector<std::string> frames;
+    std::istringstream names(m[1].str());
+    for (std::string frame; std::getline(names, frame, ';');) frames.push_back(frame);
+    out.emplace_back(std::move(frames), std::stoull(m[2]));
+  }
+  return out;
+}
+
 std::string profileYaml(const std::string& dir, const std::string& more = "") {
   return "profile:\n  dir: " + dir + "\n" + more;
 }
@@ -248,6 +265,29 @@ TEST_F(Profiling, PprofToolsNameTheFramesOfAProfileFromItsUrlAlone) {
   EXPECT_EQ(perl.exitCode, 0) << perl.output;
   EXPECT_TRUE(std::regex_search(perl.output, std::regex(R"( burn_cpu\n)"))) << perl.output;
   EXPECT_TRUE(std::regex_search(perl.output, std::regex(R"( test_handle\n)"))) << perl.output;
+  bench.interrupt();
+  bench.finish();
+}
+
+// format=folded: the worker's stacks, named, root first; a module burning
+// CPU in burn_cpu() under test_handle has most of the samples there.
+TEST_F(Profiling, FoldedCpuStacksNameTheBurningFunctionWithMostSamples) {
+  TempDir dir;
+  RunningMaster master(1, testModuleYaml("{burn_us: 300}") + profileYaml(dir.path, "  http: true\n"));
+  BackgroundClient bench = loadOnEveryWorker(master, 1, 60);
+  HttpResponse r = httpGet(master.metricsPort(), "/debug/pprof/profile?seconds=2&worker=0&format=folded");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto stacks = foldedStacks(r.body);
+  ASSERT_FALSE(stacks.empty()) << r.body;
+  uint64_t total = 0, burning = 0;
+  for (const auto& [frames, count] : stacks) {
+    total += count;
+    auto handle = std::find(frames.begin(), frames.end(), "test_handle");
+    if (handle != frames.end() && handle + 1 != frames.end() && handle[1] == "burn_cpu") burning += count;
+  }
+  EXPECT_GT(burning * 2, total) << "test_handle;burn_cpu holds " << burning << " of " << total << " samples:\n"
+                                << r.body;
+  EXPECT_EQ(httpGet(master.metricsPort(), "/debug/pprof/profile?seconds=1&worker=0&format=svg").status, 400);
   bench.interrupt();
   bench.finish();
 }
