@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -325,18 +326,45 @@ void growPastTheLimit(const std::string& key, const std::string& reason,
   EXPECT_EQ(master.metric("tcp_server_worker_restarts_total"), 0);
 }
 
-// Gracefully: its drain closes the parked connections.
+// Where the worker says it wrote its heap profile, or "" (a sanitizer build
+// says why it writes none).
+std::string heapProfileWritten(RunningMaster& master) {
+#ifdef TCPFORK_SYSTEM_ALLOCATOR
+  EXPECT_TRUE(master.waitForLog("SIGURG: no heap profile: this worker allocates with the system allocator", 5s))
+      << master.log();
+  return "";
+#else
+  const std::string said = "SIGURG: heap profile written to ";
+  EXPECT_TRUE(master.waitForLog(said, 5s)) << master.log();
+  std::string log = master.log();
+  size_t at = log.find(said);
+  if (at == std::string::npos) return "";
+  std::string path = log.substr(at + said.size(), log.find('\n', at) - at - said.size());
+  EXPECT_TRUE(std::filesystem::exists(path)) << path;
+  EXPECT_TRUE(readFile(path).starts_with("heap profile: ")) << path;
+  return path;
+#endif
+}
+
+// Gracefully: its drain closes the parked connections. It writes its heap
+// profile first (the parked frames' buffers are in it).
 TEST(Limits, MaxRssRecyclesAWorkerWhoseMemoryGrew) {
   growPastTheLimit("max_rss", "rss", [](RunningMaster& master, uint64_t) {
     EXPECT_TRUE(master.waitForLog("reason rss)", 1s)) << master.log();
+    heapProfileWritten(master);
   });
 }
 
-// At once: its connections are reset.
+// hang_dump_grace after asking for its heap profile: its connections are reset.
 TEST(Limits, MaxRssHardKillsAWorkerWhoseMemoryGrew) {
   growPastTheLimit("max_rss_hard", "rss_hard", [](RunningMaster& master, uint64_t limitMiB) {
-    EXPECT_TRUE(master.waitForLog("past max_rss_hard (" + std::to_string(limitMiB) + " MiB); killing it", 1s))
-        << master.log();
+    std::string killing = "past max_rss_hard (" + std::to_string(limitMiB) + " MiB); killing it";
+    EXPECT_TRUE(master.waitForLog(killing, 1s)) << master.log();
+    std::string path = heapProfileWritten(master);
+    if (!path.empty()) {
+      std::string log = master.log();
+      EXPECT_LT(log.find("heap profile written to " + path), log.find(killing)) << "written before the kill:\n" << log;
+    }
   });
 }
 
