@@ -103,6 +103,7 @@ bench: build
 	python3 bench/run_bench.py --bin-dir $(BUILD_DIR)/bin --out $(BUILD_DIR)/bench.json $(BENCH_ARGS)
 	/usr/bin/python3 bench/plots.py --bench $(BUILD_DIR)/bench.json --out-dir $(BUILD_DIR)/bench
 	python3 bench/idle_memory.py --bin-dir $(BUILD_DIR)/bin
+	python3 bench/idle_memory.py --bin-dir $(BUILD_DIR)/bin --worker tcpfork-worker-glibc --counts 10000
 	python3 bench/steering_bench.py --bin-dir $(BUILD_DIR)/bin --out $(BUILD_DIR)/bench/steering.json
 
 # A real master under load and chaos (kill -9, HUP, TTIN/TTOU, SIGSTOP, TRAP)
