@@ -16,15 +16,12 @@
 #include "worker/profile_symbols.h"
 
 namespace tcpfork {
-namespace {
 
-std::string timestamp() {
+std::string profileTimestamp() {
   auto now = std::chrono::system_clock::now();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   return fmt::format("{:%Y%m%dT%H%M%S}.{:03}", fmt::localtime(std::chrono::system_clock::to_time_t(now)), ms);
 }
-
-}  // namespace
 
 CpuProfiler::CpuProfiler(event_base* base, ProfileOptions options, stats::Slot& slot)
     : options_(std::move(options)), slot_(slot), deadline_(evtimer_new(base, &CpuProfiler::onDeadline, this)) {
@@ -56,7 +53,7 @@ void CpuProfiler::start(std::chrono::milliseconds duration) {
   }
   // The sequence number keeps two profiles of one millisecond apart.
   finalPath_ = fmt::format("{}/{}-worker{}-{}-{}-{}.prof", options_.dir, options_.name, options_.index, ::getpid(),
-                           timestamp(), stats::load(slot_.profilesWritten) + 1);
+                           profileTimestamp(), stats::load(slot_.profilesWritten) + 1);
   tmpPath_ = finalPath_ + ".tmp";
   if (!ProfilerStart(tmpPath_.c_str())) {
     spdlog::error("ProfilerStart({}) failed", tmpPath_);

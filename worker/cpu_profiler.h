@@ -28,6 +28,10 @@ struct ProfileOptions {
   std::chrono::milliseconds duration{60'000};
 };
 
+// Local time to the millisecond, as profile file names carry it:
+// YYYYmmddTHHMMSS.mmm.
+std::string profileTimestamp();
+
 class CpuProfiler {
  public:
   CpuProfiler(event_base* base, ProfileOptions options, stats::Slot& slot);

@@ -5,7 +5,6 @@
 #include <gperftools/malloc_extension.h>
 #include <unistd.h>
 
-#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -28,15 +27,19 @@ MallocExtension* tcmalloc() {
   return instance ? instance() : nullptr;
 }
 
-std::string timestamp() {
-  auto now = std::chrono::system_clock::now();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  return fmt::format("{:%Y%m%dT%H%M%S}.{:03}", fmt::localtime(std::chrono::system_clock::to_time_t(now)), ms);
-}
-
 }  // namespace
 
-HeapProfiler::HeapProfiler(ProfileOptions options) : options_(std::move(options)) {}
+HeapProfiler::HeapProfiler(ProfileOptions options) : options_(std::move(options)) {
+  // tcmalloc keeps freed pages for reuse unless told to return them at once:
+  // a worker shedding parked frames under max_buffered_bytes would then hold
+  // the memory it freed, and its RSS stay past the budget the limit promises
+  // (Limits.ParkedLargeFramesAreShedBiggestFirstWithinTheBudget).
+  if (MallocExtension* allocator = tcmalloc()) {
+    if (!allocator->SetNumericProperty("tcmalloc.aggressive_memory_decommit", 1)) {
+      spdlog::warn("tcmalloc: cannot set tcmalloc.aggressive_memory_decommit; freed memory may stay resident");
+    }
+  }
+}
 
 std::optional<std::string> HeapProfiler::unavailable() const {
   if (!tcmalloc()) return "this worker allocates with the system allocator (a sanitizer build), not tcmalloc";
@@ -54,7 +57,7 @@ std::optional<std::string> HeapProfiler::write(const char* why) {
   std::string text;
   tcmalloc()->GetHeapSample(&text);
   std::string finalPath = fmt::format("{}/{}-worker{}-{}-{}-{}.heap", options_.dir, options_.name, options_.index,
-                                      ::getpid(), timestamp(), ++written_);
+                                      ::getpid(), profileTimestamp(), ++written_);
   try {
     auto stacks = heapSampleStacks(text);
     writeSymbolTable(addressesOf(stacks), finalPath + ".sym");
