@@ -19,7 +19,7 @@ DEB_PACKAGES := gcc g++ make cmake pkg-config python3 \
 	libgtest-dev libgmock-dev prometheus-cpp-dev prometheus \
 	libgoogle-perftools-dev google-perftools libdw-dev curl haproxy \
 	scdoc man-db groff-base logrotate clang libbpf-dev bpftool python3-matplotlib \
-	debhelper dpkg-dev lintian chromium systemd
+	debhelper dpkg-dev lintian chromium systemd golang-go
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
@@ -103,6 +103,7 @@ bench: build
 	python3 bench/run_bench.py --bin-dir $(BUILD_DIR)/bin --out $(BUILD_DIR)/bench.json $(BENCH_ARGS)
 	/usr/bin/python3 bench/plots.py --bench $(BUILD_DIR)/bench.json --out-dir $(BUILD_DIR)/bench
 	python3 bench/idle_memory.py --bin-dir $(BUILD_DIR)/bin
+	python3 bench/idle_memory.py --bin-dir $(BUILD_DIR)/bin --worker tcpfork-worker-glibc --counts 10000
 	python3 bench/steering_bench.py --bin-dir $(BUILD_DIR)/bin --out $(BUILD_DIR)/bench/steering.json
 	python3 bench/overload_bench.py --bin-dir $(BUILD_DIR)/bin --out $(BUILD_DIR)/bench/overload.json
 	/usr/bin/python3 bench/plots.py --overload $(BUILD_DIR)/bench/overload.json --out-dir $(BUILD_DIR)/bench

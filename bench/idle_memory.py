@@ -67,14 +67,16 @@ def wait_stable(pids):
     return last
 
 
-def measure(bin_dir, count, per_process):
+def measure(bin_dir, worker, count, per_process):
     """Opens `count` idle connections to as many SO_REUSEPORT workers (and
     client processes) as the per-process descriptor limit requires."""
     port = free_port()
     shares = -(-count // per_process)
-    workers = [subprocess.Popen([os.path.join(bin_dir, "tcpfork-worker"), "--listen", f"127.0.0.1:{port}",
+    # tcmalloc's heap sampling as the master sets it (profile.heap_sample's default).
+    env = dict(os.environ, TCMALLOC_SAMPLE_PARAMETER=str(512 * 1024))
+    workers = [subprocess.Popen([os.path.join(bin_dir, worker), "--listen", f"127.0.0.1:{port}",
                                  "--max-connections", str(count + 100), "--idle-timeout", "0",
-                                 "--log-level", "warn"]) for _ in range(shares)]
+                                 "--log-level", "warn"], env=env) for _ in range(shares)]
     holders = []
     try:
         deadline = time.monotonic() + 10
@@ -132,6 +134,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--bin-dir", default="build/bin")
     ap.add_argument("--counts", default="10000,18000,50000")
+    ap.add_argument("--worker", default="tcpfork-worker",
+                    help="the worker binary in --bin-dir (tcpfork-worker-glibc: the same on glibc's malloc)")
     args = ap.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
     # Each worker and each client process holds one descriptor per connection:
@@ -144,10 +148,10 @@ def main():
         pass
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     per_process = soft - 1000
-    print(f"memory per idle connection (descriptor limit {soft} per process):")
+    print(f"memory per idle connection, {args.worker} (descriptor limit {soft} per process):")
     for count in counts:
-        before, after, slab, workers = measure(args.bin_dir, count, per_process)
-        where = "one tcpfork-worker" if workers == 1 else f"{workers} tcpfork-workers together"
+        before, after, slab, workers = measure(args.bin_dir, args.worker, count, per_process)
+        where = f"one {args.worker}" if workers == 1 else f"{workers} {args.worker}s together"
         print(f"  {count:>6} idle connections, {where}: RSS {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB, "
               f"{(after - before) / count:.0f} bytes per connection; kernel slab +{slab / 2**20:.1f} MiB "
               f"({slab / count:.0f} bytes per connection, both loopback ends, system-wide)", flush=True)

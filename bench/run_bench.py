@@ -2,8 +2,11 @@
 """make bench: tcpfork-worker against the bare epoll baseline, same scenarios,
 same run, same CPUs; then the worker with its stats counting on and off,
 with the built-in ack handler against the same logic as a handler module
-(examples/handlers/ack.c), and the journal module (handlers/journal) with
-fsync: always (an ack after the fdatasync that covers it) and fsync: never.
+(examples/handlers/ack.c), the journal module (handlers/journal) with
+fsync: always (an ack after the fdatasync that covers it) and fsync: never,
+and the allocator: tcmalloc sampling heap profiles at the default 512 KiB
+(as the master starts every worker, and as every other row runs), tcmalloc
+not sampling, and glibc's malloc (tcpfork-worker-glibc).
 
 Each comparison runs `rounds` rounds; a round runs the two servers back to
 back, in alternating order, so drift of the machine hits both alike. The
@@ -51,6 +54,12 @@ MODULE_SCENARIOS = SCENARIOS
 JOURNAL_SCENARIOS = [("pipelined", 100, 1024), ("request/response", 100, 1)]
 JOURNAL_KINDS = ("journal-always", "journal-never")
 
+# What the allocator and heap sampling cost: every scenario.
+ALLOC_SCENARIOS = SCENARIOS
+ALLOC_KINDS = ("sampled", "unsampled", "glibc")
+# What the master puts in each worker's environment (profile.heap_sample).
+DEFAULT_HEAP_SAMPLE = 512 * 1024
+
 # Throughput against pipeline depth, both servers, for the plot
 # (build/bench/window_sweep.png): shorter and fewer rounds than the tables.
 SWEEP_WINDOWS = (1, 4, 16, 64, 256, 1024)
@@ -67,7 +76,7 @@ class Server:
     def __init__(self, kind, bin_dir, cpu):
         self.port = free_port()
         addr = f"127.0.0.1:{self.port}"
-        binary = "tcpfork-baseline" if kind == "baseline" else "tcpfork-worker"
+        binary = {"baseline": "tcpfork-baseline", "glibc": "tcpfork-worker-glibc"}.get(kind, "tcpfork-worker")
         cmd = ["taskset", "-c", str(cpu), os.path.join(bin_dir, binary), "--listen", addr]
         if kind != "baseline":
             # The journal's summary at exit (records per fsync) is an info line.
@@ -87,7 +96,9 @@ class Server:
             cmd += ["--handler-module", journal_module(bin_dir), "--handler-config", json.dumps(config)]
         self.summary = ""
         self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
+        # tcmalloc reads its sampling rate before main, as the master sets it.
+        env = dict(os.environ, TCMALLOC_SAMPLE_PARAMETER=str(0 if kind == "unsampled" else DEFAULT_HEAP_SAMPLE))
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, env=env)
         self.client = os.path.join(bin_dir, "tcpfork-client")
         self.addr = addr
         self._wait_ready()
@@ -200,6 +211,7 @@ def main():
     ap.add_argument("--client-threads", type=int, default=1)
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--client-cpu", type=int, default=1)
+    ap.add_argument("--only", choices=["allocator"], help="run only this comparison (and print its table)")
     ap.add_argument("--sweep-duration", type=float, default=2.1, help="seconds per run of the window sweep")
     ap.add_argument("--sweep-rounds", type=int, default=2, help="alternating rounds per window in the sweep")
     args = ap.parse_args()
@@ -208,7 +220,10 @@ def main():
 
     client = os.path.join(args.bin_dir, "tcpfork-client")
     total_runs = ((len(SCENARIOS) + len(STATS_SCENARIOS) + len(MODULE_SCENARIOS) + len(JOURNAL_SCENARIOS)) * 2 *
-                  args.rounds + len(SWEEP_WINDOWS) * 2 * args.sweep_rounds)
+                  args.rounds + len(ALLOC_SCENARIOS) * len(ALLOC_KINDS) * args.rounds +
+                  len(SWEEP_WINDOWS) * 2 * args.sweep_rounds)
+    if args.only == "allocator":
+        total_runs = len(ALLOC_SCENARIOS) * len(ALLOC_KINDS) * args.rounds
     counter = [0]
 
     def compare(name, conns, window, kinds, rounds=None, duration=None):
@@ -238,6 +253,48 @@ def main():
     def median_round(reports):
         """The round of median throughput (odd rounds: the median itself), for its latency figures."""
         return sorted(reports, key=acks_per_sec)[len(reports) // 2]
+
+    def rate(key):
+        return lambda r: fmt_rate(r[key])
+
+    def cpu(key):
+        return lambda r: fmt_cpu(r[key])
+
+    def ratio(key, digits):
+        return lambda r: f"{r[key]:.{digits}f}"
+
+    alloc_results = []
+    for name, conns, window in ALLOC_SCENARIOS:
+        runs, peak = compare(name, conns, window, ALLOC_KINDS)
+        alloc_results.append({
+            "scenario": name, "connections": conns, "window": window,
+            **summary(runs, "sampled", "sampled"), **summary(runs, "unsampled", "unsampled"),
+            **summary(runs, "glibc", "glibc"),
+            "sampled_over_unsampled": paired(runs, "sampled", "unsampled"),
+            "sampled_over_glibc": paired(runs, "sampled", "glibc"),
+            "sampled_peak_rss_bytes": peak["sampled"], "glibc_peak_rss_bytes": peak["glibc"],
+        })
+
+    def print_alloc_table():
+        print()
+        print("allocator: tcmalloc sampling heap profiles every 512 KiB (as workers run), tcmalloc not sampling, "
+              f"glibc malloc (tcpfork-worker-glibc), {count_rounds(args.rounds)}")
+        print_table(alloc_results, [
+            ("sampled acks/s", 14, rate("sampled_acks_per_sec")),
+            ("unsampled", 10, rate("unsampled_acks_per_sec")),
+            ("glibc acks/s", 12, rate("glibc_acks_per_sec")),
+            ("s/u", 5, lambda r: f"{r['sampled_over_unsampled']['acks_ratio']:.3f}"),
+            ("s/glibc", 7, lambda r: f"{r['sampled_over_glibc']['acks_ratio']:.3f}"),
+            ("sampled CPU/ack", 15, cpu("sampled_cpu_per_ack_ns")),
+            ("glibc CPU/ack", 13, cpu("glibc_cpu_per_ack_ns")),
+            ("CPU s/glibc", 11, lambda r: f"{r['sampled_over_glibc']['cpu_ratio']:.3f}"),
+            ("peak RSS s/glibc", 16, lambda r: f"{r['sampled_peak_rss_bytes'] / 2**20:.1f}/"
+                                                f"{r['glibc_peak_rss_bytes'] / 2**20:.1f} M"),
+        ])
+
+    if args.only == "allocator":
+        print_alloc_table()
+        return
 
     results = []
     for name, conns, window in SCENARIOS:
@@ -300,15 +357,6 @@ def main():
             **summary(runs, "tcpfork", "tcpfork"), **summary(runs, "baseline", "baseline"),
             **paired(runs, "tcpfork", "baseline"),
         })
-
-    def rate(key):
-        return lambda r: fmt_rate(r[key])
-
-    def cpu(key):
-        return lambda r: fmt_cpu(r[key])
-
-    def ratio(key, digits):
-        return lambda r: f"{r[key]:.{digits}f}"
 
     print()
     print(f"one worker on CPU {args.server_cpu}, client on CPU {args.client_cpu}, {args.payload_bytes}-byte "
@@ -374,6 +422,8 @@ def main():
         ("p99", 8, lambda r: fmt_ns(r["never_p99_ns"])),
     ])
 
+    print_alloc_table()
+
     print()
     print(f"window sweep: {SWEEP_CONNECTIONS} connections, {count_rounds(args.sweep_rounds)} of {args.sweep_duration:g} s "
           f"(CPU/ack from {sweep_span[0]} s to {sweep_span[1]} s), for build/bench/window_sweep.png")
@@ -399,7 +449,7 @@ def main():
         json.dump({"duration_s": args.duration, "warmup_s": args.warmup, "cpu_span_s": span,
                    "rounds": args.rounds, "payload_bytes": args.payload_bytes,
                    "scenarios": results, "stats_cost": stats_results, "module_cost": module_results,
-                   "journal": journal_results, "window_sweep": sweep_results,
+                   "journal": journal_results, "allocator": alloc_results, "window_sweep": sweep_results,
                    "targets_met": {what: ok for what, ok, _ in checks}}, f, indent=2)
     print(f"\nwrote {args.out}")
 

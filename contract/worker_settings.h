@@ -88,6 +88,11 @@ struct WorkerSettings {
   std::string name = "tcpfork";  // instance name, for profile file names
   std::string profileDir;        // empty: CPU profiling unavailable
   std::chrono::milliseconds profileDuration{60'000};
+  // tcmalloc samples one allocation per this many bytes allocated, on
+  // average, for heap profiles; 0 = none. The master passes it in the
+  // worker's environment (TCMALLOC_SAMPLE_PARAMETER), which tcmalloc reads
+  // before main.
+  size_t heapSample = 512 * 1024;
   HandlerSettings handler;
   OverloadSettings overload;
 

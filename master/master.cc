@@ -111,8 +111,15 @@ int Master::run() {
                                              [this](evhttp_request* request, std::function<void()> onClose) {
                                                admin_->watchClose(request, std::move(onClose));
                                              });
-    admin_->setPprofHandler(
-        [this](evhttp_request* request, std::optional<unsigned> worker) { pprof_->handle(request, worker); });
+    static_assert(AdminHttp::kMaxBodyBytes >= PprofEndpoint::kMaxSymbolRequestBytes);
+    admin_->setPprofHandler([this](evhttp_request* request, AdminHttp::PprofPage page, std::optional<unsigned> worker) {
+      switch (page) {
+        case AdminHttp::PprofPage::kProfile: return pprof_->handle(request, worker);
+        case AdminHttp::PprofPage::kHeap: return pprof_->heap(request, worker);
+        case AdminHttp::PprofPage::kSymbol: return pprof_->symbol(request, worker);
+        case AdminHttp::PprofPage::kCmdline: return pprof_->cmdline(request);
+      }
+    });
   }
   if (!config_.agentListen.empty()) {
     agent_ = std::make_unique<AgentPort>(base_.get(), config_.agentListen, UniqueFd(start_.agentFd),
@@ -168,6 +175,10 @@ void Master::onSignal(evutil_socket_t signal, short, void* self) {
       return;
     case MasterAction::kProfile:
       spdlog::info("SIGTRAP: forwarded the profiling toggle to {} workers", master->supervisor_.signalReady(SIGTRAP));
+      return;
+    case MasterAction::kHeapProfile:
+      spdlog::info("SIGURG: asked {} workers for their heap profiles (each logs the file it writes)",
+                   master->supervisor_.signalReady(SIGURG));
       return;
   }
 }

@@ -22,6 +22,7 @@ enum class MasterAction {
   kScaleUp,       // TTIN
   kScaleDown,     // TTOU
   kProfile,       // TRAP: forwarded to the workers
+  kHeapProfile,   // URG: forwarded to the workers (rarely sent by the kernel: only to a socket's F_SETOWN owner)
   kUpgrade,       // USR2: binary upgrade
 };
 
@@ -41,6 +42,7 @@ inline constexpr SignalRow kSignalTable[] = {
     {SIGTTIN, MasterAction::kScaleUp, nullptr},
     {SIGTTOU, MasterAction::kScaleDown, nullptr},
     {SIGTRAP, MasterAction::kProfile, "profile"},
+    {SIGURG, MasterAction::kHeapProfile, "heap"},
     {SIGUSR2, MasterAction::kUpgrade, "upgrade"},
 };
 

@@ -26,13 +26,13 @@ namespace {
 // the table has a row for it that toArgv and parseWorkerArgs carry.
 auto fieldsOf(const WorkerSettings& s) {
   const auto& [maxConnections, limits, maxBufferedBytes, rlimitNofile, drainTimeout, logLevel, logFile, name,
-               profileDir, profileDuration, handler, overload] = s;
+               profileDir, profileDuration, heapSample, handler, overload] = s;
   const auto& [maxFrameBytes, idleTimeout, outputHighWater] = limits;
   const auto& [module, configJson, maxPending, pendingTimeout] = handler;
   const auto& [shed, target, interval] = overload;
   return std::tie(maxConnections, maxFrameBytes, idleTimeout, outputHighWater, maxBufferedBytes, rlimitNofile,
-                  drainTimeout, logLevel, logFile, name, profileDir, profileDuration, module, configJson, maxPending,
-                  pendingTimeout, shed, target, interval);
+                  drainTimeout, logLevel, logFile, name, profileDir, profileDuration, heapSample, module, configJson,
+                  maxPending, pendingTimeout, shed, target, interval);
 }
 constexpr size_t kFields = std::tuple_size_v<decltype(fieldsOf(WorkerSettings{}))>;
 

@@ -150,6 +150,7 @@ Values changedValues(const std::string& otherModule) {
       {"agent.drain_delay", "5s"},
       {"metrics.namespace", "edge"},
       {"profile.duration", "30s"},
+      {"profile.heap_sample", "1MiB"},
       {"profile.http_remote", "true"},
       {"profile.auto.enabled", "true"},
       {"profile.auto.interval", "5s"},

@@ -12,16 +12,16 @@
 #include <cstring>
 #include <system_error>
 
-namespace tcpfork {
-namespace {
+#include "worker/folded_stacks.h"
+#include "worker/profile_symbols.h"
 
-std::string timestamp() {
+namespace tcpfork {
+
+std::string profileTimestamp() {
   auto now = std::chrono::system_clock::now();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   return fmt::format("{:%Y%m%dT%H%M%S}.{:03}", fmt::localtime(std::chrono::system_clock::to_time_t(now)), ms);
 }
-
-}  // namespace
 
 CpuProfiler::CpuProfiler(event_base* base, ProfileOptions options, stats::Slot& slot)
     : options_(std::move(options)), slot_(slot), deadline_(evtimer_new(base, &CpuProfiler::onDeadline, this)) {
@@ -53,7 +53,7 @@ void CpuProfiler::start(std::chrono::milliseconds duration) {
   }
   // The sequence number keeps two profiles of one millisecond apart.
   finalPath_ = fmt::format("{}/{}-worker{}-{}-{}-{}.prof", options_.dir, options_.name, options_.index, ::getpid(),
-                           timestamp(), stats::load(slot_.profilesWritten) + 1);
+                           profileTimestamp(), stats::load(slot_.profilesWritten) + 1);
   tmpPath_ = finalPath_ + ".tmp";
   if (!ProfilerStart(tmpPath_.c_str())) {
     spdlog::error("ProfilerStart({}) failed", tmpPath_);
@@ -70,6 +70,15 @@ void CpuProfiler::stop() {
   if (!running()) return;
   evtimer_del(deadline_.get());
   ProfilerStop();
+  // Before the profile gets its final name: the master serves the two together.
+  try {
+    auto stacks = cpuProfileStacks(tmpPath_);
+    size_t functions = writeSymbolTable(addressesOf(stacks), finalPath_ + ".sym");
+    writeFoldedStacks(stacks, false, finalPath_ + ".folded");
+    spdlog::debug("CPU profile: {} functions named in {}.sym", functions, finalPath_);
+  } catch (const std::exception& e) {
+    spdlog::warn("CPU profile: no symbol table or folded stacks beside it: {}", e.what());
+  }
   if (::rename(tmpPath_.c_str(), finalPath_.c_str()) != 0) {
     spdlog::error("rename({}, {}): {}", tmpPath_, finalPath_, std::strerror(errno));
   } else {

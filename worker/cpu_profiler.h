@@ -6,7 +6,10 @@
 // A profile is written to "<final>.tmp" and renamed to
 //   <dir>/<name>-worker<index>-<pid>-<YYYYmmddTHHMMSS.mmm>.prof
 // only once complete, so a worker killed mid-profile leaves a .tmp (which the
-// master removes), never a truncated .prof. The master creates the directory
+// master removes), never a truncated .prof. Before that rename, the functions
+// its addresses fall in are written to "<final>.sym" (worker/profile_symbols.h)
+// for the master's /debug/pprof/symbol, and its folded stacks to
+// "<final>.folded" (worker/folded_stacks.h) for format=folded. The master creates the directory
 // (0700, owned by the user workers run as) and takes nothing in it on trust:
 // see master/profiling/profile_dir.h.
 
@@ -24,6 +27,10 @@ struct ProfileOptions {
   uint64_t index = 0;
   std::chrono::milliseconds duration{60'000};
 };
+
+// Local time to the millisecond, as profile file names carry it:
+// YYYYmmddTHHMMSS.mmm.
+std::string profileTimestamp();
 
 class CpuProfiler {
  public:

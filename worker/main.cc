@@ -112,7 +112,9 @@ int main(int argc, char** argv) {
   // (5,041 of 14 bytes), so a batch of one or two full reads takes up to
   // 138 KiB, allocated and freed per batch on the heap. A batch of three or
   // four (a peer with over 128 KiB of requests waiting) takes 276 KiB, past
-  // this threshold: a mapping made and unmapped per batch.
+  // this threshold: a mapping made and unmapped per batch. (Only on glibc's
+  // malloc: under tcmalloc, the worker's allocator, mallopt does nothing and
+  // HeapProfiler has tcmalloc return freed pages at once instead.)
   ::mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   try {
     if (!settings.logFile.empty()) redirectOutputTo(settings.logFile);

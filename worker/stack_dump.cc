@@ -1,8 +1,6 @@
 #include "worker/stack_dump.h"
 
-#include <cxxabi.h>
 #include <dirent.h>
-#include <elfutils/libdwfl.h>
 #include <execinfo.h>
 #include <fcntl.h>
 #include <semaphore.h>
@@ -23,6 +21,7 @@
 
 #include "base/log.h"
 #include "contract/worker_settings.h"
+#include "worker/symbolizer.h"
 
 namespace tcpfork {
 namespace {
@@ -112,66 +111,6 @@ std::string threadName(pid_t tid) {
   std::getline(comm, name);
   return name.empty() ? "?" : name;
 }
-
-std::string demangle(const char* symbol) {
-  int status = 0;
-  std::unique_ptr<char, decltype(&std::free)> plain(abi::__cxa_demangle(symbol, nullptr, nullptr, &status), &std::free);
-  return status == 0 && plain ? plain.get() : symbol;
-}
-
-// Names frames from the symbol tables and DWARF of every file mapped now.
-class Symbolizer {
- public:
-  Symbolizer() {
-    callbacks_.find_elf = dwfl_linux_proc_find_elf;
-    callbacks_.find_debuginfo = dwfl_standard_find_debuginfo;
-    callbacks_.debuginfo_path = &debuginfoPath_;
-    dwfl_ = dwfl_begin(&callbacks_);
-    if (dwfl_ && (dwfl_linux_proc_report(dwfl_, ::getpid()) != 0 || dwfl_report_end(dwfl_, nullptr, nullptr) != 0)) {
-      dwfl_end(dwfl_);
-      dwfl_ = nullptr;
-    }
-  }
-  ~Symbolizer() {
-    if (dwfl_) dwfl_end(dwfl_);
-  }
-  Symbolizer(const Symbolizer&) = delete;
-  Symbolizer& operator=(const Symbolizer&) = delete;
-
-  // "test_handle (test_handler.c:212) in /usr/lib/x/test.so"; `pc` is a
-  // return address but for the innermost frame, so one byte back is the call.
-  std::string describe(void* frame, bool innermost) {
-    auto pc = reinterpret_cast<Dwarf_Addr>(frame);
-    Dwarf_Addr at = innermost ? pc : pc - 1;
-    Dwfl_Module* module = dwfl_ ? dwfl_addrmodule(dwfl_, at) : nullptr;
-    if (!module) return fmt::format("{:#x} (no file mapped here)", pc);
-    const char* file = dwfl_module_info(module, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
-    const char* symbol = dwfl_module_addrname(module, at);
-    std::string out = symbol ? demangle(symbol) : fmt::format("{:#x}", pc);
-    int line = 0;
-    Dwfl_Line* source = dwfl_module_getsrc(module, at);
-    const char* path = source ? dwfl_lineinfo(source, nullptr, &line, nullptr, nullptr, nullptr) : nullptr;
-    if (path) {
-      const char* base = std::strrchr(path, '/');
-      out += fmt::format(" ({}:{})", base ? base + 1 : path, line);
-    }
-    return out + " in " + (file ? file : "?");
-  }
-
-  // The kernel returns from a handler into glibc's __restore_rt, so the
-  // handler's frame holds that function's own address (not a call's).
-  bool isSignalTrampoline(void* frame) {
-    auto at = reinterpret_cast<Dwarf_Addr>(frame);
-    Dwfl_Module* module = dwfl_ ? dwfl_addrmodule(dwfl_, at) : nullptr;
-    const char* symbol = module ? dwfl_module_addrname(module, at) : nullptr;
-    return symbol && std::strcmp(symbol, "__restore_rt") == 0;
-  }
-
- private:
-  Dwfl_Callbacks callbacks_{};
-  char* debuginfoPath_ = nullptr;
-  Dwfl* dwfl_ = nullptr;
-};
 
 void writeRound() {
   int captured = std::min(gCaptured.load(), kMaxThreads);

@@ -89,6 +89,8 @@ Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::uni
   profiler_ = std::make_unique<CpuProfiler>(
       base_.get(), ProfileOptions{settings_.profileDir, settings_.name, args.index, settings_.profileDuration},
       publisher_->slot());
+  heapProfiler_ = std::make_unique<HeapProfiler>(
+      ProfileOptions{settings_.profileDir, settings_.name, args.index, settings_.profileDuration});
   for (const UniqueFd& listener : listeners_) {
     // Accepted sockets inherit it: request_duration_seconds starts from the
     // kernel's receive stamp, and so does the queueing delay shedding judges
@@ -107,7 +109,7 @@ Worker::Worker(const WorkerArgs& args, std::vector<UniqueFd> listeners, std::uni
       beginGracefulStop();
     }
   });
-  for (int signal : {SIGUSR2, SIGTERM, SIGINT, SIGUSR1, SIGTRAP}) {
+  for (int signal : {SIGUSR2, SIGTERM, SIGINT, SIGUSR1, SIGTRAP, SIGURG}) {
     EventPtr ev(evsignal_new(base_.get(), signal, &Worker::onSignal, this));
     if (!ev || event_add(ev.get(), nullptr) != 0) {
       throw std::system_error(EINVAL, std::generic_category(), std::string("evsignal_new(") + strsignal(signal) + ")");
@@ -155,6 +157,9 @@ void Worker::onSignal(evutil_socket_t signal, short, void* self) {
       return;
     case SIGTRAP:
       worker->profiler_->toggle();
+      return;
+    case SIGURG:
+      (void)worker->heapProfiler_->write("SIGURG");
       return;
     default:
       spdlog::info("{}: stopping now", strsignal(signal));

@@ -28,6 +28,7 @@
 #include "worker/connection.h"
 #include "worker/connection_stats.h"
 #include "worker/cpu_profiler.h"
+#include "worker/heap_profiler.h"
 #include "worker/handler.h"
 #include "worker/load_shedder.h"
 #include "worker/pending_table.h"
@@ -101,6 +102,7 @@ class Worker {
   std::vector<int> closed_;  // fds of connections closed since the last reap
   std::vector<Connection*> completed_;  // got completions in this run of deliveries; flushed after it
   std::unique_ptr<CpuProfiler> profiler_;
+  std::unique_ptr<HeapProfiler> heapProfiler_;
   std::vector<EventPtr> signalEvents_;
   std::unique_ptr<QuitSignal> quit_;
   bool retiredItself_ = false;

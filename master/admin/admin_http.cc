@@ -30,9 +30,10 @@ AdminHttp::AdminHttp(event_base* base, const std::string& address, const Metrics
   evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
   // evhttp buffers whatever a request announces: a body of Content-Length
   // 100000000000, or a header line that never ends, would grow the master
-  // without limit. The admin paths take no body.
+  // without limit. Only a symbol request has a body; evhttp's limit is one
+  // for every path, so handle() refuses a body elsewhere.
   evhttp_set_max_headers_size(http_, ev_ssize_t(kMaxHeaderBytes));
-  evhttp_set_max_body_size(http_, 0);
+  evhttp_set_max_body_size(http_, ev_ssize_t(kMaxBodyBytes));
   evhttp_set_gencb(http_, &AdminHttp::onRequest, this);
   connections_ = std::make_unique<AdminConnections>(base, http_, maxConnections);
   // A slow or stuck scraper must not hold the master's loop resources forever.
@@ -84,17 +85,22 @@ void refuse(evhttp_request* request, const AdminAccess::Refusal& refusal) {
   sendReply(request, refusal.code, refusal.reason, "text/plain; charset=utf-8", refusal.body);
 }
 
-// Whether `path` starts a profile, and the worker it names (else the query's).
-struct ProfilePath {
+// Whether `path` is a pprof page, which, and the worker it names (else the query's).
+struct PprofPath {
   bool matched = false;
+  AdminHttp::PprofPage page = AdminHttp::PprofPage::kProfile;
   std::optional<unsigned> worker;
 };
 
-ProfilePath profilePath(const std::string& path) {
-  static const std::regex kWorkerPath(R"(/debug/worker/(\d{1,4})/pprof/profile)");
-  if (path == "/debug/pprof/profile") return {true, std::nullopt};
-  if (std::smatch m; std::regex_match(path, m, kWorkerPath)) return {true, unsigned(std::stoul(m[1]))};
-  return {};
+PprofPath pprofPath(const std::string& path) {
+  static const std::regex kPath(R"(/debug(?:/worker/(\d{1,4}))?/pprof/(profile|heap|symbol|cmdline))");
+  std::smatch m;
+  if (!std::regex_match(path, m, kPath)) return {};
+  auto page = m[2] == "profile" ? AdminHttp::PprofPage::kProfile
+              : m[2] == "heap"  ? AdminHttp::PprofPage::kHeap
+              : m[2] == "symbol" ? AdminHttp::PprofPage::kSymbol
+                                 : AdminHttp::PprofPage::kCmdline;
+  return {true, page, m[1].matched ? std::optional<unsigned>(std::stoul(m[1])) : std::nullopt};
 }
 
 }  // namespace
@@ -108,11 +114,16 @@ void AdminHttp::handle(evhttp_request* request) {
   const evhttp_uri* uri = evhttp_request_get_evhttp_uri(request);
   const char* rawPath = uri ? evhttp_uri_get_path(uri) : nullptr;
   std::string path = rawPath && *rawPath ? rawPath : "/";
-  if (ProfilePath profile = profilePath(path); profile.matched && pprof_) {
+  PprofPath pprof = pprof_ ? pprofPath(path) : PprofPath{};
+  if (pprof.page != PprofPage::kSymbol && evbuffer_get_length(evhttp_request_get_input_buffer(request)) > 0) {
+    refuse(request, {413, "Payload Too Large", "this path takes no body\n"});
+    return;
+  }
+  if (pprof.matched && pprof.page != PprofPage::kCmdline) {
     if (auto refusal = access_.checkProfileStart(request)) {
       refuse(request, *refusal);
     } else {
-      pprof_(request, profile.worker);
+      pprof_(request, pprof.page, pprof.worker);
     }
     return;
   }
@@ -120,7 +131,9 @@ void AdminHttp::handle(evhttp_request* request) {
     refuse(request, {405, "Method Not Allowed", "this path takes GET or HEAD\n", "GET, HEAD"});
     return;
   }
-  if (path == "/") {
+  if (pprof.matched) {
+    pprof_(request, pprof.page, pprof.worker);
+  } else if (path == "/") {
     // Everything the page needs is inline; the policy says so to the
     // browser too, so that nothing it shows can load or send elsewhere.
     evkeyvalq* headers = evhttp_request_get_output_headers(request);

@@ -9,9 +9,15 @@
 //                  and the number of workers configured
 //   POST (or GET) /debug/pprof/profile?seconds=N&worker=K, /debug/worker/K/pprof/profile?seconds=N
 //                  a worker's CPU profile, when profile.http is on
-// Every request must name this machine as its host, and a profile start
-// must come as the pprof tools or a same-origin POST send it (AdminAccess);
-// the other paths take GET and HEAD only. Requests carry no body and at most
+//   GET /debug/pprof/heap?worker=K, /debug/worker/K/pprof/heap   its sampled heap, likewise
+//   GET or POST /debug/pprof/symbol, /debug/worker/K/pprof/symbol
+//                  the pprof tools' symbol protocol for those profiles
+//   GET /debug/pprof/cmdline, /debug/worker/K/pprof/cmdline   the program's name
+// Every request must name this machine as its host, and a profile start or
+// symbol request must come as the pprof tools or a same-origin POST send it
+// (AdminAccess); the other paths take GET and HEAD only. Only a symbol
+// request carries a body (at most PprofEndpoint::kMaxSymbolRequestBytes; a
+// body on any other path is answered 413), and every request at most
 // kMaxHeaderBytes of headers; connections are bounded in number and time by
 // AdminConnections. Owned by the Master.
 
@@ -60,9 +66,12 @@ class AdminHttp {
   // Leaves the shared admin socket to the new master after a binary upgrade,
   // so that a draining old master's 503 never answers a health probe.
   void stopAccepting();
-  // Serves /debug/pprof/profile?worker=K and /debug/worker/K/pprof/profile
-  // (the form google-pprof builds) through `handler` (unset: 404).
-  using PprofHandler = std::function<void(evhttp_request*, std::optional<unsigned> worker)>;
+  // Serves /debug/pprof/PAGE?worker=K and /debug/worker/K/pprof/PAGE (the
+  // form google-pprof builds) through `handler` (unset: 404).
+  enum class PprofPage { kProfile, kHeap, kSymbol, kCmdline };
+  using PprofHandler = std::function<void(evhttp_request*, PprofPage page, std::optional<unsigned> worker)>;
+  // The largest body a request may have: a symbol request's.
+  static constexpr size_t kMaxBodyBytes = 320 * 1024;
   void setPprofHandler(PprofHandler handler) { pprof_ = std::move(handler); }
   // For a handler that replies later: `onClose` runs if the client goes
   // first, and the connection is not closed to make room meanwhile.

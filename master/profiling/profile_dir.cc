@@ -64,14 +64,14 @@ DirPtr list(int dir) {
 
 }  // namespace
 
-std::optional<std::string> ProfileDir::newestProfileOf(pid_t pid) const {
+std::optional<std::string> ProfileDir::newestProfileOf(pid_t pid, std::string_view suffix) const {
   std::string marker = fmt::format("-{}-", pid);
   std::optional<std::string> newest;
   timespec newestTime{};
   DirPtr listing = list(dir_.get());
   while (dirent* entry = listing ? ::readdir(listing.get()) : nullptr) {
     std::string_view name = entry->d_name;
-    if (name.find(marker) == std::string_view::npos || !name.ends_with(".prof")) continue;
+    if (name.find(marker) == std::string_view::npos || !name.ends_with(suffix)) continue;
     struct stat st {};
     if (::fstatat(dir_.get(), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
     if (!newest || std::tie(st.st_mtim.tv_sec, st.st_mtim.tv_nsec) > std::tie(newestTime.tv_sec, newestTime.tv_nsec)) {
@@ -119,7 +119,7 @@ int ProfileDir::removePartialProfilesOf(pid_t pid) const {
   DirPtr listing = list(dir_.get());
   while (dirent* entry = listing ? ::readdir(listing.get()) : nullptr) {
     std::string_view name = entry->d_name;
-    if (name.find(marker) != std::string_view::npos && name.ends_with(".prof.tmp")) partial.emplace_back(name);
+    if (name.find(marker) != std::string_view::npos && name.ends_with(".tmp")) partial.emplace_back(name);
   }
   int removed = 0;
   for (const auto& name : partial) {

@@ -20,6 +20,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "base/unique_fd.h"
 
@@ -41,7 +42,7 @@ class ProfileDir {
   const std::string& path() const { return path_; }
   // The name (in the directory) of the newest complete profile written by
   // `pid`, if any; only regular files count.
-  std::optional<std::string> newestProfileOf(pid_t pid) const;
+  std::optional<std::string> newestProfileOf(pid_t pid, std::string_view suffix = ".prof") const;
   // The bytes of profile `name`, if it is what a worker writes: a regular
   // file (opened with O_NOFOLLOW and O_NONBLOCK: a symlink or a FIFO fails
   // without being followed or blocking), owned by the workers' user (a hard
@@ -50,7 +51,7 @@ class ProfileDir {
   // name means it is not that file), and at most kMaxProfileBytes. Else
   // throws Refused.
   std::string readProfile(const std::string& name) const;
-  // Removes the unfinished profile of a worker that died (unlinkat: a
+  // Removes the unfinished profile (and symbol table) of a worker that died (unlinkat: a
   // symlink is removed, never what it points to); returns how many.
   int removePartialProfilesOf(pid_t pid) const;
 

@@ -122,6 +122,8 @@ struct ProcessRow {
   // time; stackDumps is its slot's count of dumps written when asked.
   std::optional<ProcessClock::time_point> killAt;
   uint64_t stackDumps = 0;
+  // Past max_rss_hard: asked for its heap profile, it is killed at this time.
+  std::optional<ProcessClock::time_point> rssKillAt;
   // Requests it had received and answered when last looked at, and when that
   // sum last moved: a worker whose loop is late but whose requests still
   // complete is busy, not hung (lateButBusy: said so once).

@@ -126,6 +126,8 @@ void Supervisor::spawn(Row& row) {
   for (auto& arg : toArgv(args)) request.argv.push_back(std::move(arg));
   request.inheritFds = fds;
   request.inheritFds.push_back(segment_.fd());
+  // tcmalloc reads it before the worker's main, so a flag would come too late.
+  request.env.push_back(fmt::format("TCMALLOC_SAMPLE_PARAMETER={}", settings.worker.heapSample));
   request.uid = settings.uid;
   request.gid = settings.gid;
   try {

@@ -5,7 +5,8 @@
 // replaced. Graceful limits only mark its row; reconcile() then starts a
 // successor on the same sockets (the row no longer stands for its index) and
 // drains the old worker with QUIT once the successor serves, so no
-// connection finds the index without a worker. max_rss_hard kills at once.
+// connection finds the index without a worker. max_rss_hard kills at once,
+// or hang_dump_grace after asking for a heap profile; max_rss asks for one too.
 #include <signal.h>
 
 #include <fmt/format.h>
@@ -115,7 +116,20 @@ void Supervisor::checkLimits(Row& row, Clock::time_point now) {
   auto count = [&](stats::RecycleReason reason) {
     stats::addToHeader(segment_.header(), stats::recycleReason(reason).field);
   };
-  if (limits.maxRssHard > 0 && rss >= limits.maxRssHard) {
+  if (limits.maxRssHard > 0 && (rss >= limits.maxRssHard || row.rssKillAt)) {
+    // Its heap profile first (the stacks that hold the memory, before the
+    // evidence is gone), as a hung worker's stacks: hang_dump_grace to write it.
+    Millis grace = row.generation.settings->hangDumpGrace;
+    if (!row.rssKillAt && grace.count() > 0) {
+      spdlog::error("worker {} (pid {}) holds {} MiB of memory, past max_rss_hard ({} MiB); asking it for its heap "
+                    "profile (SIGURG), killing it in {}",
+                    row.index, row.pid, rss / kMiB, limits.maxRssHard / kMiB, describeSeconds(grace));
+      ::kill(row.pid, SIGURG);
+      row.rssKillAt = now + grace;
+      return;
+    }
+    if (row.rssKillAt && now < *row.rssKillAt) return;
+    row.rssKillAt.reset();
     spdlog::error("worker {} (pid {}) holds {} MiB of memory, past max_rss_hard ({} MiB); killing it", row.index,
                   row.pid, rss / kMiB, limits.maxRssHard / kMiB);
     ::kill(row.pid, SIGKILL);
@@ -132,7 +146,10 @@ void Supervisor::checkLimits(Row& row, Clock::time_point now) {
     why = fmt::format("{} requests read, its max_requests draw is {}", requests, row.maxRequests);
   } else if (limits.maxRss > 0 && rss >= limits.maxRss) {
     row.recycling = stats::RecycleReason::kRss;
-    why = fmt::format("{} MiB resident, past max_rss ({} MiB)", rss / kMiB, limits.maxRss / kMiB);
+    why = fmt::format("{} MiB resident, past max_rss ({} MiB); it writes its heap profile (SIGURG) and logs where",
+                      rss / kMiB, limits.maxRss / kMiB);
+    // While the memory is still held: the profile says which stacks hold it.
+    ::kill(row.pid, SIGURG);
   } else if (row.retireAt && now >= *row.retireAt) {
     row.recycling = stats::RecycleReason::kLifetime;
     why = fmt::format("{} old, its max_lifetime draw is {}",

@@ -19,6 +19,7 @@
 #include "test/integration/http_get.h"
 #include "test/integration/requirements.h"
 #include "test/integration/running_master.h"
+#include "test/integration/test_module.h"
 #include "test/integration/tool_run.h"
 
 namespace tcpfork::test {
@@ -49,6 +50,31 @@ ToolRun pprofText(const std::string& profile) {
   ChildProcess pprof({"/usr/bin/google-pprof", "--text", binary("tcpfork-worker"), profile}, {}, log);
   auto status = pprof.waitExit(60s);
   return ToolRun{status ? WEXITSTATUS(*status) : -1, readFile(log), {}};
+}
+
+// Runs a program that is not one of ours (`argv[0]` an absolute path), bounded.
+ToolRun runProgram(const std::vector<std::string>& argv, const std::string& name) {
+  std::string log = tempPath(name);
+  ChildProcess program(argv, {}, log);
+  auto status = program.waitExit(90s);
+  return ToolRun{status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1, readFile(log), {}};
+}
+
+// The lines of a folded-stacks answer, "root;...;leaf COUNT", each checked.
+std::vector<std::pair<std::vector<std::string>, uint64_t>> foldedStacks(const std::string& body) {
+  std::vector<std::pair<std::vector<std::string>, uint64_t>> out;
+  std::istringstream lines(body);
+  static const std::regex kLine(R"(^([^ ;][^;]*(?:;[^;]+)*) ([0-9]+)$)");
+  for (std::string line; std::getline(lines, line);) {
+    std::smatch m;
+    EXPECT_TRUE(std::regex_match(line, m, kLine)) << "not a folded stack: " << line;
+    if (m.empty()) continue;
+    std::vector<std::string> frames;
+    std::istringstream names(m[1].str());
+    for (std::string frame; std::getline(names, frame, ';');) frames.push_back(frame);
+    out.emplace_back(std::move(frames), std::stoull(m[2]));
+  }
+  return out;
 }
 
 std::string profileYaml(const std::string& dir, const std::string& more = "") {
@@ -210,6 +236,95 @@ TEST_F(Profiling, HttpEndpointReturnsAProfilePprofReads) {
   EXPECT_EQ(httpGet(master.metricsPort(), "/debug/pprof/profile?seconds=1&worker=9").status, 404);
   bench.interrupt();
   bench.finish();
+}
+
+// The pprof tools name a fetched profile's frames through the symbol
+// protocol: `go tool pprof` POSTs its addresses to /debug/pprof/symbol (which
+// answered 413 while the admin port refused every body), and google-pprof
+// without a binary asks /debug/worker/K/pprof/symbol and .../cmdline.
+TEST_F(Profiling, PprofToolsNameTheFramesOfAProfileFromItsUrlAlone) {
+  TCPFORK_REQUIRE(::access("/usr/bin/go", X_OK) == 0, "go (Debian package golang-go) missing");
+  TempDir dir;
+  RunningMaster master(1, testModuleYaml("{burn_us: 300}") + profileYaml(dir.path, "  http: true\n"));
+  BackgroundClient bench = loadOnEveryWorker(master, 1, 60);
+  std::string base = "http://127.0.0.1:" + std::to_string(master.metricsPort());
+  auto run = [&](std::vector<std::string> argv, const std::string& name) {
+    // HOME and PPROF_TMPDIR: where the tools keep what they fetch.
+    argv.insert(argv.begin(), {"/usr/bin/env", "HOME=" + dir.path, "PPROF_TMPDIR=" + dir.path});
+    return runProgram(argv, name);
+  };
+  ToolRun go = run({"/usr/bin/go", "tool", "pprof", "-top", "-cum", base + "/debug/pprof/profile?seconds=2&worker=0"},
+                   "go-pprof.out");
+  EXPECT_EQ(go.exitCode, 0) << go.output;
+  EXPECT_EQ(go.output.find("server response"), std::string::npos) << go.output;
+  EXPECT_TRUE(std::regex_search(go.output, std::regex(R"( burn_cpu\n)"))) << go.output;
+  EXPECT_TRUE(std::regex_search(go.output, std::regex(R"( test_handle\n)"))) << go.output;
+
+  ToolRun perl = run({"/usr/bin/google-pprof", "--text", "--cum", "--seconds=2", base + "/debug/worker/0/pprof/profile"},
+                     "google-pprof.out");
+  EXPECT_EQ(perl.exitCode, 0) << perl.output;
+  EXPECT_TRUE(std::regex_search(perl.output, std::regex(R"( burn_cpu\n)"))) << perl.output;
+  EXPECT_TRUE(std::regex_search(perl.output, std::regex(R"( test_handle\n)"))) << perl.output;
+  bench.interrupt();
+  bench.finish();
+}
+
+// format=folded: the worker's stacks, named, root first; a module burning
+// CPU in burn_cpu() under test_handle has most of the samples there.
+TEST_F(Profiling, FoldedCpuStacksNameTheBurningFunctionWithMostSamples) {
+  TempDir dir;
+  RunningMaster master(1, testModuleYaml("{burn_us: 300}") + profileYaml(dir.path, "  http: true\n"));
+  BackgroundClient bench = loadOnEveryWorker(master, 1, 60);
+  HttpResponse r = httpGet(master.metricsPort(), "/debug/pprof/profile?seconds=2&worker=0&format=folded");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto stacks = foldedStacks(r.body);
+  ASSERT_FALSE(stacks.empty()) << r.body;
+  uint64_t total = 0, burning = 0;
+  for (const auto& [frames, count] : stacks) {
+    total += count;
+    auto handle = std::find(frames.begin(), frames.end(), "test_handle");
+    if (handle != frames.end() && handle + 1 != frames.end() && handle[1] == "burn_cpu") burning += count;
+  }
+  EXPECT_GT(burning * 2, total) << "test_handle;burn_cpu holds " << burning << " of " << total << " samples:\n"
+                                << r.body;
+  EXPECT_EQ(httpGet(master.metricsPort(), "/debug/pprof/profile?seconds=1&worker=0&format=svg").status, 400);
+  bench.interrupt();
+  bench.finish();
+}
+
+// The symbol page answers the tools' probe, takes only "0x..+0x.." bodies of
+// bounded size, and a body on any other path is still refused.
+TEST_F(Profiling, SymbolRequestsAreBoundedAndOtherPathsTakeNoBody) {
+  TempDir dir;
+  RunningMaster master(1, profileYaml(dir.path, "  http: true\n"));
+  int port = master.metricsPort();
+  HttpResponse probe = httpGet(port, "/debug/pprof/symbol");
+  EXPECT_EQ(probe.status, 200);
+  EXPECT_EQ(probe.body, "num_symbols: 1\n");
+  EXPECT_EQ(httpGet(port, "/debug/worker/0/pprof/cmdline").body, "tcpfork-worker\n");
+  auto post = [&](const std::string& path, const std::string& body) {
+    // A file, not the command line: a body of 400 KiB is past the limit of one argument.
+    std::string file = tempPath("symbol-request");
+    std::ofstream(file, std::ios::binary) << body;
+    return runProgram({"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "@" + file,
+                       "http://127.0.0.1:" + std::to_string(port) + path},
+                      "curl.out")
+        .output;
+  };
+  EXPECT_EQ(post("/debug/pprof/symbol", "0x1000+0x2000"), "404") << "no profile served yet";
+  ASSERT_EQ(httpGet(port, "/debug/worker/0/pprof/profile?seconds=1").status, 200);
+  EXPECT_EQ(post("/debug/pprof/symbol", "0x1000+0x2000"), "200");
+  EXPECT_EQ(post("/debug/worker/0/pprof/symbol", "0x1000"), "200");
+  EXPECT_EQ(post("/debug/worker/1/pprof/symbol", "0x1000"), "404");
+  EXPECT_EQ(post("/debug/pprof/symbol", "0x1000+rm -rf"), "400");
+  EXPECT_EQ(post("/debug/pprof/symbol", "0x11112222333344445"), "400");
+  std::string many;
+  for (int i = 0; i < 16385; ++i) many += "0x1+";
+  EXPECT_EQ(post("/debug/pprof/symbol", many), "413");
+  EXPECT_EQ(post("/debug/pprof/symbol", std::string(400 << 10, '1')), "413");
+  EXPECT_EQ(post("/debug/pprof/profile?seconds=1", "x"), "413");
+  EXPECT_EQ(post("/metrics", "x"), "413");
+  EXPECT_EQ(httpGet(port, "/healthz").status, 200);
 }
 
 // worker=4294967296 once wrapped to worker 0; and two requests for one

@@ -19,6 +19,7 @@
 #include "test/integration/http_get.h"
 #include "test/integration/requirements.h"
 #include "test/integration/running_master.h"
+#include "test/integration/test_module.h"
 #include "test/integration/tool_run.h"
 #include "test/integration/worker_slot.h"
 
@@ -230,6 +231,67 @@ TEST(StatusPage, MarksAnOverloadedWorkerAndShowsItsShedRateInChromium) {
 
   slot.setOverloaded(false);
   EXPECT_TRUE(waitUntil([&] { return rows() && loadedRow.at("state") == "serving"; }, 10s)) << state.dump(2);
+}
+
+// The per-worker Profile control: a CPU profile of a worker whose module
+// burns CPU in burn_cpu() under test_handle is drawn as a flame graph, with
+// burn_cpu the widest frame on test_handle; hover, search and zoom work.
+TEST(StatusPage, DrawsAFlameGraphOfAWorkerBurningCpuInChromium) {
+  TCPFORK_REQUIRE(::access(kChromium, X_OK) == 0, "Debian package chromium not installed");
+  std::string dir = tempPath("profiles");
+  RunningMaster master(1, testModuleYaml("{burn_us: 300}") + "profile:\n  dir: " + dir + "\n  http: true\n");
+  BackgroundClient load({"--addr", addr(master.port()), "-c", "8", "-w", "1", "-d", "100"});
+  HeadlessBrowser browser(1280, 800);
+  browser.navigate("http://127.0.0.1:" + std::to_string(master.metricsPort()) + "/");
+  ASSERT_TRUE(waitUntil([&] { return browser.evaluate("!!document.querySelector('#workers button[data-kind=cpu]')") == true; }, 30s));
+  browser.evaluate("document.getElementById('profile-seconds').value = 2; "
+                   "document.querySelector('#workers button[data-kind=cpu]').click(); true");
+  nlohmann::json state;
+  ASSERT_TRUE(waitUntil([&] {
+    state = browser.evaluate("document.getElementById('flame-panel').dataset.state || ''");
+    return state == "drawn" || state == "failed";
+  }, 30s)) << state;
+  ASSERT_EQ(state, "drawn") << browser.evaluate("document.getElementById('flame-info').textContent");
+  // The widest frame standing on test_handle.
+  nlohmann::json widest = browser.evaluate(R"((() => {
+    const onHandle = [...document.querySelectorAll('#flame rect')].filter(r => r.dataset.parent === 'test_handle');
+    onHandle.sort((a, b) => Number(b.dataset.value) - Number(a.dataset.value));
+    return onHandle.length ? {name: onHandle[0].dataset.name, value: Number(onHandle[0].dataset.value),
+                              handle: Number([...document.querySelectorAll('#flame rect')]
+                                  .find(r => r.dataset.name === 'test_handle').dataset.value)} : null;
+  })())");
+  ASSERT_FALSE(widest.is_null());
+  EXPECT_EQ(widest.at("name"), "burn_cpu") << widest.dump();
+  EXPECT_GT(widest.at("value").get<double>() * 2, widest.at("handle").get<double>()) << widest.dump();
+
+  nlohmann::json hover = browser.evaluate(R"((() => {
+    const r = [...document.querySelectorAll('#flame rect')].find(r => r.dataset.name === 'burn_cpu');
+    r.dispatchEvent(new MouseEvent('mouseenter'));
+    return document.getElementById('flame-info').textContent;
+  })())");
+  EXPECT_TRUE(std::regex_search(hover.get<std::string>(), std::regex(R"(^burn_cpu \S+ [0-9]+ samples, [0-9.]+ %$)")))
+      << hover;
+  nlohmann::json search = browser.evaluate(R"((() => {
+    const box = document.getElementById('flame-search');
+    box.value = 'burn';
+    box.dispatchEvent(new Event('input'));
+    return {matched: document.querySelectorAll('#flame rect.match').length,
+            names: [...document.querySelectorAll('#flame rect.match')].map(r => r.dataset.name)};
+  })())");
+  EXPECT_GE(search.at("matched").get<int>(), 1) << search.dump();
+  for (const auto& name : search.at("names")) EXPECT_NE(name.get<std::string>().find("burn"), std::string::npos);
+  browser.screenshot(screenshotPath("flame-graph.png"));
+  nlohmann::json zoomed = browser.evaluate(R"((() => {
+    const svgWidth = document.getElementById('flame').clientWidth;
+    [...document.querySelectorAll('#flame rect')].find(r => r.dataset.name === 'burn_cpu').dispatchEvent(new MouseEvent('click'));
+    const r = [...document.querySelectorAll('#flame rect')].find(r => r.dataset.name === 'burn_cpu');
+    return {width: Number(r.dataset.width), svgWidth};
+  })())");
+  EXPECT_NEAR(zoomed.at("width").get<double>(), zoomed.at("svgWidth").get<double>(), 1.0) << zoomed.dump();
+  load.interrupt();
+  load.finish();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace

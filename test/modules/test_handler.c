@@ -12,8 +12,12 @@
  *   "crash_on": "text"    handle() crashes on a Submit with this payload
  *   "spin_on": "text"     handle() spins forever on a Submit with this
  *                         payload, in spin_forever() (a hung worker)
- *   "burn_us": N          handle() spends N microseconds of CPU on every
- *                         request (a slow module: capacity 1e6/N a second)
+ *   "burn_us": N          handle() spends N microseconds of CPU, in
+ *                         burn_cpu(), on every request (a slow module:
+ *                         capacity 1e6/N a second)
+ *   "leak_bytes": N       handle() allocates N bytes on every request, in
+ *                         leak_memory(), and never frees them (a leaking
+ *                         module, for heap profiles)
  *   "counter_checks"      init also checks that counter() refuses a bad
  *                         name, a name declared twice, a name tcpfork's own
  *                         handler_*_total counters have, and a 17th counter
@@ -78,6 +82,7 @@ typedef struct state {
   int seen_counter, deferred_counter;
   long delay_ms;
   long burn_us;
+  long leak_bytes;
   int has_result_int;
   int result_int;
   int log_payloads;
@@ -192,6 +197,8 @@ static void *test_init(tcpfork_host *host, const tcpfork_host_api *api, const ch
   s->delay_ms = delay ? strtol(delay, NULL, 10) : 0;
   const char *burn = find(config, "\"burn_us\":");
   s->burn_us = burn ? strtol(burn, NULL, 10) : 0;
+  const char *leak = find(config, "\"leak_bytes\":");
+  s->leak_bytes = leak ? strtol(leak, NULL, 10) : 0;
   s->hold = flag(config, "\"hold\":");
   s->complete_on_close = flag(config, "\"complete_on_close\":");
   s->complete_twice = flag(config, "\"complete_twice\":");
@@ -260,13 +267,26 @@ static __attribute__((noinline)) void spin_forever(void) {
   for (;;) ++spins;
 }
 
-/* CPU time, not a sleep: the loop is busy, as with real work. */
-static void burn(long us) {
+/* CPU time, not a sleep: the loop is busy, as with real work. Never
+ * inlined, so that profiles show the time under a name of its own. */
+__attribute__((noinline)) static void burn_cpu(long us) {
   struct timespec start, now;
   clock_gettime(CLOCK_MONOTONIC, &start);
   do {
     clock_gettime(CLOCK_MONOTONIC, &now);
   } while ((now.tv_sec - start.tv_sec) * 1000000L + (now.tv_nsec - start.tv_nsec) / 1000 < us);
+}
+
+/* Each block links the one before, so the leak stays reachable and
+ * LeakSanitizer does not fail the worker for it: only a heap profile tells. */
+static void *leaked;
+__attribute__((noinline)) static void leak_memory(long bytes) {
+  size_t size = (size_t)bytes < sizeof(void *) ? sizeof(void *) : (size_t)bytes;
+  void **block = malloc(size);
+  if (!block) return;
+  memset(block, 0xab, size);
+  *block = leaked;
+  leaked = block;
 }
 
 static int is(const tcpfork_request *r, const char *payload) {
@@ -278,7 +298,8 @@ static int test_handle(void *opaque, const tcpfork_request *r, tcpfork_pending *
   uint8_t result = r->payload_len >= 2 && r->payload[0] == 'r' ? r->payload[1] : 0;
   if (is(r, s->crash_on)) raise(SIGSEGV);
   if (is(r, s->spin_on)) spin_forever();
-  if (s->burn_us > 0) burn(s->burn_us);
+  if (s->burn_us > 0) burn_cpu(s->burn_us);
+  if (s->leak_bytes > 0) leak_memory(s->leak_bytes);
   if (s->fork_in_handle && is(r, "fork")) fork_here(s->fork_child, s->fork_with);
   if (s->log_payloads && r->command == TCPFORK_SUBMIT) {
     char line[256];
