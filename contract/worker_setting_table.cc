@@ -54,7 +54,7 @@ constexpr WorkerSetting kTable[] = {
      .min = 1, .max = kMaxU32,
      .help = "close new connections beyond this many",
      .field = field<&WorkerSettings::maxConnections>()},
-    {.key = "max_frame_bytes", .flag = "--max-frame-bytes", .type = SettingType::kWholeNumber,
+    {.key = "max_frame_bytes", .flag = "--max-frame-bytes", .type = SettingType::kBytes,
      .min = protocol::kMinRequestFrameBytes, .max = 0x7fffffff,  // totalLength is an int32
      .help = "largest frame accepted (totalLength)",
      .field = field<&WorkerSettings::limits, &ConnectionLimits::maxFrameBytes>()},
@@ -64,7 +64,7 @@ constexpr WorkerSetting kTable[] = {
      .field = field<&WorkerSettings::limits, &ConnectionLimits::idleTimeout>()},
     // From 1 KiB: the low mark is half of it, and a connection must be able
     // to owe a few dozen acks (14 bytes each) before its reading pauses.
-    {.key = "output_high_water", .flag = "--output-high-water", .type = SettingType::kWholeNumber,
+    {.key = "output_high_water", .flag = "--output-high-water", .type = SettingType::kBytes,
      .min = 1024, .max = kMaxU32,
      .help = "stop reading a connection with more unsent bytes than this",
      .field = field<&WorkerSettings::limits, &ConnectionLimits::outputHighWater>()},

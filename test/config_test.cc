@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "contract/worker_setting_table.h"
 #include "master/config/config.h"
 
 namespace tcpfork {
@@ -413,6 +414,26 @@ TEST(Config, ParsesByteSizes) {
   EXPECT_THROW(parseBytes("-1"), std::invalid_argument);
   EXPECT_THROW(parseBytes("1TiB"), std::invalid_argument);
   EXPECT_THROW(parseBytes("9999999999999999999GiB"), std::invalid_argument);
+}
+
+// Every size key takes a unit, in the file as on the worker's command line:
+// max_frame_bytes: 1MiB as max_buffered_bytes: 64MiB.
+TEST(Config, EverySizeKeyTakesAUnit) {
+  Config c = loadConfig(writeTemp("max_frame_bytes: 1MiB\noutput_high_water: 256KiB\nmax_buffered_bytes: 64MiB\n"
+                                  "max_rss: 1GiB\nmax_rss_hard: 2GiB\nprofile:\n  heap_sample: 512KiB\n"));
+  EXPECT_EQ(c.worker.limits.maxFrameBytes, 1u << 20);
+  EXPECT_EQ(c.worker.limits.outputHighWater, 256u << 10);
+  EXPECT_EQ(c.worker.maxBufferedBytes, 64u << 20);
+  EXPECT_EQ(c.recycle.maxRss, uint64_t{1} << 30);
+  EXPECT_EQ(c.recycle.maxRssHard, uint64_t{2} << 30);
+  EXPECT_EQ(c.worker.heapSample, 512u << 10);
+  // A worker setting named for bytes or a water mark is read as bytes.
+  for (const WorkerSetting& s : workerSettingTable()) {
+    bool size = s.key.ends_with("_bytes") || s.key.ends_with("_water") || s.key.ends_with("heap_sample");
+    if (size) {
+      EXPECT_EQ(s.type, SettingType::kBytes) << s.key;
+    }
+  }
 }
 
 // Hostile configs: each must end as a ConfigError, quickly and in bounded
