@@ -222,7 +222,7 @@ class Soak:
 def listener_closes(log, workers):
     """How many times the master closed a worker index's listening sockets for good (TTOU, a reload
     to fewer workers, an abandoned reload dropping the indices it had added), from its log. Each
-    opens the reset window of README "Scaling down"."""
+    opens the reset window of docs/scaling.md, "Scaling down"."""
     closes, count, pending = 0, workers, None
     for line in log.splitlines():
         if m := re.search(r"TT(IN|OU): now (\d+) workers", line):

@@ -11,7 +11,7 @@
  * optional members at the end of a struct, with TCPFORK_HANDLER_ABI_VERSION
  * bumped; a worker refuses a module whose abi_version it does not know.
  *
- * Rules the worker keeps (see "Writing a handler" in the README):
+ * Rules the worker keeps (see docs/handlers.md):
  *  - init, handle, batch_end, open, close and destroy run on the worker's
  *    loop thread, one at a time; handle must not block.
  *  - Acks on one connection go out in request order: a pending request holds

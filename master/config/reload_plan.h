@@ -21,7 +21,7 @@ ReloadPlan planReload(const Config& running, Config next);
 
 // The keys a reload keeps at their running values, dotted as in the file,
 // in the order the docs list them: the one list planReload() keeps by, and
-// the one README, the man page and deploy/tcpfork.yaml are tested against.
+// the one docs/reload-and-upgrade.md, the man page and deploy/tcpfork.yaml are tested against.
 std::vector<std::string> restartOnlyKeys();
 
 }  // namespace tcpfork

@@ -1,5 +1,5 @@
-// The README shows examples/handlers/ack.c as the build compiles it: the
-// code block under "Writing a handler" is the file without its comment.
+// The handbook shows examples/handlers/ack.c as the build compiles it: the
+// first code block of docs/handlers.md is the file without its comment.
 
 #include <gtest/gtest.h>
 
@@ -10,9 +10,9 @@
 namespace tcpfork::test {
 namespace {
 
-TEST(Readme, ShowsTheExampleHandlerModuleAsTheBuildCompilesIt) {
-  std::string readme = readFile(std::string(TCPFORK_SOURCE_DIR) + "/README.md");
-  size_t section = readme.find("\n## Writing a handler\n");
+TEST(Docs, ShowTheExampleHandlerModuleAsTheBuildCompilesIt) {
+  std::string readme = readFile(std::string(TCPFORK_SOURCE_DIR) + "/docs/handlers.md");
+  size_t section = readme.find("# Writing a handler\n");
   ASSERT_NE(section, std::string::npos);
   size_t begin = readme.find("```c\n", section);
   ASSERT_NE(begin, std::string::npos);

@@ -1,6 +1,6 @@
 // The keys a reload keeps at their running values are listed once, in the
-// code (restartOnlyKeys(), the list planReload() keeps by). README's Reload
-// section, the man page's HUP paragraph and the comments of
+// code (restartOnlyKeys(), the list planReload() keeps by). docs/reload-and-upgrade.md's
+// Reload section, the man page's HUP paragraph and the comments of
 // deploy/tcpfork.yaml are read here and held to it, so a key added to the
 // code and not to the docs, or the other way round, fails.
 
@@ -67,8 +67,8 @@ std::vector<std::string> marked(const std::string& text, char delimiter) {
   return names;
 }
 
-TEST(RestartOnlyKeys, ReadmeListsExactlyThem) {
-  std::string sentence = restartSentence(sourceFile("README.md"), "\n### Reload\n");
+TEST(RestartOnlyKeys, TheHandbookListsExactlyThem) {
+  std::string sentence = restartSentence(sourceFile("docs/reload-and-upgrade.md"), "\n## Reload\n");
   EXPECT_EQ(marked(sentence, '`'), restartOnlyKeys()) << sentence;
 }
 

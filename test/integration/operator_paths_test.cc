@@ -1,4 +1,4 @@
-// The paths an operator follows from the README and docs/OPERATIONS.md:
+// The paths an operator follows from the handbook (docs/) and docs/OPERATIONS.md:
 // `tcpfork -c FILE -s ACTION` reaches the master however it was started
 // (another --pid-file, as the systemd unit starts it), still stops one whose
 // config was broken since, and never signals a process that is not the

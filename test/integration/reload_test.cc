@@ -55,7 +55,7 @@ TEST(Reload, ShrinkingTheWorkerCountResetsAlmostNoConnection) {
   // Retiring workers take what is queued on their sockets before closing them,
   // so almost nothing is reset (before, about 30% of connects failed here). A
   // handshake completing in the microseconds between the last accept and the
-  // close is still reset unless net.ipv4.tcp_migrate_req=1 (see the README).
+  // close is still reset unless net.ipv4.tcp_migrate_req=1 (see docs/scaling.md).
   EXPECT_LE(connector.failed() * 100, connector.succeeded()) << connector.succeeded() << " succeeded";
 }
 
