@@ -1,0 +1,311 @@
+// The handbook (README.md and docs/*.md) held to the build, so that it cannot
+// drift: every link reaches a file and heading that exist, every config key
+// of the reference is one the parser reads and the other way round, every
+// metric of the reference is one a running master exports and the other way
+// round, and every shell block marked runnable (```sh runnable) runs and
+// exits 0 in the source tree, with the build's binaries first on PATH.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "contract/worker_setting_table.h"
+#include "master/config/config.h"
+#include "master/config/reload_plan.h"
+#include "test/integration/process.h"
+#include "test/integration/running_master.h"
+#include "test/integration/tool_run.h"
+
+namespace tcpfork::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kSource = TCPFORK_SOURCE_DIR;
+
+// README.md and every page of docs/, as paths relative to the source tree.
+std::vector<std::string> handbookPages() {
+  std::vector<std::string> pages = {"README.md"};
+  for (const auto& entry : fs::directory_iterator(kSource / "docs")) {
+    if (entry.path().extension() == ".md") pages.push_back("docs/" + entry.path().filename().string());
+  }
+  std::sort(pages.begin() + 1, pages.end());
+  return pages;
+}
+
+struct Line {
+  size_t number;
+  std::string text;
+};
+
+// The lines of `text` outside fenced code blocks.
+std::vector<Line> proseLines(const std::string& text) {
+  std::vector<Line> lines;
+  std::istringstream in(text);
+  bool fenced = false;
+  size_t number = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++number;
+    if (line.starts_with("```")) {
+      fenced = !fenced;
+      continue;
+    }
+    if (!fenced) lines.push_back({number, line});
+  }
+  return lines;
+}
+
+// A heading's anchor as GitHub makes it: lower case, punctuation dropped
+// (word characters, hyphens and spaces kept), spaces as hyphens.
+std::string anchorOf(const std::string& heading) {
+  std::string anchor;
+  for (unsigned char ch : heading) {
+    if (std::isalnum(ch) || ch == '_' || ch == '-' || ch >= 0x80) {
+      anchor += char(std::tolower(ch));
+    } else if (ch == ' ') {
+      anchor += '-';
+    }
+  }
+  return anchor;
+}
+
+std::set<std::string> anchorsOf(const std::string& markdown) {
+  std::set<std::string> anchors;
+  static const std::regex kHeading(R"(^#{1,6} +(.*?) *$)");
+  for (const Line& line : proseLines(markdown)) {
+    std::smatch m;
+    if (std::regex_match(line.text, m, kHeading)) anchors.insert(anchorOf(m[1]));
+  }
+  return anchors;
+}
+
+TEST(Handbook, EveryLinkReachesAFileAndHeadingThatExist) {
+  static const std::regex kLink(R"(\]\(([^)\s]+)\))");
+  size_t links = 0;
+  for (const std::string& page : handbookPages()) {
+    for (const Line& line : proseLines(readFile((kSource / page).string()))) {
+      for (std::sregex_iterator it(line.text.begin(), line.text.end(), kLink), end; it != end; ++it) {
+        std::string target = (*it)[1];
+        if (target.starts_with("http://") || target.starts_with("https://") || target.starts_with("mailto:")) continue;
+        ++links;
+        std::string where = page + ":" + std::to_string(line.number) + ": " + target;
+        size_t hash = target.find('#');
+        std::string file = target.substr(0, hash);
+        fs::path path = file.empty() ? kSource / page : (kSource / page).parent_path() / file;
+        if (!fs::exists(path)) {
+          ADD_FAILURE() << where << ": no such file";
+          continue;
+        }
+        if (hash == std::string::npos || path.extension() != ".md") continue;
+        std::string anchor = target.substr(hash + 1);
+        EXPECT_TRUE(anchorsOf(readFile(path.string())).contains(anchor)) << where << ": no such heading";
+      }
+    }
+  }
+  EXPECT_GT(links, 50u) << "the pages link to each other";
+}
+
+// docs/configuration.md: one block per key, "### `key`" followed by its list.
+struct KeyBlock {
+  std::string key;
+  std::string body;
+};
+
+std::vector<KeyBlock> configReference() {
+  std::vector<KeyBlock> blocks;
+  static const std::regex kKey(R"(^### `([a-z_.]+)`$)");
+  for (const Line& line : proseLines(readFile((kSource / "docs/configuration.md").string()))) {
+    std::smatch m;
+    if (std::regex_match(line.text, m, kKey)) {
+      blocks.push_back({m[1], ""});
+    } else if (line.text.starts_with("#")) {
+      if (!blocks.empty() && !blocks.back().body.empty()) blocks.push_back({"", ""});
+    } else if (!blocks.empty()) {
+      blocks.back().body += line.text + "\n";
+    }
+  }
+  std::erase_if(blocks, [](const KeyBlock& b) { return b.key.empty(); });
+  return blocks;
+}
+
+// The parser's refusal of a config that sets an unknown key inside `dotted`
+// ("" for the top level): for a mapping, "unknown key (known here: a, b)".
+std::string refusalOfAnUnknownKeyIn(const std::string& dotted) {
+  std::string yaml;
+  std::string indent;
+  std::istringstream parts(dotted);
+  for (std::string part; std::getline(parts, part, '.');) {
+    yaml += indent + part + ":\n";
+    indent += "  ";
+  }
+  yaml += indent + "no_such_key: 1\n";
+  std::string path = tempPath("probe.yaml");
+  std::ofstream(path) << yaml;
+  try {
+    loadConfig(path);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Every key the parser reads, dotted, as its refusals list them; a mapping
+// counts as its keys.
+std::set<std::string> parserKeys() {
+  std::set<std::string> keys;
+  std::vector<std::string> mappings = {""};
+  static const std::regex kKnown(R"(known here: ([^)]*)\))");
+  for (size_t i = 0; i < mappings.size(); ++i) {
+    std::string refusal = refusalOfAnUnknownKeyIn(mappings[i]);
+    std::smatch m;
+    if (!std::regex_search(refusal, m, kKnown)) {
+      ADD_FAILURE() << "no list of keys in the refusal inside '" << mappings[i] << "': " << refusal;
+      continue;
+    }
+    std::istringstream list(m[1].str());
+    for (std::string key; std::getline(list, key, ',');) {
+      key.erase(0, key.find_first_not_of(' '));
+      std::string dotted = mappings[i].empty() ? key : mappings[i] + "." + key;
+      if (refusalOfAnUnknownKeyIn(dotted).find("known here:") != std::string::npos) {
+        mappings.push_back(dotted);
+      } else {
+        keys.insert(dotted);
+      }
+    }
+  }
+  return keys;
+}
+
+TEST(Handbook, TheConfigReferenceHasABlockForEveryKeyTheParserReads) {
+  std::set<std::string> documented;
+  for (const KeyBlock& block : configReference()) {
+    EXPECT_TRUE(documented.insert(block.key).second) << block.key << " has two blocks";
+  }
+  std::set<std::string> read = parserKeys();
+  ASSERT_GT(read.size(), 40u);
+  for (const std::string& key : read) EXPECT_TRUE(documented.contains(key)) << key << " has no block";
+  for (const std::string& key : documented) EXPECT_TRUE(read.contains(key)) << key << " is not a key the parser reads";
+}
+
+TEST(Handbook, EachKeyBlockGivesTypeDefaultChangeAndFlag) {
+  std::set<std::string> restartOnly;
+  for (const std::string& key : restartOnlyKeys()) restartOnly.insert(key);
+  std::map<std::string, std::string> flags;
+  for (const WorkerSetting& s : workerSettingTable()) flags[std::string(s.key)] = std::string(s.flag);
+  for (const KeyBlock& block : configReference()) {
+    for (const char* field : {"- type: ", "- default: ", "- changes on: ", "- flag: "}) {
+      EXPECT_NE(block.body.find(field), std::string::npos) << block.key << " has no '" << field << "'";
+    }
+    bool saysRestart = block.body.find("- changes on: restart only") != std::string::npos;
+    EXPECT_EQ(saysRestart, restartOnly.contains(block.key)) << block.key << ": reload or restart";
+    if (auto flag = flags.find(block.key); flag != flags.end()) {
+      EXPECT_NE(block.body.find("`tcpfork-worker " + flag->second + "`"), std::string::npos)
+          << block.key << " does not name its worker flag " << flag->second;
+    }
+  }
+}
+
+// docs/monitoring.md's metrics reference: the first cell of each row of
+// the table under "## Metrics reference", without its labels; names with a
+// placeholder (a module's counters) are left out.
+std::map<std::string, std::string> documentedMetrics() {
+  std::map<std::string, std::string> metrics;
+  std::string page = readFile((kSource / "docs/monitoring.md").string());
+  size_t from = page.find("\n## Metrics reference\n");
+  EXPECT_NE(from, std::string::npos);
+  if (from == std::string::npos) return metrics;
+  static const std::regex kRow(R"(^\| `([a-z_<>]+)(\{[^`]*\})?` \| ([a-z]+) \|)");
+  bool inTable = false;
+  std::istringstream in(page.substr(from));
+  for (std::string line; std::getline(in, line);) {
+    std::smatch m;
+    if (std::regex_search(line, m, kRow)) {
+      inTable = true;
+      if (m[1].str().find('<') == std::string::npos) {
+        EXPECT_TRUE(metrics.emplace(m[1], m[3]).second) << m[1] << " has two rows";
+      }
+    } else if (inTable && !line.starts_with("|")) {
+      break;
+    }
+  }
+  return metrics;
+}
+
+TEST(Handbook, TheMetricsReferenceNamesWhatARunningMasterExports) {
+  // The agent check on, so that its counter is exported too.
+  RunningMaster master(1, "agent:\n  listen: 127.0.0.1:0\n");
+  std::map<std::string, std::string> exported;
+  std::istringstream in(master.scrape());
+  for (std::string line; std::getline(in, line);) {
+    std::smatch m;
+    if (std::regex_match(line, m, std::regex(R"(# TYPE (\S+) (\S+))"))) exported[m[1]] = m[2];
+  }
+  ASSERT_GT(exported.size(), 40u);
+  std::map<std::string, std::string> documented = documentedMetrics();
+  for (const auto& [name, type] : exported) {
+    auto row = documented.find(name);
+    if (row == documented.end()) {
+      ADD_FAILURE() << name << " (" << type << ") is exported and not in docs/monitoring.md's reference";
+    } else {
+      EXPECT_EQ(row->second, type) << name;
+    }
+  }
+  for (const auto& [name, type] : documented) {
+    EXPECT_TRUE(exported.contains(name)) << name << " is in the reference and not exported";
+  }
+}
+
+struct RunnableBlock {
+  std::string where;
+  std::string script;
+};
+
+std::vector<RunnableBlock> runnableBlocks() {
+  std::vector<RunnableBlock> blocks;
+  for (const std::string& page : handbookPages()) {
+    std::istringstream in(readFile((kSource / page).string()));
+    size_t number = 0;
+    std::optional<RunnableBlock> open;
+    bool fenced = false;
+    for (std::string line; std::getline(in, line);) {
+      ++number;
+      if (!line.starts_with("```")) {
+        if (open) open->script += line + "\n";
+        continue;
+      }
+      if (open) {
+        blocks.push_back(*open);
+        open.reset();
+      } else if (!fenced && line == "```sh runnable") {
+        open = RunnableBlock{page + ":" + std::to_string(number), ""};
+      }
+      fenced = !fenced;
+    }
+    EXPECT_FALSE(open) << page << ": a runnable block is not closed";
+  }
+  return blocks;
+}
+
+TEST(Handbook, EveryRunnableShellBlockRunsAgainstTheBuild) {
+  std::vector<RunnableBlock> blocks = runnableBlocks();
+  EXPECT_GE(blocks.size(), 3u) << "README and docs mark their runnable blocks ```sh runnable";
+  for (const RunnableBlock& block : blocks) {
+    std::string script = "set -e\ncd '" + kSource.string() + "'\nPATH='" + std::string(TCPFORK_BIN_DIR) + "':$PATH\n" +
+                         block.script;
+    ToolRun run = runCommand({"/bin/sh", "-c", script}, 30s);
+    EXPECT_EQ(run.exitCode, 0) << block.where << ":\n" << block.script << "printed:\n" << run.output;
+  }
+}
+
+}  // namespace
+}  // namespace tcpfork::test
