@@ -79,7 +79,8 @@ else()
 endif()
 string(RANDOM LENGTH 12 scratch)
 set(scratch "${TCPFORK_BINARY_DIR}/install-${scratch}")
-file(WRITE "${scratch}/tcpfork-handler.pc" "prefix=${prefix}
+file(WRITE "${scratch}/tcpfork-handler.pc" "# SPDX-License-Identifier: MIT
+prefix=${prefix}
 includedir=${includedir}
 
 Name: tcpfork-handler

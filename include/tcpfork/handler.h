@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tcpfork handler module ABI, version 1.
  *
  * A handler module is a shared object that tcpfork workers load with
