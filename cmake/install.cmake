@@ -11,7 +11,11 @@ install(TARGETS tcpfork tcpfork-worker tcpfork-client tcpfork-stats tcpfork-jour
 # plugins a config names by path, not libraries a linker looks for).
 install(TARGETS journal_module LIBRARY DESTINATION lib/tcpfork/handlers)
 
-install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(FILES README.md LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR})
+# The handbook beside the README, as README's links expect it (docs/...);
+# the man page sources are installed as man pages instead.
+install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs
+  FILES_MATCHING PATTERN "*.md" PATTERN "*.png" PATTERN "man" EXCLUDE)
 install(FILES deploy/tcpfork.yaml DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 
 # systemd units go where systemd looks under the prefix (/usr/lib/systemd/system,

@@ -113,6 +113,15 @@ TEST_F(Install, PutsEachFileWhereDebianExpectsIt) {
       "/etc/tcpfork/tcpfork.yaml",
       "/etc/logrotate.d/tcpfork",
   };
+  expected.insert("/usr/share/doc/tcpfork/LICENSE");
+  // The handbook, as README.md's links expect it: docs/*.md and their images.
+  fs::path docs = fs::path(TCPFORK_SOURCE_DIR) / "docs";
+  for (const auto& entry : fs::recursive_directory_iterator(docs)) {
+    std::string ext = entry.path().extension().string();
+    if (entry.is_regular_file() && (ext == ".md" || ext == ".png")) {
+      expected.insert("/usr/share/doc/tcpfork/docs/" + fs::relative(entry.path(), docs).string());
+    }
+  }
   for (const auto& b : kBinaries) expected.insert("/usr/bin/" + b);
   for (const auto& page : kManPages) expected.insert("/usr/share/man/" + page);
   expected.insert("/usr/lib/systemd/system/tcpfork.service");
