@@ -2,7 +2,7 @@
 // drift: every link reaches a file and heading that exist, every config key
 // of the reference is one the parser reads and the other way round, every
 // metric of the reference is one a running master exports and the other way
-// round, and every shell block marked runnable (```sh runnable) runs and
+// round, the worker's flag table has every flag of its --help, and every shell block marked runnable (```sh runnable) runs and
 // exits 0 in the source tree, with the build's binaries first on PATH.
 
 #include <gtest/gtest.h>
@@ -263,6 +263,25 @@ TEST(Handbook, TheMetricsReferenceNamesWhatARunningMasterExports) {
   for (const auto& [name, type] : documented) {
     EXPECT_TRUE(exported.contains(name)) << name << " is in the reference and not exported";
   }
+}
+
+TEST(Handbook, TheWorkerFlagTableHasEveryFlagOfHelp) {
+  ToolRun help = runTool("tcpfork-worker", {"--help"});
+  ASSERT_EQ(help.exitCode, 0) << help.output;
+  std::string page = readFile((kSource / "docs/running.md").string());
+  size_t from = page.find("\n## The worker: `tcpfork-worker`\n");
+  ASSERT_NE(from, std::string::npos);
+  std::string section = page.substr(from, page.find("\n## ", from + 1) - from);
+  static const std::regex kFlag(R"(^  (--[a-z-]+))");
+  size_t flags = 0;
+  std::istringstream in(help.output);
+  for (std::string line; std::getline(in, line);) {
+    std::smatch m;
+    if (!std::regex_search(line, m, kFlag) || m[1] == "--help" || m[1] == "--version") continue;
+    ++flags;
+    EXPECT_NE(section.find("| `" + m[1].str()), std::string::npos) << m[1] << " has no row in docs/running.md";
+  }
+  EXPECT_GT(flags, 25u);
 }
 
 struct RunnableBlock {
