@@ -128,6 +128,10 @@ DispatchRun Dispatcher::runWith(std::span<const std::byte> bytes, Sink& sink) {
   [[maybe_unused]] uint64_t tokenBase = kModule ? pendings_.reserveTokens(maxAcks) : 0;
   [[maybe_unused]] uint64_t connection = kModule ? sink.id() : 0;
   [[maybe_unused]] uint64_t receivedNs = kShed ? sink.receivedNs() : 0;
+  // Dispatch time as shedding judges it: the run's start, then each clock
+  // reading the time slice takes (LoadShedder::shed).
+  [[maybe_unused]] uint64_t shedNowNs = 0;
+  if constexpr (kShed) shedNowNs = startedNs != 0 ? startedNs : stats::monotonicNanos();
   // One frame; false when the rest must wait (paused, closed or yielded).
   auto answer = [&](const Decoded<Request>& decoded) __attribute__((always_inline)) {
     const Request& request = decoded.message;
@@ -137,7 +141,7 @@ DispatchRun Dispatcher::runWith(std::span<const std::byte> bytes, Sink& sink) {
     consumed += frameBytes;
     if constexpr (kShed) {
       // Answered busy at once, in order, and never handed to the handler.
-      if (shedder_->shed(receivedNs)) {
+      if (shedder_->shed(receivedNs, shedNowNs)) {
         if (kModule && holding) return sink.hold(request, tokenBase + requests, kResultBusy, startedNs);
         encodeAck(ackFor(request.command), request.id, kResultBusy, ackOut + written * kAckFrameBytes);
         ++written;
@@ -158,7 +162,9 @@ DispatchRun Dispatcher::runWith(std::span<const std::byte> bytes, Sink& sink) {
         ++written;
       }
       uint64_t nowNs = 0;
-      if (!slice_.spent(nowNs)) return true;
+      bool spent = slice_.spent(nowNs);
+      if constexpr (kShed) shedNowNs = nowNs != 0 ? nowNs : shedNowNs;
+      if (!spent) return true;
       // The loop is running, just not its timers yet: the master must not
       // take this worker for a hung one while its connections take turns.
       stats_.beat(nowNs);
@@ -183,6 +189,7 @@ DispatchRun Dispatcher::runWith(std::span<const std::byte> bytes, Sink& sink) {
       if (!answer(decoded)) break;
     }
   }
+  if constexpr (kShed) shedder_->endRun();
   uint64_t endedNs = stats_.ranFrames(requests, written, startedNs);
   // The built-in ack runs nothing after this but our own bookkeeping before
   // the send, so the send can be stamped with this time instead of reading

@@ -26,17 +26,31 @@ LoadShedder::LoadShedder(const OverloadSettings& settings, stats::Slot* slot, Ti
   if (slot_) stats::store(slot_->overloaded, 0);
 }
 
-bool LoadShedder::shed(uint64_t receivedNs) {
-  uint64_t nowNs = monotonicNanos();
+bool LoadShedder::shed(uint64_t receivedNs, uint64_t nowNs) {
   // A stamp mapped from the wall clock may land a little after the read.
   uint64_t sojournNs = nowNs > receivedNs ? nowNs - receivedNs : 0;
   bool drop = detector_.shed(sojournNs, nowNs);
-  if (slot_) {
-    slot_->totals.queueDelay.record(sojournNs);
-    if (drop) count(slot_, stats::Counter::kRequestsShedQueueDelay, 1);
+  // The frames of one read share their stamp, and of one clock reading
+  // their dispatch time: a run records a handful of distinct delays.
+  if (sojournNs != runDelayNs_) {
+    recordDelays();
+    runDelayNs_ = sojournNs;
   }
+  ++runDelayed_;
+  runShed_ += drop ? 1 : 0;
   if (detector_.overloaded() != published_) publish();
   return drop;
+}
+
+void LoadShedder::endRun() {
+  recordDelays();
+  if (slot_ && runShed_ > 0) count(slot_, stats::Counter::kRequestsShedQueueDelay, runShed_);
+  runShed_ = 0;
+}
+
+void LoadShedder::recordDelays() {
+  if (slot_ && runDelayed_ > 0) slot_->totals.queueDelay.record(runDelayNs_, runDelayed_);
+  runDelayed_ = 0;
 }
 
 void LoadShedder::tick(uint64_t nowNs) {
