@@ -20,12 +20,32 @@
 namespace tcpfork {
 namespace {
 
+// A sanitizer build (TCPFORK_SYSTEM_ALLOCATOR) compiles no call into
+// MallocExtension at all: the sanitizers replace malloc, tcmalloc is not
+// linked, and UBSan's vptr check on a virtual call would need its typeinfo.
+#ifdef TCPFORK_SYSTEM_ALLOCATOR
+bool usingTcmalloc() { return false; }
+bool returnFreedPagesAtOnce() { return false; }
+bool heapSample(std::string&) { return false; }
+#else
 // tcmalloc's MallocExtension::instance(), if tcmalloc is this process's allocator.
 MallocExtension* tcmalloc() {
   using Instance = MallocExtension* (*)();
   static auto instance = reinterpret_cast<Instance>(::dlsym(RTLD_DEFAULT, "_ZN15MallocExtension8instanceEv"));
   return instance ? instance() : nullptr;
 }
+bool usingTcmalloc() { return tcmalloc() != nullptr; }
+bool returnFreedPagesAtOnce() {
+  MallocExtension* allocator = tcmalloc();
+  return allocator && allocator->SetNumericProperty("tcmalloc.aggressive_memory_decommit", 1);
+}
+bool heapSample(std::string& text) {
+  MallocExtension* allocator = tcmalloc();
+  if (!allocator) return false;
+  allocator->GetHeapSample(&text);
+  return true;
+}
+#endif
 
 }  // namespace
 
@@ -34,15 +54,13 @@ HeapProfiler::HeapProfiler(ProfileOptions options) : options_(std::move(options)
   // a worker shedding parked frames under max_buffered_bytes would then hold
   // the memory it freed, and its RSS stay past the budget the limit promises
   // (Limits.ParkedLargeFramesAreShedBiggestFirstWithinTheBudget).
-  if (MallocExtension* allocator = tcmalloc()) {
-    if (!allocator->SetNumericProperty("tcmalloc.aggressive_memory_decommit", 1)) {
-      spdlog::warn("tcmalloc: cannot set tcmalloc.aggressive_memory_decommit; freed memory may stay resident");
-    }
+  if (usingTcmalloc() && !returnFreedPagesAtOnce()) {
+    spdlog::warn("tcmalloc: cannot set tcmalloc.aggressive_memory_decommit; freed memory may stay resident");
   }
 }
 
 std::optional<std::string> HeapProfiler::unavailable() const {
-  if (!tcmalloc()) return "this worker allocates with the system allocator (a sanitizer build), not tcmalloc";
+  if (!usingTcmalloc()) return "this worker allocates with the system allocator (a sanitizer build), not tcmalloc";
   const char* sample = std::getenv("TCMALLOC_SAMPLE_PARAMETER");
   if (!sample || std::strtoull(sample, nullptr, 10) == 0) return "heap sampling is off (profile.heap_sample: 0)";
   if (options_.dir.empty()) return "no profile directory configured";
@@ -55,7 +73,7 @@ std::optional<std::string> HeapProfiler::write(const char* why) {
     return std::nullopt;
   }
   std::string text;
-  tcmalloc()->GetHeapSample(&text);
+  if (!heapSample(text)) return std::nullopt;
   std::string finalPath = fmt::format("{}/{}-worker{}-{}-{}-{}.heap", options_.dir, options_.name, options_.index,
                                       ::getpid(), profileTimestamp(), ++written_);
   try {
