@@ -17,7 +17,7 @@ namespace tcpfork::journal {
 
 namespace {
 
-constexpr auto kErrorLogInterval = std::chrono::seconds(10);
+constexpr auto kRetentionErrorLogInterval = std::chrono::seconds(10);
 
 struct Listed {
   std::string name;
@@ -74,7 +74,7 @@ RetentionPass Retention::run(int dirFd, const std::string& dir, std::chrono::sys
   std::string error;
   if (!list(dirFd, segments, error)) {
     auto steadyNow = std::chrono::steady_clock::now();
-    if (steadyNow - lastErrorLog_ >= kErrorLogInterval) {
+    if (steadyNow - lastErrorLog_ >= kRetentionErrorLogInterval) {
       lastErrorLog_ = steadyNow;
       log_(3, "retention: " + dir + ": " + error + "; nothing deleted");
     }
@@ -97,7 +97,7 @@ RetentionPass Retention::run(int dirFd, const std::string& dir, std::chrono::sys
       pass.bytesDeleted += s.bytes;
     } else if (errno != ENOENT) {  // ENOENT: another worker deleted it first
       auto steadyNow = std::chrono::steady_clock::now();
-      if (steadyNow - lastErrorLog_ >= kErrorLogInterval) {
+      if (steadyNow - lastErrorLog_ >= kRetentionErrorLogInterval) {
         lastErrorLog_ = steadyNow;
         log_(3, "retention: " + dir + "/" + s.name + ": unlink: " + std::strerror(errno) + "; kept");
       }
