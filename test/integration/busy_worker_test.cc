@@ -24,7 +24,7 @@ namespace {
 
 // Shedding off: this is about a backlog served to its end (test/integration/overload_test.cc sheds one).
 std::string slowModuleYaml(long burnUs) {
-  return testModuleYaml("{burn_us: " + std::to_string(burnUs) + "}") + "overload:\n  shed: off\n";
+  return testModuleYaml("{burn_us: " + std::to_string(burnUs) + "}", "overload:\n  shed: off\n");
 }
 
 TEST(BusyWorker, ABacklogOnASlowModuleIsServedWithoutKillingTheWorker) {

@@ -49,7 +49,7 @@ constexpr double kCapacity = 1e6 / kBurnUs;  // requests/s
 constexpr unsigned kConnections = 4;
 
 std::string slowModule(const std::string& overload) {
-  return testModuleYaml("{burn_us: " + std::to_string(kBurnUs) + "}") + "overload:\n" + overload;
+  return testModuleYaml("{burn_us: " + std::to_string(kBurnUs) + "}", "overload:\n" + overload);
 }
 
 // Whether a fresh scrape shows a worker overloaded (1) or not (0), -1 when
