@@ -23,23 +23,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  std::string path = tempPath("profiles");
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-std::vector<std::string> filesEndingWith(const std::string& dir, const std::string& suffix) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (e.path().string().ends_with(suffix)) out.push_back(e.path().string());
-  }
-  return out;
-}
-
 // A program that is not one of ours, bounded; HOME and PPROF_TMPDIR in `dir`
 // (where the pprof tools keep what they fetch).
 ToolRun runProgram(std::vector<std::string> argv, const std::string& dir) {
@@ -91,7 +74,7 @@ void leak(const RunningMaster& master) {
 }
 
 TEST(HeapProfile, BothPprofToolsPutTheLeakingFunctionOnTopOfInUseSpace) {
-  TempDir dir;
+  TempDir dir("profiles");
   RunningMaster master(1, leakingMasterYaml(dir.path));
   std::string base = "http://127.0.0.1:" + std::to_string(master.metricsPort());
 #ifdef TCPFORK_SYSTEM_ALLOCATOR
@@ -119,7 +102,7 @@ TEST(HeapProfile, BothPprofToolsPutTheLeakingFunctionOnTopOfInUseSpace) {
 // format=folded: COUNT is the estimated bytes in use; the heaviest stack
 // ends in the leaking function (the allocator's own frames left out).
 TEST(HeapProfile, FoldedHeapStacksEndTheHeaviestInTheLeakingFunction) {
-  TempDir dir;
+  TempDir dir("profiles");
   RunningMaster master(1, leakingMasterYaml(dir.path));
 #ifdef TCPFORK_SYSTEM_ALLOCATOR
   GTEST_SKIP() << "a sanitizer build allocates with the system allocator: no heap profiles";
@@ -140,7 +123,7 @@ TEST(HeapProfile, FoldedHeapStacksEndTheHeaviestInTheLeakingFunction) {
 }
 
 TEST(HeapProfile, AWrappedOrAbsentWorkerIndexIsRefusedAsForCpuProfiles) {
-  TempDir dir;
+  TempDir dir("profiles");
   RunningMaster master(1, leakingMasterYaml(dir.path));
   int port = master.metricsPort();
   for (const char* path : {"/debug/pprof/heap?worker=4294967296", "/debug/pprof/heap?worker=99999999999999999999",
@@ -161,7 +144,7 @@ TEST(HeapProfile, AWrappedOrAbsentWorkerIndexIsRefusedAsForCpuProfiles) {
 }
 
 TEST(HeapProfile, SignalThroughTheMasterWritesEveryWorkersHeap) {
-  TempDir dir;
+  TempDir dir("profiles");
   RunningMaster master(2, "profile:\n  dir: " + dir.path + "\n");
   ToolRun run = runTool("tcpfork", {"-c", master.configPath(), "-s", "heap"});
   ASSERT_EQ(run.exitCode, 0) << run.output;

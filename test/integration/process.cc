@@ -199,6 +199,20 @@ std::string tempPath(const std::string& stem) {
   return testDir() + "/" + std::to_string(counter++) + "-" + stem;
 }
 
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
+
+std::vector<std::string> filesEndingWith(const std::string& dir, const std::string& suffix) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (e.path().string().ends_with(suffix)) out.push_back(e.path().string());
+  }
+  return out;
+}
+
 TestConnection::TestConnection(int port, std::chrono::milliseconds readTimeout)
     : fd_(connectTcp(parseAddress("127.0.0.1:" + std::to_string(port)))) {
   timeval tv{static_cast<time_t>(readTimeout.count() / 1000), static_cast<suseconds_t>(readTimeout.count() % 1000 * 1000)};

@@ -71,6 +71,21 @@ size_t count(const std::string& haystack, const std::string& needle);
 // A fresh, empty file path under the test temp dir.
 std::string tempPath(const std::string& stem);
 
+// A directory path under the test temp dir (tempPath), removed with all it
+// holds when the object goes.
+struct TempDir {
+  std::string path = tempPath("dir");
+  TempDir() = default;
+  explicit TempDir(const std::string& stem) : path(tempPath(stem)) {}
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+};
+
+// The paths of the files in `dir` whose names end with `suffix` (none when
+// `dir` cannot be read).
+std::vector<std::string> filesEndingWith(const std::string& dir, const std::string& suffix);
+
 // "<pid>-<random>", unique to this test process among all runs: for names
 // outside the temp dir (stats segments), which a crashed run may leave.
 std::string uniqueTag();

@@ -27,24 +27,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A directory removed when the test ends.
-struct TempDir {
-  std::string path = tempPath("profiles");
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-std::vector<std::string> filesEndingWith(const std::string& dir, const std::string& suffix) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (e.path().string().ends_with(suffix)) out.push_back(e.path().string());
-  }
-  return out;
-}
-
 ToolRun pprofText(const std::string& profile) {
   std::string log = tempPath("pprof.out");
   ChildProcess pprof({"/usr/bin/google-pprof", "--text", binary("tcpfork-worker"), profile}, {}, log);
@@ -119,7 +101,7 @@ class Profiling : public ::testing::Test {
 };
 
 TEST_F(Profiling, TrapThroughTheMasterProfilesEveryWorker) {
-  TempDir dir;
+  TempDir dir("profiles");
   RunningMaster master(2, profileYaml(dir.path, "  duration: 30s\n"));
   BackgroundClient bench = loadOnEveryWorker(master, 2, 60);
   ToolRun start = runTool("tcpfork", {"-c", master.configPath(), "-s", "profile"});
@@ -155,7 +137,7 @@ TEST_F(Profiling, TrapThroughTheMasterProfilesEveryWorker) {
 }
 
 TEST_F(Profiling, TrapToOneWorkerStopsByItself) {
-  TempDir dir;
+  TempDir dir("profiles");
   RunningMaster master(2, profileYaml(dir.path, "  duration: 500ms\n"));
   pid_t one = *master.servingPids().begin();
   ::kill(one, SIGTRAP);
@@ -167,7 +149,7 @@ TEST_F(Profiling, TrapToOneWorkerStopsByItself) {
 }
 
 TEST_F(Profiling, AWorkerKilledMidProfileLeavesNoBrokenFile) {
-  TempDir dir;
+  TempDir dir("profiles");
   RunningMaster master(1, profileYaml(dir.path));
   pid_t victim = *master.servingPids().begin();
   ::kill(victim, SIGTRAP);
@@ -182,7 +164,7 @@ TEST_F(Profiling, AWorkerKilledMidProfileLeavesNoBrokenFile) {
 }
 
 TEST_F(Profiling, RefusesAProfileDirectoryThatIsASymlink) {
-  TempDir target;
+  TempDir target("profiles");
   ASSERT_EQ(::mkdir(target.path.c_str(), 0777), 0);
   std::string planted = tempPath("planted");
   ASSERT_EQ(::symlink(target.path.c_str(), planted.c_str()), 0);
@@ -196,7 +178,7 @@ TEST_F(Profiling, RefusesAProfileDirectoryThatIsASymlink) {
 }
 
 TEST_F(Profiling, AutoProfilerTriggersOnceThenCoolsDown) {
-  TempDir dir;
+  TempDir dir("profiles");
   RunningMaster master(1, profileYaml(dir.path, "  duration: 300ms\n  auto:\n    enabled: true\n    interval: 200ms\n"
                                                 "    threshold: 0.001\n    consecutive: 2\n    cooldown: 1h\n"));
   BackgroundClient bench = load(master, 4);
@@ -209,7 +191,7 @@ TEST_F(Profiling, AutoProfilerTriggersOnceThenCoolsDown) {
 }
 
 TEST_F(Profiling, HttpEndpointReturnsAProfilePprofReads) {
-  TempDir dir;
+  TempDir dir("profiles");
   RunningMaster master(2, profileYaml(dir.path, "  http: true\n"));
   // Load for longer than the test needs (sanitizer builds are slow); stopped below.
   BackgroundClient bench = loadOnEveryWorker(master, 2, 60);
@@ -244,7 +226,7 @@ TEST_F(Profiling, HttpEndpointReturnsAProfilePprofReads) {
 // without a binary asks /debug/worker/K/pprof/symbol and .../cmdline.
 TEST_F(Profiling, PprofToolsNameTheFramesOfAProfileFromItsUrlAlone) {
   TCPFORK_REQUIRE(::access("/usr/bin/go", X_OK) == 0, "go (Debian package golang-go) missing");
-  TempDir dir;
+  TempDir dir("profiles");
   RunningMaster master(1, testModuleYaml("{burn_us: 300}") + profileYaml(dir.path, "  http: true\n"));
   BackgroundClient bench = loadOnEveryWorker(master, 1, 60);
   std::string base = "http://127.0.0.1:" + std::to_string(master.metricsPort());
@@ -272,7 +254,7 @@ TEST_F(Profiling, PprofToolsNameTheFramesOfAProfileFromItsUrlAlone) {
 // format=folded: the worker's stacks, named, root first; a module burning
 // CPU in burn_cpu() under test_handle has most of the samples there.
 TEST_F(Profiling, FoldedCpuStacksNameTheBurningFunctionWithMostSamples) {
-  TempDir dir;
+  TempDir dir("profiles");
   RunningMaster master(1, testModuleYaml("{burn_us: 300}") + profileYaml(dir.path, "  http: true\n"));
   BackgroundClient bench = loadOnEveryWorker(master, 1, 60);
   HttpResponse r = httpGet(master.metricsPort(), "/debug/pprof/profile?seconds=2&worker=0&format=folded");
@@ -295,7 +277,7 @@ TEST_F(Profiling, FoldedCpuStacksNameTheBurningFunctionWithMostSamples) {
 // The symbol page answers the tools' probe, takes only "0x..+0x.." bodies of
 // bounded size, and a body on any other path is still refused.
 TEST_F(Profiling, SymbolRequestsAreBoundedAndOtherPathsTakeNoBody) {
-  TempDir dir;
+  TempDir dir("profiles");
   RunningMaster master(1, profileYaml(dir.path, "  http: true\n"));
   int port = master.metricsPort();
   HttpResponse probe = httpGet(port, "/debug/pprof/symbol");
@@ -331,7 +313,7 @@ TEST_F(Profiling, SymbolRequestsAreBoundedAndOtherPathsTakeNoBody) {
 // worker both passed the "already profiling" check, the second SIGTRAP then
 // stopping the first profile.
 TEST_F(Profiling, HttpRefusesAWrappingIndexAndASecondRequestForTheSameWorker) {
-  TempDir dir;
+  TempDir dir("profiles");
   RunningMaster master(1, profileYaml(dir.path, "  http: true\n"));
   EXPECT_EQ(httpGet(master.metricsPort(), "/debug/pprof/profile?seconds=1&worker=4294967296").status, 400);
   EXPECT_EQ(httpGet(master.metricsPort(), "/debug/pprof/profile?seconds=1&worker=99999999999999999999").status, 400);
@@ -347,7 +329,7 @@ TEST_F(Profiling, HttpRefusesAWrappingIndexAndASecondRequestForTheSameWorker) {
 // Profiles toggled faster than the master looks at the workers are each
 // reported: the log accounts for every file written.
 TEST_F(Profiling, EveryProfileOfATrapStormIsReported) {
-  TempDir dir;
+  TempDir dir("profiles");
   RunningMaster master(2, profileYaml(dir.path, "  duration: 1s\n"));
   ASSERT_TRUE(master.waitServing(2, 5s));
   for (int i = 0; i < 50; ++i) {
