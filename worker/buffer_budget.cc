@@ -7,6 +7,20 @@ namespace tcpfork {
 BufferBudget::BufferBudget(size_t limit, const PendingTable& pendings, Hooks hooks)
     : limit_(limit), pendings_(pendings), hooks_(std::move(hooks)) {}
 
+void BufferBudget::overHalf() {
+  if (!pressed_) {
+    pressed_ = true;
+    if (hooks_.pressure) hooks_.pressure(true);
+  }
+  if (sum_ > limit_) overBudget();
+}
+
+void BufferBudget::tick() {
+  if (!pressed_ || sum_ >= limit_ / 4) return;
+  pressed_ = false;
+  if (hooks_.pressure) hooks_.pressure(false);
+}
+
 void BufferBudget::overBudget() {
   if (shedding_) return;
   shedding_ = true;

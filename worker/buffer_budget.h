@@ -31,6 +31,12 @@
 // The budget keeps the sum and the gate; the connections are the Worker's.
 // It reaches them only through the Worker's hooks, so that data flows one
 // way: a connection reports to its budget, and never the reverse by name.
+//
+// The budget bounds RSS, not only the sum it counts: buffers that grow by
+// doubling free their smaller selves, and an allocator that keeps freed
+// pages for reuse (tcmalloc) holds them. So from half the budget on, the
+// Worker has the allocator return freed pages at once (Hooks::pressure),
+// until a tick finds the sum under a quarter of it again.
 
 #include <algorithm>
 #include <cstddef>
@@ -65,6 +71,7 @@ class BufferBudget {
     std::function<void(bool on)> accepting;  // stops the worker's acceptors while gated
     std::function<Round()> shed;             // one round over the connections: shedBiggest
     std::function<void()> resume;            // the gate opened: every connection reads again
+    std::function<void(bool on)> pressure;   // the sum passed half the budget (on), or fell under a quarter
   };
 
   BufferBudget(size_t limit, const PendingTable& pendings, Hooks hooks);
@@ -78,7 +85,7 @@ class BufferBudget {
   void report(Share& share, size_t bytes) {
     sum_ = sum_ - share.bytes_ + bytes;
     share.bytes_ = bytes;
-    if (sum_ > limit_) overBudget();
+    if (sum_ > limit_ / 2) [[unlikely]] overHalf();
   }
   // A connection is freed: its part leaves the sum, shedding nothing.
   void leave(Share& share) {
@@ -98,6 +105,8 @@ class BufferBudget {
   size_t lowMark() const { return limit_ / 4 * 3; }
   // After completions: opens the gate once the sum is under the low mark.
   void pendingsDone();
+  // Periodically: ends the pressure once the sum is under a quarter of the budget.
+  void tick();
 
   // The round itself, over the Worker's `connections` (pointers to objects
   // with buffered() and shed()): closes those holding the most, biggest
@@ -120,6 +129,7 @@ class BufferBudget {
   }
 
  private:
+  void overHalf();
   void overBudget();
   void shed();
   void gate();
@@ -128,6 +138,7 @@ class BufferBudget {
   size_t limit_;
   size_t sum_ = 0;  // the connections' shares
   bool gated_ = false;
+  bool pressed_ = false;  // hooks_.pressure(true) was called last
   const PendingTable& pendings_;
   Hooks hooks_;
   bool shedding_ = false;  // a round closes connections, which report again

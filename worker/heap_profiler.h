@@ -9,10 +9,8 @@
 // table of its addresses ("<final>.sym", worker/profile_symbols.h) and its
 // folded stacks ("<final>.folded", worker/folded_stacks.h).
 //
-// tcmalloc is found at run time: the worker binary links it, a sanitizer
-// build does not (the sanitizers replace malloc), and there every write
-// says that heap profiles are unavailable. Making one sets tcmalloc to give
-// freed pages back at once, as glibc does for large blocks. Owned by the Worker.
+// Where tcmalloc is not the allocator (worker/allocator.h), every write says
+// that heap profiles are unavailable. Owned by the Worker.
 
 #include <optional>
 #include <string>

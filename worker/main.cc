@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
   // four (a peer with over 128 KiB of requests waiting) takes 276 KiB, past
   // this threshold: a mapping made and unmapped per batch. (Only on glibc's
   // malloc: under tcmalloc, the worker's allocator, mallopt does nothing and
-  // HeapProfiler has tcmalloc return freed pages at once instead.)
+  // the worker's tick returns freed pages instead: worker/worker.cc.)
   ::mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   try {
     if (!settings.logFile.empty()) redirectOutputTo(settings.logFile);
