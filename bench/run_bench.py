@@ -34,7 +34,7 @@ import time
 
 import cpu_per_ack
 from proc_status import status_bytes
-from targets import fmt_cpu, fmt_ns, fmt_rate, judge
+from targets import allocator_check, fmt_cpu, fmt_ns, fmt_rate, judge
 from build_tree import ack_module, free_port, journal_module
 
 SCENARIOS = [
@@ -57,6 +57,17 @@ JOURNAL_KINDS = ("journal-always", "journal-never")
 # What the allocator and heap sampling cost: every scenario.
 ALLOC_SCENARIOS = SCENARIOS
 ALLOC_KINDS = ("sampled", "unsampled", "glibc")
+# And what tcmalloc (sampling) does where a handler module allocates on the
+# worker's behalf: ack.c, and the journal with fsync: never (its CPU, not
+# the disk's wait), each against the same module on glibc's malloc.
+ALLOC_MODULE_ROWS = [
+    # row name, server kind, connections, window
+    ("ack.c pipelined", "ack-module", 100, 1024),
+    ("ack.c req/resp", "ack-module", 100, 1),
+    ("journal pipelined", "journal-never", 100, 1024),
+    ("journal req/resp", "journal-never", 100, 1),
+]
+GLIBC = "+glibc"
 # What the master puts in each worker's environment (profile.heap_sample).
 DEFAULT_HEAP_SAMPLE = 512 * 1024
 
@@ -76,7 +87,10 @@ class Server:
     def __init__(self, kind, bin_dir, cpu):
         self.port = free_port()
         addr = f"127.0.0.1:{self.port}"
-        binary = {"baseline": "tcpfork-baseline", "glibc": "tcpfork-worker-glibc"}.get(kind, "tcpfork-worker")
+        # "<kind>+glibc": the same server on glibc's malloc.
+        on_glibc = kind == "glibc" or kind.endswith(GLIBC)
+        kind = kind.removesuffix(GLIBC)
+        binary = "tcpfork-baseline" if kind == "baseline" else "tcpfork-worker-glibc" if on_glibc else "tcpfork-worker"
         cmd = ["taskset", "-c", str(cpu), os.path.join(bin_dir, binary), "--listen", addr]
         if kind != "baseline":
             # The journal's summary at exit (records per fsync) is an info line.
@@ -222,8 +236,9 @@ def main():
     total_runs = ((len(SCENARIOS) + len(STATS_SCENARIOS) + len(MODULE_SCENARIOS) + len(JOURNAL_SCENARIOS)) * 2 *
                   args.rounds + len(ALLOC_SCENARIOS) * len(ALLOC_KINDS) * args.rounds +
                   len(SWEEP_WINDOWS) * 2 * args.sweep_rounds)
+    total_runs += len(ALLOC_MODULE_ROWS) * 2 * args.rounds
     if args.only == "allocator":
-        total_runs = len(ALLOC_SCENARIOS) * len(ALLOC_KINDS) * args.rounds
+        total_runs = (len(ALLOC_SCENARIOS) * len(ALLOC_KINDS) + len(ALLOC_MODULE_ROWS) * 2) * args.rounds
     counter = [0]
 
     def compare(name, conns, window, kinds, rounds=None, duration=None):
@@ -274,6 +289,15 @@ def main():
             "sampled_over_glibc": paired(runs, "sampled", "glibc"),
             "sampled_peak_rss_bytes": peak["sampled"], "glibc_peak_rss_bytes": peak["glibc"],
         })
+    alloc_module_results = []
+    for name, kind, conns, window in ALLOC_MODULE_ROWS:
+        runs, peak = compare(name, conns, window, (kind, kind + GLIBC))
+        alloc_module_results.append({
+            "scenario": name, "kind": kind, "connections": conns, "window": window,
+            **summary(runs, kind, "sampled"), **summary(runs, kind + GLIBC, "glibc"),
+            **paired(runs, kind, kind + GLIBC),
+            "sampled_peak_rss_bytes": peak[kind], "glibc_peak_rss_bytes": peak[kind + GLIBC],
+        })
 
     def print_alloc_table():
         print()
@@ -291,9 +315,35 @@ def main():
             ("peak RSS s/glibc", 16, lambda r: f"{r['sampled_peak_rss_bytes'] / 2**20:.1f}/"
                                                 f"{r['glibc_peak_rss_bytes'] / 2**20:.1f} M"),
         ])
+        print()
+        print("allocator under a handler module: ack.c and the journal (fsync: never), tcmalloc sampling against "
+              f"glibc malloc, {count_rounds(args.rounds)}")
+        print_table(alloc_module_results, [
+            ("sampled acks/s", 14, rate("sampled_acks_per_sec")),
+            ("glibc acks/s", 12, rate("glibc_acks_per_sec")),
+            ("ratio", 5, ratio("acks_ratio", 3)),
+            ("sampled CPU/ack", 15, cpu("sampled_cpu_per_ack_ns")),
+            ("glibc CPU/ack", 13, cpu("glibc_cpu_per_ack_ns")),
+            ("CPU ratio", 9, ratio("cpu_ratio", 3)),
+            ("peak RSS s/glibc", 16, lambda r: f"{r['sampled_peak_rss_bytes'] / 2**20:.1f}/"
+                                                f"{r['glibc_peak_rss_bytes'] / 2**20:.1f} M"),
+        ])
+
+    def alloc_rows_judged():
+        """Every allocator row as the target reads it: sampled tcmalloc over glibc."""
+        return [{"scenario": r["scenario"], **r["sampled_over_glibc"]} for r in alloc_results] + alloc_module_results
 
     if args.only == "allocator":
         print_alloc_table()
+        print()
+        what, ok, evidence = allocator_check(alloc_rows_judged(), args.rounds)
+        print(f"  {'met  ' if ok else 'SHORT'}  {what}\n           [{evidence}]")
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w") as f:
+            json.dump({"duration_s": args.duration, "warmup_s": args.warmup, "cpu_span_s": span, "rounds": args.rounds,
+                       "payload_bytes": args.payload_bytes, "allocator": alloc_results,
+                       "allocator_modules": alloc_module_results, "targets_met": {what: ok}}, f, indent=2)
+        print(f"\nwrote {args.out}")
         return
 
     results = []
@@ -436,7 +486,8 @@ def main():
         ("CPU ratio", 9, ratio("cpu_ratio", 3)),
     ])
 
-    checks = judge(results, stats_results, module_results, args.rounds)
+    checks = judge(results, stats_results, module_results, args.rounds) + [
+        allocator_check(alloc_rows_judged(), args.rounds)]
     print()
     print("targets, each judged on the figure in brackets: CPU per ack wherever throughput is what the machine's "
           "other\nload decides (it moves between identical runs by far more than the margins judged here; CPU time "
@@ -449,7 +500,8 @@ def main():
         json.dump({"duration_s": args.duration, "warmup_s": args.warmup, "cpu_span_s": span,
                    "rounds": args.rounds, "payload_bytes": args.payload_bytes,
                    "scenarios": results, "stats_cost": stats_results, "module_cost": module_results,
-                   "journal": journal_results, "allocator": alloc_results, "window_sweep": sweep_results,
+                   "journal": journal_results, "allocator": alloc_results,
+                   "allocator_modules": alloc_module_results, "window_sweep": sweep_results,
                    "targets_met": {what: ok for what, ok, _ in checks}}, f, indent=2)
     print(f"\nwrote {args.out}")
 

@@ -19,6 +19,8 @@ BASELINE_RATIO = 0.9
 STATS_RATIO = 0.98
 # The ack handler as a module: 0.95 of the built-in's throughput.
 MODULE_RATIO = 0.95
+# tcmalloc sampling heap profiles: 0.98 of glibc malloc's throughput.
+ALLOCATOR_RATIO = 0.98
 PIPELINED_ACKS_PER_CPU_SECOND = 8_000_000
 REQUEST_RESPONSE_ACKS_PER_CPU_SECOND = 150_000
 REQUEST_RESPONSE_P99_NS = 2_000_000
@@ -74,3 +76,9 @@ def judge(results, stats_results, module_results, rounds):
         _ratio_check(module_results, f"ack.c module: CPU/ack <= the built-in's / {MODULE_RATIO} in every scenario",
                      MODULE_RATIO, rounds),
     ]
+
+
+def allocator_check(rows, rounds):
+    """tcmalloc sampling at 512 KiB over glibc's malloc, every scenario and module row."""
+    return _ratio_check(rows, f"tcmalloc sampling heap profiles: CPU/ack <= glibc malloc's / {ALLOCATOR_RATIO} in every "
+                        f"scenario, with and without a module", ALLOCATOR_RATIO, rounds)
