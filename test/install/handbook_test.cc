@@ -326,5 +326,48 @@ TEST(Handbook, EveryRunnableShellBlockRunsAgainstTheBuild) {
   }
 }
 
+// docs/measurements.md, the one place measured figures live: every row of
+// its tables says what, the figure, when (a date), the command or test that
+// produced it (in backticks) and the machine.
+TEST(Handbook, EveryMeasurementRowGivesItsDateAndItsCommand) {
+  static const std::string kHeader = "| what | figure | measured | command or test | machine |";
+  static const std::regex kDate(R"(\b20[0-9]{2}-[01][0-9]-[0-3][0-9]\b)");
+  size_t rows = 0;
+  bool inTable = false;
+  for (const Line& line : proseLines(readFile((kSource / "docs/measurements.md").string()))) {
+    std::string where = "docs/measurements.md:" + std::to_string(line.number);
+    if (!line.text.starts_with("|")) {
+      inTable = false;
+      continue;
+    }
+    if (!inTable) {
+      EXPECT_EQ(line.text, kHeader) << where << ": a table of other columns";
+      inTable = true;
+      continue;
+    }
+    if (line.text.starts_with("| ---")) continue;
+    // The cells, split at the bars outside code spans.
+    std::vector<std::string> cells(1);
+    bool code = false;
+    for (char ch : line.text.substr(1)) {
+      if (ch == '`') code = !code;
+      if (ch == '|' && !code) {
+        cells.emplace_back();
+      } else {
+        cells.back() += ch;
+      }
+    }
+    cells.pop_back();  // after the closing bar
+    ++rows;
+    ASSERT_EQ(cells.size(), 5u) << where << ": " << line.text;
+    for (const std::string& cell : cells) {
+      EXPECT_NE(cell.find_first_not_of(' '), std::string::npos) << where << ": an empty cell";
+    }
+    EXPECT_TRUE(std::regex_search(cells[2], kDate)) << where << ": no date in '" << cells[2] << "'";
+    EXPECT_NE(cells[3].find('`'), std::string::npos) << where << ": no command or test in '" << cells[3] << "'";
+  }
+  EXPECT_GT(rows, 30u) << "docs/measurements.md holds the handbook's measured figures";
+}
+
 }  // namespace
 }  // namespace tcpfork::test
