@@ -33,8 +33,8 @@ struct TestRequest {
 };
 
 // Encodes acks for ids first..first+n-1, answered at once, as the frame loop does.
-void answer(AckQueue& acks, uint64_t first, size_t n, uint64_t receivedNs) {
-  std::byte* out = acks.reserve(n);
+void answer(AckQueue& acks, OutputBuffer::Spare& spare, uint64_t first, size_t n, uint64_t receivedNs) {
+  std::byte* out = acks.reserve(n, spare);
   ASSERT_NE(out, nullptr);
   for (size_t i = 0; i < n; ++i) {
     protocol::encodeAck(protocol::Command::kSubmitAck, protocol::formatId(first + i), protocol::kResultOk,
@@ -67,18 +67,19 @@ using Strings = std::vector<std::string>;
 TEST(AckQueue, HeldAcksKeepRequestOrderBehindThoseAnsweredAtOnce) {
   ConnectionStats off(nullptr);
   AckQueue acks(off);
-  answer(acks, 1, 2, 0);
+  OutputBuffer::Spare spare;
+  answer(acks, spare, 1, 2, 0);
   uint64_t three = hold(acks, 3, Handler::kPending);
   hold(acks, 4, 9);  // answered, but behind 3
   EXPECT_EQ(unsent(acks), (Strings{"1:0", "2:0"}));
   EXPECT_EQ(acks.held(), 2u);
   EXPECT_EQ(acks.pending(), 1u);
   EXPECT_EQ(acks.ready(), 0u);
-  EXPECT_EQ(acks.release(), 0u) << "nothing moves while the front is pending";
+  EXPECT_EQ(acks.release(spare), 0u) << "nothing moves while the front is pending";
 
   acks.complete(three, 7);
   EXPECT_EQ(acks.ready(), 2u);
-  EXPECT_EQ(acks.release(), 2u);
+  EXPECT_EQ(acks.release(spare), 2u);
   EXPECT_EQ(unsent(acks), (Strings{"1:0", "2:0", "3:7", "4:9"}));
   EXPECT_EQ(acks.held(), 0u);
 
@@ -86,12 +87,12 @@ TEST(AckQueue, HeldAcksKeepRequestOrderBehindThoseAnsweredAtOnce) {
   uint64_t five = hold(acks, 5, Handler::kPending);
   uint64_t six = hold(acks, 6, Handler::kPending);
   acks.complete(six, 2);
-  EXPECT_EQ(acks.release(), 0u);
+  EXPECT_EQ(acks.release(spare), 0u);
   acks.complete(five, 1);
-  EXPECT_EQ(acks.release(), 2u);
+  EXPECT_EQ(acks.release(spare), 2u);
   EXPECT_EQ(unsent(acks), (Strings{"1:0", "2:0", "3:7", "4:9", "5:1", "6:2"}));
 
-  acks.sent(3 * kAck + 5, 0);
+  acks.sent(3 * kAck + 5, 0, spare);
   EXPECT_EQ(acks.unsent().size(), 3 * kAck - 5) << "a partly sent ack stays until its last byte";
 }
 
@@ -100,9 +101,10 @@ TEST(AckQueue, HeldAcksKeepRequestOrderBehindThoseAnsweredAtOnce) {
 TEST(AckQueue, ReleaseWithNothingEverHeldMovesNothing) {
   ConnectionStats off(nullptr);
   AckQueue acks(off);
-  EXPECT_EQ(acks.release(), 0u);
-  answer(acks, 1, 1, 0);
-  EXPECT_EQ(acks.release(), 0u);
+  OutputBuffer::Spare spare;
+  EXPECT_EQ(acks.release(spare), 0u);
+  answer(acks, spare, 1, 1, 0);
+  EXPECT_EQ(acks.release(spare), 0u);
   EXPECT_EQ(unsent(acks), (Strings{"1:0"}));
   EXPECT_EQ(acks.held(), 0u);
   EXPECT_EQ(acks.pending(), 0u);
@@ -113,6 +115,7 @@ TEST(AckQueue, ReleaseWithNothingEverHeldMovesNothing) {
 TEST(AckQueue, DropHeldHandsBackEveryPendingToken) {
   ConnectionStats off(nullptr);
   AckQueue acks(off);
+  OutputBuffer::Spare spare;
   hold(acks, 1, Handler::kPending, 0, 10);
   hold(acks, 2, Handler::kPending, 0, 11);
   hold(acks, 3, 0, 0, 12);
@@ -122,7 +125,7 @@ TEST(AckQueue, DropHeldHandsBackEveryPendingToken) {
   EXPECT_EQ(orphaned, (std::vector<uint64_t>{10, 11, 13}));
   EXPECT_EQ(acks.held(), 0u);
   EXPECT_EQ(acks.pending(), 0u);
-  EXPECT_EQ(acks.release(), 0u);
+  EXPECT_EQ(acks.release(spare), 0u);
   EXPECT_TRUE(acks.unsent().empty());
 }
 
@@ -134,13 +137,14 @@ TEST(AckQueue, DropHeldHandsBackEveryPendingToken) {
 TEST(AckQueue, TheBudgetSeesUnsentBytesAndHeldEntries) {
   ConnectionStats off(nullptr);
   AckQueue acks(off);
+  OutputBuffer::Spare spare;
   EXPECT_EQ(acks.memoryBytes(), 0u);
-  answer(acks, 1, 3, 0);
+  answer(acks, spare, 1, 3, 0);
   EXPECT_EQ(acks.memoryBytes(), 3 * kAck);
   EXPECT_EQ(acks.queuedBytes(), 3 * kAck);
-  acks.sent(kAck + 1, 0);
+  acks.sent(kAck + 1, 0, spare);
   EXPECT_EQ(acks.memoryBytes(), 2 * kAck - 1);
-  acks.sent(2 * kAck - 1, 0);
+  acks.sent(2 * kAck - 1, 0, spare);
   EXPECT_EQ(acks.memoryBytes(), 0u) << "a sent exchange holds nothing for the budget";
 
   constexpr size_t kBurst = 10'000;
@@ -149,10 +153,10 @@ TEST(AckQueue, TheBudgetSeesUnsentBytesAndHeldEntries) {
   EXPECT_GE(acks.memoryBytes(), kBurst * sizeof(HeldAcks::Ack));
   EXPECT_EQ(acks.queuedBytes(), kBurst * kAck);
   for (uint64_t sequence : sequences) acks.complete(sequence, 0);
-  EXPECT_EQ(acks.release(), kBurst);
+  EXPECT_EQ(acks.release(spare), kBurst);
   EXPECT_EQ(acks.queuedBytes(), kBurst * kAck);
   EXPECT_EQ(acks.memoryBytes(), kBurst * kAck) << "released: only the output's bytes are left";
-  acks.sent(kBurst * kAck, 0);
+  acks.sent(kBurst * kAck, 0, spare);
   EXPECT_EQ(acks.memoryBytes(), 0u);
   EXPECT_EQ(acks.queuedBytes(), 0u);
 }
@@ -163,15 +167,16 @@ TEST(AckQueue, TheBudgetSeesUnsentBytesAndHeldEntries) {
 TEST(AckQueue, CompactsTheSentFrontOfAcksThatAreAlwaysHeld) {
   ConnectionStats off(nullptr);
   AckQueue acks(off);
+  OutputBuffer::Spare spare;
   uint64_t oldest = hold(acks, 1, Handler::kPending);
   size_t peak = 0;
   constexpr uint64_t kRequests = 50'000;
   for (uint64_t id = 2; id <= kRequests; ++id) {
     uint64_t next = hold(acks, id, Handler::kPending);
     acks.complete(oldest, uint8_t(id % 256));
-    ASSERT_EQ(acks.release(), 1u);
+    ASSERT_EQ(acks.release(spare), 1u);
     ASSERT_EQ(unsent(acks), (Strings{std::to_string(id - 1) + ":" + std::to_string(id % 256)}));
-    acks.sent(kAck, 0);
+    acks.sent(kAck, 0, spare);
     oldest = next;
     peak = std::max(peak, acks.memoryBytes());
   }
@@ -187,14 +192,15 @@ TEST(AckQueue, EachAckIsTimedFromItsOwnStampWhenItsLastByteIsSent) {
   auto slot = std::make_unique<stats::Slot>();
   ConnectionStats on(slot.get());
   AckQueue acks(on);
-  answer(acks, 1, 2, 1 * kSecond);
+  OutputBuffer::Spare spare;
+  answer(acks, spare, 1, 2, 1 * kSecond);
   uint64_t three = hold(acks, 3, Handler::kPending, 2 * kSecond);
   hold(acks, 4, 0, 3 * kSecond);
-  acks.sent(2 * kAck, 11 * kSecond);  // 1, 2: 10 s each
+  acks.sent(2 * kAck, 11 * kSecond, spare);  // 1, 2: 10 s each
   acks.complete(three, 0);
-  ASSERT_EQ(acks.release(), 2u);
-  acks.sent(kAck + 3, 20 * kSecond);  // 3: 18 s; 4 not yet wholly sent
-  acks.sent(kAck - 3, 23 * kSecond);  // 4: 20 s
+  ASSERT_EQ(acks.release(spare), 2u);
+  acks.sent(kAck + 3, 20 * kSecond, spare);  // 3: 18 s; 4 not yet wholly sent
+  acks.sent(kAck - 3, 23 * kSecond, spare);  // 4: 20 s
   auto request = stats::HistogramView<stats::kRequestBoundsNs>::read(slot->totals.requestDuration);
   EXPECT_EQ(request.count(), 4u);
   EXPECT_EQ(request.sumNs, (10 + 10 + 18 + 20) * kSecond);
@@ -205,18 +211,20 @@ TEST(AckQueue, EachAckIsTimedFromItsOwnStampWhenItsLastByteIsSent) {
 TEST(AckQueue, UntimedAcksCountNothing) {
   ConnectionStats off(nullptr);
   AckQueue acks(off);
-  answer(acks, 1, 2, 1 * kSecond);
+  OutputBuffer::Spare spare;
+  answer(acks, spare, 1, 2, 1 * kSecond);
   uint64_t three = hold(acks, 3, Handler::kPending, 2 * kSecond);
   acks.complete(three, 0);
-  ASSERT_EQ(acks.release(), 1u);
-  acks.sent(3 * kAck, 11 * kSecond);
+  ASSERT_EQ(acks.release(spare), 1u);
+  acks.sent(3 * kAck, 11 * kSecond, spare);
   EXPECT_TRUE(acks.unsent().empty());
 }
 
 TEST(AckQueue, ClearDropsTheOutputAndItsMemory) {
   ConnectionStats off(nullptr);
   AckQueue acks(off);
-  answer(acks, 1, 1000, 0);
+  OutputBuffer::Spare spare;
+  answer(acks, spare, 1, 1000, 0);
   acks.clear();
   EXPECT_TRUE(acks.unsent().empty());
   EXPECT_EQ(acks.memoryBytes(), 0u);

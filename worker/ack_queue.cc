@@ -10,10 +10,10 @@ uint64_t AckQueue::hold(const protocol::Request& request, uint64_t token, int re
   return held_->push(request, token, result, receivedNs, decodedNs);
 }
 
-std::optional<size_t> AckQueue::release() {
+std::optional<size_t> AckQueue::release(OutputBuffer::Spare& spare) {
   size_t ready = this->ready();
   if (ready == 0) return 0;
-  std::byte* out = reserve(ready);
+  std::byte* out = reserve(ready, spare);
   if (out == nullptr) return std::nullopt;
   uint64_t nowNs = stats_.now();
   bool timed = stats_.timed();

@@ -30,8 +30,11 @@ class AckQueue {
   AckQueue& operator=(const AckQueue&) = delete;
 
   // Room for `n` acks at the end of the output, for commit(); null when
-  // there is no memory for it (what is queued is kept).
-  std::byte* reserve(size_t n) { return output_.reserve(n * protocol::kAckFrameBytes); }
+  // there is no memory for it (what is queued is kept). `spare`: the
+  // worker's (OutputBuffer), here and below.
+  std::byte* reserve(size_t n, OutputBuffer::Spare& spare) {
+    return output_.reserve(n * protocol::kAckFrameBytes, spare);
+  }
   // The first `n` acks of the last reserve() are encoded; their requests
   // were received at `receivedNs`.
   void commit(size_t n, uint64_t receivedNs) {
@@ -50,7 +53,7 @@ class AckQueue {
   // Moves the completed acks at the front of the held ones to the output
   // and returns how many; nullopt when the output has no memory for them
   // (they stay held).
-  std::optional<size_t> release();
+  std::optional<size_t> release(OutputBuffer::Spare& spare);
   // Held acks, completed or not.
   size_t held() const { return held_ ? held_->count() : 0; }
   // Held acks that wait for their result.
@@ -68,9 +71,9 @@ class AckQueue {
   // The output, oldest first: what to send.
   std::span<const std::byte> unsent() const { return output_.bytes(); }
   // The first `n` bytes of unsent() went to the socket at `sentNs`.
-  void sent(size_t n, uint64_t sentNs) {
+  void sent(size_t n, uint64_t sentNs, OutputBuffer::Spare& spare) {
     if (AckClock::Histogram* into = stats_.requestDuration()) clock_.sent(n, sentNs, *into);
-    output_.consume(n);
+    output_.consume(n, spare);
   }
   // Unsent acks in bytes, in the output or held: what the watermarks bound.
   size_t queuedBytes() const { return output_.size() + held() * protocol::kAckFrameBytes; }

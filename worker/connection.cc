@@ -329,7 +329,7 @@ void Connection::onResume(short) {
 }
 
 void Connection::releaseHeld() {
-  std::optional<size_t> released = acks_.release();
+  std::optional<size_t> released = acks_.release(context_.dispatcher.outputSpare());
   if (!released) {
     context_.peerLog.warn("no memory for {} bytes of acks; closing fd {}", acks_.ready() * protocol::kAckFrameBytes,
                           fd());
@@ -372,7 +372,7 @@ void Connection::flush() {
     if (n > 0) {
       lastSent_.stamp();
       context_.stats.count(stats::Counter::kBytesSent, static_cast<uint64_t>(n));
-      acks_.sent(static_cast<size_t>(n), handedNs);
+      acks_.sent(static_cast<size_t>(n), handedNs, context_.dispatcher.outputSpare());
       pending -= static_cast<size_t>(n);
     }
   }

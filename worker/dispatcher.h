@@ -3,9 +3,10 @@
 // handler -> encoder), run by every connection on the bytes it has read.
 // Owned by the Worker and shared by its connections; used on its loop only.
 // It owns what all connections share for it: the handler (and a module's
-// direct caller), the pending tokens it hands out, and the time slice a
-// module's requests run in, and the load shedder that answers busy what
-// queued too long. What is a connection's own (its acks, its held
+// direct caller), the pending tokens it hands out, the time slice a
+// module's requests run in, the load shedder that answers busy what
+// queued too long, and the spare output buffer the connections' acks pass
+// along (OutputBuffer::Spare). What is a connection's own (its acks, its held
 // ones, its pending requests' place in order) it asks of the connection, its
 // Sink (below).
 //
@@ -69,6 +70,8 @@ class Dispatcher {
   PendingTable& pendings() { return pendings_; }
   // A connection's callback runs a module's requests from here on.
   void beginSlice() { slice_.begin(); }
+  // For every AckQueue call that may grow or empty a connection's output.
+  OutputBuffer::Spare& outputSpare() { return outputSpare_; }
 
   // Answers the whole frames at the front of `bytes` for `sink`, in order:
   // acks written in place into sink.acks() (committed by the caller with
@@ -96,6 +99,7 @@ class Dispatcher {
   const ConnectionStats& stats_;
   // Loaded once per run: the handler's calls are opaque to the compiler.
   size_t maxFrameBytes_;
+  OutputBuffer::Spare outputSpare_;
 };
 
 template <bool kModule, bool kShed, class Sink>
@@ -112,7 +116,7 @@ DispatchRun Dispatcher::runWith(std::span<const std::byte> bytes, Sink& sink) {
   // and a long first frame (a completed tail) counts as the one it is.
   AckQueue& acks = sink.acks();
   size_t maxAcks = 1 + (bytes.size() - first.size) / kMinRequestFrameBytes;
-  std::byte* ackOut = acks.reserve(maxAcks);
+  std::byte* ackOut = acks.reserve(maxAcks, outputSpare_);
   if (ackOut == nullptr) {
     run.noRoom = true;
     return run;

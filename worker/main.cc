@@ -107,12 +107,13 @@ int main(int argc, char** argv) {
   // the next ones from the heap, where freed buffers stay resident: after
   // max_buffered_bytes sheds a flood of parked 1 MiB frames, about 12 MiB
   // over the budget (tests: Limits.*). Not lower: a connection's
-  // OutputBuffer holds one read batch's acks until they are sent, then is
-  // freed; it grows by doubling from room for one full 64 KiB read's acks
-  // (5,041 of 14 bytes), so a batch of one or two full reads takes up to
-  // 138 KiB, allocated and freed per batch on the heap. A batch of three or
-  // four (a peer with over 128 KiB of requests waiting) takes 276 KiB, past
-  // this threshold: a mapping made and unmapped per batch. (Only on glibc's
+  // OutputBuffer holds one read batch's acks until they are sent; it grows
+  // by doubling from room for one full 64 KiB read's acks (5,041 of 14
+  // bytes), so a batch of one or two full reads takes up to 138 KiB, which
+  // then waits in the worker's spare for the next batch (OutputBuffer::Spare)
+  // or is freed. A batch of three or four (a peer with over 128 KiB of
+  // requests waiting) takes 276 KiB, past this threshold: a mapping of its
+  // own, kept as the spare too (up to 1 MiB). (Only on glibc's
   // malloc: under tcmalloc, the worker's allocator, mallopt does nothing and
   // the worker's tick returns freed pages instead: worker/worker.cc.)
   ::mallopt(M_MMAP_THRESHOLD, 256 * 1024);
