@@ -2,8 +2,12 @@
 // drift: every link reaches a file and heading that exist, every config key
 // of the reference is one the parser reads and the other way round, every
 // metric of the reference is one a running master exports and the other way
-// round, the worker's flag table has every flag of its --help, and every shell block marked runnable (```sh runnable) runs and
-// exits 0 in the source tree, with the build's binaries first on PATH.
+// round, the worker's flag table has every flag of its --help, and every
+// shell block marked runnable (```sh runnable) runs and exits 0 in the source
+// tree, with the build's binaries first on PATH, leaving no process, no
+// listener and no file behind.
+
+#include <signal.h>
 
 #include <gtest/gtest.h>
 
@@ -21,7 +25,9 @@
 
 #include "contract/worker_setting_table.h"
 #include "master/config/config.h"
+#include "base/socket.h"
 #include "master/config/reload_plan.h"
+#include "test/integration/loopback_port.h"
 #include "test/integration/process.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
@@ -315,14 +321,87 @@ std::vector<RunnableBlock> runnableBlocks() {
   return blocks;
 }
 
-TEST(Handbook, EveryRunnableShellBlockRunsAgainstTheBuild) {
+// The processes whose environment holds `entry` ("NAME=value"). Every
+// process a block starts inherits its environment, a daemon too; a zombie
+// has none left to read (and holds no port or file).
+std::vector<pid_t> processesWithEnvironment(const std::string& entry) {
+  const std::string needle = '\0' + entry + '\0';
+  std::vector<pid_t> pids;
+  std::error_code ec;
+  for (const auto& proc : fs::directory_iterator("/proc", ec)) {
+    std::string name = proc.path().filename().string();
+    if (!std::all_of(name.begin(), name.end(), [](unsigned char c) { return std::isdigit(c); })) continue;
+    if (('\0' + readFile((proc.path() / "environ").string())).find(needle) != std::string::npos) {
+      pids.push_back(std::stoi(name));
+    }
+  }
+  return pids;
+}
+
+// SIGTERM first, which a master answers by stopping its workers and
+// removing its pidfile and /dev/shm/<name>.stats; SIGKILL to what is left
+// after 10 s.
+void stop(const std::vector<pid_t>& pids) {
+  auto gone = [](pid_t pid) {
+    std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+    size_t close = stat.rfind(')');
+    return close == std::string::npos || stat.compare(close + 1, 3, " Z ") == 0;
+  };
+  for (pid_t pid : pids) ::kill(pid, SIGTERM);
+  waitUntil([&] { return std::all_of(pids.begin(), pids.end(), gone); }, 10s);
+  for (pid_t pid : pids) {
+    if (!gone(pid)) ::kill(pid, SIGKILL);
+  }
+}
+
+bool someoneListensOn(int port) {
+  try {
+    connectTcp(parseAddress(addr(port)));
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// Each block runs with, in its environment, loopback ports of its own in
+// TCPFORK_PORT and TCPFORK_ADMIN_PORT (reserved for it: bound, never
+// listening, so that no other process is given them while it runs; tcpfork
+// sets SO_REUSEADDR and listens on them), an empty TMPDIR of its own, and a
+// marker its processes inherit. The bound is the block's own waits (20 s
+// each, a daemon's start and stop) with room to spare.
+TEST(Handbook, EveryRunnableShellBlockRunsAgainstTheBuildAndLeavesNothing) {
   std::vector<RunnableBlock> blocks = runnableBlocks();
   EXPECT_GE(blocks.size(), 3u) << "README and docs mark their runnable blocks ```sh runnable";
   for (const RunnableBlock& block : blocks) {
+    BoundPort port = reservedLoopbackPort();
+    BoundPort adminPort = reservedLoopbackPort();
+    TempDir tmp("block-tmp");
+    fs::create_directories(tmp.path);
+    std::string marker = "TCPFORK_DOCS_BLOCK=" + uniqueName();
     std::string script = "set -e\ncd '" + kSource.string() + "'\nPATH='" + std::string(TCPFORK_BIN_DIR) + "':$PATH\n" +
                          block.script;
-    ToolRun run = runCommand({"/bin/sh", "-c", script}, 30s);
+    ToolRun run = runCommand({"/usr/bin/env", "TCPFORK_PORT=" + std::to_string(port.port),
+                              "TCPFORK_ADMIN_PORT=" + std::to_string(adminPort.port), "TMPDIR=" + tmp.path, marker,
+                              "/bin/sh", "-c", script},
+                             60s);
     EXPECT_EQ(run.exitCode, 0) << block.where << ":\n" << block.script << "printed:\n" << run.output;
+
+    // Nothing left behind, whether it passed or not; what is, is stopped.
+    std::vector<pid_t> left = processesWithEnvironment(marker);
+    for (pid_t pid : left) {
+      std::string command = readFile("/proc/" + std::to_string(pid) + "/cmdline");
+      std::replace(command.begin(), command.end(), '\0', ' ');
+      ADD_FAILURE() << block.where << ": left running: pid " << pid << ": " << command << "\nprinted:\n"
+                    << run.output;
+    }
+    for (int p : {port.port, adminPort.port}) {
+      EXPECT_FALSE(someoneListensOn(p)) << block.where << ": something still listens on its port " << p;
+    }
+    stop(left);
+    std::string leftFiles;
+    std::error_code ec;
+    for (const auto& entry : fs::recursive_directory_iterator(tmp.path, ec)) leftFiles += entry.path().string() + "\n";
+    EXPECT_EQ(leftFiles, "") << block.where << ": left in its TMPDIR";
   }
 }
 
