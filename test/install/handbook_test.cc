@@ -27,6 +27,7 @@
 #include "master/config/config.h"
 #include "base/socket.h"
 #include "master/config/reload_plan.h"
+#include "test/install/handbook_links.h"
 #include "test/integration/loopback_port.h"
 #include "test/integration/process.h"
 #include "test/integration/running_master.h"
@@ -38,38 +39,6 @@ namespace {
 namespace fs = std::filesystem;
 
 const fs::path kSource = TCPFORK_SOURCE_DIR;
-
-// README.md and every page of docs/, as paths relative to the source tree.
-std::vector<std::string> handbookPages() {
-  std::vector<std::string> pages = {"README.md"};
-  for (const auto& entry : fs::directory_iterator(kSource / "docs")) {
-    if (entry.path().extension() == ".md") pages.push_back("docs/" + entry.path().filename().string());
-  }
-  std::sort(pages.begin() + 1, pages.end());
-  return pages;
-}
-
-struct Line {
-  size_t number;
-  std::string text;
-};
-
-// The lines of `text` outside fenced code blocks.
-std::vector<Line> proseLines(const std::string& text) {
-  std::vector<Line> lines;
-  std::istringstream in(text);
-  bool fenced = false;
-  size_t number = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++number;
-    if (line.starts_with("```")) {
-      fenced = !fenced;
-      continue;
-    }
-    if (!fenced) lines.push_back({number, line});
-  }
-  return lines;
-}
 
 // A heading's anchor as GitHub makes it: lower case, punctuation dropped
 // (word characters, hyphens and spaces kept), spaces as hyphens.
@@ -88,7 +57,7 @@ std::string anchorOf(const std::string& heading) {
 std::set<std::string> anchorsOf(const std::string& markdown) {
   std::set<std::string> anchors;
   static const std::regex kHeading(R"(^#{1,6} +(.*?) *$)");
-  for (const Line& line : proseLines(markdown)) {
+  for (const ProseLine& line : proseLines(markdown)) {
     std::smatch m;
     if (std::regex_match(line.text, m, kHeading)) anchors.insert(anchorOf(m[1]));
   }
@@ -96,26 +65,16 @@ std::set<std::string> anchorsOf(const std::string& markdown) {
 }
 
 TEST(Handbook, EveryLinkReachesAFileAndHeadingThatExist) {
-  static const std::regex kLink(R"(\]\(([^)\s]+)\))");
   size_t links = 0;
-  for (const std::string& page : handbookPages()) {
-    for (const Line& line : proseLines(readFile((kSource / page).string()))) {
-      for (std::sregex_iterator it(line.text.begin(), line.text.end(), kLink), end; it != end; ++it) {
-        std::string target = (*it)[1];
-        if (target.starts_with("http://") || target.starts_with("https://") || target.starts_with("mailto:")) continue;
-        ++links;
-        std::string where = page + ":" + std::to_string(line.number) + ": " + target;
-        size_t hash = target.find('#');
-        std::string file = target.substr(0, hash);
-        fs::path path = file.empty() ? kSource / page : (kSource / page).parent_path() / file;
-        if (!fs::exists(path)) {
-          ADD_FAILURE() << where << ": no such file";
-          continue;
-        }
-        if (hash == std::string::npos || path.extension() != ".md") continue;
-        std::string anchor = target.substr(hash + 1);
-        EXPECT_TRUE(anchorsOf(readFile(path.string())).contains(anchor)) << where << ": no such heading";
+  for (const std::string& page : handbookPages(kSource)) {
+    for (const LocalLink& link : localLinks(kSource, page)) {
+      ++links;
+      if (!fs::exists(link.file)) {
+        ADD_FAILURE() << link.where << ": no such file";
+        continue;
       }
+      if (link.anchor.empty() || link.file.extension() != ".md") continue;
+      EXPECT_TRUE(anchorsOf(readFile(link.file.string())).contains(link.anchor)) << link.where << ": no such heading";
     }
   }
   EXPECT_GT(links, 50u) << "the pages link to each other";
@@ -130,7 +89,7 @@ struct KeyBlock {
 std::vector<KeyBlock> configReference() {
   std::vector<KeyBlock> blocks;
   static const std::regex kKey(R"(^### `([a-z_.]+)`$)");
-  for (const Line& line : proseLines(readFile((kSource / "docs/configuration.md").string()))) {
+  for (const ProseLine& line : proseLines(readFile((kSource / "docs/configuration.md").string()))) {
     std::smatch m;
     if (std::regex_match(line.text, m, kKey)) {
       blocks.push_back({m[1], ""});
@@ -297,7 +256,7 @@ struct RunnableBlock {
 
 std::vector<RunnableBlock> runnableBlocks() {
   std::vector<RunnableBlock> blocks;
-  for (const std::string& page : handbookPages()) {
+  for (const std::string& page : handbookPages(kSource)) {
     std::istringstream in(readFile((kSource / page).string()));
     size_t number = 0;
     std::optional<RunnableBlock> open;
