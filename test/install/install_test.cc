@@ -33,7 +33,7 @@ namespace fs = std::filesystem;
 const std::vector<std::string> kBinaries = {"tcpfork", "tcpfork-worker", "tcpfork-client", "tcpfork-stats",
                                             "tcpfork-journal"};
 const std::vector<std::string> kManPages = {"man8/tcpfork.8", "man8/tcpfork-worker.8", "man1/tcpfork-client.1",
-                                            "man1/tcpfork-stats.1", "man1/tcpfork-journal.1"};
+                                            "man1/tcpfork-stats.1", "man1/tcpfork-journal.1", "man5/tcpfork.yaml.5"};
 
 ToolRun install(const std::string& destdir, const std::string& prefix) {
   fs::create_directories(destdir);
