@@ -12,10 +12,13 @@ install(TARGETS tcpfork tcpfork-worker tcpfork-client tcpfork-stats tcpfork-jour
 install(TARGETS journal_module LIBRARY DESTINATION lib/tcpfork/handlers)
 
 install(FILES README.md LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR})
-# The handbook beside the README, as README's links expect it (docs/...);
-# the man page sources are installed as man pages instead.
+# The handbook beside the README, laid out as in the source tree so that the
+# links between its pages work where it is installed (README.md links
+# docs/running.md, a page ../README.md, images/*.png and man/, whose scdoc
+# sources it names; the pages they make are installed as man pages too).
+# The install tests and the package test check every link.
 install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs
-  FILES_MATCHING PATTERN "*.md" PATTERN "*.png" PATTERN "man" EXCLUDE)
+  FILES_MATCHING PATTERN "*.md" PATTERN "*.png" PATTERN "*.scd")
 install(FILES deploy/tcpfork.yaml DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 
 # systemd units go where systemd looks under the prefix (/usr/lib/systemd/system,

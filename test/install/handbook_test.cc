@@ -2,8 +2,12 @@
 // drift: every link reaches a file and heading that exist, every config key
 // of the reference is one the parser reads and the other way round, every
 // metric of the reference is one a running master exports and the other way
-// round, the worker's flag table has every flag of its --help, and every shell block marked runnable (```sh runnable) runs and
-// exits 0 in the source tree, with the build's binaries first on PATH.
+// round, the worker's flag table has every flag of its --help, and every
+// shell block marked runnable (```sh runnable) runs and exits 0 in the source
+// tree, with the build's binaries first on PATH, leaving no process, no
+// listener and no file behind.
+
+#include <signal.h>
 
 #include <gtest/gtest.h>
 
@@ -21,7 +25,10 @@
 
 #include "contract/worker_setting_table.h"
 #include "master/config/config.h"
+#include "base/socket.h"
 #include "master/config/reload_plan.h"
+#include "test/install/handbook_links.h"
+#include "test/integration/loopback_port.h"
 #include "test/integration/process.h"
 #include "test/integration/running_master.h"
 #include "test/integration/tool_run.h"
@@ -32,38 +39,6 @@ namespace {
 namespace fs = std::filesystem;
 
 const fs::path kSource = TCPFORK_SOURCE_DIR;
-
-// README.md and every page of docs/, as paths relative to the source tree.
-std::vector<std::string> handbookPages() {
-  std::vector<std::string> pages = {"README.md"};
-  for (const auto& entry : fs::directory_iterator(kSource / "docs")) {
-    if (entry.path().extension() == ".md") pages.push_back("docs/" + entry.path().filename().string());
-  }
-  std::sort(pages.begin() + 1, pages.end());
-  return pages;
-}
-
-struct Line {
-  size_t number;
-  std::string text;
-};
-
-// The lines of `text` outside fenced code blocks.
-std::vector<Line> proseLines(const std::string& text) {
-  std::vector<Line> lines;
-  std::istringstream in(text);
-  bool fenced = false;
-  size_t number = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++number;
-    if (line.starts_with("```")) {
-      fenced = !fenced;
-      continue;
-    }
-    if (!fenced) lines.push_back({number, line});
-  }
-  return lines;
-}
 
 // A heading's anchor as GitHub makes it: lower case, punctuation dropped
 // (word characters, hyphens and spaces kept), spaces as hyphens.
@@ -82,7 +57,7 @@ std::string anchorOf(const std::string& heading) {
 std::set<std::string> anchorsOf(const std::string& markdown) {
   std::set<std::string> anchors;
   static const std::regex kHeading(R"(^#{1,6} +(.*?) *$)");
-  for (const Line& line : proseLines(markdown)) {
+  for (const ProseLine& line : proseLines(markdown)) {
     std::smatch m;
     if (std::regex_match(line.text, m, kHeading)) anchors.insert(anchorOf(m[1]));
   }
@@ -90,26 +65,16 @@ std::set<std::string> anchorsOf(const std::string& markdown) {
 }
 
 TEST(Handbook, EveryLinkReachesAFileAndHeadingThatExist) {
-  static const std::regex kLink(R"(\]\(([^)\s]+)\))");
   size_t links = 0;
-  for (const std::string& page : handbookPages()) {
-    for (const Line& line : proseLines(readFile((kSource / page).string()))) {
-      for (std::sregex_iterator it(line.text.begin(), line.text.end(), kLink), end; it != end; ++it) {
-        std::string target = (*it)[1];
-        if (target.starts_with("http://") || target.starts_with("https://") || target.starts_with("mailto:")) continue;
-        ++links;
-        std::string where = page + ":" + std::to_string(line.number) + ": " + target;
-        size_t hash = target.find('#');
-        std::string file = target.substr(0, hash);
-        fs::path path = file.empty() ? kSource / page : (kSource / page).parent_path() / file;
-        if (!fs::exists(path)) {
-          ADD_FAILURE() << where << ": no such file";
-          continue;
-        }
-        if (hash == std::string::npos || path.extension() != ".md") continue;
-        std::string anchor = target.substr(hash + 1);
-        EXPECT_TRUE(anchorsOf(readFile(path.string())).contains(anchor)) << where << ": no such heading";
+  for (const std::string& page : handbookPages(kSource)) {
+    for (const LocalLink& link : localLinks(kSource, page)) {
+      ++links;
+      if (!fs::exists(link.file)) {
+        ADD_FAILURE() << link.where << ": no such file";
+        continue;
       }
+      if (link.anchor.empty() || link.file.extension() != ".md") continue;
+      EXPECT_TRUE(anchorsOf(readFile(link.file.string())).contains(link.anchor)) << link.where << ": no such heading";
     }
   }
   EXPECT_GT(links, 50u) << "the pages link to each other";
@@ -124,7 +89,7 @@ struct KeyBlock {
 std::vector<KeyBlock> configReference() {
   std::vector<KeyBlock> blocks;
   static const std::regex kKey(R"(^### `([a-z_.]+)`$)");
-  for (const Line& line : proseLines(readFile((kSource / "docs/configuration.md").string()))) {
+  for (const ProseLine& line : proseLines(readFile((kSource / "docs/configuration.md").string()))) {
     std::smatch m;
     if (std::regex_match(line.text, m, kKey)) {
       blocks.push_back({m[1], ""});
@@ -291,7 +256,7 @@ struct RunnableBlock {
 
 std::vector<RunnableBlock> runnableBlocks() {
   std::vector<RunnableBlock> blocks;
-  for (const std::string& page : handbookPages()) {
+  for (const std::string& page : handbookPages(kSource)) {
     std::istringstream in(readFile((kSource / page).string()));
     size_t number = 0;
     std::optional<RunnableBlock> open;
@@ -315,14 +280,87 @@ std::vector<RunnableBlock> runnableBlocks() {
   return blocks;
 }
 
-TEST(Handbook, EveryRunnableShellBlockRunsAgainstTheBuild) {
+// The processes whose environment holds `entry` ("NAME=value"). Every
+// process a block starts inherits its environment, a daemon too; a zombie
+// has none left to read (and holds no port or file).
+std::vector<pid_t> processesWithEnvironment(const std::string& entry) {
+  const std::string needle = '\0' + entry + '\0';
+  std::vector<pid_t> pids;
+  std::error_code ec;
+  for (const auto& proc : fs::directory_iterator("/proc", ec)) {
+    std::string name = proc.path().filename().string();
+    if (!std::all_of(name.begin(), name.end(), [](unsigned char c) { return std::isdigit(c); })) continue;
+    if (('\0' + readFile((proc.path() / "environ").string())).find(needle) != std::string::npos) {
+      pids.push_back(std::stoi(name));
+    }
+  }
+  return pids;
+}
+
+// SIGTERM first, which a master answers by stopping its workers and
+// removing its pidfile and /dev/shm/<name>.stats; SIGKILL to what is left
+// after 10 s.
+void stop(const std::vector<pid_t>& pids) {
+  auto gone = [](pid_t pid) {
+    std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+    size_t close = stat.rfind(')');
+    return close == std::string::npos || stat.compare(close + 1, 3, " Z ") == 0;
+  };
+  for (pid_t pid : pids) ::kill(pid, SIGTERM);
+  waitUntil([&] { return std::all_of(pids.begin(), pids.end(), gone); }, 10s);
+  for (pid_t pid : pids) {
+    if (!gone(pid)) ::kill(pid, SIGKILL);
+  }
+}
+
+bool someoneListensOn(int port) {
+  try {
+    connectTcp(parseAddress(addr(port)));
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// Each block runs with, in its environment, loopback ports of its own in
+// TCPFORK_PORT and TCPFORK_ADMIN_PORT (reserved for it: bound, never
+// listening, so that no other process is given them while it runs; tcpfork
+// sets SO_REUSEADDR and listens on them), an empty TMPDIR of its own, and a
+// marker its processes inherit. The bound is the block's own waits (20 s
+// each, a daemon's start and stop) with room to spare.
+TEST(Handbook, EveryRunnableShellBlockRunsAgainstTheBuildAndLeavesNothing) {
   std::vector<RunnableBlock> blocks = runnableBlocks();
   EXPECT_GE(blocks.size(), 3u) << "README and docs mark their runnable blocks ```sh runnable";
   for (const RunnableBlock& block : blocks) {
+    BoundPort port = reservedLoopbackPort();
+    BoundPort adminPort = reservedLoopbackPort();
+    TempDir tmp("block-tmp");
+    fs::create_directories(tmp.path);
+    std::string marker = "TCPFORK_DOCS_BLOCK=" + uniqueName();
     std::string script = "set -e\ncd '" + kSource.string() + "'\nPATH='" + std::string(TCPFORK_BIN_DIR) + "':$PATH\n" +
                          block.script;
-    ToolRun run = runCommand({"/bin/sh", "-c", script}, 30s);
+    ToolRun run = runCommand({"/usr/bin/env", "TCPFORK_PORT=" + std::to_string(port.port),
+                              "TCPFORK_ADMIN_PORT=" + std::to_string(adminPort.port), "TMPDIR=" + tmp.path, marker,
+                              "/bin/sh", "-c", script},
+                             60s);
     EXPECT_EQ(run.exitCode, 0) << block.where << ":\n" << block.script << "printed:\n" << run.output;
+
+    // Nothing left behind, whether it passed or not; what is, is stopped.
+    std::vector<pid_t> left = processesWithEnvironment(marker);
+    for (pid_t pid : left) {
+      std::string command = readFile("/proc/" + std::to_string(pid) + "/cmdline");
+      std::replace(command.begin(), command.end(), '\0', ' ');
+      ADD_FAILURE() << block.where << ": left running: pid " << pid << ": " << command << "\nprinted:\n"
+                    << run.output;
+    }
+    for (int p : {port.port, adminPort.port}) {
+      EXPECT_FALSE(someoneListensOn(p)) << block.where << ": something still listens on its port " << p;
+    }
+    stop(left);
+    std::string leftFiles;
+    std::error_code ec;
+    for (const auto& entry : fs::recursive_directory_iterator(tmp.path, ec)) leftFiles += entry.path().string() + "\n";
+    EXPECT_EQ(leftFiles, "") << block.where << ": left in its TMPDIR";
   }
 }
 

@@ -21,6 +21,7 @@
 #include <set>
 
 #include "tcpfork/handler.h"
+#include "test/install/handbook_links.h"
 #include "test/install/man_page.h"
 #include "test/integration/running_master.h"
 
@@ -32,7 +33,7 @@ namespace fs = std::filesystem;
 const std::vector<std::string> kBinaries = {"tcpfork", "tcpfork-worker", "tcpfork-client", "tcpfork-stats",
                                             "tcpfork-journal"};
 const std::vector<std::string> kManPages = {"man8/tcpfork.8", "man8/tcpfork-worker.8", "man1/tcpfork-client.1",
-                                            "man1/tcpfork-stats.1", "man1/tcpfork-journal.1"};
+                                            "man1/tcpfork-stats.1", "man1/tcpfork-journal.1", "man5/tcpfork.yaml.5"};
 
 ToolRun install(const std::string& destdir, const std::string& prefix) {
   fs::create_directories(destdir);
@@ -114,11 +115,12 @@ TEST_F(Install, PutsEachFileWhereDebianExpectsIt) {
       "/etc/logrotate.d/tcpfork",
   };
   expected.insert("/usr/share/doc/tcpfork/LICENSE");
-  // The handbook, as README.md's links expect it: docs/*.md and their images.
+  // The handbook, as README.md's links expect it: docs/*.md, their images
+  // and the man page sources docs/index.md links.
   fs::path docs = fs::path(TCPFORK_SOURCE_DIR) / "docs";
   for (const auto& entry : fs::recursive_directory_iterator(docs)) {
     std::string ext = entry.path().extension().string();
-    if (entry.is_regular_file() && (ext == ".md" || ext == ".png")) {
+    if (entry.is_regular_file() && (ext == ".md" || ext == ".png" || ext == ".scd")) {
       expected.insert("/usr/share/doc/tcpfork/docs/" + fs::relative(entry.path(), docs).string());
     }
   }
@@ -148,6 +150,14 @@ TEST_F(Install, PutsEachFileWhereDebianExpectsIt) {
   EXPECT_EQ(readFile(at("/etc/tcpfork/tcpfork.yaml")), installed);
   EXPECT_EQ(readFile(at("/usr/include/tcpfork/handler.h")),
             readFile(std::string(TCPFORK_SOURCE_DIR) + "/include/tcpfork/handler.h"));
+}
+
+// The handbook as installed: README.md and docs/*.md in share/doc/tcpfork
+// as in the source tree, each link reaching a file installed with them.
+TEST_F(Install, TheHandbooksLinksReachInstalledFiles) {
+  fs::path doc = at("/usr/share/doc/tcpfork");
+  EXPECT_EQ(handbookPages(doc), handbookPages(TCPFORK_SOURCE_DIR));
+  EXPECT_EQ(linksToNoFile(doc), std::vector<std::string>{});
 }
 
 // What a module author outside the project does: pkg-config for the flags,

@@ -1,7 +1,9 @@
 // Each binary's man page (generated from docs/man/*.scd) against its real
 // --help: every option the binary lists is documented under OPTIONS (a
 // subcommand's options under its own subsection), and every long option the
-// page documents exists. Then the page renders without a warning.
+// page documents exists. Then the page renders without a warning. And
+// tcpfork.yaml(5) against the handbook's configuration reference it is made
+// from.
 
 #include <gtest/gtest.h>
 
@@ -9,8 +11,11 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "test/install/man_page.h"
+#include "test/integration/process.h"
 
 namespace tcpfork::test {
 namespace {
@@ -142,6 +147,69 @@ TEST(ManPage, TcpforkDocumentsEverySignalAndAction) {
   for (const char* action : {"reload", "stop", "quit", "reopen", "profile", "upgrade"}) {
     EXPECT_TRUE(mentions(signals, std::string("-s ") + action)) << "SIGNALS does not mention -s " << action;
   }
+}
+
+// tcpfork.yaml(5) is made from docs/configuration.md when the man pages
+// are built: the page holds each key block of the handbook (whose keys the
+// docs tests hold to the parser) as an entry of KEYS, in the same order,
+// with the block's fields.
+std::vector<std::string> handbookKeys() {
+  static const std::regex kKey(R"(^### `([a-z_.]+)`$)");
+  std::vector<std::string> keys;
+  std::istringstream in(readFile(std::string(TCPFORK_SOURCE_DIR) + "/docs/configuration.md"));
+  for (std::string line; std::getline(in, line);) {
+    std::smatch m;
+    if (std::regex_match(line, m, kKey)) keys.push_back(m[1]);
+  }
+  return keys;
+}
+
+// The entries of KEYS: a key alone on its line, then its indented body.
+std::vector<std::pair<std::string, std::string>> manPageKeys(const std::string& roff) {
+  static const std::regex kKey(R"(^[a-z_.]+$)");
+  std::vector<std::pair<std::string, std::string>> entries;
+  std::istringstream in(manSection(roff, "KEYS"));
+  std::string previous;
+  bool inBody = false;
+  for (std::string line; std::getline(in, line); previous = line) {
+    if (line == ".RS 4" && std::regex_match(previous, kKey)) {
+      entries.push_back({previous, ""});
+      inBody = true;
+    } else if (line == ".RE") {
+      inBody = false;
+    } else if (inBody) {
+      entries.back().second += line + "\n";
+    }
+  }
+  return entries;
+}
+
+TEST(ConfigManPage, HasAnEntryForEachKeyOfTheHandbookWithItsFields) {
+  std::string roff = readFile(manPagePath("tcpfork.yaml.5"));
+  ASSERT_FALSE(roff.empty()) << "no generated man page " << manPagePath("tcpfork.yaml.5");
+  std::vector<std::string> keys = handbookKeys();
+  ASSERT_GT(keys.size(), 40u);
+  std::vector<std::string> documented;
+  for (const auto& [key, body] : manPageKeys(roff)) {
+    documented.push_back(key);
+    for (const char* field : {"type: ", "default: ", "changes on: ", "flag: "}) {
+      EXPECT_NE(body.find(field), std::string::npos) << "tcpfork.yaml.5: " << key << " has no '" << field << "'";
+    }
+  }
+  EXPECT_EQ(documented, keys) << "tcpfork.yaml.5's KEYS against docs/configuration.md's key blocks";
+}
+
+TEST(ConfigManPage, HasTheSectionsOfAManPage) {
+  std::string roff = readFile(manPagePath("tcpfork.yaml.5"));
+  EXPECT_EQ(manSectionTitles(roff), (std::vector<std::string>{"NAME", "SYNOPSIS", "DESCRIPTION", "VALUE FORMS",
+                                                              "KEYS", "FILES", "EXAMPLES", "SEE ALSO"}));
+  EXPECT_NE(manSection(roff, "NAME").find("tcpfork.yaml - "), std::string::npos) << manSection(roff, "NAME");
+}
+
+TEST(ConfigManPage, RendersWithoutWarnings) {
+  ToolRun run = renderManPage(manPagePath("tcpfork.yaml.5"));
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_EQ(run.output, "") << "man --warnings on tcpfork.yaml.5";
 }
 
 INSTANTIATE_TEST_SUITE_P(Binaries, ManPage,

@@ -1,8 +1,9 @@
 // The Debian packages as an administrator gets them: `make deb`'s tcpfork and
-// tcpfork-dev installed with dpkg on this machine, the installed master
-// serving as the tcpfork user the package created (as its systemd unit runs
-// it), then `dpkg --purge` leaving nothing behind: no file, directory, user,
-// group or enabled unit. Needs root (skips otherwise). Where tcpfork is
+// tcpfork-dev installed with dpkg on this machine, the handbook's links
+// working in /usr/share/doc/tcpfork, the installed master serving as the
+// tcpfork user the package created (as its systemd unit runs it), then
+// `dpkg --purge` leaving nothing behind: no file, directory, user, group or
+// enabled unit. Needs root (skips otherwise). Where tcpfork is
 // installed already, or where anything the package would own exists, it
 // fails and says so rather than destroy it.
 
@@ -23,6 +24,7 @@
 #include <sstream>
 
 #include "stats/segment.h"
+#include "test/install/handbook_links.h"
 #include "test/integration/requirements.h"
 #include "test/integration/running_master.h"
 
@@ -317,6 +319,12 @@ TEST(Package, InstallsServesAsItsUserAndPurgesLeavingNothing) {
   }
   ToolRun version = runCommand({"/usr/bin/tcpfork", "--version"}, 10s);
   EXPECT_EQ(version.output.rfind("tcpfork " TCPFORK_VERSION " (git ", 0), 0u) << version.output;
+
+  // The handbook in /usr/share/doc/tcpfork laid out as in the source tree,
+  // its pages uncompressed, so that every link between them reaches a file.
+  const fs::path docDir = "/usr/share/doc/tcpfork";
+  EXPECT_EQ(handbookPages(docDir), handbookPages(TCPFORK_SOURCE_DIR));
+  EXPECT_EQ(linksToNoFile(docDir), std::vector<std::string>{});
 
   // The administrator's files are conffiles: an upgrade keeps an edited one.
   ToolRun conffiles = runDpkg({"dpkg-query", "-W", "-f=${Conffiles}", "tcpfork"}, 30s);
