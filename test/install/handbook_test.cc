@@ -372,7 +372,7 @@ TEST(Handbook, EveryMeasurementRowGivesItsDateAndItsCommand) {
   static const std::regex kDate(R"(\b20[0-9]{2}-[01][0-9]-[0-3][0-9]\b)");
   size_t rows = 0;
   bool inTable = false;
-  for (const Line& line : proseLines(readFile((kSource / "docs/measurements.md").string()))) {
+  for (const ProseLine& line : proseLines(readFile((kSource / "docs/measurements.md").string()))) {
     std::string where = "docs/measurements.md:" + std::to_string(line.number);
     if (!line.text.starts_with("|")) {
       inTable = false;
