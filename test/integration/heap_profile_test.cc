@@ -91,6 +91,14 @@ TEST(HeapProfile, BothPprofToolsPutTheLeakingFunctionOnTopOfInUseSpace) {
   EXPECT_EQ(go.exitCode, 0) << go.output;
   EXPECT_NE(go.output.find("Type: space"), std::string::npos) << go.output;
   EXPECT_EQ(topFunction(go.output), "leak_memory") << go.output;
+  // On this host go tool pprof finds the worker binary and names its frames
+  // with Go's own DWARF reader, which names no C++ member function; with
+  // -symbolize=remote the names come from the worker, every frame named.
+  ToolRun remote = runProgram(
+      {"/usr/bin/go", "tool", "pprof", "-traces", "-symbolize=remote", base + "/debug/worker/0/pprof/heap"}, dir.path);
+  EXPECT_EQ(remote.exitCode, 0) << remote.output;
+  EXPECT_NE(remote.output.find("tcpfork::Connection::onReadable"), std::string::npos) << remote.output;
+  EXPECT_EQ(remote.output.find("[tcpfork-worker]"), std::string::npos) << remote.output;
 
   ToolRun perl = runProgram({"/usr/bin/google-pprof", "--text", base + "/debug/worker/0/pprof/heap"}, dir.path);
   EXPECT_EQ(perl.exitCode, 0) << perl.output;

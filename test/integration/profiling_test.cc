@@ -242,6 +242,16 @@ TEST_F(Profiling, PprofToolsNameTheFramesOfAProfileFromItsUrlAlone) {
   EXPECT_TRUE(std::regex_search(go.output, std::regex(R"( burn_cpu\n)"))) << go.output;
   EXPECT_TRUE(std::regex_search(go.output, std::regex(R"( test_handle\n)"))) << go.output;
 
+  // -symbolize=remote on the worker's own URL (go asks its
+  // /debug/worker/0/pprof/symbol): the worker's C++ frames named too, which
+  // Go's reader of the binary on this host leaves as [tcpfork-worker].
+  ToolRun remote = run({"/usr/bin/go", "tool", "pprof", "-top", "-cum", "-symbolize=remote",
+                        base + "/debug/worker/0/pprof/profile?seconds=2"},
+                       "go-pprof-remote.out");
+  EXPECT_EQ(remote.exitCode, 0) << remote.output;
+  EXPECT_TRUE(std::regex_search(remote.output, std::regex(R"( burn_cpu\n)"))) << remote.output;
+  EXPECT_NE(remote.output.find(" tcpfork::Connection::onReadable\n"), std::string::npos) << remote.output;
+
   ToolRun perl = run({"/usr/bin/google-pprof", "--text", "--cum", "--seconds=2", base + "/debug/worker/0/pprof/profile"},
                      "google-pprof.out");
   EXPECT_EQ(perl.exitCode, 0) << perl.output;
