@@ -380,6 +380,19 @@ std::vector<std::pair<std::string, uint64_t>> recordsOf(const std::string& path)
   return records;
 }
 
+// Every thread of `pid` is stopped (state T): what it has written stays put.
+bool allThreadsStopped(pid_t pid) {
+  std::error_code ec;
+  bool any = false;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::string stat = readFile(task.path().string() + "/stat");
+    size_t close = stat.rfind(')');
+    if (close == std::string::npos || close + 2 >= stat.size() || stat[close + 2] != 'T') return false;
+    any = true;
+  }
+  return any;
+}
+
 void flipByte(const std::string& path, uint64_t offset) {
   std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
   file.seekg(long(offset));
@@ -413,6 +426,28 @@ TEST(JournalFaults, SegmentsDamagedWhileStoppedAreRecoveredAsDocumented) {
     // it starts no successor to recover what the workers leave open.
     std::set<pid_t> workers = master.servingPids();
     master.process().signal(SIGSTOP);
+    // Killed as they stand once each open segment holds the three records
+    // the damage below needs: a worker that has just rotated holds fewer,
+    // so until then the workers are let run on, a few ms at a time (they
+    // rotate every ~500 records).
+    auto eachOpenHoldsThree = [&] {
+      for (const std::string& name : filesIn(dir, journal::kOpenSuffix)) {
+        if (recordsOf(dir + "/" + name).size() < 3) return false;
+      }
+      return true;
+    };
+    ASSERT_TRUE(waitUntil(
+        [&] {
+          for (pid_t pid : workers) ::kill(pid, SIGSTOP);
+          if (!waitUntil([&] { return std::all_of(workers.begin(), workers.end(), allThreadsStopped); }, 10s)) {
+            return false;
+          }
+          if (eachOpenHoldsThree()) return true;
+          for (pid_t pid : workers) ::kill(pid, SIGCONT);
+          return false;
+        },
+        20s))
+        << master.log();
     for (pid_t pid : workers) ::kill(pid, SIGKILL);
     killMasterAndWorkers(master.process(), master.name());
     load.stop();
