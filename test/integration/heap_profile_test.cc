@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "test/integration/http_get.h"
+#include "test/integration/pprof_run.h"
 #include "test/integration/requirements.h"
 #include "test/integration/running_master.h"
 #include "test/integration/test_module.h"
@@ -23,16 +24,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A program that is not one of ours, bounded; HOME and PPROF_TMPDIR in `dir`
-// (where the pprof tools keep what they fetch).
-ToolRun runProgram(std::vector<std::string> argv, const std::string& dir) {
-  argv.insert(argv.begin(), {"/usr/bin/env", "HOME=" + dir, "PPROF_TMPDIR=" + dir});
-  std::string log = tempPath("program.out");
-  ChildProcess program(argv, {}, log);
-  auto status = program.waitExit(90s);
-  return ToolRun{status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1, readFile(log), {}};
-}
-
 // The function name of the first row of a pprof text report (flat order).
 std::string topFunction(const std::string& report) {
   std::istringstream lines(report);
@@ -41,23 +32,6 @@ std::string topFunction(const std::string& report) {
     if (std::smatch m; std::regex_search(line, m, kRow)) return m[1];
   }
   return "";
-}
-
-// The lines of a folded-stacks answer, "root;...;leaf COUNT", each checked.
-std::vector<std::pair<std::vector<std::string>, uint64_t>> foldedStacks(const std::string& body) {
-  std::vector<std::pair<std::vector<std::string>, uint64_t>> out;
-  std::istringstream lines(body);
-  static const std::regex kLine(R"(^([^ ;][^;]*(?:;[^;]+)*) ([0-9]+)$)");
-  for (std::string line; std::getline(lines, line);) {
-    std::smatch m;
-    EXPECT_TRUE(std::regex_match(line, m, kLine)) << "not a folded stack: " << line;
-    if (m.empty()) continue;
-    std::vector<std::string> frames;
-    std::istringstream names(m[1].str());
-    for (std::string frame; std::getline(names, frame, ';');) frames.push_back(frame);
-    out.emplace_back(std::move(frames), std::stoull(m[2]));
-  }
-  return out;
 }
 
 std::string leakingMasterYaml(const std::string& dir) {
@@ -87,20 +61,20 @@ TEST(HeapProfile, BothPprofToolsPutTheLeakingFunctionOnTopOfInUseSpace) {
   TCPFORK_REQUIRE(::access("/usr/bin/google-pprof", X_OK) == 0, "google-pprof (Debian package google-perftools) missing");
   leak(master);
 
-  ToolRun go = runProgram({"/usr/bin/go", "tool", "pprof", "-top", base + "/debug/pprof/heap?worker=0"}, dir.path);
+  ToolRun go = runPprof({"/usr/bin/go", "tool", "pprof", "-top", base + "/debug/pprof/heap?worker=0"}, dir.path);
   EXPECT_EQ(go.exitCode, 0) << go.output;
   EXPECT_NE(go.output.find("Type: space"), std::string::npos) << go.output;
   EXPECT_EQ(topFunction(go.output), "leak_memory") << go.output;
   // On this host go tool pprof finds the worker binary and names its frames
   // with Go's own DWARF reader, which names no C++ member function; with
   // -symbolize=remote the names come from the worker, every frame named.
-  ToolRun remote = runProgram(
+  ToolRun remote = runPprof(
       {"/usr/bin/go", "tool", "pprof", "-traces", "-symbolize=remote", base + "/debug/worker/0/pprof/heap"}, dir.path);
   EXPECT_EQ(remote.exitCode, 0) << remote.output;
   EXPECT_NE(remote.output.find("tcpfork::Connection::onReadable"), std::string::npos) << remote.output;
   EXPECT_EQ(remote.output.find("[tcpfork-worker]"), std::string::npos) << remote.output;
 
-  ToolRun perl = runProgram({"/usr/bin/google-pprof", "--text", base + "/debug/worker/0/pprof/heap"}, dir.path);
+  ToolRun perl = runPprof({"/usr/bin/google-pprof", "--text", base + "/debug/worker/0/pprof/heap"}, dir.path);
   EXPECT_EQ(perl.exitCode, 0) << perl.output;
   EXPECT_EQ(topFunction(perl.output), "leak_memory") << perl.output;
   EXPECT_FALSE(filesEndingWith(dir.path, ".heap").empty());

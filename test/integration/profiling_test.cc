@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "test/integration/http_get.h"
+#include "test/integration/pprof_run.h"
 #include "test/integration/requirements.h"
 #include "test/integration/running_master.h"
 #include "test/integration/test_module.h"
@@ -32,31 +33,6 @@ ToolRun pprofText(const std::string& profile) {
   ChildProcess pprof({"/usr/bin/google-pprof", "--text", binary("tcpfork-worker"), profile}, {}, log);
   auto status = pprof.waitExit(60s);
   return ToolRun{status ? WEXITSTATUS(*status) : -1, readFile(log), {}};
-}
-
-// Runs a program that is not one of ours (`argv[0]` an absolute path), bounded.
-ToolRun runProgram(const std::vector<std::string>& argv, const std::string& name) {
-  std::string log = tempPath(name);
-  ChildProcess program(argv, {}, log);
-  auto status = program.waitExit(90s);
-  return ToolRun{status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1, readFile(log), {}};
-}
-
-// The lines of a folded-stacks answer, "root;...;leaf COUNT", each checked.
-std::vector<std::pair<std::vector<std::string>, uint64_t>> foldedStacks(const std::string& body) {
-  std::vector<std::pair<std::vector<std::string>, uint64_t>> out;
-  std::istringstream lines(body);
-  static const std::regex kLine(R"(^([^ ;][^;]*(?:;[^;]+)*) ([0-9]+)$)");
-  for (std::string line; std::getline(lines, line);) {
-    std::smatch m;
-    EXPECT_TRUE(std::regex_match(line, m, kLine)) << "not a folded stack: " << line;
-    if (m.empty()) continue;
-    std::vector<std::string> frames;
-    std::istringstream names(m[1].str());
-    for (std::string frame; std::getline(names, frame, ';');) frames.push_back(frame);
-    out.emplace_back(std::move(frames), std::stoull(m[2]));
-  }
-  return out;
 }
 
 std::string profileYaml(const std::string& dir, const std::string& more = "") {
@@ -230,13 +206,8 @@ TEST_F(Profiling, PprofToolsNameTheFramesOfAProfileFromItsUrlAlone) {
   RunningMaster master(1, testModuleYaml("{burn_us: 300}") + profileYaml(dir.path, "  http: true\n"));
   BackgroundClient bench = loadOnEveryWorker(master, 1, 60);
   std::string base = "http://127.0.0.1:" + std::to_string(master.metricsPort());
-  auto run = [&](std::vector<std::string> argv, const std::string& name) {
-    // HOME and PPROF_TMPDIR: where the tools keep what they fetch.
-    argv.insert(argv.begin(), {"/usr/bin/env", "HOME=" + dir.path, "PPROF_TMPDIR=" + dir.path});
-    return runProgram(argv, name);
-  };
-  ToolRun go = run({"/usr/bin/go", "tool", "pprof", "-top", "-cum", base + "/debug/pprof/profile?seconds=2&worker=0"},
-                   "go-pprof.out");
+  auto run = [&](const std::vector<std::string>& argv) { return runPprof(argv, dir.path); };
+  ToolRun go = run({"/usr/bin/go", "tool", "pprof", "-top", "-cum", base + "/debug/pprof/profile?seconds=2&worker=0"});
   EXPECT_EQ(go.exitCode, 0) << go.output;
   EXPECT_EQ(go.output.find("server response"), std::string::npos) << go.output;
   EXPECT_TRUE(std::regex_search(go.output, std::regex(R"( burn_cpu\n)"))) << go.output;
@@ -246,14 +217,12 @@ TEST_F(Profiling, PprofToolsNameTheFramesOfAProfileFromItsUrlAlone) {
   // /debug/worker/0/pprof/symbol): the worker's C++ frames named too, which
   // Go's reader of the binary on this host leaves as [tcpfork-worker].
   ToolRun remote = run({"/usr/bin/go", "tool", "pprof", "-top", "-cum", "-symbolize=remote",
-                        base + "/debug/worker/0/pprof/profile?seconds=2"},
-                       "go-pprof-remote.out");
+                        base + "/debug/worker/0/pprof/profile?seconds=2"});
   EXPECT_EQ(remote.exitCode, 0) << remote.output;
   EXPECT_TRUE(std::regex_search(remote.output, std::regex(R"( burn_cpu\n)"))) << remote.output;
   EXPECT_NE(remote.output.find(" tcpfork::Connection::onReadable\n"), std::string::npos) << remote.output;
 
-  ToolRun perl = run({"/usr/bin/google-pprof", "--text", "--cum", "--seconds=2", base + "/debug/worker/0/pprof/profile"},
-                     "google-pprof.out");
+  ToolRun perl = run({"/usr/bin/google-pprof", "--text", "--cum", "--seconds=2", base + "/debug/worker/0/pprof/profile"});
   EXPECT_EQ(perl.exitCode, 0) << perl.output;
   EXPECT_TRUE(std::regex_search(perl.output, std::regex(R"( burn_cpu\n)"))) << perl.output;
   EXPECT_TRUE(std::regex_search(perl.output, std::regex(R"( test_handle\n)"))) << perl.output;
@@ -298,9 +267,9 @@ TEST_F(Profiling, SymbolRequestsAreBoundedAndOtherPathsTakeNoBody) {
     // A file, not the command line: a body of 400 KiB is past the limit of one argument.
     std::string file = tempPath("symbol-request");
     std::ofstream(file, std::ios::binary) << body;
-    return runProgram({"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "@" + file,
+    return runCommand({"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "@" + file,
                        "http://127.0.0.1:" + std::to_string(port) + path},
-                      "curl.out")
+                      90s)
         .output;
   };
   EXPECT_EQ(post("/debug/pprof/symbol", "0x1000+0x2000"), "404") << "no profile served yet";
