@@ -28,6 +28,10 @@ constexpr auto kErrorLogInterval = std::chrono::seconds(1);
 // While the directory is gone it is looked for each second (with the
 // rotation retries), and said again this often.
 constexpr auto kGoneLogInterval = std::chrono::seconds(10);
+// A rotation that keeps failing while writing goes on in the open segment
+// is retried each second and said this often: on a full disk the outage's
+// own lines (Outage) are saying it too.
+constexpr auto kRotateErrorLogInterval = std::chrono::seconds(10);
 // Retention runs after each rotation, and this often besides (max_age, and
 // other workers' segments) while requests come.
 constexpr auto kRetentionInterval = std::chrono::seconds(1);
@@ -296,7 +300,10 @@ bool Journal::rotate() {
       return false;
     }
     if (segment_) {
-      logError(std::string(e.what()) + "; writing on in " + segment_->path() + " past segment_bytes");
+      if (now - lastRotateErrorLog_ >= kRotateErrorLogInterval) {
+        lastRotateErrorLog_ = now;
+        logError(std::string(e.what()) + "; writing on in " + segment_->path() + " past segment_bytes");
+      }
     } else {
       outage_.failed(e.what(), 0, now);
     }

@@ -116,6 +116,7 @@ class Journal {
   uint64_t notStoredWhileGone_ = 0;
   std::chrono::steady_clock::time_point goneSince_{};
   std::chrono::steady_clock::time_point lastGoneLog_{};
+  std::chrono::steady_clock::time_point lastRotateErrorLog_{};
   std::chrono::steady_clock::time_point lastErrorLog_{};
   std::chrono::steady_clock::time_point nextRotateAttempt_{};
   uint64_t suppressedErrors_ = 0;
